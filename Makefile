@@ -1,0 +1,34 @@
+# Two entry points: `make serve` (run the service on the embedded local store) and `make test`.
+PY ?= python3
+VENV := .venv
+SAV := .venv-sav
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STORE ?= file://data
+
+.PHONY: serve test test-quick setup bench
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+$(SAV)/.installed:
+	test -x $(SAV)/bin/python || $(PY) -m venv $(SAV)
+	$(SAV)/bin/pip install -q stac-api-validator==0.6.8 stac-validator==4.1.0 stac-check==1.14.0 \
+	    stac-valid==4.2.2 pystac==1.15.2 pystac-client==0.9.1 jsonschema==4.26.0 \
+	    referencing==0.37.0 requests==2.34.2 urllib3==2.8.0
+	touch $(SAV)/.installed
+
+setup: $(STAMP) $(SAV)/.installed
+
+serve: $(STAMP)
+	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+test-quick: setup
+	$(VENV)/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -1,0 +1,33 @@
+"""The Chalice app: wires the API blueprints and the event sources. No logic lives here."""
+from __future__ import annotations
+
+import os
+
+from chalice import Chalice
+
+from chalicelib.http.files import files_api
+from chalicelib.http.mlflow_routes import mlflow_api
+from chalicelib.http.registry_routes import registry_api
+from chalicelib.http.stac_routes import stac_api
+
+app = Chalice(app_name="stacflow")
+app.register_blueprint(stac_api, url_prefix="/stac")
+app.register_blueprint(mlflow_api, url_prefix="/mlflow")
+app.register_blueprint(registry_api, url_prefix="/mlflow")
+app.register_blueprint(files_api, url_prefix="/files")
+
+# S3 notifications reach the functions through SQS (retries and a dead-letter queue;
+# packages as CloudFormation and Terraform alike). See README "Deployment".
+EVENTS_QUEUE = os.environ.get("STACFLOW_EVENTS_QUEUE", "stacflow-store-events")
+
+
+@app.route("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10)
+def on_store_event(event):  # type: ignore[no-untyped-def]
+    from chalicelib import services
+    from functions import handle_sqs_event
+    handle_sqs_event(event.to_dict(), services.store())

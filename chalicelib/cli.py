@@ -1,0 +1,108 @@
+"""``stacflow`` command line: serve, publish, reindex, replay-events."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _use_store(uri: str | None) -> None:
+    if uri:
+        os.environ["STACFLOW_STORE"] = uri
+    from . import services
+    services.configure()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from . import services
+    services.store()  # fail fast on a bad store URI, before binding the port
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from app import app
+
+    server = create_local_server(app, Config(chalice_stage="dev", config_from_disk={},
+                                             user_provided_params={}), args.host, args.port)
+    print(f"stacflow serving {services.settings().store_uri} on "
+          f"http://{args.host}:{server.server.server_address[1]}", flush=True)
+    try:
+        server.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from . import services
+    from .stac.publish import publish_paths
+    report = publish_paths(services.store(), [Path(p) for p in args.paths], progress=not args.quiet)
+    print(json.dumps(report.as_dict()))
+    return 0 if not report.rejected else 1
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from . import services
+    from .stac.publish import reindex
+    report = reindex(services.store(), collection=args.collection, progress=not args.quiet)
+    print(json.dumps(report.as_dict()))
+    return 0
+
+
+def cmd_replay_events(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from functions import handle_s3_event, handle_sqs_event
+
+    from . import services
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    docs = [json.loads(line) for line in text.splitlines() if line.strip()] if args.file.endswith(
+        ".ndjson") else [json.loads(text)]
+    routed = 0
+    for doc in docs:
+        records = doc.get("Records", [])
+        is_sqs = bool(records) and records[0].get("eventSource") == "aws:sqs"
+        routed += (handle_sqs_event if is_sqs else handle_s3_event)(doc, services.store())
+    print(json.dumps({"routed": routed}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stacflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    store_help = "file://PATH (default ./data) or s3://BUCKET[/PREFIX]; default $STACFLOW_STORE"
+
+    p = sub.add_parser("serve", help="run the HTTP service (STAC API, MLflow API)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("publish", help="publish item JSON files, folders or NDJSON files")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("reindex", help="rebuild catalog pages and the search index from the item JSONs")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--collection", help="only this collection")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("replay-events", help="feed S3 notification JSON (Lambda or SQS format) to the functions")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("file", help="a JSON event, an .ndjson file of events, or - for stdin")
+    p.set_defaults(func=cmd_replay_events)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Request/response conventions of MLflow's REST API, shared by the tracking and registry blueprints.
+
+GET requests carry their message as query parameters (repeated keys for lists); other
+methods send JSON. Responses are proto-JSON dicts; failures are ``{"error_code", "message"}``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable
+
+from chalice import Response
+
+from ..store import InvalidKey
+from ..tracking.errors import MlflowError
+
+log = logging.getLogger("stacflow.mlflow")
+
+
+def request_message(request: Any, repeated: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The request's message: JSON body, or query parameters (``repeated`` keys stay lists)."""
+    if request.method == "GET":
+        out: dict[str, Any] = {}
+        params = request.query_params or {}
+        for key in params:
+            values = params.getlist(key) if hasattr(params, "getlist") else [params[key]]
+            out[key] = list(values) if key in repeated else values[-1]
+        return out
+    raw = request.raw_body or b""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise MlflowError("Malformed JSON request body", "MALFORMED_REQUEST") from None
+    if not isinstance(body, dict):
+        raise MlflowError("Request body must be a JSON object", "MALFORMED_REQUEST")
+    return body
+
+
+def mlflow_json(status: int, body: Any) -> Response:
+    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
+                    headers={"Content-Type": "application/json"})
+
+
+def mlflow_handler(fn: Callable[..., Any]) -> Callable[..., Response]:
+    """Shape the result as MLflow JSON; map domain errors to MLflow's error format, never a 500 for bad input."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            result = fn(*args, **kwargs)
+        except MlflowError as err:
+            return mlflow_json(err.status, err.to_json())
+        except InvalidKey as err:
+            return mlflow_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(err)})
+        except Exception:
+            log.exception("unhandled error in %s", fn.__name__)
+            return mlflow_json(500, {"error_code": "INTERNAL_ERROR", "message": "internal error"})
+        if isinstance(result, Response):
+            return result
+        return mlflow_json(200, result if result is not None else {})
+
+    return wrapper

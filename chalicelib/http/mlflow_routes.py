@@ -1,0 +1,6 @@
+"""mlflow API blueprint (being built)."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+mlflow_api = Blueprint(__name__)

@@ -1,0 +1,1 @@
+"""MLflow-compatible model registry: registered models, versions, aliases."""

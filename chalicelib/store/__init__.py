@@ -1,0 +1,31 @@
+"""Object-store port and its adapters, chosen by URI scheme (``file://PATH`` or ``s3://BUCKET[/PREFIX]``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .base import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound, NotModified,
+                   ObjectInfo, ObjectStore, PreconditionFailed, StoredObject, StoreError, check_key,
+                   join_key)
+
+__all__ = ["CREATED", "REMOVED", "Change", "CompletedPart", "InvalidKey", "NotFound", "NotModified",
+           "ObjectInfo", "ObjectStore", "PreconditionFailed", "StoredObject", "StoreError", "check_key",
+           "join_key", "open_store"]
+
+
+def open_store(uri: str, *, emit_events: bool = False) -> ObjectStore:
+    """``file://PATH`` (relative paths allowed: ``file://data``), a bare path, or ``s3://bucket/prefix``."""
+    if uri.startswith("s3://"):
+        from .s3 import S3Store
+        parsed = urlparse(uri)
+        if not parsed.netloc:
+            raise ValueError(f"s3 store URI needs a bucket: {uri!r}")
+        return S3Store(parsed.netloc, parsed.path, emit_events=emit_events)
+    from .local import LocalStore
+    if uri.startswith("file://"):
+        path = unquote(uri[len("file://"):])
+    elif "://" in uri:
+        raise ValueError(f"unsupported store URI: {uri!r} (use file://PATH or s3://BUCKET[/PREFIX])")
+    else:
+        path = uri
+    return LocalStore(Path(path or "."))

@@ -1,0 +1,215 @@
+"""The object-store port: the few primitives every domain module is built on.
+
+Semantics follow S3 so that the S3 adapter is a thin mapping: keys are
+"/"-separated strings, ETags are opaque quoted strings, conditional writes are
+``If-None-Match: *`` (create-only) and ``If-Match: <etag>`` (compare-and-swap).
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+# Change notifications are S3 event names, so local dispatch and S3 share one path.
+CREATED = "ObjectCreated:Put"
+REMOVED = "ObjectRemoved:Delete"
+
+
+class StoreError(Exception):
+    """Base class of store failures."""
+
+
+class NotFound(StoreError):
+    """The key does not exist."""
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the key exists (create-only) or its ETag changed."""
+
+
+class NotModified(StoreError):
+    """``get(if_none_match=etag)``: the object still has that ETag."""
+
+
+class InvalidKey(StoreError, ValueError):
+    """The key is not a clean relative path."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+    last_modified: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    body: bytes
+    etag: str
+    last_modified: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write or delete, as an S3 notification would describe it."""
+
+    event_name: str  # CREATED or REMOVED
+    key: str
+    etag: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    part_number: int
+    etag: str
+
+
+_BAD_SEGMENTS = {"", ".", ".."}
+_CONTROL = re.compile(r"[\x00-\x1f\\]")
+
+
+def check_key(key: str) -> str:
+    """Reject keys that could escape a prefix or that S3 and a filesystem disagree on."""
+    if not isinstance(key, str) or not key or key.startswith("/") or _CONTROL.search(key):
+        raise InvalidKey(f"invalid object key: {key!r}")
+    if any(seg in _BAD_SEGMENTS for seg in key.split("/")):
+        raise InvalidKey(f"invalid object key: {key!r}")
+    return key
+
+
+def join_key(*parts: str) -> str:
+    return posixpath.join(*[p.strip("/") for p in parts if p])
+
+
+class ObjectStore(ABC):
+    """Abstract store. Adapters implement the primitives; helpers build on them."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[Change], None]] = []
+
+    # -- primitives -----------------------------------------------------------------
+    @property
+    @abstractmethod
+    def uri(self) -> str:
+        """``file:///abs/path`` or ``s3://bucket/prefix``."""
+
+    @abstractmethod
+    def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
+        """Raises NotFound, or NotModified when ``if_none_match`` equals the current ETag."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Raises NotFound."""
+
+    @abstractmethod
+    def _put(self, key: str, body: bytes, *, if_none_match: bool, if_match: str | None,
+             content_type: str | None) -> ObjectInfo: ...
+
+    @abstractmethod
+    def _delete(self, key: str, *, if_match: str | None) -> bool:
+        """Returns whether something was deleted."""
+
+    @abstractmethod
+    def list(self, prefix: str = "", *, start_after: str | None = None,
+             limit: int | None = None) -> Iterator[ObjectInfo]:
+        """Keys under ``prefix`` in lexicographic order, paginating internally."""
+
+    @abstractmethod
+    def url(self, key: str) -> str:
+        """The object's native URL (``s3://…`` or ``file://…``)."""
+
+    @abstractmethod
+    def presign_get(self, key: str, *, expires: int = 3600, base_url: str | None = None) -> str:
+        """A URL anyone holding it can GET for ``expires`` seconds."""
+
+    @abstractmethod
+    def presign_put(self, key: str, *, expires: int = 3600, base_url: str | None = None) -> str: ...
+
+    @abstractmethod
+    def create_multipart(self, key: str) -> str:
+        """Start a multipart upload; returns its id."""
+
+    @abstractmethod
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, expires: int = 3600,
+                     base_url: str | None = None) -> str: ...
+
+    @abstractmethod
+    def complete_multipart(self, key: str, upload_id: str, parts: list[CompletedPart]) -> ObjectInfo: ...
+
+    @abstractmethod
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    # -- writes notify listeners (local dispatch; S3 relies on bucket notifications) --
+    def put(self, key: str, body: bytes, *, if_none_match: bool = False, if_match: str | None = None,
+            content_type: str | None = None) -> ObjectInfo:
+        """Write ``body``. ``if_none_match=True``: only if absent; ``if_match``: only if the ETag matches."""
+        check_key(key)
+        info = self._put(key, body, if_none_match=if_none_match, if_match=if_match,
+                         content_type=content_type)
+        self._notify(Change(CREATED, key, info.etag, info.size))
+        return info
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete ``key``; deleting a missing key is not an error (as in S3)."""
+        check_key(key)
+        if self._delete(key, if_match=if_match):
+            self._notify(Change(REMOVED, key))
+
+    def subscribe(self, listener: Callable[[Change], None]) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, change: Change) -> None:
+        for listener in list(self._listeners):
+            listener(change)
+
+    # -- conveniences built on the primitives ----------------------------------------
+    def get_json(self, key: str) -> Any:
+        return self.get(key).json()
+
+    def put_json(self, key: str, doc: Any, **conditions: Any) -> ObjectInfo:
+        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        return self.put(key, body, content_type="application/json", **conditions)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+            return True
+        except NotFound:
+            return False
+
+    def update_json(self, key: str, mutate: Callable[[Any], Any], *, default: Callable[[], Any] | None = None,
+                    attempts: int = 50) -> Any:
+        """Read-modify-write with compare-and-swap, retried on conflict.
+
+        ``mutate`` gets the current document (or ``default()`` if absent) and returns the
+        new one, or ``None`` to leave the object unchanged.
+        """
+        for _ in range(attempts):
+            try:
+                current = self.get(key)
+                doc, etag = current.json(), current.etag
+            except NotFound:
+                if default is None:
+                    raise
+                doc, etag = default(), None
+            new = mutate(doc)
+            if new is None:
+                return doc
+            try:
+                if etag is None:
+                    self.put_json(key, new, if_none_match=True)
+                else:
+                    self.put_json(key, new, if_match=etag)
+                return new
+            except PreconditionFailed:
+                continue
+        raise PreconditionFailed(f"too much contention updating {key}")

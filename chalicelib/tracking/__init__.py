@@ -1,0 +1,1 @@
+"""MLflow-compatible tracking: experiments, runs, metrics, params, tags, inputs, logged models, artifacts."""
