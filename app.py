@@ -5,6 +5,7 @@ import os
 
 from chalice import Chalice
 
+from chalicelib.http.artifact_routes import artifact_api
 from chalicelib.http.files import files_api
 from chalicelib.http.mlflow_routes import mlflow_api
 from chalicelib.http.registry_routes import registry_api
@@ -14,6 +15,7 @@ app = Chalice(app_name="stacflow")
 app.register_blueprint(stac_api, url_prefix="/stac")
 app.register_blueprint(mlflow_api, url_prefix="/mlflow")
 app.register_blueprint(registry_api, url_prefix="/mlflow")
+app.register_blueprint(artifact_api, url_prefix="/mlflow")
 app.register_blueprint(files_api, url_prefix="/files")
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
