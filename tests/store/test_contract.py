@@ -125,7 +125,10 @@ def test_create_only_has_exactly_one_winner(store):
 
 def _http(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
     # Chalice, like API Gateway, returns binary bodies only to requests that accept them.
-    req = urllib.request.Request(url, data=body, method=method, headers={"Accept": "*/*", "Content-Type": "application/octet-stream"})
+    headers = {"Accept": "*/*"}
+    if body is not None:
+        headers["Content-Type"] = "application/octet-stream"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
     with urllib.request.urlopen(req) as resp:
         return resp.status, resp.read(), dict(resp.headers)
 
