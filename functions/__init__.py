@@ -32,8 +32,8 @@ Handler = Callable[[ObjectStore, list[StoreEvent]], None]
 
 def _routes() -> list[tuple[re.Pattern[str], Handler]]:
     # Imported here so that importing ``functions`` stays cheap.
-    from . import catalog
-    return [(re.compile(pattern), handler) for pattern, handler in catalog.ROUTES]
+    from . import catalog, registry
+    return [(re.compile(pattern), handler) for pattern, handler in catalog.ROUTES + registry.ROUTES]
 
 
 _ROUTES: list[tuple[re.Pattern[str], Handler]] | None = None

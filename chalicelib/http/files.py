@@ -1,5 +1,11 @@
-"""``/files/{token}``: the local store's stand-in for S3 presigned URLs (GET, PUT, multipart parts)."""
+"""``/files/{token}``: the local store's stand-in for S3 presigned URLs (GET, PUT, multipart parts).
+
+GET honours a single ``Range: bytes=…`` as S3 does: MLflow's client downloads big
+artifacts in parallel ranged chunks from the presigned URL.
+"""
 from __future__ import annotations
+
+import re
 
 from chalice import Blueprint, Response
 
@@ -32,11 +38,35 @@ def get_signed(token: str) -> Response:
         obj = services.store().get(str(claims["k"]))
     except NotFound:
         return Response(body={"message": "no such object"}, status_code=404)
-    return Response(body=obj.body, status_code=200,
-                    headers={"Content-Type": "application/octet-stream", "ETag": obj.etag})
+    headers = {"Content-Type": "application/octet-stream", "ETag": obj.etag, "Accept-Ranges": "bytes"}
+    wanted = _byte_range(files_api.current_request.headers.get("range"), len(obj.body))
+    if wanted is None:
+        return Response(body=obj.body, status_code=200, headers=headers)
+    if wanted == ():
+        return Response(body={"message": "range not satisfiable"}, status_code=416,
+                        headers={"Content-Range": f"bytes */{len(obj.body)}"})
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end}/{len(obj.body)}"
+    return Response(body=obj.body[start:end + 1], status_code=206, headers=headers)
 
 
-@files_api.route("/{token}", methods=["PUT"], content_types=["application/octet-stream", "*/*"])
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | tuple[()] | None:
+    """(first, last) byte of a single-range header; None to send it all; () if unsatisfiable."""
+    match = _RANGE.match((header or "").strip())
+    if not match or match.groups() == ("", ""):
+        return None  # absent, multi-range or malformed: RFC 9110 lets us ignore it
+    first, last = match.groups()
+    if first == "":  # suffix range: the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    return (start, end) if start <= end and start < size else ()
+
+
+@files_api.route("/{token}", methods=["PUT"], content_types=["*/*"])
 def put_signed(token: str) -> Response:
     claims = _claims(token, "PUT")
     if isinstance(claims, Response):

@@ -63,3 +63,16 @@ def mlflow_handler(fn: Callable[..., Any]) -> Callable[..., Response]:
         return mlflow_json(200, result if result is not None else {})
 
     return wrapper
+
+
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")  # the client's API and the UI's
+
+
+def mlflow_route(blueprint: Any, path: str, *methods: str) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Register ``fn`` (wrapped by ``mlflow_handler``) at ``path`` under both MLflow API prefixes."""
+    def register(fn: Callable[..., Any]) -> Callable[..., Response]:
+        handler = mlflow_handler(fn)
+        for i, prefix in enumerate(MLFLOW_PREFIXES):
+            blueprint.route(prefix + path, methods=list(methods), name=f"{fn.__name__}_{i}")(handler)
+        return handler
+    return register

@@ -1,6 +1,118 @@
-"""stac API blueprint (being built)."""
+"""STAC API at /stac: parse the request, call chalicelib.stac.api, shape the response."""
 from __future__ import annotations
 
-from chalice import Blueprint
+import functools
+import json
+from typing import Any, Callable
+
+from chalice import Blueprint, Response
+
+from .. import services
+from ..stac import api
+from ..stac.errors import InvalidParameter, StacApiError
+from .urls import base_url
 
 stac_api = Blueprint(__name__)
+
+# POST /search: clients send JSON under several media types; Chalice rejects unlisted ones.
+_BODY_TYPES = ["application/json", "application/geo+json", "application/query+json", "text/plain"]
+
+
+def _api() -> api.StacApi:
+    return services.cached("stac-api", lambda: api.StacApi(services.store()))  # type: ignore[no-any-return]
+
+
+def _base() -> str:
+    return base_url(stac_api.current_request) + "/stac"
+
+
+def _params() -> dict[str, list[str]]:
+    query = stac_api.current_request.query_params
+    return {key: query.getlist(key) for key in query} if query else {}
+
+
+def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Render the handler's document as ``media_type``; STAC API errors as {code, description}."""
+    def wrap(handler: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(handler)
+        def run(*args: Any, **kwargs: Any) -> Response:
+            try:
+                doc = handler(*args, **kwargs)
+            except StacApiError as err:
+                return Response(body=err.to_json(), status_code=err.status,
+                                headers={"Content-Type": api.JSON})
+            return Response(body=json.dumps(doc, separators=(",", ":"), ensure_ascii=False),
+                            status_code=200, headers={"Content-Type": media_type})
+        return run
+    return wrap
+
+
+@stac_api.route("/", methods=["GET"])
+@_respond(api.JSON)
+def landing_page() -> dict[str, Any]:
+    return api.landing_page(_base())
+
+
+@stac_api.route("/api", methods=["GET"])
+@_respond(api.OPENAPI)
+def service_desc() -> dict[str, Any]:
+    return api.openapi(_base())
+
+
+@stac_api.route("/conformance", methods=["GET"])
+@_respond(api.JSON)
+def conformance() -> dict[str, Any]:
+    return api.conformance()
+
+
+@stac_api.route("/collections", methods=["GET"])
+@_respond(api.JSON)
+def collections() -> dict[str, Any]:
+    return _api().collections(_base())
+
+
+@stac_api.route("/collections/{collection_id}", methods=["GET"])
+@_respond(api.JSON)
+def collection(collection_id: str) -> dict[str, Any]:
+    return _api().collection(_base(), collection_id)
+
+
+@stac_api.route("/collections/{collection_id}/items", methods=["GET"])
+@_respond(api.GEOJSON)
+def items(collection_id: str) -> dict[str, Any]:
+    return _api().items(_base(), collection_id, _params())
+
+
+@stac_api.route("/collections/{collection_id}/items/{item_id}", methods=["GET"])
+@_respond(api.GEOJSON)
+def item(collection_id: str, item_id: str) -> dict[str, Any]:
+    return _api().item(_base(), collection_id, item_id)
+
+
+@stac_api.route("/search", methods=["GET"])
+@_respond(api.GEOJSON)
+def search_get() -> dict[str, Any]:
+    return _api().search_get(_base(), _params())
+
+
+@stac_api.route("/search", methods=["POST"], content_types=_BODY_TYPES)
+@_respond(api.GEOJSON)
+def search_post() -> dict[str, Any]:
+    raw = stac_api.current_request.raw_body or b""
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as err:
+        raise InvalidParameter(f"the request body is not JSON: {err}") from None
+    return _api().search_post(_base(), body)
+
+
+@stac_api.route("/queryables", methods=["GET"])
+@_respond(api.SCHEMA_JSON)
+def queryables() -> dict[str, Any]:
+    return _api().queryables(_base(), None)
+
+
+@stac_api.route("/collections/{collection_id}/queryables", methods=["GET"])
+@_respond(api.SCHEMA_JSON)
+def collection_queryables(collection_id: str) -> dict[str, Any]:
+    return _api().queryables(_base(), collection_id)

@@ -1,0 +1,77 @@
+"""Model version sources: which URIs a version may come from, and where in the store their files live."""
+from __future__ import annotations
+
+import posixpath
+from urllib.parse import unquote, unquote_plus, urlsplit
+
+from ..store import ObjectStore
+from ..tracking.errors import invalid
+
+ARTIFACTS_PREFIX = "mlflow-artifacts/"
+_PROXY_ROUTE = "/api/2.0/mlflow-artifacts/artifacts/"
+SCHEMES = ("runs", "models", "mlflow-artifacts", "s3", "http", "https")
+
+
+def check_source(source: str) -> str:
+    """The URI scheme of an acceptable source; raises INVALID_PARAMETER_VALUE otherwise.
+
+    Like MLflow's server: no relative segments (even percent-encoded), no local paths.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise invalid("Missing value for required parameter 'source'.")
+    scheme = urlsplit(source).scheme.lower()
+    if scheme not in SCHEMES:
+        raise invalid(f"Invalid model version source: '{source}'. Supported sources are runs:/, models:/, "
+                      "mlflow-artifacts:/ and s3:// URIs.")
+    decoded = source
+    while (step := unquote_plus(decoded)) != decoded:
+        decoded = step
+    path = urlsplit(decoded).path
+    if "\x00" in decoded or any(seg in (".", "..") for seg in path.split("/")):
+        raise invalid(f"Invalid model version source: '{source}'. An absolute path without relative "
+                      "path references must be provided.")
+    if scheme in ("http", "https") and _PROXY_ROUTE not in path:
+        raise invalid(f"Invalid model version source: '{source}'. HTTP sources must be artifact proxy URLs.")
+    return scheme
+
+
+def parse_runs_uri(source: str) -> tuple[str, str]:
+    """``runs:/<run id>/<path>`` -> (run id, path)."""
+    parts = urlsplit(source)
+    if parts.netloc:
+        raise invalid(f"Invalid model version source: '{source}'. runs:/ URIs take no authority.")
+    run_id, _, path = parts.path.lstrip("/").partition("/")
+    if not run_id:
+        raise invalid(f"Invalid model version source: '{source}'. Expected runs:/<run_id>/<path>.")
+    return run_id, path.strip("/")
+
+
+def join_uri(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path if path else base
+
+
+def artifact_prefix(store: ObjectStore, uri: str) -> str | None:
+    """The store key prefix holding the files under ``uri`` (no trailing slash), or None when outside it."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme == "mlflow-artifacts":
+        rel = unquote(parts.path).strip("/")
+    elif scheme in ("http", "https") and _PROXY_ROUTE in parts.path:
+        rel = unquote(parts.path.split(_PROXY_ROUTE, 1)[1]).strip("/")
+    else:
+        root = store.uri.rstrip("/") + "/"
+        if not uri.startswith(root):
+            return None
+        key = unquote(uri[len(root):]).strip("/")
+        return posixpath.normpath(key) if key else None
+    return ARTIFACTS_PREFIX + posixpath.normpath(rel) if rel else None
+
+
+def within(uri: str, root: str) -> bool:
+    """Whether ``uri`` is ``root`` or below it (same scheme and authority, path-prefix by segments)."""
+    a, b = urlsplit(uri), urlsplit(root)
+    if a.scheme.lower() != b.scheme.lower() or a.netloc.lower() != b.netloc.lower():
+        return False
+    pa = [p for p in unquote(a.path).split("/") if p]
+    pb = [p for p in unquote(b.path).split("/") if p]
+    return pa[: len(pb)] == pb

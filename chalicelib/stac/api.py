@@ -1,0 +1,287 @@
+"""STAC API v1.0.0 documents: landing page, conformance, collections, items, search, queryables, OpenAPI.
+
+Domain only: every function takes the API's absolute base URL (``.../stac``) and returns the JSON
+document; chalicelib/http/stac_routes.py turns them into responses. Stored items and collections
+carry relative static-catalog links; here they get the API's absolute ones instead.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+from ..store import InvalidKey, NotFound, ObjectStore
+from . import catalog
+from .errors import InvalidParameter, NotFoundError
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+SCHEMA_JSON = "application/schema+json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+
+_STAC = "https://api.stacspec.org/v1.0.0"
+_FEATURES = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf"
+_FILTER = "http://www.opengis.net/spec/ogcapi-filter-4/1.0/conf"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
+_FREE_TEXT = "https://api.stacspec.org/v1.0.0-rc.1"
+CONFORMANCE = [
+    f"{_STAC}/core",
+    f"{_STAC}/collections",
+    f"{_STAC}/ogcapi-features",
+    f"{_FEATURES}/core",
+    f"{_FEATURES}/geojson",
+    f"{_FEATURES}/oas30",
+    f"{_STAC}/item-search",
+    f"{_STAC}/item-search#filter",
+    f"{_STAC}/item-search#sort",
+    f"{_STAC}/item-search#fields",
+    f"{_STAC}/ogcapi-features#filter",
+    f"{_STAC}/ogcapi-features#sort",
+    f"{_STAC}/ogcapi-features#fields",
+    f"{_FILTER}/filter",
+    f"{_FILTER}/features-filter",
+    f"{_CQL2}/cql2-text",
+    f"{_CQL2}/cql2-json",
+    f"{_CQL2}/basic-cql2",
+    f"{_CQL2}/advanced-comparison-operators",
+    f"{_CQL2}/case-insensitive-comparison",
+    f"{_CQL2}/basic-spatial-functions",
+    f"{_CQL2}/basic-spatial-functions-plus",
+    f"{_CQL2}/spatial-functions",
+    f"{_CQL2}/temporal-functions",
+    f"{_CQL2}/array-functions",
+    f"{_CQL2}/property-property",
+    f"{_FREE_TEXT}/item-search#free-text",
+    f"{_FREE_TEXT}/ogcapi-features#free-text",
+    f"{_FREE_TEXT}/collection-search#free-text",
+]
+_STRUCTURAL = {"self", "root", "parent", "collection", "child", "item", "items", "next", "prev", QUERYABLES_REL}
+
+
+def _link(rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
+    return {"rel": rel, "href": href, "type": media_type, **extra}
+
+
+def landing_page(base: str) -> dict[str, Any]:
+    cfg = catalog.config()
+    links = [
+        _link("self", base), _link("root", base),
+        _link("service-desc", f"{base}/api", OPENAPI, title="OpenAPI definition"),
+        _link("conformance", f"{base}/conformance", title="Conformance classes"),
+        _link("data", f"{base}/collections", title="Collections"),
+        _link("search", f"{base}/search", GEOJSON, method="GET", title="Item search"),
+        _link("search", f"{base}/search", GEOJSON, method="POST", title="Item search"),
+        _link(QUERYABLES_REL, f"{base}/queryables", SCHEMA_JSON, title="Queryables"),
+    ]
+    links += [_link("child", f"{base}/collections/{c.id}", title=c.title) for c in cfg.categories]
+    return {"type": "Catalog", "stac_version": catalog.STAC_VERSION, "id": cfg.id, "title": cfg.title,
+            "description": cfg.description, "conformsTo": CONFORMANCE, "links": links}
+
+
+def conformance() -> dict[str, Any]:
+    return {"conformsTo": CONFORMANCE}
+
+
+def collection_links(base: str, cid: str) -> list[dict[str, Any]]:
+    url = f"{base}/collections/{cid}"
+    return [_link("self", url), _link("root", base), _link("parent", base),
+            _link("items", f"{url}/items", GEOJSON, title="Items"),
+            _link(QUERYABLES_REL, f"{url}/queryables", SCHEMA_JSON, title="Queryables")]
+
+
+def item_links(base: str, cid: str, item_id: str) -> list[dict[str, Any]]:
+    url = f"{base}/collections/{cid}"
+    return [_link("self", f"{url}/items/{item_id}", GEOJSON), _link("parent", url),
+            _link("collection", url), _link("root", base)]
+
+
+def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Links that are not part of the static tree's structure (license, about, derived_from, ...)."""
+    return [link for link in doc.get("links", []) if link.get("rel") not in _STRUCTURAL]
+
+
+def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+    out = catalog.public(doc)
+    out["links"] = collection_links(base, out["id"]) + _own_links(doc)
+    return out
+
+
+def api_item(base: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as the API serves it; items trimmed by ``fields`` keep their shape."""
+    out = dict(item)
+    if "links" in out and "id" in out and "collection" in out:
+        out["links"] = item_links(base, out["collection"], out["id"]) + _own_links(item)
+    return out
+
+
+class StacApi:
+    """The read side of the STAC API over one store and its search index."""
+
+    def __init__(self, store: ObjectStore, index: Any = None) -> None:
+        self.store = store
+        self._index = index
+
+    @property
+    def index(self) -> Any:
+        """The search index (chalicelib.stac.index.SearchIndex), built on first search."""
+        if self._index is None:
+            from .index import SearchIndex
+            self._index = SearchIndex(self.store)
+        return self._index
+
+    @property
+    def known(self) -> set[str]:
+        return catalog.config().collection_ids
+
+    def _collection_doc(self, cid: str) -> dict[str, Any]:
+        doc = catalog.read_collection(self.store, cid)
+        if doc is None:
+            raise NotFoundError(f"collection {cid!r} not found")
+        return doc
+
+    def collections(self, base: str) -> dict[str, Any]:
+        docs = [api_collection(base, self._collection_doc(c.id)) for c in catalog.config().categories]
+        return {"collections": docs, "links": [_link("self", f"{base}/collections"), _link("root", base),
+                                               _link("parent", base)],
+                "numberMatched": len(docs), "numberReturned": len(docs)}
+
+    def collection(self, base: str, cid: str) -> dict[str, Any]:
+        return api_collection(base, self._collection_doc(cid))
+
+    def item(self, base: str, cid: str, item_id: str) -> dict[str, Any]:
+        self._collection_doc(cid)
+        try:
+            doc = self.store.get_json(catalog.item_key(cid, item_id))
+        except (NotFound, InvalidKey):
+            raise NotFoundError(f"item {item_id!r} not found in collection {cid!r}") from None
+        return api_item(base, doc)
+
+    def items(self, base: str, cid: str, params: Mapping[str, list[str]]) -> dict[str, Any]:
+        from . import search
+        self._collection_doc(cid)
+        req = search.parse_get(params, collection=cid)
+        url = f"{base}/collections/{cid}/items"
+        extra = [_link("collection", f"{base}/collections/{cid}"), _link("parent", f"{base}/collections/{cid}")]
+        return self._page(base, req, get_url=url, params=params, extra_links=extra)
+
+    def search_get(self, base: str, params: Mapping[str, list[str]]) -> dict[str, Any]:
+        from . import search
+        return self._page(base, search.parse_get(params), get_url=f"{base}/search", params=params)
+
+    def search_post(self, base: str, body: Any) -> dict[str, Any]:
+        from . import search
+        if not isinstance(body, dict):
+            raise InvalidParameter("the search body must be a JSON object")
+        return self._page(base, search.parse_post(body), post_url=f"{base}/search", body=body)
+
+    def queryables(self, base: str, cid: str | None) -> dict[str, Any]:
+        from . import search
+        if cid is not None:
+            self._collection_doc(cid)
+        doc = dict(search.queryables(self.index.snapshot(), cid))
+        doc["$id"] = f"{base}/collections/{cid}/queryables" if cid else f"{base}/queryables"
+        return doc
+
+    def _page(self, base: str, req: Any, *, get_url: str | None = None, params: Mapping[str, list[str]] | None = None,
+              post_url: str | None = None, body: Mapping[str, Any] | None = None,
+              extra_links: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        from . import search
+        page = search.execute(self.index.snapshot(), req, known_collections=self.known)
+        features = [api_item(base, item) for item in page.items]
+        links = [_link("root", base)] + (extra_links or [])
+        if get_url is not None:
+            links.insert(0, _link("self", _with_query(get_url, params or {}), GEOJSON))
+            for rel, token in (("next", page.next_token), ("prev", page.prev_token)):
+                if token:
+                    links.append(_link(rel, _with_query(get_url, params or {}, token=token), GEOJSON,
+                                       method="GET"))
+        else:
+            links.insert(0, _link("self", str(post_url), GEOJSON))
+            for rel, token in (("next", page.next_token), ("prev", page.prev_token)):
+                if token:
+                    links.append(_link(rel, str(post_url), GEOJSON, method="POST",
+                                       body={**(body or {}), "token": token}, merge=False))
+        out: dict[str, Any] = {"type": "FeatureCollection", "features": features, "links": links,
+                               "numberReturned": len(features)}
+        if page.number_matched is not None:
+            out["numberMatched"] = page.number_matched
+        return out
+
+
+def _with_query(url: str, params: Mapping[str, list[str]], **replace: str) -> str:
+    pairs = [(k, v) for k, values in params.items() if k not in replace for v in values]
+    pairs += list(replace.items())
+    return f"{url}?{urlencode(pairs)}" if pairs else url
+
+
+def openapi(base: str) -> dict[str, Any]:
+    """OpenAPI 3.0 description of the STAC API (the ``service-desc``)."""
+    def param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+        return {"name": name, "in": where, "required": required or where == "path",
+                "schema": schema, "description": description}
+
+    def json_response(description: str, media: str = JSON, ref: str | None = None) -> dict[str, Any]:
+        schema = {"$ref": f"#/components/schemas/{ref}"} if ref else {"type": "object"}
+        return {"description": description, "content": {media: {"schema": schema}}}
+
+    errors = {"400": json_response("Invalid request", ref="Exception"),
+              "404": json_response("Not found", ref="Exception")}
+    string, integer = {"type": "string"}, {"type": "integer", "minimum": 1, "maximum": 10000}
+    search_params = [
+        param("bbox", "query", {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6},
+              "minx,miny,maxx,maxy (WGS84)"),
+        param("datetime", "query", string, "RFC 3339 instant or interval (open ends as ..)"),
+        param("limit", "query", integer, "page size (larger values are clamped)"),
+        param("token", "query", string, "paging token from a next/prev link"),
+        param("filter", "query", string, "CQL2 filter"),
+        param("filter-lang", "query", {"type": "string", "enum": ["cql2-text", "cql2-json"]}, "filter language"),
+        param("sortby", "query", string, "comma-separated fields, each prefixed + or -"),
+        param("fields", "query", string, "comma-separated fields to include, - prefix to exclude"),
+        param("q", "query", string, "free-text search terms"),
+    ]
+    cross = [param("ids", "query", string, "comma-separated item ids"),
+             param("collections", "query", string, "comma-separated collection ids"),
+             param("intersects", "query", string, "GeoJSON geometry")]
+    cid = param("collectionId", "path", string, "collection id")
+    item_id = param("itemId", "path", string, "item id")
+    paths = {
+        "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage",
+                      "responses": {"200": json_response("Landing page")}}},
+        "/api": {"get": {"summary": "This OpenAPI definition", "operationId": "getOpenApi",
+                         "responses": {"200": json_response("OpenAPI 3.0", OPENAPI)}}},
+        "/conformance": {"get": {"summary": "Conformance classes", "operationId": "getConformance",
+                                 "responses": {"200": json_response("Conformance classes")}}},
+        "/collections": {"get": {"summary": "Collections", "operationId": "getCollections",
+                                 "responses": {"200": json_response("Collections")}}},
+        "/collections/{collectionId}": {"get": {
+            "summary": "One collection", "operationId": "describeCollection", "parameters": [cid],
+            "responses": {"200": json_response("Collection"), **errors}}},
+        "/collections/{collectionId}/items": {"get": {
+            "summary": "Items of a collection", "operationId": "getFeatures", "parameters": [cid] + search_params,
+            "responses": {"200": json_response("Items", GEOJSON), **errors}}},
+        "/collections/{collectionId}/items/{itemId}": {"get": {
+            "summary": "One item", "operationId": "getFeature", "parameters": [cid, item_id],
+            "responses": {"200": json_response("Item", GEOJSON), **errors}}},
+        "/collections/{collectionId}/queryables": {"get": {
+            "summary": "Queryables of a collection", "operationId": "getCollectionQueryables", "parameters": [cid],
+            "responses": {"200": json_response("JSON Schema", SCHEMA_JSON), **errors}}},
+        "/queryables": {"get": {"summary": "Queryables of all collections", "operationId": "getQueryables",
+                                "responses": {"200": json_response("JSON Schema", SCHEMA_JSON)}}},
+        "/search": {
+            "get": {"summary": "Search items", "operationId": "getItemSearch", "parameters": search_params + cross,
+                    "responses": {"200": json_response("Items", GEOJSON), **errors}},
+            "post": {"summary": "Search items", "operationId": "postItemSearch",
+                     "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+                     "responses": {"200": json_response("Items", GEOJSON), **errors}}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": catalog.config().title + " STAC API", "version": "1.0.0",
+                 "description": "STAC API v1.0.0: core, collections, features, item search, filter, sort, "
+                                "fields, free text"},
+        "servers": [{"url": base}],
+        "paths": paths,
+        "components": {"schemas": {"Exception": {
+            "type": "object", "required": ["code"],
+            "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}}},
+    }

@@ -1,0 +1,86 @@
+"""Fields extension: include/exclude paths applied to response items (spec semantics)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidParameter
+
+CONFORMANCE = ["https://api.stacspec.org/v1.0.0/item-search#fields",
+               "https://api.stacspec.org/v1.0.0/ogcapi-features#fields"]
+
+# The spec's default set, plus what keeps a response item valid STAC.
+DEFAULT_INCLUDE = ("id", "type", "geometry", "bbox", "links", "assets", "properties.datetime", "stac_version",
+                   "collection")
+
+
+@dataclass(frozen=True)
+class Fields:
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+def parse_fields_get(value: str) -> Fields:
+    include, exclude = [], []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.startswith("-"):
+            exclude.append(part[1:])
+        else:
+            include.append(part[1:] if part.startswith("+") else part)
+    return _checked(include, exclude)
+
+
+def parse_fields_post(value: Any) -> Fields:
+    if not isinstance(value, dict) or set(value) - {"include", "exclude"}:
+        raise InvalidParameter('fields must be an object {"include": [...], "exclude": [...]}')
+    include = value.get("include") or []
+    exclude = value.get("exclude") or []
+    if not isinstance(include, list) or not isinstance(exclude, list):
+        raise InvalidParameter("fields include and exclude must be arrays of strings")
+    return _checked(include, exclude)
+
+
+def _checked(include: list[Any], exclude: list[Any]) -> Fields:
+    for path in include + exclude:
+        if not isinstance(path, str) or not path or any(not seg for seg in path.split(".")):
+            raise InvalidParameter(f"invalid field path: {path!r}")
+    return Fields(tuple(include), tuple(exclude))
+
+
+def apply_fields(item: dict[str, Any], fields: Fields) -> dict[str, Any]:
+    """Default set plus includes, minus excludes (a more specific path applies within a kept one)."""
+    out: dict[str, Any] = {}
+    for path in DEFAULT_INCLUDE + fields.include:
+        _copy_path(item, out, path.split("."))
+    for path in fields.exclude:
+        _drop_path(out, path.split("."))
+    return out
+
+
+def _copy_path(src: dict[str, Any], dst: dict[str, Any], segs: list[str]) -> None:
+    head = segs[0]
+    if head not in src:
+        return
+    if len(segs) == 1:
+        dst[head] = copy.deepcopy(src[head])
+        return
+    if not isinstance(src[head], dict):
+        return
+    sub = dst.get(head)
+    if not isinstance(sub, dict):
+        sub = dst[head] = {}
+    _copy_path(src[head], sub, segs[1:])
+
+
+def _drop_path(dst: dict[str, Any], segs: list[str]) -> None:
+    node: Any = dst
+    for seg in segs[:-1]:
+        node = node.get(seg) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(segs[-1], None)

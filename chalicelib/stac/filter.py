@@ -1,0 +1,495 @@
+"""Filter extension: CQL2 (text or JSON, parsed by the ``cql2`` package) compiled to numpy masks.
+
+A compiled filter maps a Table to (true, unknown) row masks: SQL three-valued logic, so a
+comparison with a missing property is unknown, and ``NOT`` of unknown stays unknown (no match).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from typing import Any, Callable
+
+import numpy as np
+
+from .datetimes import parse_instant
+from .errors import InvalidParameter
+from .geometry import literal_geometry, spatial_mask
+from .table import Table
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
+# Conformance classes this engine implements (the API adds the STAC/OGC filter bindings).
+CONFORMANCE = [_CQL2 + c for c in (
+    "cql2-text", "cql2-json", "basic-cql2", "advanced-comparison-operators", "case-insensitive-comparison",
+    "accent-insensitive-comparison", "basic-spatial-functions", "basic-spatial-functions-plus-points",
+    "spatial-functions", "temporal-functions", "array-functions", "property-property")]
+
+Masks = tuple[np.ndarray, np.ndarray]  # (true, unknown)
+Compiled = Callable[[Table], Masks]
+
+_COMPARE = {"=": np.equal, "<>": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater,
+            ">=": np.greater_equal}
+_FLIP = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_SPATIAL = {"s_intersects", "s_equals", "s_disjoint", "s_touches", "s_within", "s_overlaps", "s_crosses",
+            "s_contains"}
+_ARRAY = {"a_equals", "a_contains", "a_containedby", "a_overlaps"}
+
+
+# -- parsing ------------------------------------------------------------------------------
+def parse_filter(value: Any, lang: str | None, crs: str | None, *, default_lang: str) -> dict[str, Any] | bool:
+    """The CQL2 JSON AST of a ``filter`` parameter; InvalidParameter when malformed."""
+    import cql2
+    if crs not in (None, "", CRS84):
+        raise InvalidParameter(f"filter-crs must be {CRS84}")
+    lang = lang or default_lang
+    if lang not in ("cql2-text", "cql2-json"):
+        raise InvalidParameter("filter-lang must be cql2-text or cql2-json")
+    try:
+        if lang == "cql2-text":
+            if not isinstance(value, str):
+                raise InvalidParameter("a cql2-text filter must be a string")
+            expr = cql2.parse_text(value)
+        else:
+            expr = cql2.parse_json(value if isinstance(value, str) else json.dumps(value))
+        expr.validate()
+        ast = expr.to_json()
+    except InvalidParameter:
+        raise
+    except Exception as err:  # cql2.ParseError, cql2.ValidationError, ValueError, TypeError
+        first = str(err).strip().splitlines()
+        raise InvalidParameter(f"invalid {lang} filter: {' '.join(s.strip() for s in first[:6])}") from None
+    if not isinstance(ast, (dict, bool)):
+        raise InvalidParameter("a filter must be a boolean expression")
+    return ast  # type: ignore[no-any-return]
+
+
+def referenced_properties(ast: Any) -> set[str]:
+    if isinstance(ast, dict):
+        if set(ast) == {"property"}:
+            return {ast["property"]}
+        return set().union(*(referenced_properties(v) for v in ast.values())) if ast else set()
+    if isinstance(ast, list):
+        return set().union(*(referenced_properties(v) for v in ast)) if ast else set()
+    return set()
+
+
+# -- operands -------------------------------------------------------------------------------
+class _Prop:
+    def __init__(self, name: str, fold: str | None = None) -> None:
+        self.name, self.fold = name, fold
+
+
+class _Lit:
+    def __init__(self, value: Any, kind: str) -> None:
+        self.value, self.kind = value, kind  # kind: num, str, bool, time, interval, geom, array, null
+
+
+def _fold_text(text: str, mode: str) -> str:
+    if "accenti" in mode:
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return text.lower() if "casei" in mode else text
+
+
+def _instant(text: Any, what: str) -> float:
+    try:
+        return parse_instant(text)
+    except (ValueError, TypeError):
+        raise InvalidParameter(f"invalid {what}: {text!r}") from None
+
+
+def _operand(node: Any) -> _Prop | _Lit:
+    if isinstance(node, bool):
+        return _Lit(node, "bool")
+    if isinstance(node, (int, float)):
+        return _Lit(float(node), "num")
+    if isinstance(node, str):
+        return _Lit(node, "str")
+    if node is None:
+        return _Lit(None, "null")
+    if isinstance(node, list):
+        return _Lit([_operand(v) for v in node], "array")
+    if isinstance(node, dict):
+        if "property" in node:
+            if not isinstance(node["property"], str):
+                raise InvalidParameter("a property name must be a string")
+            return _Prop(node["property"])
+        if "timestamp" in node:
+            t = _instant(node["timestamp"], "timestamp")
+            return _Lit((t, t), "time")
+        if "date" in node:
+            t = _instant(node["date"], "date")
+            return _Lit((t, t + 86400 - 1e-6), "time")
+        if "interval" in node:
+            return _Lit(_interval(node["interval"]), "interval")
+        if "type" in node or "bbox" in node:
+            return _Lit(literal_geometry(node), "geom")
+        if node.get("op") in ("casei", "accenti"):
+            inner = _operand((node.get("args") or [None])[0])
+            if isinstance(inner, _Prop):
+                return _Prop(inner.name, (inner.fold or "") + node["op"])
+            if isinstance(inner, _Lit) and inner.kind == "str":
+                return _Lit(_fold_text(inner.value, node["op"]), "str")
+            raise InvalidParameter(f"{node['op'].upper()} takes a string or a property")
+        if "op" in node:
+            raise InvalidParameter(f"unsupported operator or function in this position: {node['op']!r}")
+    raise InvalidParameter(f"unsupported filter operand: {json.dumps(node)[:100]}")
+
+
+def _interval(bounds: Any) -> list[Any]:
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise InvalidParameter("an interval has two bounds")
+    out: list[Any] = []
+    for i, b in enumerate(bounds):
+        if b == "..":
+            out.append(-math.inf if i == 0 else math.inf)
+        elif isinstance(b, dict) and "property" in b:
+            out.append(_Prop(b["property"]))
+        elif isinstance(b, dict) and ("timestamp" in b or "date" in b):
+            lit = _operand(b)
+            out.append(lit.value[i])  # type: ignore[union-attr]
+        else:
+            out.append(_instant(b, "interval bound"))
+    return out
+
+
+# -- compilation -----------------------------------------------------------------------------
+def compile_filter(ast: dict[str, Any] | bool, known_collections: set[str] | None = None) -> Compiled:
+    """Compile (and fully validate) a CQL2 JSON AST."""
+    return _Compiler(known_collections).node(ast)
+
+
+def _const(value: bool) -> Compiled:
+    return lambda t: (np.full(t.n, value), np.zeros(t.n, dtype=bool))
+
+
+class _Compiler:
+    def __init__(self, known_collections: set[str] | None) -> None:
+        self.known = known_collections
+
+    def node(self, node: Any) -> Compiled:
+        if isinstance(node, bool):
+            return _const(node)
+        if not isinstance(node, dict) or "op" not in node:
+            raise InvalidParameter("a filter must be a boolean expression")
+        op = str(node["op"]).lower()
+        args = node.get("args")
+        if not isinstance(args, list):
+            raise InvalidParameter(f"operator {op!r} needs an args array")
+        if op in ("and", "or"):
+            parts = [self.node(a) for a in args]
+            return self._logic(op, parts)
+        if op == "not":
+            self._arity(op, args, 1)
+            inner = self.node(args[0])
+
+            def negate(t: Table) -> Masks:
+                true, unknown = inner(t)
+                return ~true & ~unknown, unknown
+            return negate
+        if op in _COMPARE:
+            self._arity(op, args, 2)
+            return self._compare(op, _operand(args[0]), _operand(args[1]))
+        if op == "like":
+            self._arity(op, args, 2)
+            return self._like(_operand(args[0]), _operand(args[1]))
+        if op == "between":
+            self._arity(op, args, 3)
+            return self._between(*(_operand(a) for a in args))
+        if op == "in":
+            self._arity(op, args, 2)
+            return self._in(_operand(args[0]), _operand(args[1]))
+        if op == "isnull":
+            self._arity(op, args, 1)
+            target = _operand(args[0])
+            if isinstance(target, _Lit):
+                return _const(target.kind == "null")
+            name = target.name
+            return lambda t: (~t.present(name), np.zeros(t.n, dtype=bool))
+        if op in _SPATIAL:
+            self._arity(op, args, 2)
+            return self._spatial(op, _operand(args[0]), _operand(args[1]))
+        if op.startswith("t_"):
+            self._arity(op, args, 2)
+            return self._temporal(op, _operand(args[0]), _operand(args[1]))
+        if op in _ARRAY:
+            self._arity(op, args, 2)
+            return self._array(op, _operand(args[0]), _operand(args[1]))
+        raise InvalidParameter(f"unsupported filter operator: {node['op']!r}")
+
+    @staticmethod
+    def _arity(op: str, args: list[Any], n: int) -> None:
+        if len(args) != n:
+            raise InvalidParameter(f"operator {op!r} takes {n} arguments")
+
+    @staticmethod
+    def _logic(op: str, parts: list[Compiled]) -> Compiled:
+        def run(t: Table) -> Masks:
+            true = np.full(t.n, op == "and")
+            false = np.full(t.n, op == "or")
+            for part in parts:
+                pt, pu = part(t)
+                pf = ~pt & ~pu
+                if op == "and":
+                    true &= pt
+                    false |= pf
+                else:
+                    true |= pt
+                    false &= pf
+            return true, ~true & ~false
+        return run
+
+    def _check_collection(self, prop: _Prop, values: list[_Lit]) -> None:
+        if self.known is None or prop.name != "collection" or prop.fold:
+            return
+        for lit in values:
+            if lit.kind == "str" and lit.value not in self.known:
+                raise InvalidParameter(f"unknown collection in filter: {lit.value!r}")
+
+    # -- comparisons ---------------------------------------------------------------------------
+    def _compare(self, op: str, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
+        if isinstance(a, _Lit) and isinstance(b, _Prop):
+            a, b, op = b, a, _FLIP[op]
+        fn = _COMPARE[op]
+        if isinstance(a, _Lit) and isinstance(b, _Lit):
+            return _const(bool(_compare_literals(op, a, b)))
+        assert isinstance(a, _Prop)
+        if isinstance(b, _Prop):
+            return self._compare_props(fn, a, b)
+        if b.kind == "null":
+            return lambda t: (np.zeros(t.n, dtype=bool), np.ones(t.n, dtype=bool))
+        if b.kind in ("num", "bool", "time", "str"):
+            if op in ("=", "<>"):
+                self._check_collection(a, [b])
+            value_of = _scalar_view(a, b)
+
+            def run(t: Table) -> Masks:
+                vals, ok, scalar = value_of(t)
+                with np.errstate(invalid="ignore"):
+                    return fn(vals, scalar) & ok, ~ok
+            return run
+        raise InvalidParameter(f"cannot compare a property with a {b.kind}")
+
+    @staticmethod
+    def _compare_props(fn: Any, a: _Prop, b: _Prop) -> Compiled:
+        def run(t: Table) -> Masks:
+            for kind in ("num", "time", "str"):
+                va, oka = _view(t, a, kind)
+                vb, okb = _view(t, b, kind)
+                ok = oka & okb
+                if ok.any() or kind == "str":
+                    with np.errstate(invalid="ignore"):
+                        return fn(va, vb) & ok, ~(t.present(a.name) & t.present(b.name))
+            raise AssertionError
+        return run
+
+    def _like(self, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
+        if not (isinstance(a, _Prop) and isinstance(b, _Lit) and b.kind == "str"):
+            raise InvalidParameter("LIKE compares a property with a string pattern")
+        pattern = re.compile(_like_regex(b.value), re.DOTALL)
+        prop = a
+
+        def run(t: Table) -> Masks:
+            vals, ok = _view(t, prop, "str")
+            uniq, inverse = np.unique(vals, return_inverse=True)
+            hits = np.array([pattern.fullmatch(str(u)) is not None for u in uniq], dtype=bool)
+            return (hits[inverse] if len(uniq) else np.zeros(t.n, dtype=bool)) & ok, ~ok
+        return run
+
+    def _between(self, a: _Prop | _Lit, lo: _Prop | _Lit, hi: _Prop | _Lit) -> Compiled:
+        if not (isinstance(a, _Prop) and isinstance(lo, _Lit) and isinstance(hi, _Lit)
+                and lo.kind == hi.kind and lo.kind in ("num", "time")):
+            raise InvalidParameter("BETWEEN compares a property with two numbers or two timestamps")
+        low = lo.value if lo.kind == "num" else lo.value[0]
+        high = hi.value if hi.kind == "num" else hi.value[1]
+        kind = lo.kind
+
+        def run(t: Table) -> Masks:
+            vals, ok = _view(t, a, kind)  # type: ignore[arg-type]
+            with np.errstate(invalid="ignore"):
+                return (vals >= low) & (vals <= high) & ok, ~ok
+        return run
+
+    def _in(self, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
+        if not (isinstance(a, _Prop) and isinstance(b, _Lit) and b.kind == "array"):
+            raise InvalidParameter("IN compares a property with a list of values")
+        items = b.value
+        if not items or any(not isinstance(v, _Lit) or v.kind not in ("num", "str", "bool", "time")
+                            for v in items):
+            raise InvalidParameter("IN needs a non-empty list of literal values")
+        self._check_collection(a, items)
+        kinds = {v.kind for v in items}
+        if len(kinds) == 1 and kinds <= {"num", "str"}:
+            kind = kinds.pop()
+            wanted = [v.value for v in items]
+            prop = a
+
+            def run(t: Table) -> Masks:
+                vals, ok = _view(t, prop, kind)
+                return np.isin(vals, wanted) & ok, ~ok
+            return run
+        return self._logic("or", [self._compare("=", a, v) for v in items])
+
+    # -- spatial, temporal, arrays --------------------------------------------------------------
+    def _spatial(self, op: str, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
+        if isinstance(a, _Lit) and isinstance(b, _Prop):
+            flipped = {"s_within": "s_contains", "s_contains": "s_within"}
+            a, b, op = b, a, flipped.get(op, op)
+        if isinstance(a, _Lit) and isinstance(b, _Lit) and a.kind == b.kind == "geom":
+            import shapely
+            return _const(bool(getattr(shapely, op[2:])(a.value, b.value)))
+        if not (isinstance(a, _Prop) and isinstance(b, _Lit) and b.kind == "geom"):
+            raise InvalidParameter(f"{op.upper()} compares the geometry property with a geometry literal")
+        geom = b.value
+        return lambda t: spatial_mask(t, op[2:], geom)
+
+    def _temporal(self, op: str, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
+        test = _ALLEN.get(op)
+        if test is None:
+            raise InvalidParameter(f"unsupported temporal operator: {op!r}")
+        for side in (a, b):
+            if isinstance(side, _Lit) and side.kind not in ("time", "interval"):
+                raise InvalidParameter(f"{op.upper()} takes timestamps, dates, intervals or properties")
+
+        def run(t: Table) -> Masks:
+            s1, e1 = _time_bounds(t, a)
+            s2, e2 = _time_bounds(t, b)
+            ok = ~(np.isnan(s1) | np.isnan(e1) | np.isnan(s2) | np.isnan(e2))
+            with np.errstate(invalid="ignore"):
+                return np.broadcast_to(test(s1, e1, s2, e2), (t.n,)) & ok, ~ok
+        return run
+
+    def _array(self, op: str, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
+        if isinstance(a, _Lit) and isinstance(b, _Prop):
+            flipped = {"a_contains": "a_containedby", "a_containedby": "a_contains"}
+            a, b, op = b, a, flipped.get(op, op)
+        if not (isinstance(a, _Prop) and isinstance(b, _Lit) and b.kind == "array"):
+            raise InvalidParameter(f"{op.upper()} compares an array property with an array literal")
+        wanted_list = [_plain(v) for v in b.value]
+        wanted = set(map(_hashable, wanted_list))
+        tests: dict[str, Callable[[list[Any]], bool]] = {
+            "a_equals": lambda vals: vals == wanted_list,
+            "a_contains": lambda vals: wanted <= set(map(_hashable, vals)),
+            "a_containedby": lambda vals: set(map(_hashable, vals)) <= wanted,
+            "a_overlaps": lambda vals: bool(wanted & set(map(_hashable, vals))),
+        }
+        test = tests[op]
+        name = a.name
+
+        def run(t: Table) -> Masks:
+            values = t.values(name)
+            ok = np.array([isinstance(v, list) for v in values], dtype=bool)
+            hits = np.array([isinstance(v, list) and test(v) for v in values], dtype=bool)
+            return hits, ~ok
+        return run
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _plain(lit: Any) -> Any:
+    if isinstance(lit, _Lit):
+        if lit.kind == "array":
+            return [_plain(v) for v in lit.value]
+        if lit.kind == "time":
+            return lit.value[0]
+        return lit.value
+    raise InvalidParameter("array literals may hold only literal values")
+
+
+def _hashable(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
+
+
+def _view(t: Table, prop: _Prop, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if prop.fold and kind == "str":
+        return t.folded(prop.name, prop.fold, _fold_text)
+    return t.view(prop.name, kind)
+
+
+def _scalar_view(prop: _Prop, lit: _Lit) -> Callable[[Table], tuple[np.ndarray, np.ndarray, Any]]:
+    """How to get (values, valid, literal) for comparing ``prop`` with a scalar literal."""
+    if lit.kind == "time":
+        return lambda t: (*_view(t, prop, "time"), lit.value[0])
+    if lit.kind == "bool":
+        return lambda t: (*_view(t, prop, "bool"), lit.value)
+    if lit.kind == "num":
+        return lambda t: (*_view(t, prop, "num"), lit.value)
+    instant = None
+    if not prop.fold:
+        try:
+            instant = parse_instant(lit.value)
+        except ValueError:
+            pass
+    text = lit.value
+
+    def pick(t: Table) -> tuple[np.ndarray, np.ndarray, Any]:
+        # A string that reads as a timestamp compares as time with a property holding times.
+        if instant is not None and t.kind_of(prop.name) == "time":
+            return (*_view(t, prop, "time"), instant)
+        return (*_view(t, prop, "str"), text)
+    return pick
+
+
+def _compare_literals(op: str, a: _Lit, b: _Lit) -> bool:
+    if a.kind == "null" or b.kind == "null":
+        return False
+    av = a.value[0] if a.kind == "time" else a.value
+    bv = b.value[0] if b.kind == "time" else b.value
+    try:
+        return bool(_COMPARE[op](av, bv))
+    except TypeError:
+        raise InvalidParameter("cannot compare literals of different types") from None
+
+
+def _like_regex(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _time_bounds(t: Table, side: _Prop | _Lit) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(side, _Prop):
+        if side.name in ("datetime", "properties.datetime"):
+            return t.times[:, 0], t.times[:, 1]
+        vals, ok = t.view(side.name, "time")
+        vals = np.where(ok, vals, np.nan)
+        return vals, vals
+    if side.kind == "time":
+        s, e = side.value
+        return np.full(t.n, s), np.full(t.n, e)
+    bounds = []
+    for i, b in enumerate(side.value):
+        if isinstance(b, _Prop):
+            vals, ok = t.view(b.name, "time")
+            bounds.append(np.where(ok, vals, np.nan))
+        else:
+            bounds.append(np.full(t.n, b))
+    return bounds[0], bounds[1]
+
+
+_ALLEN: dict[str, Callable[..., np.ndarray]] = {
+    "t_after": lambda s1, e1, s2, e2: s1 > e2,
+    "t_before": lambda s1, e1, s2, e2: e1 < s2,
+    "t_contains": lambda s1, e1, s2, e2: (s1 < s2) & (e1 > e2),
+    "t_disjoint": lambda s1, e1, s2, e2: (e1 < s2) | (s1 > e2),
+    "t_during": lambda s1, e1, s2, e2: (s1 > s2) & (e1 < e2),
+    "t_equals": lambda s1, e1, s2, e2: (s1 == s2) & (e1 == e2),
+    "t_finishedby": lambda s1, e1, s2, e2: (s1 < s2) & (e1 == e2),
+    "t_finishes": lambda s1, e1, s2, e2: (s1 > s2) & (e1 == e2),
+    "t_intersects": lambda s1, e1, s2, e2: (s1 <= e2) & (e1 >= s2),
+    "t_meets": lambda s1, e1, s2, e2: e1 == s2,
+    "t_metby": lambda s1, e1, s2, e2: s1 == e2,
+    "t_overlappedby": lambda s1, e1, s2, e2: (s1 > s2) & (s1 < e2) & (e1 > e2),
+    "t_overlaps": lambda s1, e1, s2, e2: (s1 < s2) & (e1 > s2) & (e1 < e2),
+    "t_startedby": lambda s1, e1, s2, e2: (s1 == s2) & (e1 > e2),
+    "t_starts": lambda s1, e1, s2, e2: (s1 == s2) & (e1 < e2),
+}
+
+__all__ = ["CONFORMANCE", "CRS84", "compile_filter", "parse_filter", "referenced_properties"]

@@ -1,0 +1,145 @@
+"""Item validation and normalization: what the catalog accepts, and the form it stores.
+
+The deployed function has no schema mirror, so the essentials are checked here: a small bundled
+JSON Schema (structure) plus the rules a schema cannot express (bbox covers the geometry,
+datetime or a start/end range, the id and collection agree with the key).
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import catalog
+
+# Ids become object keys and relative hrefs as they are: no characters that need escaping.
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@~+=,-]*$")
+_STRUCTURAL_RELS = {"root", "parent", "collection", "self"}
+_BBOX_TOLERANCE = 1e-9
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # Python keeps microseconds; RFC 3339 allows more digits
+
+
+class InvalidItem(ValueError):
+    """The item is rejected; ``str(err)`` is the reason."""
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+    schema = json.loads(Path(__file__).with_name("item.schema.json").read_text())
+    return jsonschema.Draft7Validator(schema)
+
+
+def parse(body: bytes | str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidItem(f"not JSON: {err}") from None
+
+
+def _instant(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidItem(f"properties.{name} must be an RFC 3339 string")
+    try:
+        if "T" not in value.upper():
+            raise ValueError
+        dt = datetime.fromisoformat(_FRACTION.sub(r"\1", value.upper()))
+    except ValueError:
+        raise InvalidItem(f"properties.{name} is not an RFC 3339 date-time: {value!r}") from None
+    if dt.tzinfo is None:
+        raise InvalidItem(f"properties.{name} needs a time zone (e.g. 'Z'): {value!r}")
+    return dt.astimezone(timezone.utc)
+
+
+def utc_text(dt: datetime) -> str:
+    """Fixed-width UTC text: orders as the instants do."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _interval(props: dict[str, Any]) -> tuple[datetime, datetime]:
+    dt = props.get("datetime")
+    start, end = props.get("start_datetime"), props.get("end_datetime")
+    if dt is None and (start is None or end is None):
+        raise InvalidItem("properties.datetime is null, so start_datetime and end_datetime are required")
+    lo = _instant(start, "start_datetime") if start is not None else None
+    hi = _instant(end, "end_datetime") if end is not None else None
+    if lo and hi and lo > hi:
+        raise InvalidItem("properties.start_datetime is after end_datetime")
+    if dt is not None:
+        at = _instant(dt, "datetime")
+        return lo or at, hi or at
+    assert lo is not None and hi is not None
+    return lo, hi
+
+
+def _bbox(item: dict[str, Any]) -> list[float] | None:
+    geometry, bbox = item.get("geometry"), item.get("bbox")
+    if geometry is None:
+        if bbox is not None:
+            raise InvalidItem("bbox is given but geometry is null")
+        return None
+    import shapely.geometry
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except Exception as err:  # shapely raises several types for malformed coordinates
+        raise InvalidItem(f"geometry is not valid GeoJSON: {err}") from None
+    if shape.is_empty:
+        raise InvalidItem("geometry is empty")
+    bounds = [float(v) for v in shape.bounds]
+    if bbox is None:
+        return bounds
+    flat = [bbox[0], bbox[1], bbox[3], bbox[4]] if len(bbox) == 6 else list(bbox)
+    if not (-180 <= flat[0] <= 180 and -180 <= flat[2] <= 180 and -90 <= flat[1] <= flat[3] <= 90):
+        raise InvalidItem(f"bbox is outside longitude/latitude bounds: {bbox}")
+    antimeridian = flat[0] > flat[2]
+    tol = _BBOX_TOLERANCE
+    inside_lat = flat[1] - tol <= bounds[1] and bounds[3] <= flat[3] + tol
+    inside_lon = antimeridian or (flat[0] - tol <= bounds[0] and bounds[2] <= flat[2] + tol)
+    if not (inside_lat and inside_lon):
+        raise InvalidItem(f"bbox {bbox} does not contain the geometry (bounds {bounds})")
+    return flat
+
+
+def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[dict[str, Any], catalog.Summary]:
+    """The item as the catalog stores it, and its extent summary; raises InvalidItem.
+
+    ``item_id`` is the id the key gives (events); the item's ``id`` must match it.
+    """
+    if not isinstance(item, dict):
+        raise InvalidItem("an item must be a JSON object")
+    error = next(iter(sorted(_validator().iter_errors(item), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "item"
+        raise InvalidItem(f"{where}: {error.message}")
+    iid = item["id"]
+    if not _ID.match(iid):
+        raise InvalidItem(f"id {iid!r} must match {_ID.pattern}")
+    if item_id is not None and iid != item_id:
+        raise InvalidItem(f"id {iid!r} differs from the id in the object key ({item_id!r})")
+    if catalog.config().category(collection) is None:
+        raise InvalidItem(f"unknown collection {collection!r} (known: "
+                          f"{', '.join(sorted(catalog.config().collection_ids))})")
+    if item.get("collection", collection) != collection:
+        raise InvalidItem(f"collection {item['collection']!r} differs from the collection of the key ({collection!r})")
+    start, end = _interval(item["properties"])
+    bbox = _bbox(item)
+
+    out = dict(item)
+    out.setdefault("stac_version", catalog.STAC_VERSION)
+    out.setdefault("stac_extensions", [])
+    out.setdefault("assets", {})
+    if bbox is not None and "bbox" not in item:
+        out["bbox"] = bbox
+    out["collection"] = collection
+    own = [link for link in item.get("links", []) if link.get("rel") not in _STRUCTURAL_RELS]
+    out["links"] = catalog.item_links(iid) + own
+    summary: catalog.Summary = (list(bbox) if bbox else [None] * 4) + [utc_text(start), utc_text(end)]
+    return out, summary
+
+
+def summarize(item: dict[str, Any]) -> catalog.Summary:
+    """Extent summary of an already normalized item."""
+    return normalize(item, item["collection"], item["id"])[1]

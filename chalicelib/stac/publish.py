@@ -1,0 +1,257 @@
+"""Publishing: item JSON in the store -> static catalog pages and search index.
+
+Writing ``collections/<cid>/items/<id>.json`` is publishing. Its event reaches
+``apply_item_events``, which treats the store as the truth: it re-reads every key, so duplicate,
+late and out-of-order events converge on the current state. A rejected item (not JSON, invalid
+STAC, wrong collection or id) is moved to ``rejected/<key>`` with its reason, so the served tree
+holds only valid items and the publisher can see why theirs is missing; a later valid upload
+under the same key publishes as usual.
+
+Bulk paths (``publish_paths``, ``reindex``) write items without per-item events and apply the
+derived updates in batches: one CAS per touched shard and collection, one index call per batch.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from ..store import NotFound, ObjectStore, PreconditionFailed, StoredObject
+from . import catalog
+from .items import InvalidItem, normalize, parse
+
+log = logging.getLogger(__name__)
+
+REJECTED_PREFIX = "rejected/"
+BATCH = 10_000  # items per derived-update batch in bulk publishing
+WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
+
+
+@dataclass
+class Rejection:
+    source: str  # object key or file[:line]
+    reason: str
+
+
+@dataclass
+class Report:
+    published: int = 0
+    deleted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"published": self.published, "deleted": self.deleted, "rejected": len(self.rejected),
+                "rejections": [{"source": r.source, "reason": r.reason} for r in self.rejected]}
+
+
+def _index(store: ObjectStore) -> Any:
+    from .index import SearchIndex
+    return SearchIndex(store)
+
+
+def _silent(store: ObjectStore) -> ObjectStore:
+    """A view of ``store`` whose writes notify no listener (bulk paths apply the derived updates themselves)."""
+    quiet = copy.copy(store)
+    quiet._listeners = []  # the port has no "write without notification" call; this view is one
+    return quiet
+
+
+@dataclass
+class _Batch:
+    """Derived changes collected from many items, applied together."""
+
+    upserts: dict[str, dict[str, tuple[dict[str, Any], catalog.Summary]]] = field(default_factory=dict)
+    deletes: dict[str, set[str]] = field(default_factory=dict)
+
+    def upsert(self, cid: str, item: dict[str, Any], summary: catalog.Summary) -> None:
+        self.upserts.setdefault(cid, {})[item["id"]] = (item, summary)
+        self.deletes.get(cid, set()).discard(item["id"])
+
+    def delete(self, cid: str, iid: str) -> None:
+        self.deletes.setdefault(cid, set()).add(iid)
+        self.upserts.get(cid, {}).pop(iid, None)
+
+    def apply(self, store: ObjectStore) -> None:
+        for cid in sorted(set(self.upserts) | set(self.deletes)):
+            ups = {iid: summary for iid, (_, summary) in self.upserts.get(cid, {}).items()}
+            catalog.update(store, cid, ups, self.deletes.get(cid, ()))
+        items = [item for per in self.upserts.values() for item, _ in per.values()]
+        gone = [(cid, iid) for cid, ids in self.deletes.items() for iid in sorted(ids)]
+        if items or gone:
+            _index(store).apply(items, gone)
+
+
+def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> None:
+    """Move the object to ``rejected/`` (with the reason), unless it was replaced meanwhile."""
+    log.warning("item rejected", extra={"key": key, "reason": reason, "etag": obj.etag})
+    record = {"key": key, "reason": reason, "etag": obj.etag, "rejected_at": time.time(),
+              "body": obj.body.decode("utf-8", "replace")}
+    store.put_json(REJECTED_PREFIX + key, record)
+    try:
+        store.delete(key, if_match=obj.etag)
+    except PreconditionFailed:
+        pass  # a newer upload: its own event handles it
+
+
+def apply_item_events(store: ObjectStore, events: Iterable[Any]) -> Report:
+    """Bring the catalog and index in line with the current state of the events' item keys."""
+    keys = list(dict.fromkeys(ev.key for ev in events))
+    report = Report()
+    batch = _Batch()
+    for key in keys:
+        parsed = catalog.parse_item_key(key)
+        if parsed is None:
+            continue
+        cid, iid = parsed
+        known = catalog.config().category(cid) is not None
+        try:
+            obj = store.get(key)
+        except NotFound:
+            if known:
+                batch.delete(cid, iid)
+                report.deleted += 1
+            continue
+        try:
+            item, summary = normalize(parse(obj.body), cid, iid)
+        except InvalidItem as err:
+            report.rejected.append(Rejection(key, str(err)))
+            _reject(store, key, obj, str(err))
+            if known:
+                batch.delete(cid, iid)  # an earlier valid version may be listed
+            continue
+        if item != obj.json():
+            try:
+                # Only this version: the rewrite's own event then finds nothing to change.
+                store.put_json(key, item, if_match=obj.etag)
+            except PreconditionFailed:
+                continue  # replaced meanwhile; the newer version's event publishes it
+        batch.upsert(cid, item, summary)
+        report.published += 1
+    batch.apply(store)
+    return report
+
+
+# -- bulk -----------------------------------------------------------------------------
+def _sources(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
+    """(source label, parsed JSON or an InvalidItem) for every item in files, folders and NDJSON."""
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".geojson", ".ndjson"))
+        else:
+            files = [path]
+        for file in files:
+            try:
+                text = file.read_text()
+            except (OSError, UnicodeDecodeError) as err:
+                yield str(file), InvalidItem(f"unreadable: {err}")
+                continue
+            if file.suffix == ".ndjson":
+                for n, line in enumerate(text.splitlines(), 1):
+                    if line.strip():
+                        yield f"{file}:{n}", _parsed(line)
+                continue
+            doc = _parsed(text)
+            if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+                for n, feature in enumerate(doc.get("features") or [], 1):
+                    yield f"{file}#{n}", feature
+            else:
+                yield str(file), doc
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return parse(text)
+    except InvalidItem as err:
+        return err
+
+
+def _progress(total: int | None, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, mininterval=0.5)
+
+
+def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = True) -> Report:
+    """Publish every item found in ``paths`` (each item names its ``collection``)."""
+    report = Report()
+    quiet = _silent(store)
+    with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
+        batch, pending = _Batch(), 0
+        for source, doc in _sources(paths):
+            try:
+                if isinstance(doc, InvalidItem):
+                    raise doc
+                cid = doc.get("collection") if isinstance(doc, dict) else None
+                if not isinstance(cid, str):
+                    raise InvalidItem("the item has no collection")
+                item, summary = normalize(doc, cid)
+            except InvalidItem as err:
+                report.rejected.append(Rejection(source, str(err)))
+                continue
+            batch.upsert(cid, item, summary)
+            pending += 1
+            if pending >= BATCH:
+                report.published += _flush(quiet, store, batch, pool, bar)
+                batch, pending = _Batch(), 0
+        report.published += _flush(quiet, store, batch, pool, bar)
+    return report
+
+
+def _flush(quiet: ObjectStore, store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any) -> int:
+    writes = [(catalog.item_key(cid, iid), item) for cid, per in batch.upserts.items()
+              for iid, (item, _) in per.items()]
+
+    def write(entry: tuple[str, dict[str, Any]]) -> None:
+        quiet.put_json(*entry)
+
+    for _ in pool.map(write, writes):
+        bar.update()
+    batch.apply(quiet)
+    return len(writes)
+
+
+def reindex(store: ObjectStore, collection: str | None = None, progress: bool = True) -> Report:
+    """Rebuild shards, extents and the search index of one or all collections from the item JSONs."""
+    cids = [collection] if collection else sorted(catalog.config().collection_ids)
+    report = Report()
+    quiet = _silent(store)
+    catalog.ensure_root(quiet)
+    for cid in cids:
+        if catalog.config().category(cid) is None:
+            raise ValueError(f"unknown collection {cid!r}")
+        keys = [info.key for info in quiet.list(catalog.items_prefix(cid)) if catalog.parse_item_key(info.key)]
+        items: list[dict[str, Any]] = []
+        summaries: dict[str, catalog.Summary] = {}
+
+        def load(key: str) -> tuple[str, StoredObject | None]:
+            try:
+                return key, quiet.get(key)
+            except NotFound:
+                return key, None  # deleted while listing
+
+        with _progress(len(keys), f"reindex {cid}", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
+            for key, obj in pool.map(load, keys):
+                bar.update()
+                if obj is None:
+                    continue
+                iid = catalog.parse_item_key(key)[1]  # type: ignore[index]
+                try:
+                    item, summary = normalize(parse(obj.body), cid, iid)
+                except InvalidItem as err:
+                    report.rejected.append(Rejection(key, str(err)))
+                    _reject(quiet, key, obj, str(err))
+                    continue
+                if item != obj.json():
+                    try:
+                        quiet.put_json(key, item, if_match=obj.etag)
+                    except PreconditionFailed:
+                        pass  # replaced while reindexing: its event brings the newer version in
+                items.append(item)
+                summaries[iid] = summary
+        catalog.rebuild(quiet, cid, summaries)
+        _index(quiet).rebuild(items, collection=cid)
+        report.published += len(items)
+    return report

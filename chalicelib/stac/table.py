@@ -1,0 +1,306 @@
+"""A columnar, immutable view of a set of STAC items: what a search evaluates against.
+
+Core columns (id, collection, bbox, time interval) are numpy arrays built once; typed
+views of any property (number, string, time, boolean), the shapely geometries and the
+free-text postings are derived on first use and cached, so a query pays only for the
+columns it touches.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .datetimes import try_instant
+
+WORD = re.compile(r"\w+")
+TEXT_FIELDS = ("title", "description")
+_NUMBER = (int, float)
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One item version as the index stores it (``item`` None = deleted)."""
+
+    collection: str
+    id: str
+    version: int  # nanoseconds: properties.updated, or the time it was applied
+    log_key: str  # tie-breaker between equal versions: later log entry wins
+    item: dict[str, Any] | None
+    raw: bytes | None = None  # compact JSON of ``item``, when already at hand
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.collection, self.id)
+
+    def beats(self, version: int, log_key: str) -> bool:
+        return (self.version, self.log_key) > (version, log_key)
+
+    def body(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        return json.dumps(self.item, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def property_name(name: str) -> str:
+    """Queryable name -> key in ``properties`` (``properties.x`` and ``x`` are the same)."""
+    return name[len("properties."):] if name.startswith("properties.") else name
+
+
+def tokens(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
+    box = item.get("bbox")
+    try:
+        if isinstance(box, list) and len(box) in (4, 6):
+            half = len(box) // 2
+            return (float(box[0]), float(box[1]), float(box[half]), float(box[half + 1]))
+        if item.get("geometry"):
+            import shapely
+            minx, miny, maxx, maxy = shapely.from_geojson(json.dumps(item["geometry"])).bounds
+            return (minx, miny, maxx, maxy)
+    except Exception:  # a broken geometry just never matches spatially
+        pass
+    return (_NAN, _NAN, _NAN, _NAN)
+
+
+def _interval(props: dict[str, Any]) -> tuple[float, float, float]:
+    """(start, end, sort instant) of an item; NaN where unknown."""
+    dt = try_instant(props.get("datetime"))
+    start = try_instant(props.get("start_datetime"))
+    end = try_instant(props.get("end_datetime"))
+    t0 = start if start is not None else dt
+    t1 = end if end is not None else dt
+    t0 = t1 if t0 is None else t0
+    t1 = t0 if t1 is None else t1
+    t0 = _NAN if t0 is None else t0
+    t1 = _NAN if t1 is None else t1
+    return t0, t1, (dt if dt is not None else t0)
+
+
+def _text(props: dict[str, Any]) -> str:
+    parts = [props[f] for f in TEXT_FIELDS if isinstance(props.get(f), str)]
+    kws = props.get("keywords")
+    if isinstance(kws, list):
+        parts.extend(k for k in kws if isinstance(k, str))
+    # Padded with spaces so a phrase is a substring test: " a b " in " x a b y ".
+    return " " + " ".join(tokens(" \n ".join(parts))) + " "
+
+
+class Table:
+    """Items in rows. Build with ``from_records`` or ``concat``; never mutated afterwards."""
+
+    def __init__(self, *, raw: list[bytes], ids: list[str], colls: list[str], version: np.ndarray,
+                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: dict[str, list[Any]],
+                 geoms: list[str | None], texts: list[str]) -> None:
+        self.n = len(raw)
+        self.raw = raw
+        self.id_list = ids
+        self.coll_list = colls
+        self.ids = np.array(ids, dtype=str) if ids else np.zeros(0, dtype="U1")
+        self.colls = np.array(colls, dtype=str) if colls else np.zeros(0, dtype="U1")
+        self.version = version
+        self.log_keys = log_keys
+        self.box = box  # (n, 4): minx, miny, maxx, maxy (minx > maxx crosses the antimeridian)
+        self.times = times  # (n, 3): start, end, sort instant (epoch seconds)
+        self.props = props
+        self.geoms = geoms
+        self.texts = texts
+        self.index = {(c, i): row for row, (c, i) in enumerate(zip(colls, ids))}
+        self._views: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._shapes: np.ndarray | None = None
+        self._shaped = np.zeros(0, dtype=bool)
+        self._kinds: dict[str, str | None] = {}
+        self._postings: dict[str, np.ndarray] | None = None
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, records: Sequence[Record]) -> Table:
+        live = [r for r in records if r.item is not None]
+        n = len(live)
+        props: dict[str, list[Any]] = {}
+        box = np.empty((n, 4), dtype=np.float64)
+        times = np.empty((n, 3), dtype=np.float64)
+        geoms: list[str | None] = []
+        texts: list[str] = []
+        for row, rec in enumerate(live):
+            item = rec.item
+            assert item is not None
+            p = item.get("properties") or {}
+            if not isinstance(p, dict):
+                p = {}
+            for key, value in p.items():
+                col = props.get(key)
+                if col is None:
+                    col = props[key] = [None] * n
+                col[row] = value
+            box[row] = _bbox(item)
+            times[row] = _interval(p)
+            geom = item.get("geometry")
+            geoms.append(json.dumps(geom) if geom else None)
+            texts.append(_text(p))
+        return cls(raw=[r.body() for r in live], ids=[r.id for r in live], colls=[r.collection for r in live],
+                   version=np.array([r.version for r in live], dtype=np.int64),
+                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, geoms=geoms,
+                   texts=texts)
+
+    @classmethod
+    def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
+        """Rows ``rows`` of each table, in order (used to fold new items into the base)."""
+        parts = [(t, np.asarray(rows, dtype=np.intp)) for t, rows in parts]
+        n = sum(len(rows) for _, rows in parts)
+        keys = {k for t, _ in parts for k in t.props}
+        props: dict[str, list[Any]] = {k: [] for k in keys}
+        raw: list[bytes] = []
+        ids: list[str] = []
+        colls: list[str] = []
+        lkeys: list[str] = []
+        geoms: list[str | None] = []
+        texts: list[str] = []
+        for t, rows in parts:
+            pick = rows.tolist()
+            for k in keys:
+                col = t.props.get(k)
+                props[k].extend([col[r] for r in pick] if col is not None else [None] * len(pick))
+            raw.extend(t.raw[r] for r in pick)
+            ids.extend(t.id_list[r] for r in pick)
+            colls.extend(t.coll_list[r] for r in pick)
+            lkeys.extend(t.log_keys[r] for r in pick)
+            geoms.extend(t.geoms[r] for r in pick)
+            texts.extend(t.texts[r] for r in pick)
+        def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
+            arrays = [getattr(t, attr)[rows] for t, rows in parts]
+            return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
+        table = cls(raw=raw, ids=ids, colls=colls, version=stack("version", 0, np.int64), log_keys=lkeys,
+                    box=stack("box", 4, np.float64), times=stack("times", 3, np.float64), props=props,
+                    geoms=geoms, texts=texts)
+        assert table.n == n
+        return table
+
+    def records(self, rows: Iterable[int]) -> list[Record]:
+        return [Record(self.coll_list[r], self.id_list[r], int(self.version[r]), self.log_keys[r],
+                       None, self.raw[r]) for r in rows]
+
+    # -- typed views of a queryable ---------------------------------------------------------
+    def values(self, name: str) -> list[Any]:
+        """Raw values of a queryable per row (None where absent)."""
+        if name == "id":
+            return self.id_list
+        if name == "collection":
+            return self.coll_list
+        return self.props.get(property_name(name)) or [None] * self.n
+
+    def view(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, valid) for kind "num", "str", "time" or "bool"; cached per table."""
+        key = (name, kind)
+        cached = self._views.get(key)
+        if cached is None:
+            cached = self._views[key] = self._build_view(name, kind)
+        return cached
+
+    def _build_view(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        if kind == "str" and name in ("id", "collection"):
+            return (self.ids if name == "id" else self.colls), np.ones(self.n, dtype=bool)
+        if kind == "time" and property_name(name) == "datetime":
+            vals = self.times[:, 2]
+            return vals, ~np.isnan(vals)
+        raw = self.values(name)
+        if kind == "num":
+            nums = [v if type(v) in _NUMBER else _NAN for v in raw]
+            vals = np.array(nums, dtype=np.float64) if nums else np.zeros(0)
+            ok = np.array([type(v) in _NUMBER for v in raw], dtype=bool)
+            return vals, ok
+        if kind == "str":
+            ok = np.array([type(v) is str for v in raw], dtype=bool)
+            strs = [v if type(v) is str else "" for v in raw]
+            return (np.array(strs, dtype=str) if strs else np.zeros(0, dtype="U1")), ok
+        if kind == "time":
+            parsed = [try_instant(v) if type(v) is str else None for v in raw]
+            ok = np.array([t is not None for t in parsed], dtype=bool)
+            return np.array([_NAN if t is None else t for t in parsed], dtype=np.float64), ok
+        if kind == "bool":
+            ok = np.array([type(v) is bool for v in raw], dtype=bool)
+            return np.array([v is True for v in raw], dtype=bool), ok
+        raise ValueError(kind)
+
+    def present(self, name: str) -> np.ndarray:
+        """Rows where ``name`` has a non-null value."""
+        key = (name, "present")
+        cached = self._views.get(key)
+        if cached is None:
+            cached = self._views[key] = (self._present(name), np.zeros(0, dtype=bool))
+        return cached[0]
+
+    def _present(self, name: str) -> np.ndarray:
+        if name in ("id", "collection"):
+            return np.ones(self.n, dtype=bool)
+        if name == "geometry":
+            return np.array([g is not None for g in self.geoms], dtype=bool)
+        col = self.props.get(property_name(name))
+        if col is None:
+            return np.zeros(self.n, dtype=bool)
+        return np.array([v is not None for v in col], dtype=bool)
+
+    def kind_of(self, name: str) -> str | None:
+        """The view kind that covers every non-null value of ``name`` (None: mixed or empty)."""
+        if name in ("id", "collection"):
+            return "str"
+        if property_name(name) == "datetime":
+            return "time"
+        if name not in self._kinds:
+            self._kinds[name] = self._kind_of(name)
+        return self._kinds[name]
+
+    def _kind_of(self, name: str) -> str | None:
+        present = self.present(name)
+        count = int(present.sum())
+        if count == 0:
+            return None
+        for kind in ("num", "bool", "time", "str"):
+            if int(self.view(name, kind)[1].sum()) == count:
+                return kind
+        return None
+
+    # -- geometry and text ---------------------------------------------------------------
+    def shapes_for(self, rows: np.ndarray) -> np.ndarray:
+        """Shapely geometries of ``rows`` (None where absent or invalid), parsed on first use."""
+        import shapely
+        if self._shapes is None:
+            self._shapes = np.full(self.n, None, dtype=object)
+            self._shaped = np.zeros(self.n, dtype=bool)
+        todo = rows[~self._shaped[rows]]
+        for row in todo.tolist():
+            text = self.geoms[row]
+            try:
+                self._shapes[row] = shapely.from_geojson(text) if text is not None else None
+            except Exception:  # an invalid item geometry never matches
+                self._shapes[row] = None
+        self._shaped[todo] = True
+        return self._shapes[rows]
+
+    def folded(self, name: str, mode: str, fold: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The string view of ``name`` case- and/or accent-folded (CASEI/ACCENTI)."""
+        key = (name, "str:" + mode)
+        cached = self._views.get(key)
+        if cached is None:
+            vals, ok = self.view(name, "str")
+            folded = [fold(v, mode) for v in vals.tolist()]
+            cached = self._views[key] = (np.array(folded, dtype=str) if folded else vals, ok)
+        return cached
+
+    def postings(self) -> dict[str, np.ndarray]:
+        """Word -> sorted rows whose title/description/keywords contain it."""
+        if self._postings is None:
+            acc: dict[str, list[int]] = {}
+            for row, text in enumerate(self.texts):
+                for word in set(text.split()):
+                    acc.setdefault(word, []).append(row)
+            self._postings = {w: np.array(rows, dtype=np.intp) for w, rows in acc.items()}
+        return self._postings
+

@@ -1,0 +1,230 @@
+"""Proxied artifacts: the store side of MLflow's ``mlflow-artifacts:`` scheme.
+
+An artifact path ``<experiment id>/<run id>/artifacts/<file>`` lives at store key
+``mlflow-artifacts/<path>``. Method names follow MLflow's artifact handlers
+(mlflow/server/handlers.py) so each REST route is one call. Bodies too big for a
+proxied Lambda response (6 MB, base64-inflated) are handed out as presigned URLs:
+S3's own, or the local store's ``/files/{token}`` stand-ins.
+"""
+from __future__ import annotations
+
+import pathlib
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+from urllib.parse import unquote
+
+from ..store import CompletedPart, NotFound, ObjectInfo, ObjectStore, PreconditionFailed, join_key
+from .errors import invalid, not_found
+
+ARTIFACTS_PREFIX = "mlflow-artifacts"
+# Largest body proxied inline: 4 MiB is 5.6 MB once API Gateway base64-encodes it, under
+# Lambda's 6 MB response limit. Bigger downloads are redirected to a presigned URL.
+PROXY_LIMIT = 4 * 1024 * 1024
+MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
+PRESIGN_EXPIRES = 3600
+
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\#]")
+
+
+def _fully_unquoted(text: str) -> str:
+    # MLflow decodes until stable before checking: "%252e%252e" must not slip through as "..".
+    for _ in range(10):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def artifact_path(path: str, *, allow_root: bool = False) -> str:
+    """A clean relative artifact path (already URL-decoded), or INVALID_PARAMETER_VALUE.
+
+    Rejects absolute paths (POSIX or Windows), ``.``/``..`` and empty segments (also when
+    percent-encoded), backslashes, ``#`` and control characters. A trailing ``/`` is dropped.
+    """
+    path = path[:-1] if path.endswith("/") else path
+    if not path:
+        if allow_root:
+            return ""
+        raise invalid("Invalid path: an artifact path is required")
+    decoded = _fully_unquoted(path)
+    if (_FORBIDDEN.search(path) or _FORBIDDEN.search(decoded) or path.startswith("/")
+            or pathlib.PureWindowsPath(decoded).drive or decoded.startswith("/")
+            or any(seg in ("", ".", "..") for seg in path.split("/"))
+            or any(seg in ("", ".", "..") for seg in decoded.split("/"))):
+        raise invalid(f"Invalid path: {path!r}")
+    return path
+
+
+def path_from_segments(segments: Sequence[str]) -> str:
+    """The artifact path named by percent-encoded URL segments; an encoded ``/`` is refused."""
+    decoded = [unquote(seg) for seg in segments]
+    if any("/" in seg for seg in decoded):
+        raise invalid("Invalid path: encoded '/' in a path segment")
+    return artifact_path("/".join(decoded), allow_root=True) if decoded else ""
+
+
+def _file_name(local_file: str) -> str:
+    # The client sends its own local path; only the file name matters (as in MLflow's repos).
+    name = re.split(r"[/\\]", local_file.rstrip("/\\"))[-1] if local_file else ""
+    return artifact_path(name)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # the entry's name within the listed directory
+    is_dir: bool
+    file_size: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"path": self.path, "is_dir": self.is_dir}
+        if self.file_size is not None:
+            out["file_size"] = self.file_size
+        return out
+
+
+@dataclass(frozen=True)
+class Download:
+    """A small artifact's bytes, or a presigned URL for one too big to proxy."""
+
+    size: int
+    body: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class PresignedDownload:
+    url: str
+    file_size: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"url": self.url, "headers": self.headers, "file_size": self.file_size}
+
+
+@dataclass(frozen=True)
+class UploadCredential:
+    url: str
+    part_number: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"url": self.url, "part_number": self.part_number, "headers": self.headers}
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    upload_id: str
+    credentials: list[UploadCredential]
+
+    def to_json(self) -> dict[str, object]:
+        return {"upload_id": self.upload_id, "credentials": [c.to_json() for c in self.credentials]}
+
+
+class ArtifactService:
+    """MLflow's proxied artifact repository over the object store."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def key(path: str) -> str:
+        return join_key(ARTIFACTS_PREFIX, path)
+
+    @staticmethod
+    def capabilities() -> dict[str, bool]:
+        """What ``/api/3.0/mlflow/server-info`` advertises: both adapters presign."""
+        return {"multipart_uploads_enabled": True, "multipart_downloads_enabled": True}
+
+    # -- single objects ------------------------------------------------------------------
+    def upload_artifact(self, path: str, body: bytes) -> None:
+        self.store.put(self.key(artifact_path(path)), body)
+
+    def download_artifact(self, path: str, *, base_url: str | None = None) -> Download:
+        key = self.key(artifact_path(path))
+        info = self._head(key, path)
+        if info.size > PROXY_LIMIT:
+            return Download(size=info.size, url=self.store.presign_get(key, expires=PRESIGN_EXPIRES,
+                                                                      base_url=base_url))
+        try:
+            obj = self.store.get(key)
+        except NotFound:
+            raise not_found(f"Artifact {path!r} does not exist") from None
+        return Download(size=len(obj.body), body=obj.body)
+
+    def get_presigned_download_url(self, path: str, *, base_url: str | None = None) -> PresignedDownload:
+        key = self.key(artifact_path(path))
+        info = self._head(key, path)
+        return PresignedDownload(url=self.store.presign_get(key, expires=PRESIGN_EXPIRES, base_url=base_url),
+                                 file_size=info.size)
+
+    def _head(self, key: str, path: str) -> ObjectInfo:
+        try:
+            return self.store.head(key)
+        except NotFound:
+            raise not_found(f"Artifact {path!r} does not exist") from None
+
+    # -- directories -----------------------------------------------------------------------
+    def list_artifacts(self, path: str = "") -> list[FileInfo]:
+        """Direct children of directory ``path`` (a file or a missing path lists as empty)."""
+        path = artifact_path(path, allow_root=True)
+        prefix = self.key(path) + "/" if path else ARTIFACTS_PREFIX + "/"
+        entries: dict[str, FileInfo] = {}
+        for info in self.store.list(prefix):
+            name, sep, _ = info.key[len(prefix):].partition("/")
+            if sep:
+                entries.setdefault(name, FileInfo(name, True))
+            else:
+                entries[name] = FileInfo(name, False, info.size)
+        return [entries[name] for name in sorted(entries)]
+
+    def delete_artifact(self, path: str) -> int:
+        """Delete the file ``path`` or everything under directory ``path``; returns the count."""
+        key = self.key(artifact_path(path))
+        doomed = [info.key for info in self.store.list(key + "/")]
+        if self.store.exists(key):
+            doomed.append(key)
+        for k in doomed:
+            self.store.delete(k)
+        return len(doomed)
+
+    # -- multipart uploads straight to storage -------------------------------------------------
+    def _target(self, directory: str, local_file: str) -> str:
+        directory = artifact_path(directory, allow_root=True)
+        return self.key(posixpath.join(directory, _file_name(local_file)) if directory else _file_name(local_file))
+
+    def create_multipart_upload(self, directory: str, local_file: str, num_parts: int, *,
+                                base_url: str | None = None) -> MultipartUpload:
+        if not 1 <= num_parts <= MAX_PARTS:
+            raise invalid(f"num_parts must be between 1 and {MAX_PARTS}, got {num_parts}")
+        key = self._target(directory, local_file)
+        upload_id = self.store.create_multipart(key)
+        return MultipartUpload(upload_id, [
+            UploadCredential(self.store.presign_part(key, upload_id, n, expires=PRESIGN_EXPIRES,
+                                                     base_url=base_url), n)
+            for n in range(1, num_parts + 1)])
+
+    def complete_multipart_upload(self, directory: str, local_file: str, upload_id: str,
+                                  parts: Iterable[CompletedPart]) -> None:
+        key = self._target(directory, local_file)
+        parts = list(parts)
+        if not parts:
+            raise invalid("parts must not be empty")
+        try:
+            self.store.complete_multipart(key, _upload_id(upload_id), parts)
+        except NotFound as err:
+            raise not_found(f"Multipart upload {upload_id!r} for {local_file!r}: {err}") from None
+        except PreconditionFailed as err:
+            raise invalid(str(err)) from None
+
+    def abort_multipart_upload(self, directory: str, local_file: str, upload_id: str) -> None:
+        self.store.abort_multipart(self._target(directory, local_file), _upload_id(upload_id))
+
+
+def _upload_id(upload_id: str) -> str:
+    if not upload_id or _FORBIDDEN.search(upload_id):
+        raise invalid(f"Invalid upload_id: {upload_id!r}")
+    return upload_id
+

@@ -1,0 +1,163 @@
+"""An append-only log of create-only objects folded onto a compare-and-swap snapshot.
+
+Layout under ``prefix``: ``log/<key>.json`` (one object per write, never rewritten) and
+``snapshot.json`` = ``{"covered": <last folded key>, "state": <fold of every entry <= covered>}``.
+Any number of processes append without coordination; a reader revalidates its warm copy with
+ONE ``LIST`` (start_after the covered key: it returns the tail *and* the snapshot's ETag, since
+``snapshot.json`` sorts after ``log/``) and GETs only entries it has not seen.
+
+Entry keys sort by time (microseconds, then a random suffix). A write may land after a
+later-keyed one, so compaction folds only entries older than ``MARGIN_S``: an entry whose PUT
+took longer than ``MARGIN_S / 2`` is reported as failed (the client retries; folds are
+idempotent), so nothing lands behind the snapshot's covered key.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+from contextlib import contextmanager
+
+from ..store import NotFound, ObjectStore, PreconditionFailed
+from .errors import MlflowError
+
+MARGIN_S = 30.0
+COMPACT_AFTER = 200  # settled tail entries that trigger a compaction
+_TS_DIGITS = 17  # microseconds since the epoch, zero-padded so keys sort by time
+
+Fold = Callable[[Any, dict[str, Any]], None]
+
+
+def new_entry_key(after: str | None = None) -> str:
+    """A time-sortable unique key, strictly after ``after`` (keeps one writer's causal order)."""
+    now = int(time.time() * 1_000_000)
+    if after:
+        now = max(now, entry_time_us(after) + 1)
+    return f"{now:0{_TS_DIGITS}d}-{uuid.uuid4().hex[:12]}"
+
+
+def entry_time_us(key: str) -> int:
+    return int(key.split("-", 1)[0])
+
+
+class FoldedLog:
+    """One log's warm, revalidated fold. Thread-safe; hold ``view()`` while reading the state."""
+
+    def __init__(self, store: ObjectStore, prefix: str, fold: Fold, empty: Callable[[], Any]) -> None:
+        self.store = store
+        self.prefix = prefix.rstrip("/") + "/"
+        self._fold = fold
+        self._empty = empty
+        self._lock = threading.RLock()
+        self._snap_etag: str | None = None
+        self._snap_body: bytes | None = None
+        self._covered = ""  # last key folded into the snapshot
+        self._tail: dict[str, dict[str, Any]] = {}  # entries after the snapshot, by key
+        self._state: Any = empty()
+        self._last_key = ""
+
+    @property
+    def _log(self) -> str:
+        return self.prefix + "log/"
+
+    @property
+    def _snapshot_key(self) -> str:
+        return self.prefix + "snapshot.json"
+
+    # -- writes -------------------------------------------------------------------------
+    def append(self, key: str, entry: dict[str, Any]) -> None:
+        started = time.time()
+        body = json.dumps(entry, separators=(",", ":")).encode()
+        self.store.put(f"{self._log}{key}.json", body, if_none_match=True, content_type="application/json")
+        if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
+            # A compaction may already have passed this key: make the client retry the write.
+            raise MlflowError("write took too long; retry", "TEMPORARILY_UNAVAILABLE")
+
+    # -- reads --------------------------------------------------------------------------
+    @contextmanager
+    def view(self) -> Iterator[Any]:
+        """The current fold, revalidated against the store; valid while the block runs."""
+        with self._lock:
+            self._refresh()
+            yield self._state
+
+    def last_key(self) -> str:
+        """Newest entry key seen at the last refresh (call inside ``view``)."""
+        return self._last_key
+
+    def _refresh(self) -> None:
+        start = self._log + self._covered + ".json" if self._covered else None
+        log_keys: list[str] = []
+        snap_etag: str | None = None
+        for info in self.store.list(self.prefix, start_after=start):
+            if info.key == self._snapshot_key:
+                snap_etag = info.etag
+            elif info.key.startswith(self._log) and info.key.endswith(".json"):
+                log_keys.append(info.key[len(self._log):-5])
+        rebuild = False
+        if snap_etag != self._snap_etag:
+            self._load_snapshot()
+            rebuild = True
+        fresh = [k for k in log_keys if k > self._covered and k not in self._tail]
+        if fresh:
+            for key, entry in zip(fresh, self._fetch(fresh)):
+                if entry is not None:
+                    self._tail[key] = entry
+            if not rebuild and self._last_key and min(fresh) < self._last_key:
+                rebuild = True  # a late write sorts before entries already applied
+        if rebuild:
+            self._state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
+            for key in sorted(self._tail):
+                self._fold(self._state, self._tail[key])
+        else:
+            for key in sorted(fresh):
+                if key in self._tail:
+                    self._fold(self._state, self._tail[key])
+        self._last_key = max([self._last_key, self._covered, *self._tail]) if self._tail or self._covered else ""
+        self._maybe_compact()
+
+    def _load_snapshot(self) -> None:
+        try:
+            obj = self.store.get(self._snapshot_key)
+        except NotFound:
+            self._snap_etag, self._snap_body, self._covered = None, None, ""
+            return
+        doc = obj.json()
+        self._snap_etag, self._snap_body, self._covered = obj.etag, obj.body, doc["covered"]
+        self._tail = {k: v for k, v in self._tail.items() if k > self._covered}
+
+    def _fetch(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        def get(key: str) -> dict[str, Any] | None:
+            try:
+                return self.store.get(f"{self._log}{key}.json").json()  # type: ignore[no-any-return]
+            except NotFound:
+                return None
+        if len(keys) < 4:
+            return [get(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(16, len(keys))) as pool:
+            return list(pool.map(get, keys))
+
+    def _maybe_compact(self) -> None:
+        settled_before = (time.time() - MARGIN_S) * 1_000_000
+        settled = sorted(k for k in self._tail if entry_time_us(k) < settled_before)
+        if len(settled) < COMPACT_AFTER:
+            return
+        state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
+        for key in settled:
+            self._fold(state, self._tail[key])
+        doc = {"covered": settled[-1], "state": state}
+        try:
+            if self._snap_etag is None:
+                info = self.store.put_json(self._snapshot_key, doc, if_none_match=True)
+            else:
+                info = self.store.put_json(self._snapshot_key, doc, if_match=self._snap_etag)
+        except PreconditionFailed:
+            return  # another process compacted first; the next refresh loads its snapshot
+        self._snap_etag = info.etag
+        self._snap_body = json.dumps(doc, separators=(",", ":")).encode()
+        self._covered = settled[-1]
+        for key in settled:
+            del self._tail[key]

@@ -1,0 +1,133 @@
+"""Run records: how one log entry changes a run, and the run's proto-JSON shape.
+
+A run's state is a JSON-able dict (it lives in snapshots):
+``{"info": {...RunInfo fields}, "params": {k: v}, "tags": {k: v},
+"metrics": {k: [value, timestamp, step]}  (the latest, as MLflow defines it),
+"history": {k: [[value, timestamp, step, model_id, dataset_name, dataset_digest], ...]}  (per-run log only),
+"datasets": [DatasetInput JSON], "model_inputs": [ids], "model_outputs": [[id, step]]}``.
+
+Every operation is idempotent (a replayed entry changes nothing), so client retries are harmless.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+RUN_NAME_TAG = "mlflow.runName"
+LOGGED_MODELS_TAG = "mlflow.log-model.history"
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+
+def new_run(create: dict[str, Any]) -> dict[str, Any]:
+    return {"info": dict(create), "params": {}, "tags": {}, "metrics": {}, "history": {},
+            "datasets": [], "model_inputs": [], "model_outputs": []}
+
+
+def _newer(metric: list[Any], latest: list[Any] | None) -> bool:
+    # MLflow's latest value: the greatest (step, timestamp, value); NaN counts as the largest value.
+    if latest is None:
+        return True
+    mine = (metric[2], metric[1], _sortable(metric[0]))
+    theirs = (latest[2], latest[1], _sortable(latest[0]))
+    return mine >= theirs
+
+
+def _sortable(value: float) -> float:
+    return math.inf if math.isnan(value) else value
+
+
+def apply_entry(runs: dict[str, Any], entry: dict[str, Any], history: bool) -> None:
+    """Fold one log entry into ``runs`` (run id -> state)."""
+    run_id = entry["run"]
+    run = runs.get(run_id)
+    if "create" in entry and run is None:
+        run = runs[run_id] = new_run(entry["create"])
+    if run is None:
+        return
+    info, tags = run["info"], run["tags"]
+    for key, value in entry.get("params", {}).items():
+        run["params"].setdefault(key, value)  # params are immutable: the first write wins
+    for key, value in entry.get("tags", {}).items():
+        tags[key] = value
+        if key == RUN_NAME_TAG:
+            info["run_name"] = value
+    for key in entry.get("del_tags", []):
+        tags.pop(key, None)
+    for m in entry.get("metrics", []):
+        key, rec = m[0], m[1:]
+        if _newer(rec, run["metrics"].get(key)):
+            run["metrics"][key] = rec[:3]
+        if history:
+            run["history"].setdefault(key, []).append(rec)
+    if "update" in entry:
+        info.update(entry["update"])
+        if entry["update"].get("run_name"):
+            tags[RUN_NAME_TAG] = entry["update"]["run_name"]
+    if "lifecycle" in entry:
+        info["lifecycle_stage"] = entry["lifecycle"]
+        info["deleted_time"] = entry.get("deleted_time")
+    for dataset_input in entry.get("datasets", []):
+        if dataset_input not in run["datasets"]:
+            run["datasets"].append(dataset_input)
+    for model_id in entry.get("model_inputs", []):
+        if model_id not in run["model_inputs"]:
+            run["model_inputs"].append(model_id)
+    for output in entry.get("model_outputs", []):
+        if output not in run["model_outputs"]:
+            run["model_outputs"].append(output)
+    for model in entry.get("log_model", []):
+        logged = json.loads(tags.get(LOGGED_MODELS_TAG, "[]"))
+        if model not in logged:
+            tags[LOGGED_MODELS_TAG] = json.dumps(logged + [model])
+
+
+def fold_experiment(state: dict[str, Any], entry: dict[str, Any]) -> None:
+    apply_entry(state, entry, history=False)
+
+
+def fold_run(state: dict[str, Any], entry: dict[str, Any]) -> None:
+    apply_entry(state, entry, history=True)
+
+
+# -- proto JSON ----------------------------------------------------------------------------
+def json_float(value: float) -> float | str:
+    """Proto JSON spells non-finite doubles as strings."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def run_info_json(info: dict[str, Any]) -> dict[str, Any]:
+    out = {"run_id": info["run_id"], "run_uuid": info["run_id"], "run_name": info.get("run_name", ""),
+           "experiment_id": info["experiment_id"], "user_id": info.get("user_id", ""),
+           "status": info.get("status", "RUNNING"), "start_time": info.get("start_time"),
+           "end_time": info.get("end_time"), "artifact_uri": info.get("artifact_uri", ""),
+           "lifecycle_stage": info.get("lifecycle_stage", "active")}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "info": run_info_json(run["info"]),
+        "data": {
+            "metrics": [{"key": k, "value": json_float(v[0]), "timestamp": v[1], "step": v[2]}
+                        for k, v in run["metrics"].items()],
+            "params": [{"key": k, "value": v} for k, v in run["params"].items()],
+            "tags": [{"key": k, "value": v} for k, v in run["tags"].items()],
+        },
+        "inputs": {"dataset_inputs": run["datasets"],
+                   "model_inputs": [{"model_id": m} for m in run["model_inputs"]]},
+        "outputs": {"model_outputs": [{"model_id": m, "step": s} for m, s in run["model_outputs"]]},
+    }
+
+
+def history(run: dict[str, Any], key: str) -> list[list[Any]]:
+    """A metric's distinct records, in (timestamp, step) order as MLflow's stores return them."""
+    seen: dict[tuple[Any, ...], list[Any]] = {}
+    for rec in run["history"].get(key, []):
+        ident = (repr(rec[0]), rec[1], rec[2])
+        seen.setdefault(ident, rec)
+    return sorted(seen.values(), key=lambda r: (r[1], r[2]))

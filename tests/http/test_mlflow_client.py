@@ -1,0 +1,123 @@
+"""The unmodified mlflow client against ``stacflow serve`` over HTTP, on the local store and on S3."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.conftest import new_bucket
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["local", "s3"])
+def client(request: pytest.FixtureRequest, live_server_factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    import mlflow
+    if request.param == "s3":
+        uri = f"s3://{new_bucket(request.getfixturevalue('moto_endpoint'))}/pre"
+    else:
+        uri = f"file://{tmp_path}/store"
+    server = live_server_factory(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url + "/mlflow")
+    mlflow.set_tracking_uri(server.url + "/mlflow")
+    yield mlflow.MlflowClient()
+    mlflow.set_tracking_uri(None)
+
+
+def test_experiments_runs_metrics_params_tags_datasets(client):
+    import mlflow
+    import pandas as pd
+    from mlflow.entities import ViewType
+
+    assert client.get_experiment("0").name == "Default"
+    assert client.get_experiment_by_name("nope") is None
+    exp_id = mlflow.set_experiment("exp-a").experiment_id
+    assert mlflow.set_experiment("exp-a").experiment_id == exp_id  # found by name
+    client.set_experiment_tag(exp_id, "team", "eo")
+    with mlflow.start_run(run_name="first") as run:
+        mlflow.log_params({"lr": 0.1, "depth": 3})
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metrics({"acc": 0.91, "nan": math.nan})
+        mlflow.set_tags({"stage": "dev", "gone": "x"})
+        client.delete_tag(run.info.run_id, "gone")
+        frame = pd.DataFrame({"band1": [0.1, 0.2], "label": [0, 1]})
+        mlflow.log_input(mlflow.data.from_pandas(frame, name="s2-tiles"), context="training")
+    with mlflow.start_run(run_name="second"):
+        mlflow.log_param("lr", 0.01)
+        mlflow.log_metric("loss", 0.05)
+
+    got = client.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "first"
+    assert got.info.artifact_uri == f"mlflow-artifacts:/{exp_id}/{run.info.run_id}/artifacts"
+    assert got.data.params == {"lr": "0.1", "depth": "3"}
+    assert got.data.metrics["loss"] == 0.2 and math.isnan(got.data.metrics["nan"])
+    assert got.data.tags["stage"] == "dev" and "gone" not in got.data.tags
+    (dataset_input,) = got.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "s2-tiles"
+    assert [(t.key, t.value) for t in dataset_input.tags] == [("mlflow.data.context", "training")]
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1.0 / (s + 1)) for s in range(5)]
+
+    found = mlflow.search_runs([exp_id], filter_string="params.lr = '0.1' and metrics.loss < 0.5",
+                               output_format="list")
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+    ordered = client.search_runs([exp_id], order_by=["metrics.loss ASC"])
+    assert [r.info.run_name for r in ordered] == ["second", "first"]
+    by_dataset = client.search_runs([exp_id], "dataset.name = 's2-tiles' and dataset.context = 'training'")
+    assert [r.info.run_id for r in by_dataset] == [run.info.run_id]
+    page = client.search_runs([exp_id], max_results=1)
+    assert len(page) == 1 and page.token
+    assert len(client.search_runs([exp_id], max_results=1, page_token=page.token)) == 1
+
+    exps = client.search_experiments(filter_string="tags.team = 'eo'")
+    assert [e.experiment_id for e in exps] == [exp_id]
+
+    client.delete_run(run.info.run_id)
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
+    assert len(client.search_runs([exp_id])) == 1
+    assert len(client.search_runs([exp_id], run_view_type=ViewType.ALL)) == 2
+    client.restore_run(run.info.run_id)
+    assert len(client.search_runs([exp_id])) == 2
+
+    client.rename_experiment(exp_id, "exp-b")
+    assert client.get_experiment_by_name("exp-a") is None
+    assert client.get_experiment_by_name("exp-b").experiment_id == exp_id
+    client.delete_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
+    assert exp_id not in [e.experiment_id for e in client.search_experiments()]
+    client.restore_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "active"
+
+
+def test_sklearn_autolog_and_logged_model_roundtrip(client):
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_experiment("sk")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    mlflow.sklearn.autolog(log_models=False, log_datasets=True)
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression(C=0.5, max_iter=200).fit(X, y)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    got = client.get_run(run.info.run_id)
+    assert got.data.params["C"] == "0.5"
+    assert 0.5 <= got.data.metrics["training_accuracy_score"] <= 1.0
+    assert got.data.tags["estimator_name"] == "LogisticRegression"
+
+    with mlflow.start_run() as run2:
+        model = LogisticRegression(max_iter=200).fit(X, y)
+        info = mlflow.sklearn.log_model(model, name="clf", input_example=X[:2])
+    logged = client.get_logged_model(info.model_id)
+    assert logged.status.to_proto() == 2  # LOGGED_MODEL_READY
+    assert logged.source_run_id == run2.info.run_id
+    assert [o.model_id for o in client.get_run(run2.info.run_id).outputs.model_outputs] == [info.model_id]
+    loaded = mlflow.pyfunc.load_model(f"models:/{info.model_id}")
+    assert (loaded.predict(X) == model.predict(X)).all()
+    assert [m.model_id for m in mlflow.search_logged_models(experiment_ids=[run2.info.experiment_id],
+                                                             output_format="list")] == [info.model_id]

@@ -1,0 +1,146 @@
+"""The static catalog in the store: layout, links, extents, shards; read back with pystac."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pystac
+import pytest
+from stac_offline import validate_object
+
+from chalicelib.stac import catalog
+from chalicelib.stac.items import normalize
+from chalicelib.stac.stacio import StoreStacIO
+from chalicelib.store import NotFound, ObjectStore
+
+from .conftest import make_item, random_items
+
+
+def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
+    """Write items and apply their catalog updates (what publishing does, minus the search index)."""
+    per: dict[str, dict[str, Any]] = {}
+    for raw in items:
+        item, summary = normalize(raw, raw["collection"])
+        store.put_json(catalog.item_key(item["collection"], item["id"]), item)
+        per.setdefault(item["collection"], {})[item["id"]] = summary
+    for cid, ups in per.items():
+        catalog.update(store, cid, ups, ())
+
+
+def static_tree(store: ObjectStore) -> dict[str, Any]:
+    """Every document of the static catalog (root and collections/...)."""
+    keys = ["catalog.json"] + [i.key for i in store.list("collections/")]
+    return {key: store.get_json(key) for key in keys}
+
+
+def etags(store: ObjectStore) -> dict[str, str]:
+    return {i.key: i.etag for i in store.list("")}
+
+
+def test_tree_is_valid_stac_and_pystac_reads_every_item(local_store, offline_pystac) -> None:
+    items = random_items(60) + random_items(15, "ai-model", seed=2)
+    publish_direct(local_store, items)
+    for key, doc in static_tree(local_store).items():
+        assert validate_object(doc) == [], key
+
+    root = pystac.Catalog.from_file(str(local_store.root / "catalog.json"))
+    assert root.validate_all() == len(items)
+    found = {(i.collection_id, i.id) for i in root.get_items(recursive=True)}
+    assert found == {(i["collection"], i["id"]) for i in items}
+    some = next(root.get_child("dataset").get_items(recursive=True))
+    assert some.get_collection().id == "dataset"
+    assert some.get_root().id == "stacflow"
+    assert some.get_parent().id == f"dataset-{catalog.shard_of(some.id)}"
+
+
+def test_pystac_reads_the_tree_from_s3_through_the_store(s3_store, offline_pystac) -> None:
+    items = random_items(25) + random_items(5, "ai-model", seed=3)
+    publish_direct(s3_store, items)
+    io = StoreStacIO(s3_store)
+    root_href = s3_store.url("catalog.json")
+    assert root_href.startswith("s3://")
+    root = pystac.Catalog.from_file(root_href, stac_io=io)
+    assert root.validate_all() == len(items)
+    assert {i.id for i in root.get_items(recursive=True)} == {i["id"] for i in items}
+    assert root.get_child("dataset").get_self_href() == s3_store.url("collections/dataset/collection.json")
+
+
+def test_links_are_relative_and_match_the_layout(local_store) -> None:
+    publish_direct(local_store, [make_item("a1"), make_item("b2", lon=20, lat=40)])
+    tree = static_tree(local_store)
+    root = tree["catalog.json"]
+    assert {(l["rel"], l["href"]) for l in root["links"]} == {
+        ("root", "./catalog.json"), ("self", "./catalog.json"),
+        ("child", "./collections/ai-model/collection.json"), ("child", "./collections/dataset/collection.json")}
+    coll = tree["collections/dataset/collection.json"]
+    children = sorted(l["href"] for l in coll["links"] if l["rel"] == "child")
+    assert children == sorted({f"./shards/{catalog.shard_of(i)}.json" for i in ("a1", "b2")})
+    item = tree["collections/dataset/items/a1.json"]
+    rels = {l["rel"]: l["href"] for l in item["links"]}
+    assert rels == {"root": "../../../catalog.json", "parent": f"../shards/{catalog.shard_of('a1')}.json",
+                    "collection": "../collection.json", "self": "./a1.json",
+                    "license": "https://example.com/license"}
+    assert item["collection"] == "dataset"
+    shard = tree[f"collections/dataset/shards/{catalog.shard_of('a1')}.json"]
+    assert {"rel": "item", "href": "../items/a1.json", "type": "application/geo+json"} in shard["links"]
+
+
+def test_extents_follow_items_and_shrink_when_items_go(store) -> None:
+    publish_direct(store, [make_item("west", lon=-100, lat=-10, dt="2020-01-01T00:00:00Z"),
+                           make_item("east", lon=100, lat=30, size=2, dt="2024-05-01T12:30:00Z"),
+                           make_item("mid", lon=0, lat=0, dt=None, start_datetime="2021-01-01T00:00:00Z",
+                                     end_datetime="2022-01-01T00:00:00Z")])
+    extent = store.get_json(catalog.collection_key("dataset"))["extent"]
+    assert extent["spatial"]["bbox"] == [[-100, -10, 102, 32]]
+    assert extent["temporal"]["interval"] == [["2020-01-01T00:00:00Z", "2024-05-01T12:30:00Z"]]
+
+    catalog.update(store, "dataset", {}, ["east", "west"])
+    doc = store.get_json(catalog.collection_key("dataset"))
+    assert doc["extent"]["spatial"]["bbox"] == [[0, 0, 0, 0]]
+    assert doc["extent"]["temporal"]["interval"] == [["2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z"]]
+    assert catalog.item_count(doc) == 1
+
+    catalog.update(store, "dataset", {}, ["mid"])
+    doc = store.get_json(catalog.collection_key("dataset"))
+    assert doc["extent"]["temporal"]["interval"] == [[None, None]]
+    assert [l for l in doc["links"] if l["rel"] == "child"] == []
+    assert list(store.list("collections/dataset/shards/")) == []  # empty shards are removed
+    assert validate_object(doc) == []
+
+
+def test_one_item_touches_one_shard_and_the_collection(local_store) -> None:
+    publish_direct(local_store, random_items(300))
+    before = etags(local_store)
+    item, summary = normalize(make_item("new-one", lon=5, lat=5), "dataset")
+    catalog.update(local_store, "dataset", {"new-one": summary}, ())
+    changed = {k for k, v in etags(local_store).items() if before.get(k) != v}
+    assert changed == {catalog.shard_key("dataset", catalog.shard_of("new-one")), catalog.collection_key("dataset")}
+    shard = local_store.get_json(catalog.shard_key("dataset", catalog.shard_of("new-one")))
+    assert len(json.dumps(shard)) < 20_000  # ~300/256 items per shard: small pages
+
+
+def test_no_change_writes_nothing(local_store) -> None:
+    publish_direct(local_store, [make_item("same")])
+    before = etags(local_store)
+    _, summary = normalize(make_item("same"), "dataset")
+    catalog.update(local_store, "dataset", {"same": summary}, ())
+    catalog.update(local_store, "dataset", {}, ["never-there"])
+    assert etags(local_store) == before
+
+
+def test_rebuild_matches_incremental_updates(local_store) -> None:
+    items = random_items(80)
+    publish_direct(local_store, items)
+    incremental = static_tree(local_store)
+    # A stale shard that the rebuild must drop, then rebuild from summaries.
+    local_store.put_json(catalog.shard_key("dataset", "zz"), catalog.empty_shard("dataset", "zz"))
+    summaries = {i["id"]: normalize(i, "dataset")[1] for i in items}
+    catalog.rebuild(local_store, "dataset", summaries)
+    assert static_tree(local_store) == incremental
+
+
+def test_unknown_collection_is_refused(local_store) -> None:
+    with pytest.raises(ValueError):
+        catalog.update(local_store, "nope", {}, ["x"])
+    with pytest.raises(NotFound):
+        local_store.get("collections/nope/collection.json")

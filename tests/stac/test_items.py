@@ -1,0 +1,77 @@
+"""Item validation and normalization: every rule has a rejecting case with its reason."""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pytest
+from stac_offline import validate_object
+
+from chalicelib.stac.items import InvalidItem, normalize, parse
+
+from .conftest import make_item
+
+
+def test_normalized_item_is_valid_stac_and_keeps_own_content() -> None:
+    raw = make_item("x1", collection=None, size=1)
+    raw["links"].append({"rel": "self", "href": "https://elsewhere/x1.json"})
+    del raw["bbox"], raw["stac_extensions"], raw["stac_version"]
+    item, summary = normalize(raw, "dataset")
+    assert validate_object(item) == []
+    assert item["collection"] == "dataset" and item["bbox"] == [10, 50, 11, 51]
+    assert [l["rel"] for l in item["links"]] == ["root", "parent", "collection", "self", "license"]
+    assert item["assets"] == raw["assets"] and item["properties"] == raw["properties"]
+    assert summary == [10, 50, 11, 51, "2021-06-01T00:00:00.000000Z", "2021-06-01T00:00:00.000000Z"]
+    assert normalize(item, "dataset")[0] == item  # idempotent: a rewrite's own event changes nothing
+
+
+def test_null_geometry_and_ranges() -> None:
+    raw = make_item("n", dt=None, start_datetime="2020-01-01T00:00:00.123456789+02:00",
+                    end_datetime="2020-02-01T00:00:00Z")
+    raw["geometry"] = None
+    del raw["bbox"]
+    _, summary = normalize(raw, "dataset")
+    assert summary == [None] * 4 + ["2019-12-31T22:00:00.123456Z", "2020-02-01T00:00:00.000000Z"]
+
+
+def _breaks(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    item = copy.deepcopy(make_item("bad", size=1))
+    change(item)
+    return item
+
+
+BAD: dict[str, tuple[Any, str]] = {
+    "not an object": ([1, 2], "JSON object"),
+    "wrong type": (_breaks(lambda i: i.update(type="Collection")), "'Feature' was expected"),
+    "no id": (_breaks(lambda i: i.pop("id")), "'id' is a required property"),
+    "id with slash": (_breaks(lambda i: i.update(id="a/b")), "must match"),
+    "geometry junk": (_breaks(lambda i: i.update(geometry={"type": "Point", "coordinates": "x"})), "geometry"),
+    "bbox too short": (_breaks(lambda i: i.update(bbox=[1, 2, 3])), "bbox"),
+    "bbox misses geometry": (_breaks(lambda i: i.update(bbox=[0, 0, 1, 1])), "does not contain"),
+    "bbox without geometry": (_breaks(lambda i: i.update(geometry=None)), "geometry is null"),
+    "no datetime": (_breaks(lambda i: i["properties"].pop("datetime")), "'datetime' is a required property"),
+    "null datetime, no range": (_breaks(lambda i: i["properties"].update(datetime=None)), "start_datetime"),
+    "bad datetime": (_breaks(lambda i: i["properties"].update(datetime="yesterday")), "RFC 3339"),
+    "date only": (_breaks(lambda i: i["properties"].update(datetime="2020-01-01")), "RFC 3339"),
+    "no time zone": (_breaks(lambda i: i["properties"].update(datetime="2020-01-01T00:00:00")), "time zone"),
+    "range reversed": (_breaks(lambda i: i["properties"].update(
+        datetime=None, start_datetime="2021-01-01T00:00:00Z", end_datetime="2020-01-01T00:00:00Z")), "after"),
+    "other collection": (_breaks(lambda i: i.update(collection="ai-model")), "differs from the collection"),
+    "asset without href": (_breaks(lambda i: i["assets"].update(x={})), "href"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_items_are_rejected_with_a_reason(case: str) -> None:
+    doc, reason = BAD[case]
+    with pytest.raises(InvalidItem, match=reason):
+        normalize(doc, "dataset")
+
+
+def test_key_and_collection_rules() -> None:
+    with pytest.raises(InvalidItem, match="differs from the id in the object key"):
+        normalize(make_item("a"), "dataset", "b")
+    with pytest.raises(InvalidItem, match="unknown collection"):
+        normalize(make_item("a", collection=None), "nope")
+    with pytest.raises(InvalidItem, match="not JSON"):
+        parse(b"{nope")

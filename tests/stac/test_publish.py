@@ -1,0 +1,157 @@
+"""Publishing: events, parallel writers, bulk publish and reindex converge on the store's items."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from stac_offline import validate_object
+
+from chalicelib import services
+from chalicelib.stac import catalog
+from chalicelib.stac.index import LOG_PREFIX, SearchIndex
+from chalicelib.stac.publish import publish_paths, reindex
+from chalicelib.store import ObjectStore
+from tests.conftest import REPO
+
+from .conftest import make_item, random_items
+
+
+def indexed(store: ObjectStore) -> set[tuple[str, str]]:
+    snap = SearchIndex(store).snapshot()
+    return {(str(c), str(i)) for table, alive in snap.parts for c, i, a in zip(table.colls, table.ids, alive) if a}
+
+
+def catalogued(store: ObjectStore) -> set[tuple[str, str]]:
+    out = set()
+    for info in store.list("collections/"):
+        if "/shards/" in info.key:
+            cid = info.key.split("/")[1]
+            out |= {(cid, iid) for iid in store.get_json(info.key)[catalog.ITEMS_FIELD]}
+    return out
+
+
+def tree_is_valid(store: ObjectStore) -> None:
+    for info in store.list("collections/"):
+        assert validate_object(store.get_json(info.key)) == [], info.key
+    assert validate_object(store.get_json("catalog.json")) == []
+
+
+@pytest.fixture
+def wired(local_store) -> Iterator[ObjectStore]:
+    """The local store as the service runs it: each write dispatches its event in-process."""
+    services.configure(store=local_store)
+    yield local_store
+    services.configure()
+
+
+def test_store_put_publishes_in_process(wired) -> None:
+    wired.put_json("collections/dataset/items/p1.json", make_item("p1", collection=None))
+    assert catalogued(wired) == {("dataset", "p1")} == indexed(wired)
+    stored = wired.get_json("collections/dataset/items/p1.json")
+    assert stored["collection"] == "dataset"
+    before = {i.key: i.etag for i in wired.list("collections/")}
+    wired.put_json("collections/dataset/items/p1.json", stored)  # same content: derived pages untouched
+    assert {i.key: i.etag for i in wired.list("collections/") if i.key != "collections/dataset/items/p1.json"} == {
+        k: v for k, v in before.items() if k != "collections/dataset/items/p1.json"}
+    wired.delete("collections/dataset/items/p1.json")
+    assert catalogued(wired) == set() == indexed(wired)
+
+
+def test_fifty_parallel_publishers_lose_nothing(wired) -> None:
+    items = random_items(50)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(items))
+
+    def publish(item: dict[str, Any]) -> None:
+        try:
+            barrier.wait()
+            wired.put_json(catalog.item_key("dataset", item["id"]), item)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=publish, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    expected = {("dataset", i["id"]) for i in items}
+    assert catalogued(wired) == expected
+    assert indexed(wired) == expected
+    coll = wired.get_json(catalog.collection_key("dataset"))
+    assert catalog.item_count(coll) == 50
+    lons = [i["bbox"][0] for i in items]
+    assert coll["extent"]["spatial"]["bbox"][0][0] == min(lons)
+    tree_is_valid(wired)
+
+
+def test_one_event_batch_is_one_index_write(local_store) -> None:
+    from functions import StoreEvent, handle_events
+    items = random_items(120)
+    for item in items:
+        local_store.put_json(catalog.item_key("dataset", item["id"]), item)
+    handle_events(local_store, [StoreEvent(True, catalog.item_key("dataset", i["id"]), "", "") for i in items])
+    assert len(list(local_store.list(LOG_PREFIX))) == 1
+    assert len(catalogued(local_store)) == 120
+
+
+def _write_inputs(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "in" / "nested"
+    folder.mkdir(parents=True)
+    for item in random_items(30):
+        (folder / f"{item['id']}.json").write_text(json.dumps(item))
+    (folder / "bad.json").write_text(json.dumps(make_item("no-coll", collection=None)))
+    lines = [json.dumps(i) for i in random_items(20, "ai-model", seed=5)]
+    lines.insert(3, "{not json")
+    lines.append(json.dumps(make_item("wrong-time", dt="soon")))
+    (tmp_path / "models.ndjson").write_text("\n".join(lines) + "\n")
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(make_item("single", collection="ai-model")))
+    return [tmp_path / "in", tmp_path / "models.ndjson", single]
+
+
+def test_publish_paths_reports_and_publishes(local_store, tmp_path) -> None:
+    report = publish_paths(local_store, _write_inputs(tmp_path), progress=False)
+    assert report.published == 51
+    reasons = {r.source.rsplit("/", 1)[-1]: r.reason for r in report.rejected}
+    assert set(reasons) == {"bad.json", "models.ndjson:4", "models.ndjson:22"}
+    assert "no collection" in reasons["bad.json"] and "not JSON" in reasons["models.ndjson:4"]
+    assert "RFC 3339" in reasons["models.ndjson:22"]
+    assert report.as_dict()["rejected"] == 3
+    assert len(catalogued(local_store)) == 51 == len(indexed(local_store))
+    tree_is_valid(local_store)
+
+
+def test_reindex_restores_derived_data(local_store, tmp_path) -> None:
+    publish_paths(local_store, _write_inputs(tmp_path), progress=False)
+    tree = {i.key: local_store.get_json(i.key) for i in local_store.list("collections/")}
+    before = indexed(local_store)
+    for info in list(local_store.list("collections/")):
+        if "/items/" not in info.key:
+            local_store.delete(info.key)
+    for info in list(local_store.list("stac-index/")):
+        local_store.delete(info.key)
+    local_store.put(catalog.item_key("dataset", "junk"), b"[]")
+    report = reindex(local_store, progress=False)
+    assert report.published == 51 and [r.source for r in report.rejected] == [catalog.item_key("dataset", "junk")]
+    assert {i.key: local_store.get_json(i.key) for i in local_store.list("collections/")} == tree
+    assert indexed(local_store) == before
+
+
+def test_cli_publish_and_reindex(tmp_path) -> None:
+    uri = (tmp_path / "store").as_uri()
+
+    def run(command: str, *paths: Path) -> tuple[int, dict[str, Any]]:
+        out = subprocess.run([sys.executable, "-m", "chalicelib.cli", command, "--store", uri, "-q", *map(str, paths)],
+                             cwd=REPO, capture_output=True, text=True)
+        return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])
+
+    code, report = run("publish", *_write_inputs(tmp_path))
+    assert code == 1 and report["published"] == 51 and report["rejected"] == 3
+    code, report = run("reindex")
+    assert code == 0 and report["published"] == 51

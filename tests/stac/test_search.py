@@ -1,0 +1,243 @@
+"""Item search over the real index (both store backends), checked against brute force."""
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from chalicelib.stac import search
+from chalicelib.stac.errors import InvalidParameter
+
+from . import oracle
+from .conftest import Corpus
+from .synthetic import make_item
+
+
+def run_get(corpus: Corpus, **params: Any) -> search.SearchPage:
+    req = search.parse_get({k: [str(v)] for k, v in params.items()})
+    return search.execute(corpus.reader.snapshot(), req, known_collections=corpus.known)
+
+
+def run_post(corpus: Corpus, body: dict[str, Any]) -> search.SearchPage:
+    return search.execute(corpus.reader.snapshot(), search.parse_post(body), known_collections=corpus.known)
+
+
+def ids(page: search.SearchPage) -> list[str]:
+    return [it["id"] for it in page.items]
+
+
+def expect(corpus: Corpus, pred: Any) -> set[str]:
+    return {it["id"] for it in corpus.items if pred(it)}
+
+
+def test_corpus_spans_base_and_delta(corpus: Corpus) -> None:
+    snap = corpus.reader.snapshot()
+    (base, _), (delta, _) = snap.parts
+    assert base.n > 0 and delta.n > 0
+    assert snap.count == len(corpus.items)
+
+
+def test_ids_and_collections(corpus: Corpus) -> None:
+    wanted = [corpus.items[i]["id"] for i in (0, 5, 377, 399)]
+    page = run_get(corpus, ids=",".join(wanted), limit=100)
+    assert sorted(ids(page)) == sorted(wanted) and page.number_matched == 4
+    page = run_post(corpus, {"collections": ["dem", "s2-l2a"], "limit": 1000})
+    assert set(ids(page)) == expect(corpus, lambda it: it["collection"] in ("dem", "s2-l2a"))
+    assert page.number_matched == len(page.items)
+
+
+@pytest.mark.parametrize("bbox", [[0, 0, 40, 40], [-180, -90, 180, 90], [10.5, 5.5, 11, 6], [170, -50, -170, 50],
+                                  [-20, -10, 60, 30]])
+def test_bbox(corpus: Corpus, bbox: list[float]) -> None:
+    page = run_get(corpus, bbox=",".join(map(str, bbox)), limit=1000)
+    assert set(ids(page)) == expect(corpus, lambda it: oracle.in_bbox(it, bbox))
+
+
+def test_intersects(corpus: Corpus) -> None:
+    geom = {"type": "Polygon", "coordinates": [[[0, 0], [60, 0], [0, 60], [0, 0]]]}
+    page = run_post(corpus, {"intersects": geom, "limit": 1000})
+    from shapely.geometry import shape
+    want = expect(corpus, lambda it: shape(it["geometry"]).intersects(shape(geom)))
+    assert set(ids(page)) == want and want
+
+
+@pytest.mark.parametrize("value", ["2020-03-01T00:00:00Z/2020-09-01T00:00:00Z", "../2019-01-01T00:00:00Z",
+                                   "2022-06-01T00:00:00+02:00/..", "2019-05-05T10:00:00Z"])
+def test_datetime(corpus: Corpus, value: str) -> None:
+    lo, _, hi = value.partition("/") if "/" in value else (value, "", value)
+    lo_t = -1e18 if lo == ".." else oracle.ts(lo)
+    hi_t = 1e18 if hi == ".." else oracle.ts(hi)
+    page = run_get(corpus, datetime=value, limit=1000)
+    assert set(ids(page)) == expect(corpus, lambda it: oracle.in_datetime(it, lo_t, hi_t))
+
+
+def test_bbox_and_datetime_combined(corpus: Corpus) -> None:
+    page = run_post(corpus, {"bbox": [-100, -60, 100, 60], "datetime": "2019-01-01T00:00:00Z/2021-01-01T00:00:00Z",
+                             "limit": 1000})
+    lo, hi = oracle.ts("2019-01-01T00:00:00Z"), oracle.ts("2021-01-01T00:00:00Z")
+    want = expect(corpus, lambda it: oracle.in_bbox(it, [-100, -60, 100, 60]) and oracle.in_datetime(it, lo, hi))
+    assert set(ids(page)) == want and want
+
+
+@pytest.mark.parametrize("q,pred", [
+    ("ocean", lambda it: oracle.has_word(it, "ocean")),
+    ("OCEAN,glacier", lambda it: oracle.has_word(it, "ocean") or oracle.has_word(it, "glacier")),
+    ("ocean glacier", lambda it: oracle.has_word(it, "ocean") or oracle.has_word(it, "glacier")),
+    ("ocean AND glacier", lambda it: oracle.has_word(it, "ocean") and oracle.has_word(it, "glacier")),
+    ('"ocean scene"', lambda it: "ocean scene" in " ".join(oracle.text_words(it))),
+    ("(flood OR river) AND crop", lambda it: (oracle.has_word(it, "flood") or oracle.has_word(it, "river"))
+     and oracle.has_word(it, "crop")),
+    ("+coast -urban", lambda it: oracle.has_word(it, "coast") and not oracle.has_word(it, "urban")),
+    ("nothingmatches", lambda it: False),
+])
+def test_free_text(corpus: Corpus, q: str, pred: Any) -> None:
+    page = run_get(corpus, q=q, limit=1000)
+    assert set(ids(page)) == expect(corpus, pred)
+
+
+@pytest.mark.parametrize("sortby,keys", [
+    (None, [(oracle.sort_instant, True)]),
+    ("-properties.eo:cloud_cover", [(oracle.prop("eo:cloud_cover"), True)]),
+    ("platform,-datetime", [(oracle.prop("platform"), False), (oracle.sort_instant, True)]),
+    ("+gsd,id", [(oracle.prop("gsd"), False), (lambda it: it["id"], False)]),
+    ("datetime", [(oracle.sort_instant, False)]),
+])
+def test_sort_and_paging_match_brute_force(corpus: Corpus, sortby: str | None, keys: Any) -> None:
+    want = [it["id"] for it in oracle.order(corpus.items, keys)]
+    params: dict[str, Any] = {"limit": 37}
+    if sortby:
+        params["sortby"] = sortby
+    got: list[str] = []
+    tokens: list[str | None] = [None]
+    while True:
+        page = run_get(corpus, **params, **({"token": tokens[-1]} if tokens[-1] else {}))
+        assert page.number_matched == len(want)
+        got.extend(ids(page))
+        if not page.next_token:
+            break
+        tokens.append(page.next_token)
+    assert got == want
+    # Walk back with prev tokens: the same pages in reverse.
+    page = run_get(corpus, **params, token=tokens[-1])
+    back = ids(page)
+    while page.prev_token:
+        page = run_get(corpus, **params, token=page.prev_token)
+        back = ids(page) + back
+    assert back == want
+
+
+def test_sort_post_and_single_page(corpus: Corpus) -> None:
+    page = run_post(corpus, {"sortby": [{"field": "properties.eo:cloud_cover", "direction": "asc"}], "limit": 1000})
+    want = [it["id"] for it in oracle.order(corpus.items, [(oracle.prop("eo:cloud_cover"), False)])]
+    assert ids(page) == want and page.next_token is None and page.prev_token is None
+
+
+def test_paging_while_items_are_added(fresh_corpus: Corpus) -> None:
+    corpus = fresh_corpus
+    before = {it["id"] for it in corpus.items}
+    rng = random.Random(3)
+    seen: list[str] = []
+    page = run_get(corpus, limit=50, sortby="-datetime")
+    added = 0
+    while True:
+        seen.extend(ids(page))
+        # New items land before and after the cursor while we page.
+        corpus.writer.apply([make_item(1000 + added + k, rng, prefix="late") for k in range(5)], [])
+        added += 5
+        if not page.next_token:
+            break
+        page = run_get(corpus, limit=50, sortby="-datetime", token=page.next_token)
+    assert len(seen) == len(set(seen)), "duplicates across pages"
+    assert before <= set(seen), "items present from the start were missed"
+    assert added >= 5 * 8
+
+
+def test_fields(corpus: Corpus) -> None:
+    page = run_get(corpus, fields="properties.platform,-geometry,-assets", limit=3)
+    for item in page.items:
+        assert "geometry" not in item and "assets" not in item
+        assert set(item["properties"]) <= {"datetime", "platform"} and "platform" in item["properties"]
+        assert {"id", "type", "bbox", "links", "stac_version", "collection"} <= set(item)
+    page = run_post(corpus, {"fields": {"include": ["properties"], "exclude": ["properties.title"]}, "limit": 3})
+    for item in page.items:
+        assert "title" not in item["properties"] and "platform" in item["properties"]
+    page = run_post(corpus, {"fields": {}, "limit": 2})
+    assert all(set(it["properties"]) == {"datetime"} for it in page.items)
+    full = run_get(corpus, limit=2)
+    assert "title" in full.items[0]["properties"]
+
+
+def test_limit_clamped(corpus: Corpus) -> None:
+    page = run_get(corpus, limit=1000000)
+    assert len(page.items) == len(corpus.items) and page.next_token is None
+    assert search.parse_get({"limit": ["1000000"]}).limit == search.MAX_LIMIT
+    assert run_get(corpus).items.__len__() == search.DEFAULT_LIMIT
+
+
+def test_collection_items_route_parameters(corpus: Corpus) -> None:
+    req = search.parse_get({"bbox": ["-180,-90,180,90"], "limit": ["1000"]}, collection="dem")
+    page = search.execute(corpus.reader.snapshot(), req, known_collections=corpus.known)
+    assert set(ids(page)) == expect(corpus, lambda it: it["collection"] == "dem")
+
+
+def test_queryables(corpus: Corpus) -> None:
+    schema = search.queryables(corpus.reader.snapshot(), None)
+    assert "$id" not in schema and schema["$schema"].endswith("2019-09/schema")
+    props = schema["properties"]
+    assert props["eo:cloud_cover"]["type"] == "number" and props["platform"]["type"] == "string"
+    assert props["updated"]["format"] == "date-time" and props["keywords"]["type"] == "array"
+    import jsonschema
+    jsonschema.Draft201909Validator.check_schema(schema)
+    assert search.queryables(corpus.reader.snapshot(), "dem")["title"].endswith("dem")
+
+
+BAD_GET = [
+    {"limit": "0"}, {"limit": "-1"}, {"limit": "ten"}, {"limit": "1.5"},
+    {"bbox": "1,2,3"}, {"bbox": "a,b,c,d"}, {"bbox": "0,10,1,5"}, {"bbox": "0,-91,1,5"}, {"bbox": "0,0,200,1"},
+    {"bbox": "0,0,1,1", "intersects": json.dumps({"type": "Point", "coordinates": [0, 0]})},
+    {"intersects": "{not json"}, {"intersects": json.dumps({"type": "Point"})},
+    {"intersects": json.dumps({"type": "Feature", "geometry": None})},
+    {"datetime": "yesterday"}, {"datetime": "../.."}, {"datetime": "2021-01-01T00:00:00Z/2020-01-01T00:00:00Z"},
+    {"datetime": "a/b/c"}, {"datetime": ""},
+    {"collections": "nope"}, {"token": "!!!"}, {"token": "eyJ4IjoxfQ"},
+    {"sortby": "geometry"}, {"sortby": ","}, {"fields": "id,,-"},
+    {"filter": "eo:cloud_cover <<< 3"}, {"filter": "collection = 'nope'"}, {"filter": "x = 1", "filter-lang": "sql"},
+    {"filter": "x = 1", "filter-crs": "EPSG:3857"}, {"filter": "{bad", "filter-lang": "cql2-json"},
+    {"filter": "x LIKE 3"}, {"filter": "collection IN ('dem', 'nope')"},
+    {"q": ""}, {"q": '"unterminated'}, {"q": "(ocean"}, {"q": "ocean AND"},
+]
+
+
+@pytest.mark.parametrize("params", BAD_GET, ids=[json.dumps(p)[:60] for p in BAD_GET])
+def test_bad_get_input(corpus: Corpus, params: dict[str, str]) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        run_get(corpus, **params)
+    assert err.value.description
+
+
+BAD_POST: list[Any] = [
+    [], "x", {"limit": True}, {"limit": "x"}, {"limit": 0}, {"bbox": "0,0,1,1"}, {"bbox": [0, 0, 1, True]},
+    {"bbox": [0, 0, 1, float("nan")]}, {"intersects": {"type": "Polygon", "coordinates": [[1, 2]]}},
+    {"ids": [1, 2]}, {"collections": [None]}, {"sortby": [{"direction": "asc"}]},
+    {"sortby": [{"field": "id", "direction": "up"}]}, {"sortby": 5}, {"fields": ["id"]},
+    {"fields": {"include": "id"}}, {"filter": {"op": "bogus", "args": [1, 2]}},
+    {"filter": {"op": "=", "args": [{"property": "a"}]}}, {"filter": {"op": "s_intersects", "args": [
+        {"property": "geometry"}, {"type": "Polygon", "coordinates": "x"}]}},
+    {"filter": {"op": "t_intersects", "args": [{"property": "datetime"}, {"interval": ["x", ".."]}]}},
+    {"filter": {"op": "=", "args": [{"property": "collection"}, "nope"]}},
+    {"filter": {"op": "and", "args": [1, 2]}}, {"q": 5}, {"datetime": 5}, {"token": 7},
+]
+
+
+@pytest.mark.parametrize("body", BAD_POST, ids=[json.dumps(b)[:60] for b in BAD_POST])
+def test_bad_post_input(corpus: Corpus, body: Any) -> None:
+    with pytest.raises(InvalidParameter):
+        run_post(corpus, body)
+
+
+def test_token_from_another_sort_is_rejected(corpus: Corpus) -> None:
+    page = run_get(corpus, limit=5, sortby="gsd,platform")
+    with pytest.raises(InvalidParameter):
+        run_get(corpus, limit=5, token=page.next_token)
