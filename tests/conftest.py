@@ -6,6 +6,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from typing import Iterator
@@ -103,9 +104,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.store_uri = store_uri
         full_env = dict(os.environ, **(env or {}))
+        # The access log goes to a file: an unread pipe would fill up and stall the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="stacflow-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(self.port), "--store", store_uri],
-            cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            cwd=REPO, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_http(self.url + "/health", proc=self.proc)
 
     def stop(self) -> None:
@@ -114,6 +117,8 @@ class LiveServer:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
+        os.unlink(self.log.name)
 
 
 @pytest.fixture

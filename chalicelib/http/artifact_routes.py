@@ -33,9 +33,9 @@ from .urls import base_url
 
 artifact_api = Blueprint(__name__)
 
-# Deepest URL under /mlflow-artifacts/: the operation takes 1-2 segments, then
-# "<experiment>/<run>/artifacts/..." or "<experiment>/models/<model>/artifacts/..." leaves
-# room for 17 or more levels of artifact directories.
+# Segments after /mlflow-artifacts/: the operation takes 1-2, "<experiment>/models/<model>/artifacts"
+# 4, leaving artifact paths of up to 19 segments (folders and file name) under a run's or a
+# logged model's artifacts/. Deeper URLs match no route. 2 x 24 API Gateway resources.
 MAX_DEPTH = 24
 _PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
 _METHODS = ["GET", "PUT", "DELETE", "POST"]
@@ -50,7 +50,7 @@ BINARY_TYPES = ["image/tiff", "image/jp2", "image/webp", "application/x-hdf5", "
 
 
 def artifact_service() -> ArtifactService:
-    return services.cached("artifacts", lambda: ArtifactService(services.store()))  # type: ignore[no-any-return]
+    return services.cached("artifact_service", lambda: ArtifactService(services.store()))  # type: ignore[no-any-return]
 
 
 # -- operations: (request, artifact path) -> response ------------------------------------------

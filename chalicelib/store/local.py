@@ -127,8 +127,16 @@ class LocalStore(ObjectStore):
             yield _info(key, st)
 
     # -- writes ----------------------------------------------------------------------
+    def _mkdir_parent(self, path: Path) -> None:
+        # S3 lets "a" be an object and a prefix at once; a directory tree cannot.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidKey(f"a parent of {path.relative_to(self.root).as_posix()!r} is an object, "
+                             "not a folder") from None
+
     def _write_tmp(self, path: Path, body: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir_parent(path)
         tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
         with open(tmp, "wb") as fh:
             fh.write(body)
@@ -158,6 +166,8 @@ class LocalStore(ObjectStore):
                         raise PreconditionFailed(key)
                 os.replace(tmp, path)
                 return _info(key, path.stat())
+        except IsADirectoryError:
+            raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -262,7 +272,7 @@ class LocalStore(ObjectStore):
         if not (updir / "key").is_file() or (updir / "key").read_text() != key:
             raise NotFound(f"no such upload {upload_id} for {key}")
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir_parent(path)
         tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
         try:
             with open(tmp, "wb") as out:
@@ -276,6 +286,8 @@ class LocalStore(ObjectStore):
                 info = _info(key, path.stat())
         except FileNotFoundError:
             raise NotFound(f"missing part for upload {upload_id}") from None
+        except IsADirectoryError:
+            raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
             tmp.unlink(missing_ok=True)
         self.abort_multipart(key, upload_id)

@@ -49,10 +49,9 @@ def artifact_path(path: str, *, allow_root: bool = False) -> str:
         if allow_root:
             return ""
         raise invalid("Invalid path: an artifact path is required")
+    # Decoding only rewrites %XX, so checking the decoded form also covers the path as given.
     decoded = _fully_unquoted(path)
-    if (_FORBIDDEN.search(path) or _FORBIDDEN.search(decoded) or path.startswith("/")
-            or pathlib.PureWindowsPath(decoded).drive or decoded.startswith("/")
-            or any(seg in ("", ".", "..") for seg in path.split("/"))
+    if (_FORBIDDEN.search(decoded) or decoded.startswith("/") or pathlib.PureWindowsPath(decoded).is_absolute()
             or any(seg in ("", ".", "..") for seg in decoded.split("/"))):
         raise invalid(f"Invalid path: {path!r}")
     return path

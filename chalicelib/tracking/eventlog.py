@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 from contextlib import contextmanager
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
@@ -29,6 +29,22 @@ COMPACT_AFTER = 200  # settled tail entries that trigger a compaction
 _TS_DIGITS = 17  # microseconds since the epoch, zero-padded so keys sort by time
 
 Fold = Callable[[Any, dict[str, Any]], None]
+T = TypeVar("T")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def parallel(calls: list[Callable[[], T]]) -> list[T]:
+    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
+    global _pool
+    if len(calls) < 2:
+        return [c() for c in calls]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="store")
+    futures = [_pool.submit(c) for c in calls]
+    return [f.result() for f in futures]
 
 
 def new_entry_key(after: str | None = None) -> str:
@@ -135,10 +151,7 @@ class FoldedLog:
                 return self.store.get(f"{self._log}{key}.json").json()  # type: ignore[no-any-return]
             except NotFound:
                 return None
-        if len(keys) < 4:
-            return [get(k) for k in keys]
-        with ThreadPoolExecutor(max_workers=min(16, len(keys))) as pool:
-            return list(pool.map(get, keys))
+        return parallel([lambda k=k: get(k) for k in keys])  # type: ignore[misc]
 
     def _maybe_compact(self) -> None:
         settled_before = (time.time() - MARGIN_S) * 1_000_000

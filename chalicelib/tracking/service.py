@@ -11,7 +11,6 @@ JSON dict (``{"info", "data", "inputs", "outputs"}`` for a run) or raises Mlflow
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import threading
@@ -23,7 +22,7 @@ from typing import Any, Callable
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import validation as v
 from .errors import MlflowError, invalid, not_found
-from .eventlog import FoldedLog, new_entry_key
+from .eventlog import FoldedLog, new_entry_key, parallel
 from .experiments import Experiment, ExperimentStore, now_ms
 from .runs import RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, run_info_json, run_json
 
@@ -118,9 +117,11 @@ class TrackingService:
                 raise not_found(f"Run with id={run_id} not found")
             return render(run)
 
-    def _write(self, run_id: str, entry: dict[str, Any],
-               check: Callable[[dict[str, Any]], None] | None = None, require_active: bool = True) -> None:
-        """Validate against the run's current state, then append the entry to both logs (2 PUTs)."""
+    def _write(self, run_id: str, entry: dict[str, Any], check: Callable[[dict[str, Any]], None] | None = None,
+               require_active: bool = True) -> dict[str, Any]:
+        """Validate against the run's current state, then append the entry to both logs (2 parallel PUTs).
+
+        Returns the run's info as it will read after this entry."""
         eid = self._experiment_of(run_id)
         log = self._run_log(run_id)
         with log.view() as runs:
@@ -133,9 +134,11 @@ class TrackingService:
             if check:
                 check(run)
             key = new_entry_key(after=log.last_key())
+            info = dict(run["info"], **entry.get("update", {}))
         entry = dict(entry, run=run_id, time=now_ms())
-        log.append(key, entry)
-        self._experiment_log(eid).append(key, entry)
+        exp_log = self._experiment_log(eid)
+        parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, entry)])
+        return info
 
     # -- experiments ----------------------------------------------------------------------
     def create_experiment(self, name: str, artifact_location: str | None, tags: list[dict[str, Any]]) -> str:
@@ -214,24 +217,31 @@ class TrackingService:
             raise invalid(f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
                           f"different values (run_name='{run_name}', mlflow.runName='{tag_name}').")
         start_time = v.integer(msg, "start_time")
-        # A client retry of the same request (same start_time, tags, ...) maps to the same run id.
-        run_id = (hashlib.sha256(json.dumps([eid, msg], sort_keys=True).encode()).hexdigest()[:32]
-                  if start_time else uuid.uuid4().hex)
+        # Random, as in MLflow: identical requests in the same millisecond are common (threads
+        # starting runs), so a content-derived id would merge distinct runs.
+        run_id = uuid.uuid4().hex
         run_name = run_name or tag_name or _random_name()
         tags[RUN_NAME_TAG] = run_name
         info = {"run_id": run_id, "experiment_id": eid, "user_id": v.string(msg, "user_id") or "",
                 "run_name": run_name, "status": "RUNNING", "start_time": start_time or now_ms(),
                 "artifact_uri": f"{exp.artifact_location}/{run_id}/artifacts", "lifecycle_stage": "active"}
-        try:
-            self.store.put_json(f"{RUNS}{run_id}.json", {"experiment_id": eid}, if_none_match=True)
-        except PreconditionFailed:
-            pass  # a replay: finish whatever the first attempt may not have written
-        self._run_experiment[run_id] = eid
         key = new_entry_key()
         entry = {"run": run_id, "time": now_ms(), "create": info, "tags": tags}
-        self._run_log(run_id).append(key, entry)
-        self._experiment_log(eid).append(key, entry)
-        return {"run": self.get_run(run_id)}
+        run_log, exp_log = self._run_log(run_id), self._experiment_log(eid)
+        replayed = []
+
+        def point() -> None:
+            try:
+                self.store.put_json(f"{RUNS}{run_id}.json", {"experiment_id": eid}, if_none_match=True)
+            except PreconditionFailed:
+                replayed.append(True)  # a retry: the entries below are idempotent, rewriting is harmless
+        parallel([point, lambda: run_log.append(key, entry), lambda: exp_log.append(key, entry)])
+        self._run_experiment[run_id] = eid
+        if replayed:
+            return {"run": self.get_run(run_id)}
+        state: dict[str, Any] = {}
+        fold_run(state, entry)
+        return {"run": run_json(state[run_id])}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return self._read_run(run_id, run_json)  # type: ignore[no-any-return]
@@ -247,8 +257,7 @@ class TrackingService:
             change["end_time"] = end_time
         if run_name:
             change["run_name"] = run_name
-        self._write(run_id, {"update": change})
-        return {"run_info": self._read_run(run_id, lambda r: run_info_json(r["info"]))}
+        return {"run_info": run_info_json(self._write(run_id, {"update": change}))}
 
     def delete_run(self, run_id: str) -> None:
         self._write(run_id, {"lifecycle": "deleted", "deleted_time": now_ms()}, require_active=False)

@@ -82,8 +82,13 @@ def object_list(msg: dict[str, Any], field: str) -> list[dict[str, Any]]:
     return value
 
 
+_GOOD_NAMES: set[str] = set()  # names already accepted: batches repeat the same few keys
+
+
 def name(value: Any, path: str, what: str) -> str:
     """Metric, param and tag keys: a clean relative path of allowed characters, at most 250 chars."""
+    if value in _GOOD_NAMES:
+        return value  # type: ignore[no-any-return]
     if value is None:
         raise invalid(f"Missing value for required parameter '{path}'.")
     if not isinstance(value, str):
@@ -96,6 +101,8 @@ def name(value: Any, path: str, what: str) -> str:
         raise _bad_value(path, value, "Names may be treated as files in certain cases, and must not resolve "
                          f"to other names when treated as such. This name would resolve to {norm!r}")
     length(f"{what} name" if what == "Metric" else f"{what} key", MAX_ENTITY_KEY_LENGTH, value)
+    if len(_GOOD_NAMES) < 100_000:
+        _GOOD_NAMES.add(value)
     return value
 
 

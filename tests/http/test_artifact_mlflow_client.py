@@ -75,13 +75,23 @@ def test_big_file_goes_through_presigned_multipart_both_ways(served, tmp_path, m
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(7 * MB + 123))
     repo = _repo("mlflow-artifacts:/0/run2/artifacts")
-    # The client learns from /server-info that multipart is on; a refusal would fall back to a proxied PUT.
+    # The client learns from /server-info that multipart is on.
     assert repo._is_multipart_upload_enabled() and repo._is_multipart_download_enabled()
     create = repo.create_multipart_upload(str(big), 2, "m")
     assert len(create.credentials) == 2
     repo.abort_multipart_upload(str(big), create.upload_id, "m")
 
+    multipart_calls = []
+    try_multipart = repo._try_multipart_upload
+
+
+    def observed(*args: Any, **kwargs: Any) -> None:
+        try_multipart(*args, **kwargs)  # a 501 "not supported" raises here and falls back to a PUT
+        multipart_calls.append(args)
+
+    monkeypatch.setattr(repo, "_try_multipart_upload", observed)
     repo.log_artifact(str(big), "m")
+    assert len(multipart_calls) == 1
     assert [(f.path, f.file_size) for f in repo.list_artifacts("m")] == [("m/big.bin", big.stat().st_size)]
     fetched = pathlib.Path(repo.download_artifacts("m/big.bin", _dir(tmp_path / "presigned")))
     assert _digest(fetched) == _digest(big)

@@ -197,3 +197,12 @@ def test_routes_package_for_api_gateway():
     validate_routes(app.routes)
     validate_route_content_types(app.routes, app.api.binary_types)
     assert {"application/octet-stream", "image/tiff", "application/x-hdf5"} <= set(app.api.binary_types)
+
+
+def test_file_folder_clash_on_the_local_store_is_400_not_500(client, local_store):
+    assert client.http.put(f"{API}/artifacts/0/x", body=b"file").status_code == 200
+    assert client.http.put(f"{API}/artifacts/0/d/f", body=b"nested").status_code == 200
+    for path in ["0/x/y", "0/d"]:
+        resp = client.http.put(f"{API}/artifacts/{path}", body=b"clash")
+        assert resp.status_code == 400 and _json(resp)["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert sorted(i.key for i in local_store.list("")) == ["mlflow-artifacts/0/d/f", "mlflow-artifacts/0/x"]

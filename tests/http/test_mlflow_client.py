@@ -10,14 +10,19 @@ from tests.conftest import new_bucket
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "s3-direct"])
 def client(request: pytest.FixtureRequest, live_server_factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A live server per store; "s3-direct": artifacts go straight to S3 (STACFLOW_ARTIFACT_ROOT), not proxied."""
     import mlflow
-    if request.param == "s3":
-        uri = f"s3://{new_bucket(request.getfixturevalue('moto_endpoint'))}/pre"
+    env = {}
+    if request.param.startswith("s3"):
+        bucket = new_bucket(request.getfixturevalue("moto_endpoint"))
+        uri = f"s3://{bucket}/pre"
+        if request.param == "s3-direct":
+            env["STACFLOW_ARTIFACT_ROOT"] = f"s3://{bucket}/mlflow-artifacts"
     else:
         uri = f"file://{tmp_path}/store"
-    server = live_server_factory(uri)
+    server = live_server_factory(uri, env)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url + "/mlflow")
     mlflow.set_tracking_uri(server.url + "/mlflow")
     yield mlflow.MlflowClient()
@@ -49,7 +54,9 @@ def test_experiments_runs_metrics_params_tags_datasets(client):
 
     got = client.get_run(run.info.run_id)
     assert got.info.status == "FINISHED" and got.info.run_name == "first"
-    assert got.info.artifact_uri == f"mlflow-artifacts:/{exp_id}/{run.info.run_id}/artifacts"
+    root = client.get_experiment(exp_id).artifact_location
+    assert root.endswith(f"/{exp_id}") and root.startswith(("mlflow-artifacts:/", "s3://"))
+    assert got.info.artifact_uri == f"{root}/{run.info.run_id}/artifacts"
     assert got.data.params == {"lr": "0.1", "depth": "3"}
     assert got.data.metrics["loss"] == 0.2 and math.isnan(got.data.metrics["nan"])
     assert got.data.tags["stage"] == "dev" and "gone" not in got.data.tags
@@ -114,6 +121,8 @@ def test_sklearn_autolog_and_logged_model_roundtrip(client):
         model = LogisticRegression(max_iter=200).fit(X, y)
         info = mlflow.sklearn.log_model(model, name="clf", input_example=X[:2])
     logged = client.get_logged_model(info.model_id)
+    root = client.get_experiment(run2.info.experiment_id).artifact_location
+    assert logged.artifact_location == f"{root}/models/{info.model_id}/artifacts"
     assert logged.status.to_proto() == 2  # LOGGED_MODEL_READY
     assert logged.source_run_id == run2.info.run_id
     assert [o.model_id for o in client.get_run(run2.info.run_id).outputs.model_outputs] == [info.model_id]

@@ -13,7 +13,7 @@ from chalicelib.stac.items import normalize
 from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
-from .conftest import make_item, random_items
+from .stac_items import make_item, offline_pystac, random_items  # noqa: F401 (fixture)
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from stac_offline import validate_object
 
 from chalicelib.stac.items import InvalidItem, normalize, parse
 
-from .conftest import make_item
+from .stac_items import make_item
 
 
 def test_normalized_item_is_valid_stac_and_keeps_own_content() -> None:
@@ -42,14 +42,15 @@ def _breaks(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
 
 BAD: dict[str, tuple[Any, str]] = {
     "not an object": ([1, 2], "JSON object"),
-    "wrong type": (_breaks(lambda i: i.update(type="Collection")), "'Feature' was expected"),
-    "no id": (_breaks(lambda i: i.pop("id")), "'id' is a required property"),
+    "wrong type": (_breaks(lambda i: i.update(type="Collection")), "item.type must be same as const definition: Feature"),
+    "no id": (_breaks(lambda i: i.pop("id")), r"item must contain \['id'\]"),
     "id with slash": (_breaks(lambda i: i.update(id="a/b")), "must match"),
     "geometry junk": (_breaks(lambda i: i.update(geometry={"type": "Point", "coordinates": "x"})), "geometry"),
-    "bbox too short": (_breaks(lambda i: i.update(bbox=[1, 2, 3])), "bbox"),
+    "bbox too short": (_breaks(lambda i: i.update(bbox=[1, 2, 3])), "item.bbox must contain at least 4 items"),
+    "bbox of five": (_breaks(lambda i: i.update(bbox=[1, 2, 3, 4, 5])), "4 or 6 numbers"),
     "bbox misses geometry": (_breaks(lambda i: i.update(bbox=[0, 0, 1, 1])), "does not contain"),
     "bbox without geometry": (_breaks(lambda i: i.update(geometry=None)), "geometry is null"),
-    "no datetime": (_breaks(lambda i: i["properties"].pop("datetime")), "'datetime' is a required property"),
+    "no datetime": (_breaks(lambda i: i["properties"].pop("datetime")), r"item.properties must contain \['datetime'\]"),
     "null datetime, no range": (_breaks(lambda i: i["properties"].update(datetime=None)), "start_datetime"),
     "bad datetime": (_breaks(lambda i: i["properties"].update(datetime="yesterday")), "RFC 3339"),
     "date only": (_breaks(lambda i: i["properties"].update(datetime="2020-01-01")), "RFC 3339"),
@@ -57,7 +58,7 @@ BAD: dict[str, tuple[Any, str]] = {
     "range reversed": (_breaks(lambda i: i["properties"].update(
         datetime=None, start_datetime="2021-01-01T00:00:00Z", end_datetime="2020-01-01T00:00:00Z")), "after"),
     "other collection": (_breaks(lambda i: i.update(collection="ai-model")), "differs from the collection"),
-    "asset without href": (_breaks(lambda i: i["assets"].update(x={})), "href"),
+    "asset without href": (_breaks(lambda i: i["assets"].update(x={})), r"item.assets.x must contain \['href'\]"),
 }
 
 

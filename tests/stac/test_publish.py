@@ -18,7 +18,7 @@ from chalicelib.stac.publish import publish_paths, reindex
 from chalicelib.store import ObjectStore
 from tests.conftest import REPO
 
-from .conftest import make_item, random_items
+from .stac_items import make_item, random_items
 
 
 def indexed(store: ObjectStore) -> set[tuple[str, str]]:

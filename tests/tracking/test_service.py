@@ -68,17 +68,28 @@ def test_experiment_names_are_unique_under_a_race(store):
 
 def test_replayed_requests_do_not_duplicate(store):
     svc = TrackingService(store)
-    msg = {"experiment_id": "0", "start_time": 1700000000000, "user_id": "u", "run_name": "r",
-           "tags": [{"key": "k", "value": "v"}]}
-    first = svc.create_run(dict(msg))["run"]["info"]["run_id"]
-    again = svc.create_run(dict(msg))["run"]["info"]["run_id"]
-    assert first == again
+    run_id = _run(svc)
     batch = [_metric("m", 1.5, 0), _metric("m", 2.5, 1)]
-    for _ in range(3):
-        svc.log_batch(first, batch, [{"key": "p", "value": "1"}], [{"key": "t", "value": "1"}])
-    hist = svc.get_metric_history(first, "m", None, None)["metrics"]
+    for _ in range(3):  # the client retried a log-batch whose first answer it never saw
+        svc.log_batch(run_id, batch, [{"key": "p", "value": "1"}], [{"key": "t", "value": "1"}])
+        svc.log_inputs(run_id, [{"dataset": {"name": "d", "digest": "x", "source_type": "s", "source": "{}"}}], [])
+    hist = svc.get_metric_history(run_id, "m", None, None)["metrics"]
     assert [(m["value"], m["step"]) for m in hist] == [(1.5, 0), (2.5, 1)]
-    assert len(svc.search_runs(["0"], None, "ALL", None, [], None)["runs"]) == 1
+    run = svc.get_run(run_id)
+    assert len(run["inputs"]["dataset_inputs"]) == 1 and len(run["data"]["params"]) == 1
+    svc.create_experiment("once", None, [])
+    with pytest.raises(MlflowError) as err:
+        svc.create_experiment("once", None, [])
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+
+def test_identical_concurrent_creates_are_distinct_runs(store):
+    svc = TrackingService(store)
+    msg = {"experiment_id": "0", "start_time": 1700000000000, "user_id": "u"}
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: svc.create_run(dict(msg))["run"]["info"]["run_id"], range(8)))
+    assert len(set(ids)) == 8
+    assert len(svc.search_runs(["0"], None, None, None, [], None)["runs"]) == 8
 
 
 def test_compaction_keeps_every_entry(store, monkeypatch):

@@ -1,0 +1,213 @@
+"""The real mlflow client against ``stacflow serve``: register models, find them in the STAC API, run them.
+
+scikit-learn -> skl2onnx -> ``mlflow.onnx.log_model``; PyTorch -> ``mlflow.pytorch.log_model`` with the
+``torch.onnx.export`` of the same network as an extra file. Each version's item must validate, be
+searchable (CQL2 by framework and task, free text), and its ONNX asset, downloaded through the
+item's href, must give the same predictions as the trained model.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from stac_offline import validate_object
+
+from chalicelib.stac import mlm
+
+pytestmark = pytest.mark.slow
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _download(href: str) -> bytes:
+    # Accept as curl, wget and requests send it: API Gateway (and Chalice) serve binary bodies only then.
+    with urllib.request.urlopen(urllib.request.Request(href, headers={"Accept": "*/*"}), timeout=30) as resp:
+        return resp.read()  # type: ignore[no-any-return]
+
+
+def _search_ids(url: str, body: dict[str, Any]) -> set[str]:
+    found = _post(f"{url}/stac/search", {"collections": ["ai-model"], "limit": 100, **body})
+    return {f["id"] for f in found["features"]}
+
+
+@pytest.fixture
+def server(live_server_factory: Any, tmp_path: pathlib.Path) -> Any:
+    return live_server_factory(f"file://{tmp_path / 'store'}")
+
+
+@pytest.fixture
+def client(server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import mlflow
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
+    mlflow.set_tracking_uri(f"{server.url}/mlflow")
+    mlflow.set_registry_uri(f"{server.url}/mlflow")
+    return mlflow.MlflowClient()
+
+
+def _check_io_matches_graph(item: dict[str, Any], onnx_bytes: bytes) -> None:
+    sig = mlm.onnx_signature(onnx_bytes)
+    props = item["properties"]
+    assert [(i["name"], i["input"]["shape"], i["input"]["data_type"]) for i in props["mlm:input"]] == \
+        [(i["name"], i["shape"], i["data_type"]) for i in sig["inputs"]]
+    assert [(o["name"], o["result"]["shape"], o["result"]["data_type"]) for o in props["mlm:output"]] == \
+        [(o["name"], o["shape"], o["data_type"]) for o in sig["outputs"]]
+
+
+def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any) -> None:
+    import mlflow
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    clf = LogisticRegression(max_iter=300).fit(X, y)
+    onx = to_onnx(clf, X[:1], options={"zipmap": False})
+    mlflow.set_experiment("iris")
+    with mlflow.start_run() as run:
+        mlflow.log_params({"max_iter": 300, "solver": "lbfgs"})
+        mlflow.log_metric("accuracy", float(clf.score(X, y)))
+        info = mlflow.onnx.log_model(onx, name="model", registered_model_name="iris-onnx")
+    assert int(info.registered_model_version) == 1
+
+    item = _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")
+    assert validate_object(item) == []
+    props = item["properties"]
+    assert props["mlm:framework"] == "ONNX" and props["mlm:architecture"] == "LogisticRegression"
+    assert props["mlm:tasks"] == ["classification"] and props["mlm:hyperparameters"]["max_iter"] == 300
+    assert props["metric:accuracy"] == pytest.approx(clf.score(X, y))
+    assert props["mlflow:run_id"] == run.info.run_id
+    _check_io_matches_graph(item, onx.SerializeToString())
+
+    onnx_asset = item["assets"]["model.onnx"]
+    assert onnx_asset["mlm:artifact_type"] == "onnx" and "mlm:model" in onnx_asset["roles"]
+    body = _download(onnx_asset["href"])
+    assert onnx_asset["file:checksum"] == "1220" + __import__("hashlib").sha256(body).hexdigest()
+    session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])
+    labels = session.run(["label"], {"X": X})[0]
+    assert (labels == clf.predict(X)).all()
+
+    assert "iris-onnx-v1" in _search_ids(server.url, {
+        "filter": {"op": "=", "args": [{"property": "mlm:framework"}, "ONNX"]}, "filter-lang": "cql2-json"})
+    assert "iris-onnx-v1" in _search_ids(server.url, {
+        "filter": {"op": "a_contains", "args": [{"property": "mlm:tasks"}, ["classification"]]},
+        "filter-lang": "cql2-json"})
+    assert "iris-onnx-v1" in _search_ids(server.url, {"q": "LogisticRegression"})
+    assert _search_ids(server.url, {"filter": {"op": "=", "args": [{"property": "mlm:framework"}, "PyTorch"]},
+                                    "filter-lang": "cql2-json"}) == set()
+
+    # the registry's own clients: load by version and by alias
+    loaded = mlflow.pyfunc.load_model("models:/iris-onnx/1")
+    assert (np.asarray(loaded.predict(X)["label"]) == clf.predict(X)).all()
+    client.set_registered_model_alias("iris-onnx", "champion", "1")
+    assert (np.asarray(mlflow.pyfunc.load_model("models:/iris-onnx@champion").predict(X)["label"])
+            == clf.predict(X)).all()
+    assert _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")["properties"]["mlflow:aliases"] == [
+        "champion"]
+
+    # a second version: v1 gains its successor link, the latest-version link resolves to v2
+    with mlflow.start_run():
+        mlflow.onnx.log_model(onx, name="model", registered_model_name="iris-onnx")
+    v1 = _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")
+    links = {link["rel"]: link["href"] for link in v1["links"]}
+    assert links["successor-version"].endswith("/stac/collections/ai-model/items/iris-onnx-v2")
+    assert _get(links["latest-version"])["id"] == "iris-onnx-v2"  # urllib follows the redirect
+
+
+def test_pytorch_model_with_onnx_export(server: Any, client: Any, tmp_path: pathlib.Path) -> None:
+    import mlflow
+    import onnxruntime as ort
+    import torch
+
+    torch.manual_seed(0)
+    X = torch.randn(64, 4)
+    y = (X.sum(dim=1) > 0).long()
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(50):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(X), y).backward()
+        opt.step()
+    net.eval()
+    onnx_path = tmp_path / "net.onnx"
+    torch.onnx.export(net, (X[:1],), str(onnx_path), input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    client.create_registered_model("torch-net", tags={"mlm.tasks": "classification", "mlm.architecture": "MLP"})
+    mlflow.set_experiment("torch")
+    with mlflow.start_run():
+        mlflow.log_params({"lr": 0.1, "epochs": 50})
+        mlflow.pytorch.log_model(net, name="net", extra_files=[str(onnx_path)], registered_model_name="torch-net",
+                                 input_example=X[:2].numpy())
+
+    item = _get(f"{server.url}/stac/collections/ai-model/items/torch-net-v1")
+    assert validate_object(item) == []
+    props = item["properties"]
+    assert (props["mlm:framework"], props["mlm:architecture"], props["mlm:tasks"]) == ("PyTorch", "MLP",
+                                                                                       ["classification"])
+    assert props["mlm:framework_version"].startswith(torch.__version__.split("+")[0])
+    _check_io_matches_graph(item, onnx_path.read_bytes())
+    types = {a["mlm:artifact_type"] for a in item["assets"].values() if "mlm:model" in a.get("roles", [])}
+    assert types == {"onnx", "torch.export.save"}
+    onnx_asset = next(a for a in item["assets"].values() if a.get("mlm:artifact_type") == "onnx")
+    session = ort.InferenceSession(_download(onnx_asset["href"]), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = net(X).numpy()
+    assert np.allclose(session.run(None, {"x": X.numpy()})[0], expected, atol=1e-5)
+    assert "torch-net-v1" in _search_ids(server.url, {
+        "filter": {"op": "=", "args": [{"property": "mlm:framework"}, "PyTorch"]}, "filter-lang": "cql2-json"})
+
+
+def test_concurrent_registrations_and_bad_input(server: Any, client: Any, tmp_path: pathlib.Path) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client.create_registered_model("busy")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        versions = list(pool.map(lambda _: client.create_model_version("busy", "s3://bucket/models/busy").version,
+                                 range(20)))
+    assert sorted(int(v) for v in versions) == list(range(1, 21))
+    found = client.search_model_versions("name = 'busy'")
+    assert sorted(int(mv.version) for mv in found) == list(range(1, 21))
+
+    registry_dir = tmp_path / "store" / "mlflow" / "registry"
+    before = sorted(str(p) for p in registry_dir.rglob("*"))
+    cases = [
+        (lambda: client.create_model_version("no-such-model", "s3://b/k"), "RESOURCE_DOES_NOT_EXIST"),
+        (lambda: client.create_model_version("busy", "file:///etc/passwd"), "INVALID_PARAMETER_VALUE"),
+        (lambda: client.create_model_version("busy", "runs:/nosuchrun/model"), "INVALID_PARAMETER_VALUE"),
+        (lambda: client.create_model_version("busy", "s3://b/../../x"), "INVALID_PARAMETER_VALUE"),
+        (lambda: client.get_model_version_by_alias("busy", "nope"), "INVALID_PARAMETER_VALUE"),
+        (lambda: client.set_registered_model_alias("busy", "bad alias", "1"), "INVALID_PARAMETER_VALUE"),
+        (lambda: client.set_registered_model_alias("busy", "prod", "99"), "RESOURCE_DOES_NOT_EXIST"),
+        (lambda: client.get_registered_model("nope"), "RESOURCE_DOES_NOT_EXIST"),
+        (lambda: client.create_registered_model("busy"), "RESOURCE_ALREADY_EXISTS"),
+        (lambda: client.transition_model_version_stage("busy", "1", "Bogus"), "INVALID_PARAMETER_VALUE"),
+    ]
+    for call, code in cases:
+        with pytest.raises(MlflowException) as err:
+            call()
+        assert err.value.error_code == code
+    assert sorted(str(p) for p in registry_dir.rglob("*")) == before
+
+    req = urllib.request.Request(f"{server.url}/mlflow/api/2.0/mlflow/model-versions/create", data=b"{not json",
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(req, timeout=10)
+    assert http_err.value.code == 400
+    assert json.loads(http_err.value.read())["error_code"] == "MALFORMED_REQUEST"

@@ -1,0 +1,195 @@
+"""Registry records -> STAC items, through the real event router, on both store adapters."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from stac_offline import validate_object
+
+from chalicelib.registry.lineage import ServiceTracking
+from chalicelib.registry.publication import PUBLIC_URL_KEY, item_key, latest_published
+from chalicelib.registry.service import RegistryService
+from chalicelib.store import CREATED, Change, NotFound, ObjectStore
+from chalicelib.tracking.service import TrackingService
+from functions import StoreEvent, handle_events
+
+
+@pytest.fixture(scope="module")
+def onnx_bytes() -> bytes:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    return to_onnx(LogisticRegression(max_iter=300).fit(X, y), X[:1], options={"zipmap": False}).SerializeToString()
+
+
+MLMODEL = b"flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.23.2\n"
+
+
+@dataclass
+class World:
+    store: ObjectStore
+    tracking: TrackingService
+    registry: RegistryService
+    changes: list[Change]
+    run_id: str
+    artifacts: str  # store key prefix of the run's artifacts
+
+    def new_run(self) -> tuple[str, str]:
+        eid = self.tracking.create_experiment(f"e{random.random()}", None, [])
+        run = self.tracking.create_run({"experiment_id": eid})["run"]["info"]
+        return run["run_id"], "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/")
+
+    def upload_model(self, prefix: str, onnx: bytes) -> None:
+        self.store.put(f"{prefix}/model.onnx", onnx)
+        self.store.put(f"{prefix}/MLmodel", MLMODEL)
+
+    def deliver(self, changes: list[Change] | None = None) -> None:
+        """Hand recorded changes to the functions, as S3 notifications would, and forget them."""
+        todo = list(self.changes if changes is None else changes)
+        self.changes.clear()
+        handle_events(self.store, [StoreEvent(c.event_name == CREATED, c.key, c.etag, "") for c in todo])
+
+    def item(self, name: str, version: int) -> dict[str, Any] | None:
+        try:
+            return self.store.get_json(item_key(name, version))  # type: ignore[no-any-return]
+        except NotFound:
+            return None
+
+    def links(self, name: str, version: int) -> dict[str, str]:
+        item = self.item(name, version)
+        assert item is not None
+        return {link["rel"]: link["href"].rsplit("/", 1)[-1] for link in item["links"]}
+
+
+@pytest.fixture
+def world(store: ObjectStore) -> World:
+    changes: list[Change] = []
+    if hasattr(store, "emit_events"):
+        store.emit_events = True  # type: ignore[attr-defined]
+    store.subscribe(changes.append)
+    store.put_json(PUBLIC_URL_KEY, {"url": "http://svc"})
+    tracking = TrackingService(store)
+    w = World(store, tracking, RegistryService(store, ServiceTracking(tracking)), changes, "", "")
+    w.run_id, w.artifacts = w.new_run()
+    return w
+
+
+def test_pending_until_model_files_land(world: World, onnx_bytes: bytes) -> None:
+    world.registry.create_registered_model("iris")
+    world.registry.create_model_version("iris", f"runs:/{world.run_id}/model")
+    world.deliver()
+    assert world.item("iris", 1) is None  # pending: no files yet
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)
+    world.deliver()
+    item = world.item("iris", 1)
+    assert item is not None and validate_object(item) == []
+    assert item["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]
+    assert item["assets"]["model.onnx"]["href"].startswith("http://svc/mlflow/api/2.0/mlflow-artifacts/artifacts/")
+
+
+def test_versions_link_to_neighbours_and_deletion_relinks(world: World, onnx_bytes: bytes) -> None:
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)
+    world.registry.create_registered_model("m")
+    for _ in range(3):
+        world.registry.create_model_version("m", f"runs:/{world.run_id}/model")
+    world.deliver()
+    assert world.links("m", 1)["successor-version"] == "m-v2"
+    assert world.links("m", 2)["predecessor-version"] == "m-v1"
+    assert world.links("m", 2)["successor-version"] == "m-v3"
+    assert "successor-version" not in world.links("m", 3)
+    assert latest_published(world.store, "m") == "m-v3"
+    world.registry.delete_model_version("m", "2")
+    world.deliver()
+    assert world.item("m", 2) is None
+    assert world.links("m", 1)["successor-version"] == "m-v3"
+    assert world.links("m", 3)["predecessor-version"] == "m-v1"
+
+
+def test_aliases_stages_and_kept_deleted_versions(world: World, onnx_bytes: bytes) -> None:
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)
+    world.registry.create_registered_model("m")
+    for _ in range(2):
+        world.registry.create_model_version("m", f"runs:/{world.run_id}/model")
+    world.registry.set_registered_model_alias("m", "champion", "1")
+    world.deliver()
+    assert world.item("m", 1)["properties"]["mlflow:aliases"] == ["champion"]  # type: ignore[index]
+    world.registry.set_registered_model_alias("m", "champion", "2")
+    world.registry.transition_model_version_stage("m", "1", "Archived")
+    world.deliver()
+    one, two = world.item("m", 1), world.item("m", 2)
+    assert one["properties"]["mlflow:aliases"] == [] and one["properties"]["deprecated"] is True  # type: ignore[index]
+    assert two["properties"]["mlflow:aliases"] == ["champion"]  # type: ignore[index]
+    world.registry.set_model_version_tag("m", "2", "stac.keep_deleted", "true")
+    world.registry.delete_model_version("m", "2")
+    world.deliver()
+    kept = world.item("m", 2)
+    assert kept is not None and kept["properties"]["deprecated"] is True
+    assert validate_object(kept) == []
+
+
+def test_replayed_and_out_of_order_events_converge(world: World, onnx_bytes: bytes) -> None:
+    reg = world.registry
+    reg.create_registered_model("m", [{"key": "mlm.tasks", "value": "classification"}])
+    for _ in range(4):
+        reg.create_model_version("m", f"runs:/{world.run_id}/model")
+    reg.set_registered_model_alias("m", "prod", "3")
+    reg.delete_model_version("m", "2")
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)  # files land after registration
+    reg.update_model_version("m", "4", "the best one")
+    recorded = list(world.changes)
+    shuffled = recorded * 2
+    random.Random(5).shuffle(shuffled)
+    world.deliver(shuffled)
+    after_shuffle = {n: world.item("m", n) for n in range(1, 5)}
+    world.deliver(recorded)  # then in order: nothing may change
+    assert {n: world.item("m", n) for n in range(1, 5)} == after_shuffle
+    assert after_shuffle[2] is None and all(after_shuffle[n] for n in (1, 3, 4))
+    assert after_shuffle[4]["properties"]["description"] == "the best one"  # type: ignore[index]
+    assert after_shuffle[3]["properties"]["mlflow:aliases"] == ["prod"]  # type: ignore[index]
+    assert world.links("m", 1)["successor-version"] == "m-v3"
+
+
+def test_deleting_the_model_unpublishes_its_items(world: World, onnx_bytes: bytes) -> None:
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)
+    world.registry.create_registered_model("gone")
+    world.registry.create_model_version("gone", f"runs:/{world.run_id}/model")
+    world.deliver()
+    assert world.item("gone", 1) is not None
+    world.registry.delete_registered_model("gone")
+    world.deliver()
+    assert world.item("gone", 1) is None
+
+
+def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACFLOW_GITLAB_URL", "https://gitlab.example.org")
+    dataset_item = {"type": "Feature", "stac_version": "1.1.0", "id": "s2-tiles", "collection": "dataset",
+                    "geometry": {"type": "Polygon", "coordinates": [[[5, 45], [6, 45], [6, 46], [5, 46], [5, 45]]]},
+                    "bbox": [5, 45, 6, 46], "links": [], "assets": {},
+                    "properties": {"datetime": None, "start_datetime": "2020-01-01T00:00:00Z",
+                                   "end_datetime": "2020-06-30T00:00:00Z"}}
+    world.store.put_json("collections/dataset/items/s2-tiles.json", dataset_item)
+    world.tracking.log_batch(world.run_id, [{"key": "f1", "value": 0.8, "timestamp": 1, "step": 0}],
+                             [{"key": "n_estimators", "value": "10"}], [{"key": "estimator_class",
+                                                                          "value": "sklearn.ensemble.RandomForestClassifier"}])
+    world.tracking.log_inputs(world.run_id, [{"dataset": {"name": "s2-tiles", "digest": "abc", "source_type": "http",
+                                                          "source": '{"url": "http://x/y"}'}, "tags": []}], [])
+    world.registry.create_registered_model("lin", [{"key": "project", "value": "eo/crops"}])
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)
+    world.registry.create_model_version("lin", f"runs:/{world.run_id}/model")
+    world.deliver()
+    item = world.item("lin", 1)
+    assert item is not None and validate_object(item) == []
+    props = item["properties"]
+    assert props["mlm:architecture"] == "RandomForestClassifier" and props["mlm:tasks"] == ["classification"]
+    assert props["mlm:hyperparameters"] == {"n_estimators": 10} and props["metric:f1"] == 0.8
+    assert item["bbox"] == [5, 45, 6, 46]
+    assert props["start_datetime"] == "2020-01-01T00:00:00Z"
+    rels = [(link["rel"], link["href"]) for link in item["links"]]
+    assert ("derived_from", "http://svc/stac/collections/dataset/items/s2-tiles") in rels
+    assert ("related", "https://gitlab.example.org/eo/crops") in rels
+    assert any(rel == "mlflow-run" and world.run_id in href for rel, href in rels)

@@ -1,0 +1,70 @@
+"""Catalog test helpers: valid items for the configured collections, pystac validating offline."""
+from __future__ import annotations
+
+import random
+from typing import Any, Iterator
+
+import pytest
+
+
+def make_item(item_id: str, collection: str | None = "dataset", *, lon: float = 10.0, lat: float = 50.0,
+              size: float = 0.0, dt: str | None = "2021-06-01T00:00:00Z", **props: Any) -> dict[str, Any]:
+    """A valid STAC 1.1 item: a point (size 0) or a square of ``size`` degrees at lon/lat."""
+    if size:
+        ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
+        geometry: dict[str, Any] = {"type": "Polygon", "coordinates": [ring]}
+        bbox = [lon, lat, lon + size, lat + size]
+    else:
+        geometry, bbox = {"type": "Point", "coordinates": [lon, lat]}, [lon, lat, lon, lat]
+    item: dict[str, Any] = {
+        "type": "Feature", "stac_version": "1.1.0", "stac_extensions": [], "id": item_id,
+        "geometry": geometry, "bbox": bbox, "properties": {"datetime": dt, **props},
+        "assets": {"data": {"href": f"https://example.com/{item_id}.tif", "type": "image/tiff"}},
+        "links": [{"rel": "license", "href": "https://example.com/license", "type": "text/html"}]}
+    if collection:
+        item["collection"] = collection
+    return item
+
+
+def random_items(n: int, collection: str = "dataset", seed: int = 1) -> list[dict[str, Any]]:
+    """Varied items: points and boxes all over, a year of datetimes, every 7th a time range."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        lon, lat = rnd.uniform(-170, 160), rnd.uniform(-80, 70)
+        day = rnd.randrange(0, 336)
+        dt = f"2022-{1 + day // 28:02d}-{1 + day % 28:02d}T{rnd.randrange(24):02d}:00:00Z"
+        props: dict[str, Any] = {"eo:cloud_cover": rnd.randrange(0, 101), "platform": rnd.choice(["s1", "s2", "l8"]),
+                                 "title": f"scene {i} over {rnd.choice(['alps', 'delta', 'coast', 'forest'])}"}
+        if i % 7 == 0:
+            item = make_item(f"it-{i:05d}", collection, lon=lon, lat=lat, size=rnd.uniform(0.1, 5), dt=None,
+                             start_datetime=dt, end_datetime=dt.replace("2022-", "2023-"), **props)
+        else:
+            item = make_item(f"it-{i:05d}", collection, lon=lon, lat=lat, size=rnd.choice([0, 0.5, 2]), dt=dt,
+                             **props)
+        out.append(item)
+    return out
+
+
+@pytest.fixture
+def offline_pystac() -> Iterator[None]:
+    """pystac's validate()/validate_all() against the offline schema mirror (no network)."""
+    import pystac.validation
+    from pystac.validation.stac_validator import STACValidator
+    from stac_offline import validate_object
+
+    class OfflineValidator(STACValidator):
+        def validate_core(self, stac_dict: dict[str, Any], stac_object_type: Any, stac_version: str,
+                          href: str | None = None) -> Any:
+            errors = validate_object(stac_dict)  # core schema and every listed extension
+            if errors:
+                raise pystac.STACValidationError(f"{href}: {'; '.join(errors)}")
+            return None
+
+        def validate_extension(self, *args: Any, **kwargs: Any) -> Any:
+            return None  # covered by validate_core
+
+    previous = pystac.validation.RegisteredValidator._validator
+    pystac.validation.set_validator(OfflineValidator())
+    yield
+    pystac.validation.RegisteredValidator._validator = previous

@@ -1,0 +1,159 @@
+"""The search index in the store: apply/compact/rebuild semantics over both backends."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from chalicelib.stac.index import LOG_PREFIX, MANIFEST, SearchIndex
+from chalicelib.store import ObjectStore
+
+from .counting import CountingStore
+from .synthetic import make_items
+
+
+def present(index: SearchIndex) -> dict[tuple[str, str], dict[str, Any]]:
+    import json
+    out = {}
+    for table, alive in index.snapshot().parts:
+        for row in range(table.n):
+            if alive[row]:
+                item = json.loads(table.raw[row])
+                out[(item["collection"], item["id"])] = item
+    return out
+
+
+def versioned(item: dict[str, Any], updated: str, **props: Any) -> dict[str, Any]:
+    return dict(item, properties=dict(item["properties"], updated=updated, **props))
+
+
+def test_apply_is_visible_to_warm_and_cold_readers(store: ObjectStore) -> None:
+    items = make_items(30)
+    writer, reader = SearchIndex(store), SearchIndex(store)
+    assert reader.snapshot().count == 0
+    writer.apply(items[:20], [])
+    first = reader.snapshot()
+    assert first.count == 20
+    writer.apply(items[20:], [("dem", items[2]["id"])] if items[2]["collection"] == "dem" else [])
+    second = reader.snapshot()
+    assert second.parts[0][0] is first.parts[0][0], "new items must not rebuild the base table"
+    assert set(present(reader)) == set(present(SearchIndex(store)))
+    assert len(present(SearchIndex(store))) == second.count
+
+
+def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStore) -> None:
+    items = make_items(120)
+    writer = SearchIndex(store, settle=0.05, compact_entries=4, fanout=2)
+    warm = SearchIndex(store, delta_max=1000)
+    for i in range(0, 120, 5):
+        writer.apply(items[i:i + 5], [])
+        if i % 20 == 15:
+            time.sleep(0.06)
+            assert len(present(warm)) == i + 5
+    time.sleep(0.06)
+    writer.apply([], [(items[0]["collection"], items[0]["id"])])
+    manifest = store.get_json(MANIFEST)
+    assert manifest["segments"] and max(s["level"] for s in manifest["segments"]) >= 1
+    assert len(list(store.list(LOG_PREFIX))) < 4, "compacted log entries are deleted"
+    base = warm.snapshot().parts[0][0]
+    assert set(present(warm)) == {(it["collection"], it["id"]) for it in items[1:]}
+    assert warm.snapshot().parts[0][0] is base, "a warm reader adopts compactions without reloading"
+    assert set(present(SearchIndex(store))) == set(present(warm))
+
+
+def test_concurrent_apply_from_20_threads(store: ObjectStore) -> None:
+    items = make_items(100)
+    errors: list[BaseException] = []
+
+    def publish(chunk: list[dict[str, Any]]) -> None:
+        index = SearchIndex(store, settle=0.1, compact_entries=3, fanout=2)  # one per "process"
+        try:
+            for item in chunk:
+                index.apply([item], [])
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=publish, args=(items[i::20],)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(present(SearchIndex(store))) == 100
+    time.sleep(0.12)
+    SearchIndex(store, settle=0.1, compact_entries=1).apply(make_items(1, seed=9, prefix="last"), [])
+    assert len(present(SearchIndex(store))) == 101
+
+
+def test_replays_duplicates_and_out_of_order_converge(store: ObjectStore) -> None:
+    item = make_items(1)[0]
+    key = (item["collection"], item["id"])
+    old = versioned(item, "2025-01-01T00:00:00Z", platform="old")
+    new = versioned(item, "2025-06-01T00:00:00Z", platform="new")
+    index = SearchIndex(store)
+    index.apply([new], [])
+    index.apply([old], [])  # a late replay of an older version
+    index.apply([new, new], [])  # duplicates
+    assert present(index)[key]["properties"]["platform"] == "new"
+    index.apply([], [(*key, "2025-03-01T00:00:00Z")])  # a delete older than the current version
+    assert key in present(index)
+    index.apply([], [key])  # delete now
+    assert key not in present(index)
+    index.apply([new], [])  # replay of the version the delete superseded
+    assert key not in present(index)
+    newer = versioned(item, "2099-01-01T00:00:00Z", platform="newer")
+    index.apply([newer], [])
+    assert present(index)[key]["properties"]["platform"] == "newer"
+    assert present(SearchIndex(store)) == present(index)
+
+
+def test_rebuild_replaces_all_or_one_collection(store: ObjectStore) -> None:
+    items = make_items(60)
+    index = SearchIndex(store)
+    index.apply(items, [])
+    warm = SearchIndex(store)
+    assert len(present(warm)) == 60
+    keep = [it for it in items if it["collection"] != "dem"]
+    dem = [it for it in items if it["collection"] == "dem"]
+    assert index.rebuild(keep + dem[:3]) == len(keep) + 3
+    assert len(present(warm)) == len(keep) + 3
+    assert index.rebuild(dem[5:], collection="dem") == len(dem) - 5
+    want = {(it["collection"], it["id"]) for it in keep + dem[5:]}
+    assert set(present(warm)) == want == set(present(SearchIndex(store)))
+    late = make_items(1, seed=5, prefix="late")[0]
+    index.apply([late], [])
+    assert (late["collection"], late["id"]) in present(warm)
+    with pytest.raises(ValueError):
+        index.rebuild(keep, collection="dem")
+
+
+def test_apply_rejects_items_without_id_or_collection(store: ObjectStore) -> None:
+    index = SearchIndex(store)
+    for bad in ({"id": "x"}, {"collection": "c"}, {"id": "", "collection": "c"}, "item"):
+        with pytest.raises(ValueError):
+            index.apply([bad], [])  # type: ignore[list-item]
+    assert not list(store.list(LOG_PREFIX))
+
+
+@pytest.mark.slow
+def test_publish_cost_does_not_grow_with_the_catalog(local_store: ObjectStore) -> None:
+    counting = CountingStore(local_store)
+    index = SearchIndex(counting, settle=0.05, compact_entries=8)
+    costs = {}
+    items = make_items(5000)
+    done = 0
+    for size in (500, 5000):
+        for i in range(done, size, 250):
+            index.apply(items[i:i + 250], [])
+        done = size
+        time.sleep(0.06)
+        index.apply(make_items(1, seed=size, prefix="flush"), [])  # settle the log
+        counting.calls.clear()
+        started = time.perf_counter()
+        for k in range(5):
+            index.apply(make_items(1, seed=size + k + 1, prefix=f"one{size}"), [])
+        costs[size] = (counting.total / 5, (time.perf_counter() - started) / 5)
+    assert costs[5000][0] == costs[500][0] == 3  # PUT + GET manifest + LIST
+    assert costs[5000][1] < max(0.05, 5 * costs[500][1])

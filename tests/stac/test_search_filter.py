@@ -1,0 +1,101 @@
+"""CQL2 filters (text and JSON) evaluated by the index, checked against brute force."""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any, Callable
+
+import cql2
+import pytest
+from shapely.geometry import shape
+
+from chalicelib.stac import search
+
+from . import oracle
+from .conftest import Corpus
+
+P = Callable[[dict[str, Any]], bool]
+
+
+def p(it: dict[str, Any], name: str) -> Any:
+    return it["properties"].get(name)
+
+
+def cc(it: dict[str, Any]) -> Any:
+    return p(it, "eo:cloud_cover")
+
+
+TRIANGLE = {"type": "Polygon", "coordinates": [[[0, 0], [90, 0], [0, 80], [0, 0]]]}
+T2020 = oracle.ts("2020-01-01T00:00:00Z")
+T2021 = oracle.ts("2021-01-01T00:00:00Z")
+
+CASES: list[tuple[str, P]] = [
+    ("eo:cloud_cover < 10 AND platform = 'sentinel-2a'",
+     lambda it: cc(it) is not None and cc(it) < 10 and p(it, "platform") == "sentinel-2a"),
+    ("properties.eo:cloud_cover >= 50 OR gsd = 60", lambda it: (cc(it) is not None and cc(it) >= 50) or p(it, "gsd") == 60),
+    ("NOT (eo:cloud_cover < 50)", lambda it: cc(it) is not None and not cc(it) < 50),
+    ("eo:cloud_cover IS NULL", lambda it: cc(it) is None),
+    ("eo:cloud_cover IS NOT NULL AND gsd <> 10", lambda it: cc(it) is not None and p(it, "gsd") != 10),
+    ("eo:cloud_cover BETWEEN 20 AND 30", lambda it: cc(it) is not None and 20 <= cc(it) <= 30),
+    ("NOT eo:cloud_cover BETWEEN 20 AND 30", lambda it: cc(it) is not None and not 20 <= cc(it) <= 30),
+    ("platform IN ('landsat-8', 'landsat-9')", lambda it: p(it, "platform") in ("landsat-8", "landsat-9")),
+    ("platform NOT IN ('landsat-8')", lambda it: p(it, "platform") != "landsat-8"),
+    ("platform LIKE 'sentinel%'", lambda it: p(it, "platform").startswith("sentinel")),
+    ("title LIKE '%scene 1_'", lambda it: p(it, "title").split(" ")[-1].startswith("1")
+     and len(p(it, "title").split(" ")[-1]) == 2),
+    ("CASEI(platform) = casei('SENTINEL-2B')", lambda it: p(it, "platform") == "sentinel-2b"),
+    ("ACCENTI(platform) = accenti('séntinel-2b')", lambda it: p(it, "platform") == "sentinel-2b"),
+    ("collection = 'dem' AND id > 'item-0000200'", lambda it: it["collection"] == "dem" and it["id"] > "item-0000200"),
+    ("no_such_property = 3", lambda it: False),
+    ("NOT (no_such_property = 3)", lambda it: False),
+    ("datetime > TIMESTAMP('2020-01-01T00:00:00Z')", lambda it: oracle.sort_instant(it) > T2020),
+    ("datetime >= '2021-01-01T00:00:00Z'", lambda it: oracle.sort_instant(it) >= T2021),
+    ("updated < TIMESTAMP('2026-03-20T00:00:01Z')", lambda it: oracle.ts(p(it, "updated")) < oracle.ts("2026-03-20T00:00:01Z")),
+    ("T_INTERSECTS(datetime, INTERVAL('2020-01-01T00:00:00Z', '2021-01-01T00:00:00Z'))",
+     lambda it: oracle.in_datetime(it, T2020, T2021)),
+    ("T_BEFORE(datetime, TIMESTAMP('2020-01-01T00:00:00Z'))", lambda it: oracle.interval(it)[1] < T2020),
+    ("T_AFTER(datetime, INTERVAL('..', '2021-01-01T00:00:00Z'))", lambda it: oracle.interval(it)[0] > T2021),
+    ("T_DURING(datetime, INTERVAL('2020-01-01T00:00:00Z', '2021-01-01T00:00:00Z'))",
+     lambda it: oracle.interval(it)[0] > T2020 and oracle.interval(it)[1] < T2021),
+    ("S_INTERSECTS(geometry, POLYGON((0 0, 90 0, 0 80, 0 0)))",
+     lambda it: shape(it["geometry"]).intersects(shape(TRIANGLE))),
+    ("S_WITHIN(geometry, POLYGON((0 0, 90 0, 0 80, 0 0)))", lambda it: shape(it["geometry"]).within(shape(TRIANGLE))),
+    ("S_DISJOINT(geometry, POLYGON((0 0, 90 0, 0 80, 0 0)))",
+     lambda it: shape(it["geometry"]).disjoint(shape(TRIANGLE))),
+    ("S_INTERSECTS(geometry, BBOX(-10, -10, 10, 10)) AND gsd = 10",
+     lambda it: oracle.in_bbox(it, [-10, -10, 10, 10]) and p(it, "gsd") == 10),
+    ("A_CONTAINS(keywords, ('ocean'))", lambda it: "ocean" in p(it, "keywords")),
+    ("A_OVERLAPS(keywords, ('ocean', 'snow'))", lambda it: bool({"ocean", "snow"} & set(p(it, "keywords")))),
+    ("A_CONTAINEDBY(keywords, ('ocean', 'snow', 'crop', 'coast'))",
+     lambda it: set(p(it, "keywords")) <= {"ocean", "snow", "crop", "coast"}),
+    ("gsd > eo:cloud_cover", lambda it: cc(it) is not None and p(it, "gsd") > cc(it)),
+    ("true", lambda it: True),
+]
+
+
+@pytest.mark.parametrize("text,pred", CASES, ids=[c[0][:50] for c in CASES])
+def test_cql2_text_and_json_match_brute_force(corpus: Corpus, text: str, pred: P) -> None:
+    want = {it["id"] for it in corpus.items if pred(it)}
+    snap = corpus.reader.snapshot()
+    got_text = search.execute(snap, search.parse_get({"filter": [text], "limit": ["1000"]}),
+                              known_collections=corpus.known)
+    got_json = search.execute(snap, search.parse_post({"filter": cql2.parse_text(text).to_json(), "limit": 1000,
+                                                       "filter-lang": "cql2-json"}),
+                              known_collections=corpus.known)
+    assert {it["id"] for it in got_text.items} == want
+    assert {it["id"] for it in got_json.items} == want
+    assert got_text.number_matched == len(want)
+
+
+def test_accent_folding() -> None:
+    folded = "".join(c for c in unicodedata.normalize("NFKD", "Séntinel") if not unicodedata.combining(c))
+    assert folded == "Sentinel"
+
+
+def test_filter_combines_with_other_parameters(corpus: Corpus) -> None:
+    req = search.parse_post({"filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}, 40]}, "collections": ["dem"],
+                             "q": "ocean", "sortby": [{"field": "eo:cloud_cover", "direction": "desc"}], "limit": 1000})
+    got = [it["id"] for it in search.execute(corpus.reader.snapshot(), req, known_collections=corpus.known).items]
+    want = [it["id"] for it in oracle.order(
+        [it for it in corpus.items if it["collection"] == "dem" and oracle.has_word(it, "ocean")
+         and oracle.cloud_lt(40)(it)], [(oracle.prop("eo:cloud_cover"), True)])]
+    assert got == want and want
