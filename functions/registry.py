@@ -1,8 +1,9 @@
 """Registry function: registry records or model files written -> the versions' STAC items regenerated.
 
 Keys: version and model records and source markers under ``mlflow/registry/``; model files
-(``MLmodel``, ``*.onnx``) landing anywhere outside the catalog's own prefixes (proxied
-``mlflow-artifacts/...`` or a direct artifact root inside the store).
+(``MLmodel``, ``*.onnx``, weights such as ``*.pt2``) landing anywhere outside the service's own
+prefixes (proxied ``mlflow-artifacts/...`` or a direct artifact root inside the store), so a
+version registered before its files were uploaded is published, and completed, as they land.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from chalicelib.store import ObjectStore
 from . import StoreEvent
 
 RECORD_KEY = r"^mlflow/registry/(?:(?:models|versions)/.+\.json|sources/.+)$"
-MODEL_FILE_KEY = r"^(?!collections/|mlflow/|stac-index/|rejected/)(?:.+/)?(?:MLmodel|[^/]+\.onnx)$"
+MODEL_FILE_KEY = (r"^(?!collections/|mlflow/|stac-index/|rejected/)(?:.+/)?"
+                  r"(?:MLmodel|[^/]+\.(?:onnx|pt2|pt|pth|pkl|pickle|joblib|safetensors|keras|h5))$")
 
 
 def on_registry_events(store: ObjectStore, events: list[StoreEvent]) -> None:

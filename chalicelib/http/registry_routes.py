@@ -19,7 +19,7 @@ from .urls import base_url
 registry_api = Blueprint(__name__)
 
 _REPEATED = frozenset({"order_by", "stages"})
-_remembered: set[str] = set()
+_remembered: set[tuple[str, str]] = set()  # (store, base URL) pairs already written
 
 
 def _service() -> Any:
@@ -34,11 +34,11 @@ def _msg() -> dict[str, Any]:
 
 def _written() -> None:
     """Keep the base URL clients reach us at: event functions write it into item links."""
-    url = base_url(registry_api.current_request)
-    if url not in _remembered:
+    url, store = base_url(registry_api.current_request), services.store()
+    if (store.uri, url) not in _remembered:
         from ..registry.publication import remember_base_url
-        remember_base_url(services.store(), url)
-        _remembered.add(url)
+        remember_base_url(store, url)
+        _remembered.add((store.uri, url))
 
 
 def _model(rm: Any) -> dict[str, Any]:

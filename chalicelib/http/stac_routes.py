@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 from typing import Any, Callable
+from urllib.parse import unquote
 
 from chalice import Blueprint, Response
 
@@ -29,6 +30,11 @@ def _base() -> str:
 def _params() -> dict[str, list[str]]:
     query = stac_api.current_request.query_params
     return {key: query.getlist(key) for key in query} if query else {}
+
+
+def _segment(value: str) -> str:
+    # API Gateway decodes path parameters, Chalice's local server does not; ids never hold "%".
+    return unquote(value)
 
 
 def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
@@ -74,19 +80,19 @@ def collections() -> dict[str, Any]:
 @stac_api.route("/collections/{collection_id}", methods=["GET"])
 @_respond(api.JSON)
 def collection(collection_id: str) -> dict[str, Any]:
-    return _api().collection(_base(), collection_id)
+    return _api().collection(_base(), _segment(collection_id))
 
 
 @stac_api.route("/collections/{collection_id}/items", methods=["GET"])
 @_respond(api.GEOJSON)
 def items(collection_id: str) -> dict[str, Any]:
-    return _api().items(_base(), collection_id, _params())
+    return _api().items(_base(), _segment(collection_id), _params())
 
 
 @stac_api.route("/collections/{collection_id}/items/{item_id}", methods=["GET"])
 @_respond(api.GEOJSON)
 def item(collection_id: str, item_id: str) -> dict[str, Any]:
-    return _api().item(_base(), collection_id, item_id)
+    return _api().item(_base(), _segment(collection_id), _segment(item_id))
 
 
 @stac_api.route("/search", methods=["GET"])
@@ -115,4 +121,4 @@ def queryables() -> dict[str, Any]:
 @stac_api.route("/collections/{collection_id}/queryables", methods=["GET"])
 @_respond(api.SCHEMA_JSON)
 def collection_queryables(collection_id: str) -> dict[str, Any]:
-    return _api().queryables(_base(), collection_id)
+    return _api().queryables(_base(), _segment(collection_id))

@@ -71,35 +71,24 @@ def remember_base_url(store: ObjectStore, url: str) -> None:
 
 
 # -- which versions an event concerns ----------------------------------------------------
-def _load_version(store: ObjectStore, name: str, number: int) -> ModelVersion | None:
-    try:
-        return ModelVersion.from_json(store.get_json(rec.version_key(name, number)))
-    except NotFound:
-        return None
-
-
-def _load_model(store: ObjectStore, name: str) -> RegisteredModel | None:
-    try:
-        return RegisteredModel.from_json(store.get_json(rec.model_key(name)))
-    except NotFound:
-        return None
-
-
 def _listed(mv: ModelVersion, rm: RegisteredModel) -> bool:
     """Whether the version belongs in the catalog (live, or deleted but kept as deprecated)."""
     return not mv.deleted or "true" in (mv.tags.get("stac.keep_deleted"), rm.tags.get("stac.keep_deleted"))
 
 
 def neighbours(store: ObjectStore, rm: RegisteredModel, number: int) -> tuple[int | None, int | None]:
-    """Nearest listed versions below and above ``number``. Numbers have no gaps, so probing stops at the first absent one."""
+    """Nearest listed versions below and above ``number``.
+
+    Numbers have no gaps, so probing one by one stops at the first absent number.
+    """
     below = None
     for n in range(number - 1, 0, -1):
-        mv = _load_version(store, rm.name, n)
+        mv = rec.load_version(store, rm.name, n)
         if mv is None or _listed(mv, rm):
             below = n if mv is not None else None
             break
     above, n = None, number + 1
-    while (mv := _load_version(store, rm.name, n)) is not None:
+    while (mv := rec.load_version(store, rm.name, n)) is not None:
         if _listed(mv, rm):
             above = n
             break
@@ -115,7 +104,7 @@ def targets(store: ObjectStore, key: str) -> set[tuple[str, int]]:
         if kind == "versions" and rest.isdigit():
             number = int(rest)
             out = {(name, number)}
-            rm = _load_model(store, name)
+            rm = rec.load_model(store, name)
             if rm is not None:
                 out.update((name, n) for n in neighbours(store, rm, number) if n)
             return out
@@ -188,7 +177,7 @@ def _datasets(ctx: Context, run: dict[str, Any] | None, urls: Urls) -> list[Data
                     else f"../../{cid}/items/{iid}.json")
             bbox = item.get("bbox")
             out.append(Dataset(href=href, title=str(props.get("title") or iid),
-                               bbox=[float(bbox[0]), float(bbox[1]), float(bbox[-2]), float(bbox[-1])] if bbox else None,
+                               bbox=[float(v) for v in (bbox[0], bbox[1], bbox[-2], bbox[-1])] if bbox else None,
                                start=props.get("start_datetime") or props.get("datetime"),
                                end=props.get("end_datetime") or props.get("datetime")))
             break
@@ -250,6 +239,11 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
         elif path == "MLmodel":
             files.append(ModelFile(path=path, href=_href(ctx, base, info.key), size=info.size))
 
+    if not any(f.artifact_type for f in files):
+        # No weights file we recognise: the MLflow model directory (entered by its MLmodel) is the model.
+        for f in files:
+            if f.path == "MLmodel":
+                f.artifact_type = "mlflow.pyfunc"
     tracking = ctx.tracking
     run = tracking.get_run(mv.run_id) if tracking and mv.run_id else None
     logged = tracking.get_logged_model(mv.model_id) if tracking and mv.model_id else None
@@ -279,18 +273,6 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
                     "successor": item_id(mv.name, above) if above else None})
 
 
-def _aliases_of(store: ObjectStore, name: str, number: int) -> list[str]:
-    prefix = rec.aliases_prefix(name)
-    out = []
-    for info in store.list(prefix):
-        try:
-            if int(store.get_json(info.key)["version"]) == number:
-                out.append(info.key[len(prefix):-len(".json")])
-        except (NotFound, KeyError, ValueError):
-            continue
-    return out
-
-
 def _comparable(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "links": [link for link in item.get("links", []) if link.get("rel") not in _STRUCTURAL]}
 
@@ -298,12 +280,12 @@ def _comparable(item: dict[str, Any]) -> dict[str, Any]:
 def publish_version(ctx: Context, name: str, number: int) -> str:
     """Bring the version's item in line with the current records: published, unchanged, pending or removed."""
     key = item_key(name, number)
-    rm = _load_model(ctx.store, name)
-    mv = _load_version(ctx.store, name, number)
+    rm = rec.load_model(ctx.store, name)
+    mv = rec.load_version(ctx.store, name, number)
     if rm is None or mv is None or not _listed(mv, rm):
         ctx.store.delete(key)
         return "removed"
-    mv.aliases = _aliases_of(ctx.store, name, number)
+    mv.aliases = sorted(a for a, v in rec.load_aliases(ctx.store, name).items() if v == number)
     urls = Urls(ctx.base_url())
     facts = gather(ctx, rm, mv, urls)
     if facts is None:
@@ -333,7 +315,7 @@ def latest_published(store: ObjectStore, name: Any) -> str | None:
     name = check_name(name)
     numbers = [int(info.key.rsplit("/", 1)[1][:-len(".json")]) for info in store.list(rec.versions_prefix(name))]
     for number in sorted(numbers, reverse=True):
-        mv = _load_version(store, name, number)
+        mv = rec.load_version(store, name, number)
         if mv is not None and not mv.deleted and store.exists(item_key(name, number)):
             return item_id(name, number)
     return None

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from ..store import NotFound, ObjectStore
+
 PREFIX = "mlflow/registry/"
 MODELS = PREFIX + "models/"
 VERSIONS = PREFIX + "versions/"
@@ -175,3 +177,30 @@ def model_message(rm: RegisteredModel, latest: list[ModelVersion], aliases: dict
     if aliases:
         doc["aliases"] = [{"alias": a, "version": str(v)} for a, v in sorted(aliases.items())]
     return doc
+
+
+# -- reads shared by the service and the publication function ---------------------------
+def load_model(store: ObjectStore, name: str) -> RegisteredModel | None:
+    try:
+        return RegisteredModel.from_json(store.get_json(model_key(name)))
+    except NotFound:
+        return None
+
+
+def load_version(store: ObjectStore, name: str, number: int) -> ModelVersion | None:
+    try:
+        return ModelVersion.from_json(store.get_json(version_key(name, number)))
+    except NotFound:
+        return None
+
+
+def load_aliases(store: ObjectStore, name: str) -> dict[str, int]:
+    """``{alias: version}`` of a model (one LIST and one GET per alias; models have few)."""
+    prefix = aliases_prefix(name)
+    out: dict[str, int] = {}
+    for info in store.list(prefix):
+        try:
+            out[info.key[len(prefix):-len(".json")]] = int(store.get_json(info.key)["version"])
+        except (NotFound, KeyError, TypeError, ValueError):
+            continue  # deleted while listing
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from ..tracking.errors import MlflowError, already_exists, invalid, not_found
@@ -130,7 +130,7 @@ class RegistryService:
         except NotFound:
             raise not_found(f"Registered Model with name={name} not found") from None
 
-    def _update_model(self, name: Any, change: Callable[[RegisteredModel], None]) -> RegisteredModel:
+    def _update_model(self, name: Any, change: Callable[[RegisteredModel], object]) -> RegisteredModel:
         name = check_name(name)
         result: list[RegisteredModel] = []
 
@@ -197,7 +197,8 @@ class RegistryService:
         return [RegisteredModel.from_json(doc) for doc in self._get_many(keys)]
 
     def search_registered_models(self, filter_string: Any = None, max_results: Any = None,
-                                 order_by: Any = None, page_token: Any = None) -> tuple[list[RegisteredModel], str | None]:
+                                 order_by: Any = None,
+                                 page_token: Any = None) -> tuple[list[RegisteredModel], str | None]:
         from mlflow.exceptions import MlflowException
         from mlflow.utils.search_utils import SearchModelUtils, SearchUtils
         limit = _max_results(max_results, 100, MAX_RESULTS_MODELS)
@@ -235,10 +236,7 @@ class RegistryService:
 
     # -- aliases --------------------------------------------------------------------
     def _aliases(self, name: str) -> dict[str, int]:
-        prefix = rec.aliases_prefix(name)
-        keys = [info.key for info in self.store.list(prefix)]
-        return {key[len(prefix):-len(".json")]: int(doc["version"])
-                for key, doc in zip(keys, self._get_many(keys)) if doc is not None}
+        return rec.load_aliases(self.store, name)
 
     def set_registered_model_alias(self, name: Any, alias: Any, version: Any) -> None:
         alias = check_alias(alias)
@@ -377,24 +375,18 @@ class RegistryService:
             raise invalid(f"Invalid model version source: '{source}'. Logged model '{model_id}' does not exist.")
         return logged
 
-    def _load_version(self, name: str, version: int) -> ModelVersion | None:
-        try:
-            return ModelVersion.from_json(self.store.get_json(rec.version_key(name, version)))
-        except NotFound:
-            return None
-
     def _with_aliases(self, mv: ModelVersion) -> ModelVersion:
         mv.aliases = sorted(a for a, v in self._aliases(mv.name).items() if v == mv.version)
         return mv
 
     def get_model_version(self, name: Any, version: Any) -> ModelVersion:
         name, number = check_name(name), check_version(version)
-        mv = self._load_version(name, number)
+        mv = rec.load_version(self.store, name, number)
         if mv is None or mv.deleted:
             raise not_found(f"Model Version (name={name}, version={number}) not found")
         return self._with_aliases(mv)
 
-    def _update_version(self, name: Any, version: Any, change: Callable[[ModelVersion], None]) -> ModelVersion:
+    def _update_version(self, name: Any, version: Any, change: Callable[[ModelVersion], object]) -> ModelVersion:
         name, number = check_name(name), check_version(version)
         result: list[ModelVersion] = []
 
@@ -527,12 +519,3 @@ def _names_in_filter(filter_string: Any) -> list[str] | None:
         return None
     return [match.group(2)]
 
-
-def load_versions(store: ObjectStore, name: str, numbers: Iterable[int]) -> dict[int, ModelVersion]:
-    out: dict[int, ModelVersion] = {}
-    for number in numbers:
-        try:
-            out[number] = ModelVersion.from_json(store.get_json(rec.version_key(name, number)))
-        except NotFound:
-            pass
-    return out

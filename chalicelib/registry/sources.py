@@ -8,6 +8,8 @@ from ..store import ObjectStore
 from ..tracking.errors import invalid
 
 ARTIFACTS_PREFIX = "mlflow-artifacts/"
+# The service's own records: never read as a model's files, whatever a source URI says.
+RESERVED_PREFIXES = ("mlflow/", "collections/", "stac-index/", "rejected/", "catalog.json")
 _PROXY_ROUTE = "/api/2.0/mlflow-artifacts/artifacts/"
 SCHEMES = ("runs", "models", "mlflow-artifacts", "s3", "http", "https")
 
@@ -62,8 +64,8 @@ def artifact_prefix(store: ObjectStore, uri: str) -> str | None:
         root = store.uri.rstrip("/") + "/"
         if not uri.startswith(root):
             return None
-        key = unquote(uri[len(root):]).strip("/")
-        return posixpath.normpath(key) if key else None
+        key = posixpath.normpath(unquote(uri[len(root):]).strip("/") or ".")
+        return None if key == "." or (key + "/").startswith(RESERVED_PREFIXES) else key
     return ARTIFACTS_PREFIX + posixpath.normpath(rel) if rel else None
 
 

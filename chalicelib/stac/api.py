@@ -6,6 +6,7 @@ carry relative static-catalog links; here they get the API's absolute ones inste
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
@@ -22,39 +23,18 @@ QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 _STAC = "https://api.stacspec.org/v1.0.0"
 _FEATURES = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf"
 _FILTER = "http://www.opengis.net/spec/ogcapi-filter-4/1.0/conf"
-_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
-_FREE_TEXT = "https://api.stacspec.org/v1.0.0-rc.1"
-CONFORMANCE = [
-    f"{_STAC}/core",
-    f"{_STAC}/collections",
-    f"{_STAC}/ogcapi-features",
-    f"{_FEATURES}/core",
-    f"{_FEATURES}/geojson",
-    f"{_FEATURES}/oas30",
-    f"{_STAC}/item-search",
-    f"{_STAC}/item-search#filter",
-    f"{_STAC}/item-search#sort",
-    f"{_STAC}/item-search#fields",
-    f"{_STAC}/ogcapi-features#filter",
-    f"{_STAC}/ogcapi-features#sort",
-    f"{_STAC}/ogcapi-features#fields",
-    f"{_FILTER}/filter",
-    f"{_FILTER}/features-filter",
-    f"{_CQL2}/cql2-text",
-    f"{_CQL2}/cql2-json",
-    f"{_CQL2}/basic-cql2",
-    f"{_CQL2}/advanced-comparison-operators",
-    f"{_CQL2}/case-insensitive-comparison",
-    f"{_CQL2}/basic-spatial-functions",
-    f"{_CQL2}/basic-spatial-functions-plus",
-    f"{_CQL2}/spatial-functions",
-    f"{_CQL2}/temporal-functions",
-    f"{_CQL2}/array-functions",
-    f"{_CQL2}/property-property",
-    f"{_FREE_TEXT}/item-search#free-text",
-    f"{_FREE_TEXT}/ogcapi-features#free-text",
-    f"{_FREE_TEXT}/collection-search#free-text",
-]
+_OWN = [f"{_STAC}/core", f"{_STAC}/collections", f"{_STAC}/ogcapi-features", f"{_FEATURES}/core",
+        f"{_FEATURES}/geojson", f"{_FEATURES}/oas30", f"{_STAC}/item-search", f"{_STAC}/item-search#filter",
+        f"{_STAC}/ogcapi-features#filter", f"{_FILTER}/filter", f"{_FILTER}/features-filter"]
+
+
+@lru_cache(maxsize=1)
+def conformance_classes() -> list[str]:
+    """Ours plus what each search extension module declares it implements."""
+    from . import fields, filter, freetext, sort
+    return _OWN + filter.CONFORMANCE + sort.CONFORMANCE + fields.CONFORMANCE + freetext.CONFORMANCE
+
+
 _STRUCTURAL = {"self", "root", "parent", "collection", "child", "item", "items", "next", "prev", QUERYABLES_REL}
 
 
@@ -75,17 +55,17 @@ def landing_page(base: str) -> dict[str, Any]:
     ]
     links += [_link("child", f"{base}/collections/{c.id}", title=c.title) for c in cfg.categories]
     return {"type": "Catalog", "stac_version": catalog.STAC_VERSION, "id": cfg.id, "title": cfg.title,
-            "description": cfg.description, "conformsTo": CONFORMANCE, "links": links}
+            "description": cfg.description, "conformsTo": conformance_classes(), "links": links}
 
 
 def conformance() -> dict[str, Any]:
-    return {"conformsTo": CONFORMANCE}
+    return {"conformsTo": conformance_classes()}
 
 
 def collection_links(base: str, cid: str) -> list[dict[str, Any]]:
     url = f"{base}/collections/{cid}"
-    return [_link("self", url), _link("root", base), _link("parent", base),
-            _link("items", f"{url}/items", GEOJSON, title="Items"),
+    return [_link("self", url, title=cid), _link("root", base, title="Landing page"),
+            _link("parent", base, title="Landing page"), _link("items", f"{url}/items", GEOJSON, title="Items"),
             _link(QUERYABLES_REL, f"{url}/queryables", SCHEMA_JSON, title="Queryables")]
 
 

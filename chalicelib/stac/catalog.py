@@ -256,14 +256,19 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     summaries: dict[str, Optional[Summary]] = {}
     counts: dict[str, int] = {}
     for hh, (ups, dels) in sorted(per_shard.items()):
-        doc = store.update_json(shard_key(cid, hh), lambda d, hh=hh, ups=ups, dels=dels: apply_to_shard(
-            d, hh, ups, dels), default=lambda hh=hh: empty_shard(cid, hh), attempts=CAS_ATTEMPTS)
-        items = doc.get(ITEMS_FIELD, {})
+        items = _update_shard(store, cid, hh, ups, dels).get(ITEMS_FIELD, {})
         summaries[hh], counts[hh] = merge(items.values()), len(items)
         if not items:
             # Unlinked below; deleting only this exact version keeps a concurrent re-fill.
             _delete_if_empty(store, shard_key(cid, hh))
     _update_collection(store, cat, summaries, counts)
+
+
+def _update_shard(store: ObjectStore, cid: str, shard: str, upserts: Mapping[str, Summary],
+                  deletes: set[str]) -> dict[str, Any]:
+    return store.update_json(  # type: ignore[no-any-return]
+        shard_key(cid, shard), lambda doc: apply_to_shard(doc, shard, upserts, deletes),
+        default=lambda: empty_shard(cid, shard), attempts=CAS_ATTEMPTS)
 
 
 def _update_collection(store: ObjectStore, cat: Category, summaries: Mapping[str, Optional[Summary]],

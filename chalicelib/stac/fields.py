@@ -1,7 +1,6 @@
 """Fields extension: include/exclude paths applied to response items (spec semantics)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +65,7 @@ def _copy_path(src: dict[str, Any], dst: dict[str, Any], segs: list[str]) -> Non
     if head not in src:
         return
     if len(segs) == 1:
-        dst[head] = copy.deepcopy(src[head])
+        dst[head] = src[head]  # items are parsed per response: sharing is safe
         return
     if not isinstance(src[head], dict):
         return

@@ -65,7 +65,7 @@ def bbox_candidates(t: Table, geom: Any) -> np.ndarray:
 def spatial_mask(t: Table, predicate: str, geom: Any) -> tuple[np.ndarray, np.ndarray]:
     """(true, unknown) masks of ``predicate(item geometry, geom)``; unknown = no geometry."""
     import shapely
-    present = np.array([g is not None for g in t.geoms], dtype=bool)
+    present = t.present("geometry")
     if predicate == "disjoint":
         hit, _ = spatial_mask(t, "intersects", geom)
         return present & ~hit, ~present
@@ -82,5 +82,8 @@ def spatial_mask(t: Table, predicate: str, geom: Any) -> tuple[np.ndarray, np.nd
     hit = certain.copy()
     if len(rows):
         shapes = t.shapes_for(rows)
-        hit[rows] = np.asarray(getattr(shapely, predicate)(shapes, geom), dtype=bool)
+        try:
+            hit[rows] = np.asarray(getattr(shapely, predicate)(shapes, geom), dtype=bool)
+        except shapely.errors.GEOSException as err:  # e.g. a self-intersecting query polygon
+            raise InvalidParameter(f"cannot evaluate {predicate} with this geometry: {err}") from None
     return hit, ~present

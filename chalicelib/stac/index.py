@@ -93,7 +93,7 @@ def _encode_segment(records: Iterable[Record]) -> bytes:
     for rec in records:
         head = json.dumps([rec.collection, rec.id, rec.version, rec.log_key], separators=(",", ":"),
                           ensure_ascii=False).encode()
-        lines.append(head + b"\t" + (rec.body() if rec.item is not None else b""))
+        lines.append(head + b"\t" + (b"" if rec.deleted else rec.body()))
     return gzip.compress(b"\n".join(lines), compresslevel=1)
 
 
@@ -104,8 +104,7 @@ def _decode_segment(body: bytes) -> list[Record]:
             continue
         head, _, raw = line.partition(b"\t")
         coll, item_id, version, log_key = json.loads(head)
-        item = json.loads(raw) if raw else None
-        out.append(Record(coll, item_id, version, log_key, item, raw if raw else None))
+        out.append(Record(coll, item_id, version, log_key, None, raw or None))  # parsed on demand
     return out
 
 
@@ -126,9 +125,6 @@ class Snapshot:
     @property
     def count(self) -> int:
         return sum(int(alive.sum()) for _, alive in self.parts)
-
-    def collections(self) -> set[str]:
-        return {str(c) for table, alive in self.parts for c in np.unique(table.colls[alive])}
 
 
 class SearchIndex:
@@ -179,7 +175,9 @@ class SearchIndex:
                 self.store.delete(key)
                 continue
             break
-        pending = list(self.store.list(LOG_PREFIX, start_after=manifest["floor"] or None))
+        # The oldest pending entries only: one LIST page however far compaction lags behind.
+        pending = list(self.store.list(LOG_PREFIX, start_after=manifest["floor"] or None,
+                                       limit=4 * self.compact_entries))
         self._maybe_compact(manifest, etag, pending)
 
     def rebuild(self, items: Iterable[dict[str, Any]], collection: str | None = None) -> int:
@@ -340,6 +338,8 @@ class SearchIndex:
         floor = self._manifest["floor"]
         start = max(floor, _log_position(self._newest - self.settle_ns)) if self._newest else floor
         listed = [o.key for o in self.store.list(LOG_PREFIX, start_after=start or None)]
+        manifest: dict[str, Any]
+        etag: str | None
         try:
             obj = self.store.get(MANIFEST, if_none_match=self._etag) if self._etag else self.store.get(MANIFEST)
             manifest, etag = obj.json(), obj.etag
@@ -386,7 +386,7 @@ class SearchIndex:
         except NotFound:
             return False
         winners = latest(records)
-        tombs = {k: (r.version, r.log_key) for k, r in winners.items() if r.item is None}
+        tombs = {k: (r.version, r.log_key) for k, r in winners.items() if r.deleted}
         self._reset_reader(manifest, etag, Table.from_records(list(winners.values())), tombs)
         return False  # list again from the new floor
 
@@ -413,7 +413,7 @@ class SearchIndex:
             row = self._base.index.get(key)
             if row is not None:
                 keep[row] = False
-            if rec.item is None:
+            if rec.deleted:
                 self._tombs[key] = (rec.version, rec.log_key)
             else:
                 self._tombs.pop(key, None)
@@ -426,6 +426,6 @@ class SearchIndex:
             row = self._base.index.get(key)
             if row is not None:
                 alive[row] = False
-        delta = Table.from_records([r for r in self._delta.values() if r.item is not None])
+        delta = Table.from_records([r for r in self._delta.values() if not r.deleted])
         self._snap = Snapshot(parts=((self._base, alive), (delta, np.ones(delta.n, dtype=bool))),
                               generation=self._manifest["generation"])

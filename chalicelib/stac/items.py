@@ -142,7 +142,3 @@ def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[d
     summary: catalog.Summary = (list(bbox) if bbox else [None] * 4) + [utc_text(start), utc_text(end)]
     return out, summary
 
-
-def summarize(item: dict[str, Any]) -> catalog.Summary:
-    """Extent summary of an already normalized item."""
-    return normalize(item, item["collection"], item["id"])[1]

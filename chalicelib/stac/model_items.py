@@ -111,7 +111,8 @@ class Urls:
     def mlflow_api(self, path: str, **query: str) -> str | None:
         if not self.base:
             return None
-        return f"{self.base}/mlflow/api/2.0/mlflow/{path}?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+        encoded = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+        return f"{self.base}/mlflow/api/2.0/mlflow/{path}?{encoded}"
 
     def mlflow_ui(self, fragment: str) -> str | None:
         return f"{self.base}/mlflow/#/{fragment}" if self.base else None
@@ -158,7 +159,8 @@ def _place_and_time(facts: ModelFacts, props: dict[str, Any]) -> tuple[dict[str,
     if bbox is None:
         boxes = [d.bbox for d in facts.datasets if d.bbox]
         if boxes:
-            bbox = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+            west, south, east, north = zip(*boxes)
+            bbox = [min(west), min(south), max(east), max(north)]
     return (_polygon(bbox), bbox) if bbox else (None, None)
 
 
@@ -208,7 +210,8 @@ def build_item(facts: ModelFacts, urls: Urls) -> dict[str, Any]:
     tags = facts.tags
     architecture = _architecture(facts)
     output_names = [o["name"] for o in (facts.onnx or {}).get("outputs", [])]
-    tasks = mlm.parse_tasks(tags.get("mlm.tasks") or tags.get("mlm:tasks")) or mlm.infer_tasks(architecture, output_names)
+    tasks = (mlm.parse_tasks(tags.get("mlm.tasks") or tags.get("mlm:tasks"))
+             or mlm.infer_tasks(architecture, output_names))
     inputs, outputs = _io(facts, tasks)
     fw, fw_version = mlm.framework(facts.mlmodel.get("flavors") or {})
     if fw is None and facts.onnx:
@@ -256,7 +259,7 @@ def build_item(facts: ModelFacts, urls: Urls) -> dict[str, Any]:
     for f in facts.files:
         asset: dict[str, Any] = {"href": f.href, "type": _media_type(f.path), "title": f.path}
         if f.artifact_type:
-            asset["roles"] = [mlm.MODEL_ROLE, "data"]
+            asset["roles"] = [mlm.MODEL_ROLE, "metadata" if f.path == "MLmodel" else "data"]
             asset[mlm.ARTIFACT_TYPE] = f.artifact_type
         else:
             asset["roles"] = ["metadata"]
@@ -271,7 +274,8 @@ def build_item(facts: ModelFacts, urls: Urls) -> dict[str, Any]:
 
     links: list[dict[str, str]] = []
     if facts.run_id:
-        links += _link("mlflow-run", urls.mlflow_api("runs/get", run_id=facts.run_id), "application/json", "MLflow run (API)")
+        links += _link("mlflow-run", urls.mlflow_api("runs/get", run_id=facts.run_id), "application/json",
+                       "MLflow run (API)")
         links += _link("mlflow-run", urls.mlflow_ui(f"experiments/{facts.experiment_id}/runs/{facts.run_id}"),
                        "text/html", "MLflow run")
     if facts.experiment_id:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 REJECTED_PREFIX = "rejected/"
 BATCH = 10_000  # items per derived-update batch in bulk publishing
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
+VERIFY_ROUNDS = 3
 
 
 @dataclass
@@ -87,7 +88,7 @@ class _Batch:
 
 def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> None:
     """Move the object to ``rejected/`` (with the reason), unless it was replaced meanwhile."""
-    log.warning("item rejected", extra={"key": key, "reason": reason, "etag": obj.etag})
+    log.warning("item rejected: %s: %s", key, reason, extra={"key": key, "reason": reason, "etag": obj.etag})
     record = {"key": key, "reason": reason, "etag": obj.etag, "rejected_at": time.time(),
               "body": obj.body.decode("utf-8", "replace")}
     store.put_json(REJECTED_PREFIX + key, record)
@@ -98,21 +99,42 @@ def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> Non
 
 
 def apply_item_events(store: ObjectStore, events: Iterable[Any]) -> Report:
-    """Bring the catalog and index in line with the current state of the events' item keys."""
-    keys = list(dict.fromkeys(ev.key for ev in events))
+    """Bring the catalog and index in line with the current state of the events' item keys.
+
+    Two workers handling events of one key can interleave (read v1, read v2, write v2's pages,
+    write v1's pages). So after its writes a round checks each key's ETag again and redoes the
+    keys that changed meanwhile: the last writer of the derived pages has seen the last version.
+    """
+    keys = list(dict.fromkeys(ev.key for ev in events if catalog.parse_item_key(ev.key)))
     report = Report()
+    for _ in range(VERIFY_ROUNDS):
+        applied = _apply_keys(store, keys, report)
+        keys = [key for key, etag in applied.items() if _etag(store, key) != etag]
+        if not keys:
+            break
+    return report
+
+
+def _etag(store: ObjectStore, key: str) -> str | None:
+    try:
+        return store.head(key).etag
+    except NotFound:
+        return None
+
+
+def _apply_keys(store: ObjectStore, keys: list[str], report: Report) -> dict[str, str | None]:
+    """One round: the derived updates for ``keys``; returns the ETag (None: absent) each was applied at."""
     batch = _Batch()
+    applied: dict[str, str | None] = {}
     for key in keys:
-        parsed = catalog.parse_item_key(key)
-        if parsed is None:
-            continue
-        cid, iid = parsed
+        cid, iid = catalog.parse_item_key(key)  # type: ignore[misc]
         known = catalog.config().category(cid) is not None
         try:
             obj = store.get(key)
         except NotFound:
             if known:
                 batch.delete(cid, iid)
+                applied[key] = None
                 report.deleted += 1
             continue
         try:
@@ -123,16 +145,19 @@ def apply_item_events(store: ObjectStore, events: Iterable[Any]) -> Report:
             if known:
                 batch.delete(cid, iid)  # an earlier valid version may be listed
             continue
+        etag = obj.etag
         if item != obj.json():
             try:
                 # Only this version: the rewrite's own event then finds nothing to change.
-                store.put_json(key, item, if_match=obj.etag)
-            except PreconditionFailed:
-                continue  # replaced meanwhile; the newer version's event publishes it
+                etag = store.put_json(key, item, if_match=obj.etag).etag
+            except (PreconditionFailed, NotFound):
+                applied[key] = obj.etag  # replaced meanwhile: the check after this round redoes it
+                continue
         batch.upsert(cid, item, summary)
+        applied[key] = etag
         report.published += 1
     batch.apply(store)
-    return report
+    return applied
 
 
 # -- bulk -----------------------------------------------------------------------------

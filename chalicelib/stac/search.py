@@ -233,9 +233,9 @@ def parse_datetime(value: Any) -> tuple[float, float]:
 def _matches(t: Table, alive: np.ndarray, req: SearchRequest, compiled: Any, geom: Any) -> np.ndarray:
     mask = alive.copy()
     if req.ids is not None:
-        mask &= np.isin(t.ids, list(req.ids))
+        mask &= t.id_mask(req.ids)
     if req.collections is not None:
-        mask &= np.isin(t.colls, list(req.collections))
+        mask &= t.collection_mask(req.collections)
     if req.datetime is not None and mask.any():
         start, end = req.datetime
         with np.errstate(invalid="ignore"):
@@ -263,13 +263,13 @@ def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[st
     total = sum(len(rows) for _, rows in parts)
     keys = (req.sortby or sort.DEFAULT_SORT) + sort.TIE_BREAK
     cols = sort.columns(parts, keys)
-    candidates = np.arange(total)
+    candidates: np.ndarray = np.arange(total)
     direction = "next"
     if req.token is not None:
         direction, cursor = sort.decode_token(req.token)
         if len(cursor) != len(cols):
             raise InvalidParameter("token does not match this search")
-        after, equal = sort.compare_to(cols, cursor)
+        after, equal = sort.compare_to(cols, cursor, total)
         candidates = np.flatnonzero(after if direction == "next" else ~after & ~equal)
     page = sort.order(cols, candidates, req.limit, last=direction == "prev")
     more = len(candidates) > len(page)  # rows beyond the page, in its direction

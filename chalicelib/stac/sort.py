@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -71,107 +70,119 @@ def parse_sort_post(value: Any) -> tuple[SortKey, ...]:
 
 
 # -- columns ------------------------------------------------------------------------------
-@dataclass
 class Column:
-    """One sort key's values over the matched rows: values (float or str), valid mask, direction."""
+    """One sort key over the matched rows of all parts; global row = part offset + position.
 
-    kind: str  # "num" or "str"
-    values: np.ndarray
-    ok: np.ndarray
-    desc: bool
+    Values are gathered only for the rows asked for: tie-breaker keys are read for the few
+    rows still tied, not for every match.
+    """
+
+    def __init__(self, field: str, kind: str, desc: bool, parts: Sequence[tuple[Table, np.ndarray]]) -> None:
+        self.field, self.kind, self.desc = field, kind, desc
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
+
+    def _view(self, t: Table) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind == "bool":
+            vals, ok = t.view(self.field, "bool")
+            return vals.astype(np.float64), ok
+        return t.view(self.field, self.kind)
+
+    def _split(self, idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(part, local rows) for ascending global ``idx``."""
+        cuts = np.searchsorted(idx, self.offsets)
+        return [(p, self.parts[p][1][idx[cuts[p]:cuts[p + 1]] - self.offsets[p]])
+                for p in range(len(self.parts)) if cuts[p + 1] > cuts[p]]
+
+    def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vals, oks = [], []
+        for p, local in self._split(idx):
+            v, ok = self._view(self.parts[p][0])
+            vals.append(v[local])
+            oks.append(ok[local])
+        if not vals:
+            return (np.zeros(0, dtype="U1") if self.kind == "str" else np.zeros(0)), np.zeros(0, dtype=bool)
+        return np.concatenate(vals), np.concatenate(oks)
 
     def cursor_value(self, i: int) -> Any:
-        if not self.ok[i]:
+        vals, ok = self.take(np.array([i]))
+        if not ok[0]:
             return None
-        v = self.values[i]
-        return float(v) if self.kind == "num" else str(v)
+        return str(vals[0]) if self.kind == "str" else float(vals[0])
+
+    def preselect(self, idx: np.ndarray, k: int, last: bool) -> np.ndarray:
+        """A subset of ascending ``idx`` sure to hold its first (or last) ``k`` rows in sort order."""
+        keep = []
+        for p, local in self._split(idx):
+            start = np.searchsorted(idx, self.offsets[p])
+            chunk = idx[start:start + len(local)]
+            if len(local) <= k:
+                keep.append(chunk)
+                continue
+            key = self.parts[p][0].rank(self.field, self.kind)[local]
+            key = -key if self.desc else key
+            if last:
+                keep.append(chunk[key >= np.partition(key, len(key) - k)[len(key) - k]])
+            else:
+                keep.append(chunk[key <= np.partition(key, k - 1)[k - 1]])
+        return np.concatenate(keep) if keep else idx
 
 
 def _column_kind(tables: Sequence[Table], field: str) -> str:
-    kinds = {t.kind_of(field) for t in tables if t.n} - {None}
+    kinds = {kind for t in tables if t.n and (kind := t.kind_of(field)) is not None}
     if len(kinds) == 1:
-        return kinds.pop()  # type: ignore[no-any-return]
+        return kinds.pop()
     return "str" if not kinds or "str" in kinds else "num"
 
 
 def columns(parts: Sequence[tuple[Table, np.ndarray]], keys: Sequence[SortKey]) -> list[Column]:
-    """Sort columns for ``parts`` = (table, matched rows), concatenated in part order."""
-    tables = [t for t, _ in parts]
-    out = []
-    for key in keys:
-        kind = _column_kind(tables, key.field)
-        vals, oks = [], []
-        for t, rows in parts:
-            if kind == "bool":
-                v, ok = t.view(key.field, "bool")
-                v = v.astype(np.float64)
-            else:
-                v, ok = t.view(key.field, kind)
-            vals.append(v[rows])
-            oks.append(ok[rows])
-        values = np.concatenate(vals) if vals else np.zeros(0)
-        ok = np.concatenate(oks) if oks else np.zeros(0, dtype=bool)
-        out.append(Column("str" if kind == "str" else "num", values, ok, key.desc))
-    return out
+    """Sort columns for ``parts`` = (table, matched rows), in part order."""
+    tables = [t for t, rows in parts if len(rows)]
+    return [Column(key.field, _column_kind(tables, key.field), key.desc, parts) for key in keys]
 
 
-def compare_to(cols: Sequence[Column], cursor: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(after, equal) masks of each row relative to the cursor row in the sort order."""
-    n = len(cols[0].values) if cols else 0
+def compare_to(cols: Sequence[Column], cursor: Sequence[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(after, equal) masks of the ``n`` rows relative to the cursor row in the sort order."""
     after = np.zeros(n, dtype=bool)
-    equal = np.ones(n, dtype=bool)
+    tied = np.arange(n)
     for col, c in zip(cols, cursor):
+        vals, ok = col.take(tied)
         if c is None:  # nulls sort last ascending
-            gt = np.zeros(n, dtype=bool)
-            eq = ~col.ok
+            gt = np.zeros(len(tied), dtype=bool)
+            eq = ~ok
         else:
-            if (col.kind == "num") != isinstance(c, (int, float)) or isinstance(c, bool):
+            if (col.kind == "str") != isinstance(c, str) or isinstance(c, bool):
                 raise InvalidParameter("token does not match this search")
             with np.errstate(invalid="ignore"):
-                gt = ~col.ok | (col.ok & (col.values > c))
-                eq = col.ok & (col.values == c)
+                gt = ~ok | (ok & (vals > c))
+                eq = ok & (vals == c)
         if col.desc:
             gt = ~gt & ~eq
-        after |= equal & gt
-        equal &= eq
+        after[tied[gt]] = True
+        tied = tied[eq]
+        if not len(tied):
+            break
+    equal = np.zeros(n, dtype=bool)
+    equal[tied] = True
     return after, equal
 
 
-def _lexsort_keys(cols: Sequence[Column], rows: np.ndarray) -> list[np.ndarray]:
+def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = False) -> np.ndarray:
+    """The first ``k`` of ascending ``rows`` in sort order (``last``: the final ``k``, still in order)."""
+    if len(rows) > 4 * k + 256:
+        rows = cols[0].preselect(rows, k, last)
+    if not len(rows):
+        return rows
     keys = []
     for col in cols:
-        ok = col.ok[rows]
-        vals = col.values[rows]
+        vals, ok = col.take(rows)
         if col.kind == "str":
             vals = np.unique(vals, return_inverse=True)[1].astype(np.float64)
         else:
             vals = np.where(ok, vals, 0.0)
-        null = (~ok).astype(np.int8)
         sign = -1 if col.desc else 1
-        keys.extend([sign * null, sign * vals])
-    return keys[::-1]  # np.lexsort: last key is primary
-
-
-def _primary(col: Column, rows: np.ndarray) -> np.ndarray | None:
-    if col.kind != "num":
-        return None
-    vals = np.where(col.ok[rows], col.values[rows], math.inf)
-    return -vals if col.desc else vals
-
-
-def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = False) -> np.ndarray:
-    """The first ``k`` of ``rows`` in sort order (``last``: the final ``k``, still in order)."""
-    if len(rows) > 4 * k + 256:
-        # Preselect with a partition on the (numeric) primary key; ties at the cut stay in.
-        pk = _primary(cols[0], rows)
-        if pk is not None:
-            if last:
-                cut = np.partition(pk, len(pk) - k)[len(pk) - k]
-                rows = rows[pk >= cut]
-            else:
-                cut = np.partition(pk, k - 1)[k - 1]
-                rows = rows[pk <= cut]
-    ranked = rows[np.lexsort(_lexsort_keys(cols, rows))] if len(rows) else rows
+        keys.extend([sign * (~ok).astype(np.int8), sign * vals])
+    ranked = rows[np.lexsort(keys[::-1])]  # np.lexsort: the last key is the primary one
     return ranked[-k:] if last else ranked[:k]
 
 

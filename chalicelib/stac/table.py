@@ -30,12 +30,19 @@ class Record:
     id: str
     version: int  # nanoseconds: properties.updated, or the time it was applied
     log_key: str  # tie-breaker between equal versions: later log entry wins
-    item: dict[str, Any] | None
-    raw: bytes | None = None  # compact JSON of ``item``, when already at hand
+    item: dict[str, Any] | None  # None with ``raw`` None: deleted
+    raw: bytes | None = None  # compact JSON of the item (segments keep only this until needed)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.collection, self.id)
+
+    @property
+    def deleted(self) -> bool:
+        return self.item is None and self.raw is None
+
+    def parsed(self) -> dict[str, Any]:
+        return self.item if self.item is not None else json.loads(self.raw)  # type: ignore[arg-type]
 
     def beats(self, version: int, log_key: str) -> bool:
         return (self.version, self.log_key) > (version, log_key)
@@ -114,15 +121,17 @@ class Table:
         self.texts = texts
         self.index = {(c, i): row for row, (c, i) in enumerate(zip(colls, ids))}
         self._views: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._shapes: np.ndarray | None = None
-        self._shaped = np.zeros(0, dtype=bool)
+        self._shapes = np.full(self.n, None, dtype=object)
+        self._shaped = np.zeros(self.n, dtype=bool)
         self._kinds: dict[str, str | None] = {}
+        self._by_id: dict[str, list[int]] | None = None
+        self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
         self._postings: dict[str, np.ndarray] | None = None
 
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Sequence[Record]) -> Table:
-        live = [r for r in records if r.item is not None]
+        live = [r for r in records if not r.deleted]
         n = len(live)
         props: dict[str, list[Any]] = {}
         box = np.empty((n, 4), dtype=np.float64)
@@ -130,8 +139,7 @@ class Table:
         geoms: list[str | None] = []
         texts: list[str] = []
         for row, rec in enumerate(live):
-            item = rec.item
-            assert item is not None
+            item = rec.parsed()
             p = item.get("properties") or {}
             if not isinstance(p, dict):
                 p = {}
@@ -183,9 +191,24 @@ class Table:
         assert table.n == n
         return table
 
-    def records(self, rows: Iterable[int]) -> list[Record]:
-        return [Record(self.coll_list[r], self.id_list[r], int(self.version[r]), self.log_keys[r],
-                       None, self.raw[r]) for r in rows]
+    # -- core filters ------------------------------------------------------------------------
+    def id_mask(self, ids: Iterable[str]) -> np.ndarray:
+        if self._by_id is None:
+            by_id: dict[str, list[int]] = {}
+            for row, item_id in enumerate(self.id_list):
+                by_id.setdefault(item_id, []).append(row)
+            self._by_id = by_id
+        mask = np.zeros(self.n, dtype=bool)
+        for item_id in ids:
+            mask[self._by_id.get(item_id, [])] = True
+        return mask
+
+    def collection_mask(self, collections: Iterable[str]) -> np.ndarray:
+        if self._coll_codes is None:
+            self._coll_codes = np.unique(self.colls, return_inverse=True)
+        names, codes = self._coll_codes
+        wanted = np.flatnonzero(np.isin(names, list(collections)))
+        return np.isin(codes, wanted)
 
     # -- typed views of a queryable ---------------------------------------------------------
     def values(self, name: str) -> list[Any]:
@@ -229,6 +252,18 @@ class Table:
             return np.array([v is True for v in raw], dtype=bool), ok
         raise ValueError(kind)
 
+    def rank(self, name: str, kind: str) -> np.ndarray:
+        """A float per row ordering ``name`` within this table (nulls last): a sort preselection key."""
+        key = (name, "rank:" + kind)
+        cached = self._views.get(key)
+        if cached is None:
+            vals, ok = self.view(name, kind)
+            if kind == "str":
+                vals = np.unique(vals, return_inverse=True)[1]
+            ranks = np.where(ok, vals.astype(np.float64), np.inf)
+            cached = self._views[key] = (ranks, ok)
+        return cached[0]
+
     def present(self, name: str) -> np.ndarray:
         """Rows where ``name`` has a non-null value."""
         key = (name, "present")
@@ -271,9 +306,6 @@ class Table:
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of ``rows`` (None where absent or invalid), parsed on first use."""
         import shapely
-        if self._shapes is None:
-            self._shapes = np.full(self.n, None, dtype=object)
-            self._shaped = np.zeros(self.n, dtype=bool)
         todo = rows[~self._shaped[rows]]
         for row in todo.tolist():
             text = self.geoms[row]

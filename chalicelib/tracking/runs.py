@@ -40,6 +40,10 @@ def _sortable(value: float) -> float:
 def apply_entry(runs: dict[str, Any], entry: dict[str, Any], history: bool) -> None:
     """Fold one log entry into ``runs`` (run id -> state)."""
     run_id = entry["run"]
+    if isinstance(run_id, list):  # one experiment-log entry for many runs (experiment delete/restore)
+        for one in run_id:
+            apply_entry(runs, dict(entry, run=one), history)
+        return
     run = runs.get(run_id)
     if "create" in entry and run is None:
         run = runs[run_id] = new_run(entry["create"])
@@ -80,6 +84,17 @@ def apply_entry(runs: dict[str, Any], entry: dict[str, Any], history: bool) -> N
         logged = json.loads(tags.get(LOGGED_MODELS_TAG, "[]"))
         if model not in logged:
             tags[LOGGED_MODELS_TAG] = json.dumps(logged + [model])
+
+
+def latest_only(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry as the experiment log stores it: one metric per key, the latest (history is per run)."""
+    if len(entry.get("metrics", ())) < 2:
+        return entry
+    latest: dict[str, list[Any]] = {}
+    for m in entry["metrics"]:
+        if _newer(m[1:], latest[m[0]][1:] if m[0] in latest else None):
+            latest[m[0]] = m
+    return dict(entry, metrics=list(latest.values()))
 
 
 def fold_experiment(state: dict[str, Any], entry: dict[str, Any]) -> None:

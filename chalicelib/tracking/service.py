@@ -5,18 +5,19 @@ the run's (``mlflow/runs/<run_id>/``: full metric history, for get_run and get-h
 experiment's (``mlflow/experiment-runs/<eid>/``: latest values only, for search_runs). See
 eventlog.py for the fold/compaction protocol and runs.py for the record shape.
 
-Public API for other modules (the model registry): ``tracking_service().get_run(run_id)``,
-``.get_experiment(experiment_id)``, ``.get_logged_model(model_id)``; each returns MLflow's proto
-JSON dict (``{"info", "data", "inputs", "outputs"}`` for a run) or raises MlflowError.
+Public API for other modules (the model registry), all proto-JSON dicts, MlflowError when absent:
+``tracking_service().get_run(run_id)`` -> ``{"info", "data", "inputs", "outputs"}``;
+``.get_experiment(experiment_id)`` -> ``{"experiment_id", "name", "artifact_location", ...}``;
+``.get_logged_model(model_id)`` -> ``{"model": {"info", "data"}}``.
 """
 from __future__ import annotations
 
 import json
 import random
 import threading
-import time
 import uuid
 from collections import OrderedDict
+from contextlib import ExitStack
 from typing import Any, Callable
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
@@ -24,7 +25,8 @@ from . import validation as v
 from .errors import MlflowError, invalid, not_found
 from .eventlog import FoldedLog, new_entry_key, parallel
 from .experiments import Experiment, ExperimentStore, now_ms
-from .runs import RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, run_info_json, run_json
+from .runs import (RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, latest_only, run_info_json,
+                   run_json)
 
 RUNS = "mlflow/runs/"
 EXPERIMENT_RUNS = "mlflow/experiment-runs/"
@@ -59,6 +61,7 @@ class _Obj:
 
 def _run_view(run: dict[str, Any]) -> _Obj:
     info = run["info"]
+    """Read-only view; valid while the log's view() is held (it shares the run's dicts)."""
     info_view = _Obj(run_id=info["run_id"], run_uuid=info["run_id"], run_name=info.get("run_name", ""),
                      experiment_id=info["experiment_id"], user_id=info.get("user_id", ""),
                      status=info.get("status"), start_time=info.get("start_time"), end_time=info.get("end_time"),
@@ -67,9 +70,9 @@ def _run_view(run: dict[str, Any]) -> _Obj:
                                                                          "schema", "profile")}),
                      tags=[_Obj(**t) for t in d["tags"]]) for d in run["datasets"]]
     return _Obj(info=info_view,
-                data=_Obj(metrics={k: m[0] for k, m in run["metrics"].items()}, params=dict(run["params"]),
-                          tags=dict(run["tags"])),
-                inputs=_Obj(dataset_inputs=datasets), json=run_json(run))
+                data=_Obj(metrics={k: m[0] for k, m in run["metrics"].items()}, params=run["params"],
+                          tags=run["tags"]),
+                inputs=_Obj(dataset_inputs=datasets), run=run)
 
 
 class TrackingService:
@@ -137,7 +140,7 @@ class TrackingService:
             info = dict(run["info"], **entry.get("update", {}))
         entry = dict(entry, run=run_id, time=now_ms())
         exp_log = self._experiment_log(eid)
-        parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, entry)])
+        parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, latest_only(entry))])
         return info
 
     # -- experiments ----------------------------------------------------------------------
@@ -180,9 +183,24 @@ class TrackingService:
 
     def delete_experiment(self, experiment_id: str) -> None:
         self.experiments.set_lifecycle(v.experiment_id(experiment_id), "deleted")
+        self._set_runs_lifecycle(experiment_id, "deleted")
 
     def restore_experiment(self, experiment_id: str) -> None:
         self.experiments.set_lifecycle(v.experiment_id(experiment_id), "active")
+        self._set_runs_lifecycle(experiment_id, "active")
+
+    def _set_runs_lifecycle(self, experiment_id: str, stage: str) -> None:
+        """MLflow deletes/restores an experiment's runs with it: one entry per run log, one for the experiment's."""
+        exp_log = self._experiment_log(experiment_id)
+        with exp_log.view() as runs:
+            ids = sorted(rid for rid, r in runs.items() if r["info"].get("lifecycle_stage") != stage)
+            key = new_entry_key(after=exp_log.last_key())
+        if not ids:
+            return
+        t = now_ms()
+        entry = {"lifecycle": stage, "deleted_time": t if stage == "deleted" else None, "time": t}
+        parallel([lambda rid=rid: self._run_log(rid).append(key, dict(entry, run=rid)) for rid in ids]
+                 + [lambda: exp_log.append(key, dict(entry, run=ids))])
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         k, val = v.tag({"key": key, "value": value}, "", v.MAX_EXPERIMENT_TAG_VAL_LENGTH)
@@ -297,7 +315,22 @@ class TrackingService:
             entry["params"] = clean_params
         if clean_tags:
             entry["tags"] = clean_tags
+        for model_id in {m[4] for m in clean_metrics if m[4]}:
+            self._model_doc(model_id)  # 404 before anything is written
         self._write(run_id, entry, params_unchanged)
+        self._log_model_metrics(run_id, clean_metrics)
+
+    def _log_model_metrics(self, run_id: str, metrics: list[list[Any]]) -> None:
+        """Metrics logged with a model_id also belong to that logged model (MLflow 3), one CAS per model."""
+        by_model: dict[str, list[list[Any]]] = {}
+        for key, value, ts, step, model_id, dataset_name, dataset_digest in metrics:
+            if model_id:
+                by_model.setdefault(model_id, []).append([key, value, ts, step, run_id, dataset_name, dataset_digest])
+        for model_id, records in by_model.items():
+            def add(doc: dict[str, Any], records: list[list[Any]] = records) -> None:
+                known = doc.setdefault("metrics", [])
+                known.extend(r for r in records if r not in known)
+            self._update_model(model_id, add)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         def exists(run: dict[str, Any]) -> None:
@@ -374,17 +407,18 @@ class TrackingService:
         limit = v.max_results(max_results, 1000)
         from mlflow.exceptions import MlflowException
         from mlflow.utils.search_utils import SearchUtils
-        views = []
-        for eid in dict.fromkeys(experiment_ids):
-            with self._experiment_log(v.experiment_id(eid)).view() as runs:
+        with ExitStack() as stack:  # hold every log's view until the page is rendered
+            views: list[Any] = []
+            for eid in sorted(set(experiment_ids)):
+                runs = stack.enter_context(self._experiment_log(v.experiment_id(eid)).view())
                 views.extend(_run_view(r) for r in runs.values() if r["info"].get("lifecycle_stage") in stages)
-        try:
-            views = SearchUtils.filter(views, filter_string)
-            views = SearchUtils.sort(views, order_by)
-            page, token = SearchUtils.paginate(views, page_token, limit)
-        except MlflowException as err:
-            raise mlflow_search_error(err) from None
-        out: dict[str, Any] = {"runs": [p.json for p in page]}
+            try:
+                views = SearchUtils.filter(views, filter_string)
+                views = SearchUtils.sort(views, order_by)
+                page, token = SearchUtils.paginate(views, page_token, limit)
+            except MlflowException as err:
+                raise mlflow_search_error(err) from None
+            out: dict[str, Any] = {"runs": [run_json(p.run) for p in page]}
         if token:
             out["next_page_token"] = token.decode() if isinstance(token, bytes) else token
         return out
@@ -408,8 +442,12 @@ class TrackingService:
                                     "last_updated_timestamp_ms", "artifact_uri", "status", "model_type",
                                     "source_run_id", "status_message") if doc.get(k) is not None}
         info["tags"] = [{"key": k, "value": val} for k, val in doc["tags"].items()]
+        metrics = [{"key": key, "value": json_float(value), "timestamp": ts, "step": step, "run_id": run_id,
+                    "model_id": doc["model_id"], "dataset_name": ds_name, "dataset_digest": ds_digest}
+                   for key, value, ts, step, run_id, ds_name, ds_digest in doc.get("metrics", [])]
         return {"info": info, "data": {"params": [{"key": k, "value": val} for k, val in doc["params"].items()],
-                                       "metrics": []}}
+                                       "metrics": [{k: val for k, val in m.items() if val is not None}
+                                                   for m in metrics]}}
 
     def create_logged_model(self, msg: dict[str, Any]) -> dict[str, Any]:
         eid = v.experiment_id(msg.get("experiment_id"))

@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from chalicelib.stac import catalog
-from chalicelib.stac.index import SearchIndex
 from chalicelib.stac.publish import REJECTED_PREFIX
 from chalicelib.store import NotFound, ObjectStore
 from functions import handle_s3_event, handle_sqs_event
 from tests.conftest import REPO
-from tests.stac.stac_items import make_item
+from tests.stac.stac_items import indexed, make_item
 
 EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
 ALPS = "collections/dataset/items/sentinel2-alps.json"
@@ -33,11 +32,6 @@ def write_sources(store: ObjectStore) -> None:
     store.put_json(ALPS, make_item("sentinel2-alps", collection=None, lon=10.5, lat=46.5, size=0.5))
     store.put_json(UNET, make_item("unet:flood+v2", collection="ai-model", lon=2, lat=48))
     store.put(BROKEN, b"{oops")
-
-
-def indexed(store: ObjectStore) -> set[tuple[str, str]]:
-    snap = SearchIndex(store).snapshot()
-    return {(str(c), str(i)) for table, alive in snap.parts for c, i, a in zip(table.colls, table.ids, alive) if a}
 
 
 def shard_items(store: ObjectStore, cid: str) -> set[str]:

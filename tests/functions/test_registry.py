@@ -22,6 +22,7 @@ from functions.registry import MODEL_FILE_KEY, RECORD_KEY
     ("mlflow/registry/sources/mlflow-artifacts/1/r/artifacts/model/@versions/iris@1", True),
     ("mlflow-artifacts/1/models/m-1/artifacts/MLmodel", True),
     ("mlflow-artifacts/1/models/m-1/artifacts/extra_files/net.onnx", True),
+    ("mlflow-artifacts/1/models/m-1/artifacts/data/model.pt2", True),
     ("artifact-root/1/r/artifacts/model/MLmodel", True),  # a direct artifact root inside the store
     ("mlflow/registry/aliases/iris/prod.json", False),  # alias writes touch the version records
     ("mlflow/registry/derived/mlflow-artifacts/x/model.onnx.json", False),

@@ -126,7 +126,40 @@ def test_sklearn_autolog_and_logged_model_roundtrip(client):
     assert logged.status.to_proto() == 2  # LOGGED_MODEL_READY
     assert logged.source_run_id == run2.info.run_id
     assert [o.model_id for o in client.get_run(run2.info.run_id).outputs.model_outputs] == [info.model_id]
+    with mlflow.start_run(run_id=run2.info.run_id):
+        mlflow.log_metric("holdout_acc", 0.75, step=1, model_id=info.model_id)
+    (metric,) = client.get_logged_model(info.model_id).metrics
+    assert (metric.key, metric.value, metric.step, metric.run_id) == ("holdout_acc", 0.75, 1, run2.info.run_id)
     loaded = mlflow.pyfunc.load_model(f"models:/{info.model_id}")
     assert (loaded.predict(X) == model.predict(X)).all()
     assert [m.model_id for m in mlflow.search_logged_models(experiment_ids=[run2.info.experiment_id],
                                                              output_format="list")] == [info.model_id]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_two_servers_twenty_threads_one_run(kind, live_server_factory, tmp_path, request):  # type: ignore[no-untyped-def]
+    """Two service processes on one store stand for two Lambda instances: no metric lost or doubled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+    if kind == "s3":
+        uri = f"s3://{new_bucket(request.getfixturevalue('moto_endpoint'))}/pre"
+    else:
+        uri = f"file://{tmp_path}/store"
+    servers = [live_server_factory(uri), live_server_factory(uri)]
+    clients = [MlflowClient(s.url + "/mlflow") for s in servers]
+    run_id = clients[0].create_run("0").info.run_id
+
+    def log(i: int) -> None:
+        clients[i % 2].log_batch(run_id, metrics=[Metric("loss", i * 100 + s, 1000 + s, s) for s in range(10)],
+                                 params=[Param(f"p{i}", str(i))])
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(log, range(20)))
+    for client in clients:
+        history = client.get_metric_history(run_id, "loss")
+        assert sorted(m.value for m in history) == sorted(float(i * 100 + s) for i in range(20) for s in range(10))
+        assert len(client.get_run(run_id).data.params) == 20
+        (found,) = client.search_runs(["0"], "metrics.loss >= 1909")
+        assert found.data.metrics["loss"] == 1909.0

@@ -48,7 +48,7 @@ def _search_ids(url: str, body: dict[str, Any]) -> set[str]:
 
 @pytest.fixture
 def server(live_server_factory: Any, tmp_path: pathlib.Path) -> Any:
-    return live_server_factory(f"file://{tmp_path / 'store'}")
+    return live_server_factory(f"file://{tmp_path / 'store'}", {"STACFLOW_GITLAB_URL": "https://gitlab.example.org"})
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def _check_io_matches_graph(item: dict[str, Any], onnx_bytes: bytes) -> None:
         [(o["name"], o["shape"], o["data_type"]) for o in sig["outputs"]]
 
 
-def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any) -> None:
+def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any, tmp_path: pathlib.Path) -> None:
     import mlflow
     import onnxruntime as ort
     from skl2onnx import to_onnx
@@ -80,8 +80,20 @@ def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any
     X = X.astype(np.float32)
     clf = LogisticRegression(max_iter=300).fit(X, y)
     onx = to_onnx(clf, X[:1], options={"zipmap": False})
+    # a catalogued training dataset (a published item of the "dataset" collection)
+    dataset_item = {"type": "Feature", "stac_version": "1.1.0", "id": "iris-train", "collection": "dataset",
+                    "bbox": [2.0, 48.0, 3.0, 49.0], "links": [], "assets": {},
+                    "geometry": {"type": "Polygon", "coordinates": [[[2, 48], [3, 48], [3, 49], [2, 49], [2, 48]]]},
+                    "properties": {"datetime": "2024-06-01T00:00:00Z"}}
+    items_dir = tmp_path / "store" / "collections" / "dataset" / "items"
+    items_dir.mkdir(parents=True)
+    (items_dir / "iris-train.json").write_text(json.dumps(dataset_item))
+    client.create_experiment("iris", tags={"project": "eo/iris"})
     mlflow.set_experiment("iris")
     with mlflow.start_run() as run:
+        mlflow.log_input(mlflow.data.from_numpy(  # type: ignore[attr-defined]
+            X, targets=y, name="iris-train", source=f"{server.url}/stac/collections/dataset/items/iris-train"),
+            context="training")
         mlflow.log_params({"max_iter": 300, "solver": "lbfgs"})
         mlflow.log_metric("accuracy", float(clf.score(X, y)))
         info = mlflow.onnx.log_model(onx, name="model", registered_model_name="iris-onnx")
@@ -95,6 +107,13 @@ def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any
     assert props["metric:accuracy"] == pytest.approx(clf.score(X, y))
     assert props["mlflow:run_id"] == run.info.run_id
     _check_io_matches_graph(item, onx.SerializeToString())
+    assert item["bbox"] == [2.0, 48.0, 3.0, 49.0]  # from the training dataset
+    rels = {(link["rel"], link["href"]) for link in item["links"]}
+    assert ("derived_from", f"{server.url}/stac/collections/dataset/items/iris-train") in rels
+    assert ("related", "https://gitlab.example.org/eo/iris") in rels
+    assert ("mlflow-run", f"{server.url}/mlflow/api/2.0/mlflow/runs/get?run_id={run.info.run_id}") in rels
+    assert _get(f"{server.url}/mlflow/api/2.0/mlflow/runs/get?run_id={run.info.run_id}")["run"]["info"][
+        "run_id"] == run.info.run_id
 
     onnx_asset = item["assets"]["model.onnx"]
     assert onnx_asset["mlm:artifact_type"] == "onnx" and "mlm:model" in onnx_asset["roles"]
@@ -211,3 +230,30 @@ def test_concurrent_registrations_and_bad_input(server: Any, client: Any, tmp_pa
         urllib.request.urlopen(req, timeout=10)
     assert http_err.value.code == 400
     assert json.loads(http_err.value.read())["error_code"] == "MALFORMED_REQUEST"
+
+
+def test_same_path_on_s3(moto_endpoint: str, live_server_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stacflow serve`` over S3 (moto): the registry writes, the function publishes, the href downloads."""
+    import mlflow
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    from tests.conftest import new_bucket
+
+    server = live_server_factory(f"s3://{new_bucket(moto_endpoint)}/stacflow", {"STACFLOW_DISPATCH_EVENTS": "1"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
+    mlflow.set_tracking_uri(f"{server.url}/mlflow")
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    tree = DecisionTreeClassifier(max_depth=3).fit(X, y)
+    onx = to_onnx(tree, X[:1], options={"zipmap": False})
+    mlflow.set_experiment("trees")  # also drops the client's cached experiment id of another server
+    with mlflow.start_run():
+        mlflow.onnx.log_model(onx, name="model", registered_model_name="tree-s3")
+    item = _get(f"{server.url}/stac/collections/ai-model/items/tree-s3-v1")
+    assert validate_object(item) == []
+    assert item["properties"]["mlm:architecture"] == "DecisionTreeClassifier"
+    session = ort.InferenceSession(_download(item["assets"]["model.onnx"]["href"]), providers=["CPUExecutionProvider"])
+    assert (session.run(["label"], {"X": X})[0] == tree.predict(X)).all()

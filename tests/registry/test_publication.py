@@ -165,7 +165,8 @@ def test_deleting_the_model_unpublishes_its_items(world: World, onnx_bytes: byte
     assert world.item("gone", 1) is None
 
 
-def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACFLOW_GITLAB_URL", "https://gitlab.example.org")
     dataset_item = {"type": "Feature", "stac_version": "1.1.0", "id": "s2-tiles", "collection": "dataset",
                     "geometry": {"type": "Polygon", "coordinates": [[[5, 45], [6, 45], [6, 46], [5, 46], [5, 45]]]},
@@ -173,9 +174,9 @@ def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes
                     "properties": {"datetime": None, "start_datetime": "2020-01-01T00:00:00Z",
                                    "end_datetime": "2020-06-30T00:00:00Z"}}
     world.store.put_json("collections/dataset/items/s2-tiles.json", dataset_item)
+    estimator = {"key": "estimator_class", "value": "sklearn.ensemble.RandomForestClassifier"}  # as autolog sets it
     world.tracking.log_batch(world.run_id, [{"key": "f1", "value": 0.8, "timestamp": 1, "step": 0}],
-                             [{"key": "n_estimators", "value": "10"}], [{"key": "estimator_class",
-                                                                          "value": "sklearn.ensemble.RandomForestClassifier"}])
+                             [{"key": "n_estimators", "value": "10"}], [estimator])
     world.tracking.log_inputs(world.run_id, [{"dataset": {"name": "s2-tiles", "digest": "abc", "source_type": "http",
                                                           "source": '{"url": "http://x/y"}'}, "tags": []}], [])
     world.registry.create_registered_model("lin", [{"key": "project", "value": "eo/crops"}])
@@ -193,3 +194,24 @@ def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes
     assert ("derived_from", "http://svc/stac/collections/dataset/items/s2-tiles") in rels
     assert ("related", "https://gitlab.example.org/eo/crops") in rels
     assert any(rel == "mlflow-run" and world.run_id in href for rel, href in rels)
+
+
+def test_files_uploaded_after_registration_complete_the_item(world: World) -> None:
+    spec = '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, %d]}}]'
+    signature = f"signature:\n  inputs: '{spec % 4}'\n  outputs: '{spec % 2}'\n".encode()
+    world.registry.create_registered_model("late", [{"key": "mlm.tasks", "value": "regression"}])
+    world.registry.create_model_version("late", f"runs:/{world.run_id}/net")
+    world.store.put(f"{world.artifacts}/net/MLmodel",
+                    b"flavors:\n  pytorch:\n    pytorch_version: 2.13.0\n    model_data: data\n" + signature)
+    world.deliver()
+    first = world.item("late", 1)
+    assert first is not None and validate_object(first) == []  # MLM from the MLflow signature
+    assert first["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]
+    assert first["assets"]["mlmodel"]["mlm:artifact_type"] == "mlflow.pyfunc"  # no weights yet: the MLflow model
+    world.store.put(f"{world.artifacts}/net/data/model.pt2", b"weights")
+    world.deliver()
+    second = world.item("late", 1)
+    assert second is not None and validate_object(second) == []
+    assert second["assets"]["data-model.pt2"]["mlm:artifact_type"] == "torch.export.save"
+    assert second["properties"]["mlm:framework"] == "PyTorch"
+    assert "mlm:artifact_type" not in second["assets"]["mlmodel"]

@@ -35,7 +35,7 @@ def build_corpus(store: ObjectStore, n: int = 360, pending: int = 40) -> Corpus:
     patient = SearchIndex(store, settle=60)  # entries this fresh are never compacted
     for i in range(n + 1, n + pending, 13):  # left in the log
         patient.apply(items[i:i + 13], [])
-    reader = SearchIndex(store, delta_max=100)  # fresh process: segments -> base, log -> delta
+    reader = SearchIndex(store, delta_max=1000)  # fresh process: segments -> base, log -> delta
     return Corpus(store, writer, reader, items)
 
 

@@ -1,6 +1,7 @@
 """An ObjectStore wrapper that counts requests by kind (tests and the benchmark)."""
 from __future__ import annotations
 
+import builtins
 from collections import Counter
 from typing import Any, Iterator
 
@@ -62,7 +63,7 @@ class CountingStore(ObjectStore):
                      base_url: str | None = None) -> str:
         return self.inner.presign_part(key, upload_id, part_number, expires=expires, base_url=base_url)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[CompletedPart]) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: builtins.list[CompletedPart]) -> ObjectInfo:
         return self.inner.complete_multipart(key, upload_id, parts)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -11,26 +11,43 @@ from shapely.geometry import shape
 Item = dict[str, Any]
 
 
-def ts(text: str | None) -> float | None:
+def maybe_ts(text: str | None) -> float | None:
     if text is None:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
 
 
+def ts(text: str) -> float:
+    stamp = maybe_ts(text)
+    assert stamp is not None
+    return stamp
+
+
 def interval(item: Item) -> tuple[float, float] | None:
     p = item["properties"]
-    dt, start, end = ts(p.get("datetime")), ts(p.get("start_datetime")), ts(p.get("end_datetime"))
+    dt, start, end = maybe_ts(p.get("datetime")), maybe_ts(p.get("start_datetime")), maybe_ts(p.get("end_datetime"))
     lo = start if start is not None else dt
     hi = end if end is not None else dt
-    if lo is None and hi is None:
+    if lo is None or hi is None:
         return None
-    return (lo if lo is not None else hi, hi if hi is not None else lo)  # type: ignore[return-value]
+    return (lo, hi)
+
+
+def start(item: Item) -> float:
+    iv = interval(item)
+    assert iv is not None
+    return iv[0]
+
+
+def end(item: Item) -> float:
+    iv = interval(item)
+    assert iv is not None
+    return iv[1]
 
 
 def sort_instant(item: Item) -> float | None:
-    p = item["properties"]
-    dt = ts(p.get("datetime"))
-    return dt if dt is not None else (interval(item) or (None,))[0]
+    dt = maybe_ts(item["properties"].get("datetime"))
+    return dt if dt is not None else start(item)
 
 
 def box(minx: float, miny: float, maxx: float, maxy: float) -> Any:

@@ -26,8 +26,9 @@ def make_item(item_id: str, collection: str | None = "dataset", *, lon: float = 
     return item
 
 
-def random_items(n: int, collection: str = "dataset", seed: int = 1) -> list[dict[str, Any]]:
-    """Varied items: points and boxes all over, a year of datetimes, every 7th a time range."""
+def random_items(n: int, collection: str = "dataset", seed: int = 1, *, ranges: bool = True,
+                 prefix: str = "it") -> list[dict[str, Any]]:
+    """Varied items: points and boxes all over, a year of datetimes, every 7th a time range (if ``ranges``)."""
     rnd = random.Random(seed)
     out = []
     for i in range(n):
@@ -36,11 +37,11 @@ def random_items(n: int, collection: str = "dataset", seed: int = 1) -> list[dic
         dt = f"2022-{1 + day // 28:02d}-{1 + day % 28:02d}T{rnd.randrange(24):02d}:00:00Z"
         props: dict[str, Any] = {"eo:cloud_cover": rnd.randrange(0, 101), "platform": rnd.choice(["s1", "s2", "l8"]),
                                  "title": f"scene {i} over {rnd.choice(['alps', 'delta', 'coast', 'forest'])}"}
-        if i % 7 == 0:
-            item = make_item(f"it-{i:05d}", collection, lon=lon, lat=lat, size=rnd.uniform(0.1, 5), dt=None,
+        if ranges and i % 7 == 0:
+            item = make_item(f"{prefix}-{i:05d}", collection, lon=lon, lat=lat, size=rnd.uniform(0.1, 5), dt=None,
                              start_datetime=dt, end_datetime=dt.replace("2022-", "2023-"), **props)
         else:
-            item = make_item(f"it-{i:05d}", collection, lon=lon, lat=lat, size=rnd.choice([0, 0.5, 2]), dt=dt,
+            item = make_item(f"{prefix}-{i:05d}", collection, lon=lon, lat=lat, size=rnd.choice([0, 0.5, 2]), dt=dt,
                              **props)
         out.append(item)
     return out
@@ -68,3 +69,13 @@ def offline_pystac() -> Iterator[None]:
     pystac.validation.set_validator(OfflineValidator())
     yield
     pystac.validation.RegisteredValidator._validator = previous
+
+
+def indexed(store: Any) -> set[tuple[str, str]]:
+    """(collection, id) of everything the search index finds in ``store``."""
+    from chalicelib.stac import catalog, search
+    from chalicelib.stac.index import SearchIndex
+    page = search.execute(SearchIndex(store).snapshot(), search.parse_post({"limit": search.MAX_LIMIT}),
+                          known_collections=catalog.config().collection_ids)
+    assert page.next_token is None
+    return {(item["collection"], item["id"]) for item in page.items}

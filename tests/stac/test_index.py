@@ -64,11 +64,11 @@ def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStor
 
 
 def test_concurrent_apply_from_20_threads(store: ObjectStore) -> None:
-    items = make_items(100)
+    items = make_items(40)
     errors: list[BaseException] = []
 
     def publish(chunk: list[dict[str, Any]]) -> None:
-        index = SearchIndex(store, settle=0.1, compact_entries=3, fanout=2)  # one per "process"
+        index = SearchIndex(store, settle=1.0, compact_entries=3, fanout=2)  # one per "process"
         try:
             for item in chunk:
                 index.apply([item], [])
@@ -81,10 +81,11 @@ def test_concurrent_apply_from_20_threads(store: ObjectStore) -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert len(present(SearchIndex(store))) == 100
-    time.sleep(0.12)
-    SearchIndex(store, settle=0.1, compact_entries=1).apply(make_items(1, seed=9, prefix="last"), [])
-    assert len(present(SearchIndex(store))) == 101
+    assert len(present(SearchIndex(store))) == 40
+    time.sleep(1.05)
+    SearchIndex(store, settle=1.0, compact_entries=20).apply(make_items(1, seed=9, prefix="last"), [])
+    assert len(list(store.list(LOG_PREFIX))) == 1, "everything settled is compacted (not the fresh last entry)"
+    assert len(present(SearchIndex(store))) == 41
 
 
 def test_replays_duplicates_and_out_of_order_converge(store: ObjectStore) -> None:
@@ -157,3 +158,29 @@ def test_publish_cost_does_not_grow_with_the_catalog(local_store: ObjectStore) -
         costs[size] = (counting.total / 5, (time.perf_counter() - started) / 5)
     assert costs[5000][0] == costs[500][0] == 3  # PUT + GET manifest + LIST
     assert costs[5000][1] < max(0.05, 5 * costs[500][1])
+
+
+@pytest.mark.parametrize("delta_max", [1000, 3])
+def test_updates_and_deletes_are_searchable_before_and_after_folding(store: ObjectStore, delta_max: int) -> None:
+    from chalicelib.stac import search
+    items = make_items(40)
+    writer = SearchIndex(store)
+    writer.apply(items, [])
+    reader = SearchIndex(store, delta_max=delta_max)
+    base = reader.snapshot().parts[0][0]
+    changed = [versioned(it, "2099-01-01T00:00:00Z", platform="moved") for it in items[:6]]
+    for it in changed:
+        writer.apply([it], [])
+    writer.apply([], [(items[6]["collection"], items[6]["id"])])
+
+    def find(**params: str) -> list[str]:
+        req = search.parse_get({k: [v] for k, v in params.items()} | {"limit": ["100"]})
+        page = search.execute(reader.snapshot(), req, known_collections={it["collection"] for it in items})
+        return sorted(it["id"] for it in page.items)
+
+    assert find(filter="platform = 'moved'") == sorted(it["id"] for it in changed)
+    assert items[6]["id"] not in find()
+    assert find(filter=f"platform = '{items[0]['properties']['platform']}' AND id = '{items[0]['id']}'") == []
+    assert reader.snapshot().count == 39
+    folded = reader.snapshot().parts[0][0] is not base
+    assert folded == (delta_max == 3)

@@ -13,17 +13,14 @@ from stac_offline import validate_object
 
 from chalicelib import services
 from chalicelib.stac import catalog
+from chalicelib.stac.items import normalize
 from chalicelib.stac.index import LOG_PREFIX, SearchIndex
 from chalicelib.stac.publish import publish_paths, reindex
 from chalicelib.store import ObjectStore
+from chalicelib.store.local import LocalStore
 from tests.conftest import REPO
 
-from .stac_items import make_item, random_items
-
-
-def indexed(store: ObjectStore) -> set[tuple[str, str]]:
-    snap = SearchIndex(store).snapshot()
-    return {(str(c), str(i)) for table, alive in snap.parts for c, i, a in zip(table.colls, table.ids, alive) if a}
+from .stac_items import indexed, make_item, random_items
 
 
 def catalogued(store: ObjectStore) -> set[tuple[str, str]]:
@@ -155,3 +152,62 @@ def test_cli_publish_and_reindex(tmp_path) -> None:
     assert code == 1 and report["published"] == 51 and report["rejected"] == 3
     code, report = run("reindex")
     assert code == 0 and report["published"] == 51
+
+
+class RacingStore(LocalStore):
+    """Another writer replaces (or deletes) the item just after this worker's first read of it."""
+
+    def __init__(self, root: Path, key: str, replacement: bytes | None) -> None:
+        super().__init__(root, fsync=False)
+        self.key, self.replacement, self.raced = key, replacement, False
+
+    def get(self, key: str, *, if_none_match: str | None = None) -> Any:
+        obj = super().get(key, if_none_match=if_none_match)
+        if key == self.key and not self.raced:
+            self.raced = True
+            if self.replacement is None:
+                self.delete(key)
+            else:
+                self.put(key, self.replacement)
+        return obj
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("change", ["replaced", "deleted"])
+def test_a_write_racing_the_event_still_converges(tmp_path, change: str, normalized: bool) -> None:
+    from functions import StoreEvent
+    from chalicelib.stac.publish import apply_item_events
+    key = catalog.item_key("dataset", "raced")
+    v2 = json.dumps(make_item("raced", lon=100, lat=-5)).encode() if change == "replaced" else None
+    store = RacingStore(tmp_path / "store", key, v2)
+    v1 = make_item("raced", lon=10, lat=5)
+    store.put_json(key, normalize(v1, "dataset")[0] if normalized else v1)
+    apply_item_events(store, [StoreEvent(True, key, "", "")])  # the racing write's own event never comes
+    coll = store.get_json(catalog.collection_key("dataset"))
+    if change == "replaced":
+        assert coll["extent"]["spatial"]["bbox"] == [[100, -5, 100, -5]]
+        assert indexed(store) == {("dataset", "raced")}
+        assert SearchIndex(store).snapshot().count == 1
+    else:
+        assert catalog.item_count(coll) == 0 and indexed(store) == set()
+
+
+@pytest.mark.slow
+def test_bulk_publish_of_100k_items_is_practical(local_store, tmp_path) -> None:
+    import time
+    source = tmp_path / "bulk.ndjson"
+    with source.open("w") as fh:
+        for cid, n in (("dataset", 70_000), ("ai-model", 30_000)):
+            for item in random_items(n, cid, seed=len(cid), prefix=cid):
+                fh.write(json.dumps(item) + "\n")
+    started = time.perf_counter()
+    report = publish_paths(local_store, [source], progress=False)
+    elapsed = time.perf_counter() - started
+    assert report.published == 100_000 and not report.rejected
+    assert elapsed < 120, f"bulk publish took {elapsed:.0f} s"
+    for cid, n in (("dataset", 70_000), ("ai-model", 30_000)):
+        coll = local_store.get_json(catalog.collection_key(cid))
+        assert catalog.item_count(coll) == n
+        shards = [l for l in coll["links"] if l["rel"] == "child"]
+        assert len(shards) == 256  # bounded pages, each ~n/256 items
+    assert SearchIndex(local_store).snapshot().count == 100_000

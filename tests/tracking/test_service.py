@@ -135,3 +135,17 @@ def test_mlflow_rules(store):
         svc.get_run("0" * 32)
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert svc.get_run(run_id)["data"]["params"] == [{"key": "p", "value": "1"}]
+
+
+def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(store):
+    svc = TrackingService(store)
+    eid = svc.create_experiment("with-runs", None, [])
+    ids = [_run(svc, eid) for _ in range(3)]
+    svc.delete_experiment(eid)
+    assert {svc.get_run(r)["info"]["lifecycle_stage"] for r in ids} == {"deleted"}
+    assert svc.search_runs([eid], None, None, None, [], None)["runs"] == []
+    with pytest.raises(MlflowError, match="must be in the 'active' state"):
+        svc.log_batch(ids[0], [_metric("m", 1, 0)], [], [])
+    svc.restore_experiment(eid)
+    assert {svc.get_run(r)["info"]["lifecycle_stage"] for r in ids} == {"active"}
+    assert len(TrackingService(store).search_runs([eid], None, None, None, [], None)["runs"]) == 3

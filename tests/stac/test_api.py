@@ -1,0 +1,212 @@
+"""The STAC API over HTTP (a live ``stacflow serve``): documents, links, media types, errors."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+from stac_offline import validate_object
+
+from .live_api import Api, api  # noqa: F401 (fixture)
+
+GEOJSON = "application/geo+json"
+
+
+def get(url: str, **params: Any) -> requests.Response:
+    return requests.get(url, params=params, timeout=30)
+
+
+def features_valid(doc: dict[str, Any]) -> None:
+    assert doc["type"] == "FeatureCollection"
+    for feature in doc["features"]:
+        assert validate_object(feature) == [], feature["id"]
+
+
+def test_landing_page(api: Api) -> None:
+    r = get(api.url)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    doc = r.json()
+    assert validate_object(doc) == []
+    links = {(l["rel"], l.get("method")): l for l in doc["links"]}
+    assert links[("self", None)]["href"] == api.url
+    assert links[("service-desc", None)]["type"] == "application/vnd.oai.openapi+json;version=3.0"
+    assert links[("search", "GET")]["href"] == links[("search", "POST")]["href"] == api.url + "/search"
+    assert links[("data", None)]["href"] == api.url + "/collections"
+    assert links[("conformance", None)]["href"] == api.url + "/conformance"
+    assert links[("http://www.opengis.net/def/rel/ogc/1.0/queryables", None)]["type"] == "application/schema+json"
+    assert sorted(l["href"] for l in doc["links"] if l["rel"] == "child") == [
+        api.url + "/collections/ai-model", api.url + "/collections/dataset"]
+    conformance = get(api.url + "/conformance").json()["conformsTo"]
+    assert conformance == doc["conformsTo"]
+    assert "https://api.stacspec.org/v1.0.0/item-search#filter" in conformance
+    assert "https://api.stacspec.org/v1.0.0-rc.1/item-search#free-text" in conformance
+
+
+def test_openapi_document(api: Api) -> None:
+    r = requests.get(api.url + "/api", headers={"Accept": "application/vnd.oai.openapi+json;version=3.0"}, timeout=30)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.oai.openapi+json;version=3.0"
+    doc = r.json()
+    assert doc["openapi"].startswith("3.0") and doc["servers"] == [{"url": api.url}]
+    assert {"/search", "/collections/{collectionId}/items/{itemId}", "/queryables"} <= set(doc["paths"])
+
+
+def test_collections_follow_the_published_items(api: Api) -> None:
+    doc = get(api.url + "/collections").json()
+    assert validate_object(doc) == []
+    assert [c["id"] for c in doc["collections"]] == ["ai-model", "dataset"]
+    coll = get(api.url + "/collections/dataset").json()
+    assert validate_object(coll) == []
+    assert "stacflow:shards" not in coll
+    rels = {l["rel"]: l["href"] for l in coll["links"]}
+    assert rels["self"] == api.url + "/collections/dataset"
+    assert rels["items"] == api.url + "/collections/dataset/items"
+    assert rels["parent"] == rels["root"] == api.url
+    mine = [i for i in api.items if i["collection"] == "dataset"]
+    (west, south, east, north), = coll["extent"]["spatial"]["bbox"]
+    assert west == min(i["bbox"][0] for i in mine) and north == max(i["bbox"][3] for i in mine)
+
+
+def test_items_and_item(api: Api) -> None:
+    r = get(api.url + "/collections/dataset/items", limit=7)
+    assert r.status_code == 200 and r.headers["content-type"] == GEOJSON
+    page = r.json()
+    features_valid(page)
+    assert len(page["features"]) == 7 and page["numberMatched"] == 150
+    assert {f["collection"] for f in page["features"]} == {"dataset"}
+    nxt = next(l for l in page["links"] if l["rel"] == "next")
+    assert nxt["href"].startswith(api.url + "/collections/dataset/items?") and "token=" in nxt["href"]
+    second = get(nxt["href"]).json()
+    assert not {f["id"] for f in second["features"]} & {f["id"] for f in page["features"]}
+
+    first = page["features"][0]
+    self_href = next(l["href"] for l in first["links"] if l["rel"] == "self")
+    assert self_href == f"{api.url}/collections/dataset/items/{first['id']}"
+    r = get(self_href)
+    assert r.status_code == 200 and r.headers["content-type"] == GEOJSON
+    item = r.json()
+    assert validate_object(item) == [] and item["id"] == first["id"]
+    rels = {l["rel"]: l["href"] for l in item["links"]}
+    assert rels["collection"] == rels["parent"] == api.url + "/collections/dataset"
+    assert rels["license"] == "https://example.com/license"  # the publisher's own links stay
+
+
+def test_item_ids_with_reserved_characters(api: Api) -> None:
+    for path in ("unet:flood+v2", "unet%3Aflood%2Bv2"):
+        r = get(f"{api.url}/collections/ai-model/items/{path}")
+        assert r.status_code == 200 and r.json()["id"] == "unet:flood+v2"
+    found = get(api.url + "/search", ids="unet:flood+v2").json()["features"]
+    self_href = next(l["href"] for l in found[0]["links"] if l["rel"] == "self")
+    assert get(self_href).json()["id"] == "unet:flood+v2"
+
+
+def test_search_responses_are_valid_stac(api: Api) -> None:
+    doc = get(api.url + "/search", limit=1000).json()
+    features_valid(doc)
+    assert len(doc["features"]) == len(api.items)
+    post = requests.post(api.url + "/search", json={"collections": ["ai-model"], "limit": 5}, timeout=30)
+    assert post.status_code == 200 and post.headers["content-type"] == GEOJSON
+    features_valid(post.json())
+    nxt = next(l for l in post.json()["links"] if l["rel"] == "next")
+    assert nxt["method"] == "POST" and nxt["body"]["collections"] == ["ai-model"] and nxt["body"]["token"]
+
+
+def test_queryables(api: Api) -> None:
+    for url in (api.url + "/queryables", api.url + "/collections/dataset/queryables"):
+        r = get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/schema+json"
+        doc = r.json()
+        assert doc["$id"] == url and doc["type"] == "object"
+        assert "eo:cloud_cover" in doc["properties"]
+
+
+@pytest.mark.parametrize("path", ["/collections/nope", "/collections/nope/items", "/collections/nope/queryables",
+                                  "/collections/dataset/items/nope", "/collections/nope/items/it-00001"])
+def test_not_found(api: Api, path: str) -> None:
+    r = get(api.url + path)
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    assert r.json()["code"] == "NotFound" and r.json()["description"]
+
+
+BAD_GET = {
+    "bbox-three": {"bbox": "1,2,3"},
+    "bbox-text": {"bbox": "a,b,c,d"},
+    "bbox-lat": {"bbox": "0,-95,10,10"},
+    "datetime-garbage": {"datetime": "yesterday"},
+    "datetime-reversed": {"datetime": "2022-05-01T00:00:00Z/2021-01-01T00:00:00Z"},
+    "datetime-open-both": {"datetime": "../.."},
+    "limit-zero": {"limit": "0"},
+    "limit-negative": {"limit": "-1"},
+    "limit-text": {"limit": "ten"},
+    "intersects-json": {"intersects": "{not json"},
+    "intersects-geometry": {"intersects": json.dumps({"type": "Polygon", "coordinates": [[1, 2]]})},
+    "bbox-and-intersects": {"bbox": "0,0,1,1", "intersects": json.dumps({"type": "Point", "coordinates": [0, 0]})},
+    "collections-unknown": {"collections": "nope"},
+    "filter-syntax": {"filter": "eo:cloud_cover <<< 3"},
+    "filter-lang": {"filter": "eo:cloud_cover < 3", "filter-lang": "sql"},
+    "filter-json": {"filter": "{bad", "filter-lang": "cql2-json"},
+    "sortby-geometry": {"sortby": "geometry"},
+    "token-garbage": {"token": "not-a-token"},
+    "q-unbalanced": {"q": "(alps"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GET))
+def test_bad_get_parameters_are_400(api: Api, case: str) -> None:
+    for path in ("/search", "/collections/dataset/items"):
+        if path != "/search" and case == "collections-unknown":
+            continue
+        r = get(api.url + path, **BAD_GET[case])
+        assert r.status_code == 400, (path, r.text[:300])
+        assert r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert set(body) == {"code", "description"} and body["description"]
+
+
+BAD_POST: dict[str, Any] = {
+    "array": [1, 2],
+    "limit-text": {"limit": "ten"},
+    "bbox-type": {"bbox": "0,0,1,1,2"},
+    "ids-type": {"ids": [1, 2]},
+    "collections-unknown": {"collections": ["nope"]},
+    "intersects-type": {"intersects": {"type": "Nope", "coordinates": []}},
+    "filter-op": {"filter": {"op": "nope", "args": []}},
+    "sortby-field": {"sortby": [{"field": "geometry", "direction": "asc"}]},
+    "fields-type": {"fields": ["id"]},
+    "datetime-type": {"datetime": 2020},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_POST))
+def test_bad_post_bodies_are_400(api: Api, case: str) -> None:
+    r = requests.post(api.url + "/search", json=BAD_POST[case], timeout=30)
+    assert r.status_code == 400, r.text[:300]
+    assert set(r.json()) == {"code", "description"}
+
+
+def test_post_body_not_json(api: Api) -> None:
+    r = requests.post(api.url + "/search", data=b"{oops", headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 400 and r.json()["code"] == "InvalidParameterValue"
+    r = requests.post(api.url + "/search", data=b"{}", headers={"Content-Type": "application/json; charset=utf-8"},
+                      timeout=30)
+    assert r.status_code == 200
+
+
+def test_api_over_an_s3_store(s3_store, live_server_factory, tmp_path) -> None:
+    from pathlib import Path
+
+    from chalicelib.stac.publish import publish_paths
+
+    from .stac_items import random_items
+    items = random_items(12, "ai-model", ranges=False, prefix="s3")
+    source = Path(tmp_path) / "items.ndjson"
+    source.write_text("\n".join(json.dumps(i) for i in items))
+    assert publish_paths(s3_store, [source], progress=False).published == 12
+    url = live_server_factory(s3_store.uri).url + "/stac"
+    found = get(url + "/search", collections="ai-model", limit=100).json()
+    assert {f["id"] for f in found["features"]} == {i["id"] for i in items}
+    item = get(f"{url}/collections/ai-model/items/{items[0]['id']}").json()
+    assert validate_object(item) == [] and item["bbox"] == items[0]["bbox"]
+    assert get(url + "/collections/ai-model").json()["extent"]["spatial"]["bbox"][0][0] == min(
+        i["bbox"][0] for i in items)
