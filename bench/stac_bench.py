@@ -5,7 +5,8 @@
 Per N it reports: bulk apply time; cold snapshot load; warm search p50/p95 (in-process, local
 store, each search includes the snapshot refresh: one LIST + one conditional GET); the cost of
 publishing one more item (time and store requests, index only and through the catalog
-publisher); how soon that item is searchable; and the process's peak RSS.
+publisher); how soon that item is searchable; the RSS growth of loading a cold reader; and the
+process's peak RSS (which includes the generator's items and the writer's compactions).
 """
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
     return percentiles(samples)
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def publish_via_catalog(store: Any, item: dict[str, Any]) -> bool:
     """Publish through chalicelib.stac.publish (the real event path), if it accepts the item."""
     try:
@@ -80,10 +86,13 @@ def bench(n: int, batch: int, repeat: int, settle: float) -> dict[str, Any]:
     writer.apply(make_items(1, seed=2, prefix="settle"), [])  # compacts the bulk load
     out["bulk_apply_s"] = round(time.perf_counter() - started, 2)
 
+    del items  # measure the reader's footprint, not the generator's
     reader = SearchIndex(store)
+    rss_before = current_rss_mb()
     started = time.perf_counter()
     snap = reader.snapshot()
     out["cold_snapshot_s"] = round(time.perf_counter() - started, 2)
+    out["reader_rss_growth_mb"] = round(current_rss_mb() - rss_before, 1)
     assert snap.count == n + 1, snap.count
     known = set(COLLECTIONS)
 

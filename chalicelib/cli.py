@@ -44,7 +44,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     _use_store(args.store)
     from . import services
     from .stac.publish import publish_paths
-    report = publish_paths(services.store(), [Path(p) for p in args.paths], progress=not args.quiet)
+    report = publish_paths(services.store(), [Path(p) for p in args.paths], progress=not args.quiet,
+                           collection=args.collection)
     print(json.dumps(report.as_dict()))
     return 0 if not report.rejected else 1
 
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("publish", help="publish item JSON files, folders or NDJSON files")
     p.add_argument("--store", help=store_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--collection", help="collection of the items that do not name one")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_publish)
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from ..store import InvalidKey, NotFound, ObjectStore
 from . import catalog
-from .errors import InvalidParameter, NotFoundError
+from .errors import NotFoundError
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
@@ -128,17 +128,24 @@ class StacApi:
     def collection(self, base: str, cid: str) -> dict[str, Any]:
         return api_collection(base, self._collection_doc(cid))
 
+    def _check_collection(self, cid: str) -> None:
+        if cid not in self.known:
+            raise NotFoundError(f"collection {cid!r} not found")
+
     def item(self, base: str, cid: str, item_id: str) -> dict[str, Any]:
-        self._collection_doc(cid)
+        self._check_collection(cid)
+        missing = NotFoundError(f"item {item_id!r} not found in collection {cid!r}")
         try:
             doc = self.store.get_json(catalog.item_key(cid, item_id))
-        except (NotFound, InvalidKey):
-            raise NotFoundError(f"item {item_id!r} not found in collection {cid!r}") from None
+        except (NotFound, InvalidKey, ValueError):  # ValueError: an upload not yet rejected as malformed
+            raise missing from None
+        if not isinstance(doc, dict) or doc.get("type") != "Feature":
+            raise missing
         return api_item(base, doc)
 
     def items(self, base: str, cid: str, params: Mapping[str, list[str]]) -> dict[str, Any]:
         from . import search
-        self._collection_doc(cid)
+        self._check_collection(cid)
         req = search.parse_get(params, collection=cid)
         url = f"{base}/collections/{cid}/items"
         extra = [_link("collection", f"{base}/collections/{cid}"), _link("parent", f"{base}/collections/{cid}")]
@@ -150,14 +157,12 @@ class StacApi:
 
     def search_post(self, base: str, body: Any) -> dict[str, Any]:
         from . import search
-        if not isinstance(body, dict):
-            raise InvalidParameter("the search body must be a JSON object")
         return self._page(base, search.parse_post(body), post_url=f"{base}/search", body=body)
 
     def queryables(self, base: str, cid: str | None) -> dict[str, Any]:
         from . import search
         if cid is not None:
-            self._collection_doc(cid)
+            self._check_collection(cid)
         doc = dict(search.queryables(self.index.snapshot(), cid))
         doc["$id"] = f"{base}/collections/{cid}/queryables" if cid else f"{base}/queryables"
         return doc

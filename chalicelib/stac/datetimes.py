@@ -28,6 +28,3 @@ def try_instant(value: Any) -> float | None:
     except (ValueError, TypeError):
         return None
 
-
-def format_instant(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")

@@ -24,7 +24,7 @@ _CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
 CONFORMANCE = [_CQL2 + c for c in (
     "cql2-text", "cql2-json", "basic-cql2", "advanced-comparison-operators", "case-insensitive-comparison",
     "accent-insensitive-comparison", "basic-spatial-functions", "basic-spatial-functions-plus-points",
-    "spatial-functions", "temporal-functions", "array-functions", "property-property")]
+    "spatial-functions", "temporal-functions", "array-functions")]
 
 Masks = tuple[np.ndarray, np.ndarray]  # (true, unknown)
 Compiled = Callable[[Table], Masks]
@@ -63,16 +63,6 @@ def parse_filter(value: Any, lang: str | None, crs: str | None, *, default_lang:
     if not isinstance(ast, (dict, bool)):
         raise InvalidParameter("a filter must be a boolean expression")
     return ast  # type: ignore[no-any-return]
-
-
-def referenced_properties(ast: Any) -> set[str]:
-    if isinstance(ast, dict):
-        if set(ast) == {"property"}:
-            return {ast["property"]}
-        return set().union(*(referenced_properties(v) for v in ast.values())) if ast else set()
-    if isinstance(ast, list):
-        return set().union(*(referenced_properties(v) for v in ast)) if ast else set()
-    return set()
 
 
 # -- operands -------------------------------------------------------------------------------
@@ -492,4 +482,4 @@ _ALLEN: dict[str, Callable[..., np.ndarray]] = {
     "t_starts": lambda s1, e1, s2, e2: (s1 == s2) & (e1 < e2),
 }
 
-__all__ = ["CONFORMANCE", "CRS84", "compile_filter", "parse_filter", "referenced_properties"]
+__all__ = ["CONFORMANCE", "CRS84", "compile_filter", "parse_filter"]

@@ -139,6 +139,8 @@ def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[d
     out["collection"] = collection
     own = [link for link in item.get("links", []) if link.get("rel") not in _STRUCTURAL_RELS]
     out["links"] = catalog.item_links(iid) + own
+    if bbox and bbox[0] > bbox[2]:  # crosses the antimeridian: the extent spans all longitudes
+        bbox = [-180.0, bbox[1], 180.0, bbox[3]]
     summary: catalog.Summary = (list(bbox) if bbox else [None] * 4) + [utc_text(start), utc_text(end)]
     return out, summary
 

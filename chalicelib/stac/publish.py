@@ -199,19 +199,20 @@ def _progress(total: int | None, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, mininterval=0.5)
 
 
-def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = True) -> Report:
-    """Publish every item found in ``paths`` (each item names its ``collection``)."""
+def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = True,
+                  collection: str | None = None) -> Report:
+    """Publish every item found in ``paths``, into its ``collection`` (else ``collection``)."""
     report = Report()
     quiet = _silent(store)
     with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
-        batch, pending = _Batch(), 0
+        batch, pending = _Batch(), 0  # items are written and their pages updated BATCH at a time
         for source, doc in _sources(paths):
             try:
                 if isinstance(doc, InvalidItem):
                     raise doc
-                cid = doc.get("collection") if isinstance(doc, dict) else None
+                cid = doc.get("collection", collection) if isinstance(doc, dict) else collection
                 if not isinstance(cid, str):
-                    raise InvalidItem("the item has no collection")
+                    raise InvalidItem("the item has no collection (and no default collection was given)")
                 item, summary = normalize(doc, cid)
             except InvalidItem as err:
                 report.rejected.append(Rejection(source, str(err)))
@@ -239,44 +240,53 @@ def _flush(quiet: ObjectStore, store: ObjectStore, batch: _Batch, pool: ThreadPo
 
 
 def reindex(store: ObjectStore, collection: str | None = None, progress: bool = True) -> Report:
-    """Rebuild shards, extents and the search index of one or all collections from the item JSONs."""
+    """Rebuild shards, extents and the search index of one or all collections from the item JSONs.
+
+    An administrative repair: pages are rewritten without compare-and-swap, so run it while no
+    one publishes (a publish racing it is repaired by running it again, or by the item's event).
+    """
     cids = [collection] if collection else sorted(catalog.config().collection_ids)
+    if any(catalog.config().category(cid) is None for cid in cids):
+        raise ValueError(f"unknown collection {collection!r}")
     report = Report()
     quiet = _silent(store)
     catalog.ensure_root(quiet)
+    every: list[dict[str, Any]] = []
     for cid in cids:
-        if catalog.config().category(cid) is None:
-            raise ValueError(f"unknown collection {cid!r}")
-        keys = [info.key for info in quiet.list(catalog.items_prefix(cid)) if catalog.parse_item_key(info.key)]
-        items: list[dict[str, Any]] = []
-        summaries: dict[str, catalog.Summary] = {}
-
-        def load(key: str) -> tuple[str, StoredObject | None]:
-            try:
-                return key, quiet.get(key)
-            except NotFound:
-                return key, None  # deleted while listing
-
-        with _progress(len(keys), f"reindex {cid}", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
-            for key, obj in pool.map(load, keys):
-                bar.update()
-                if obj is None:
-                    continue
-                iid = catalog.parse_item_key(key)[1]  # type: ignore[index]
-                try:
-                    item, summary = normalize(parse(obj.body), cid, iid)
-                except InvalidItem as err:
-                    report.rejected.append(Rejection(key, str(err)))
-                    _reject(quiet, key, obj, str(err))
-                    continue
-                if item != obj.json():
-                    try:
-                        quiet.put_json(key, item, if_match=obj.etag)
-                    except PreconditionFailed:
-                        pass  # replaced while reindexing: its event brings the newer version in
-                items.append(item)
-                summaries[iid] = summary
-        catalog.rebuild(quiet, cid, summaries)
-        _index(quiet).rebuild(items, collection=cid)
-        report.published += len(items)
+        items = _reload(quiet, cid, report, progress)
+        catalog.rebuild(quiet, cid, {item["id"]: summary for item, summary in items})
+        every.extend(item for item, _ in items)
+    # All collections: one rebuild also drops index entries of collections no longer configured.
+    report.published = _index(quiet).rebuild(every, collection=collection)
     return report
+
+
+def _reload(store: ObjectStore, cid: str, report: Report, progress: bool) -> list[tuple[dict[str, Any], catalog.Summary]]:
+    """Every valid item of ``cid`` (normalized in place when needed); invalid ones are rejected."""
+    keys = [info.key for info in store.list(catalog.items_prefix(cid)) if catalog.parse_item_key(info.key)]
+
+    def load(key: str) -> StoredObject | None:
+        try:
+            return store.get(key)
+        except NotFound:
+            return None  # deleted while listing
+
+    out = []
+    with _progress(len(keys), f"reindex {cid}", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
+        for key, obj in zip(keys, pool.map(load, keys)):
+            bar.update()
+            if obj is None:
+                continue
+            try:
+                item, summary = normalize(parse(obj.body), cid, catalog.parse_item_key(key)[1])  # type: ignore[index]
+            except InvalidItem as err:
+                report.rejected.append(Rejection(key, str(err)))
+                _reject(store, key, obj, str(err))
+                continue
+            if item != obj.json():
+                try:
+                    store.put_json(key, item, if_match=obj.etag)
+                except PreconditionFailed:
+                    pass  # replaced meanwhile: its event publishes the newer version
+            out.append((item, summary))
+    return out

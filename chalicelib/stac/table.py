@@ -105,7 +105,7 @@ class Table:
 
     def __init__(self, *, raw: list[bytes], ids: list[str], colls: list[str], version: np.ndarray,
                  log_keys: list[str], box: np.ndarray, times: np.ndarray, props: dict[str, list[Any]],
-                 geoms: list[str | None], texts: list[str]) -> None:
+                 has_geom: np.ndarray, texts: list[str]) -> None:
         self.n = len(raw)
         self.raw = raw
         self.id_list = ids
@@ -117,7 +117,7 @@ class Table:
         self.box = box  # (n, 4): minx, miny, maxx, maxy (minx > maxx crosses the antimeridian)
         self.times = times  # (n, 3): start, end, sort instant (epoch seconds)
         self.props = props
-        self.geoms = geoms
+        self.has_geom = has_geom  # the geometry itself is parsed from ``raw`` when a query needs it
         self.texts = texts
         self.index = {(c, i): row for row, (c, i) in enumerate(zip(colls, ids))}
         self._views: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -136,7 +136,7 @@ class Table:
         props: dict[str, list[Any]] = {}
         box = np.empty((n, 4), dtype=np.float64)
         times = np.empty((n, 3), dtype=np.float64)
-        geoms: list[str | None] = []
+        has_geom = np.zeros(n, dtype=bool)
         texts: list[str] = []
         for row, rec in enumerate(live):
             item = rec.parsed()
@@ -150,12 +150,11 @@ class Table:
                 col[row] = value
             box[row] = _bbox(item)
             times[row] = _interval(p)
-            geom = item.get("geometry")
-            geoms.append(json.dumps(geom) if geom else None)
+            has_geom[row] = bool(item.get("geometry"))
             texts.append(_text(p))
         return cls(raw=[r.body() for r in live], ids=[r.id for r in live], colls=[r.collection for r in live],
                    version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, geoms=geoms,
+                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, has_geom=has_geom,
                    texts=texts)
 
     @classmethod
@@ -169,7 +168,6 @@ class Table:
         ids: list[str] = []
         colls: list[str] = []
         lkeys: list[str] = []
-        geoms: list[str | None] = []
         texts: list[str] = []
         for t, rows in parts:
             pick = rows.tolist()
@@ -180,14 +178,13 @@ class Table:
             ids.extend(t.id_list[r] for r in pick)
             colls.extend(t.coll_list[r] for r in pick)
             lkeys.extend(t.log_keys[r] for r in pick)
-            geoms.extend(t.geoms[r] for r in pick)
             texts.extend(t.texts[r] for r in pick)
         def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
             arrays = [getattr(t, attr)[rows] for t, rows in parts]
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
         table = cls(raw=raw, ids=ids, colls=colls, version=stack("version", 0, np.int64), log_keys=lkeys,
                     box=stack("box", 4, np.float64), times=stack("times", 3, np.float64), props=props,
-                    geoms=geoms, texts=texts)
+                    has_geom=stack("has_geom", 0, bool), texts=texts)
         assert table.n == n
         return table
 
@@ -276,7 +273,7 @@ class Table:
         if name in ("id", "collection"):
             return np.ones(self.n, dtype=bool)
         if name == "geometry":
-            return np.array([g is not None for g in self.geoms], dtype=bool)
+            return self.has_geom
         col = self.props.get(property_name(name))
         if col is None:
             return np.zeros(self.n, dtype=bool)
@@ -306,11 +303,10 @@ class Table:
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of ``rows`` (None where absent or invalid), parsed on first use."""
         import shapely
-        todo = rows[~self._shaped[rows]]
+        todo = rows[~self._shaped[rows] & self.has_geom[rows]]
         for row in todo.tolist():
-            text = self.geoms[row]
             try:
-                self._shapes[row] = shapely.from_geojson(text) if text is not None else None
+                self._shapes[row] = shapely.geometry.shape(json.loads(self.raw[row])["geometry"])
             except Exception:  # an invalid item geometry never matches
                 self._shapes[row] = None
         self._shaped[todo] = True

@@ -41,9 +41,12 @@ def shard_items(store: ObjectStore, cid: str) -> set[str]:
     return out
 
 
-def test_created_event_publishes_valid_items_and_rejects_broken_ones(local_store) -> None:
+def test_created_event_publishes_valid_items_and_rejects_broken_ones(local_store, caplog) -> None:
     write_sources(local_store)
-    assert handle_s3_event(event("item-created.json"), local_store) == 3
+    with caplog.at_level("WARNING", logger="chalicelib.stac.publish"):
+        assert handle_s3_event(event("item-created.json"), local_store) == 3
+    (rejected,) = caplog.records
+    assert rejected.key == BROKEN and "not JSON" in rejected.reason and BROKEN in rejected.getMessage()
     assert shard_items(local_store, "dataset") == {"sentinel2-alps"}
     assert shard_items(local_store, "ai-model") == {"unet:flood+v2"}
     assert indexed(local_store) == {("dataset", "sentinel2-alps"), ("ai-model", "unet:flood+v2")}

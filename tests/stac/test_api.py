@@ -210,3 +210,13 @@ def test_api_over_an_s3_store(s3_store, live_server_factory, tmp_path) -> None:
     assert validate_object(item) == [] and item["bbox"] == items[0]["bbox"]
     assert get(url + "/collections/ai-model").json()["extent"]["spatial"]["bbox"][0][0] == min(
         i["bbox"][0] for i in items)
+
+
+def test_unprocessed_malformed_upload_is_not_found(api: Api) -> None:
+    key = "collections/dataset/items/raw-broken.json"
+    api.store.put(key, b"{oops")  # written behind the server's back: no event processed it yet
+    try:
+        r = get(api.url + "/collections/dataset/items/raw-broken")
+        assert r.status_code == 404 and r.json()["code"] == "NotFound"
+    finally:
+        api.store.delete(key)

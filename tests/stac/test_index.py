@@ -138,7 +138,6 @@ def test_apply_rejects_items_without_id_or_collection(store: ObjectStore) -> Non
     assert not list(store.list(LOG_PREFIX))
 
 
-@pytest.mark.slow
 def test_publish_cost_does_not_grow_with_the_catalog(local_store: ObjectStore) -> None:
     counting = CountingStore(local_store)
     index = SearchIndex(counting, settle=0.05, compact_entries=8)

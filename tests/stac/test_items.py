@@ -34,6 +34,15 @@ def test_null_geometry_and_ranges() -> None:
     assert summary == [None] * 4 + ["2019-12-31T22:00:00.123456Z", "2020-02-01T00:00:00.000000Z"]
 
 
+def test_antimeridian_item_extent_spans_all_longitudes() -> None:
+    raw = make_item("am")
+    raw["geometry"] = {"type": "MultiPolygon", "coordinates": [
+        [[[179, 1], [180, 1], [180, 2], [179, 2], [179, 1]]], [[[-180, 1], [-179, 1], [-179, 2], [-180, 2], [-180, 1]]]]}
+    raw["bbox"] = [179, 1, -179, 2]
+    item, summary = normalize(raw, "dataset")
+    assert item["bbox"] == [179, 1, -179, 2] and summary[:4] == [-180, 1, 180, 2]
+
+
 def _breaks(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     item = copy.deepcopy(make_item("bad", size=1))
     change(item)

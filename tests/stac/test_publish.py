@@ -143,15 +143,17 @@ def test_reindex_restores_derived_data(local_store, tmp_path) -> None:
 def test_cli_publish_and_reindex(tmp_path) -> None:
     uri = (tmp_path / "store").as_uri()
 
-    def run(command: str, *paths: Path) -> tuple[int, dict[str, Any]]:
+    def run(command: str, *paths: Path | str) -> tuple[int, dict[str, Any]]:
         out = subprocess.run([sys.executable, "-m", "chalicelib.cli", command, "--store", uri, "-q", *map(str, paths)],
                              cwd=REPO, capture_output=True, text=True)
         return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])
 
     code, report = run("publish", *_write_inputs(tmp_path))
     assert code == 1 and report["published"] == 51 and report["rejected"] == 3
+    code, report = run("publish", "--collection", "ai-model", tmp_path / "in" / "nested" / "bad.json")
+    assert code == 0 and report["published"] == 1
     code, report = run("reindex")
-    assert code == 0 and report["published"] == 51
+    assert code == 0 and report["published"] == 52
 
 
 class RacingStore(LocalStore):

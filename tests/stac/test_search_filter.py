@@ -1,7 +1,6 @@
 """CQL2 filters (text and JSON) evaluated by the index, checked against brute force."""
 from __future__ import annotations
 
-import unicodedata
 from typing import Any, Callable
 
 import cql2
@@ -84,11 +83,6 @@ def test_cql2_text_and_json_match_brute_force(corpus: Corpus, text: str, pred: P
     assert {it["id"] for it in got_text.items} == want
     assert {it["id"] for it in got_json.items} == want
     assert got_text.number_matched == len(want)
-
-
-def test_accent_folding() -> None:
-    folded = "".join(c for c in unicodedata.normalize("NFKD", "Séntinel") if not unicodedata.combining(c))
-    assert folded == "Sentinel"
 
 
 def test_filter_combines_with_other_parameters(corpus: Corpus) -> None:
