@@ -9,12 +9,11 @@ from typing import Any, Callable
 from chalice import Blueprint, Response
 
 from ..tracking import validation as v
-from .mlflow_common import mlflow_handler, request_message
+from .mlflow_common import mlflow_route, request_message
 
 mlflow_api = Blueprint(__name__)
 
 MLFLOW_VERSION = "3.17.2"  # the client release whose REST contract this API follows
-_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 _REPEATED = frozenset({"experiment_ids", "order_by", "run_ids"})
 
 
@@ -28,12 +27,7 @@ def _msg() -> dict[str, Any]:
 
 
 def _route(path: str, *methods: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        handler = mlflow_handler(fn)
-        for i, prefix in enumerate(_PREFIXES):
-            mlflow_api.route(prefix + path, methods=list(methods), name=f"{fn.__name__}_{i}")(handler)
-        return handler
-    return register
+    return mlflow_route(mlflow_api, path, *methods)
 
 
 @mlflow_api.route("/health", methods=["GET"])
