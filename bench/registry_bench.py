@@ -6,7 +6,8 @@
 2. Cost of publishing one version when the model already has N registered versions (in-process,
    over a counting local store, with the same event dispatch ``stacflow serve`` uses): wall time and
    store requests of ``create_model_version`` + the registry function + the catalog function, and of
-   the registry function alone. Earlier versions are written directly (no events) to set up N fast.
+   republishing one version (the registry function, plus the catalog function its item write
+   triggers). Earlier versions are written directly (no events) to set up N fast.
 
     .venv/bin/python bench/registry_bench.py [--versions 50] [--scales 10,10000] [--repeat 5]
 """
@@ -152,11 +153,18 @@ def main() -> None:
     parser.add_argument("--scales", default="10,10000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--one-scale", type=int, help=argparse.SUPPRESS)  # internal: one scale, JSON out
     args = parser.parse_args()
+    if args.one_scale:
+        print(json.dumps(scale_cost(args.one_scale, args.repeat)))
+        return
     report: dict[str, Any] = {}
     if not args.skip_latency:
         report["latency"] = latency(args.versions)
-    report["scale"] = [scale_cost(int(n), args.repeat) for n in args.scales.split(",")]
+    # Each scale in a fresh process: in-process state left by one scale must not tilt the other.
+    report["scale"] = [json.loads(subprocess.run(
+        [sys.executable, __file__, "--one-scale", n, "--repeat", str(args.repeat)], cwd=REPO, check=True,
+        capture_output=True, text=True).stdout.strip().splitlines()[-1]) for n in args.scales.split(",")]
     if len(report["scale"]) >= 2:
         first, last = report["scale"][0], report["scale"][-1]
         report["ratio_create_and_publish_p50"] = round(

@@ -18,19 +18,13 @@ def _use_store(uri: str | None) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, create_local_server
-
     from . import services
     services.store()  # fail fast on a bad store URI, before binding the port
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from app import app
 
-    # Headers and body go out in two writes: without TCP_NODELAY each keep-alive response
-    # waits ~40 ms on Nagle + delayed ACK.
-    ChaliceRequestHandler.disable_nagle_algorithm = True
-    server = create_local_server(app, Config(chalice_stage="dev", config_from_disk={},
-                                             user_provided_params={}), args.host, args.port)
+    from .http.local_server import make_server
+    server = make_server(app, args.host, args.port)
     print(f"stacflow serving {services.settings().store_uri} on "
           f"http://{args.host}:{server.server.server_address[1]}", flush=True)
     try:

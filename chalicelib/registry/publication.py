@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from ..stac import mlm
 from ..stac.model_items import COLLECTION, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
-from ..store import NotFound, ObjectInfo, ObjectStore
+from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
 from . import records as rec
 from .lineage import Tracking, key_values, tags_of
 from .records import ModelVersion, RegisteredModel
@@ -277,28 +277,47 @@ def _comparable(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "links": [link for link in item.get("links", []) if link.get("rel") not in _STRUCTURAL]}
 
 
-def publish_version(ctx: Context, name: str, number: int) -> str:
-    """Bring the version's item in line with the current records: published, unchanged, pending or removed."""
-    key = item_key(name, number)
+def _build(ctx: Context, name: str, number: int) -> tuple[str, dict[str, Any] | None]:
+    """(outcome, item) from the current records: the item, or None with why there is none."""
     rm = rec.load_model(ctx.store, name)
     mv = rec.load_version(ctx.store, name, number)
     if rm is None or mv is None or not _listed(mv, rm):
-        ctx.store.delete(key)
-        return "removed"
+        return "removed", None
     mv.aliases = sorted(a for a, v in rec.load_aliases(ctx.store, name).items() if v == number)
     urls = Urls(ctx.base_url())
     facts = gather(ctx, rm, mv, urls)
-    if facts is None:
-        ctx.store.delete(key)
-        return "pending"
-    item = build_item(facts, urls)
-    try:
-        if _comparable(ctx.store.get_json(key)) == _comparable(item):
-            return "unchanged"
-    except NotFound:
-        pass
-    ctx.store.put_json(key, item)
-    return "published"
+    return ("published", build_item(facts, urls)) if facts else ("pending", None)
+
+
+def publish_version(ctx: Context, name: str, number: int, attempts: int = 20) -> str:
+    """Bring the version's item in line with the current records: published, unchanged, pending or removed.
+
+    The item's ETag is read before the records and the write is conditional on it, so of two
+    concurrent rebuilds (parallel event batches) one built from older records cannot overwrite the
+    other: it loses the race, re-reads and rebuilds.
+    """
+    key = item_key(name, number)
+    for _ in range(attempts):
+        try:
+            current = ctx.store.get(key)
+        except NotFound:
+            current = None
+        outcome, item = _build(ctx, name, number)
+        try:
+            if item is None:
+                if current is not None:
+                    ctx.store.delete(key, if_match=current.etag)
+                return outcome
+            if current is not None and _comparable(current.json()) == _comparable(item):
+                return "unchanged"
+            if current is None:
+                ctx.store.put_json(key, item, if_none_match=True)
+            else:
+                ctx.store.put_json(key, item, if_match=current.etag)
+            return outcome
+        except PreconditionFailed:
+            continue
+    raise PreconditionFailed(f"too much contention publishing {key}")
 
 
 def publish_keys(ctx: Context, keys: Iterable[str]) -> dict[str, str]:

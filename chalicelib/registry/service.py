@@ -168,8 +168,11 @@ class RegistryService:
         rm = self.get_registered_model(name)
         for info in list(self.store.list(rec.aliases_prefix(rm.name))):
             self.store.delete(info.key)
-        for info in list(self.store.list(rec.versions_prefix(rm.name))):
-            self.store.delete(info.key)
+        for mv in self._all_versions(rm.name, include_deleted=True):
+            self.store.delete(rec.version_key(rm.name, mv.version))
+            prefix = artifact_prefix(self.store, mv.storage_location)
+            if prefix:
+                self.store.delete(rec.source_marker_key(prefix, mv.name, mv.version))
         self.store.delete(_NEXT_HINTS + rec.encode_name(rm.name))
         self.store.delete(rec.model_key(rm.name))
 

@@ -1,4 +1,4 @@
-"""Fields extension: include/exclude paths applied to response items (spec semantics)."""
+"""Fields extension: include/exclude paths applied to response items (as stac-api-validator checks them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ DEFAULT_INCLUDE = ("id", "type", "geometry", "bbox", "links", "assets", "propert
 
 @dataclass(frozen=True)
 class Fields:
-    include: tuple[str, ...]
+    include: tuple[str, ...] | None  # None: no include given (an empty one selects the default set)
     exclude: tuple[str, ...]
 
 
@@ -30,33 +30,44 @@ def parse_fields_get(value: str) -> Fields:
             exclude.append(part[1:])
         else:
             include.append(part[1:] if part.startswith("+") else part)
-    return _checked(include, exclude)
+    return _checked(include or None, exclude)
 
 
 def parse_fields_post(value: Any) -> Fields:
     if not isinstance(value, dict) or set(value) - {"include", "exclude"}:
         raise InvalidParameter('fields must be an object {"include": [...], "exclude": [...]}')
-    include = value.get("include") or []
+    include = (value.get("include") or []) if "include" in value else None
     exclude = value.get("exclude") or []
-    if not isinstance(include, list) or not isinstance(exclude, list):
+    if not isinstance(include, (list, type(None))) or not isinstance(exclude, list):
         raise InvalidParameter("fields include and exclude must be arrays of strings")
     return _checked(include, exclude)
 
 
-def _checked(include: list[Any], exclude: list[Any]) -> Fields:
-    for path in include + exclude:
+def _checked(include: list[Any] | None, exclude: list[Any]) -> Fields:
+    for path in (include or []) + exclude:
         if not isinstance(path, str) or not path or any(not seg for seg in path.split(".")):
             raise InvalidParameter(f"invalid field path: {path!r}")
-    return Fields(tuple(include), tuple(exclude))
+    return Fields(None if include is None else tuple(include), tuple(exclude))
 
 
 def apply_fields(item: dict[str, Any], fields: Fields) -> dict[str, Any]:
-    """Default set plus includes, minus excludes (a more specific path applies within a kept one)."""
-    out: dict[str, Any] = {}
-    for path in DEFAULT_INCLUDE + fields.include:
-        _copy_path(item, out, path.split("."))
+    """The semantics stac-api-validator checks: includes select only themselves (plus what says
+    what the object is: type, stac_version, id, collection); no include at all keeps the full item
+    and an empty one the default set; then excludes drop paths, except a path included too (or
+    above an included one)."""
+    if fields.include:
+        out: dict[str, Any] = {}
+        for path in ("type", "stac_version", "id", "collection") + fields.include:
+            _copy_path(item, out, path.split("."))
+    elif fields.include is None and fields.exclude:
+        out = item  # items are parsed per response: trimming in place is safe
+    else:
+        out = {}
+        for path in DEFAULT_INCLUDE:
+            _copy_path(item, out, path.split("."))
     for path in fields.exclude:
-        _drop_path(out, path.split("."))
+        if not any(inc == path or inc.startswith(path + ".") for inc in fields.include or ()):
+            _drop_path(out, path.split("."))
     return out
 
 

@@ -185,6 +185,8 @@ class _Compiler:
             self._arity(op, args, 2)
             return self._like(_operand(args[0]), _operand(args[1]))
         if op == "between":
+            if len(args) == 2 and isinstance(args[1], list) and len(args[1]) == 2:
+                args = [args[0], *args[1]]  # the pre-1.0 CQL2 form [x, [lo, hi]] (stac-api-validator sends it)
             self._arity(op, args, 3)
             return self._between(*(_operand(a) for a in args))
         if op == "in":

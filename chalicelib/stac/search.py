@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -130,7 +131,7 @@ def parse_post(body: Any) -> SearchRequest:
         raw["q"] = q
     if body.get("sortby") is not None:
         raw["sortby"] = sort.parse_sort_post(body["sortby"])
-    if body.get("fields") is not None:
+    if "fields" in body:  # null is not a fields object
         raw["fields"] = fields_ext.parse_fields_post(body["fields"])
     if body.get("filter") is not None:
         lang = body.get("filter-lang")
@@ -201,6 +202,10 @@ def _bbox(value: Any) -> tuple[float, ...]:
     return tuple(box)
 
 
+# Request datetimes are strict RFC 3339 (date, time, offset); stored items are read leniently.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
 def parse_datetime(value: Any) -> tuple[float, float]:
     """An instant or an interval (``a/b``, ``../b``, ``a/..``) as (start, end) epoch seconds."""
     if not isinstance(value, str) or not value.strip():
@@ -216,6 +221,8 @@ def parse_datetime(value: Any) -> tuple[float, float]:
             bounds.append(-math.inf if i == 0 else math.inf)
             continue
         try:
+            if not _RFC3339.match(part):
+                raise ValueError(part)
             bounds.append(parse_instant(part))
         except ValueError:
             raise InvalidParameter(f"invalid RFC 3339 datetime: {part!r}") from None

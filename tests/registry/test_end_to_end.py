@@ -51,13 +51,18 @@ def server(live_server_factory: Any, tmp_path: pathlib.Path) -> Any:
     return live_server_factory(f"file://{tmp_path / 'store'}", {"STACFLOW_GITLAB_URL": "https://gitlab.example.org"})
 
 
-@pytest.fixture
-def client(server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _use(server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point the mlflow client (process-wide state) at ``server``."""
     import mlflow
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
     mlflow.set_tracking_uri(f"{server.url}/mlflow")
     mlflow.set_registry_uri(f"{server.url}/mlflow")
     return mlflow.MlflowClient()
+
+
+@pytest.fixture
+def client(server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return _use(server, monkeypatch)
 
 
 def _check_io_matches_graph(item: dict[str, Any], onnx_bytes: bytes) -> None:
@@ -243,8 +248,7 @@ def test_same_path_on_s3(moto_endpoint: str, live_server_factory: Any, monkeypat
     from tests.conftest import new_bucket
 
     server = live_server_factory(f"s3://{new_bucket(moto_endpoint)}/stacflow", {"STACFLOW_DISPATCH_EVENTS": "1"})
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
-    mlflow.set_tracking_uri(f"{server.url}/mlflow")
+    _use(server, monkeypatch)
     X, y = load_iris(return_X_y=True)
     X = X.astype(np.float32)
     tree = DecisionTreeClassifier(max_depth=3).fit(X, y)

@@ -163,6 +163,7 @@ def test_deleting_the_model_unpublishes_its_items(world: World, onnx_bytes: byte
     world.registry.delete_registered_model("gone")
     world.deliver()
     assert world.item("gone", 1) is None
+    assert [i.key for i in world.store.list("mlflow/registry/") if "gone" in i.key] == []  # nothing left behind
 
 
 def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes,
@@ -215,3 +216,23 @@ def test_files_uploaded_after_registration_complete_the_item(world: World) -> No
     assert second["assets"]["data-model.pt2"]["mlm:artifact_type"] == "torch.export.save"
     assert second["properties"]["mlm:framework"] == "PyTorch"
     assert "mlm:artifact_type" not in second["assets"]["mlmodel"]
+
+
+def test_concurrent_rebuilds_end_on_the_latest_records(world: World, onnx_bytes: bytes) -> None:
+    """Each update's event handled by some worker, all at once: the last write reflects the last update."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.registry.lineage import ServiceTracking as Tracking
+    from chalicelib.registry.publication import Context, publish_version
+    world.upload_model(f"{world.artifacts}/model", onnx_bytes)
+    world.registry.create_registered_model("race")
+    world.registry.create_model_version("race", f"runs:/{world.run_id}/model")
+    ctx = Context(world.store, Tracking(world.tracking))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = []
+        for i in range(12):
+            world.registry.update_model_version("race", "1", f"description {i}")
+            futures += [pool.submit(publish_version, ctx, "race", 1) for _ in range(3)]
+        for future in futures:
+            future.result()
+    assert world.item("race", 1)["properties"]["description"] == "description 11"  # type: ignore[index]

@@ -136,6 +136,8 @@ BAD_GET = {
     "datetime-garbage": {"datetime": "yesterday"},
     "datetime-reversed": {"datetime": "2022-05-01T00:00:00Z/2021-01-01T00:00:00Z"},
     "datetime-open-both": {"datetime": "../.."},
+    "datetime-date-only": {"datetime": "2022-04-12"},
+    "datetime-no-offset": {"datetime": "2022-04-12T23:20:50"},
     "limit-zero": {"limit": "0"},
     "limit-negative": {"limit": "-1"},
     "limit-text": {"limit": "ten"},
@@ -175,6 +177,7 @@ BAD_POST: dict[str, Any] = {
     "sortby-field": {"sortby": [{"field": "geometry", "direction": "asc"}]},
     "fields-type": {"fields": ["id"]},
     "datetime-type": {"datetime": 2020},
+    "fields-null": {"fields": None},
 }
 
 
