@@ -106,11 +106,6 @@ class RegisteredModel:
     def from_json(cls, doc: dict[str, Any]) -> "RegisteredModel":
         return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
 
-    # SearchModelUtils reads ``_tags``.
-    @property
-    def _tags(self) -> dict[str, str]:
-        return self.tags
-
 
 @dataclass
 class ModelVersion:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
+from ..tracking import search
 from ..tracking.errors import MlflowError, already_exists, invalid, not_found
 from . import records as rec
 from .lineage import Tracking
@@ -96,10 +97,6 @@ def _tags_from(tags: Any) -> dict[str, str]:
         key, value = check_tag(tag.get("key"), tag.get("value"))
         out[key] = value
     return out
-
-
-def _search_error(err: Exception) -> MlflowError:
-    return invalid(getattr(err, "message", str(err)))
 
 
 class RegistryService:
@@ -202,18 +199,11 @@ class RegistryService:
     def search_registered_models(self, filter_string: Any = None, max_results: Any = None,
                                  order_by: Any = None,
                                  page_token: Any = None) -> tuple[list[RegisteredModel], str | None]:
-        from mlflow.exceptions import MlflowException
-        from mlflow.utils.search_utils import SearchModelUtils, SearchUtils
         limit = _max_results(max_results, 100, MAX_RESULTS_MODELS)
-        try:
-            matched = SearchModelUtils.filter(self._all_models(), filter_string or "")
-            ordered = SearchModelUtils.sort(matched, _order_by(order_by))
-            start = SearchUtils.parse_start_offset_from_page_token(page_token or None)
-        except MlflowException as err:
-            raise _search_error(err) from None
-        page = ordered[start:start + limit]
-        token = SearchUtils.create_page_token(start + limit) if start + limit < len(ordered) else None
-        return page, token
+        models = [search.Subject(rm, vars(rm), tags=rm.tags) for rm in self._all_models()]
+        matched = search.REGISTERED_MODELS.filter(models, filter_string or "")
+        page, token = search.paginate(search.REGISTERED_MODELS.sort(matched, _order_by(order_by)), page_token, limit)
+        return [p.record for p in page], token
 
     def get_latest_versions(self, name: Any, stages: Any = None) -> list[ModelVersion]:
         rm = self.get_registered_model(name)
@@ -459,23 +449,17 @@ class RegistryService:
 
     def search_model_versions(self, filter_string: Any = None, max_results: Any = None,
                               order_by: Any = None, page_token: Any = None) -> tuple[list[ModelVersion], str | None]:
-        from mlflow.exceptions import MlflowException
-        from mlflow.utils.search_utils import SearchModelVersionUtils, SearchUtils
         limit = _max_results(max_results, 10_000, MAX_RESULTS_VERSIONS)
         names = _names_in_filter(filter_string)
         if names is None:
             names = [rm.name for rm in self._all_models()]
-        versions = [self._with_aliases(mv) for name in names for mv in self._all_versions(name)]
-        try:
-            matched = SearchModelVersionUtils.filter(versions, filter_string or "")
-            ordered = SearchModelVersionUtils.sort(
-                matched, _order_by(order_by) or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"])
-            start = SearchUtils.parse_start_offset_from_page_token(page_token or None)
-        except MlflowException as err:
-            raise _search_error(err) from None
-        page = ordered[start:start + limit]
-        token = SearchUtils.create_page_token(start + limit) if start + limit < len(ordered) else None
-        return page, token
+        versions = [search.Subject(mv, vars(mv), tags=mv.tags)
+                    for name in names for mv in map(self._with_aliases, self._all_versions(name))]
+        matched = search.MODEL_VERSIONS.filter(versions, filter_string or "")
+        ordered = search.MODEL_VERSIONS.sort(
+            matched, _order_by(order_by) or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"])
+        page, token = search.paginate(ordered, page_token, limit)
+        return [p.record for p in page], token
 
     # -- helpers --------------------------------------------------------------------
     def _get_many(self, keys: list[str]) -> list[Any]:

@@ -6,19 +6,23 @@ carry relative static-catalog links; here they get the API's absolute ones inste
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlencode
 
 from ..store import InvalidKey, NotFound, ObjectStore
 from . import catalog
 from .errors import NotFoundError
 
+if TYPE_CHECKING:
+    from .table import Table
+
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 SCHEMA_JSON = "application/schema+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+QUERYABLES_REL = catalog.QUERYABLES_REL
 
 _STAC = "https://api.stacspec.org/v1.0.0"
 _FEATURES = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf"
@@ -33,9 +37,6 @@ def conformance_classes() -> list[str]:
     """Ours plus what each search extension module declares it implements."""
     from . import fields, filter, freetext, sort
     return _OWN + filter.CONFORMANCE + sort.CONFORMANCE + fields.CONFORMANCE + freetext.CONFORMANCE
-
-
-_STRUCTURAL = {"self", "root", "parent", "collection", "child", "item", "items", "next", "prev", QUERYABLES_REL}
 
 
 def _link(rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
@@ -75,9 +76,50 @@ def item_links(base: str, cid: str, item_id: str) -> list[dict[str, Any]]:
             _link("collection", url), _link("root", base)]
 
 
+def _escaped(text: str) -> str:
+    """``text`` as the inside of a JSON string."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+class _Features:
+    """The ``features`` array of a page, spliced from the index's bytes: each item's JSON without
+    links, then ``item_links`` (written out here for speed; tests check they are equal) and the
+    item's own links."""
+
+    def __init__(self, base: str) -> None:
+        self.base = _escaped(base)
+        self._heads: dict[str, tuple[bytes, bytes]] = {}
+
+    def _head(self, cid: str) -> tuple[bytes, bytes]:
+        """The bytes before and after the item id in the links of an item of ``cid``."""
+        url = f"{self.base}/collections/{_escaped(cid)}"
+        return (f',"links":[{{"rel":"self","href":"{url}/items/'.encode(),
+                (f'","type":"{GEOJSON}"}},{{"rel":"parent","href":"{url}","type":"{JSON}"}},'
+                 f'{{"rel":"collection","href":"{url}","type":"{JSON}"}},'
+                 f'{{"rel":"root","href":"{self.base}","type":"{JSON}"}}').encode())
+
+    def __call__(self, hits: list[tuple[Table, int]], before: str, after: str) -> str:
+        """``before`` + the features, comma-separated + ``after``, as one string."""
+        out, sep = [before.encode()], b""
+        for table, row in hits:
+            cid = table.coll_list[row]
+            head = self._heads.get(cid)
+            if head is None:
+                head = self._heads[cid] = self._head(cid)
+            raw, bounds = table.raw.data, table.raw.bounds
+            start, end = table.links.bounds[row], table.links.bounds[row + 1]
+            out += (sep, raw[bounds[row]:bounds[row + 1] - 1], head[0], _escaped(table.id_list[row]).encode(),
+                    head[1], b"]}" if end - start == 2 else b"," + table.links.data[start + 1:end] + b"}")
+            sep = b","
+        out.append(after.encode())
+        return b"".join(out).decode()
+
+
 def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Links that are not part of the static tree's structure (license, about, derived_from, ...)."""
-    return [link for link in doc.get("links", []) if link.get("rel") not in _STRUCTURAL]
+    return [link for link in doc.get("links", []) if link.get("rel") not in catalog.STRUCTURAL_RELS]
 
 
 def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,7 +185,7 @@ class StacApi:
             raise missing
         return api_item(base, doc)
 
-    def items(self, base: str, cid: str, params: Mapping[str, list[str]]) -> dict[str, Any]:
+    def items(self, base: str, cid: str, params: Mapping[str, list[str]]) -> str:
         from . import search
         self._check_collection(cid)
         req = search.parse_get(params, collection=cid)
@@ -151,11 +193,11 @@ class StacApi:
         extra = [_link("collection", f"{base}/collections/{cid}"), _link("parent", f"{base}/collections/{cid}")]
         return self._page(base, req, get_url=url, params=params, extra_links=extra)
 
-    def search_get(self, base: str, params: Mapping[str, list[str]]) -> dict[str, Any]:
+    def search_get(self, base: str, params: Mapping[str, list[str]]) -> str:
         from . import search
         return self._page(base, search.parse_get(params), get_url=f"{base}/search", params=params)
 
-    def search_post(self, base: str, body: Any) -> dict[str, Any]:
+    def search_post(self, base: str, body: Any) -> str:
         from . import search
         return self._page(base, search.parse_post(body), post_url=f"{base}/search", body=body)
 
@@ -169,10 +211,10 @@ class StacApi:
 
     def _page(self, base: str, req: Any, *, get_url: str | None = None, params: Mapping[str, list[str]] | None = None,
               post_url: str | None = None, body: Mapping[str, Any] | None = None,
-              extra_links: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+              extra_links: list[dict[str, Any]] | None = None) -> str:
+        """The FeatureCollection, already serialised: items are spliced from stored bytes."""
         from . import search
         page = search.execute(self.index.snapshot(), req, known_collections=self.known)
-        features = [api_item(base, item) for item in page.items]
         links = [_link("root", base)] + (extra_links or [])
         if get_url is not None:
             links.insert(0, _link("self", _with_query(get_url, params or {}), GEOJSON))
@@ -186,11 +228,16 @@ class StacApi:
                 if token:
                     links.append(_link(rel, str(post_url), GEOJSON, method="POST",
                                        body={**(body or {}), "token": token}, merge=False))
-        out: dict[str, Any] = {"type": "FeatureCollection", "features": features, "links": links,
-                               "numberReturned": len(features)}
-        if page.number_matched is not None:
-            out["numberMatched"] = page.number_matched
-        return out
+        before = '{"type":"FeatureCollection","features":['
+        after = "]," + _dumps({"links": links, "numberReturned": len(page.hits),
+                               "numberMatched": page.number_matched})[1:]
+        if page.fields is None:
+            return _Features(base)(page.hits, before, after)
+        return before + ",".join(_dumps(api_item(base, item)) for item in page.items) + after
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
 def _with_query(url: str, params: Mapping[str, list[str]], **replace: str) -> str:

@@ -32,6 +32,10 @@ SHARD_COUNT = 256
 SHARDS_FIELD = "stacflow:shards"  # collection: {hh: Summary of the shard}
 ITEMS_FIELD = "stacflow:items"  # shard: {item id: Summary of the item}
 PRIVATE_FIELDS = (SHARDS_FIELD, ITEMS_FIELD)
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+# Links that place a document in a tree: the static catalog and the API each write their own.
+STRUCTURAL_RELS = frozenset({"self", "root", "parent", "collection", "child", "item", "items", "next", "prev",
+                             QUERYABLES_REL})
 CAS_ATTEMPTS = 200  # many writers may race on one collection document (bulk events, parallel uploads)
 
 _ITEM_KEY = re.compile(r"^collections/([^/]+)/items/([^/]+)\.json$")

@@ -3,16 +3,24 @@
 Layout (all under ``stac-index/``):
 
 - ``log/<ns time>-<random>.json``: one create-only object per ``apply()`` call, holding the full
-  upserted items and the deletes, each with a version (the item's ``properties.updated``, else
-  the time of the call). Publishing is one PUT, whatever the catalog size.
-- ``segments/<uuid>.ndjson.gz``: immutable, merged item versions (tombstones included).
+  upserted items and the deletes, each with a version. Publishing is one PUT, whatever the
+  catalog size.
+- ``segments/<uuid>.npz``: immutable, merged item versions: the live items as a persisted
+  ``Table`` (numpy columns + item bytes, so a reader loads them without parsing any item) and
+  the tombstones.
 - ``manifest.json`` (compare-and-swap): the segment list, the last log key the segments cover
   (``floor``), and a ``generation`` that changes only when ``rebuild()`` replaces the content.
 
-Per item, the version with the highest (version, log key) wins, so replays, duplicates and
-out-of-order deliveries converge to the same state. Compaction (by the ``apply()`` that sees
-too many pending entries) merges settled log entries into a level-0 segment and merges
-``fanout`` segments of one level into one of the next (size-tiered), then swaps the manifest;
+A version is the time (ns) at which the writer observed that state of the store: the
+publisher re-reads each item key after the change it was told about, so the latest
+observation is the store's current state, whatever the item's own fields say (an item
+deleted and re-uploaded unchanged is searchable again). Per item, the highest
+(version, log key) wins, so replays, duplicates and out-of-order deliveries converge.
+
+Compaction (by the ``apply()`` that sees too many pending entries) merges settled log entries
+into a level-0 segment and merges ``fanout`` segments of one level into one of the next
+(size-tiered), then swaps the manifest; bulk loads (``add()``) write segments directly and
+``optimize()`` merges them all into one, which a cold reader loads fastest;
 losers of the swap delete their own output. An entry is "settled" once it is older than
 ``settle`` seconds, and a writer whose PUT was slower than ``settle / 2``, or whose key the
 floor has already passed, writes its entry again under a new key, so compaction never skips an
@@ -24,7 +32,6 @@ conditional GET of the manifest; the delta is folded into the base when it grows
 """
 from __future__ import annotations
 
-import gzip
 import json
 import threading
 import time
@@ -36,13 +43,13 @@ import numpy as np
 
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 
-from .datetimes import try_instant
 from .table import Record, Table
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
 SEGMENT_PREFIX = PREFIX + "segments/"
 MANIFEST = PREFIX + "manifest.json"
+CAS_ATTEMPTS = 50
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -62,13 +69,6 @@ def _key_time(key: str) -> int:
     return int(key[len(LOG_PREFIX):len(LOG_PREFIX) + 20])
 
 
-def item_version(item: dict[str, Any], default: int) -> int:
-    """Nanoseconds of ``properties.updated``, else ``default``."""
-    props = item.get("properties")
-    stamp = try_instant(props.get("updated")) if isinstance(props, dict) else None
-    return int(stamp * 1e9) if stamp is not None else default
-
-
 def _check_item(item: Any) -> dict[str, Any]:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"] \
             or not isinstance(item.get("collection"), str) or not item["collection"]:
@@ -86,26 +86,49 @@ def latest(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
     return out
 
 
-def _encode_segment(records: Iterable[Record]) -> bytes:
-    # One line per record: JSON header, a tab (never inside compact JSON), the item JSON (or
-    # nothing for a tombstone), so readers keep the item bytes without re-serialising them.
-    lines = []
-    for rec in records:
-        head = json.dumps([rec.collection, rec.id, rec.version, rec.log_key], separators=(",", ":"),
-                          ensure_ascii=False).encode()
-        lines.append(head + b"\t" + (b"" if rec.deleted else rec.body()))
-    return gzip.compress(b"\n".join(lines), compresslevel=1)
+Tombs = dict[tuple[str, str], tuple[int, str]]  # deleted item -> (version, log key)
+Part = tuple[Table, Tombs]  # a set of winning item versions: live rows and tombstones
 
 
-def _decode_segment(body: bytes) -> list[Record]:
-    out = []
-    for line in gzip.decompress(body).split(b"\n"):
-        if not line:
-            continue
-        head, _, raw = line.partition(b"\t")
-        coll, item_id, version, log_key = json.loads(head)
-        out.append(Record(coll, item_id, version, log_key, None, raw or None))  # parsed on demand
-    return out
+def _part(records: Iterable[Record]) -> Part:
+    winners = latest(records)
+    tombs = {k: (r.version, r.log_key) for k, r in winners.items() if r.deleted}
+    return Table.from_records([r for r in winners.values() if not r.deleted]), tombs
+
+
+def _merge(parts: Sequence[Part]) -> Part:
+    """The winning version of each item over ``parts`` (no item is parsed)."""
+    if len(parts) == 1:
+        return parts[0]
+    best: dict[tuple[str, str], tuple[int, str, int, int]] = {}  # key -> version, log key, part, row (-1: tomb)
+    for p, (table, tombs) in enumerate(parts):
+        for row, (key, version, log_key) in enumerate(zip(zip(table.coll_list, table.id_list),
+                                                          table.version.tolist(), table.log_keys)):
+            cur = best.get(key)
+            if cur is None or (version, log_key) > (cur[0], cur[1]):
+                best[key] = (version, log_key, p, row)
+        for key, (version, log_key) in tombs.items():
+            cur = best.get(key)
+            if cur is None or (version, log_key) > (cur[0], cur[1]):
+                best[key] = (version, log_key, p, -1)
+    rows: list[list[int]] = [[] for _ in parts]
+    merged_tombs: Tombs = {}
+    for key, (version, log_key, p, row) in best.items():
+        if row < 0:
+            merged_tombs[key] = (version, log_key)
+        else:
+            rows[p].append(row)
+    return Table.concat([(t, np.sort(np.array(r, dtype=np.intp))) for (t, _), r in zip(parts, rows)]), merged_tombs
+
+
+def _encode_segment(part: Part) -> bytes:
+    table, tombs = part
+    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]})
+
+
+def _decode_segment(body: bytes) -> Part:
+    table, extra = Table.from_bytes(body)
+    return table, {(c, i): (v, k) for c, i, v, k in extra["tombs"]}
 
 
 def _decode_log(key: str, body: bytes) -> list[Record]:
@@ -142,25 +165,19 @@ class SearchIndex:
         self._reset_reader(_empty_manifest(), None, Table.from_records([]), {})
 
     # == writers ============================================================================
-    def apply(self, upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, ...]]) -> None:
+    def apply(self, upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, str]], *,
+              version: int | None = None) -> None:
         """Persist changes: one create-only log object, plus compaction when the log is long.
 
-        ``deletes`` are (collection, id) or (collection, id, timestamp): a delete beats
-        upserts whose ``updated`` is older than its timestamp (default: now).
+        ``version`` (ns; default now) is when the caller observed these items present and these
+        (collection, id) absent in the store: it orders them against other writers' changes.
         """
-        now = time.time_ns()
-        ups = [[item_version(_check_item(item), now), item] for item in upserts]
-        dels = []
-        for entry in deletes:
-            coll, item_id = entry[0], entry[1]
-            if not isinstance(coll, str) or not isinstance(item_id, str):
-                raise ValueError("a delete is (collection, id[, timestamp])")
-            stamp = try_instant(entry[2]) if len(entry) > 2 else None
-            dels.append([coll, item_id, int(stamp * 1e9) if stamp is not None else now])
+        ups, dels = self._entries(upserts, deletes)
         if not ups and not dels:
             return
-        body = json.dumps({"upserts": ups, "deletes": dels}, separators=(",", ":"),
-                          ensure_ascii=False).encode()
+        stamp = time.time_ns() if version is None else int(version)
+        body = json.dumps({"upserts": [[stamp, item] for item in ups], "deletes": [[c, i, stamp] for c, i in dels]},
+                          separators=(",", ":"), ensure_ascii=False).encode()
         while True:
             started = time.time_ns()
             key = _log_key(started)
@@ -180,27 +197,70 @@ class SearchIndex:
                                        limit=4 * self.compact_entries))
         self._maybe_compact(manifest, etag, pending)
 
-    def rebuild(self, items: Iterable[dict[str, Any]], collection: str | None = None) -> int:
+    def add(self, upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, str]], *,
+            version: int | None = None) -> None:
+        """Bulk ``apply``: the changes go straight into a new segment (no log entry to compact later)."""
+        ups, dels = self._entries(upserts, deletes)
+        if not ups and not dels:
+            return
+        stamp = time.time_ns() if version is None else int(version)
+        # A log key that sorts after every entry already written: equal versions still order by write.
+        tie = _log_key(time.time_ns())
+        part = _part([Record(it["collection"], it["id"], stamp, tie, it) for it in ups]
+                     + [Record(c, i, stamp, tie, None) for c, i in dels])
+        seg = self._write_segment(part, level=0)
+        for _ in range(CAS_ATTEMPTS):
+            manifest, etag = self._read_manifest()
+            if self._swap_manifest(dict(manifest, segments=manifest["segments"] + [seg]), etag, []):
+                break
+        else:
+            self.store.delete(seg["key"])
+            raise PreconditionFailed("too much contention adding to the search index")
+        manifest, etag = self._read_manifest()
+        self._compact_segments(manifest, etag, [])
+
+    def optimize(self) -> None:
+        """Merge every segment into one (after a bulk load: the fastest cold start); best effort."""
+        manifest, etag = self._read_manifest()
+        if len(manifest["segments"]) > 1:
+            self._compact_segments(manifest, etag, [], everything=True)
+
+    @staticmethod
+    def _entries(upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, str]]) \
+            -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        ups = [_check_item(item) for item in upserts]
+        dels = []
+        for entry in deletes:
+            if len(entry) != 2 or not all(isinstance(v, str) and v for v in entry):
+                raise ValueError("a delete is (collection, id)")
+            dels.append((entry[0], entry[1]))
+        return ups, dels
+
+    def rebuild(self, items: Iterable[dict[str, Any]], collection: str | None = None, *,
+                version: int | None = None) -> int:
         """Replace the index (or one collection's part) with exactly ``items``; returns their count.
 
-        Log entries written after the rebuild started still apply on top (their versions win
-        over rebuilt items that carry no ``updated``).
+        ``version`` (default now) is when the caller read ``items`` from the store; log entries
+        with newer versions still apply on top.
         """
-        fresh = latest(Record(item["collection"], item["id"], item_version(item, 0), "", item)
-                       for item in map(_check_item, items))
+        stamp = time.time_ns() if version is None else int(version)
+        fresh = latest(Record(item["collection"], item["id"], stamp, "", item) for item in map(_check_item, items))
         if collection is not None and any(c != collection for c, _ in fresh):
             raise ValueError(f"rebuild of collection {collection!r} got items of another collection")
+        part = _part(fresh.values())
         for _ in range(50):
             manifest, etag = self._read_manifest()
             pending = list(self.store.list(LOG_PREFIX, start_after=manifest["floor"] or None))
-            keep: list[Record] = []
+            content = part
             if collection is not None:
                 current = self._load_all(manifest, [o.key for o in pending])
                 if current is None:
                     continue
-                keep = [r for r in current.values() if r.collection != collection]
-            records = keep + list(fresh.values())
-            seg = self._write_segment(records, level=0)
+                table, tombs = current
+                others = np.flatnonzero(table.colls != collection)
+                content = _merge([(Table.concat([(table, others)]),
+                                   {k: v for k, v in tombs.items() if k[0] != collection}), part])
+            seg = self._write_segment(content, level=0)
             new = {"generation": uuid.uuid4().hex, "floor": pending[-1].key if pending else manifest["floor"],
                    "segments": [seg], "retired": self._retire(manifest, manifest["segments"])}
             if not self._swap_manifest(new, etag, [seg]):
@@ -215,37 +275,50 @@ class SearchIndex:
         ready = [o for o in pending if _key_time(o.key) < cutoff]
         if len(ready) < self.compact_entries and sum(o.size for o in ready) < self.compact_bytes:
             return
-        try:
-            records = [r for o in ready for r in _decode_log(o.key, self.store.get(o.key).body)]
-        except NotFound:
-            return  # another writer is compacting the same entries
-        written = [self._write_segment(list(latest(records).values()), level=0,
-                                       covers=[o.key for o in ready])]
+        self._compact_segments(manifest, etag, ready)
+
+    def _compact_segments(self, manifest: dict[str, Any], etag: str | None, ready: list[ObjectInfo], *,
+                          everything: bool = False) -> None:
+        """Merge settled log entries ``ready`` into a level-0 segment, then ``fanout`` segments of one
+        level into one of the next (size-tiered; ``everything``: all into one), and swap the manifest."""
+        written: list[dict[str, Any]] = []
+        if ready:
+            try:
+                records = [r for o in ready for r in _decode_log(o.key, self.store.get(o.key).body)]
+            except NotFound:
+                return  # another writer is compacting the same entries
+            written.append(self._write_segment(_part(records), level=0, covers=[o.key for o in ready]))
         published = {seg["key"] for seg in manifest["segments"]}
         segments = list(manifest["segments"]) + written
         retired: list[dict[str, Any]] = []
-        while True:  # size-tiered: merge `fanout` segments of one level into the next level
+        while True:
             by_level: dict[int, list[dict[str, Any]]] = {}
             for seg in segments:
                 by_level.setdefault(seg["level"], []).append(seg)
             full = [lvl for lvl, segs in by_level.items() if len(segs) >= self.fanout]
-            if not full:
+            if everything and len(segments) > 1:
+                group, level = segments, max(by_level) + 1
+            elif full:
+                group, level = by_level[min(full)][:self.fanout], min(full) + 1
+            else:
                 break
-            group = by_level[min(full)][:self.fanout]
             try:
-                merged = latest(r for seg in group for r in self._read_segment(seg["key"]))
+                merged = _merge([self._read_segment(seg["key"]) for seg in group])
             except NotFound:
+                for seg in written:
+                    self.store.delete(seg["key"])
                 return
             # Lineage lets readers that hold all inputs adopt the output without reading it:
             # published inputs by key, inputs made in this round by what they came from.
             merges = [k for s in group for k in ([s["key"]] if s["key"] in published else s.get("merges", []))]
             covers = [k for s in group if s["key"] not in published for k in s.get("covers", [])]
-            out = self._write_segment(list(merged.values()), level=min(full) + 1, covers=covers,
-                                      merges=merges)
+            out = self._write_segment(merged, level=level, covers=covers, merges=merges)
             written.append(out)
             segments = [s for s in segments if s not in group] + [out]
             retired.extend(group)
-        new = dict(manifest, floor=ready[-1].key, segments=segments,
+        if not written:
+            return
+        new = dict(manifest, floor=ready[-1].key if ready else manifest["floor"], segments=segments,
                    retired=self._retire(manifest, [s for s in retired if s in manifest["segments"]]))
         # Intermediate merge outputs that a later merge consumed were never published.
         transient = [s for s in written if s not in segments]
@@ -254,18 +327,18 @@ class SearchIndex:
         if self._swap_manifest(new, etag, [s for s in written if s in segments]):
             self._cleanup(new, [o.key for o in ready])
 
-    def _write_segment(self, records: list[Record], *, level: int, covers: list[str] | None = None,
+    def _write_segment(self, part: Part, *, level: int, covers: list[str] | None = None,
                        merges: list[str] | None = None) -> dict[str, Any]:
-        key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.ndjson.gz"
-        self.store.put(key, _encode_segment(records), if_none_match=True, content_type="application/gzip")
-        seg: dict[str, Any] = {"key": key, "count": len(records), "level": level}
+        key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.npz"
+        self.store.put(key, _encode_segment(part), if_none_match=True, content_type="application/octet-stream")
+        seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level}
         if covers is not None:
             seg["covers"] = covers
         if merges is not None:
             seg["merges"] = merges
         return seg
 
-    def _read_segment(self, key: str) -> list[Record]:
+    def _read_segment(self, key: str) -> Part:
         return _decode_segment(self.store.get(key).body)
 
     def _retire(self, manifest: dict[str, Any], segments: list[dict[str, Any]]) -> list[list[Any]]:
@@ -303,13 +376,13 @@ class SearchIndex:
             return _empty_manifest(), None
         return obj.json(), obj.etag
 
-    def _load_all(self, manifest: dict[str, Any], logs: list[str]) -> dict[tuple[str, str], Record] | None:
+    def _load_all(self, manifest: dict[str, Any], logs: list[str]) -> Part | None:
         try:
-            records = [r for seg in manifest["segments"] for r in self._read_segment(seg["key"])]
-            records += [r for key in logs for r in _decode_log(key, self.store.get(key).body)]
+            parts = [self._read_segment(seg["key"]) for seg in manifest["segments"]]
+            records = [r for key in logs for r in _decode_log(key, self.store.get(key).body)]
         except NotFound:
             return None  # compacted meanwhile: the caller starts over
-        return latest(records)
+        return _merge(parts + [_part(records)])
 
     # == readers ============================================================================
     def snapshot(self) -> Snapshot:
@@ -320,8 +393,7 @@ class SearchIndex:
                     break
             return self._snap
 
-    def _reset_reader(self, manifest: dict[str, Any], etag: str | None, base: Table,
-                      tombs: dict[tuple[str, str], tuple[int, str]]) -> None:
+    def _reset_reader(self, manifest: dict[str, Any], etag: str | None, base: Table, tombs: Tombs) -> None:
         self._manifest = manifest
         self._etag = etag
         self._known = {seg["key"] for seg in manifest["segments"]}
@@ -382,12 +454,10 @@ class SearchIndex:
             self._manifest, self._etag = manifest, etag
             return True
         try:
-            records = [r for seg in manifest["segments"] for r in self._read_segment(seg["key"])]
+            base, tombs = _merge([self._read_segment(seg["key"]) for seg in manifest["segments"]] or [_part([])])
         except NotFound:
             return False
-        winners = latest(records)
-        tombs = {k: (r.version, r.log_key) for k, r in winners.items() if r.deleted}
-        self._reset_reader(manifest, etag, Table.from_records(list(winners.values())), tombs)
+        self._reset_reader(manifest, etag, base, tombs)
         return False  # list again from the new floor
 
     def _offer(self, rec: Record) -> bool:

@@ -7,12 +7,16 @@ STAC, wrong collection or id) is moved to ``rejected/<key>`` with its reason, so
 holds only valid items and the publisher can see why theirs is missing; a later valid upload
 under the same key publishes as usual.
 
-Bulk paths (``publish_paths``, ``reindex``) write items without per-item events and apply the
-derived updates in batches: one CAS per touched shard and collection, one index call per batch.
+Each round of re-reads is one search-index change whose version is the time the round started:
+every state it saw was the store's at or after that time, and a later change to a key has its own
+event, read in a later round, so the latest version of an item is what the store holds now.
+
+Bulk paths (``publish_paths``, ``reindex``) write items without per-item events (``notify=False``)
+and apply the derived updates in batches: one CAS per touched shard and collection, one index
+segment per batch (merged into one at the end).
 """
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,13 +58,6 @@ def _index(store: ObjectStore) -> Any:
     return SearchIndex(store)
 
 
-def _silent(store: ObjectStore) -> ObjectStore:
-    """A view of ``store`` whose writes notify no listener (bulk paths apply the derived updates themselves)."""
-    quiet = copy.copy(store)
-    quiet._listeners = []  # the port has no "write without notification" call; this view is one
-    return quiet
-
-
 @dataclass
 class _Batch:
     """Derived changes collected from many items, applied together."""
@@ -76,14 +73,16 @@ class _Batch:
         self.deletes.setdefault(cid, set()).add(iid)
         self.upserts.get(cid, {}).pop(iid, None)
 
-    def apply(self, store: ObjectStore) -> None:
+    def apply(self, store: ObjectStore, version: int, *, bulk: bool = False) -> None:
+        """Catalog pages, then the index; ``version``: when the items were read (or written)."""
         for cid in sorted(set(self.upserts) | set(self.deletes)):
             ups = {iid: summary for iid, (_, summary) in self.upserts.get(cid, {}).items()}
             catalog.update(store, cid, ups, self.deletes.get(cid, ()))
         items = [item for per in self.upserts.values() for item, _ in per.values()]
         gone = [(cid, iid) for cid, ids in self.deletes.items() for iid in sorted(ids)]
         if items or gone:
-            _index(store).apply(items, gone)
+            index = _index(store)
+            (index.add if bulk else index.apply)(items, gone, version=version)
 
 
 def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> None:
@@ -126,6 +125,7 @@ def _apply_keys(store: ObjectStore, keys: list[str], report: Report) -> dict[str
     """One round: the derived updates for ``keys``; returns the ETag (None: absent) each was applied at."""
     batch = _Batch()
     applied: dict[str, str | None] = {}
+    observed = time.time_ns()  # before any read: the version of what this round sees
     for key in keys:
         cid, iid = catalog.parse_item_key(key)  # type: ignore[misc]
         known = catalog.config().category(cid) is not None
@@ -156,7 +156,7 @@ def _apply_keys(store: ObjectStore, keys: list[str], report: Report) -> dict[str
         batch.upsert(cid, item, summary)
         applied[key] = etag
         report.published += 1
-    batch.apply(store)
+    batch.apply(store, observed)
     return applied
 
 
@@ -203,7 +203,6 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
                   collection: str | None = None) -> Report:
     """Publish every item found in ``paths``, into its ``collection`` (else ``collection``)."""
     report = Report()
-    quiet = _silent(store)
     with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
         batch, pending = _Batch(), 0  # items are written and their pages updated BATCH at a time
         for source, doc in _sources(paths):
@@ -220,22 +219,24 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
             batch.upsert(cid, item, summary)
             pending += 1
             if pending >= BATCH:
-                report.published += _flush(quiet, store, batch, pool, bar)
+                report.published += _flush(store, batch, pool, bar)
                 batch, pending = _Batch(), 0
-        report.published += _flush(quiet, store, batch, pool, bar)
+        report.published += _flush(store, batch, pool, bar)
+    _index(store).optimize()
     return report
 
 
-def _flush(quiet: ObjectStore, store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any) -> int:
+def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any) -> int:
     writes = [(catalog.item_key(cid, iid), item) for cid, per in batch.upserts.items()
               for iid, (item, _) in per.items()]
 
     def write(entry: tuple[str, dict[str, Any]]) -> None:
-        quiet.put_json(*entry)
+        store.put_json(*entry, notify=False)
 
     for _ in pool.map(write, writes):
         bar.update()
-    batch.apply(quiet)
+    # Versioned after the writes: an item another writer replaces later gets a newer version.
+    batch.apply(store, time.time_ns(), bulk=True)
     return len(writes)
 
 
@@ -249,15 +250,15 @@ def reindex(store: ObjectStore, collection: str | None = None, progress: bool = 
     if any(catalog.config().category(cid) is None for cid in cids):
         raise ValueError(f"unknown collection {collection!r}")
     report = Report()
-    quiet = _silent(store)
-    catalog.ensure_root(quiet)
+    catalog.ensure_root(store)
     every: list[dict[str, Any]] = []
+    observed = time.time_ns()  # before the first read: the version of the rebuilt items
     for cid in cids:
-        items = _reload(quiet, cid, report, progress)
-        catalog.rebuild(quiet, cid, {item["id"]: summary for item, summary in items})
+        items = _reload(store, cid, report, progress)
+        catalog.rebuild(store, cid, {item["id"]: summary for item, summary in items})
         every.extend(item for item, _ in items)
     # All collections: one rebuild also drops index entries of collections no longer configured.
-    report.published = _index(quiet).rebuild(every, collection=collection)
+    report.published = _index(store).rebuild(every, collection=collection, version=observed)
     return report
 
 
@@ -285,7 +286,7 @@ def _reload(store: ObjectStore, cid: str, report: Report, progress: bool) -> lis
                 continue
             if item != obj.json():
                 try:
-                    store.put_json(key, item, if_match=obj.etag)
+                    store.put_json(key, item, if_match=obj.etag, notify=False)
                 except PreconditionFailed:
                     pass  # replaced meanwhile: its event publishes the newer version
             out.append((item, summary))

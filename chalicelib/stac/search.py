@@ -45,10 +45,19 @@ class SearchRequest:
 
 @dataclass
 class SearchPage:
-    items: list[dict[str, Any]]
+    hits: list[tuple[Table, int]]  # (table, row) of each returned item, in order
     number_matched: int
     next_token: str | None
     prev_token: str | None
+    fields: fields_ext.Fields | None = None
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The returned items as stored (with their own links), ``fields`` applied."""
+        items = [table.item(row) for table, row in self.hits]
+        if self.fields is None:
+            return items
+        return [fields_ext.apply_fields(item, self.fields) for item in items]
 
 
 # == parsing ===================================================================================
@@ -285,20 +294,14 @@ def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[st
     cursor_of = lambda i: [c.cursor_value(int(i)) for c in cols]  # noqa: E731
     next_token = sort.encode_token("next", cursor_of(page[-1])) if has_next and len(page) else None
     prev_token = sort.encode_token("prev", cursor_of(page[0])) if has_prev and len(page) else None
-    return SearchPage(items=_render(parts, page, req.fields), number_matched=total, next_token=next_token,
-                      prev_token=prev_token)
-
-
-def _render(parts: list[tuple[Table, np.ndarray]], page: np.ndarray,
-            fields: fields_ext.Fields | None) -> list[dict[str, Any]]:
     offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
-    items = []
-    for i in page.tolist():
-        p = int(np.searchsorted(offsets, i, side="right")) - 1
-        table, rows = parts[p]
-        item = json.loads(table.raw[int(rows[i - offsets[p]])])
-        items.append(fields_ext.apply_fields(item, fields) if fields is not None else item)
-    return items
+    which = np.searchsorted(offsets, page, side="right") - 1  # the part of each returned row
+    rows = np.empty(len(page), dtype=np.intp)
+    for p, (_, matched) in enumerate(parts):
+        mine = which == p
+        rows[mine] = matched[page[mine] - offsets[p]]
+    return SearchPage(hits=[(parts[p][0], r) for p, r in zip(which.tolist(), rows.tolist())], number_matched=total,
+                      next_token=next_token, prev_token=prev_token, fields=req.fields)
 
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "SearchPage", "SearchRequest", "execute", "parse_datetime", "parse_get",

@@ -91,8 +91,13 @@ class Column:
     def _split(self, idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """(part, local rows) for ascending global ``idx``."""
         cuts = np.searchsorted(idx, self.offsets)
-        return [(p, self.parts[p][1][idx[cuts[p]:cuts[p + 1]] - self.offsets[p]])
-                for p in range(len(self.parts)) if cuts[p + 1] > cuts[p]]
+        out = []
+        for p, (_, rows) in enumerate(self.parts):
+            if cuts[p + 1] == cuts[p]:
+                continue
+            whole = cuts[p + 1] - cuts[p] == len(rows)  # ``idx`` is unique and ascending
+            out.append((p, rows if whole else rows[idx[cuts[p]:cuts[p + 1]] - self.offsets[p]]))
+        return out
 
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vals, oks = [], []
@@ -119,13 +124,28 @@ class Column:
             if len(local) <= k:
                 keep.append(chunk)
                 continue
-            key = self.parts[p][0].rank(self.field, self.kind)[local]
-            key = -key if self.desc else key
-            if last:
-                keep.append(chunk[key >= np.partition(key, len(key) - k)[len(key) - k]])
-            else:
-                keep.append(chunk[key <= np.partition(key, k - 1)[k - 1]])
+            picked = _first_k(self.parts[p][0], self.field, self.kind, local, k, backward=self.desc != last)
+            keep.append(chunk[np.searchsorted(local, picked)])  # ``local`` ascends, as ``idx`` does
         return np.concatenate(keep) if keep else idx
+
+
+def _first_k(table: Table, field: str, kind: str, local: np.ndarray, k: int, *, backward: bool) -> np.ndarray:
+    """The rows of ``local`` (ascending) ranking first on ``field`` (last if ``backward``), ties at the
+    k-th included, ascending: walks the table's cached order instead of partitioning every match."""
+    order, ranks = table.sort_order(field, kind)
+    member = np.zeros(table.n, dtype=bool)
+    member[local] = True
+    walk = order[::-1] if backward else order
+    pos, step, found = 0, 2 * k, 0
+    while found < k and pos < len(walk):
+        found += int(member[walk[pos:pos + step]].sum())
+        pos, step = pos + step, step * 2
+    head = walk[:pos]
+    kth = table.rank(field, kind)[head[member[head]][k - 1]]
+    # Rows tied with the k-th are contiguous in the order: take them all (later keys decide).
+    span = order[np.searchsorted(ranks, kth, side="left"):] if backward else \
+        order[:np.searchsorted(ranks, kth, side="right")]
+    return np.sort(span[member[span]])
 
 
 def _column_kind(tables: Sequence[Table], field: str) -> str:

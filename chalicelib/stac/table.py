@@ -1,19 +1,23 @@
 """A columnar, immutable view of a set of STAC items: what a search evaluates against.
 
-Core columns (id, collection, bbox, time interval) are numpy arrays built once; typed
+Core columns (id, collection, bbox, time interval) are numpy arrays built once (and persisted
+with each index segment, so a reader loads them without parsing items); typed
 views of any property (number, string, time, boolean), the shapely geometries and the
 free-text postings are derived on first use and cached, so a query pays only for the
 columns it touches.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from functools import cached_property
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .catalog import STRUCTURAL_RELS
 from .datetimes import try_instant
 
 WORD = re.compile(r"\w+")
@@ -24,14 +28,13 @@ _NAN = float("nan")
 
 @dataclass(frozen=True)
 class Record:
-    """One item version as the index stores it (``item`` None = deleted)."""
+    """One item version from the change log (``item`` None = deleted)."""
 
     collection: str
     id: str
-    version: int  # nanoseconds: properties.updated, or the time it was applied
+    version: int  # nanoseconds: when the publisher observed this state of the store
     log_key: str  # tie-breaker between equal versions: later log entry wins
-    item: dict[str, Any] | None  # None with ``raw`` None: deleted
-    raw: bytes | None = None  # compact JSON of the item (segments keep only this until needed)
+    item: dict[str, Any] | None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -39,18 +42,76 @@ class Record:
 
     @property
     def deleted(self) -> bool:
-        return self.item is None and self.raw is None
-
-    def parsed(self) -> dict[str, Any]:
-        return self.item if self.item is not None else json.loads(self.raw)  # type: ignore[arg-type]
+        return self.item is None
 
     def beats(self, version: int, log_key: str) -> bool:
         return (self.version, self.log_key) > (version, log_key)
 
-    def body(self) -> bytes:
-        if self.raw is not None:
-            return self.raw
-        return json.dumps(self.item, separators=(",", ":"), ensure_ascii=False).encode()
+
+class Blobs:
+    """Byte strings stored back to back (one buffer + offsets): cheap to persist and to load."""
+
+    def __init__(self, data: bytes, offsets: np.ndarray) -> None:
+        self.data = data
+        self.offsets = offsets  # int64, len n + 1
+
+    @classmethod
+    def of(cls, parts: Sequence[bytes]) -> Blobs:
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in parts], out=offsets[1:])
+        return cls(b"".join(parts), offsets)
+
+    @cached_property
+    def bounds(self) -> list[int]:
+        """``offsets`` as Python ints: row ``r`` is ``data[bounds[r]:bounds[r + 1]]``."""
+        return self.offsets.tolist()  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, row: int) -> bytes:
+        return self.data[self.bounds[row]:self.bounds[row + 1]]
+
+    def take(self, rows: Sequence[int]) -> list[bytes]:
+        data, off = self.data, self.bounds
+        return [data[off[r]:off[r + 1]] for r in rows]
+
+
+class Columns(Mapping[str, list[Any]]):
+    """Property columns kept as JSON until first used: a cold reader parses only what queries touch."""
+
+    def __init__(self, encoded: dict[str, bytes]) -> None:
+        self._encoded = encoded
+        self._decoded: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        col = self._decoded.get(name)
+        if col is None:
+            col = self._decoded[name] = json.loads(self._encoded[name])
+        return col
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._encoded)
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+
+def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(the item's JSON without links, its non-structural links as a JSON array).
+
+    The API writes its own structural links in front of the kept ones, so responses are
+    spliced from these bytes instead of parsing and re-serialising each item.
+    """
+    core = {k: v for k, v in item.items() if k != "links"}
+    links = item.get("links")
+    own = [link for link in links if not (isinstance(link, dict) and link.get("rel") in STRUCTURAL_RELS)] \
+        if isinstance(links, list) else []
+    return _dumps(core), _dumps(own)
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def property_name(name: str) -> str:
@@ -91,9 +152,10 @@ def _interval(props: dict[str, Any]) -> tuple[float, float, float]:
     return t0, t1, (dt if dt is not None else t0)
 
 
-def _text(props: dict[str, Any]) -> str:
-    parts = [props[f] for f in TEXT_FIELDS if isinstance(props.get(f), str)]
-    kws = props.get("keywords")
+def _text(values: Sequence[Any]) -> str:
+    """Searchable text of (title, description, keywords)."""
+    parts = [v for v in values[:-1] if isinstance(v, str)]
+    kws = values[-1]
     if isinstance(kws, list):
         parts.extend(k for k in kws if isinstance(k, str))
     # Padded with spaces so a phrase is a substring test: " a b " in " x a b y ".
@@ -101,25 +163,22 @@ def _text(props: dict[str, Any]) -> str:
 
 
 class Table:
-    """Items in rows. Build with ``from_records`` or ``concat``; never mutated afterwards."""
+    """Items in rows. Build with ``from_records``, ``concat`` or ``from_bytes``; never mutated afterwards."""
 
-    def __init__(self, *, raw: list[bytes], ids: list[str], colls: list[str], version: np.ndarray,
-                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: dict[str, list[Any]],
-                 has_geom: np.ndarray, texts: list[str]) -> None:
-        self.n = len(raw)
-        self.raw = raw
+    def __init__(self, *, raw: Blobs, links: Blobs, ids: list[str], colls: list[str], version: np.ndarray,
+                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: Mapping[str, list[Any]],
+                 has_geom: np.ndarray) -> None:
+        self.n = len(ids)
+        self.raw = raw  # item JSON without links (see split_links)
+        self.links = links  # the item's own (non-structural) links, a JSON array each
         self.id_list = ids
         self.coll_list = colls
-        self.ids = np.array(ids, dtype=str) if ids else np.zeros(0, dtype="U1")
-        self.colls = np.array(colls, dtype=str) if colls else np.zeros(0, dtype="U1")
         self.version = version
         self.log_keys = log_keys
         self.box = box  # (n, 4): minx, miny, maxx, maxy (minx > maxx crosses the antimeridian)
         self.times = times  # (n, 3): start, end, sort instant (epoch seconds)
         self.props = props
         self.has_geom = has_geom  # the geometry itself is parsed from ``raw`` when a query needs it
-        self.texts = texts
-        self.index = {(c, i): row for row, (c, i) in enumerate(zip(colls, ids))}
         self._views: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._shapes = np.full(self.n, None, dtype=object)
         self._shaped = np.zeros(self.n, dtype=bool)
@@ -128,18 +187,43 @@ class Table:
         self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
         self._postings: dict[str, np.ndarray] | None = None
 
+    # Derived lazily: a cold reader answers its first search without building what it does not use.
+    @cached_property
+    def index(self) -> dict[tuple[str, str], int]:
+        return {key: row for row, key in enumerate(zip(self.coll_list, self.id_list))}
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        return np.array(self.id_list, dtype=str) if self.n else np.zeros(0, dtype="U1")
+
+    @cached_property
+    def colls(self) -> np.ndarray:
+        return np.array(self.coll_list, dtype=str) if self.n else np.zeros(0, dtype="U1")
+
+    @cached_property
+    def texts(self) -> list[str]:
+        cols = [self.props.get(f) or [None] * self.n for f in TEXT_FIELDS + ("keywords",)]
+        return [_text(values) for values in zip(*cols)] if cols else []
+
+    def item(self, row: int) -> dict[str, Any]:
+        """The stored item of ``row`` with its own links."""
+        item = json.loads(self.raw[row])
+        item["links"] = json.loads(self.links[row])
+        return item  # type: ignore[no-any-return]
+
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Sequence[Record]) -> Table:
-        live = [r for r in records if not r.deleted]
+        live = [r for r in records if r.item is not None]
         n = len(live)
         props: dict[str, list[Any]] = {}
         box = np.empty((n, 4), dtype=np.float64)
         times = np.empty((n, 3), dtype=np.float64)
         has_geom = np.zeros(n, dtype=bool)
-        texts: list[str] = []
+        raw, links = [], []
         for row, rec in enumerate(live):
-            item = rec.parsed()
+            item = rec.item
+            assert item is not None
             p = item.get("properties") or {}
             if not isinstance(p, dict):
                 p = {}
@@ -151,42 +235,73 @@ class Table:
             box[row] = _bbox(item)
             times[row] = _interval(p)
             has_geom[row] = bool(item.get("geometry"))
-            texts.append(_text(p))
-        return cls(raw=[r.body() for r in live], ids=[r.id for r in live], colls=[r.collection for r in live],
-                   version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, has_geom=has_geom,
-                   texts=texts)
+            core, own = split_links(item)
+            raw.append(core)
+            links.append(own)
+        return cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=[r.id for r in live],
+                   colls=[r.collection for r in live], version=np.array([r.version for r in live], dtype=np.int64),
+                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, has_geom=has_geom)
 
     @classmethod
     def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
-        """Rows ``rows`` of each table, in order (used to fold new items into the base)."""
+        """Rows ``rows`` of each table, in order (folding new items into the base, merging segments)."""
         parts = [(t, np.asarray(rows, dtype=np.intp)) for t, rows in parts]
+        if len(parts) == 1 and len(parts[0][1]) == parts[0][0].n and \
+                np.array_equal(parts[0][1], np.arange(parts[0][0].n)):
+            return parts[0][0]
         n = sum(len(rows) for _, rows in parts)
         keys = {k for t, _ in parts for k in t.props}
         props: dict[str, list[Any]] = {k: [] for k in keys}
         raw: list[bytes] = []
+        links: list[bytes] = []
         ids: list[str] = []
         colls: list[str] = []
         lkeys: list[str] = []
-        texts: list[str] = []
         for t, rows in parts:
             pick = rows.tolist()
             for k in keys:
                 col = t.props.get(k)
                 props[k].extend([col[r] for r in pick] if col is not None else [None] * len(pick))
-            raw.extend(t.raw[r] for r in pick)
+            raw.extend(t.raw.take(pick))
+            links.extend(t.links.take(pick))
             ids.extend(t.id_list[r] for r in pick)
             colls.extend(t.coll_list[r] for r in pick)
             lkeys.extend(t.log_keys[r] for r in pick)
-            texts.extend(t.texts[r] for r in pick)
+
         def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
             arrays = [getattr(t, attr)[rows] for t, rows in parts]
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
-        table = cls(raw=raw, ids=ids, colls=colls, version=stack("version", 0, np.int64), log_keys=lkeys,
-                    box=stack("box", 4, np.float64), times=stack("times", 3, np.float64), props=props,
-                    has_geom=stack("has_geom", 0, bool), texts=texts)
+        table = cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=ids, colls=colls,
+                    version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
+                    times=stack("times", 3, np.float64), props=props, has_geom=stack("has_geom", 0, bool))
         assert table.n == n
         return table
+
+    # -- persistence: numpy columns + one JSON document, so loading parses no item ------------
+    def to_bytes(self, extra: dict[str, Any]) -> bytes:
+        """The table (and ``extra``, a JSON-able dict) as one uncompressed .npz."""
+        names = sorted(self.props)
+        meta = _dumps({"ids": self.id_list, "colls": self.coll_list, "log_keys": self.log_keys, "props": names,
+                       "extra": extra})
+        columns: dict[str, Any] = {f"prop{i}": np.frombuffer(_dumps(self.props[name]), dtype=np.uint8)
+                                   for i, name in enumerate(names)}
+        buf = io.BytesIO()
+        np.savez(buf, version=self.version, box=self.box, times=self.times, has_geom=self.has_geom,
+                 raw=np.frombuffer(self.raw.data, dtype=np.uint8), raw_offsets=self.raw.offsets,
+                 links=np.frombuffer(self.links.data, dtype=np.uint8), links_offsets=self.links.offsets,
+                 meta=np.frombuffer(meta, dtype=np.uint8), **columns)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> tuple[Table, dict[str, Any]]:
+        with np.load(io.BytesIO(body), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+            props = Columns({name: z[f"prop{i}"].tobytes() for i, name in enumerate(meta["props"])})
+            table = cls(raw=Blobs(z["raw"].tobytes(), z["raw_offsets"]),
+                        links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"], colls=meta["colls"],
+                        version=z["version"], log_keys=meta["log_keys"], box=z["box"], times=z["times"],
+                        props=props, has_geom=z["has_geom"])
+        return table, meta["extra"]
 
     # -- core filters ------------------------------------------------------------------------
     def id_mask(self, ids: Iterable[str]) -> np.ndarray:
@@ -260,6 +375,16 @@ class Table:
             ranks = np.where(ok, vals.astype(np.float64), np.inf)
             cached = self._views[key] = (ranks, ok)
         return cached[0]
+
+    def sort_order(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows in ascending ``rank`` order, their ranks): paging walks it instead of sorting matches."""
+        key = (name, "order:" + kind)
+        cached = self._views.get(key)
+        if cached is None:
+            ranks = self.rank(name, kind)
+            order = np.argsort(ranks, kind="stable")
+            cached = self._views[key] = (order, ranks[order])
+        return cached
 
     def present(self, name: str) -> np.ndarray:
         """Rows where ``name`` has a non-null value."""

@@ -150,12 +150,17 @@ class ObjectStore(ABC):
 
     # -- writes notify listeners (local dispatch; S3 relies on bucket notifications) --
     def put(self, key: str, body: bytes, *, if_none_match: bool = False, if_match: str | None = None,
-            content_type: str | None = None) -> ObjectInfo:
-        """Write ``body``. ``if_none_match=True``: only if absent; ``if_match``: only if the ETag matches."""
+            content_type: str | None = None, notify: bool = True) -> ObjectInfo:
+        """Write ``body``. ``if_none_match=True``: only if absent; ``if_match``: only if the ETag matches.
+
+        ``notify=False`` skips the local listeners (a bulk writer that applies the derived updates
+        itself); S3 bucket notifications are not affected.
+        """
         check_key(key)
         info = self._put(key, body, if_none_match=if_none_match, if_match=if_match,
                          content_type=content_type)
-        self._notify(Change(CREATED, key, info.etag, info.size))
+        if notify:
+            self._notify(Change(CREATED, key, info.etag, info.size))
         return info
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:

@@ -22,11 +22,13 @@ from typing import Any, Callable
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import validation as v
-from .errors import MlflowError, invalid, not_found
+from .errors import invalid, not_found
 from .eventlog import FoldedLog, new_entry_key, parallel
 from .experiments import Experiment, ExperimentStore, now_ms
 from .runs import (RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, latest_only, run_info_json,
                    run_json)
+from . import search
+from .search import ModelMetric, Subject, paginate
 
 RUNS = "mlflow/runs/"
 EXPERIMENT_RUNS = "mlflow/experiment-runs/"
@@ -47,32 +49,15 @@ def _random_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(0, 999)}"
 
 
-def mlflow_search_error(err: Exception) -> MlflowError:
-    """MLflow's own MlflowException (from its search parser) as our error type."""
-    return MlflowError(getattr(err, "message", str(err)), str(getattr(err, "error_code", "INVALID_PARAMETER_VALUE")))
+def _run_subject(run: dict[str, Any]) -> Subject:
+    """What a run search reads; valid while the log's view() is held (it shares the run's dicts)."""
+    return Subject(run, run["info"], tags=run["tags"], params=run["params"],
+                   metrics={k: m[0] for k, m in run["metrics"].items()}, datasets=run["datasets"])
 
 
-class _Obj:
-    """Attribute access over a dict: the duck type MLflow's SearchUtils evaluates."""
-
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
-def _run_view(run: dict[str, Any]) -> _Obj:
-    info = run["info"]
-    """Read-only view; valid while the log's view() is held (it shares the run's dicts)."""
-    info_view = _Obj(run_id=info["run_id"], run_uuid=info["run_id"], run_name=info.get("run_name", ""),
-                     experiment_id=info["experiment_id"], user_id=info.get("user_id", ""),
-                     status=info.get("status"), start_time=info.get("start_time"), end_time=info.get("end_time"),
-                     artifact_uri=info.get("artifact_uri"), lifecycle_stage=info.get("lifecycle_stage"))
-    datasets = [_Obj(dataset=_Obj(**{k: d["dataset"].get(k) for k in ("name", "digest", "source_type", "source",
-                                                                         "schema", "profile")}),
-                     tags=[_Obj(**t) for t in d["tags"]]) for d in run["datasets"]]
-    return _Obj(info=info_view,
-                data=_Obj(metrics={k: m[0] for k, m in run["metrics"].items()}, params=run["params"],
-                          tags=run["tags"]),
-                inputs=_Obj(dataset_inputs=datasets), run=run)
+def _model_subject(doc: dict[str, Any]) -> Subject:
+    return Subject(doc, doc, tags=doc["tags"], params=doc["params"],
+                   model_metrics=[ModelMetric(m[0], m[1], m[2], m[5], m[6]) for m in doc.get("metrics", [])])
 
 
 class TrackingService:
@@ -163,19 +148,12 @@ class TrackingService:
         if stages is None:
             raise invalid(f"Invalid view_type '{view_type}'")
         limit = v.max_results(max_results, 1000)
-        from mlflow.exceptions import MlflowException
-        from mlflow.utils.search_utils import SearchExperimentsUtils
-        exps = [e for e in self.experiments.list_all() if e.lifecycle_stage in stages]
-        views = [_Obj(**dict(e.__dict__, tags=dict(e.tags)), record=e) for e in exps]
-        try:
-            views = SearchExperimentsUtils.filter(views, filter_string)
-            views = SearchExperimentsUtils.sort(views, order_by or ["creation_time DESC"])
-            page, token = SearchExperimentsUtils.paginate(views, page_token, limit)
-        except MlflowException as err:
-            raise mlflow_search_error(err) from None
+        exps = [Subject(e, vars(e), tags=e.tags) for e in self.experiments.list_all() if e.lifecycle_stage in stages]
+        exps = search.EXPERIMENTS.sort(search.EXPERIMENTS.filter(exps, filter_string), order_by or ["creation_time DESC"])
+        page, token = paginate(exps, page_token, limit)
         out: dict[str, Any] = {"experiments": [p.record.to_json() for p in page]}
         if token:
-            out["next_page_token"] = token.decode() if isinstance(token, bytes) else token
+            out["next_page_token"] = token
         return out
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
@@ -405,22 +383,16 @@ class TrackingService:
         if stages is None:
             raise invalid(f"Invalid run_view_type '{run_view_type}'")
         limit = v.max_results(max_results, 1000)
-        from mlflow.exceptions import MlflowException
-        from mlflow.utils.search_utils import SearchUtils
         with ExitStack() as stack:  # hold every log's view until the page is rendered
-            views: list[Any] = []
+            found: list[Subject] = []
             for eid in sorted(set(experiment_ids)):
                 runs = stack.enter_context(self._experiment_log(v.experiment_id(eid)).view())
-                views.extend(_run_view(r) for r in runs.values() if r["info"].get("lifecycle_stage") in stages)
-            try:
-                views = SearchUtils.filter(views, filter_string)
-                views = SearchUtils.sort(views, order_by)
-                page, token = SearchUtils.paginate(views, page_token, limit)
-            except MlflowException as err:
-                raise mlflow_search_error(err) from None
-            out: dict[str, Any] = {"runs": [run_json(p.run) for p in page]}
+                found.extend(_run_subject(r) for r in runs.values() if r["info"].get("lifecycle_stage") in stages)
+            found = search.RUNS.sort(search.RUNS.filter(found, filter_string), order_by)
+            page, token = paginate(found, page_token, limit)
+            out: dict[str, Any] = {"runs": [run_json(p.record) for p in page]}
         if token:
-            out["next_page_token"] = token.decode() if isinstance(token, bytes) else token
+            out["next_page_token"] = token
         return out
 
     # -- logged models ----------------------------------------------------------------------
@@ -522,11 +494,6 @@ class TrackingService:
                              order_by: list[dict[str, Any]], page_token: str | None) -> dict[str, Any]:
         limit = v.max_results(max_results, 100)
         wanted = {v.experiment_id(e) for e in experiment_ids}
-        from mlflow.entities import LoggedModel
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.service_pb2 import LoggedModel as LoggedModelProto
-        from google.protobuf.json_format import ParseDict
-        from mlflow.utils.search_utils import SearchLoggedModelsUtils
         docs = []
         for info in self.store.list(LOGGED_MODELS):
             try:
@@ -535,17 +502,11 @@ class TrackingService:
                 continue
             if doc["experiment_id"] in wanted and doc["lifecycle_stage"] == "active":
                 docs.append(doc)
-        models = [LoggedModel.from_proto(ParseDict(self._model_json(d), LoggedModelProto())) for d in docs]
-        try:
-            models = SearchLoggedModelsUtils.filter_logged_models(models, filter_string, datasets or None)
-            models = SearchLoggedModelsUtils.sort(models, order_by or None)
-            page, token = SearchLoggedModelsUtils.paginate(models, page_token, limit)
-        except MlflowException as err:
-            raise mlflow_search_error(err) from None
-        by_id = {d["model_id"]: d for d in docs}
-        out: dict[str, Any] = {"models": [self._model_json(by_id[m.model_id]) for m in page]}
+        models = search.LOGGED_MODELS.filter_models([_model_subject(d) for d in docs], filter_string, datasets)
+        page, token = paginate(search.LOGGED_MODELS.sort(models, order_by), page_token, limit)
+        out: dict[str, Any] = {"models": [self._model_json(m.record) for m in page]}
         if token:
-            out["next_page_token"] = token.decode() if isinstance(token, bytes) else token
+            out["next_page_token"] = token
         return out
 
 

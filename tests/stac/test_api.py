@@ -112,6 +112,17 @@ def test_search_responses_are_valid_stac(api: Api) -> None:
     assert nxt["method"] == "POST" and nxt["body"]["collections"] == ["ai-model"] and nxt["body"]["token"]
 
 
+def test_search_features_are_the_items_as_served_one_by_one(api: Api) -> None:
+    """Pages are spliced from the index's bytes; each feature equals the item endpoint's answer."""
+    doc = get(api.url + "/search", limit=1000).json()
+    for feature in doc["features"]:
+        alone = get(f"{api.url}/collections/{feature['collection']}/items/{feature['id']}").json()
+        assert feature == alone
+        assert [l["rel"] for l in feature["links"]] == ["self", "parent", "collection", "root", "license"]
+    trimmed = get(api.url + "/search", limit=3, fields="id,-links").json()["features"]
+    assert trimmed and all("links" not in f and "geometry" not in f for f in trimmed)
+
+
 def test_queryables(api: Api) -> None:
     for url in (api.url + "/queryables", api.url + "/collections/dataset/queryables"):
         r = get(url)

@@ -15,18 +15,17 @@ from .synthetic import make_items
 
 
 def present(index: SearchIndex) -> dict[tuple[str, str], dict[str, Any]]:
-    import json
     out = {}
     for table, alive in index.snapshot().parts:
         for row in range(table.n):
             if alive[row]:
-                item = json.loads(table.raw[row])
+                item = table.item(row)
                 out[(item["collection"], item["id"])] = item
     return out
 
 
-def versioned(item: dict[str, Any], updated: str, **props: Any) -> dict[str, Any]:
-    return dict(item, properties=dict(item["properties"], updated=updated, **props))
+def changed(item: dict[str, Any], **props: Any) -> dict[str, Any]:
+    return dict(item, properties=dict(item["properties"], **props))
 
 
 def test_apply_is_visible_to_warm_and_cold_readers(store: ObjectStore) -> None:
@@ -91,23 +90,38 @@ def test_concurrent_apply_from_20_threads(store: ObjectStore) -> None:
 def test_replays_duplicates_and_out_of_order_converge(store: ObjectStore) -> None:
     item = make_items(1)[0]
     key = (item["collection"], item["id"])
-    old = versioned(item, "2025-01-01T00:00:00Z", platform="old")
-    new = versioned(item, "2025-06-01T00:00:00Z", platform="new")
+    old, new = changed(item, platform="old"), changed(item, platform="new")
     index = SearchIndex(store)
-    index.apply([new], [])
-    index.apply([old], [])  # a late replay of an older version
-    index.apply([new, new], [])  # duplicates
+    index.apply([new], [], version=200)
+    index.apply([old], [], version=100)  # a late replay of an older observation
+    index.apply([new, new], [], version=200)  # duplicates
     assert present(index)[key]["properties"]["platform"] == "new"
-    index.apply([], [(*key, "2025-03-01T00:00:00Z")])  # a delete older than the current version
+    index.apply([], [key], version=150)  # a delete observed before the current version
     assert key in present(index)
-    index.apply([], [key])  # delete now
+    index.apply([], [key], version=300)
     assert key not in present(index)
-    index.apply([new], [])  # replay of the version the delete superseded
+    index.apply([new], [], version=200)  # replay of the version the delete superseded
     assert key not in present(index)
-    newer = versioned(item, "2099-01-01T00:00:00Z", platform="newer")
-    index.apply([newer], [])
+    index.apply([item], [], version=300)  # same version as the delete: the later entry wins
+    assert present(index)[key]["properties"]["platform"] == item["properties"]["platform"]
+    index.apply([changed(item, platform="newer")], [])  # default version: now
     assert present(index)[key]["properties"]["platform"] == "newer"
     assert present(SearchIndex(store)) == present(index)
+
+
+def test_bulk_add_and_optimize_match_apply(store: ObjectStore) -> None:
+    items = make_items(50)
+    index = SearchIndex(store, fanout=2)
+    for i in range(0, 50, 10):
+        index.add(items[i:i + 10], [], version=100)
+    index.add([changed(items[0], platform="bulk")], [(items[1]["collection"], items[1]["id"])], version=200)
+    index.add([items[1]], [], version=150)  # older than its delete: stays deleted
+    index.optimize()
+    assert len(store.get_json(MANIFEST)["segments"]) == 1
+    found = present(SearchIndex(store))
+    assert set(found) == {(it["collection"], it["id"]) for it in items} - {(items[1]["collection"], items[1]["id"])}
+    assert found[(items[0]["collection"], items[0]["id"])]["properties"]["platform"] == "bulk"
+    assert found == present(index)
 
 
 def test_rebuild_replaces_all_or_one_collection(store: ObjectStore) -> None:
@@ -167,8 +181,8 @@ def test_updates_and_deletes_are_searchable_before_and_after_folding(store: Obje
     writer.apply(items, [])
     reader = SearchIndex(store, delta_max=delta_max)
     base = reader.snapshot().parts[0][0]
-    changed = [versioned(it, "2099-01-01T00:00:00Z", platform="moved") for it in items[:6]]
-    for it in changed:
+    moved = [changed(it, platform="moved") for it in items[:6]]
+    for it in moved:
         writer.apply([it], [])
     writer.apply([], [(items[6]["collection"], items[6]["id"])])
 
@@ -177,7 +191,7 @@ def test_updates_and_deletes_are_searchable_before_and_after_folding(store: Obje
         page = search.execute(reader.snapshot(), req, known_collections={it["collection"] for it in items})
         return sorted(it["id"] for it in page.items)
 
-    assert find(filter="platform = 'moved'") == sorted(it["id"] for it in changed)
+    assert find(filter="platform = 'moved'") == sorted(it["id"] for it in moved)
     assert items[6]["id"] not in find()
     assert find(filter=f"platform = '{items[0]['properties']['platform']}' AND id = '{items[0]['id']}'") == []
     assert reader.snapshot().count == 39

@@ -59,6 +59,25 @@ def test_store_put_publishes_in_process(wired) -> None:
     assert catalogued(wired) == set() == indexed(wired)
 
 
+def test_delete_then_identical_reupload_is_searchable(wired) -> None:
+    """The store's order wins, not the item's ``updated``: the re-upload is newer than the delete."""
+    from functions import StoreEvent
+    from chalicelib.stac.publish import apply_item_events
+    key = catalog.item_key("dataset", "again")
+    item = make_item("again", updated="2020-01-01T00:00:00Z")
+    wired.put_json(key, item)
+    wired.delete(key)
+    assert indexed(wired) == set() == catalogued(wired)
+    wired.put_json(key, item)
+    assert indexed(wired) == {("dataset", "again")} == catalogued(wired)
+    # The delete's event delivered again, late: the store still holds the item.
+    apply_item_events(wired, [StoreEvent(False, key, "", "")])
+    assert indexed(wired) == {("dataset", "again")} == catalogued(wired)
+    wired.delete(key)
+    apply_item_events(wired, [StoreEvent(True, key, "", "")])  # a stale create event: the item is gone
+    assert indexed(wired) == set() == catalogued(wired)
+
+
 def test_fifty_parallel_publishers_lose_nothing(wired) -> None:
     items = random_items(50)
     errors: list[BaseException] = []
@@ -122,6 +141,14 @@ def test_publish_paths_reports_and_publishes(local_store, tmp_path) -> None:
     assert report.as_dict()["rejected"] == 3
     assert len(catalogued(local_store)) == 51 == len(indexed(local_store))
     tree_is_valid(local_store)
+
+
+def test_bulk_publish_writes_without_events_into_one_segment(wired, tmp_path) -> None:
+    report = publish_paths(wired, _write_inputs(tmp_path), progress=False)
+    assert report.published == 51
+    assert not list(wired.list(LOG_PREFIX)), "no item write went through the event path"
+    assert len(wired.get_json("stac-index/manifest.json")["segments"]) == 1
+    assert len(catalogued(wired)) == 51 == len(indexed(wired))
 
 
 def test_reindex_restores_derived_data(local_store, tmp_path) -> None:
