@@ -23,9 +23,8 @@ def _keep_large_buffers() -> None:
     defaults each is a fresh mmap, which doubled the time to answer such a page.
     """
     import ctypes
-    import ctypes.util
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # by name: find_library would spawn ldconfig on a cold start
         libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc: keep the allocator's defaults
