@@ -38,13 +38,15 @@ def get_signed(token: str) -> Response:
         obj = services.store().get(str(claims["k"]))
     except NotFound:
         return Response(body={"message": "no such object"}, status_code=404)
-    headers = {"Content-Type": "application/octet-stream", "ETag": obj.etag, "Accept-Ranges": "bytes"}
-    wanted = _byte_range(files_api.current_request.headers.get("range"), len(obj.body))
-    if wanted is None:
-        return Response(body=obj.body, status_code=200, headers=headers)
-    if wanted == ():
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/octet-stream", "ETag": obj.etag,
+                                           "Accept-Ranges": "bytes"}
+    try:
+        wanted = _byte_range(files_api.current_request.headers.get("range"), len(obj.body))
+    except _Unsatisfiable:
         return Response(body={"message": "range not satisfiable"}, status_code=416,
                         headers={"Content-Range": f"bytes */{len(obj.body)}"})
+    if wanted is None:
+        return Response(body=obj.body, status_code=200, headers=headers)
     start, end = wanted
     headers["Content-Range"] = f"bytes {start}-{end}/{len(obj.body)}"
     return Response(body=obj.body[start:end + 1], status_code=206, headers=headers)
@@ -53,8 +55,12 @@ def get_signed(token: str) -> Response:
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | tuple[()] | None:
-    """(first, last) byte of a single-range header; None to send it all; () if unsatisfiable."""
+class _Unsatisfiable(Exception):
+    pass
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single-range header; None to send it all."""
     match = _RANGE.match((header or "").strip())
     if not match or match.groups() == ("", ""):
         return None  # absent, multi-range or malformed: RFC 9110 lets us ignore it
@@ -63,7 +69,9 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | tuple[()] | 
         start, end = max(0, size - int(last)), size - 1
     else:
         start, end = int(first), min(int(last), size - 1) if last else size - 1
-    return (start, end) if start <= end and start < size else ()
+    if start > end or start >= size:
+        raise _Unsatisfiable(header)
+    return start, end
 
 
 @files_api.route("/{token}", methods=["PUT"], content_types=["*/*"])
@@ -72,7 +80,8 @@ def put_signed(token: str) -> Response:
     if isinstance(claims, Response):
         return claims
     st = services.store()
-    body = files_api.current_request.raw_body or b""
+    raw = files_api.current_request.raw_body or b""
+    body = raw if isinstance(raw, bytes) else raw.encode()
     try:
         if "u" in claims:
             etag = st.upload_part(str(claims["k"]), str(claims["u"]), int(claims["p"]), body)  # type: ignore[attr-defined, call-overload]

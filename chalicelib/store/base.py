@@ -11,7 +11,7 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 # Change notifications are S3 event names, so local dispatch and S3 share one path.
 CREATED = "ObjectCreated:Put"
@@ -143,7 +143,7 @@ class ObjectStore(ABC):
                      base_url: str | None = None) -> str: ...
 
     @abstractmethod
-    def complete_multipart(self, key: str, upload_id: str, parts: list[CompletedPart]) -> ObjectInfo: ...
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[CompletedPart]) -> ObjectInfo: ...
 
     @abstractmethod
     def abort_multipart(self, key: str, upload_id: str) -> None: ...

@@ -21,7 +21,7 @@ import uuid
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 from urllib.parse import quote
 
 from .base import (CREATED, Change, CompletedPart, InvalidKey, NotFound, NotModified, ObjectInfo, ObjectStore,
@@ -267,7 +267,7 @@ class LocalStore(ObjectStore):
         os.replace(tmp, updir / f"{int(part_number):05d}")
         return f'"{hashlib.md5(body).hexdigest()}"'
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[CompletedPart]) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[CompletedPart]) -> ObjectInfo:
         updir = self._upload_dir(upload_id)
         if not (updir / "key").is_file() or (updir / "key").read_text() != key:
             raise NotFound(f"no such upload {upload_id} for {key}")

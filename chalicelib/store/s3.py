@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .base import (CREATED, Change, CompletedPart, NotFound, NotModified, ObjectInfo, ObjectStore,
                    PreconditionFailed, StoredObject, check_key)
@@ -169,7 +169,7 @@ class S3Store(ObjectStore):
             "upload_part", Params={"Bucket": self.bucket, "Key": self._k(key), "UploadId": upload_id,
                                    "PartNumber": int(part_number)}, ExpiresIn=expires))
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[CompletedPart]) -> ObjectInfo:
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[CompletedPart]) -> ObjectInfo:
         from botocore.exceptions import ClientError
         try:
             self.client.complete_multipart_upload(
