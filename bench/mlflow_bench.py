@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,53 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    """RSS of a process and its children (mlflow server runs workers in child processes)."""
-    total = 0
-    pids = [pid]
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        pids.append(int(child))
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
-
-
-def start(cmd: list[str], health: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, **(env or {})), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    while True:
-        try:
-            urllib.request.urlopen(health, timeout=1).read()
-            return proc, time.perf_counter() - t0
-        except Exception:
-            if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                raise RuntimeError(f"{cmd[0]} did not start")
-            time.sleep(0.02)
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+from harness import elapsed_ms, free_port, memory_mb, percentiles, serving, stacflow_serve
 
 
 def workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
@@ -99,10 +52,10 @@ def _workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
                                           for k in range(5) for s in range(100)])
         client.set_terminated(run_id)
     out["log_s"] = time.perf_counter() - t0
-    searches = [timed(lambda: client.search_runs([exp_id], "metrics.m0 > 0.5 and params.p1 != '3'",
-                                                 order_by=["metrics.m1 DESC"], max_results=100))
+    searches = [elapsed_ms(lambda: client.search_runs([exp_id], "metrics.m0 > 0.5 and params.p1 != '3'",
+                                                      order_by=["metrics.m1 DESC"], max_results=100))
                 for _ in range(30)]
-    out["search_p50_ms"], out["search_p95_ms"] = pct(searches, 0.5), pct(searches, 0.95)
+    out["search_p50_ms"], out["search_p95_ms"] = percentiles(searches)
     t0 = time.perf_counter()
     for run_id in run_ids[:20]:
         assert len(client.get_metric_history(run_id, "m2")) == 100
@@ -126,17 +79,18 @@ def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
                          params=[Param("model", ["rf", "svm", "xgb"][i % 3]), Param("i", str(i)), Param("x", "y")])
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, range(n_runs)))
-    searches = [timed(lambda: client.search_runs([exp_id], "metrics.acc > 0.5 and params.model = 'rf'",
-                                                 order_by=["metrics.loss ASC"], max_results=100))
+    searches = [elapsed_ms(lambda: client.search_runs([exp_id], "metrics.acc > 0.5 and params.model = 'rf'",
+                                                      order_by=["metrics.loss ASC"], max_results=100))
                 for _ in range(30)]
     # The same search as raw HTTP: the server's time without the client's protobuf decoding.
     body = json.dumps({"experiment_ids": [exp_id], "filter": "metrics.acc > 0.5 and params.model = 'rf'",
                        "order_by": ["metrics.loss ASC"], "max_results": 100}).encode()
     req = urllib.request.Request(f"{uri}/api/2.0/mlflow/runs/search", data=body,
                                  headers={"Content-Type": "application/json"})
-    raw = [timed(lambda: urllib.request.urlopen(req).read()) for _ in range(30)]
-    return {"runs": n_runs, "search_p50_ms": pct(searches, 0.5), "search_p95_ms": pct(searches, 0.95),
-            "search_http_p50_ms": pct(raw, 0.5), "search_http_p95_ms": pct(raw, 0.95)}
+    raw = [elapsed_ms(lambda: urllib.request.urlopen(req).read()) for _ in range(30)]
+    (search_p50, search_p95), (http_p50, http_p95) = percentiles(searches), percentiles(raw)
+    return {"runs": n_runs, "search_p50_ms": search_p50, "search_p95_ms": search_p95,
+            "search_http_p50_ms": http_p50, "search_http_p95_ms": http_p95}
 
 
 def store_requests_per_call() -> dict[str, dict[str, float]]:
@@ -202,34 +156,25 @@ def main() -> int:
     py = sys.executable
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        proc, started = start([py, "-m", "chalicelib.cli", "serve", "--port", str(port),
-                               "--store", f"file://{tmp}/store"], f"http://127.0.0.1:{port}/mlflow/health")
-        uri = f"http://127.0.0.1:{port}/mlflow"
-        try:
-            report["stacflow"] = {"start_s": started, "rss_mb_idle": rss_mb(proc.pid),
+        with stacflow_serve(f"file://{tmp}/store", "/mlflow/health") as server:
+            uri = server.url + "/mlflow"
+            pid = server.proc.pid
+            report["stacflow"] = {"start_s": server.start_s, "rss_mb_idle": memory_mb(pid, children=True),
                                   **workload(uri, args.runs, "stacflow")}
-            report["stacflow"]["rss_mb_after"] = rss_mb(proc.pid)
+            report["stacflow"]["rss_mb_after"] = memory_mb(pid, children=True)
             if args.search_runs:
                 report["stacflow"]["at_scale"] = search_at_scale(uri, args.search_runs)
-                report["stacflow"]["rss_mb_after_scale"] = rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait()
+                report["stacflow"]["rss_mb_after_scale"] = memory_mb(pid, children=True)
         if not args.skip_mlflow:
             port = free_port()
             mlflow_bin = str(Path(py).parent / "mlflow")
-            proc, started = start([mlflow_bin, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-                                   "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
-                                   "--default-artifact-root", f"{tmp}/artifacts"],
-                                  f"http://127.0.0.1:{port}/health")
-            try:
-                report["mlflow_sqlite"] = {"start_s": started, "rss_mb_idle": rss_mb(proc.pid),
-                                           **workload(f"http://127.0.0.1:{port}", args.runs, "mlflow")}
-                report["mlflow_sqlite"]["rss_mb_after"] = rss_mb(proc.pid)
-            finally:
-                proc.terminate()
-                proc.wait()
+            with serving([mlflow_bin, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+                          "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
+                          "--default-artifact-root", f"{tmp}/artifacts"], port, "/health") as server:
+                pid = server.proc.pid
+                report["mlflow_sqlite"] = {"start_s": server.start_s, "rss_mb_idle": memory_mb(pid, children=True),
+                                           **workload(server.url, args.runs, "mlflow")}
+                report["mlflow_sqlite"]["rss_mb_after"] = memory_mb(pid, children=True)
             report["speedup_end_to_end"] = (report["mlflow_sqlite"]["end_to_end_s"]
                                             / report["stacflow"]["end_to_end_s"])
     report["store_requests_per_call"] = store_requests_per_call()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from harness import REPO, percentiles, stacflow_serve
 
 
 def _onnx_model() -> Any:
@@ -56,43 +47,29 @@ def _found(url: str, item_id: str) -> bool:
 
 def latency(versions: int) -> dict[str, Any]:
     import mlflow
-    with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(port),
-                                 "--store", f"file://{tmp}/store"], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"{url}/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            mlflow.set_tracking_uri(f"{url}/mlflow")
-            client = mlflow.MlflowClient()
-            with mlflow.start_run():
-                info = mlflow.onnx.log_model(_onnx_model(), name="model")
-            client.create_registered_model("bench")
-            create, visible = [], []
-            for _ in range(versions):
-                t0 = time.perf_counter()
-                mv = client.create_model_version("bench", f"models:/{info.model_id}", model_id=info.model_id)
-                t1 = time.perf_counter()
-                while not _found(url, f"bench-v{mv.version}"):
-                    time.sleep(0.005)
-                visible.append(time.perf_counter() - t1)
-                create.append(t1 - t0)
-        finally:
-            proc.terminate()
-            proc.wait()
+    with tempfile.TemporaryDirectory() as tmp, stacflow_serve(f"file://{tmp}/store") as server:
+        url = server.url
+        mlflow.set_tracking_uri(f"{url}/mlflow")
+        client = mlflow.MlflowClient()
+        with mlflow.start_run():
+            info = mlflow.onnx.log_model(_onnx_model(), name="model")
+        client.create_registered_model("bench")
+        create, visible = [], []
+        for _ in range(versions):
+            t0 = time.perf_counter()
+            mv = client.create_model_version("bench", f"models:/{info.model_id}", model_id=info.model_id)
+            t1 = time.perf_counter()
+            while not _found(url, f"bench-v{mv.version}"):
+                time.sleep(0.005)
+            visible.append(time.perf_counter() - t1)
+            create.append(t1 - t0)
     return {"versions": versions, "create_ms": _stats(create), "create_to_searchable_ms": _stats(visible)}
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in seconds)
-    return {"p50": round(statistics.median(ms), 1), "p95": round(ms[max(0, int(len(ms) * 0.95) - 1)], 1),
-            "max": round(ms[-1], 1)}
+    ms = [s * 1000 for s in seconds]
+    p50, p95 = percentiles(ms)
+    return {"p50": round(p50, 1), "p95": round(p95, 1), "max": round(max(ms), 1)}
 
 
 def scale_cost(n: int, repeat: int) -> dict[str, Any]:

@@ -25,18 +25,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from harness import REPO, elapsed_ms, memory_mb, percentiles, stacflow_serve  # first: puts REPO on sys.path
 
-import requests  # noqa: E402
+import requests
 
-from chalicelib.stac import catalog  # noqa: E402
-import chalicelib.http.stac_routes  # noqa: E402,F401 (tunes the allocator as the server does)
-from chalicelib.stac.api import StacApi  # noqa: E402
-from chalicelib.store.local import LocalStore  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.stac.counting import CountingStore  # noqa: E402
-from tests.stac.synthetic import make_item, make_items  # noqa: E402
+from chalicelib.stac import catalog
+import chalicelib.http.stac_routes  # noqa: F401 (tunes the allocator as the server does)
+from chalicelib.stac.api import StacApi
+from chalicelib.store.local import LocalStore
+from tests.stac.counting import CountingStore
+from tests.stac.synthetic import make_item, make_items
 
 # stac-fastapi-pgstac 7.2 / pgstac 0.10 over HTTP at 100,000 items (ms), from the issue.
 PGSTAC_MS = {"item by id": 11, "100 items of one collection": 71, "large bbox + datetime": 86,
@@ -65,19 +63,9 @@ def synthetic(n: int) -> list[dict[str, Any]]:
     return items
 
 
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-
-
 def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
     fn()  # the first use builds lazy columns
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    p50, p95 = percentiles(samples)
+    p50, p95 = percentiles([elapsed_ms(fn) for _ in range(repeat)])
     return {"p50": round(p50, 2), "p95": round(p95, 2)}
 
 
@@ -94,35 +82,6 @@ def run_child(args: list[str]) -> tuple[float, float, str]:
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{args} failed: {text}")
     return elapsed, usage.ru_maxrss / 1024, text
-
-
-class Server:
-    def __init__(self, store_uri: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/stac"
-        started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(self.port),
-                                      "--store", store_uri], cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        while True:  # process start -> first answered search
-            try:
-                if requests.get(self.url + "/search", params={"limit": 1}, timeout=30).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.005)
-            if self.proc.poll() is not None:
-                raise RuntimeError("stacflow serve exited")
-        self.cold_start_s = time.perf_counter() - started
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def next_links(get: Callable[[str], dict[str, Any]], first: str, pages: int) -> list[str]:
@@ -181,7 +140,6 @@ def publish_one_more(store: LocalStore, server_url: str, count: int) -> dict[str
         report = apply_item_events(counting, [StoreEvent(True, key, "", "")])
         costs.append(((time.perf_counter() - started) * 1000, counting.total))
         assert report.published == 1, report.as_dict()
-        started = time.perf_counter()
         found = requests.post(server_url + "/search", json={"ids": [item["id"]]}, timeout=30).json()
         visible.append(found["numberMatched"] == 1)
     return {"ms_p50": round(percentiles([c[0] for c in costs])[0], 2),
@@ -205,16 +163,16 @@ def bench(n: int, repeat: int, workdir: Path, keep: bool) -> dict[str, Any]:
     assert report["published"] == n and not report["rejected"], report
     out["bulk_publish_s"] = round(seconds, 1)
     out["publish_peak_rss_mb"] = round(rss)
-    server = Server(uri)
     try:
-        out["cold_start_s"] = round(server.cold_start_s, 3)
-        out["http_ms"] = http_mix(server.url, some_id, repeat)
-        store = LocalStore(root / "store", fsync=False)
-        out["inprocess_ms"] = inprocess_mix(store, some_id, repeat)
-        out["publish_one"] = publish_one_more(store, server.url, 10)
-        out["server_peak_rss_mb"] = round(server.peak_rss_mb())
+        with stacflow_serve(uri, "/stac/search?limit=1") as server:  # cold start: to the first answered search
+            url = server.url + "/stac"
+            out["cold_start_s"] = round(server.start_s, 3)
+            out["http_ms"] = http_mix(url, some_id, repeat)
+            store = LocalStore(root / "store", fsync=False)
+            out["inprocess_ms"] = inprocess_mix(store, some_id, repeat)
+            out["publish_one"] = publish_one_more(store, url, 10)
+            out["server_peak_rss_mb"] = round(memory_mb(server.proc.pid, "VmHWM"))
     finally:
-        server.stop()
         if not keep:
             shutil.rmtree(root)
     return out
