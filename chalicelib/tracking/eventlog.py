@@ -75,6 +75,9 @@ class FoldedLog:
         self._state: Any = empty()
         self._last_key = ""
         self._own: dict[str, dict[str, Any]] = {}  # entries this process appended: no GET needed later
+        # ``_own`` has its own lock: appends run on the shared store pool, and a refresh holds
+        # ``_lock`` while it waits on that pool, so appends must never wait for ``_lock``.
+        self._own_lock = threading.Lock()
 
     @property
     def _log(self) -> str:
@@ -89,7 +92,7 @@ class FoldedLog:
         started = time.time()
         body = json.dumps(entry, separators=(",", ":")).encode()
         self.store.put(f"{self._log}{key}.json", body, if_none_match=True, content_type="application/json")
-        with self._lock:
+        with self._own_lock:
             if len(self._own) < 1000:  # bounded: a writer that never reads this log must not grow
                 self._own[key] = entry
         if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
@@ -122,12 +125,14 @@ class FoldedLog:
             self._load_snapshot()
             rebuild = True
         fresh = [k for k in log_keys if k > self._covered and k not in self._tail]
-        self._own = {k: e for k, e in self._own.items() if k > self._covered and k not in self._tail}
+        with self._own_lock:
+            self._own = {k: e for k, e in self._own.items() if k > self._covered and k not in self._tail}
+            own = {k: self._own.pop(k) for k in fresh if k in self._own}
         if fresh:
-            unknown = [k for k in fresh if k not in self._own]
+            unknown = [k for k in fresh if k not in own]
             fetched = dict(zip(unknown, self._fetch(unknown)))
             for key in fresh:
-                entry = self._own.pop(key, None) or fetched.get(key)
+                entry = own.get(key) or fetched.get(key)
                 if entry is not None:
                     self._tail[key] = entry
             if not rebuild and self._last_key and min(fresh) < self._last_key:
