@@ -34,7 +34,9 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (project / "vendor" / "functions").symlink_to("../functions")
     out = project / "out"
     env = dict(os.environ, AWS_DEFAULT_REGION="eu-west-1")
-    subprocess.run([str(Path(sys.executable).parent / "chalice"), "package", "--stage", "dev", str(out)],
+    # The chalice CLI through this interpreter, not the venv's script (its shebang pins the venv's path).
+    subprocess.run([sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())",
+                    "package", "--stage", "dev", str(out)],
                    cwd=project, env=env, check=True, capture_output=True, timeout=900)
     template = json.loads((out / "sam.json").read_text())
     handlers = {name: res["Properties"]["Handler"] for name, res in template["Resources"].items()
