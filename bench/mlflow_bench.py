@@ -6,7 +6,7 @@ log_batch, set_terminated); search_runs with a filter and an order_by (p50/p95);
 for 20 runs. Also: service start time and RSS, search_runs p50 at --search-runs runs (stacflow only),
 and store requests per call (in-process, over a counting local store).
 
-    .venv/bin/python bench/mlflow_bench.py [--runs 100] [--search-runs 1000] [--skip-mlflow]
+    .venv/bin/python bench/mlflow_bench.py [--runs 100] [--search-runs 1000] [--skip-mlflow] [--s3]
 """
 from __future__ import annotations
 
@@ -146,11 +146,26 @@ def store_requests_per_call() -> dict[str, dict[str, float]]:
         return out
 
 
+def s3_workload(n_runs: int) -> dict[str, Any]:
+    """The same workload with the store in S3: moto's server over HTTP, as the tests use."""
+    import boto3
+    port = free_port()
+    with serving([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)], port, "/moto-api/") as moto:
+        os.environ.update(AWS_ENDPOINT_URL=moto.url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                          AWS_DEFAULT_REGION="us-east-1")
+        boto3.client("s3").create_bucket(Bucket="bench-tracking")
+        with stacflow_serve("s3://bench-tracking/store", "/mlflow/health") as server:
+            out = {"start_s": server.start_s, **workload(server.url + "/mlflow", n_runs, "s3")}
+            out["rss_mb_after"] = memory_mb(server.proc.pid, children=True)
+            return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--search-runs", type=int, default=1000)
     parser.add_argument("--skip-mlflow", action="store_true", help="only stacflow")
+    parser.add_argument("--s3", action="store_true", help="also stacflow over S3 (a moto server on loopback)")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     py = sys.executable
@@ -165,6 +180,8 @@ def main() -> int:
             if args.search_runs:
                 report["stacflow"]["at_scale"] = search_at_scale(uri, args.search_runs)
                 report["stacflow"]["rss_mb_after_scale"] = memory_mb(pid, children=True)
+        if args.s3:
+            report["stacflow_s3"] = s3_workload(args.runs)
         if not args.skip_mlflow:
             port = free_port()
             mlflow_bin = str(Path(py).parent / "mlflow")
