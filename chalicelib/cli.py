@@ -19,7 +19,9 @@ def _use_store(uri: str | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     _use_store(args.store)
     from . import services
-    services.store()  # fail fast on a bad store URI, before binding the port
+    from .stac.catalog import ensure_root
+    # Fails fast on a bad store URI, before binding the port; a new store is browsable at once.
+    ensure_root(services.store())
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from app import app
 
