@@ -2,17 +2,23 @@
 PY ?= python3
 VENV := .venv
 SAV := .venv-sav
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= file://data
 
-.PHONY: serve test test-quick setup bench
+.PHONY: serve test test-quick setup
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# The service alone needs only the runtime requirements; the tests add the clients and ML stacks.
+$(RUNTIME): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt -e .
+	$(VENV)/bin/pip install -q -r requirements.txt -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) requirements-dev.txt
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
 $(SAV)/.installed:
@@ -24,7 +30,7 @@ $(SAV)/.installed:
 
 setup: $(STAMP) $(SAV)/.installed
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)
 
 test: setup
