@@ -275,21 +275,18 @@ def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[st
         geom = bbox_geometry(list(req.bbox))
     elif req.intersects is not None:
         geom = literal_geometry(req.intersects)
-    parts = [(t, np.flatnonzero(_matches(t, alive, req, compiled, geom))) for t, alive in snapshot.parts]
+    masks = [_matches(t, alive, req, compiled, geom) for t, alive in snapshot.parts]
+    parts = [(t, np.flatnonzero(mask)) for (t, _), mask in zip(snapshot.parts, masks)]
     total = sum(len(rows) for _, rows in parts)
     keys = (req.sortby or sort.DEFAULT_SORT) + sort.TIE_BREAK
     cols = sort.columns(parts, keys)
-    candidates: np.ndarray = np.arange(total)
-    direction = "next"
+    direction, cursor = "next", None
     if req.token is not None:
         direction, cursor = sort.decode_token(req.token)
         if len(cursor) != len(cols):
             raise InvalidParameter("token does not match this search")
-        after, equal = sort.compare_to(cols, cursor, total)
-        candidates = np.flatnonzero(after if direction == "next" else ~after & ~equal)
-    page = sort.order(cols, candidates, req.limit, last=direction == "prev")
-    more = len(candidates) > len(page)  # rows beyond the page, in its direction
-    skipped = total > len(candidates)  # rows on the other side of the cursor
+    page, more, skipped = sort.page(cols, masks, cursor, req.limit, backward=direction == "prev")
+    # ``more``: rows beyond the page, in its direction; ``skipped``: rows on the other side of the cursor.
     has_next, has_prev = (more, skipped) if direction == "next" else (skipped, more)
     cursor_of = lambda i: [c.cursor_value(int(i)) for c in cols]  # noqa: E731
     next_token = sort.encode_token("next", cursor_of(page[-1])) if has_next and len(page) else None

@@ -109,43 +109,15 @@ class Column:
             return (np.zeros(0, dtype="U1") if self.kind == "str" else np.zeros(0)), np.zeros(0, dtype=bool)
         return np.concatenate(vals), np.concatenate(oks)
 
+    def global_rows(self, p: int, local: np.ndarray) -> np.ndarray:
+        """Ascending global rows of matched rows ``local`` of part ``p``."""
+        return self.offsets[p] + np.searchsorted(self.parts[p][1], np.sort(local))
+
     def cursor_value(self, i: int) -> Any:
         vals, ok = self.take(np.array([i]))
         if not ok[0]:
             return None
         return str(vals[0]) if self.kind == "str" else float(vals[0])
-
-    def preselect(self, idx: np.ndarray, k: int, last: bool) -> np.ndarray:
-        """A subset of ascending ``idx`` sure to hold its first (or last) ``k`` rows in sort order."""
-        keep = []
-        for p, local in self._split(idx):
-            start = np.searchsorted(idx, self.offsets[p])
-            chunk = idx[start:start + len(local)]
-            if len(local) <= k:
-                keep.append(chunk)
-                continue
-            picked = _first_k(self.parts[p][0], self.field, self.kind, local, k, backward=self.desc != last)
-            keep.append(chunk[np.searchsorted(local, picked)])  # ``local`` ascends, as ``idx`` does
-        return np.concatenate(keep) if keep else idx
-
-
-def _first_k(table: Table, field: str, kind: str, local: np.ndarray, k: int, *, backward: bool) -> np.ndarray:
-    """The rows of ``local`` (ascending) ranking first on ``field`` (last if ``backward``), ties at the
-    k-th included, ascending: walks the table's cached order instead of partitioning every match."""
-    order, ranks = table.sort_order(field, kind)
-    member = np.zeros(table.n, dtype=bool)
-    member[local] = True
-    walk = order[::-1] if backward else order
-    pos, step, found = 0, 2 * k, 0
-    while found < k and pos < len(walk):
-        found += int(member[walk[pos:pos + step]].sum())
-        pos, step = pos + step, step * 2
-    head = walk[:pos]
-    kth = table.rank(field, kind)[head[member[head]][k - 1]]
-    # Rows tied with the k-th are contiguous in the order: take them all (later keys decide).
-    span = order[np.searchsorted(ranks, kth, side="left"):] if backward else \
-        order[:np.searchsorted(ranks, kth, side="right")]
-    return np.sort(span[member[span]])
 
 
 def _column_kind(tables: Sequence[Table], field: str) -> str:
@@ -161,18 +133,22 @@ def columns(parts: Sequence[tuple[Table, np.ndarray]], keys: Sequence[SortKey]) 
     return [Column(key.field, _column_kind(tables, key.field), key.desc, parts) for key in keys]
 
 
-def compare_to(cols: Sequence[Column], cursor: Sequence[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(after, equal) masks of the ``n`` rows relative to the cursor row in the sort order."""
-    after = np.zeros(n, dtype=bool)
-    tied = np.arange(n)
+def _check(col: Column, c: Any) -> None:
+    if c is not None and ((col.kind == "str") != isinstance(c, str) or isinstance(c, bool)):
+        raise InvalidParameter("token does not match this search")
+
+
+def compare_to(cols: Sequence[Column], cursor: Sequence[Any], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(after, equal) masks of ascending global rows ``idx`` relative to the cursor row in the sort order."""
+    after = np.zeros(len(idx), dtype=bool)
+    tied = np.arange(len(idx))
     for col, c in zip(cols, cursor):
-        vals, ok = col.take(tied)
+        _check(col, c)
+        vals, ok = col.take(idx[tied])
         if c is None:  # nulls sort last ascending
             gt = np.zeros(len(tied), dtype=bool)
             eq = ~ok
         else:
-            if (col.kind == "str") != isinstance(c, str) or isinstance(c, bool):
-                raise InvalidParameter("token does not match this search")
             with np.errstate(invalid="ignore"):
                 gt = ~ok | (ok & (vals > c))
                 eq = ok & (vals == c)
@@ -182,15 +158,70 @@ def compare_to(cols: Sequence[Column], cursor: Sequence[Any], n: int) -> tuple[n
         tied = tied[eq]
         if not len(tied):
             break
-    equal = np.zeros(n, dtype=bool)
+    equal = np.zeros(len(idx), dtype=bool)
     equal[tied] = True
     return after, equal
 
 
+def _members(seq: np.ndarray, member: np.ndarray, need: int) -> np.ndarray:
+    """The first ``need`` rows of ``seq`` that are members (fewer if it has fewer), probing growing prefixes."""
+    end = min(len(seq), max(2 * need, 64))
+    while True:
+        head = seq[:end]
+        hits = head[member[head]]
+        if len(hits) >= need or end == len(seq):
+            return hits[:need]
+        end = min(len(seq), end * 4)
+
+
+def page(cols: Sequence[Column], masks: Sequence[np.ndarray], cursor: Sequence[Any] | None, k: int, *,
+         backward: bool = False) -> tuple[np.ndarray, bool, bool]:
+    """The first ``k`` matched rows after ``cursor`` in sort order (``backward``: the last ``k`` before it,
+    still in order) as global rows, whether more rows lie beyond them, and whether any matched row lies
+    on the cursor's other side (or at it).
+
+    ``masks`` are the parts' matched rows as masks. Each part's cached order on the first key is entered
+    at the cursor by binary search and walked from there: a page costs about its size, not the matches.
+    """
+    first = cols[0]
+    if cursor is not None:
+        _check(first, cursor[0])
+    picks, skipped = [], False
+    for p, ((t, matched), member) in enumerate(zip(first.parts, masks)):
+        if not len(matched):
+            continue
+        order_, ranks = t.sort_order(first.field, first.kind)
+        up = backward == first.desc  # walks towards higher ranks
+        if cursor is None:
+            lo = hi = 0 if up else t.n
+        else:
+            lo, hi = t.rank_span(first.field, first.kind, cursor[0])
+        ahead, behind = (order_[hi:], order_[:lo][::-1]) if up else (order_[:lo][::-1], order_[hi:])
+        tied = order_[lo:hi]
+        tied = first.global_rows(p, tied[member[tied]])
+        if cursor is not None and len(tied):  # rows equal to the cursor on the first key: later keys decide
+            after, equal = compare_to(cols, cursor, tied)
+            keep = ~after & ~equal if backward else after
+            skipped = skipped or not keep.all()
+            tied = tied[keep]
+            picks.append(tied)
+        need = k + 1 - len(tied)  # one row past the page tells whether there are more
+        if need > 0:
+            hits = _members(ahead, member, need)
+            if len(hits) == need:  # rows tied with the last one are contiguous in the order: take them all
+                r = t.rank(first.field, first.kind)[hits[-1]]
+                hits = order_[hi:np.searchsorted(ranks, r, side="right")] if up else \
+                    order_[np.searchsorted(ranks, r, side="left"):lo]
+                hits = hits[member[hits]]
+            picks.append(first.global_rows(p, hits))
+        skipped = skipped or len(_members(behind, member, 1)) > 0
+    rows = np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.intp)
+    ranked = order(cols, rows, k + 1, last=backward)
+    return (ranked[-k:] if backward else ranked[:k]), len(ranked) > k, skipped
+
+
 def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = False) -> np.ndarray:
     """The first ``k`` of ascending ``rows`` in sort order (``last``: the final ``k``, still in order)."""
-    if len(rows) > 4 * k + 256:
-        rows = cols[0].preselect(rows, k, last)
     if not len(rows):
         return rows
     keys = []

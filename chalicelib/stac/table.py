@@ -365,16 +365,21 @@ class Table:
         raise ValueError(kind)
 
     def rank(self, name: str, kind: str) -> np.ndarray:
-        """A float per row ordering ``name`` within this table (nulls last): a sort preselection key."""
+        """A float per row ordering ``name`` within this table (nulls last, as ``inf``): the paging key."""
+        return self._ranked(name, kind)[0]
+
+    def _ranked(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ranks, the sorted distinct strings a "str" rank indexes; empty for other kinds)."""
         key = (name, "rank:" + kind)
         cached = self._views.get(key)
         if cached is None:
             vals, ok = self.view(name, kind)
+            uniq = np.zeros(0, dtype="U1")
             if kind == "str":
-                vals = np.unique(vals, return_inverse=True)[1]
+                uniq, vals = np.unique(vals, return_inverse=True)
             ranks = np.where(ok, vals.astype(np.float64), np.inf)
-            cached = self._views[key] = (ranks, ok)
-        return cached[0]
+            cached = self._views[key] = (ranks, uniq)
+        return cached
 
     def sort_order(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows in ascending ``rank`` order, their ranks): paging walks it instead of sorting matches."""
@@ -385,6 +390,20 @@ class Table:
             order = np.argsort(ranks, kind="stable")
             cached = self._views[key] = (order, ranks[order])
         return cached
+
+    def rank_span(self, name: str, kind: str, value: Any) -> tuple[int, int]:
+        """[lo, hi): the positions in ``sort_order`` of rows whose ``name`` equals ``value`` (None: null);
+        where such rows would be when there are none. A binary search, so a cursor costs O(log n)."""
+        ranks = self.sort_order(name, kind)[1]
+        if value is None:
+            r = np.inf
+        elif kind == "str":
+            uniq = self._ranked(name, kind)[1]
+            i = int(np.searchsorted(uniq, value))
+            r = float(i) if i < len(uniq) and uniq[i] == value else i - 0.5  # absent: between its neighbours
+        else:
+            r = float(value)
+        return int(np.searchsorted(ranks, r, side="left")), int(np.searchsorted(ranks, r, side="right"))
 
     def present(self, name: str) -> np.ndarray:
         """Rows where ``name`` has a non-null value."""
