@@ -191,24 +191,21 @@ def metric(m: dict[str, Any], path: str) -> list[Any]:
             m.get("dataset_digest") or None]
 
 
+def _text(value: Any) -> str:
+    """Param and tag values as MLflow stores them: strings, with a missing value as ""."""
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
 def param(p: dict[str, Any], path: str) -> tuple[str, str]:
     key = name(p.get("key"), f"{path}key", "Param")
-    value = p.get("value")
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        value = str(value)
+    value = _text(p.get("value"))
     length("Param value", MAX_PARAM_VAL_LENGTH, value)
     return key, value
 
 
 def tag(t: dict[str, Any], path: str, limit: int = MAX_TAG_VAL_LENGTH) -> tuple[str, str]:
     key = name(t.get("key"), f"{path}key", "Tag")
-    value = t.get("value")
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        value = str(value)
+    value = _text(t.get("value"))
     length(f"{path}value" if path else "value", limit, value)
     return key, value
 
