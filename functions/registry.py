@@ -23,10 +23,10 @@ def on_registry_events(store: ObjectStore, events: list[StoreEvent]) -> None:
     from chalicelib.registry.lineage import ServiceTracking
     from chalicelib.registry.publication import Context, publish_keys
     from chalicelib.tracking.service import TrackingService
-    settings = services.settings()
     ctx = Context(store=store, tracking=ServiceTracking(TrackingService(store)),
-                  public_url=settings.public_url, gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None,
-                  onnx_inspect_limit=settings.onnx_inspect_limit)
+                  public_url=services.settings().public_url,
+                  gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None,
+                  onnx_inspect_limit=services.settings().onnx_inspect_limit)
     publish_keys(ctx, [ev.key for ev in events])
 
 

@@ -93,20 +93,20 @@ class ObjectReader(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        """``size`` bytes (all that are left if negative or None), fewer only at the end of the range."""
         want = self._left if size is None or size < 0 else min(size, self._left)
-        if want <= 0:
-            return b""
-        data = self._raw.read(want)
-        if not data:  # a dropped connection must not pass for the end of the object
-            raise StoreError(f"{self.key}: stream ended {self._left} bytes early")
-        self._left -= len(data)
-        return data
+        parts: list[bytes] = []
+        while want > 0:
+            data = self._raw.read(want)
+            if not data:  # a dropped connection must not pass for the end of the object
+                raise StoreError(f"{self.key}: stream ended {self._left} bytes early")
+            parts.append(data)
+            self._left -= len(data)
+            want -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readall(self) -> bytes:
-        parts = []
-        while self._left > 0:
-            parts.append(self.read())
-        return b"".join(parts)
+        return self.read()
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))

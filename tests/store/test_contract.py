@@ -147,6 +147,17 @@ def test_open_reads_one_version_while_the_key_is_rewritten(store):
         assert reader.read(1) == b"B"
 
 
+def test_a_stream_cut_short_is_an_error_not_the_end():
+    import io
+
+    from chalicelib.store import ObjectReader, StoreError
+    reader = ObjectReader("k", etag='"e"', size=10, last_modified=0.0, start=0, length=10,
+                          raw=io.BytesIO(b"only6b"))  # the connection dropped after 6 of 10 bytes
+    assert reader.read(4) == b"only"
+    with pytest.raises(StoreError):
+        reader.read()
+
+
 def test_etag_changes_with_the_content(store):
     first = store.put("k", b"AAAA")
     second = store.put("k", b"BBBB")  # same size, written at once

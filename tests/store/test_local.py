@@ -77,11 +77,11 @@ def test_stale_if_match_is_refused_when_inode_and_mtime_repeat(coarse_fs: LocalS
 def test_stale_if_match_is_refused_when_the_filesystem_reuses_the_inode(local_store: LocalStore) -> None:
     """Real inode reuse (ext4, tmpfs hand a freed number straight back) with mtimes pinned to one ns."""
     path = local_store.root / "doc.json"
-    local_store.put("doc.json", b'{"v":"a"}')
+    local_store.put("doc.json", b'{"v":"000"}')
     _pin_mtime(path)
     stale, first_inode = local_store.head("doc.json"), path.stat().st_ino
-    for letter in "bcdefghijklmnopqrstuvwxyz":
-        local_store.put("doc.json", b'{"v":"%s"}' % letter.encode())
+    for n in range(1, 400):  # other processes allocating inodes meanwhile can delay the reuse
+        local_store.put("doc.json", b'{"v":"%03d"}' % n)  # same size, new content
         _pin_mtime(path)
         if path.stat().st_ino == first_inode:
             break
