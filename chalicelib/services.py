@@ -26,7 +26,8 @@ def store() -> ObjectStore:
     with _lock:
         if "store" not in _state:
             cfg = settings()
-            st = open_store(cfg.store_uri, emit_events=cfg.dispatch_events)
+            st = open_store(cfg.store_uri, emit_events=cfg.dispatch_events,
+                            signing_key=cfg.signing_key.encode() if cfg.signing_key else None)
             _wire_events(st)
             _state["store"] = st
         return _state["store"]  # type: ignore[no-any-return]

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_STORE = "file://data"
+DEFAULT_ONNX_INSPECT_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -12,6 +13,9 @@ class Settings:
     store_uri: str
     public_url: str | None  # overrides the request-derived base URL (behind API Gateway or a proxy)
     dispatch_events: bool  # dispatch store changes in-process (always true for the local store)
+    # HMAC key of the local store's signed /files URLs (else generated in the store); kept out of reprs
+    signing_key: str | None = field(default=None, repr=False)
+    onnx_inspect_limit: int = DEFAULT_ONNX_INSPECT_LIMIT  # bytes: larger ONNX files are hashed, not parsed
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -19,4 +23,6 @@ class Settings:
             store_uri=os.environ.get("STACFLOW_STORE", DEFAULT_STORE),
             public_url=os.environ.get("STACFLOW_PUBLIC_URL") or None,
             dispatch_events=os.environ.get("STACFLOW_DISPATCH_EVENTS", "") in ("1", "true", "yes"),
+            signing_key=os.environ.get("STACFLOW_SIGNING_KEY") or None,
+            onnx_inspect_limit=int(os.environ.get("STACFLOW_ONNX_INSPECT_LIMIT") or DEFAULT_ONNX_INSPECT_LIMIT),
         )

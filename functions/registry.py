@@ -25,7 +25,8 @@ def on_registry_events(store: ObjectStore, events: list[StoreEvent]) -> None:
     from chalicelib.tracking.service import TrackingService
     ctx = Context(store=store, tracking=ServiceTracking(TrackingService(store)),
                   public_url=services.settings().public_url,
-                  gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None)
+                  gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None,
+                  onnx_inspect_limit=services.settings().onnx_inspect_limit)
     publish_keys(ctx, [ev.key for ev in events])
 
 

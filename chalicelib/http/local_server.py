@@ -1,11 +1,42 @@
-"""The embedded HTTP server of ``stacflow serve``: Chalice's local server, tuned for real clients."""
+"""The embedded HTTP server of ``stacflow serve``: Chalice's local server, tuned for real clients.
+
+Two things differ from Chalice's own: ``GET /files/{token}`` streams from the store (Chalice
+would build the whole body, and base64 it, in memory: a 300 MB artifact cost 1.1 GB), and the
+access log never shows a bearer credential (signed-URL tokens, presigned query signatures).
+"""
 from __future__ import annotations
 
 import functools
+import json
+import logging
+import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
+
+from . import files
+
+log = logging.getLogger(__name__)
+
+REDACTED = "<redacted>"
+_FILES_TOKEN = re.compile(r"(/files/)[^\s?#\"']+")
+# Query parameters that carry credentials: X-Amz-Signature/Credential/Security-Token, Signature, …
+_SECRET_PARAM = re.compile(r"([?&][^=&\s\"'#]*(?:signature|credential|token|secret|password|key)[^=&\s\"'#]*=)"
+                           r"[^&\s\"'#]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` (a request line, a URL, a log message) without signed-URL tokens or query secrets."""
+    return _SECRET_PARAM.sub(r"\g<1>" + REDACTED, _FILES_TOKEN.sub(r"\g<1>" + REDACTED, text))
+
+
+def _files_token(path: str) -> str | None:
+    segments = urlsplit(path).path.split("/")
+    if len(segments) == 3 and segments[1] == "files" and segments[2]:
+        return unquote(segments[2])
+    return None
 
 
 class RequestHandler(ChaliceRequestHandler):
@@ -20,6 +51,49 @@ class RequestHandler(ChaliceRequestHandler):
         if "accept" not in {k.lower() for k in self.headers.keys()}:
             self.headers["Accept"] = "*/*"
         return super()._parse_payload()
+
+    def do_GET(self) -> None:
+        token = _files_token(self.path)
+        if token is None:
+            self._generic_handle()
+        else:
+            self._stream_signed_get(token)
+
+    def _stream_signed_get(self, token: str) -> None:
+        if int(self.headers.get("Content-Length") or 0):
+            self.close_connection = True  # a GET body we will not read would be taken for the next request
+        try:
+            answer = files.signed_get(token, self.headers.get("Range"))
+        except Exception:
+            log.exception("GET /files failed")
+            answer = files.SignedGet(500, message="internal error")
+        if answer.reader is None:
+            body = json.dumps({"message": answer.message}).encode()
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        with answer.reader as reader:
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(reader.length))
+            self.end_headers()
+            try:
+                for chunk in reader.chunks():
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client went away mid-body
+            except Exception:
+                log.exception("GET /files failed after the headers were sent")
+                self.close_connection = True  # the length cannot be honoured: end the connection
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        super().log_message("%s", redact(format % args))
 
 
 def make_server(app: Any, host: str, port: int) -> LocalDevServer:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from ..settings import DEFAULT_ONNX_INSPECT_LIMIT
 from ..stac import mlm
 from ..stac.model_items import COLLECTION, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 PUBLIC_URL_KEY = rec.PREFIX + "public-url.json"  # the base URL the service was last reached at
 DERIVED = rec.PREFIX + "derived/"  # per-file facts (checksum, ONNX signature) cached by ETag
 MODEL_SUFFIXES = (".onnx", ".pt2", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".safetensors", ".keras", ".h5")
-_CHECKSUM_LIMIT = 1 << 30  # hash files up to 1 GiB (read once per ETag, then cached)
+_CHECKSUM_LIMIT = 1 << 30  # hash files up to 1 GiB (streamed, once per ETag, then cached)
+MLMODEL_LIMIT = 1 << 20  # an MLmodel is a few KB of YAML; a bigger one is not parsed
 _STRUCTURAL = {"root", "parent", "collection", "self"}
 _ITEM_URL = re.compile(r"/collections/([A-Za-z0-9_.-]+)/items/([A-Za-z0-9_.:@~+=,-]+?)(?:\.json)?(?:[?#]|$)")
 
@@ -50,6 +52,7 @@ class Context:
     tracking: Tracking | None
     public_url: str | None = None  # settings; else the stored base URL
     gitlab_url: str | None = None
+    onnx_inspect_limit: int = DEFAULT_ONNX_INSPECT_LIMIT  # bigger ONNX files are hashed, not parsed
 
     def base_url(self) -> str | None:
         if self.public_url:
@@ -143,16 +146,30 @@ def _file_facts(ctx: Context, info: ObjectInfo) -> dict[str, Any]:
             return cached  # type: ignore[no-any-return]
     except NotFound:
         pass
-    facts: dict[str, Any] = {"etag": info.etag, "size": info.size}
-    if info.size <= _CHECKSUM_LIMIT:
-        body = ctx.store.get(info.key).body
-        facts["checksum"] = "1220" + hashlib.sha256(body).hexdigest()  # multihash: sha2-256, 32 bytes
-        if info.key.lower().endswith(".onnx"):
+    facts = read_file_facts(ctx.store, info.key, onnx_limit=ctx.onnx_inspect_limit)
+    ctx.store.put_json(cache_key, facts)
+    return facts
+
+
+def read_file_facts(store: ObjectStore, key: str, *, onnx_limit: int) -> dict[str, Any]:
+    """ETag, size, sha2-256 multihash and, for an ``.onnx`` file up to ``onnx_limit`` bytes, its graph's
+    signature, read as one stream: memory stays at one chunk, or at the ONNX file's size when parsed."""
+    with store.open(key) as reader:
+        facts: dict[str, Any] = {"etag": reader.etag, "size": reader.size}
+        if reader.size > _CHECKSUM_LIMIT:
+            return facts
+        digest = hashlib.sha256()
+        if key.lower().endswith(".onnx") and reader.size <= onnx_limit:
+            body = reader.read()
+            digest.update(body)
             try:
                 facts["onnx"] = mlm.onnx_signature(body)
             except Exception as err:  # a corrupt upload must not block the rest of the item
-                log.warning("unreadable ONNX file %s: %s", info.key, err)
-    ctx.store.put_json(cache_key, facts)
+                log.warning("unreadable ONNX file %s: %s", key, err)
+        else:
+            for chunk in reader.chunks():
+                digest.update(chunk)
+    facts["checksum"] = "1220" + digest.hexdigest()  # multihash: sha2-256, 32 bytes
     return facts
 
 
@@ -206,7 +223,11 @@ def _catalogued_candidates(ds: dict[str, Any]) -> list[tuple[str, str]]:
 def _mlmodel(ctx: Context, key: str) -> dict[str, Any]:
     import yaml
     try:
-        doc = yaml.safe_load(ctx.store.get(key).body)
+        with ctx.store.open(key) as reader:
+            if reader.size > MLMODEL_LIMIT:
+                log.warning("MLmodel %s ignored: %d bytes, over %d", key, reader.size, MLMODEL_LIMIT)
+                return {}
+            doc = yaml.safe_load(reader.read())
     except (NotFound, yaml.YAMLError):
         return {}
     return doc if isinstance(doc, dict) else {}

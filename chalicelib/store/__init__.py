@@ -5,16 +5,19 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .base import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound, NotModified,
-                   ObjectInfo, ObjectStore, PreconditionFailed, StoredObject, StoreError, check_key,
-                   join_key)
+                   ObjectInfo, ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject,
+                   StoreError, check_key, join_key)
 
 __all__ = ["CREATED", "REMOVED", "Change", "CompletedPart", "InvalidKey", "NotFound", "NotModified",
-           "ObjectInfo", "ObjectStore", "PreconditionFailed", "StoredObject", "StoreError", "check_key",
-           "join_key", "open_store"]
+           "ObjectInfo", "ObjectReader", "ObjectStore", "PreconditionFailed", "RangeNotSatisfiable",
+           "StoredObject", "StoreError", "check_key", "join_key", "open_store"]
 
 
-def open_store(uri: str, *, emit_events: bool = False) -> ObjectStore:
-    """``file://PATH`` (relative paths allowed: ``file://data``), a bare path, or ``s3://bucket/prefix``."""
+def open_store(uri: str, *, emit_events: bool = False, signing_key: bytes | None = None) -> ObjectStore:
+    """``file://PATH`` (relative paths allowed: ``file://data``), a bare path, or ``s3://bucket/prefix``.
+
+    ``signing_key`` signs the local store's URLs (S3 presigns with its credentials instead).
+    """
     if uri.startswith("s3://"):
         from .s3 import S3Store
         parsed = urlparse(uri)
@@ -28,4 +31,4 @@ def open_store(uri: str, *, emit_events: bool = False) -> ObjectStore:
         raise ValueError(f"unsupported store URI: {uri!r} (use file://PATH or s3://BUCKET[/PREFIX])")
     else:
         path = uri
-    return LocalStore(Path(path or "."))
+    return LocalStore(Path(path or "."), signing_key=signing_key)

@@ -6,12 +6,13 @@ Semantics follow S3 so that the S3 adapter is a thin mapping: keys are
 """
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 # Change notifications are S3 event names, so local dispatch and S3 share one path.
 CREATED = "ObjectCreated:Put"
@@ -38,6 +39,14 @@ class InvalidKey(StoreError, ValueError):
     """The key is not a clean relative path."""
 
 
+class RangeNotSatisfiable(StoreError):
+    """``open(start=…)`` at or past the object's end (HTTP 416); ``size`` is the object's."""
+
+    def __init__(self, key: str, size: int) -> None:
+        super().__init__(f"range not satisfiable: {key} has {size} bytes")
+        self.key, self.size = key, size
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -55,6 +64,68 @@ class StoredObject:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+CHUNK = 1 << 20  # streaming reads move 1 MiB at a time
+
+
+class _Raw(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class ObjectReader(io.RawIOBase):
+    """A stream of one object version's bytes ``start .. start + length - 1`` (file-like, binary).
+
+    ``size`` is the whole object's; ``etag`` is that version's, whatever is written meanwhile.
+    Memory stays at one chunk whatever the object's size; close it (or use ``with``).
+    """
+
+    def __init__(self, key: str, *, etag: str, size: int, last_modified: float, start: int, length: int,
+                 raw: _Raw) -> None:
+        super().__init__()
+        self.key, self.etag, self.size, self.last_modified = key, etag, size, last_modified
+        self.start, self.length = start, length
+        self._raw, self._left = raw, length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """``size`` bytes (all that are left if negative or None), fewer only at the end of the range."""
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        parts: list[bytes] = []
+        while want > 0:
+            data = self._raw.read(want)
+            if not data:  # a dropped connection must not pass for the end of the object
+                raise StoreError(f"{self.key}: stream ended {self._left} bytes early")
+            parts.append(data)
+            self._left -= len(data)
+            want -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def chunks(self, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def check_range(start: int, length: int | None) -> None:
+    if length is not None and (length <= 0 or start < 0):
+        raise ValueError(f"invalid range: start={start}, length={length}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +176,16 @@ class ObjectStore(ABC):
     @abstractmethod
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         """Raises NotFound, or NotModified when ``if_none_match`` equals the current ETag."""
+
+    @abstractmethod
+    def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
+        """Stream the object, or its bytes ``start .. start + length - 1`` (clipped at its end).
+
+        ``start < 0`` (no ``length``) means the last ``-start`` bytes, as HTTP's ``bytes=-N``.
+        Only the bytes asked for are fetched (S3 ``Range``, a local seek). Raises NotFound, or
+        RangeNotSatisfiable when a range starts at or past the end (on an empty object, any range
+        but a suffix).
+        """
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo:

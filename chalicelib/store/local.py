@@ -5,50 +5,76 @@ partial object and a crash leaves the old version. Create-only writes use
 ``os.link`` (atomic, fails if the target exists); compare-and-swap writes and
 deletes hold an ``flock`` on one of a fixed set of lock files, so they are safe
 across threads *and* processes sharing the directory.
+
+ETags are the MD5 of the content, as S3's (single-part) are, so they change whenever the
+content does, on any filesystem: inode numbers are reused and timestamps can be coarser than
+the time between two writes. The digest is computed while writing and kept in an extended
+attribute of the file itself (``user.stacflow.md5``), so it is renamed into place with the
+content and a read costs one extra syscall. A file without it (written by another tool or an
+older version, or copied without xattrs) is hashed once on first read and stamped; on a
+filesystem without user xattrs every read hashes the content.
 """
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import stat
 import threading
 import time
 import uuid
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import IO, Iterator, Sequence
 from urllib.parse import quote
 
-from .base import (CREATED, Change, CompletedPart, InvalidKey, NotFound, NotModified, ObjectInfo, ObjectStore,
-                   PreconditionFailed, StoredObject, check_key)
+from .base import (CHUNK, CREATED, Change, CompletedPart, InvalidKey, NotFound, NotModified, ObjectInfo,
+                   ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key,
+                   check_range)
 
 _INTERNAL = ".stacflow"  # locks, signing secret, multipart parts: never listed
 _TMP = ".tmp-"
 _LOCK_STRIPES = 64
+_MD5_XATTR = "user.stacflow.md5"
+_SECRET_BYTES = 32
+MIN_SIGNING_KEY = 16  # bytes of a configured signing key (HMAC-SHA256)
+_NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP}
+_FOLDER = (IsADirectoryError, NotADirectoryError)
 
 
-def _etag(st: os.stat_result) -> str:
-    # Every write is a rename of a fresh file, so (inode, mtime, size) changes with each version.
-    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+def _md5_stamp(digest: str, st: os.stat_result) -> bytes:
+    # Size and mtime tie the digest to this content should another tool rewrite the file in place.
+    return f"{digest} {st.st_size} {st.st_mtime_ns}".encode()
 
 
-def _info(key: str, st: os.stat_result) -> ObjectInfo:
-    return ObjectInfo(key=key, etag=_etag(st), size=st.st_size, last_modified=st.st_mtime)
+def _md5_of_fd(fd: int) -> str:
+    md5, offset = hashlib.md5(), 0
+    while chunk := os.pread(fd, CHUNK, offset):
+        md5.update(chunk)
+        offset += len(chunk)
+    return md5.hexdigest()
 
 
 class LocalStore(ObjectStore):
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,
+                 signing_key: bytes | None = None) -> None:
+        """``signing_key``: the HMAC key of signed URLs (else one generated in the store, shared by
+        every process that opens it)."""
         super().__init__()
         self.root = Path(root).resolve()
         self.fsync = fsync
         (self.root / _INTERNAL / "locks").mkdir(parents=True, exist_ok=True)
         self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self._secret: bytes | None = None
+        if signing_key is not None and len(signing_key) < MIN_SIGNING_KEY:
+            raise ValueError(f"the signing key must be at least {MIN_SIGNING_KEY} bytes")
+        self._secret: bytes | None = signing_key
+        self._xattrs = hasattr(os, "getxattr")  # false on macOS and on filesystems without user xattrs
 
     @property
     def uri(self) -> str:
@@ -74,28 +100,104 @@ class LocalStore(ObjectStore):
                 finally:
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
+    # -- ETags: content MD5 kept in an xattr -------------------------------------------
+    def _stamped(self, target: int | Path, st: os.stat_result) -> str | None:
+        """The ETag stamped on the file (fd or path) if it belongs to the content ``st`` describes."""
+        if not self._xattrs:
+            return None
+        try:
+            stamp = os.getxattr(target, _MD5_XATTR)
+        except OSError as err:
+            if err.errno in _NO_XATTR:
+                self._xattrs = False
+            return None
+        digest = stamp.split(b" ", 1)[0].decode("ascii", "replace")
+        return f'"{digest}"' if stamp == _md5_stamp(digest, st) else None
+
+    def _stamp(self, fd: int, digest: str, st: os.stat_result) -> None:
+        if self._xattrs:
+            try:
+                os.setxattr(fd, _MD5_XATTR, _md5_stamp(digest, st))
+            except OSError as err:  # read-only, someone else's file: it is hashed again next time
+                if err.errno in _NO_XATTR:
+                    self._xattrs = False
+
+    def _etag_of_fd(self, fd: int, st: os.stat_result, body: bytes | None = None) -> str:
+        """ETag of the open file: its stamp, else the MD5 of ``body`` (its content) or of the file."""
+        etag = self._stamped(fd, st)
+        if etag is None:
+            digest = hashlib.md5(body).hexdigest() if body is not None else _md5_of_fd(fd)
+            # Files are never rewritten in place, so the inode behind ``fd`` keeps this content.
+            self._stamp(fd, digest, st)
+            etag = f'"{digest}"'
+        return etag
+
+    def _current(self, path: Path) -> tuple[str, os.stat_result]:
+        """(ETag, stat) of the file at ``path``; cheap when it is stamped. Raises FileNotFoundError."""
+        st = os.stat(path)
+        etag = self._stamped(path, st) if not _is_dir(st) else None
+        if etag is not None:
+            return etag, st
+        # Unstamped, or replaced between the two calls: read through one descriptor.
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if _is_dir(st):
+                raise IsADirectoryError(path)
+            return self._etag_of_fd(fh.fileno(), st), st
+
     # -- reads -----------------------------------------------------------------------
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         path = self._path(key)
         try:
             with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                if if_none_match is not None and if_none_match == _etag(st):
+                fd = fh.fileno()
+                st = os.fstat(fd)
+                etag = self._stamped(fd, st)
+                if etag is not None and if_none_match == etag:
                     raise NotModified(key)
                 body = fh.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                if etag is None:
+                    etag = self._etag_of_fd(fd, st, body)
+                    if if_none_match == etag:
+                        raise NotModified(key)
+        except (FileNotFoundError, *_FOLDER):
             raise NotFound(key) from None
-        return StoredObject(key=key, body=body, etag=_etag(st), last_modified=st.st_mtime)
+        return StoredObject(key=key, body=body, etag=etag, last_modified=st.st_mtime)
+
+    def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
+        check_range(start, length)
+        path = self._path(key)
+        try:
+            fh: IO[bytes] = open(path, "rb")
+        except (FileNotFoundError, *_FOLDER):
+            raise NotFound(key) from None
+        try:
+            st = os.fstat(fh.fileno())
+            if _is_dir(st):
+                raise NotFound(key)
+            size = st.st_size
+            if start < 0:  # suffix: the last -start bytes (all of them, if fewer)
+                first = max(0, size + start)
+            elif start >= size and (start or length is not None):
+                raise RangeNotSatisfiable(key, size)
+            else:
+                first = start
+            count = size - first if length is None else min(length, size - first)
+            etag = self._etag_of_fd(fh.fileno(), st)
+            fh.seek(first)
+            return ObjectReader(key, etag=etag, size=size, last_modified=st.st_mtime, start=first,
+                                length=count, raw=fh)
+        except BaseException:
+            fh.close()
+            raise
 
     def head(self, key: str) -> ObjectInfo:
         path = self._path(key)
         try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
+            etag, st = self._current(path)
+        except (FileNotFoundError, *_FOLDER):
             raise NotFound(key) from None
-        if not path.is_file():
-            raise NotFound(key)
-        return _info(key, st)
+        return ObjectInfo(key=key, etag=etag, size=st.st_size, last_modified=st.st_mtime)
 
     def list(self, prefix: str = "", *, start_after: str | None = None,
              limit: int | None = None) -> Iterator[ObjectInfo]:
@@ -120,11 +222,11 @@ class LocalStore(ObjectStore):
             if limit is not None and count >= limit:
                 return
             try:
-                st = (self.root / key).stat()
-            except FileNotFoundError:
+                etag, st = self._current(self.root / key)
+            except (FileNotFoundError, *_FOLDER):
                 continue  # deleted while listing
             count += 1
-            yield _info(key, st)
+            yield ObjectInfo(key=key, etag=etag, size=st.st_size, last_modified=st.st_mtime)
 
     # -- writes ----------------------------------------------------------------------
     def _mkdir_parent(self, path: Path) -> None:
@@ -135,37 +237,48 @@ class LocalStore(ObjectStore):
             raise InvalidKey(f"a parent of {path.relative_to(self.root).as_posix()!r} is an object, "
                              "not a folder") from None
 
-    def _write_tmp(self, path: Path, body: bytes) -> Path:
+    def _write_tmp(self, path: Path, chunks: Iterator[bytes] | Sequence[bytes]) -> tuple[Path, ObjectInfo]:
+        """A stamped temporary file beside ``path`` holding ``chunks``; its info under ``path``'s key."""
         self._mkdir_parent(path)
         tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
-        with open(tmp, "wb") as fh:
-            fh.write(body)
-            if self.fsync:
+        md5 = hashlib.md5()
+        try:
+            with open(tmp, "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+                    md5.update(chunk)
                 fh.flush()
-                os.fsync(fh.fileno())
-        return tmp
+                if self.fsync:
+                    os.fsync(fh.fileno())
+                st = os.fstat(fh.fileno())
+                self._stamp(fh.fileno(), md5.hexdigest(), st)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        key = path.relative_to(self.root).as_posix()
+        return tmp, ObjectInfo(key=key, etag=f'"{md5.hexdigest()}"', size=st.st_size, last_modified=st.st_mtime)
 
     def _put(self, key: str, body: bytes, *, if_none_match: bool, if_match: str | None,
              content_type: str | None) -> ObjectInfo:
         path = self._path(key)
-        tmp = self._write_tmp(path, body)
+        tmp, info = self._write_tmp(path, [body])
         try:
             if if_none_match:
                 try:
                     os.link(tmp, path)
                 except FileExistsError:
                     raise PreconditionFailed(key) from None
-                return _info(key, path.stat())
+                return info
             with self._locked(key):
                 if if_match is not None:
                     try:
-                        current = _etag(path.stat())
+                        current, _ = self._current(path)
                     except FileNotFoundError:
                         raise PreconditionFailed(key) from None
                     if current != if_match:
                         raise PreconditionFailed(key)
                 os.replace(tmp, path)
-                return _info(key, path.stat())
+                return info
         except IsADirectoryError:
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
@@ -175,10 +288,14 @@ class LocalStore(ObjectStore):
         path = self._path(key)
         with self._locked(key):
             try:
-                if if_match is not None and _etag(path.stat()) != if_match:
+                if if_match is not None and self._current(path)[0] != if_match:
                     raise PreconditionFailed(key)
                 path.unlink()
             except FileNotFoundError:
+                if if_match is not None:
+                    raise PreconditionFailed(key) from None
+                return False
+            except IsADirectoryError:
                 if if_match is not None:
                     raise PreconditionFailed(key) from None
                 return False
@@ -187,22 +304,53 @@ class LocalStore(ObjectStore):
     # -- signed URLs: the local stand-in for S3 presigning, served by the /files route --
     def _signing_key(self) -> bytes:
         if self._secret is None:
-            path = self.root / _INTERNAL / "secret"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(secrets.token_bytes(32))
-            except FileExistsError:
-                pass
-            for _ in range(100):  # another process may be mid-write
-                data = path.read_bytes()
-                if len(data) == 32:
-                    self._secret = data
-                    break
-                time.sleep(0.01)
-            else:
-                raise RuntimeError(f"unreadable signing secret at {path}")
+            self._secret = self._shared_secret()
         return self._secret
+
+    def _shared_secret(self) -> bytes:
+        """The store's generated signing key; every process opening the store reads the same one.
+
+        It is published complete or not at all (written to a temporary file, then ``link``ed to its
+        name, which fails if another process got there first), so a crash cannot leave it empty.
+        An empty or short file left by an older version is replaced, under a lock, by one process.
+        """
+        path = self.root / _INTERNAL / "secret"
+        for _ in range(3):
+            try:
+                data: bytes | None = path.read_bytes()
+            except FileNotFoundError:
+                data = None
+            if data is not None and len(data) == _SECRET_BYTES:
+                return data
+            if data is None:
+                self._publish_secret(path, replace=False)
+                continue
+            with self._locked(_INTERNAL + "/secret"):
+                try:
+                    if len(path.read_bytes()) != _SECRET_BYTES:
+                        self._publish_secret(path, replace=True)
+                except FileNotFoundError:
+                    pass
+        raise RuntimeError(f"unreadable signing secret at {path}")
+
+    def _publish_secret(self, path: Path, *, replace: bool) -> None:
+        tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(_SECRET_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if replace:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass  # another process published first: everyone uses theirs
+            _fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def sign(self, claims: dict[str, object], expires: int) -> str:
         payload = dict(claims, exp=int(time.time()) + expires)
@@ -272,24 +420,17 @@ class LocalStore(ObjectStore):
         if not (updir / "key").is_file() or (updir / "key").read_text() != key:
             raise NotFound(f"no such upload {upload_id} for {key}")
         path = self._path(key)
-        self._mkdir_parent(path)
-        tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
         try:
-            with open(tmp, "wb") as out:
-                for part in sorted(parts, key=lambda p: p.part_number):
-                    data = (updir / f"{part.part_number:05d}").read_bytes()
-                    if part.etag.strip('"') != hashlib.md5(data).hexdigest():
-                        raise PreconditionFailed(f"part {part.part_number} does not match its ETag")
-                    out.write(data)
-            with self._locked(key):
-                os.replace(tmp, path)
-                info = _info(key, path.stat())
+            tmp, info = self._write_tmp(path, _checked_parts(updir, parts))
+            try:
+                with self._locked(key):
+                    os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
         except FileNotFoundError:
             raise NotFound(f"missing part for upload {upload_id}") from None
         except IsADirectoryError:
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
-        finally:
-            tmp.unlink(missing_ok=True)
         self.abort_multipart(key, upload_id)
         self._notify(Change(CREATED, info.key, info.etag, info.size))
         return info
@@ -300,3 +441,27 @@ class LocalStore(ObjectStore):
             for child in updir.iterdir():
                 child.unlink(missing_ok=True)
             updir.rmdir()
+
+
+def _checked_parts(updir: Path, parts: Sequence[CompletedPart]) -> Iterator[bytes]:
+    """The parts' bytes in order, a chunk at a time; PreconditionFailed if one does not match its ETag."""
+    for part in sorted(parts, key=lambda p: p.part_number):
+        md5 = hashlib.md5()
+        with open(updir / f"{part.part_number:05d}", "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                md5.update(chunk)
+                yield chunk
+        if part.etag.strip('"') != md5.hexdigest():
+            raise PreconditionFailed(f"part {part.part_number} does not match its ETag")
+
+
+def _is_dir(st: os.stat_result) -> bool:
+    return stat.S_ISDIR(st.st_mode)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -6,14 +6,16 @@ also dispatches them in-process (local runs against a server that sends none).
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Iterator, Sequence
 
-from .base import (CREATED, Change, CompletedPart, NotFound, NotModified, ObjectInfo, ObjectStore,
-                   PreconditionFailed, StoredObject, check_key)
+from .base import (CREATED, Change, CompletedPart, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
+                   PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key, check_range)
 
 _client_lock = threading.Lock()
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(\d+)$")
 
 
 def _code(err: Exception) -> str:
@@ -82,6 +84,29 @@ class S3Store(ObjectStore):
             raise
         return StoredObject(key=key, body=resp["Body"].read(), etag=resp["ETag"],
                             last_modified=resp["LastModified"].timestamp())
+
+    def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
+        from botocore.exceptions import ClientError
+        check_range(start, length)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}
+        if start < 0:
+            kwargs["Range"] = f"bytes={start}"
+        elif start or length is not None:
+            kwargs["Range"] = f"bytes={start}-" + (str(start + length - 1) if length is not None else "")
+        try:
+            resp = self.client.get_object(**kwargs)
+        except ClientError as err:
+            if _code(err) in ("NoSuchKey", "404"):
+                raise NotFound(key) from None
+            if _code(err) == "InvalidRange" or _status(err) == 416:
+                size = (getattr(err, "response", {}) or {}).get("Error", {}).get("ActualObjectSize")
+                raise RangeNotSatisfiable(key, int(size) if size is not None else self.head(key).size) from None
+            raise
+        count = int(resp["ContentLength"])
+        match = _CONTENT_RANGE.match(resp.get("ContentRange") or "")
+        first, size = (int(match.group(1)), int(match.group(2))) if match else (0, count)
+        return ObjectReader(key, etag=resp["ETag"], size=size, last_modified=resp["LastModified"].timestamp(),
+                            start=first, length=count, raw=resp["Body"])
 
     def head(self, key: str) -> ObjectInfo:
         from botocore.exceptions import ClientError

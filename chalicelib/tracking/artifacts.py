@@ -143,15 +143,15 @@ class ArtifactService:
 
     def download_artifact(self, path: str, *, base_url: str | None = None) -> Download:
         key = self.key(artifact_path(path))
-        info = self._head(key, path)
-        if info.size > PROXY_LIMIT:
-            return Download(size=info.size, url=self.store.presign_get(key, expires=PRESIGN_EXPIRES,
-                                                                      base_url=base_url))
         try:
-            obj = self.store.get(key)
+            reader = self.store.open(key)
         except NotFound:
             raise not_found(f"Artifact {path!r} does not exist") from None
-        return Download(size=len(obj.body), body=obj.body)
+        with reader:  # one request; the size decides before any byte is read
+            if reader.size > PROXY_LIMIT:
+                return Download(size=reader.size, url=self.store.presign_get(key, expires=PRESIGN_EXPIRES,
+                                                                            base_url=base_url))
+            return Download(size=reader.size, body=reader.read())
 
     def get_presigned_download_url(self, path: str, *, base_url: str | None = None) -> PresignedDownload:
         key = self.key(artifact_path(path))

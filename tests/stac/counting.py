@@ -5,7 +5,7 @@ import builtins
 from collections import Counter
 from typing import Any, Iterator
 
-from chalicelib.store import ObjectInfo, ObjectStore, StoredObject
+from chalicelib.store import ObjectInfo, ObjectReader, ObjectStore, StoredObject
 from chalicelib.store.base import CompletedPart
 
 
@@ -26,6 +26,10 @@ class CountingStore(ObjectStore):
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         self.calls["GET"] += 1
         return self.inner.get(key, if_none_match=if_none_match)
+
+    def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
+        self.calls["GET"] += 1
+        return self.inner.open(key, start=start, length=length)
 
     def head(self, key: str) -> ObjectInfo:
         self.calls["HEAD"] += 1

@@ -1,13 +1,15 @@
 """One contract, every adapter: the local directory and S3 over HTTP (moto server)."""
 from __future__ import annotations
 
+import hashlib
 import threading
 import urllib.request
 
 import pytest
 
-from chalicelib.store import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound,
-                              NotModified, PreconditionFailed)
+from chalicelib.store import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound, NotModified,
+                              PreconditionFailed, RangeNotSatisfiable)
+from chalicelib.store.base import CHUNK
 
 
 def test_put_get_roundtrip_with_etag(store):
@@ -82,6 +84,91 @@ def test_list_paginates_past_one_page(store):
     for key in keys:
         store.put(key, b"")
     assert [o.key for o in store.list("many/")] == keys
+
+
+BIG = bytes(range(256)) * (3 * CHUNK // 256) + b"tail"  # three chunks and a bit
+
+
+def test_open_streams_the_object_in_bounded_chunks(store):
+    info = store.put("big.bin", BIG)
+    with store.open("big.bin") as reader:
+        assert (reader.size, reader.start, reader.length, reader.etag) == (len(BIG), 0, len(BIG), info.etag)
+        chunks = list(reader.chunks())
+    assert b"".join(chunks) == BIG
+    assert max(len(c) for c in chunks) <= CHUNK and len(chunks) >= 4
+    with store.open("big.bin") as reader:  # a binary file object: hashlib, shutil, parsers take it
+        assert hashlib.file_digest(reader, "sha256").digest() == hashlib.sha256(BIG).digest()
+
+
+@pytest.mark.parametrize(("start", "length", "expected"), [
+    (0, 1, slice(0, 1)),
+    (10, 20, slice(10, 30)),
+    (len(BIG) - 3, 100, slice(len(BIG) - 3, None)),  # clipped at the end
+    (CHUNK + 5, None, slice(CHUNK + 5, None)),
+    (-4, None, slice(-4, None)),  # suffix: the last 4 bytes
+    (-(len(BIG) + 10), None, slice(0, None)),  # a suffix longer than the object is all of it
+])
+def test_open_reads_only_the_requested_range(store, start, length, expected):
+    store.put("big.bin", BIG)
+    with store.open("big.bin", start=start, length=length) as reader:
+        body = reader.read()
+        # The adapter was sent the range (S3: the response's length is the range's, not the object's).
+        assert (reader.start, reader.length, reader.size) == (range(len(BIG))[expected].start, len(body), len(BIG))
+    assert body == BIG[expected]
+
+
+def test_open_past_the_end_is_not_satisfiable(store):
+    store.put("ten", b"0123456789")
+    with pytest.raises(RangeNotSatisfiable) as err:
+        store.open("ten", start=10)
+    assert err.value.size == 10
+    store.put("empty", b"")
+    with store.open("empty") as reader:
+        assert (reader.size, reader.read()) == (0, b"")
+    with pytest.raises(RangeNotSatisfiable) as err:
+        store.open("empty", start=0, length=1)
+    assert err.value.size == 0
+    with store.open("empty", start=-5) as reader:  # RFC 9110: a suffix of an empty representation
+        assert (reader.length, reader.read()) == (0, b"")
+    with pytest.raises(NotFound):
+        store.open("absent")
+    for bad in ({"start": 0, "length": 0}, {"start": -3, "length": 2}):
+        with pytest.raises(ValueError):
+            store.open("ten", **bad)
+
+
+def test_open_reads_one_version_while_the_key_is_rewritten(store):
+    first = store.put("v", b"A" * (2 * CHUNK))
+    with store.open("v") as reader:
+        head = reader.read(10)
+        store.put("v", b"B" * (2 * CHUNK))
+        assert head + reader.read() == b"A" * (2 * CHUNK) and reader.etag == first.etag
+    with store.open("v") as reader:
+        assert reader.read(1) == b"B"
+
+
+def test_a_stream_cut_short_is_an_error_not_the_end():
+    import io
+
+    from chalicelib.store import ObjectReader, StoreError
+    reader = ObjectReader("k", etag='"e"', size=10, last_modified=0.0, start=0, length=10,
+                          raw=io.BytesIO(b"only6b"))  # the connection dropped after 6 of 10 bytes
+    assert reader.read(4) == b"only"
+    with pytest.raises(StoreError):
+        reader.read()
+
+
+def test_etag_changes_with_the_content(store):
+    first = store.put("k", b"AAAA")
+    second = store.put("k", b"BBBB")  # same size, written at once
+    assert first.etag != second.etag
+    assert store.head("k").etag == second.etag == store.get("k").etag
+    assert [o.etag for o in store.list("k")] == [second.etag]
+    with pytest.raises(PreconditionFailed):
+        store.put("k", b"CCCC", if_match=first.etag)
+    with pytest.raises(PreconditionFailed):
+        store.delete("k", if_match=first.etag)
+    assert store.get("k").body == b"BBBB"
 
 
 @pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a\\b", "a/\x00b", ".."])

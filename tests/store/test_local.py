@@ -1,0 +1,207 @@
+"""The local-directory adapter beyond the shared contract: ETags on any filesystem, the signing secret."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat as stat_module
+import threading
+from pathlib import Path
+
+import pytest
+
+from chalicelib import services
+from chalicelib.settings import Settings
+from chalicelib.store import PreconditionFailed
+from chalicelib.store import local as local_module
+from chalicelib.store.local import LocalStore
+
+PINNED_NS = 1_600_000_000_123_456_789
+
+
+def _md5_etag(body: bytes) -> str:
+    return f'"{hashlib.md5(body).hexdigest()}"'
+
+
+def _pin_mtime(path: Path) -> None:
+    os.utime(path, ns=(PINNED_NS, PINNED_NS))
+
+
+def _pinned(st: os.stat_result) -> os.stat_result:
+    """``st`` as a coarse-clock filesystem that reuses inode numbers reports it: one inode, one mtime."""
+    fields = list(st[:10])
+    fields[1], fields[8] = 4242, PINNED_NS // 10**9
+    extra = {name: getattr(st, name) for name in ("st_atime", "st_ctime", "st_atime_ns", "st_ctime_ns",
+                                                  "st_blksize", "st_blocks", "st_rdev")}
+    return os.stat_result(fields, dict(extra, st_mtime=PINNED_NS / 1e9, st_mtime_ns=PINNED_NS))
+
+
+@pytest.fixture(params=["xattrs", "no-xattrs"])
+def coarse_fs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, local_store: LocalStore) -> LocalStore:
+    """Every file in the store reports the same inode number and mtime; with or without user xattrs."""
+    real_stat, real_fstat = os.stat, os.fstat
+    root = str(local_store.root)
+
+    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        st = real_stat(path, *args, **kwargs)
+        return _pinned(st) if str(path).startswith(root) and stat_module.S_ISREG(st.st_mode) else st
+
+    def fstat(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        return _pinned(st) if stat_module.S_ISREG(st.st_mode) else st
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "fstat", fstat)
+    if request.param == "no-xattrs":
+        def unsupported(*args: object) -> None:
+            raise OSError(errno.ENOTSUP, "Operation not supported")
+        monkeypatch.setattr(os, "getxattr", unsupported)
+        monkeypatch.setattr(os, "setxattr", unsupported)
+    return local_store
+
+
+# -- item 10: ETags change whenever the content does ----------------------------------------------
+def test_stale_if_match_is_refused_when_inode_and_mtime_repeat(coarse_fs: LocalStore) -> None:
+    store = coarse_fs
+    stale = store.put("doc.json", b'{"v":"a"}')
+    current = store.put("doc.json", b'{"v":"b"}', if_match=stale.etag)  # same size, same (inode, mtime)
+    assert current.etag != stale.etag
+    for attempt in (lambda: store.put("doc.json", b'{"v":"c"}', if_match=stale.etag),
+                    lambda: store.delete("doc.json", if_match=stale.etag)):
+        with pytest.raises(PreconditionFailed):
+            attempt()
+    assert store.get("doc.json").body == b'{"v":"b"}'
+    assert store.head("doc.json").etag == current.etag == [o.etag for o in store.list("doc")][0]
+
+
+def test_stale_if_match_is_refused_when_the_filesystem_reuses_the_inode(local_store: LocalStore) -> None:
+    """Real inode reuse (ext4, tmpfs hand a freed number straight back) with mtimes pinned to one ns."""
+    path = local_store.root / "doc.json"
+    local_store.put("doc.json", b'{"v":"000"}')
+    _pin_mtime(path)
+    stale, first_inode = local_store.head("doc.json"), path.stat().st_ino
+    for n in range(1, 400):  # other processes allocating inodes meanwhile can delay the reuse
+        local_store.put("doc.json", b'{"v":"%03d"}' % n)  # same size, new content
+        _pin_mtime(path)
+        if path.stat().st_ino == first_inode:
+            break
+    else:
+        pytest.skip("this filesystem did not reuse the inode number")
+    with pytest.raises(PreconditionFailed):
+        local_store.put("doc.json", b"{}", if_match=stale.etag)
+
+
+def test_etag_is_the_content_md5_and_reading_it_does_not_hash(local_store: LocalStore,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b"x" * 100_000
+    info = local_store.put("a/b.bin", body)
+    assert info.etag == _md5_etag(body)  # as S3's single-part ETag
+
+    def no_hashing(*args: object) -> None:
+        raise AssertionError("a stamped object was hashed on read")
+    monkeypatch.setattr(hashlib, "md5", no_hashing)
+    monkeypatch.setattr(local_module, "_md5_of_fd", no_hashing)
+    assert local_store.get("a/b.bin").etag == info.etag
+    assert local_store.head("a/b.bin").etag == info.etag
+    assert [o.etag for o in local_store.list("a/")] == [info.etag]
+    with local_store.open("a/b.bin", start=5, length=1) as reader:
+        assert reader.etag == info.etag
+
+
+def test_files_written_by_other_tools_get_content_etags(local_store: LocalStore) -> None:
+    path = local_store.root / "copied.txt"
+    path.write_bytes(b"first")  # no stamp: copied in, or written by an older version
+    assert local_store.head("copied.txt").etag == _md5_etag(b"first")
+    assert local_store.get("copied.txt").etag == _md5_etag(b"first")
+    with open(path, "r+b") as fh:  # rewritten in place (same inode) by another tool
+        fh.write(b"other")
+    os.utime(path, ns=(PINNED_NS, PINNED_NS))
+    assert local_store.head("copied.txt").etag == _md5_etag(b"other")
+
+
+# -- secrets: the signing key -------------------------------------------------------------------
+def _secret_path(store: LocalStore) -> Path:
+    return store.root / ".stacflow" / "secret"
+
+
+def _round_trip(signer: LocalStore, verifier: LocalStore) -> None:
+    token = signer.sign({"m": "GET", "k": "a"}, 60)
+    assert verifier.verify(token)["k"] == "a"
+
+
+@pytest.mark.parametrize("left_behind", [b"", b"\x01\x02\x03"])
+def test_an_empty_or_partial_secret_left_by_a_crash_is_repaired(tmp_path: Path, left_behind: bytes) -> None:
+    root = tmp_path / "store"
+    first = LocalStore(root)
+    _secret_path(first).write_bytes(left_behind)  # what a crash between create and write left
+    _round_trip(first, LocalStore(root))  # repaired once, and every process agrees on the new key
+    assert len(_secret_path(first).read_bytes()) == 32
+
+
+class _Crash(BaseException):
+    """The process dies here."""
+
+
+@pytest.mark.parametrize("where", ["token_bytes", "fsync", "link"])
+def test_a_crash_while_creating_the_secret_never_leaves_an_unusable_one(tmp_path: Path, where: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    store = LocalStore(root)
+    target = {"token_bytes": (local_module.secrets, "token_bytes"), "fsync": (os, "fsync"),
+              "link": (os, "link")}[where]
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash(where)
+    with monkeypatch.context() as patch:
+        patch.setattr(*target, crash)
+        with pytest.raises(_Crash):
+            store.presign_get("a", base_url="http://x")
+    secret = _secret_path(store)
+    assert not secret.exists() or len(secret.read_bytes()) == 32
+    _round_trip(LocalStore(root), LocalStore(root))  # the next process starts cleanly
+
+
+def test_racing_processes_agree_on_one_generated_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A is paused with its complete secret written but not published; B publishes first; A adopts B's."""
+    root = tmp_path / "store"
+    a, b = LocalStore(root), LocalStore(root)
+    paused, resume = threading.Event(), threading.Event()
+    real_link = os.link
+
+    def link(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "A" and str(dst).endswith("/secret"):
+            paused.set()
+            resume.wait(10)
+        return real_link(src, dst, *args, **kwargs)
+    monkeypatch.setattr(os, "link", link)
+    tokens: dict[str, str] = {}
+    thread = threading.Thread(name="A", target=lambda: tokens.update(a=a.sign({"k": "x"}, 60)))
+    thread.start()
+    assert paused.wait(10)
+    tokens["b"] = b.sign({"k": "x"}, 60)
+    resume.set()
+    thread.join(10)
+    for store in (a, b, LocalStore(root)):
+        assert store.verify(tokens["a"]) and store.verify(tokens["b"])
+    assert [p.name for p in (root / ".stacflow").iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_signing_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACFLOW_SIGNING_KEY", "k" * 40)
+    monkeypatch.setenv("STACFLOW_STORE", (tmp_path / "one").as_uri())
+    services.configure()
+    try:
+        served = services.store()
+        assert isinstance(served, LocalStore)
+        assert "k" * 40 not in repr(services.settings())
+        other = LocalStore(tmp_path / "two", signing_key=b"k" * 40)
+        _round_trip(served, other)
+        _round_trip(other, served)
+        assert not _secret_path(served).exists()  # nothing generated or written
+        with pytest.raises(PermissionError):
+            LocalStore(tmp_path / "three").verify(served.sign({"k": "a"}, 60))
+    finally:
+        services.configure()
+    with pytest.raises(ValueError):
+        LocalStore(tmp_path / "four", signing_key=b"short")
+    assert Settings.from_env().signing_key == "k" * 40
