@@ -126,14 +126,16 @@ def test_bulk_add_and_optimize_match_apply(store: ObjectStore) -> None:
 
 def test_rebuild_replaces_all_or_one_collection(store: ObjectStore) -> None:
     items = make_items(60)
-    index = SearchIndex(store)
+    index = SearchIndex(store, settle=0.05)  # clocks agree to 25 ms: older changes are replaced
     index.apply(items, [])
     warm = SearchIndex(store)
     assert len(present(warm)) == 60
     keep = [it for it in items if it["collection"] != "dem"]
     dem = [it for it in items if it["collection"] == "dem"]
+    time.sleep(0.03)
     assert index.rebuild(keep + dem[:3]) == len(keep) + 3
     assert len(present(warm)) == len(keep) + 3
+    time.sleep(0.03)
     assert index.rebuild(dem[5:], collection="dem") == len(dem) - 5
     want = {(it["collection"], it["id"]) for it in keep + dem[5:]}
     assert set(present(warm)) == want == set(present(SearchIndex(store)))
