@@ -102,3 +102,15 @@ def unrevised(doc: Any) -> Any:
         out[catalog.SHARDS_FIELD] = {hh: {k: v for k, v in e.items() if k != "rev"}
                                      for hh, e in out[catalog.SHARDS_FIELD].items()}
     return out
+
+
+def ids_in_shard(shard: str, n: int, prefix: str = "in") -> list[str]:
+    """``n`` item ids that hash to ``shard``."""
+    from chalicelib.stac import catalog
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        if catalog.shard_of(f"{prefix}-{i}") == shard:
+            out.append(f"{prefix}-{i}")
+        i += 1
+    return out

@@ -14,7 +14,7 @@ from chalicelib.stac.items import normalize
 from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
-from .stac_items import make_item, offline_pystac, random_items, reachable, unrevised  # noqa: F401 (fixture)
+from .stac_items import make_item, offline_pystac, ids_in_shard, random_items, reachable, unrevised  # noqa: F401 (fixture)
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
@@ -144,3 +144,78 @@ def test_unknown_collection_is_refused(local_store) -> None:
         catalog.update(local_store, "nope", {}, ["x"])
     with pytest.raises(NotFound):
         local_store.get("collections/nope/collection.json")
+
+
+def summary_of(item_id: str, **where: Any) -> catalog.Summary:
+    return normalize(make_item(item_id, **where), "dataset")[1]
+
+
+@pytest.mark.parametrize("first, second", [
+    # A empties the shard, B fills it again: A's late "empty" must not unlink B's item.
+    ((["x"], {}), ([], {"y": {}})),
+    # A widens the extent with z, B removes z again: A's late extent must not stay.
+    (([], {"z": {"lon": 100.0, "lat": -40.0}}), (["z"], {})),
+])
+def test_writers_crossing_between_shard_and_collection_converge(local_store, first, second) -> None:
+    """Writer A applies to the shard, then B to the shard and the collection, then A to the collection."""
+    import threading
+
+    from .observed import ObservedStore
+    x, y, z = ids_in_shard("3f", 3)
+    names = {"x": x, "y": y, "z": z}
+    catalog.update(local_store, "dataset", {x: summary_of(x)}, ())
+    paused = ObservedStore(local_store)
+    paused.pause_at("GET", lambda key: key == catalog.collection_key("dataset"))
+
+    def run(store: ObjectStore, change: tuple[list[str], dict[str, Any]]) -> None:
+        deletes, upserts = change
+        catalog.update(store, "dataset", {names[k]: summary_of(names[k], **w) for k, w in upserts.items()},
+                       [names[k] for k in deletes])
+
+    a = threading.Thread(target=run, args=(paused, first))
+    a.start()
+    assert paused.paused.wait(5), "writer A never reached the collection"
+    run(local_store, second)  # B, while A holds its shard result
+    paused.resume()
+    a.join(10)
+    assert not a.is_alive()
+
+    shard = local_store.get_json(catalog.shard_key("dataset", "3f"))
+    held = set(shard[catalog.ITEMS_FIELD])
+    assert reachable(local_store) == held, "every item of the shard is reachable from the collection"
+    coll = local_store.get_json(catalog.collection_key("dataset"))
+    box = catalog.merge(shard[catalog.ITEMS_FIELD].values())
+    assert coll["extent"]["spatial"]["bbox"] == [box[:4]]
+    assert coll[catalog.SHARDS_FIELD]["3f"]["rev"] == shard[catalog.REV_FIELD]
+    assert validate_object(coll) == []
+
+
+def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store) -> None:
+    """16 concurrent publishers into one collection: no collection write, so no conflict on it."""
+    import threading
+
+    from .observed import ObservedStore
+    seeds = [ids_in_shard(f"{s:02x}", 1, prefix="seed")[0] for s in range(0, 256, 16)]
+    catalog.update(local_store, "dataset", {iid: summary_of(iid) for iid in seeds}, ())
+    observed = ObservedStore(local_store)
+    news = [ids_in_shard(catalog.shard_of(seed), 3, prefix="new") for seed in seeds]
+    barrier = threading.Barrier(len(news))
+    errors: list[BaseException] = []
+
+    def publish(ids: list[str]) -> None:
+        try:
+            barrier.wait()
+            for iid in ids:  # same place and time as the seed: the shard's extent already covers it
+                catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=publish, args=(ids,)) for ids in news]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    coll = catalog.collection_key("dataset")
+    assert observed.written[coll] == 0 and observed.lost[coll] == 0
+    assert reachable(local_store) == set(seeds) | {iid for ids in news for iid in ids}

@@ -240,3 +240,51 @@ def test_bulk_publish_of_100k_items_is_practical(local_store, tmp_path) -> None:
         shards = [l for l in coll["links"] if l["rel"] == "child"]
         assert len(shards) == 256  # bounded pages, each ~n/256 items
     assert SearchIndex(local_store).snapshot().count == 100_000
+
+
+def test_a_publish_during_reindex_stays_catalogued_and_searchable(wired) -> None:
+    """Reindex is held after listing the items; meanwhile one item is published, one moved, one deleted."""
+    from .observed import ObservedStore
+    items = random_items(30)
+    for item in items:
+        wired.put_json(catalog.item_key("dataset", item["id"]), item)
+    warm = SearchIndex(wired)
+    assert len(present_ids(warm)) == 30
+    held = ObservedStore(wired)
+    held.pause_at("GET", lambda key: key.startswith(catalog.items_prefix("dataset")))
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            reindex(held, collection="dataset", progress=False)
+        except BaseException as err:  # surfaced below
+            outcome.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert held.paused.wait(10), "reindex never read an item"
+    late = make_item("late", lon=-150, lat=-60)
+    wired.put_json(catalog.item_key("dataset", "late"), late)
+    moved = dict(items[1], bbox=[150, 60, 150, 60], geometry={"type": "Point", "coordinates": [150, 60]})
+    wired.put_json(catalog.item_key("dataset", moved["id"]), moved)
+    wired.delete(catalog.item_key("dataset", items[2]["id"]))
+    held.resume()
+    thread.join(30)
+    assert not thread.is_alive() and outcome == []
+
+    want = {item["id"] for item in items if item is not items[2]} | {"late"}
+    assert indexed(wired) == {("dataset", iid) for iid in want}
+    assert {iid for _, iid in present_ids(warm)} == want
+    assert reachable(wired) == want == {iid for _, iid in catalogued(wired)}
+    extent = catalog.merge(normalize(wired.get_json(catalog.item_key("dataset", iid)), "dataset")[1] for iid in want)
+    assert wired.get_json(catalog.collection_key("dataset"))["extent"]["spatial"]["bbox"] == [extent[:4]]
+    shard = wired.get_json(catalog.shard_key("dataset", catalog.shard_of(moved["id"])))
+    assert shard[catalog.ITEMS_FIELD][moved["id"]][:4] == [150, 60, 150, 60]
+    tree_is_valid(wired)
+
+
+def present_ids(index: SearchIndex) -> set[tuple[str, str]]:
+    out = set()
+    for table, alive in index.snapshot().parts:
+        out |= {(table.coll_list[row], table.id_list[row]) for row in range(table.n) if alive[row]}
+    return out
