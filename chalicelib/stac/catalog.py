@@ -257,18 +257,17 @@ def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView]) -> 
             continue
         shards[hh] = view.entry()
         changed = True
-    if not changed:
-        return None
+    return _derive(doc, shards) if changed else None
+
+
+def _derive(doc: dict[str, Any], shards: Mapping[str, Any]) -> dict[str, Any]:
+    """The collection with these shard entries, and the extent and child links they make."""
     linked = {hh: e for hh, e in shards.items() if _linked(e)}
-    doc = dict(doc, **{SHARDS_FIELD: shards})
+    doc = dict(doc, **{SHARDS_FIELD: dict(shards)})
     doc["extent"] = _extent(e["summary"] for e in linked.values() if e.get("summary") is not None)
     doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in
                     ("root", "parent", "self", "child")] + _collection_links(linked)
     return doc
-
-
-def linked_shards(collection_doc: Mapping[str, Any]) -> list[str]:
-    return sorted(hh for hh, e in collection_doc.get(SHARDS_FIELD, {}).items() if _linked(e))
 
 
 def public(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,7 +297,7 @@ def _category(cid: str) -> Category:
 
 def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str]) -> None:
     """Apply item changes of one collection: one CAS per touched shard, then at most one on the
-    collection, for the shards whose view changed (or that this call found already changed)."""
+    collection, for the shards whose view this call changed or found already written."""
     cat = _category(cid)
     per_shard: dict[str, tuple[dict[str, Summary], set[str]]] = {}
     for iid, summary in upserts.items():
@@ -340,7 +339,8 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dic
 
 
 def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *, refresh: bool = False) -> None:
-    """CAS the shards' views into the collection (``refresh``: and its fields from the config)."""
+    """CAS the shards' views into the collection (``refresh``: also its fields from the config, and
+    no entry for a shard that cannot exist)."""
     created = []
 
     def default() -> dict[str, Any]:
@@ -349,11 +349,13 @@ def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *
 
     def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
         new = apply_to_collection(doc, views)
-        if refresh:
-            fields = {k: v for k, v in empty_collection(cat).items() if k not in ("extent", "links", SHARDS_FIELD)}
-            if any((new or doc).get(k) != v for k, v in fields.items()):
-                new = dict(new or doc, **fields)
-        return new
+        if not refresh:
+            return new
+        base = new or doc
+        fields = {k: v for k, v in empty_collection(cat).items() if k not in ("extent", "links", SHARDS_FIELD)}
+        possible = {hh: e for hh, e in base.get(SHARDS_FIELD, {}).items() if hh in _SHARD_IDS}
+        fixed = _derive(dict(base, **fields), possible)
+        return None if fixed == doc else fixed
 
     store.update_json(collection_key(cat.id), mutate, default=default)
     if created:

@@ -14,7 +14,7 @@ from chalicelib.stac.items import normalize
 from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
-from .stac_items import make_item, offline_pystac, ids_in_shard, random_items, reachable, unrevised  # noqa: F401 (fixture)
+from .stac_items import ids_in_shard, make_item, offline_pystac, random_items, reachable, unrevised  # noqa: F401
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
@@ -132,8 +132,12 @@ def test_rebuild_matches_incremental_updates(local_store) -> None:
     items = random_items(80)
     publish_direct(local_store, items)
     incremental = static_tree(local_store)
-    # A stray shard document that the rebuild must drop, then rebuild from summaries.
+    # A stray shard document and a stale entry linking it, that the rebuild must drop.
     local_store.put_json(catalog.shard_key("dataset", "zz"), catalog.empty_shard("dataset", "zz"))
+    coll = local_store.get_json(catalog.collection_key("dataset"))
+    coll[catalog.SHARDS_FIELD]["zz"] = {"rev": 2**62, "linked": True, "summary": None}
+    coll["links"].append({"rel": "child", "href": "./shards/zz.json", "type": "application/json"})
+    local_store.put_json(catalog.collection_key("dataset"), coll)
     summaries = {i["id"]: normalize(i, "dataset")[1] for i in items}
     catalog.rebuild(local_store, "dataset", summaries, since=time.time_ns(), current=lambda iid: None)
     assert static_tree(local_store) == incremental
