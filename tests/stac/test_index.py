@@ -258,7 +258,7 @@ def test_apply_gives_up_on_a_store_too_slow_to_settle(local_store: ObjectStore) 
 
 
 def test_a_reader_remembers_only_log_keys_past_the_floor(store: ObjectStore) -> None:
-    items = make_items(48)
+    items = make_items(24)
     writer = SearchIndex(store, settle=0.1, compact_entries=2, fanout=2)
     reader = SearchIndex(store)
     base = reader.snapshot().parts[0][0]
