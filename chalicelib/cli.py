@@ -90,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("reindex", help="rebuild catalog pages and the search index from the item JSONs")
+    p = sub.add_parser("reindex", help="rebuild catalog pages and the search index from the item JSONs "
+                                       "(safe while others publish)")
     p.add_argument("--store", help=store_help)
     p.add_argument("--collection", help="only this collection")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -7,20 +7,31 @@ Layout (every href relative, so the tree browses the same from a directory, a bu
     collections/<cid>/shards/<hh>.json             sub-catalog of the items whose id hashes to <hh>
     collections/<cid>/items/<id>.json              the items (written by publishers; truth)
 
-Items are spread over 256 hash shards so that publishing one item rewrites one small shard and
-the collection document, never a page listing every item. Each shard keeps a compact summary
-(bbox + interval) per item and the collection keeps one per shard, so deleting an item shrinks
+Items are spread over 256 hash shards so that publishing one item rewrites one small shard, never
+a page listing every item. Each shard keeps a compact summary (bbox + interval) per item and a
+revision that grows with every write; the collection keeps, per shard, the shard's "view" (linked
+or not, and its summary) tagged with the revision it was derived from, so deleting an item shrinks
 the extents without reading any item.
+
+Writers race on these documents (one event per item, any number of workers), so the collection's
+entry for a shard is always derived from the shard's own state after the writer's compare-and-swap
+on it, never from the writer's delta, and an entry with a lower revision never replaces a higher
+one: whatever order writers reach the shard and the collection in, the collection ends up with
+the view of the shard's latest revision. A write that leaves the shard's view as it was (most
+publishes into a non-empty shard whose extent already covers the item) skips the collection: the
+writer that produced that view records it. Empty shards stay as unlinked documents so that their
+revision never restarts.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
 
@@ -29,14 +40,17 @@ ROOT_KEY = "catalog.json"
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 SHARD_COUNT = 256
-SHARDS_FIELD = "stacflow:shards"  # collection: {hh: Summary of the shard}
+SHARDS_FIELD = "stacflow:shards"  # collection: {hh: {"rev", "linked", "summary"} of the shard}
 ITEMS_FIELD = "stacflow:items"  # shard: {item id: Summary of the item}
-PRIVATE_FIELDS = (SHARDS_FIELD, ITEMS_FIELD)
+REV_FIELD = "stacflow:rev"  # shard: revision, greater after every write
+PRIVATE_FIELDS = (SHARDS_FIELD, ITEMS_FIELD, REV_FIELD)
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 # Links that place a document in a tree: the static catalog and the API each write their own.
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "collection", "child", "item", "items", "next", "prev",
                              QUERYABLES_REL})
-CAS_ATTEMPTS = 200  # many writers may race on one collection document (bulk events, parallel uploads)
+# Writers' clocks agree to better than this (as the search index's settle time assumes).
+CLOCK_SKEW_NS = 5_000_000_000
+_SHARD_IDS = frozenset(f"{i:02x}" for i in range(SHARD_COUNT))
 
 _ITEM_KEY = re.compile(r"^collections/([^/]+)/items/([^/]+)\.json$")
 
@@ -192,6 +206,7 @@ def _rfc3339(instant: str | None) -> str | None:
 # -- pure updates (return None when nothing changes, so CAS writes only real changes) -----
 def apply_to_shard(doc: dict[str, Any], shard: str, upserts: Mapping[str, Summary],
                    deletes: Iterable[str]) -> dict[str, Any] | None:
+    """The shard with ``upserts`` and without ``deletes`` (None when that changes nothing)."""
     items = dict(doc.get(ITEMS_FIELD, {}))
     before = dict(items)
     items.update(upserts)
@@ -203,27 +218,56 @@ def apply_to_shard(doc: dict[str, Any], shard: str, upserts: Mapping[str, Summar
     return _fill_shard(doc, shard)
 
 
-def apply_to_collection(doc: dict[str, Any], shard_summaries: Mapping[str, Optional[Summary]],
-                        counts: Mapping[str, int]) -> dict[str, Any] | None:
-    """Record each touched shard's summary (count 0 = the shard is empty and unlinked)."""
+@dataclass(frozen=True)
+class ShardView:
+    """What the collection records of a shard: linked (it has items) or not, and its summary,
+    derived from the shard's state at revision ``rev``."""
+
+    rev: int
+    linked: bool
+    summary: Summary | None
+
+    @classmethod
+    def of(cls, shard_doc: Mapping[str, Any]) -> ShardView:
+        items = shard_doc.get(ITEMS_FIELD, {})
+        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items), merge(items.values()))
+
+    def looks_like(self, other: ShardView) -> bool:
+        return (self.linked, self.summary) == (other.linked, other.summary)
+
+    def entry(self) -> dict[str, Any]:
+        return {"rev": self.rev, "linked": self.linked, "summary": self.summary}
+
+
+def _rev(entry: Mapping[str, Any]) -> int:
+    return int(entry.get("rev", -1))  # entries from before revisions: any view replaces them
+
+
+def _linked(entry: Mapping[str, Any]) -> bool:
+    return bool(entry.get("linked", True))  # entries from before revisions exist only for non-empty shards
+
+
+def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView]) -> dict[str, Any] | None:
+    """Record each shard's view, unless the collection holds one of a later (or the same) revision."""
     shards = dict(doc.get(SHARDS_FIELD, {}))
-    before = dict(shards)
-    for hh, summary in shard_summaries.items():
-        if counts[hh]:
-            shards[hh] = {"count": counts[hh], "summary": summary}
-        else:
-            shards.pop(hh, None)
-    if shards == before:
-        return None
-    doc = dict(doc, **{SHARDS_FIELD: shards})
-    doc["extent"] = _extent(s["summary"] for s in shards.values() if s["summary"] is not None)
+    changed = False
+    for hh, view in views.items():
+        cur = shards.get(hh)
+        if (cur is None and not view.linked) or (cur is not None and _rev(cur) >= view.rev):
+            continue
+        shards[hh] = view.entry()
+        changed = True
+    return _derive(doc, shards) if changed else None
+
+
+def _derive(doc: dict[str, Any], shards: Mapping[str, Any]) -> dict[str, Any]:
+    """The collection with these shard entries, and the extent and child links they make."""
+    linked = {hh: e for hh, e in shards.items() if _linked(e)}
+    doc = dict(doc, **{SHARDS_FIELD: dict(shards)})
+    doc["extent"] = _extent(e["summary"] for e in linked.values() if e.get("summary") is not None)
     doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in
-                    ("root", "parent", "self", "child")] + _collection_links(shards)
+                    ("root", "parent", "self", "child")] + _collection_links(linked)
     return doc
-
-
-def item_count(collection_doc: Mapping[str, Any]) -> int:
-    return sum(int(s["count"]) for s in collection_doc.get(SHARDS_FIELD, {}).values())
 
 
 def public(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,8 +280,7 @@ def ensure_root(store: ObjectStore) -> None:
     """Create or refresh the root catalog and create the (empty) collections it links to."""
     cfg = config()
     wanted = root_document(cfg)
-    store.update_json(ROOT_KEY, lambda doc: None if doc == wanted else wanted, default=lambda: {},
-                      attempts=CAS_ATTEMPTS)
+    store.update_json(ROOT_KEY, lambda doc: None if doc == wanted else wanted, default=lambda: {})
     for cat in cfg.categories:
         try:
             store.put_json(collection_key(cat.id), empty_collection(cat), if_none_match=True)
@@ -245,83 +288,116 @@ def ensure_root(store: ObjectStore) -> None:
             pass  # exists: its items keep it current
 
 
-def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str]) -> None:
-    """Apply item changes of one collection: one CAS per touched shard, then one on the collection."""
+def _category(cid: str) -> Category:
     cat = config().category(cid)
     if cat is None:
         raise ValueError(f"unknown collection {cid!r}")
+    return cat
+
+
+def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str]) -> None:
+    """Apply item changes of one collection: one CAS per touched shard, then at most one on the
+    collection, for the shards whose view this call changed or found already written."""
+    cat = _category(cid)
     per_shard: dict[str, tuple[dict[str, Summary], set[str]]] = {}
     for iid, summary in upserts.items():
         per_shard.setdefault(shard_of(iid), ({}, set()))[0][iid] = summary
     for iid in deletes:
         per_shard.setdefault(shard_of(iid), ({}, set()))[1].add(iid)
-    if not per_shard:
-        return
-    summaries: dict[str, Optional[Summary]] = {}
-    counts: dict[str, int] = {}
+    views: dict[str, ShardView] = {}
     for hh, (ups, dels) in sorted(per_shard.items()):
-        items = _update_shard(store, cid, hh, ups, dels).get(ITEMS_FIELD, {})
-        summaries[hh], counts[hh] = merge(items.values()), len(items)
-        if not items:
-            # Unlinked below; deleting only this exact version keeps a concurrent re-fill.
-            _delete_if_empty(store, shard_key(cid, hh))
-    _update_collection(store, cat, summaries, counts)
+        before, after = _write_shard(store, cid, hh, partial(apply_to_shard, shard=hh, upserts=ups, deletes=dels))
+        view = ShardView.of(after)
+        # A write that left the view as it was needs nothing of the collection: the writer that made
+        # this view records it. A call that wrote nothing (a redelivered event) records the current
+        # view, in case the writer that made it died before recording it.
+        if before is None or not view.looks_like(ShardView.of(before)):
+            views[hh] = view
+    if views:
+        _record(store, cat, views)
 
 
-def _update_shard(store: ObjectStore, cid: str, shard: str, upserts: Mapping[str, Summary],
-                  deletes: set[str]) -> dict[str, Any]:
-    return store.update_json(  # type: ignore[no-any-return]
-        shard_key(cid, shard), lambda doc: apply_to_shard(doc, shard, upserts, deletes),
-        default=lambda: empty_shard(cid, shard), attempts=CAS_ATTEMPTS)
+def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
+                 *, always: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """CAS ``change`` on the shard, bumping its revision; returns (the state it replaced, or None when it
+    wrote nothing; the state now). ``always``: write (a new revision) even if nothing changes."""
+    seen: list[dict[str, Any]] = []
+
+    def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
+        seen.append(doc)
+        new = change(doc)
+        if new is None:
+            if not always:
+                return None
+            new = _fill_shard(dict(doc), shard)
+        # Greater than every earlier revision; time-based so a shard deleted by hand restarts above them.
+        new[REV_FIELD] = max(int(doc.get(REV_FIELD, 0)) + 1, time.time_ns())
+        return new
+
+    after = store.update_json(shard_key(cid, shard), mutate, default=lambda: empty_shard(cid, shard))
+    return (None if after is seen[-1] else seen[-1]), after
 
 
-def _update_collection(store: ObjectStore, cat: Category, summaries: Mapping[str, Optional[Summary]],
-                       counts: Mapping[str, int]) -> None:
+def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *, refresh: bool = False) -> None:
+    """CAS the shards' views into the collection (``refresh``: also its fields from the config, and
+    no entry for a shard that cannot exist)."""
     created = []
 
     def default() -> dict[str, Any]:
         created.append(True)
         return empty_collection(cat)
 
-    store.update_json(collection_key(cat.id), lambda d: apply_to_collection(d, summaries, counts),
-                      default=default, attempts=CAS_ATTEMPTS)
+    def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
+        new = apply_to_collection(doc, views)
+        if not refresh:
+            return new
+        base = new or doc
+        fields = {k: v for k, v in empty_collection(cat).items() if k not in ("extent", "links", SHARDS_FIELD)}
+        possible = {hh: e for hh, e in base.get(SHARDS_FIELD, {}).items() if hh in _SHARD_IDS}
+        fixed = _derive(dict(base, **fields), possible)
+        return None if fixed == doc else fixed
+
+    store.update_json(collection_key(cat.id), mutate, default=default)
     if created:
         ensure_root(store)
 
 
-def _delete_if_empty(store: ObjectStore, key: str) -> None:
-    try:
-        obj = store.get(key)
-    except NotFound:
-        return
-    if obj.json().get(ITEMS_FIELD):
-        return
-    try:
-        store.delete(key, if_match=obj.etag)
-    except PreconditionFailed:
-        pass
+def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, since: int,
+            current: Callable[[str], Summary | None]) -> None:
+    """Rewrite every shard and the collection document of ``cid`` from item summaries (reindex).
 
-
-def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary]) -> None:
-    """Rewrite every shard and the collection document of ``cid`` from item summaries (reindex)."""
-    cat = config().category(cid)
-    if cat is None:
-        raise ValueError(f"unknown collection {cid!r}")
+    ``summaries`` were read from the items from time ``since`` (ns) on. Publishers may write
+    meanwhile: a shard written after ``since`` (less the clock skew) may hold newer states than
+    ``summaries``, so there each item on which the two disagree is read again (``current``: its
+    summary now, None if gone) after reading the shard, and the compare-and-swap keeps it exact.
+    Every shard gets a new revision, so the collection is rewritten from the shards whatever it held.
+    """
+    cat = _category(cid)
     per_shard: dict[str, dict[str, Summary]] = {}
     for iid, summary in summaries.items():
         per_shard.setdefault(shard_of(iid), {})[iid] = summary
-    for hh, items in per_shard.items():
-        doc = empty_shard(cid, hh)
-        doc[ITEMS_FIELD] = items
-        store.put_json(shard_key(cid, hh), _fill_shard(doc, hh))
-    for info in list(store.list(f"collections/{cid}/shards/")):
-        hh = info.key.rsplit("/", 1)[-1].removesuffix(".json")
-        if hh not in per_shard:
-            store.delete(info.key)
-    doc = empty_collection(cat)
-    shard_summaries = {hh: merge(items.values()) for hh, items in per_shard.items()}
-    doc = apply_to_collection(doc, shard_summaries, {hh: len(v) for hh, v in per_shard.items()}) or doc
-    store.put_json(collection_key(cid), doc)
+    stored = {info.key.rsplit("/", 1)[-1].removesuffix(".json") for info in store.list(f"collections/{cid}/shards/")}
+    for hh in stored - _SHARD_IDS:
+        store.delete(shard_key(cid, hh))  # no item id hashes there
+    recorded = set((read_collection(store, cid) or {}).get(SHARDS_FIELD, {}))
+    touched_after = since - CLOCK_SKEW_NS
+
+    def reconcile(doc: dict[str, Any], hh: str) -> dict[str, Any] | None:
+        want = dict(per_shard.get(hh, {}))
+        held = doc.get(ITEMS_FIELD, {})
+        if int(doc.get(REV_FIELD, 0)) >= touched_after:
+            for iid in {i for i in held.keys() | want.keys() if held.get(i) != want.get(i)}:
+                now = current(iid)
+                if now is None:
+                    want.pop(iid, None)
+                else:
+                    want[iid] = now
+        return apply_to_shard(doc, hh, want, set(held) - set(want))
+
+    views = {}
+    for hh in sorted(per_shard.keys() | (stored & _SHARD_IDS) | (recorded & _SHARD_IDS)):
+        views[hh] = ShardView.of(_write_shard(store, cid, hh, partial(reconcile, hh=hh), always=True)[1])
+    _record(store, cat, views, refresh=True)
     ensure_root(store)
 
 

@@ -9,7 +9,8 @@ Layout (all under ``stac-index/``):
   ``Table`` (numpy columns + item bytes, so a reader loads them without parsing any item) and
   the tombstones.
 - ``manifest.json`` (compare-and-swap): the segment list, the last log key the segments cover
-  (``floor``), and a ``generation`` that changes only when ``rebuild()`` replaces the content.
+  (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content, and
+  ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything.
 
 A version is the time (ns) at which the writer observed that state of the store: the
 publisher re-reads each item key after the change it was told about, so the latest
@@ -26,9 +27,20 @@ losers of the swap delete their own output. An entry is "settled" once it is old
 floor has already passed, writes its entry again under a new key, so compaction never skips an
 entry that was still in flight (clocks are assumed synchronised to better than ``settle / 2``).
 
+A rebuild (``stacflow reindex``) never touches the log: it writes the items it read as one
+segment, keeps whatever the old segments hold that is newer than its start, and records its
+start in ``rebuilt``, so log entries of publishes that raced it still apply on top while older
+ones (and older segment rows) are superseded by the rebuilt content wherever they are merged or
+read.
+
+Every retry loop (a lost manifest swap, a slow log write) backs off with jitter and gives up
+with ``Contention`` after a bounded time, so an event handler fails and is redelivered instead
+of spinning.
+
 Readers keep the merged segments as a columnar base table and the log entries past the floor
 as a small delta table, refreshed per ``snapshot()`` with one LIST of the log and one
-conditional GET of the manifest; the delta is folded into the base when it grows.
+conditional GET of the manifest; the delta is folded into the base when it grows. What a reader
+remembers of log keys is bounded by the entries past the floor.
 """
 from __future__ import annotations
 
@@ -37,11 +49,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
+from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
 from .table import Record, Table
 
@@ -49,11 +62,11 @@ PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
 SEGMENT_PREFIX = PREFIX + "segments/"
 MANIFEST = PREFIX + "manifest.json"
-CAS_ATTEMPTS = 50
+ALL = ""  # the ``rebuilt`` entry of a rebuild of every collection
 
 
 def _empty_manifest() -> dict[str, Any]:
-    return {"generation": "", "floor": "", "segments": [], "retired": []}
+    return {"generation": "", "floor": "", "segments": [], "retired": [], "rebuilt": {}}
 
 
 def _log_key(ns: int) -> str:
@@ -138,6 +151,43 @@ def _decode_log(key: str, body: bytes) -> list[Record]:
     return out
 
 
+Cutoffs = Mapping[str, int]  # manifest["rebuilt"]: collection ("" = all) -> versions below it are replaced
+
+
+def _cutoff(cutoffs: Cutoffs, collection: str) -> int:
+    return max(cutoffs.get(ALL, -1), cutoffs.get(collection, -1))
+
+
+def _current(records: Iterable[Record], cutoffs: Cutoffs) -> list[Record]:
+    """``records`` without those a rebuild has replaced."""
+    return [r for r in records if r.version >= _cutoff(cutoffs, r.collection)] if cutoffs else list(records)
+
+
+def _supersede(part: Part, cutoffs: Cutoffs) -> Part:
+    """``part`` without the rows and tombstones a rebuild has replaced."""
+    table, tombs = part
+    if not cutoffs:
+        return part
+    floor = np.full(table.n, cutoffs.get(ALL, -1), dtype=np.int64)
+    for coll, cut in cutoffs.items():
+        if coll != ALL:
+            mask = table.collection_mask([coll])
+            floor[mask] = np.maximum(floor[mask], cut)
+    return (Table.concat([(table, np.flatnonzero(table.version >= floor))]),
+            {k: v for k, v in tombs.items() if v[0] >= _cutoff(cutoffs, k[0])})
+
+
+def _rebuilt(cutoffs: Cutoffs, collection: str | None, cut: int) -> dict[str, int]:
+    """The cutoffs after a rebuild of ``collection`` (None: all) that replaced versions below ``cut``."""
+    if collection is None:
+        out = {c: v for c, v in cutoffs.items() if v > cut}
+        out[ALL] = max(cut, cutoffs.get(ALL, -1))
+        return out
+    out = dict(cutoffs)
+    out[collection] = max(cut, cutoffs.get(collection, -1))
+    return out
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """An immutable searchable view: (table, live-row mask) parts, base first."""
@@ -153,9 +203,11 @@ class Snapshot:
 class SearchIndex:
     def __init__(self, store: ObjectStore, *, settle: float = 10.0, compact_entries: int = 64,
                  compact_bytes: int = 8 << 20, fanout: int = 4, delta_max: int = 500,
-                 grace: float = 3600.0) -> None:
+                 grace: float = 3600.0, backoff: Backoff = DEFAULT) -> None:
         self.store = store
         self.settle_ns = int(settle * 1e9)
+        self.skew_ns = self.settle_ns // 2  # how far writers' clocks may disagree
+        self.backoff = backoff
         self.compact_entries = compact_entries
         self.compact_bytes = compact_bytes
         self.fanout = fanout
@@ -178,20 +230,20 @@ class SearchIndex:
         stamp = time.time_ns() if version is None else int(version)
         body = json.dumps({"upserts": [[stamp, item] for item in ups], "deletes": [[c, i, stamp] for c, i in dels]},
                           separators=(",", ":"), ensure_ascii=False).encode()
-        while True:
+
+        def write() -> tuple[dict[str, Any], str | None]:
             started = time.time_ns()
             key = _log_key(started)
-            try:
-                self.store.put(key, body, if_none_match=True, content_type="application/json")
-            except PreconditionFailed:
-                continue
-            if time.time_ns() - started > self.settle_ns // 2:
-                continue  # too slow to be sure compaction saw it: write it again, newer
+            self.store.put(key, body, if_none_match=True, content_type="application/json")
+            if time.time_ns() - started > self.skew_ns:
+                raise TryAgain  # too slow to be sure compaction saw it: write it again, newer
             manifest, etag = self._read_manifest()
             if manifest["floor"] >= key:  # a compaction passed over this entry
                 self.store.delete(key)
-                continue
-            break
+                raise TryAgain
+            return manifest, etag
+
+        manifest, etag = self.backoff.run(write, "writing a search index log entry")
         # The oldest pending entries only: one LIST page however far compaction lags behind.
         pending = list(self.store.list(LOG_PREFIX, start_after=manifest["floor"] or None,
                                        limit=4 * self.compact_entries))
@@ -208,14 +260,22 @@ class SearchIndex:
         tie = _log_key(time.time_ns())
         part = _part([Record(it["collection"], it["id"], stamp, tie, it) for it in ups]
                      + [Record(c, i, stamp, tie, None) for c, i in dels])
-        seg = self._write_segment(part, level=0)
-        for _ in range(CAS_ATTEMPTS):
+        written: list[tuple[Any, dict[str, Any]]] = []  # (cutoffs it was filtered by, segment)
+
+        def swap() -> None:
             manifest, etag = self._read_manifest()
-            if self._swap_manifest(dict(manifest, segments=manifest["segments"] + [seg]), etag, []):
-                break
-        else:
-            self.store.delete(seg["key"])
-            raise PreconditionFailed("too much contention adding to the search index")
+            cutoffs = manifest.get("rebuilt", {})
+            if not written or written[0][0] != cutoffs:  # first round, or a rebuild came between
+                self._drop([seg for _, seg in written])
+                written[:] = [(cutoffs, self._write_segment(_supersede(part, cutoffs), level=0))]
+            if not self._swap_manifest(dict(manifest, segments=manifest["segments"] + [written[0][1]]), etag, []):
+                raise TryAgain
+
+        try:
+            self.backoff.run(swap, "adding to the search index")
+        except Contention:
+            self._drop([seg for _, seg in written])
+            raise
         manifest, etag = self._read_manifest()
         self._compact_segments(manifest, etag, [])
 
@@ -238,36 +298,39 @@ class SearchIndex:
 
     def rebuild(self, items: Iterable[dict[str, Any]], collection: str | None = None, *,
                 version: int | None = None) -> int:
-        """Replace the index (or one collection's part) with exactly ``items``; returns their count.
+        """Replace the index (or one collection's part) with ``items``; returns their count.
 
-        ``version`` (default now) is when the caller read ``items`` from the store; log entries
-        with newer versions still apply on top.
+        ``version`` (default now) is when the caller started reading ``items`` from the store.
+        Changes observed after it, in the log or already merged, still apply on top: a publish
+        that lands during a rebuild stays searchable. Everything older (by more than the clock
+        skew) in the rebuilt scope is replaced, so items the store no longer holds disappear.
         """
         stamp = time.time_ns() if version is None else int(version)
         fresh = latest(Record(item["collection"], item["id"], stamp, "", item) for item in map(_check_item, items))
         if collection is not None and any(c != collection for c, _ in fresh):
             raise ValueError(f"rebuild of collection {collection!r} got items of another collection")
         part = _part(fresh.values())
-        for _ in range(50):
+        loaded: dict[str, Part] = {}  # segments are immutable: read each once across attempts
+
+        def swap() -> None:
             manifest, etag = self._read_manifest()
-            pending = list(self.store.list(LOG_PREFIX, start_after=manifest["floor"] or None))
-            content = part
-            if collection is not None:
-                current = self._load_all(manifest, [o.key for o in pending])
-                if current is None:
-                    continue
-                table, tombs = current
-                others = np.flatnonzero(table.colls != collection)
-                content = _merge([(Table.concat([(table, others)]),
-                                   {k: v for k, v in tombs.items() if k[0] != collection}), part])
-            seg = self._write_segment(content, level=0)
-            new = {"generation": uuid.uuid4().hex, "floor": pending[-1].key if pending else manifest["floor"],
-                   "segments": [seg], "retired": self._retire(manifest, manifest["segments"])}
+            cutoffs = _rebuilt(manifest.get("rebuilt", {}), collection, stamp - self.skew_ns)
+            try:
+                for seg in manifest["segments"]:
+                    if seg["key"] not in loaded:
+                        loaded[seg["key"]] = self._read_segment(seg["key"])
+            except NotFound:
+                raise TryAgain from None  # retired and expired meanwhile: the manifest has moved on
+            kept = _supersede(_merge([loaded[s["key"]] for s in manifest["segments"]] or [_part([])]), cutoffs)
+            seg = self._write_segment(_merge([kept, part]), level=0)
+            new = {"generation": uuid.uuid4().hex, "floor": manifest["floor"], "segments": [seg],
+                   "retired": self._retire(manifest, manifest["segments"]), "rebuilt": cutoffs}
             if not self._swap_manifest(new, etag, [seg]):
-                continue
-            self._cleanup(new, [o.key for o in pending])
-            return len(fresh)
-        raise PreconditionFailed("too much contention rebuilding the search index")
+                raise TryAgain
+            self._cleanup(new, [])
+
+        self.backoff.run(swap, "rebuilding the search index")
+        return len(fresh)
 
     # -- compaction ------------------------------------------------------------------------
     def _maybe_compact(self, manifest: dict[str, Any], etag: str | None, pending: list[ObjectInfo]) -> None:
@@ -287,6 +350,7 @@ class SearchIndex:
                 records = [r for o in ready for r in _decode_log(o.key, self.store.get(o.key).body)]
             except NotFound:
                 return  # another writer is compacting the same entries
+            records = _current(records, manifest.get("rebuilt", {}))
             written.append(self._write_segment(_part(records), level=0, covers=[o.key for o in ready]))
         published = {seg["key"] for seg in manifest["segments"]}
         segments = list(manifest["segments"]) + written
@@ -305,8 +369,7 @@ class SearchIndex:
             try:
                 merged = _merge([self._read_segment(seg["key"]) for seg in group])
             except NotFound:
-                for seg in written:
-                    self.store.delete(seg["key"])
+                self._drop(written)
                 return
             # Lineage lets readers that hold all inputs adopt the output without reading it:
             # published inputs by key, inputs made in this round by what they came from.
@@ -341,6 +404,10 @@ class SearchIndex:
     def _read_segment(self, key: str) -> Part:
         return _decode_segment(self.store.get(key).body)
 
+    def _drop(self, segments: list[dict[str, Any]]) -> None:
+        for seg in segments:
+            self.store.delete(seg["key"])
+
     def _retire(self, manifest: dict[str, Any], segments: list[dict[str, Any]]) -> list[list[Any]]:
         now = time.time()
         return list(manifest.get("retired", [])) + [[seg["key"], now] for seg in segments]
@@ -353,8 +420,7 @@ class SearchIndex:
                 self.store.put_json(MANIFEST, new, if_match=etag)
             return True
         except PreconditionFailed:
-            for seg in written:
-                self.store.delete(seg["key"])
+            self._drop(written)
             return False
 
     def _cleanup(self, manifest: dict[str, Any], logs: list[str]) -> None:
@@ -376,14 +442,6 @@ class SearchIndex:
             return _empty_manifest(), None
         return obj.json(), obj.etag
 
-    def _load_all(self, manifest: dict[str, Any], logs: list[str]) -> Part | None:
-        try:
-            parts = [self._read_segment(seg["key"]) for seg in manifest["segments"]]
-            records = [r for key in logs for r in _decode_log(key, self.store.get(key).body)]
-        except NotFound:
-            return None  # compacted meanwhile: the caller starts over
-        return _merge(parts + [_part(records)])
-
     # == readers ============================================================================
     def snapshot(self) -> Snapshot:
         """The current view: one LIST of the log and one conditional GET of the manifest."""
@@ -401,7 +459,7 @@ class SearchIndex:
         self._tombs = tombs
         self._delta: dict[tuple[str, str], Record] = {}
         self._applied: set[str] = set()  # log keys past the floor already in the view
-        self._seen: set[str] = set()  # every log key in the view (to recognise compactions)
+        self._seen: set[str] = set()  # log keys past the floor in the view (to recognise compactions)
         self._newest = 0
         self._build_snapshot()
 
@@ -433,7 +491,7 @@ class SearchIndex:
             self._applied.add(key)
             self._seen.add(key)
             self._newest = max(self._newest, _key_time(key))
-            for rec in records:
+            for rec in _current(records, self._manifest.get("rebuilt", {})):
                 changed |= self._offer(rec)
         self._applied = {k for k in self._applied if not start or k > start}
         if changed:
@@ -450,7 +508,9 @@ class SearchIndex:
                 and set(seg.get("merges", [])) <= self._known)
             for seg in manifest["segments"])
         if same:
-            self._known |= {seg["key"] for seg in manifest["segments"]}
+            # Later compactions name only segments of this manifest and entries past its floor.
+            self._known = {seg["key"] for seg in manifest["segments"]}
+            self._seen = {key for key in self._seen if key > manifest["floor"]}
             self._manifest, self._etag = manifest, etag
             return True
         try:

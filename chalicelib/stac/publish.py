@@ -21,6 +21,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -243,8 +244,8 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
 def reindex(store: ObjectStore, collection: str | None = None, progress: bool = True) -> Report:
     """Rebuild shards, extents and the search index of one or all collections from the item JSONs.
 
-    An administrative repair: pages are rewritten without compare-and-swap, so run it while no
-    one publishes (a publish racing it is repaired by running it again, or by the item's event).
+    Safe while others publish: an item published, changed or deleted during the run keeps the state
+    its own event wrote, in the catalog pages and in search.
     """
     cids = [collection] if collection else sorted(catalog.config().collection_ids)
     if any(catalog.config().category(cid) is None for cid in cids):
@@ -255,11 +256,20 @@ def reindex(store: ObjectStore, collection: str | None = None, progress: bool = 
     observed = time.time_ns()  # before the first read: the version of the rebuilt items
     for cid in cids:
         items = _reload(store, cid, report, progress)
-        catalog.rebuild(store, cid, {item["id"]: summary for item, summary in items})
+        catalog.rebuild(store, cid, {item["id"]: summary for item, summary in items}, since=observed,
+                        current=partial(_summary_now, store, cid))
         every.extend(item for item, _ in items)
     # All collections: one rebuild also drops index entries of collections no longer configured.
     report.published = _index(store).rebuild(every, collection=collection, version=observed)
     return report
+
+
+def _summary_now(store: ObjectStore, cid: str, iid: str) -> catalog.Summary | None:
+    """The catalog summary of the item as the store holds it now (None: absent or invalid)."""
+    try:
+        return normalize(parse(store.get(catalog.item_key(cid, iid)).body), cid, iid)[1]
+    except (NotFound, InvalidItem):
+        return None
 
 
 def _reload(store: ObjectStore, cid: str, report: Report, progress: bool) -> list[tuple[dict[str, Any], catalog.Summary]]:

@@ -12,7 +12,10 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from .contention import Backoff
 
 # Change notifications are S3 event names, so local dispatch and S3 share one path.
 CREATED = "ObjectCreated:Put"
@@ -273,13 +276,16 @@ class ObjectStore(ABC):
             return False
 
     def update_json(self, key: str, mutate: Callable[[Any], Any], *, default: Callable[[], Any] | None = None,
-                    attempts: int = 50) -> Any:
+                    backoff: Backoff | None = None) -> Any:
         """Read-modify-write with compare-and-swap, retried on conflict.
 
         ``mutate`` gets the current document (or ``default()`` if absent) and returns the
-        new one, or ``None`` to leave the object unchanged.
+        new one, or ``None`` to leave the object unchanged. Lost swaps are retried after a
+        jittered, growing wait (``contention.Backoff``); ``Contention`` once its budget is spent.
         """
-        for _ in range(attempts):
+        from .contention import DEFAULT
+
+        def attempt() -> Any:
             try:
                 current = self.get(key)
                 doc, etag = current.json(), current.etag
@@ -290,12 +296,10 @@ class ObjectStore(ABC):
             new = mutate(doc)
             if new is None:
                 return doc
-            try:
-                if etag is None:
-                    self.put_json(key, new, if_none_match=True)
-                else:
-                    self.put_json(key, new, if_match=etag)
-                return new
-            except PreconditionFailed:
-                continue
-        raise PreconditionFailed(f"too much contention updating {key}")
+            if etag is None:
+                self.put_json(key, new, if_none_match=True)
+            else:
+                self.put_json(key, new, if_match=etag)
+            return new
+
+        return (backoff or DEFAULT).run(attempt, f"updating {key}")

@@ -79,3 +79,38 @@ def indexed(store: Any) -> set[tuple[str, str]]:
                           known_collections=catalog.config().collection_ids)
     assert page.next_token is None
     return {(item["collection"], item["id"]) for item in page.items}
+
+
+def reachable(store: Any, cid: str = "dataset") -> set[str]:
+    """Ids of the items reached by walking the static catalog: collection -> linked shards -> items."""
+    from chalicelib.stac import catalog
+    coll = store.get_json(catalog.collection_key(cid))
+    out: set[str] = set()
+    for link in coll["links"]:
+        if link["rel"] == "child":
+            shard = store.get_json(f"collections/{cid}/{link['href'].removeprefix('./')}")
+            out |= {item["href"].removeprefix("../items/").removesuffix(".json")
+                    for item in shard["links"] if item["rel"] == "item"}
+    return out
+
+
+def unrevised(doc: Any) -> Any:
+    """A catalog document without its revision numbers (they grow with every write, rebuilds included)."""
+    from chalicelib.stac import catalog
+    out = {k: v for k, v in doc.items() if k != catalog.REV_FIELD}
+    if catalog.SHARDS_FIELD in out:
+        out[catalog.SHARDS_FIELD] = {hh: {k: v for k, v in e.items() if k != "rev"}
+                                     for hh, e in out[catalog.SHARDS_FIELD].items()}
+    return out
+
+
+def ids_in_shard(shard: str, n: int, prefix: str = "in") -> list[str]:
+    """``n`` item ids that hash to ``shard``."""
+    from chalicelib.stac import catalog
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        if catalog.shard_of(f"{prefix}-{i}") == shard:
+            out.append(f"{prefix}-{i}")
+        i += 1
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pystac
@@ -13,7 +14,7 @@ from chalicelib.stac.items import normalize
 from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
-from .stac_items import make_item, offline_pystac, random_items  # noqa: F401 (fixture)
+from .stac_items import ids_in_shard, make_item, offline_pystac, random_items, reachable, unrevised  # noqa: F401
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
@@ -28,9 +29,9 @@ def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
 
 
 def static_tree(store: ObjectStore) -> dict[str, Any]:
-    """Every document of the static catalog (root and collections/...)."""
+    """Every document of the static catalog (root and collections/...), without revision numbers."""
     keys = ["catalog.json"] + [i.key for i in store.list("collections/")]
-    return {key: store.get_json(key) for key in keys}
+    return {key: unrevised(store.get_json(key)) for key in keys}
 
 
 def etags(store: ObjectStore) -> dict[str, str]:
@@ -98,13 +99,12 @@ def test_extents_follow_items_and_shrink_when_items_go(store) -> None:
     doc = store.get_json(catalog.collection_key("dataset"))
     assert doc["extent"]["spatial"]["bbox"] == [[0, 0, 0, 0]]
     assert doc["extent"]["temporal"]["interval"] == [["2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z"]]
-    assert catalog.item_count(doc) == 1
+    assert reachable(store) == {"mid"}
 
     catalog.update(store, "dataset", {}, ["mid"])
     doc = store.get_json(catalog.collection_key("dataset"))
     assert doc["extent"]["temporal"]["interval"] == [[None, None]]
-    assert [l for l in doc["links"] if l["rel"] == "child"] == []
-    assert list(store.list("collections/dataset/shards/")) == []  # empty shards are removed
+    assert [l for l in doc["links"] if l["rel"] == "child"] == []  # empty shards are unlinked
     assert validate_object(doc) == []
 
 
@@ -132,10 +132,14 @@ def test_rebuild_matches_incremental_updates(local_store) -> None:
     items = random_items(80)
     publish_direct(local_store, items)
     incremental = static_tree(local_store)
-    # A stale shard that the rebuild must drop, then rebuild from summaries.
+    # A stray shard document and a stale entry linking it, that the rebuild must drop.
     local_store.put_json(catalog.shard_key("dataset", "zz"), catalog.empty_shard("dataset", "zz"))
+    coll = local_store.get_json(catalog.collection_key("dataset"))
+    coll[catalog.SHARDS_FIELD]["zz"] = {"rev": 2**62, "linked": True, "summary": None}
+    coll["links"].append({"rel": "child", "href": "./shards/zz.json", "type": "application/json"})
+    local_store.put_json(catalog.collection_key("dataset"), coll)
     summaries = {i["id"]: normalize(i, "dataset")[1] for i in items}
-    catalog.rebuild(local_store, "dataset", summaries)
+    catalog.rebuild(local_store, "dataset", summaries, since=time.time_ns(), current=lambda iid: None)
     assert static_tree(local_store) == incremental
 
 
@@ -144,3 +148,78 @@ def test_unknown_collection_is_refused(local_store) -> None:
         catalog.update(local_store, "nope", {}, ["x"])
     with pytest.raises(NotFound):
         local_store.get("collections/nope/collection.json")
+
+
+def summary_of(item_id: str, **where: Any) -> catalog.Summary:
+    return normalize(make_item(item_id, **where), "dataset")[1]
+
+
+@pytest.mark.parametrize("first, second", [
+    # A empties the shard, B fills it again: A's late "empty" must not unlink B's item.
+    ((["x"], {}), ([], {"y": {}})),
+    # A widens the extent with z, B removes z again: A's late extent must not stay.
+    (([], {"z": {"lon": 100.0, "lat": -40.0}}), (["z"], {})),
+])
+def test_writers_crossing_between_shard_and_collection_converge(local_store, first, second) -> None:
+    """Writer A applies to the shard, then B to the shard and the collection, then A to the collection."""
+    import threading
+
+    from .observed import ObservedStore
+    x, y, z = ids_in_shard("3f", 3)
+    names = {"x": x, "y": y, "z": z}
+    catalog.update(local_store, "dataset", {x: summary_of(x)}, ())
+    paused = ObservedStore(local_store)
+    paused.pause_at("GET", lambda key: key == catalog.collection_key("dataset"))
+
+    def run(store: ObjectStore, change: tuple[list[str], dict[str, Any]]) -> None:
+        deletes, upserts = change
+        catalog.update(store, "dataset", {names[k]: summary_of(names[k], **w) for k, w in upserts.items()},
+                       [names[k] for k in deletes])
+
+    a = threading.Thread(target=run, args=(paused, first))
+    a.start()
+    assert paused.paused.wait(5), "writer A never reached the collection"
+    run(local_store, second)  # B, while A holds its shard result
+    paused.resume()
+    a.join(10)
+    assert not a.is_alive()
+
+    shard = local_store.get_json(catalog.shard_key("dataset", "3f"))
+    held = set(shard[catalog.ITEMS_FIELD])
+    assert reachable(local_store) == held, "every item of the shard is reachable from the collection"
+    coll = local_store.get_json(catalog.collection_key("dataset"))
+    box = catalog.merge(shard[catalog.ITEMS_FIELD].values())
+    assert coll["extent"]["spatial"]["bbox"] == [box[:4]]
+    assert coll[catalog.SHARDS_FIELD]["3f"]["rev"] == shard[catalog.REV_FIELD]
+    assert validate_object(coll) == []
+
+
+def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store) -> None:
+    """16 concurrent publishers into one collection: no collection write, so no conflict on it."""
+    import threading
+
+    from .observed import ObservedStore
+    seeds = [ids_in_shard(f"{s:02x}", 1, prefix="seed")[0] for s in range(0, 256, 16)]
+    catalog.update(local_store, "dataset", {iid: summary_of(iid) for iid in seeds}, ())
+    observed = ObservedStore(local_store)
+    news = [ids_in_shard(catalog.shard_of(seed), 3, prefix="new") for seed in seeds]
+    barrier = threading.Barrier(len(news))
+    errors: list[BaseException] = []
+
+    def publish(ids: list[str]) -> None:
+        try:
+            barrier.wait()
+            for iid in ids:  # same place and time as the seed: the shard's extent already covers it
+                catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=publish, args=(ids,)) for ids in news]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    coll = catalog.collection_key("dataset")
+    assert observed.written[coll] == 0 and observed.lost[coll] == 0
+    assert reachable(local_store) == set(seeds) | {iid for ids in news for iid in ids}

@@ -126,14 +126,16 @@ def test_bulk_add_and_optimize_match_apply(store: ObjectStore) -> None:
 
 def test_rebuild_replaces_all_or_one_collection(store: ObjectStore) -> None:
     items = make_items(60)
-    index = SearchIndex(store)
+    index = SearchIndex(store, settle=0.05)  # clocks agree to 25 ms: older changes are replaced
     index.apply(items, [])
     warm = SearchIndex(store)
     assert len(present(warm)) == 60
     keep = [it for it in items if it["collection"] != "dem"]
     dem = [it for it in items if it["collection"] == "dem"]
+    time.sleep(0.03)
     assert index.rebuild(keep + dem[:3]) == len(keep) + 3
     assert len(present(warm)) == len(keep) + 3
+    time.sleep(0.03)
     assert index.rebuild(dem[5:], collection="dem") == len(dem) - 5
     want = {(it["collection"], it["id"]) for it in keep + dem[5:]}
     assert set(present(warm)) == want == set(present(SearchIndex(store)))
@@ -197,3 +199,77 @@ def test_updates_and_deletes_are_searchable_before_and_after_folding(store: Obje
     assert reader.snapshot().count == 39
     folded = reader.snapshot().parts[0][0] is not base
     assert folded == (delta_max == 3)
+
+
+def test_rebuild_keeps_changes_newer_than_its_start(store: ObjectStore) -> None:
+    """Changes observed after the rebuild's reads began stay, whether still in the log or already merged;
+    older ones (a stale entry of an item the store lost) are replaced by what the rebuild read."""
+    items = make_items(12)
+    index = SearchIndex(store, settle=0.05, compact_entries=3, fanout=2)
+    warm = SearchIndex(store)
+    index.apply(items[:10], [])
+    time.sleep(0.03)  # older than the clock skew (settle / 2)
+    started = time.time_ns()  # the rebuild's reads begin; it reads items[:10] but items[5] is gone
+    as_read = [it for i, it in enumerate(items[:10]) if i != 5]
+    index.apply([items[10]], [])  # published meanwhile
+    index.apply([], [(items[0]["collection"], items[0]["id"])])  # deleted after it was read
+    present(warm)
+    time.sleep(0.06)
+    index.apply([items[11]], [])  # compacts the entries above into a segment
+    assert store.get_json(MANIFEST)["floor"] > ""
+    index.rebuild(as_read, version=started)
+    want = {(it["collection"], it["id"]) for it in items[1:12] if it is not items[5]}
+    assert set(present(SearchIndex(store))) == want == set(present(warm))
+
+
+class SlowLog(CountingStore):
+    """Every PUT of a log entry takes ``delay`` seconds until ``delay`` is cleared."""
+
+    def __init__(self, inner: ObjectStore, delay: float) -> None:
+        super().__init__(inner)
+        self.delay = delay
+
+    def _put(self, key: str, body: bytes, **kw: Any) -> Any:
+        if key.startswith(LOG_PREFIX) and self.delay:
+            time.sleep(self.delay)
+        return super()._put(key, body, **kw)
+
+
+def test_apply_gives_up_on_a_store_too_slow_to_settle(local_store: ObjectStore) -> None:
+    """Each log write is slower than settle / 2, so it is written again: within a bounded time, then an error."""
+    from chalicelib.store.contention import Backoff, Contention
+    slow = SlowLog(local_store, delay=0.03)
+    index = SearchIndex(slow, settle=0.02, backoff=Backoff(first=0.001, cap=0.01, budget=0.5))
+    outcome: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            index.apply(make_items(1), [])
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    thread.join(5)
+    slow.delay = 0  # lets a spinning writer finish
+    assert not thread.is_alive(), "apply() kept retrying"
+    assert len(outcome) == 1 and isinstance(outcome[0], Contention), outcome
+    assert "search index log entry" in str(outcome[0])
+
+
+def test_a_reader_remembers_only_log_keys_past_the_floor(store: ObjectStore) -> None:
+    items = make_items(24)
+    writer = SearchIndex(store, settle=0.1, compact_entries=2, fanout=2)
+    reader = SearchIndex(store)
+    base = reader.snapshot().parts[0][0]
+    for i, item in enumerate(items):
+        writer.apply([item], [])
+        reader.snapshot()
+        if i % 8 == 7:
+            time.sleep(0.11)
+    assert len(present(reader)) == len(items)
+    assert reader.snapshot().parts[0][0] is base, "compactions are still adopted without reloading"
+    floor = store.get_json(MANIFEST)["floor"]
+    remembered = reader._seen  # white box: the set that used to grow with every log entry ever read
+    assert floor and all(key > floor for key in remembered)
+    assert len(remembered) <= len(list(store.list(LOG_PREFIX)))
