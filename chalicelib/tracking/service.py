@@ -395,6 +395,27 @@ class TrackingService:
             out["next_page_token"] = token
         return out
 
+    # -- repair -----------------------------------------------------------------------------
+    def repair_logs(self, run_id: str | None = None, experiment_id: str | None = None) -> dict[str, Any]:
+        """Refold logs from all their entries (``stacflow repair-logs``): one run's (and its
+        experiment's), one experiment's and its runs', or, with neither, every experiment's."""
+        if run_id is not None:
+            logs = [self._run_log(run_id), self._experiment_log(self._experiment_of(run_id))]
+            return {"logs": len(logs), "repaired": [log.prefix for log in logs if log.refold()]}
+        eids = [v.experiment_id(experiment_id)] if experiment_id is not None else sorted(
+            e.experiment_id for e in self.experiments.list_all())
+        count, repaired = 0, []
+        for eid in eids:
+            exp_log = self._experiment_log(eid)
+            # The experiment's log first: the runs read from it then include any it recovers.
+            if exp_log.refold():
+                repaired.append(exp_log.prefix)
+            with exp_log.view() as runs:
+                run_logs = [self._run_log(rid) for rid in sorted(runs)]
+            repaired += [log.prefix for log in run_logs if log.refold()]
+            count += 1 + len(run_logs)
+        return {"logs": count, "repaired": repaired}
+
     # -- logged models ----------------------------------------------------------------------
     def _model_key(self, model_id: str) -> str:
         return f"{LOGGED_MODELS}{v.model_id(model_id)}.json"
