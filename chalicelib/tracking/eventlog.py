@@ -24,7 +24,7 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -42,16 +42,25 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def parallel(calls: list[Callable[[], T]]) -> list[T]:
-    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
+def _executor() -> ThreadPoolExecutor:
     global _pool
-    if len(calls) < 2:
-        return [c() for c in calls]
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="store")
-    futures = [_pool.submit(c) for c in calls]
+        return _pool
+
+
+def parallel(calls: list[Callable[[], T]]) -> list[T]:
+    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
+    if len(calls) < 2:
+        return [c() for c in calls]
+    futures = [_executor().submit(c) for c in calls]
     return [f.result() for f in futures]
+
+
+def background(call: Callable[[], T]) -> Future[T]:
+    """Start one store call now, to overlap with another (its result is read later)."""
+    return _executor().submit(call)
 
 
 def new_entry_key(after: str | None = None) -> str:

@@ -17,16 +17,17 @@ import random
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future
 from contextlib import ExitStack
 from typing import Any, Callable, Sequence
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import validation as v
-from .errors import invalid, not_found
-from .eventlog import FoldedLog, new_entry_key, parallel
+from .errors import MlflowError, invalid, not_found
+from .eventlog import FoldedLog, background, new_entry_key, parallel
 from .experiments import Experiment, ExperimentStore, now_ms
-from .runs import (RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, latest_only, run_info_json,
-                   run_json)
+from .runs import (RUN_NAME_TAG, effective_stage, fold_experiment, fold_run, history, json_float, latest_only,
+                   run_info_json, run_json)
 from . import search
 from . import responses
 from .search import ModelMetric, Subject
@@ -50,9 +51,9 @@ def _random_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(0, 999)}"
 
 
-def _run_subject(run: dict[str, Any]) -> Subject:
+def _run_subject(run: dict[str, Any], stage: str) -> Subject:
     """What a run search reads; valid while the log's view() is held (it shares the run's dicts)."""
-    return Subject(run, run["info"], tags=run["tags"], params=run["params"],
+    return Subject((run, stage), run["info"], tags=run["tags"], params=run["params"],
                    metrics={k: m[0] for k, m in run["metrics"].items()}, datasets=run["datasets"])
 
 
@@ -106,25 +107,37 @@ class TrackingService:
                 raise not_found(f"Run with id={run_id} not found")
             return render(run)
 
+    def _lifecycle(self, experiment_id: str) -> Future[tuple[str, str]]:
+        """The experiment's lifecycle, fetched alongside the run log's refresh (one conditional GET)."""
+        return background(lambda: self.experiments.lifecycle(experiment_id))
+
     def _write(self, run_id: str, entry: dict[str, Any], check: Callable[[dict[str, Any]], None] | None = None,
                require_active: bool = True) -> dict[str, Any]:
         """Validate against the run's current state, then append the entry to both logs (2 parallel PUTs).
 
         Returns the run's info as it will read after this entry."""
         eid = self._experiment_of(run_id)
+        experiment = self._lifecycle(eid)
         log = self._run_log(run_id)
         with log.view() as runs:
             run = runs.get(run_id)
             if run is None:
                 raise not_found(f"Run with id={run_id} not found")
-            stage = run["info"].get("lifecycle_stage")
+            exp_stage, exp_changed = experiment.result()
+            stage = effective_stage(run["info"], (exp_stage, exp_changed))
             if require_active and stage != "active":
                 raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
+            if entry.get("lifecycle") == "active" and exp_stage != "active":
+                raise invalid(f"Cannot restore run {run_id}: its experiment {eid} is deleted. Restore the "
+                              "experiment first.")
             if check:
                 check(run)
-            key = new_entry_key(after=log.last_key())
-            info = dict(run["info"], **entry.get("update", {}))
+            # After the experiment's last delete/restore too: this run's own lifecycle change follows it.
+            key = new_entry_key(after=max(log.last_key(), exp_changed))
+            info = dict(run["info"], **entry.get("update", {}), lifecycle_stage=stage)
         entry = dict(entry, run=run_id, time=now_ms())
+        if "lifecycle" in entry:
+            entry["key"] = key
         exp_log = self._experiment_log(eid)
         parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, latest_only(entry))])
         return info
@@ -161,25 +174,11 @@ class TrackingService:
         self.experiments.rename(v.experiment_id(experiment_id), v.experiment_name(new_name))
 
     def delete_experiment(self, experiment_id: str) -> None:
+        """One write, whatever the number of runs: their lifecycles derive from the experiment's."""
         self.experiments.set_lifecycle(v.experiment_id(experiment_id), "deleted")
-        self._set_runs_lifecycle(experiment_id, "deleted")
 
     def restore_experiment(self, experiment_id: str) -> None:
         self.experiments.set_lifecycle(v.experiment_id(experiment_id), "active")
-        self._set_runs_lifecycle(experiment_id, "active")
-
-    def _set_runs_lifecycle(self, experiment_id: str, stage: str) -> None:
-        """MLflow deletes/restores an experiment's runs with it: one entry per run log, one for the experiment's."""
-        exp_log = self._experiment_log(experiment_id)
-        with exp_log.view() as runs:
-            ids = sorted(rid for rid, r in runs.items() if r["info"].get("lifecycle_stage") != stage)
-            key = new_entry_key(after=exp_log.last_key())
-        if not ids:
-            return
-        t = now_ms()
-        entry = {"lifecycle": stage, "deleted_time": t if stage == "deleted" else None, "time": t}
-        parallel([lambda rid=rid: self._run_log(rid).append(key, dict(entry, run=rid)) for rid in ids]
-                 + [lambda: exp_log.append(key, dict(entry, run=ids))])
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         k, val = v.tag(v.Fields({"key": key, "value": value}), v.MAX_EXPERIMENT_TAG_VAL_LENGTH)
@@ -242,7 +241,9 @@ class TrackingService:
         return {"run": run_json(state[run_id])}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        return self._read_run(run_id, run_json)  # type: ignore[no-any-return]
+        experiment = self._lifecycle(self._experiment_of(run_id))
+        return self._read_run(  # type: ignore[no-any-return]
+            run_id, lambda run: run_json(run, effective_stage(run["info"], experiment.result())))
 
     def update_run_info(self, run_id: str, status: str | None, end_time: int | None,
                         run_name: str | None) -> dict[str, Any]:
@@ -389,13 +390,26 @@ class TrackingService:
         if stages is None:
             raise invalid(f"Invalid run_view_type '{run_view_type}'")
         limit = v.max_results(max_results, 1000)
+        eids = sorted({v.experiment_id(e) for e in experiment_ids})
+        lifecycles = {eid: self._lifecycle(eid) for eid in eids}
         with ExitStack() as stack:  # hold every log's view until the page is rendered
             found: list[Subject] = []
-            for eid in sorted(set(experiment_ids)):
-                runs = stack.enter_context(self._experiment_log(v.experiment_id(eid)).view())
-                found.extend(_run_subject(r) for r in runs.values() if r["info"].get("lifecycle_stage") in stages)
+            for eid in eids:
+                try:
+                    experiment = lifecycles[eid].result()
+                except MlflowError as err:
+                    if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                        continue  # as MLflow: an unknown experiment has no runs
+                    raise
+                if experiment[0] == "deleted" and "deleted" not in stages:
+                    continue
+                runs = stack.enter_context(self._experiment_log(eid).view())
+                for run in runs.values():
+                    stage = effective_stage(run["info"], experiment)
+                    if stage in stages:
+                        found.append(_run_subject(run, stage))
             found = search.RUNS.sort(search.RUNS.filter(found, filter_string), order_by)
-            page, token = responses.page(found, page_token, limit, lambda s: run_json(s.record))
+            page, token = responses.page(found, page_token, limit, lambda s: run_json(*s.record))
             out: dict[str, Any] = {"runs": page}
         if token:
             out["next_page_token"] = token
