@@ -33,17 +33,17 @@ def small_margin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eventlog, "COMPACT_AFTER", 1)
 
 
-def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(local_store, small_margin):
+def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(store, small_margin):
     """W is keyed before X but lands after the compactor's LIST; the compactor then stalls past the margin.
 
     A cutoff taken after the stall covers X's key, so the snapshot would cover W without holding it.
     """
-    store = HookedStore(local_store)
-    run_id = _run(TrackingService(store))
+    hooked = HookedStore(store)
+    run_id = _run(TrackingService(hooked))
     run_log = f"mlflow/runs/{run_id}/"
-    w_put, release_w = pause_when(store, "before", "put",
+    w_put, release_w = pause_when(hooked, "before", "put",
                                   lambda key, body: key.startswith(run_log) and b'["w",' in (body or b""))
-    listed, release_compactor = pause_when(store, "after", "list", lambda key, body: key == run_log,
+    listed, release_compactor = pause_when(hooked, "after", "list", lambda key, body: key == run_log,
                                            thread="compactor")
     errors: list[BaseException] = []
 
@@ -53,13 +53,13 @@ def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(loca
         except BaseException as err:  # noqa: BLE001 - reported by the assertions below
             errors.append(err)
 
-    writer_w = threading.Thread(target=call, args=(TrackingService(store).log_batch, run_id, [_metric("w", 1.0)],
+    writer_w = threading.Thread(target=call, args=(TrackingService(hooked).log_batch, run_id, [_metric("w", 1.0)],
                                                    [], []))
     writer_w.start()
     assert w_put.wait(5)  # W has its key; its PUT to the run log is held back
     time.sleep(0.002)
-    TrackingService(store).log_batch(run_id, [_metric("x", 2.0)], [], [])  # X: a later key, lands first
-    compactor = TrackingService(store)
+    TrackingService(hooked).log_batch(run_id, [_metric("x", 2.0)], [], [])  # X: a later key, lands first
+    compactor = TrackingService(hooked)
     reader = threading.Thread(target=call, args=(compactor.get_run, run_id), name="compactor")
     reader.start()
     assert listed.wait(5)  # the compactor has listed: X is in its LIST, W is not
@@ -71,14 +71,14 @@ def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(loca
     reader.join(5)
     assert not errors, errors
 
-    for svc in (compactor, TrackingService(local_store)):
+    for svc in (compactor, TrackingService(store)):
         assert _values(svc, run_id, "w") == [1.0]
         assert {m["key"] for m in svc.get_run(run_id)["data"]["metrics"]} == {"w", "x"}
     time.sleep(MARGIN + 0.1)  # now everything settles and is compacted
     compactor.get_run(run_id)
-    assert json.loads(local_store.get(run_log + "snapshot.json").body)["covered"] >= max(
-        k.rsplit("/", 1)[1][:-5] for k in (i.key for i in local_store.list(run_log + "log/")))
-    assert _values(TrackingService(local_store), run_id, "w") == [1.0]
+    assert json.loads(store.get(run_log + "snapshot.json").body)["covered"] >= max(
+        k.rsplit("/", 1)[1][:-5] for k in (i.key for i in store.list(run_log + "log/")))
+    assert _values(TrackingService(store), run_id, "w") == [1.0]
 
 
 def _hide_entry(store, prefix: str, entry: dict) -> None:  # type: ignore[no-untyped-def]
