@@ -17,6 +17,8 @@ from .search import page_offset, page_token
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 # The body's share: the rest is left for the status line, headers and the envelope's keys.
 BUDGET = 5 * 1024 * 1024
+# Largest record (one run as get-run returns it) a write may build: a record must fit in a page.
+RECORD_LIMIT = 4 * 1024 * 1024
 
 Item = TypeVar("Item")
 

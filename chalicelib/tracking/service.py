@@ -132,6 +132,7 @@ class TrackingService:
                               "experiment first.")
             if check:
                 check(run)
+            _check_record_size(run, entry)
             # After the experiment's last delete/restore too: this run's own lifecycle change follows it.
             key = new_entry_key(after=max(log.last_key(), exp_changed))
             info = dict(run["info"], **entry.get("update", {}), lifecycle_stage=stage)
@@ -551,6 +552,20 @@ class TrackingService:
         if token:
             out["next_page_token"] = token
         return out
+
+
+def _check_record_size(run: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Refuse a write after which the run could not be returned: get-run (and a search page holding
+    it) must fit in a Lambda response. Only writes that add to the record pay for the measure."""
+    new_metrics = {m[0]: m[1:4] for m in entry.get("metrics", ()) if m[0] not in run["metrics"]}
+    growth = {k: entry[k] for k in ("params", "tags", "datasets", "model_inputs", "model_outputs", "log_model")
+              if entry.get(k)}
+    if not (new_metrics or growth):
+        return
+    size = responses.envelope_size(run_json(run)) + responses.envelope_size([new_metrics, growth])
+    if size > responses.RECORD_LIMIT:
+        raise invalid(f"Run {run['info']['run_id']} would exceed {responses.RECORD_LIMIT} bytes (params, tags, "
+                      "latest metrics and inputs together), more than a response can carry.")
 
 
 def _sample(steps: list[int], limit: int) -> list[int]:

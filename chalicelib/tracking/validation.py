@@ -19,6 +19,8 @@ MAX_ENTITY_KEY_LENGTH = 250
 MAX_RESULTS_THRESHOLD = 50000
 MAX_DATASET_NAME_SIZE = 500
 MAX_DATASET_DIGEST_SIZE = 36
+MAX_DATASET_SCHEMA_SIZE = 1048575
+MAX_DATASET_SOURCE_SIZE = 65535
 MAX_INPUT_TAG_KEY_SIZE = 255
 MAX_INPUT_TAG_VALUE_SIZE = 500
 
@@ -304,6 +306,8 @@ def dataset_input(d: Fields) -> dict[str, Any]:
             clean[field] = value
     length("Dataset name", MAX_DATASET_NAME_SIZE, clean["name"])
     length("Dataset digest", MAX_DATASET_DIGEST_SIZE, clean["digest"])
+    length("Dataset schema", MAX_DATASET_SCHEMA_SIZE, clean.get("schema"))
+    length("Dataset source", MAX_DATASET_SOURCE_SIZE, clean["source"])
     tags = []
     for t in d.objects("tags"):
         key, value = t.string("key"), t.string("value")

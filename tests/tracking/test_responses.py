@@ -68,3 +68,18 @@ def test_bulk_interval_thins_its_sample_to_fit(local_store, small_budget) -> Non
     steps = sorted({m["step"] for m in out["metrics"]})
     assert 5 < len(steps) < 1000 and steps[0] == 0 and steps[-1] == 999  # a spread sample, ends kept
     assert len(out["metrics"]) == 3 * len(steps)  # the same steps for every run
+
+
+def test_a_run_cannot_grow_past_what_a_response_can_carry(local_store, monkeypatch) -> None:
+    monkeypatch.setattr(responses, "RECORD_LIMIT", 60_000)
+    svc = TrackingService(local_store)
+    run_id = svc.create_run({"experiment_id": "0"})["run"]["info"]["run_id"]
+    from chalicelib.tracking.errors import MlflowError
+    with pytest.raises(MlflowError, match="would exceed") as err:
+        for i in range(100):
+            svc.log_batch(run_id, [], [{"key": f"p{i}", "value": "x" * 1900 + '"' * 100}], [])
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    run = svc.get_run(run_id)
+    assert 5 < len(run["data"]["params"]) < 100
+    assert responses.envelope_size({"run": run}) <= 60_000
+    svc.log_batch(run_id, [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}], [], [])  # small ones still fit
