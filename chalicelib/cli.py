@@ -75,8 +75,13 @@ def cmd_replay_events(args: argparse.Namespace) -> int:
 def cmd_repair_logs(args: argparse.Namespace) -> int:
     _use_store(args.store)
     from . import services
+    from .tracking.errors import MlflowError
     from .tracking.service import TrackingService
-    report = TrackingService(services.store()).repair_logs(run_id=args.run, experiment_id=args.experiment)
+    try:
+        report = TrackingService(services.store()).repair_logs(run_id=args.run, experiment_id=args.experiment)
+    except MlflowError as err:
+        print(f"stacflow repair-logs: {err.message}", file=sys.stderr)
+        return 1
     print(json.dumps(report))
     return 0
 

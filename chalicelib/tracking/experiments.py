@@ -23,12 +23,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..store import NotFound, NotModified, ObjectStore, PreconditionFailed, StoredObject
+from ..store import NotFound, ObjectStore, PreconditionFailed, StoredObject
+from .doccache import DocCache
 from .errors import MlflowError, already_exists, invalid, not_found
 from .eventlog import new_entry_key
 
@@ -85,26 +85,11 @@ def default_artifact_location(experiment_id: str) -> str:
 class ExperimentStore:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[str, Experiment]] = {}  # id -> (etag, record)
+        self._records = DocCache(store, Experiment.from_doc)
 
-    # -- reads --------------------------------------------------------------------------
     def _load(self, experiment_id: str) -> tuple[str, Experiment] | None:
-        """The stored record (pending creates included) and its ETag: a conditional GET when cached."""
-        with self._lock:
-            cached = self._cache.get(experiment_id)
-        try:
-            obj = self.store.get(_exp_key(experiment_id), if_none_match=cached[0] if cached else None)
-        except NotModified:
-            return cached
-        except NotFound:
-            with self._lock:
-                self._cache.pop(experiment_id, None)
-            return None
-        loaded = (obj.etag, Experiment.from_doc(obj.json()))
-        with self._lock:
-            self._cache[experiment_id] = loaded
-        return loaded
+        """The stored record (pending creates included) and its ETag."""
+        return self._records.load(_exp_key(experiment_id))
 
     def get(self, experiment_id: str) -> Experiment:
         loaded = self._load(experiment_id)
@@ -135,29 +120,11 @@ class ExperimentStore:
 
     def list_all(self) -> list[Experiment]:
         """Every experiment: one LIST, then GETs only for records whose ETag changed."""
-        infos = list(self.store.list(EXPERIMENTS))
-        if not any(i.key == _exp_key(DEFAULT_ID) for i in infos):
+        records = self._records.listing(EXPERIMENTS)
+        if not any(e.experiment_id == DEFAULT_ID for e in records):
             self._ensure_default()
-            infos = list(self.store.list(EXPERIMENTS))
-        out: list[Experiment] = []
-        with self._lock:
-            seen = set()
-            for info in infos:
-                exp_id = info.key[len(EXPERIMENTS):-5]
-                seen.add(exp_id)
-                cached = self._cache.get(exp_id)
-                if cached is None or cached[0] != info.etag:
-                    try:
-                        obj = self.store.get(info.key)
-                    except NotFound:
-                        continue
-                    cached = (obj.etag, Experiment.from_doc(obj.json()))
-                    self._cache[exp_id] = cached
-                if cached[1].name:  # a create still claiming its name is not an experiment yet
-                    out.append(cached[1])
-            for gone in set(self._cache) - seen:
-                del self._cache[gone]
-        return out
+            records = self._records.listing(EXPERIMENTS)
+        return [e for e in records if e.name]  # a create still claiming its name is not an experiment yet
 
     # -- writes -------------------------------------------------------------------------
     def _ensure_default(self) -> Experiment:

@@ -30,6 +30,7 @@ from .runs import (RUN_NAME_TAG, effective_stage, fold_experiment, fold_run, his
                    run_info_json, run_json)
 from . import search
 from . import responses
+from .doccache import DocCache
 from .search import ModelMetric, Subject
 
 RUNS = "mlflow/runs/"
@@ -69,6 +70,7 @@ class TrackingService:
         self._lock = threading.Lock()
         self._logs: OrderedDict[str, FoldedLog] = OrderedDict()
         self._run_experiment: dict[str, str] = {}  # immutable, so safe to cache
+        self._logged_models: DocCache[dict[str, Any]] = DocCache(store, lambda doc: doc)
 
     # -- logs -----------------------------------------------------------------------------
     def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None]) -> FoldedLog:
@@ -537,14 +539,8 @@ class TrackingService:
                              order_by: list[dict[str, Any]], page_token: str | None) -> dict[str, Any]:
         limit = v.max_results(max_results, 100)
         wanted = {v.experiment_id(e) for e in experiment_ids}
-        docs = []
-        for info in self.store.list(LOGGED_MODELS):
-            try:
-                doc = self.store.get_json(info.key)
-            except NotFound:
-                continue
-            if doc["experiment_id"] in wanted and doc["lifecycle_stage"] == "active":
-                docs.append(doc)
+        docs = [d for d in self._logged_models.listing(LOGGED_MODELS)
+                if d["experiment_id"] in wanted and d["lifecycle_stage"] == "active"]
         models = search.LOGGED_MODELS.filter_models([_model_subject(d) for d in docs], filter_string, datasets)
         page, token = responses.page(search.LOGGED_MODELS.sort(models, order_by), page_token, limit,
                                      lambda m: self._model_json(m.record))
