@@ -1,4 +1,4 @@
-"""``stacflow`` command line: serve, publish, reindex, replay-events."""
+"""``stacflow`` command line: serve, publish, reindex, replay-events, repair-logs."""
 from __future__ import annotations
 
 import argparse
@@ -72,6 +72,20 @@ def cmd_replay_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair_logs(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from . import services
+    from .tracking.errors import MlflowError
+    from .tracking.service import TrackingService
+    try:
+        report = TrackingService(services.store()).repair_logs(run_id=args.run, experiment_id=args.experiment)
+    except MlflowError as err:
+        print(f"stacflow repair-logs: {err.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stacflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.add_argument("file", help="a JSON event, an .ndjson file of events, or - for stdin")
     p.set_defaults(func=cmd_replay_events)
+
+    p = sub.add_parser("repair-logs", help="refold MLflow tracking logs from all their entries, ignoring snapshots")
+    p.add_argument("--store", help=store_help)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="ID", help="one run's log and its experiment's")
+    which.add_argument("--experiment", metavar="ID", help="one experiment's log and its runs' logs")
+    which.add_argument("--all", action="store_true", help="every experiment's and run's log")
+    p.set_defaults(func=cmd_repair_logs)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -28,6 +28,7 @@ from .. import services
 from ..store import CompletedPart
 from ..tracking.artifacts import ArtifactService, path_from_segments
 from ..tracking.errors import MlflowError, invalid
+from ..tracking.validation import Fields
 from .mlflow_common import mlflow_handler, request_message
 from .urls import base_url
 
@@ -57,7 +58,7 @@ def artifact_service() -> ArtifactService:
 def _get(request: Any, path: str) -> Any:
     """``GET …/artifacts?path=<dir>`` lists a directory; ``GET …/artifacts/<path>`` downloads a file."""
     if not path:
-        files = artifact_service().list_artifacts(str(request_message(request).get("path", "")))
+        files = artifact_service().list_artifacts(Fields(request_message(request)).string("path") or "")
         return {"files": [f.to_json() for f in files]} if files else {}
     found = artifact_service().download_artifact(path, base_url=base_url(request))
     if found.url is not None:  # too big for a proxied response: the client follows the redirect
@@ -80,40 +81,30 @@ def _presigned(request: Any, path: str) -> dict[str, Any]:
     return artifact_service().get_presigned_download_url(path, base_url=base_url(request)).to_json()
 
 
-def _string(msg: dict[str, Any], name: str) -> str:
-    value = msg.get(name)
-    if not isinstance(value, str) or not value:
-        raise invalid(f"Missing value for required parameter '{name}'")
-    return value
-
-
-def _int(msg: dict[str, Any], name: str, default: int) -> int:
-    value = msg.get(name, default)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid(f"Parameter '{name}' must be an integer, got {value!r}") from None
+def _path(msg: Fields) -> str:
+    return msg.string("path", required=True)  # type: ignore[return-value]
 
 
 def _mpu_create(request: Any, directory: str) -> dict[str, Any]:
-    msg = request_message(request)
+    msg = Fields(request_message(request))
+    num_parts = msg.integer("num_parts")
     return artifact_service().create_multipart_upload(
-        directory, _string(msg, "path"), _int(msg, "num_parts", 1), base_url=base_url(request)).to_json()
+        directory, _path(msg), 1 if num_parts is None else num_parts, base_url=base_url(request)).to_json()
 
 
 def _mpu_complete(request: Any, directory: str) -> dict[str, Any]:
-    msg = request_message(request)
-    raw_parts = msg.get("parts")
-    if not isinstance(raw_parts, list) or not all(isinstance(p, dict) for p in raw_parts):
+    msg = Fields(request_message(request))
+    if not msg.present("parts"):
         raise invalid("Parameter 'parts' must be a list of {part_number, etag}")
-    parts = [CompletedPart(_int(p, "part_number", 0), str(p.get("etag") or "")) for p in raw_parts]
-    artifact_service().complete_multipart_upload(directory, _string(msg, "path"), _string(msg, "upload_id"), parts)
+    parts = [CompletedPart(p.integer("part_number") or 0, p.string("etag") or "") for p in msg.objects("parts")]
+    artifact_service().complete_multipart_upload(directory, _path(msg), msg.string("upload_id", required=True) or "",
+                                                 parts)
     return {}
 
 
 def _mpu_abort(request: Any, directory: str) -> dict[str, Any]:
-    msg = request_message(request)
-    artifact_service().abort_multipart_upload(directory, _string(msg, "path"), _string(msg, "upload_id"))
+    msg = Fields(request_message(request))
+    artifact_service().abort_multipart_upload(directory, _path(msg), msg.string("upload_id", required=True) or "")
     return {}
 
 

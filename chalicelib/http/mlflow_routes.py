@@ -1,6 +1,8 @@
 """MLflow tracking REST API (``/mlflow/api/2.0/mlflow/...`` and the UI's ``/mlflow/ajax-api/...``).
 
 Each handler parses the request message, calls one TrackingService method, returns proto JSON.
+Every field is read through ``validation.Fields``, typed as MLflow's proto declares it: a value
+of another JSON type is INVALID_PARAMETER_VALUE before the service is called.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any, Callable
 from chalice import Blueprint, Response
 
 from ..tracking import validation as v
+from ..tracking.validation import MODEL_STATUS, RUN_STATUS, VIEW_TYPE
 from .mlflow_common import mlflow_route, request_message
 
 mlflow_api = Blueprint(__name__)
@@ -22,8 +25,8 @@ def _service() -> Any:
     return tracking_service()
 
 
-def _msg() -> dict[str, Any]:
-    return request_message(mlflow_api.current_request, repeated=_REPEATED)
+def _msg() -> v.Fields:
+    return v.Fields(request_message(mlflow_api.current_request, repeated=_REPEATED))
 
 
 def _route(path: str, *methods: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -41,67 +44,70 @@ def version() -> Response:
 
 
 # -- experiments -------------------------------------------------------------------------
+def _experiment_id(m: v.Fields) -> str:
+    return v.experiment_id(m.string("experiment_id", required=True))
+
+
 @_route("/experiments/create", "POST")
 def create_experiment() -> dict[str, Any]:
     m = _msg()
     return {"experiment_id": _service().create_experiment(
-        v.string(m, "name", required=True), v.string(m, "artifact_location"), v.object_list(m, "tags"))}
+        m.string("name", required=True), m.string("artifact_location"), m.objects("tags"))}
 
 
 @_route("/experiments/get", "GET")
 def get_experiment() -> dict[str, Any]:
-    return {"experiment": _service().get_experiment(v.require(_msg(), "experiment_id"))}
+    return {"experiment": _service().get_experiment(_experiment_id(_msg()))}
 
 
 @_route("/experiments/get-by-name", "GET")
 def get_experiment_by_name() -> dict[str, Any]:
-    return {"experiment": _service().get_experiment_by_name(v.string(_msg(), "experiment_name", required=True))}
+    return {"experiment": _service().get_experiment_by_name(_msg().string("experiment_name", required=True))}
 
 
 @_route("/experiments/search", "POST", "GET")
 def search_experiments() -> dict[str, Any]:
     m = _msg()
-    return _service().search_experiments(m.get("view_type"), m.get("max_results"), v.string(m, "filter"),
-                                         v.string_list(m, "order_by"), v.string(m, "page_token"))
+    return _service().search_experiments(m.enum("view_type", VIEW_TYPE), m.integer("max_results"),  # type: ignore[no-any-return]
+                                         m.string("filter"), m.strings("order_by"), m.string("page_token"))
 
 
 @_route("/experiments/update", "POST")
 def update_experiment() -> dict[str, Any]:
     m = _msg()
-    _service().rename_experiment(v.require(m, "experiment_id"), v.string(m, "new_name", required=True))
+    _service().rename_experiment(_experiment_id(m), m.string("new_name", required=True))
     return {}
 
 
 @_route("/experiments/delete", "POST")
 def delete_experiment() -> dict[str, Any]:
-    _service().delete_experiment(v.require(_msg(), "experiment_id"))
+    _service().delete_experiment(_experiment_id(_msg()))
     return {}
 
 
 @_route("/experiments/restore", "POST")
 def restore_experiment() -> dict[str, Any]:
-    _service().restore_experiment(v.require(_msg(), "experiment_id"))
+    _service().restore_experiment(_experiment_id(_msg()))
     return {}
 
 
 @_route("/experiments/set-experiment-tag", "POST")
 def set_experiment_tag() -> dict[str, Any]:
     m = _msg()
-    _service().set_experiment_tag(v.require(m, "experiment_id"), v.string(m, "key", required=True),
-                                  v.string(m, "value") or "")
+    _service().set_experiment_tag(_experiment_id(m), m.string("key", required=True), m.string("value") or "")
     return {}
 
 
 @_route("/experiments/delete-experiment-tag", "POST")
 def delete_experiment_tag() -> dict[str, Any]:
     m = _msg()
-    _service().delete_experiment_tag(v.require(m, "experiment_id"), v.string(m, "key", required=True))
+    _service().delete_experiment_tag(_experiment_id(m), m.string("key", required=True))
     return {}
 
 
 # -- runs ---------------------------------------------------------------------------------
-def _run_id(m: dict[str, Any]) -> str:
-    return v.run_id(m.get("run_id") or m.get("run_uuid"))
+def _run_id(m: v.Fields) -> str:
+    return v.run_id(m.string("run_id") or m.string("run_uuid"))
 
 
 @_route("/runs/create", "POST")
@@ -117,8 +123,8 @@ def get_run() -> dict[str, Any]:
 @_route("/runs/update", "POST")
 def update_run() -> dict[str, Any]:
     m = _msg()
-    return _service().update_run_info(_run_id(m), m.get("status"), v.integer(m, "end_time"),  # type: ignore[no-any-return]
-                                      v.string(m, "run_name"))
+    return _service().update_run_info(_run_id(m), m.enum("status", RUN_STATUS), m.integer("end_time"),  # type: ignore[no-any-return]
+                                      m.string("run_name"))
 
 
 @_route("/runs/delete", "POST")
@@ -137,90 +143,88 @@ def restore_run() -> dict[str, Any]:
 def log_metric() -> dict[str, Any]:
     m = _msg()
     for field in ("key", "value", "timestamp"):
-        if m.get(field) is None:
-            v.require(m, field)
-    metric = {k: m.get(k) for k in ("key", "value", "timestamp", "step", "model_id", "dataset_name",
-                                    "dataset_digest")}
-    _service().log_batch(_run_id(m), [metric], [], [])
+        if not m.present(field):
+            raise v.invalid(f"Missing value for required parameter '{field}'. See the API docs for more "
+                            "information about request parameters.")
+    _service().log_batch(_run_id(m), [m], [], [])  # the message carries exactly a Metric's fields
     return {}
 
 
 @_route("/runs/log-parameter", "POST")
 def log_param() -> dict[str, Any]:
     m = _msg()
-    v.string(m, "key", required=True)
-    _service().log_batch(_run_id(m), [], [{"key": m["key"], "value": v.string(m, "value") or ""}], [])
+    m.string("key", required=True)
+    _service().log_batch(_run_id(m), [], [m], [])  # the message carries exactly a Param's fields
     return {}
 
 
 @_route("/runs/set-tag", "POST")
 def set_tag() -> dict[str, Any]:
     m = _msg()
-    v.string(m, "key", required=True)
-    _service().log_batch(_run_id(m), [], [], [{"key": m["key"], "value": v.string(m, "value") or ""}])
+    m.string("key", required=True)
+    _service().log_batch(_run_id(m), [], [], [m])
     return {}
 
 
 @_route("/runs/delete-tag", "POST")
 def delete_tag() -> dict[str, Any]:
     m = _msg()
-    _service().delete_tag(_run_id(m), v.string(m, "key", required=True))
+    _service().delete_tag(_run_id(m), m.string("key", required=True))
     return {}
 
 
 @_route("/runs/log-batch", "POST")
 def log_batch() -> dict[str, Any]:
     m = _msg()
-    _service().log_batch(_run_id(m), v.object_list(m, "metrics"), v.object_list(m, "params"),
-                         v.object_list(m, "tags"))
+    _service().log_batch(_run_id(m), m.objects("metrics"), m.objects("params"), m.objects("tags"))
     return {}
 
 
 @_route("/runs/log-inputs", "POST")
 def log_inputs() -> dict[str, Any]:
     m = _msg()
-    _service().log_inputs(_run_id(m), v.object_list(m, "datasets"), v.object_list(m, "models"))
+    _service().log_inputs(_run_id(m), m.objects("datasets"), m.objects("models"))
     return {}
 
 
 @_route("/runs/outputs", "POST")
 def log_outputs() -> dict[str, Any]:
     m = _msg()
-    _service().log_outputs(_run_id(m), v.object_list(m, "models"))
+    _service().log_outputs(_run_id(m), m.objects("models"))
     return {}
 
 
 @_route("/runs/log-model", "POST")
 def log_model() -> dict[str, Any]:
     m = _msg()
-    _service().record_logged_model(_run_id(m), v.string(m, "model_json", required=True))
+    _service().record_logged_model(_run_id(m), m.string("model_json", required=True))
     return {}
 
 
 @_route("/runs/search", "POST")
 def search_runs() -> dict[str, Any]:
     m = _msg()
-    return _service().search_runs(v.string_list(m, "experiment_ids"), v.string(m, "filter"),  # type: ignore[no-any-return]
-                                  m.get("run_view_type"), m.get("max_results"), v.string_list(m, "order_by"),
-                                  v.string(m, "page_token"))
+    return _service().search_runs(m.strings("experiment_ids"), m.string("filter"),  # type: ignore[no-any-return]
+                                  m.enum("run_view_type", VIEW_TYPE), m.integer("max_results"), m.strings("order_by"),
+                                  m.string("page_token"))
 
 
 @_route("/metrics/get-history", "GET")
 def get_metric_history() -> dict[str, Any]:
     m = _msg()
-    max_results = v.integer(m, "max_results")
-    if max_results is not None and max_results <= 0:
+    max_results = m.integer("max_results")
+    if max_results is not None:
         v.max_results(max_results, 0)
-    return _service().get_metric_history(_run_id(m), v.string(m, "metric_key", required=True),  # type: ignore[no-any-return]
-                                         max_results, v.string(m, "page_token"))
+    return _service().get_metric_history(_run_id(m), m.string("metric_key", required=True),  # type: ignore[no-any-return]
+                                         max_results, m.string("page_token"))
 
 
 @_route("/metrics/get-history-bulk-interval", "GET")
 def get_metric_history_bulk_interval() -> dict[str, Any]:
     m = _msg()
     return _service().get_metric_history_bulk_interval(  # type: ignore[no-any-return]
-        v.string_list(m, "run_ids"), v.string(m, "metric_key", required=True), v.integer(m, "start_step"),
-        v.integer(m, "end_step"), v.integer(m, "max_results"))
+        m.strings("run_ids"), m.string("metric_key", required=True), m.integer("start_step"),
+        m.integer("end_step"), m.integer("max_results"))
 
 
 # -- logged models (MLflow 3) -----------------------------------------------------------------
@@ -229,23 +233,30 @@ def create_logged_model() -> dict[str, Any]:
     return _service().create_logged_model(_msg())  # type: ignore[no-any-return]
 
 
+def _model_order(o: v.Fields) -> dict[str, Any]:
+    return {"field_name": o.string("field_name"), "ascending": o.boolean("ascending"),
+            "dataset_name": o.string("dataset_name"), "dataset_digest": o.string("dataset_digest")}
+
+
 @_route("/logged-models/search", "POST")
 def search_logged_models() -> dict[str, Any]:
     m = _msg()
+    order_by = [{k: val for k, val in _model_order(o).items() if val is not None} for o in m.objects("order_by")]
+    datasets = [{"dataset_name": d.string("dataset_name", required=True), "dataset_digest": d.string("dataset_digest")}
+                for d in m.objects("datasets")]
     return _service().search_logged_models(  # type: ignore[no-any-return]
-        v.string_list(m, "experiment_ids"), v.string(m, "filter"), v.object_list(m, "datasets"),
-        m.get("max_results"), v.object_list(m, "order_by"), v.string(m, "page_token"))
+        m.strings("experiment_ids"), m.string("filter"), datasets, m.integer("max_results"), order_by,
+        m.string("page_token"))
 
 
 @_route("/logged-models/{model_id}", "GET")
 def get_logged_model(model_id: str) -> dict[str, Any]:
-    allow_deleted = str(_msg().get("allow_deleted", "")).lower() == "true"
-    return _service().get_logged_model(model_id, allow_deleted)  # type: ignore[no-any-return]
+    return _service().get_logged_model(model_id, bool(_msg().boolean("allow_deleted")))  # type: ignore[no-any-return]
 
 
 @_route("/logged-models/{model_id}", "PATCH")
 def finalize_logged_model(model_id: str) -> dict[str, Any]:
-    return _service().finalize_logged_model(model_id, v.require(_msg(), "status"))  # type: ignore[no-any-return]
+    return _service().finalize_logged_model(model_id, _msg().enum("status", MODEL_STATUS, required=True))  # type: ignore[no-any-return]
 
 
 @_route("/logged-models/{model_id}", "DELETE")
@@ -256,7 +267,7 @@ def delete_logged_model(model_id: str) -> dict[str, Any]:
 
 @_route("/logged-models/{model_id}/tags", "PATCH")
 def set_logged_model_tags(model_id: str) -> dict[str, Any]:
-    _service().set_logged_model_tags(model_id, v.object_list(_msg(), "tags"))
+    _service().set_logged_model_tags(model_id, _msg().objects("tags"))
     return {}
 
 
@@ -269,5 +280,5 @@ def delete_logged_model_tag(model_id: str, tag_key: str) -> dict[str, Any]:
 
 @_route("/logged-models/{model_id}/params", "POST")
 def log_logged_model_params(model_id: str) -> dict[str, Any]:
-    _service().log_logged_model_params(model_id, v.object_list(_msg(), "params"))
+    _service().log_logged_model_params(model_id, _msg().objects("params"))
     return {}

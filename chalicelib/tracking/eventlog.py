@@ -7,9 +7,16 @@ ONE ``LIST`` (start_after the covered key: it returns the tail *and* the snapsho
 ``snapshot.json`` sorts after ``log/``) and GETs only entries it has not seen.
 
 Entry keys sort by time (microseconds, then a random suffix). A write may land after a
-later-keyed one, so compaction folds only entries older than ``MARGIN_S``: an entry whose PUT
-took longer than ``MARGIN_S / 2`` is reported as failed (the client retries; folds are
-idempotent), so nothing lands behind the snapshot's covered key.
+later-keyed one, so compaction folds only entries keyed more than ``MARGIN_S`` before the moment
+its LIST *started*: an entry whose PUT ended more than ``MARGIN_S / 2`` after its key's time is
+reported as failed (the client retries; folds are idempotent), so every acknowledged entry keyed
+before that cutoff was already stored when the LIST began and is in it. The cutoff is taken before
+the LIST, never after: a refresh can take arbitrarily long (S3 retries, a starved CPU), and a
+cutoff taken after it would cover keys whose writes landed behind the LIST. This holds while the
+clocks of any two processes differ by less than ``MARGIN_S / 2``.
+
+Entries are never deleted, so ``refold`` can rebuild a snapshot from the whole log (the
+``stacflow repair-logs`` command) if a snapshot ever covers an entry it does not hold.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -35,16 +42,25 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def parallel(calls: list[Callable[[], T]]) -> list[T]:
-    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
+def _executor() -> ThreadPoolExecutor:
     global _pool
-    if len(calls) < 2:
-        return [c() for c in calls]
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="store")
-    futures = [_pool.submit(c) for c in calls]
+        return _pool
+
+
+def parallel(calls: list[Callable[[], T]]) -> list[T]:
+    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
+    if len(calls) < 2:
+        return [c() for c in calls]
+    futures = [_executor().submit(c) for c in calls]
     return [f.result() for f in futures]
+
+
+def background(call: Callable[[], T]) -> Future[T]:
+    """Start one store call now, to overlap with another (its result is read later)."""
+    return _executor().submit(call)
 
 
 def new_entry_key(after: str | None = None) -> str:
@@ -112,6 +128,7 @@ class FoldedLog:
         return self._last_key
 
     def _refresh(self) -> None:
+        listed_at = time.time()  # before the LIST: see the module docstring
         start = self._log + self._covered + ".json" if self._covered else None
         log_keys: list[str] = []
         snap_etag: str | None = None
@@ -146,7 +163,7 @@ class FoldedLog:
                 if key in self._tail:
                     self._fold(self._state, self._tail[key])
         self._last_key = max([self._last_key, self._covered, *self._tail]) if self._tail or self._covered else ""
-        self._maybe_compact()
+        self._maybe_compact(listed_at)
 
     def _load_snapshot(self) -> None:
         try:
@@ -166,9 +183,9 @@ class FoldedLog:
                 return None
         return parallel([lambda k=k: get(k) for k in keys])  # type: ignore[misc]
 
-    def _maybe_compact(self) -> None:
-        settled_before = (time.time() - MARGIN_S) * 1_000_000
-        settled = sorted(k for k in self._tail if entry_time_us(k) < settled_before)
+    def _maybe_compact(self, listed_at: float) -> None:
+        """Fold the tail's settled entries into the snapshot; ``listed_at``: when the last LIST started."""
+        settled = sorted(k for k in self._tail if entry_time_us(k) < _cutoff_us(listed_at))
         if len(settled) < COMPACT_AFTER:
             return
         state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
@@ -187,3 +204,59 @@ class FoldedLog:
         self._covered = settled[-1]
         for key in settled:
             del self._tail[key]
+
+    # -- repair -------------------------------------------------------------------------
+    def refold(self, attempts: int = 5) -> bool:
+        """Rebuild the snapshot from every entry of the log, ignoring the snapshot's state.
+
+        The new snapshot covers at least what the old one claimed to, so entries hidden below an
+        old cutoff come back. Compare-and-swap, retried if a compaction lands meanwhile. Returns
+        whether the stored state changed. Costs a GET per entry: a repair tool, not a request path.
+        """
+        with self._lock:
+            for _ in range(attempts):
+                try:
+                    snap = self.store.get(self._snapshot_key)
+                    etag, old = snap.etag, snap.json()
+                except NotFound:
+                    etag, old = None, None
+                listed_at = time.time()
+                keys = sorted(info.key[len(self._log):-5] for info in self.store.list(self._log)
+                              if info.key.endswith(".json"))
+                settled = [k for k in keys if entry_time_us(k) < _cutoff_us(listed_at)]
+                covered = max(([old["covered"]] if old else []) + settled[-1:], default="")
+                if not covered:
+                    return False  # no settled entry yet: nothing a snapshot could hide
+                chosen = [k for k in keys if k <= covered]
+                state = self._empty()
+                for entry in self._fetch(chosen):
+                    if entry is not None:
+                        self._fold(state, entry)
+                doc = {"covered": covered, "state": state}
+                if old is not None and _canonical(old) == _canonical(doc):
+                    return False
+                try:
+                    if etag is None:
+                        self.store.put_json(self._snapshot_key, doc, if_none_match=True)
+                    else:
+                        self.store.put_json(self._snapshot_key, doc, if_match=etag)
+                except PreconditionFailed:
+                    continue
+                self._forget()
+                return True
+        raise MlflowError(f"{self.prefix}: snapshot kept changing during the repair; run it again",
+                          "TEMPORARILY_UNAVAILABLE")
+
+    def _forget(self) -> None:
+        """Drop the warm copy: the next view rebuilds from the store."""
+        self._snap_etag, self._snap_body, self._covered = None, None, ""
+        self._tail, self._state, self._last_key = {}, self._empty(), ""
+
+
+def _canonical(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def _cutoff_us(listed_at: float) -> float:
+    """Entries keyed before this were stored before a LIST that started at ``listed_at``."""
+    return (listed_at - MARGIN_S) * 1_000_000

@@ -71,6 +71,7 @@ def apply_entry(runs: dict[str, Any], entry: dict[str, Any], history: bool) -> N
     if "lifecycle" in entry:
         info["lifecycle_stage"] = entry["lifecycle"]
         info["deleted_time"] = entry.get("deleted_time")
+        info["lifecycle_key"] = entry.get("key", "")
     for dataset_input in entry.get("datasets", []):
         if dataset_input not in run["datasets"]:
             run["datasets"].append(dataset_input)
@@ -84,6 +85,20 @@ def apply_entry(runs: dict[str, Any], entry: dict[str, Any], history: bool) -> N
         logged = json.loads(tags.get(LOGGED_MODELS_TAG, "[]"))
         if model not in logged:
             tags[LOGGED_MODELS_TAG] = json.dumps(logged + [model])
+
+
+def effective_stage(info: dict[str, Any], experiment: tuple[str, str]) -> str:
+    """A run's lifecycle stage given its experiment's ``(stage, key of its last delete/restore)``.
+
+    Deleting an experiment deletes its runs, restoring it restores them all (as MLflow's SQL store
+    does), with one write to the experiment's record: a run's own delete counts only if it is
+    keyed after the experiment's last change.
+    """
+    stage, changed = experiment
+    if stage == "deleted":
+        return "deleted"
+    own = str(info.get("lifecycle_stage", "active"))
+    return "active" if own == "deleted" and info.get("lifecycle_key", "") < changed else own
 
 
 def latest_only(entry: dict[str, Any]) -> dict[str, Any]:
@@ -115,18 +130,19 @@ def json_float(value: float) -> float | str:
     return value
 
 
-def run_info_json(info: dict[str, Any]) -> dict[str, Any]:
+def run_info_json(info: dict[str, Any], stage: str | None = None) -> dict[str, Any]:
+    """RunInfo; ``stage``: the run's effective lifecycle stage (``effective_stage``)."""
     out = {"run_id": info["run_id"], "run_uuid": info["run_id"], "run_name": info.get("run_name", ""),
            "experiment_id": info["experiment_id"], "user_id": info.get("user_id", ""),
            "status": info.get("status", "RUNNING"), "start_time": info.get("start_time"),
            "end_time": info.get("end_time"), "artifact_uri": info.get("artifact_uri", ""),
-           "lifecycle_stage": info.get("lifecycle_stage", "active")}
+           "lifecycle_stage": stage or info.get("lifecycle_stage", "active")}
     return {k: v for k, v in out.items() if v is not None}
 
 
-def run_json(run: dict[str, Any]) -> dict[str, Any]:
+def run_json(run: dict[str, Any], stage: str | None = None) -> dict[str, Any]:
     return {
-        "info": run_info_json(run["info"]),
+        "info": run_info_json(run["info"], stage),
         "data": {
             "metrics": [{"key": k, "value": json_float(v[0]), "timestamp": v[1], "step": v[2]}
                         for k, v in run["metrics"].items()],

@@ -17,27 +17,30 @@ import random
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import validation as v
-from .errors import invalid, not_found
-from .eventlog import FoldedLog, new_entry_key, parallel
+from .errors import MlflowError, invalid, not_found
+from .eventlog import FoldedLog, background, new_entry_key, parallel
 from .experiments import Experiment, ExperimentStore, now_ms
-from .runs import (RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, latest_only, run_info_json,
-                   run_json)
+from .runs import (RUN_NAME_TAG, effective_stage, fold_experiment, fold_run, history, json_float, latest_only,
+                   run_info_json, run_json)
 from . import search
-from .search import ModelMetric, Subject, paginate
+from . import responses
+from .doccache import DocCache
+from .search import ModelMetric, Subject
 
 RUNS = "mlflow/runs/"
 EXPERIMENT_RUNS = "mlflow/experiment-runs/"
 LOGGED_MODELS = "mlflow/logged-models/"
-VIEW_TYPES = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted"),
-              "1": ("active",), "2": ("deleted",), "3": ("active", "deleted")}
-RUN_STATUSES = {"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"}
-MODEL_STATUSES = {"LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"}
+VIEW_TYPES = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted")}
+RUN_STATUSES = set(v.RUN_STATUS)
+MODEL_STATUSES = set(v.MODEL_STATUS) - {"LOGGED_MODEL_STATUS_UNSPECIFIED"}
 _LOG_CACHE_SIZE = 4096
+Objects = Sequence["v.Fields | dict[str, Any]"]  # repeated message fields: from the routes, or plain dicts
 
 _ADJECTIVES = ("able", "bold", "brave", "calm", "clever", "eager", "fair", "gentle", "grand", "happy",
                "keen", "lively", "merry", "nimble", "proud", "quick", "quiet", "sharp", "swift", "wise")
@@ -49,9 +52,9 @@ def _random_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(0, 999)}"
 
 
-def _run_subject(run: dict[str, Any]) -> Subject:
+def _run_subject(run: dict[str, Any], stage: str) -> Subject:
     """What a run search reads; valid while the log's view() is held (it shares the run's dicts)."""
-    return Subject(run, run["info"], tags=run["tags"], params=run["params"],
+    return Subject((run, stage), run["info"], tags=run["tags"], params=run["params"],
                    metrics={k: m[0] for k, m in run["metrics"].items()}, datasets=run["datasets"])
 
 
@@ -67,6 +70,7 @@ class TrackingService:
         self._lock = threading.Lock()
         self._logs: OrderedDict[str, FoldedLog] = OrderedDict()
         self._run_experiment: dict[str, str] = {}  # immutable, so safe to cache
+        self._logged_models: DocCache[dict[str, Any]] = DocCache(store, lambda doc: doc)
 
     # -- logs -----------------------------------------------------------------------------
     def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None]) -> FoldedLog:
@@ -105,35 +109,48 @@ class TrackingService:
                 raise not_found(f"Run with id={run_id} not found")
             return render(run)
 
+    def _lifecycle(self, experiment_id: str) -> Future[tuple[str, str]]:
+        """The experiment's lifecycle, fetched alongside the run log's refresh (one conditional GET)."""
+        return background(lambda: self.experiments.lifecycle(experiment_id))
+
     def _write(self, run_id: str, entry: dict[str, Any], check: Callable[[dict[str, Any]], None] | None = None,
                require_active: bool = True) -> dict[str, Any]:
         """Validate against the run's current state, then append the entry to both logs (2 parallel PUTs).
 
         Returns the run's info as it will read after this entry."""
         eid = self._experiment_of(run_id)
+        experiment = self._lifecycle(eid)
         log = self._run_log(run_id)
         with log.view() as runs:
             run = runs.get(run_id)
             if run is None:
                 raise not_found(f"Run with id={run_id} not found")
-            stage = run["info"].get("lifecycle_stage")
+            exp_stage, exp_changed = experiment.result()
+            stage = effective_stage(run["info"], (exp_stage, exp_changed))
             if require_active and stage != "active":
                 raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
+            if entry.get("lifecycle") == "active" and exp_stage != "active":
+                raise invalid(f"Cannot restore run {run_id}: its experiment {eid} is deleted. Restore the "
+                              "experiment first.")
             if check:
                 check(run)
-            key = new_entry_key(after=log.last_key())
-            info = dict(run["info"], **entry.get("update", {}))
+            _check_record_size(run, entry)
+            # After the experiment's last delete/restore too: this run's own lifecycle change follows it.
+            key = new_entry_key(after=max(log.last_key(), exp_changed))
+            info = dict(run["info"], **entry.get("update", {}), lifecycle_stage=stage)
         entry = dict(entry, run=run_id, time=now_ms())
+        if "lifecycle" in entry:
+            entry["key"] = key
         exp_log = self._experiment_log(eid)
         parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, latest_only(entry))])
         return info
 
     # -- experiments ----------------------------------------------------------------------
-    def create_experiment(self, name: str, artifact_location: str | None, tags: list[dict[str, Any]]) -> str:
+    def create_experiment(self, name: str, artifact_location: str | None, tags: Objects) -> str:
         v.experiment_name(name)
         if artifact_location is not None and not isinstance(artifact_location, str):
             raise invalid("artifact_location must be a string")
-        clean = dict(v.tag(t, "", v.MAX_EXPERIMENT_TAG_VAL_LENGTH) for t in tags)
+        clean = dict(v.tag(t, v.MAX_EXPERIMENT_TAG_VAL_LENGTH) for t in v.fields_of(tags, "tags"))
         return self.experiments.create(name, artifact_location or None, clean).experiment_id
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any]:
@@ -150,8 +167,8 @@ class TrackingService:
         limit = v.max_results(max_results, 1000)
         exps = [Subject(e, vars(e), tags=e.tags) for e in self.experiments.list_all() if e.lifecycle_stage in stages]
         exps = search.EXPERIMENTS.sort(search.EXPERIMENTS.filter(exps, filter_string), order_by or ["creation_time DESC"])
-        page, token = paginate(exps, page_token, limit)
-        out: dict[str, Any] = {"experiments": [p.record.to_json() for p in page]}
+        page, token = responses.page(exps, page_token, limit, lambda e: e.record.to_json())
+        out: dict[str, Any] = {"experiments": page}
         if token:
             out["next_page_token"] = token
         return out
@@ -160,28 +177,14 @@ class TrackingService:
         self.experiments.rename(v.experiment_id(experiment_id), v.experiment_name(new_name))
 
     def delete_experiment(self, experiment_id: str) -> None:
+        """One write, whatever the number of runs: their lifecycles derive from the experiment's."""
         self.experiments.set_lifecycle(v.experiment_id(experiment_id), "deleted")
-        self._set_runs_lifecycle(experiment_id, "deleted")
 
     def restore_experiment(self, experiment_id: str) -> None:
         self.experiments.set_lifecycle(v.experiment_id(experiment_id), "active")
-        self._set_runs_lifecycle(experiment_id, "active")
-
-    def _set_runs_lifecycle(self, experiment_id: str, stage: str) -> None:
-        """MLflow deletes/restores an experiment's runs with it: one entry per run log, one for the experiment's."""
-        exp_log = self._experiment_log(experiment_id)
-        with exp_log.view() as runs:
-            ids = sorted(rid for rid, r in runs.items() if r["info"].get("lifecycle_stage") != stage)
-            key = new_entry_key(after=exp_log.last_key())
-        if not ids:
-            return
-        t = now_ms()
-        entry = {"lifecycle": stage, "deleted_time": t if stage == "deleted" else None, "time": t}
-        parallel([lambda rid=rid: self._run_log(rid).append(key, dict(entry, run=rid)) for rid in ids]
-                 + [lambda: exp_log.append(key, dict(entry, run=ids))])
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        k, val = v.tag({"key": key, "value": value}, "", v.MAX_EXPERIMENT_TAG_VAL_LENGTH)
+        k, val = v.tag(v.Fields({"key": key, "value": value}), v.MAX_EXPERIMENT_TAG_VAL_LENGTH)
         eid = v.experiment_id(experiment_id)
         if self.experiments.get(eid).lifecycle_stage != "active":
             raise invalid(f"The experiment {eid} must be in the 'active' state. Current state is deleted.")
@@ -200,25 +203,26 @@ class TrackingService:
         self.experiments.update(eid, drop)
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, msg: dict[str, Any]) -> dict[str, Any]:
-        eid = v.experiment_id(msg.get("experiment_id") or "0")
+    def create_run(self, request: v.Fields | dict[str, Any]) -> dict[str, Any]:
+        msg = v.Fields(request)
+        eid = v.experiment_id(msg.string("experiment_id") or "0")
         exp = self.experiments.get(eid)
         if exp.lifecycle_stage != "active":
             raise invalid(f"The experiment {eid} must be in the 'active' state. Current state is "
                           f"{exp.lifecycle_stage}.")
-        tags = dict(v.tag(t, f"tags[{i}].") for i, t in enumerate(v.object_list(msg, "tags")))
-        run_name = v.string(msg, "run_name")
+        tags = dict(v.tag(t) for t in msg.objects("tags"))
+        run_name = msg.string("run_name")
         tag_name = tags.get(RUN_NAME_TAG)
         if run_name and tag_name and run_name != tag_name:
             raise invalid(f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
                           f"different values (run_name='{run_name}', mlflow.runName='{tag_name}').")
-        start_time = v.integer(msg, "start_time")
+        start_time = msg.integer("start_time")
         # Random, as in MLflow: identical requests in the same millisecond are common (threads
         # starting runs), so a content-derived id would merge distinct runs.
         run_id = uuid.uuid4().hex
         run_name = run_name or tag_name or _random_name()
         tags[RUN_NAME_TAG] = run_name
-        info = {"run_id": run_id, "experiment_id": eid, "user_id": v.string(msg, "user_id") or "",
+        info = {"run_id": run_id, "experiment_id": eid, "user_id": msg.string("user_id") or "",
                 "run_name": run_name, "status": "RUNNING", "start_time": start_time or now_ms(),
                 "artifact_uri": f"{exp.artifact_location}/{run_id}/artifacts", "lifecycle_stage": "active"}
         key = new_entry_key()
@@ -240,7 +244,9 @@ class TrackingService:
         return {"run": run_json(state[run_id])}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        return self._read_run(run_id, run_json)  # type: ignore[no-any-return]
+        experiment = self._lifecycle(self._experiment_of(run_id))
+        return self._read_run(  # type: ignore[no-any-return]
+            run_id, lambda run: run_json(run, effective_stage(run["info"], experiment.result())))
 
     def update_run_info(self, run_id: str, status: str | None, end_time: int | None,
                         run_name: str | None) -> dict[str, Any]:
@@ -261,21 +267,22 @@ class TrackingService:
     def restore_run(self, run_id: str) -> None:
         self._write(run_id, {"lifecycle": "active", "deleted_time": None}, require_active=False)
 
-    def log_batch(self, run_id: str, metrics: list[dict[str, Any]], params: list[dict[str, Any]],
-                  tags: list[dict[str, Any]]) -> None:
-        v.batch_limits(len(metrics), len(params), len(tags))
-        clean_metrics = [v.metric(m, f"metrics[{i}].") for i, m in enumerate(metrics)]
+    def log_batch(self, run_id: str, metrics: Objects, params: Objects, tags: Objects) -> None:
+        metric_fields, param_fields = v.fields_of(metrics, "metrics"), v.fields_of(params, "params")
+        tag_fields = v.fields_of(tags, "tags")
+        v.batch_limits(len(metric_fields), len(param_fields), len(tag_fields))
+        clean_metrics = [v.metric(m) for m in metric_fields]
         clean_params: dict[str, str] = {}
         dupes = []
-        for i, p in enumerate(params):
-            key, value = v.param(p, f"params[{i}].")
+        for p in param_fields:
+            key, value = v.param(p)
             if key in clean_params:
                 dupes.append(key)
             clean_params[key] = value
         if dupes:
             raise invalid(f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the request "
                           "contains only one param value per param key.")
-        clean_tags = dict(v.tag(t, f"tags[{i}].") for i, t in enumerate(tags))
+        clean_tags = dict(v.tag(t) for t in tag_fields)
         if not (clean_metrics or clean_params or clean_tags):
             return
 
@@ -316,14 +323,14 @@ class TrackingService:
                 raise not_found(f"No tag with name: {key} in run with id {run_id}")
         self._write(run_id, {"del_tags": [key]}, exists)
 
-    def log_inputs(self, run_id: str, datasets: list[dict[str, Any]], models: list[dict[str, Any]]) -> None:
-        clean = [v.dataset_input(d, f"datasets[{i}].") for i, d in enumerate(datasets)]
-        model_ids = [v.string(m, "model_id", required=True) for m in models]
+    def log_inputs(self, run_id: str, datasets: Objects, models: Objects) -> None:
+        clean = [v.dataset_input(d) for d in v.fields_of(datasets, "datasets")]
+        model_ids = [m.string("model_id", required=True) for m in v.fields_of(models, "models")]
         if clean or model_ids:
             self._write(run_id, {"datasets": clean, "model_inputs": model_ids})
 
-    def log_outputs(self, run_id: str, models: list[dict[str, Any]]) -> None:
-        outputs = [[v.string(m, "model_id", required=True), v.integer(m, "step") or 0] for m in models]
+    def log_outputs(self, run_id: str, models: Objects) -> None:
+        outputs = [[m.string("model_id", required=True), m.integer("step") or 0] for m in v.fields_of(models, "models")]
         if outputs:
             self._write(run_id, {"model_outputs": outputs})
 
@@ -339,18 +346,14 @@ class TrackingService:
 
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None,
                            page_token: str | None) -> dict[str, Any]:
+        """One page of a metric's history: ``max_results`` records (all by default) within the size budget."""
         recs = self._read_run(run_id, lambda r: history(r, metric_key))
-        offset = 0
-        if page_token:
-            try:
-                offset = int(json.loads(_b64decode(page_token))["offset"])
-            except (ValueError, KeyError, TypeError):
-                raise invalid(f"Invalid page token: {page_token}") from None
-        end = len(recs) if max_results is None else offset + max_results
-        out: dict[str, Any] = {"metrics": [{"key": metric_key, "value": json_float(r[0]), "timestamp": r[1],
-                                            "step": r[2]} for r in recs[offset:end]]}
-        if end < len(recs):
-            out["next_page_token"] = _b64encode(json.dumps({"offset": end}))
+        limit = len(recs) if max_results is None else v.max_results(max_results, 0)
+        page, token = responses.page(recs, page_token, max(limit, 1), lambda r: {
+            "key": metric_key, "value": json_float(r[0]), "timestamp": r[1], "step": r[2]})
+        out: dict[str, Any] = {"metrics": page}
+        if token:
+            out["next_page_token"] = token
         return out
 
     def get_metric_history_bulk_interval(self, run_ids: list[str], metric_key: str, start_step: int | None,
@@ -368,14 +371,21 @@ class TrackingService:
         if start_step is not None and end_step is not None and start_step > end_step:
             raise invalid("end_step must be greater than start_step. Found start_step={start_step} and "
                           f"end_step={end_step}.")
-        per_run = {rid: self._read_run(rid, lambda r: history(r, metric_key)) for rid in run_ids}
+        per_run = {rid: self._read_run(v.run_id(rid), lambda r: history(r, metric_key)) for rid in run_ids}
         steps = sorted({r[2] for recs in per_run.values() for r in recs
                         if start_step is None or start_step <= r[2] <= end_step})  # type: ignore[operator]
-        chosen = set(_sample(steps, limit))
-        metrics = [{"key": metric_key, "value": json_float(r[0]), "timestamp": r[1], "step": r[2], "run_id": rid}
-                   for rid, recs in per_run.items() for r in sorted(recs, key=lambda r: (r[2], r[1]))
-                   if r[2] in chosen]
-        return {"metrics": metrics}
+        # This API has no page token: it is a sample (the UI's charts), so a sample that would not
+        # fit in a response is thinned to fewer steps until it does.
+        while True:
+            chosen = set(_sample(steps, limit))
+            metrics = [{"key": metric_key, "value": json_float(r[0]), "timestamp": r[1], "step": r[2],
+                        "run_id": rid}
+                       for rid, recs in per_run.items() for r in sorted(recs, key=lambda r: (r[2], r[1]))
+                       if r[2] in chosen]
+            size = responses.envelope_size(metrics)
+            if size <= responses.BUDGET or len(chosen) <= 1:
+                return {"metrics": metrics}
+            limit = max(1, min(len(chosen) - 1, int(len(chosen) * responses.BUDGET / size * 0.95)))
 
     def search_runs(self, experiment_ids: list[str], filter_string: str | None, run_view_type: str | None,
                     max_results: int | None, order_by: list[str], page_token: str | None) -> dict[str, Any]:
@@ -383,17 +393,51 @@ class TrackingService:
         if stages is None:
             raise invalid(f"Invalid run_view_type '{run_view_type}'")
         limit = v.max_results(max_results, 1000)
+        eids = sorted({v.experiment_id(e) for e in experiment_ids})
+        lifecycles = {eid: self._lifecycle(eid) for eid in eids}
         with ExitStack() as stack:  # hold every log's view until the page is rendered
             found: list[Subject] = []
-            for eid in sorted(set(experiment_ids)):
-                runs = stack.enter_context(self._experiment_log(v.experiment_id(eid)).view())
-                found.extend(_run_subject(r) for r in runs.values() if r["info"].get("lifecycle_stage") in stages)
+            for eid in eids:
+                try:
+                    experiment = lifecycles[eid].result()
+                except MlflowError as err:
+                    if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                        continue  # as MLflow: an unknown experiment has no runs
+                    raise
+                if experiment[0] == "deleted" and "deleted" not in stages:
+                    continue
+                runs = stack.enter_context(self._experiment_log(eid).view())
+                for run in runs.values():
+                    stage = effective_stage(run["info"], experiment)
+                    if stage in stages:
+                        found.append(_run_subject(run, stage))
             found = search.RUNS.sort(search.RUNS.filter(found, filter_string), order_by)
-            page, token = paginate(found, page_token, limit)
-            out: dict[str, Any] = {"runs": [run_json(p.record) for p in page]}
+            page, token = responses.page(found, page_token, limit, lambda s: run_json(*s.record))
+            out: dict[str, Any] = {"runs": page}
         if token:
             out["next_page_token"] = token
         return out
+
+    # -- repair -----------------------------------------------------------------------------
+    def repair_logs(self, run_id: str | None = None, experiment_id: str | None = None) -> dict[str, Any]:
+        """Refold logs from all their entries (``stacflow repair-logs``): one run's (and its
+        experiment's), one experiment's and its runs', or, with neither, every experiment's."""
+        if run_id is not None:
+            logs = [self._run_log(run_id), self._experiment_log(self._experiment_of(run_id))]
+            return {"logs": len(logs), "repaired": [log.prefix for log in logs if log.refold()]}
+        eids = [v.experiment_id(experiment_id)] if experiment_id is not None else sorted(
+            e.experiment_id for e in self.experiments.list_all())
+        count, repaired = 0, []
+        for eid in eids:
+            exp_log = self._experiment_log(eid)
+            # The experiment's log first: the runs read from it then include any it recovers.
+            if exp_log.refold():
+                repaired.append(exp_log.prefix)
+            with exp_log.view() as runs:
+                run_logs = [self._run_log(rid) for rid in sorted(runs)]
+            repaired += [log.prefix for log in run_logs if log.refold()]
+            count += 1 + len(run_logs)
+        return {"logs": count, "repaired": repaired}
 
     # -- logged models ----------------------------------------------------------------------
     def _model_key(self, model_id: str) -> str:
@@ -421,23 +465,24 @@ class TrackingService:
                                        "metrics": [{k: val for k, val in m.items() if val is not None}
                                                    for m in metrics]}}
 
-    def create_logged_model(self, msg: dict[str, Any]) -> dict[str, Any]:
-        eid = v.experiment_id(msg.get("experiment_id"))
+    def create_logged_model(self, request: v.Fields | dict[str, Any]) -> dict[str, Any]:
+        msg = v.Fields(request)
+        eid = v.experiment_id(msg.string("experiment_id"))
         exp = self.experiments.get(eid)
         if exp.lifecycle_stage != "active":
             raise invalid(f"The experiment {eid} must be in the 'active' state. Current state is deleted.")
-        source_run_id = v.string(msg, "source_run_id")
+        source_run_id = msg.string("source_run_id")
         if source_run_id:
             self._experiment_of(source_run_id)
         model_id = f"m-{uuid.uuid4().hex}"
         t = now_ms()
-        doc = {"model_id": model_id, "experiment_id": eid, "name": v.string(msg, "name") or _random_name(),
+        doc = {"model_id": model_id, "experiment_id": eid, "name": msg.string("name") or _random_name(),
                "creation_timestamp_ms": t, "last_updated_timestamp_ms": t,
                "artifact_uri": f"{exp.artifact_location}/models/{model_id}/artifacts",
-               "status": "LOGGED_MODEL_PENDING", "model_type": v.string(msg, "model_type"),
+               "status": "LOGGED_MODEL_PENDING", "model_type": msg.string("model_type"),
                "source_run_id": source_run_id or None, "status_message": None, "lifecycle_stage": "active",
-               "tags": dict(v.tag(t_, f"tags[{i}].") for i, t_ in enumerate(v.object_list(msg, "tags"))),
-               "params": dict(v.param(p, f"params[{i}].") for i, p in enumerate(v.object_list(msg, "params")))}
+               "tags": dict(v.tag(t_) for t_ in msg.objects("tags")),
+               "params": dict(v.param(p) for p in msg.objects("params"))}
         self.store.put_json(self._model_key(model_id), doc, if_none_match=True)
         return {"model": self._model_json(doc)}
 
@@ -466,8 +511,8 @@ class TrackingService:
             doc["lifecycle_stage"] = "deleted"
         self._update_model(model_id, delete)
 
-    def set_logged_model_tags(self, model_id: str, tags: list[dict[str, Any]]) -> None:
-        clean = dict(v.tag(t, f"tags[{i}].") for i, t in enumerate(tags))
+    def set_logged_model_tags(self, model_id: str, tags: Objects) -> None:
+        clean = dict(v.tag(t) for t in v.fields_of(tags, "tags"))
 
         def set_tags(doc: dict[str, Any]) -> None:
             doc["tags"].update(clean)
@@ -481,8 +526,8 @@ class TrackingService:
             doc["tags"].pop(key, None)
         self._update_model(model_id, drop)
 
-    def log_logged_model_params(self, model_id: str, params: list[dict[str, Any]]) -> None:
-        clean = dict(v.param(p, f"params[{i}].") for i, p in enumerate(params))
+    def log_logged_model_params(self, model_id: str, params: Objects) -> None:
+        clean = dict(v.param(p) for p in v.fields_of(params, "params"))
 
         def add(doc: dict[str, Any]) -> None:
             for key, value in clean.items():
@@ -494,30 +539,29 @@ class TrackingService:
                              order_by: list[dict[str, Any]], page_token: str | None) -> dict[str, Any]:
         limit = v.max_results(max_results, 100)
         wanted = {v.experiment_id(e) for e in experiment_ids}
-        docs = []
-        for info in self.store.list(LOGGED_MODELS):
-            try:
-                doc = self.store.get_json(info.key)
-            except NotFound:
-                continue
-            if doc["experiment_id"] in wanted and doc["lifecycle_stage"] == "active":
-                docs.append(doc)
+        docs = [d for d in self._logged_models.listing(LOGGED_MODELS)
+                if d["experiment_id"] in wanted and d["lifecycle_stage"] == "active"]
         models = search.LOGGED_MODELS.filter_models([_model_subject(d) for d in docs], filter_string, datasets)
-        page, token = paginate(search.LOGGED_MODELS.sort(models, order_by), page_token, limit)
-        out: dict[str, Any] = {"models": [self._model_json(m.record) for m in page]}
+        page, token = responses.page(search.LOGGED_MODELS.sort(models, order_by), page_token, limit,
+                                     lambda m: self._model_json(m.record))
+        out: dict[str, Any] = {"models": page}
         if token:
             out["next_page_token"] = token
         return out
 
 
-def _b64encode(text: str) -> str:
-    import base64
-    return base64.b64encode(text.encode()).decode()
-
-
-def _b64decode(text: str) -> str:
-    import base64
-    return base64.b64decode(text.encode()).decode()
+def _check_record_size(run: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Refuse a write after which the run could not be returned: get-run (and a search page holding
+    it) must fit in a Lambda response. Only writes that add to the record pay for the measure."""
+    new_metrics = {m[0]: m[1:4] for m in entry.get("metrics", ()) if m[0] not in run["metrics"]}
+    growth = {k: entry[k] for k in ("params", "tags", "datasets", "model_inputs", "model_outputs", "log_model")
+              if entry.get(k)}
+    if not (new_metrics or growth):
+        return
+    size = responses.envelope_size(run_json(run)) + responses.envelope_size([new_metrics, growth])
+    if size > responses.RECORD_LIMIT:
+        raise invalid(f"Run {run['info']['run_id']} would exceed {responses.RECORD_LIMIT} bytes (params, tags, "
+                      "latest metrics and inputs together), more than a response can carry.")
 
 
 def _sample(steps: list[int], limit: int) -> list[int]:

@@ -125,6 +125,20 @@ CASES = [
     ("PATCH", "/logged-models/m-" + "0" * 32, {"status": "LOGGED_MODEL_READY"}, 404, MISSING),
     ("DELETE", "/logged-models/m-" + "0" * 32, {}, 404, MISSING),
     ("POST", "/logged-models/search", {"experiment_ids": ["0"], "filter": "metrics.x >"}, 400, BAD),
+    # keys and ids that are JSON objects or arrays (these answered 500)
+    ("POST", "/runs/log-batch", {"run_id": RUN, "metrics": [{"key": {"a": 1}, "value": 1, "timestamp": 1}]},
+     400, BAD),
+    ("POST", "/runs/log-batch", {"run_id": RUN, "params": [{"key": ["a"], "value": "v"}]}, 400, BAD),
+    ("POST", "/runs/log-batch", {"run_id": RUN, "tags": [{"key": {"a": 1}, "value": "v"}]}, 400, BAD),
+    ("POST", "/runs/log-metric", {"run_id": RUN, "key": {"a": 1}, "value": 1, "timestamp": 1}, 400, BAD),
+    ("POST", "/runs/log-metric", {"run_id": RUN, "key": "m", "value": 1, "timestamp": 1, "model_id": {"a": 1}},
+     400, BAD),
+    ("POST", "/runs/log-parameter", {"run_id": RUN, "key": ["k"], "value": "v"}, 400, BAD),
+    ("POST", "/runs/set-tag", {"run_id": RUN, "key": {"k": 1}, "value": "v"}, 400, BAD),
+    ("POST", "/runs/create", {"experiment_id": "0", "tags": [{"key": {"a": 1}, "value": "v"}]}, 400, BAD),
+    ("POST", "/experiments/create", {"name": "n2", "tags": [{"key": [1], "value": "v"}]}, 400, BAD),
+    ("POST", "/experiments/set-experiment-tag", {"experiment_id": "0", "key": {"a": 1}, "value": "v"}, 400, BAD),
+    ("POST", "/logged-models/search", {"experiment_ids": ["0"], "order_by": [{"field_name": {"a": 1}}]}, 400, BAD),
 ]
 
 

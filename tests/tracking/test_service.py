@@ -149,3 +149,20 @@ def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(sto
     svc.restore_experiment(eid)
     assert {svc.get_run(r)["info"]["lifecycle_stage"] for r in ids} == {"active"}
     assert len(TrackingService(store).search_runs([eid], None, None, None, [], None)["runs"]) == 3
+
+
+def test_warm_searches_get_only_records_that_changed(local_store):
+    from tests.tracking.hooked_store import HookedStore
+    hooked = HookedStore(local_store)
+    svc = TrackingService(hooked)
+    eid = svc.create_experiment("models", None, [])
+    ids = [svc.create_logged_model({"experiment_id": eid})["model"]["info"]["model_id"] for _ in range(20)]
+    assert len(svc.search_logged_models([eid], None, [], None, [], None)["models"]) == 20
+    svc.search_experiments(None, None, None, [], None)
+    svc.set_logged_model_tags(ids[3], [{"key": "k", "value": "v"}])
+    hooked.calls.clear()
+    found = svc.search_logged_models([eid], None, [], None, [], None)["models"]
+    assert {m["info"]["model_id"] for m in found} == set(ids)
+    svc.search_experiments(None, None, None, [], None)
+    gets = [key for op, key in hooked.calls if op == "get"]
+    assert gets == [f"mlflow/logged-models/{ids[3]}.json"]  # plus one LIST each

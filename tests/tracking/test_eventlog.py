@@ -1,0 +1,127 @@
+"""Tracking logs: compaction never hides an acknowledged entry, and repair-logs refolds a log."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from chalicelib import cli, services
+from chalicelib.tracking import eventlog
+from chalicelib.tracking.service import TrackingService
+from tests.tracking.hooked_store import HookedStore, pause_when
+
+MARGIN = 1.0
+
+
+def _run(svc: TrackingService, eid: str = "0") -> str:
+    return svc.create_run({"experiment_id": eid, "user_id": "u"})["run"]["info"]["run_id"]
+
+
+def _metric(key: str, value: float, step: int = 0) -> dict:
+    return {"key": key, "value": value, "timestamp": 1000, "step": step}
+
+
+def _values(svc: TrackingService, run_id: str, key: str) -> list[float]:
+    return [m["value"] for m in svc.get_metric_history(run_id, key, None, None)["metrics"]]
+
+
+@pytest.fixture
+def small_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eventlog, "MARGIN_S", MARGIN)
+    monkeypatch.setattr(eventlog, "COMPACT_AFTER", 1)
+
+
+def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(store, small_margin):
+    """W is keyed before X but lands after the compactor's LIST; the compactor then stalls past the margin.
+
+    A cutoff taken after the stall covers X's key, so the snapshot would cover W without holding it.
+    """
+    hooked = HookedStore(store)
+    run_id = _run(TrackingService(hooked))
+    run_log = f"mlflow/runs/{run_id}/"
+    w_put, release_w = pause_when(hooked, "before", "put",
+                                  lambda key, body: key.startswith(run_log) and b'["w",' in (body or b""))
+    listed, release_compactor = pause_when(hooked, "after", "list", lambda key, body: key == run_log,
+                                           thread="compactor")
+    errors: list[BaseException] = []
+
+    def call(fn, *args) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn(*args)
+        except BaseException as err:  # noqa: BLE001 - reported by the assertions below
+            errors.append(err)
+
+    writer_w = threading.Thread(target=call, args=(TrackingService(hooked).log_batch, run_id, [_metric("w", 1.0)],
+                                                   [], []))
+    writer_w.start()
+    assert w_put.wait(5)  # W has its key; its PUT to the run log is held back
+    time.sleep(0.002)
+    TrackingService(hooked).log_batch(run_id, [_metric("x", 2.0)], [], [])  # X: a later key, lands first
+    compactor = TrackingService(hooked)
+    reader = threading.Thread(target=call, args=(compactor.get_run, run_id), name="compactor")
+    reader.start()
+    assert listed.wait(5)  # the compactor has listed: X is in its LIST, W is not
+    release_w.set()
+    writer_w.join(5)
+    assert not errors, errors  # W was acknowledged well within the margin
+    time.sleep(MARGIN + 0.2)  # the compactor stalls (S3 retries, CPU starvation) past X's settling time
+    release_compactor.set()
+    reader.join(5)
+    assert not errors, errors
+
+    for svc in (compactor, TrackingService(store)):
+        assert _values(svc, run_id, "w") == [1.0]
+        assert {m["key"] for m in svc.get_run(run_id)["data"]["metrics"]} == {"w", "x"}
+    time.sleep(MARGIN + 0.1)  # now everything settles and is compacted
+    compactor.get_run(run_id)
+    assert json.loads(store.get(run_log + "snapshot.json").body)["covered"] >= max(
+        k.rsplit("/", 1)[1][:-5] for k in (i.key for i in store.list(run_log + "log/")))
+    assert _values(TrackingService(store), run_id, "w") == [1.0]
+
+
+def _hide_entry(store, prefix: str, entry: dict) -> None:  # type: ignore[no-untyped-def]
+    """Write an entry keyed just below the snapshot's covered key: what a lost race used to leave."""
+    covered = store.get_json(prefix + "snapshot.json")["covered"]
+    stamp = eventlog.entry_time_us(covered) - 1
+    store.put_json(f"{prefix}log/{stamp:017d}-hidden000000.json", entry, if_none_match=True)
+
+
+@pytest.fixture
+def cli_store(local_store, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The CLI sets STACFLOW_STORE and reconfigures the process: undo both afterwards."""
+    monkeypatch.setenv("STACFLOW_STORE", local_store.uri)
+    yield local_store
+    services.configure()
+
+
+@pytest.mark.parametrize("scope", ["run", "experiment", "all"])
+def test_repair_logs_recovers_an_entry_hidden_below_the_cutoff(cli_store, small_margin, scope, capsys):
+    local_store = cli_store
+    svc = TrackingService(local_store)
+    eid = svc.create_experiment("repair-me", None, [])
+    run_id = _run(svc, eid)
+    svc.log_batch(run_id, [_metric("m", 1.0)], [], [])
+    time.sleep(MARGIN + 0.1)
+    svc.get_run(run_id)  # compacts both logs
+    svc.search_runs([eid], None, None, None, [], None)
+    lost = {"run": run_id, "time": 1, "metrics": [["lost", 7.0, 1000, 0, None, None, None]],
+            "params": {"p": "v"}}
+    _hide_entry(local_store, f"mlflow/runs/{run_id}/", lost)
+    _hide_entry(local_store, f"mlflow/experiment-runs/{eid}/", lost)
+    fresh = TrackingService(local_store)
+    assert _values(fresh, run_id, "lost") == []  # hidden: readers list after the covered key
+
+    args = {"run": ["--run", run_id], "experiment": ["--experiment", eid], "all": ["--all"]}[scope]
+    assert cli.main(["repair-logs", "--store", local_store.uri, *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["repaired"]) == {f"mlflow/runs/{run_id}/", f"mlflow/experiment-runs/{eid}/"}
+
+    fresh = TrackingService(local_store)
+    assert _values(fresh, run_id, "lost") == [7.0]
+    assert fresh.get_run(run_id)["data"]["params"] == [{"key": "p", "value": "v"}]
+    found = fresh.search_runs([eid], "params.p = 'v'", None, None, [], None)["runs"]
+    assert [r["info"]["run_id"] for r in found] == [run_id]
+    assert cli.main(["repair-logs", "--store", local_store.uri, *args]) == 0  # idempotent: nothing left
+    assert json.loads(capsys.readouterr().out)["repaired"] == []

@@ -1,0 +1,83 @@
+"""The typed request-field accessor: any JSON value gives the declared type or MLflow's 400, nothing else."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.tracking import validation as v
+from chalicelib.tracking.errors import MlflowError
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                    max_leaves=8)
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except MlflowError as err:
+        assert err.error_code == "INVALID_PARAMETER_VALUE" and err.status == 400
+        assert len(err.message) < 400  # the rejected value is echoed, but truncated
+        return err
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON)
+def test_every_accessor_returns_its_type_or_rejects(value: Any) -> None:
+    f = v.Fields({"f": value})
+    checks = {
+        "string": lambda r: isinstance(r, str),
+        "integer": lambda r: isinstance(r, int) and not isinstance(r, bool),
+        "number": lambda r: isinstance(r, float),
+        "boolean": lambda r: isinstance(r, bool),
+        "strings": lambda r: isinstance(r, list) and all(isinstance(x, str) for x in r),
+        "objects": lambda r: isinstance(r, list) and all(isinstance(x, v.Fields) for x in r),
+        "object": lambda r: isinstance(r, v.Fields),
+    }
+    for accessor, ok in checks.items():
+        got = _call(getattr(f, accessor), "f")
+        assert got is None or isinstance(got, MlflowError) or ok(got), (accessor, value, got)
+    got = _call(f.enum, "f", v.RUN_STATUS)
+    assert got is None or isinstance(got, MlflowError) or got in v.RUN_STATUS
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(st.sampled_from(["key", "value", "timestamp", "step", "model_id", "dataset_name",
+                                            "dataset_digest"]), JSON))
+def test_metric_param_tag_and_dataset_validators_never_raise_anything_else(doc: dict[str, Any]) -> None:
+    f = v.Fields(doc, "metrics[0].")
+    metric = _call(v.metric, f)
+    if not isinstance(metric, MlflowError):
+        key, value, ts, step, model_id, ds_name, ds_digest = metric
+        assert isinstance(key, str) and isinstance(value, float) and isinstance(ts, int) and isinstance(step, int)
+        assert all(x is None or isinstance(x, str) for x in (model_id, ds_name, ds_digest))
+        assert ts >= 0 and (math.isnan(value) or isinstance(value, float))
+    for fn in (v.param, v.tag):
+        got = _call(fn, f)
+        assert isinstance(got, MlflowError) or all(isinstance(x, str) for x in got)
+    got = _call(v.dataset_input, v.Fields({"dataset": doc, "tags": [doc]}))
+    assert isinstance(got, (MlflowError, dict))
+
+
+@pytest.mark.parametrize("value,expected", [("7", 7), (7, 7), (7.0, 7), ("-3", -3)])
+def test_int64_accepts_proto_json_spellings(value: Any, expected: int) -> None:
+    assert v.Fields({"n": value}).integer("n") == expected
+
+
+@pytest.mark.parametrize("value", [True, 7.5, "7.5", "", " ", {}, [], "seven"])
+def test_int64_rejects_everything_else(value: Any) -> None:
+    with pytest.raises(MlflowError, match="'n'"):
+        v.Fields({"n": value}).integer("n")
+
+
+def test_enum_by_name_or_number() -> None:
+    assert v.Fields({"s": 3}).enum("s", v.RUN_STATUS) == "FINISHED"
+    assert v.Fields({"s": "3"}).enum("s", v.RUN_STATUS) == "FINISHED"
+    assert v.Fields({"s": "KILLED"}).enum("s", v.RUN_STATUS) == "KILLED"
+    for bad in (9, "DANCING", {}, [], True):
+        with pytest.raises(MlflowError):
+            v.Fields({"s": bad}).enum("s", v.RUN_STATUS)
