@@ -10,7 +10,7 @@ import threading
 from typing import Callable, Iterator, Sequence
 
 from chalicelib.store import ObjectStore
-from chalicelib.store.base import CompletedPart, ObjectInfo, StoredObject
+from chalicelib.store.base import CompletedPart, ObjectInfo, ObjectReader, StoredObject
 
 Hook = Callable[[str, str, str, "bytes | None"], None]  # (when: before|after, op, key, body)
 
@@ -39,6 +39,10 @@ class HookedStore(ObjectStore):
         out = self.inner.get(key, if_none_match=if_none_match)
         self._run("after", "get", key, out.body)
         return out
+
+    def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
+        self._run("before", "get", key)
+        return self.inner.open(key, start=start, length=length)
 
     def head(self, key: str) -> ObjectInfo:
         self._run("before", "head", key)
