@@ -7,6 +7,8 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
 
+from .urls import PEER_HEADER
+
 
 class RequestHandler(ChaliceRequestHandler):
     # Headers and body go out in two writes: without TCP_NODELAY each keep-alive response
@@ -19,6 +21,9 @@ class RequestHandler(ChaliceRequestHandler):
         # Gateway, downloads go to presigned S3 URLs instead.
         if "accept" not in {k.lower() for k in self.headers.keys()}:
             self.headers["Accept"] = "*/*"
+        # Who is really calling, for the trusted-proxy check (urls.base_url); never the client's say.
+        del self.headers[PEER_HEADER]
+        self.headers[PEER_HEADER] = self.client_address[0]
         return super()._parse_payload()
 
 

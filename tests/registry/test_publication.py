@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 from stac_offline import validate_object
 
 from chalicelib.registry.lineage import ServiceTracking
-from chalicelib.registry.publication import PUBLIC_URL_KEY, item_key, latest_published
+from chalicelib import services
+from chalicelib.registry import records as rec
+from chalicelib.registry.publication import item_key, latest_published
+from chalicelib.settings import Settings
 from chalicelib.registry.service import RegistryService
 from chalicelib.store import CREATED, Change, NotFound, ObjectStore
 from chalicelib.tracking.service import TrackingService
@@ -67,16 +70,17 @@ class World:
 
 
 @pytest.fixture
-def world(store: ObjectStore) -> World:
+def world(store: ObjectStore) -> Iterator[World]:
     changes: list[Change] = []
     if hasattr(store, "emit_events"):
         store.emit_events = True  # type: ignore[attr-defined]
     store.subscribe(changes.append)
-    store.put_json(PUBLIC_URL_KEY, {"url": "http://svc"})
+    services.configure(settings=Settings(store_uri=store.uri, public_url="http://svc", dispatch_events=False))
     tracking = TrackingService(store)
     w = World(store, tracking, RegistryService(store, ServiceTracking(tracking)), changes, "", "")
     w.run_id, w.artifacts = w.new_run()
-    return w
+    yield w
+    services.configure()
 
 
 def test_pending_until_model_files_land(world: World, onnx_bytes: bytes) -> None:
@@ -227,12 +231,13 @@ def test_concurrent_rebuilds_end_on_the_latest_records(world: World, onnx_bytes:
     world.upload_model(f"{world.artifacts}/model", onnx_bytes)
     world.registry.create_registered_model("race")
     world.registry.create_model_version("race", f"runs:/{world.run_id}/model")
-    ctx = Context(world.store, Tracking(world.tracking))
+    ctx = Context(world.store, Tracking(world.tracking), public_url="http://svc")
+    uid = world.registry.get_registered_model("race").uid
     with ThreadPoolExecutor(max_workers=6) as pool:
         futures = []
         for i in range(12):
             world.registry.update_model_version("race", "1", f"description {i}")
-            futures += [pool.submit(publish_version, ctx, "race", 1) for _ in range(3)]
+            futures += [pool.submit(publish_version, ctx, uid, 1) for _ in range(3)]
         for future in futures:
             future.result()
     assert world.item("race", 1)["properties"]["description"] == "description 11"  # type: ignore[index]
