@@ -100,7 +100,6 @@ def targets(store: ObjectStore, key: str) -> set[tuple[str, int]]:
             out = {(uid, number)}
             rm = rec.load_model(store, uid)
             if rm is not None:
-                ensure_source_marker(store, rm, number)
                 out.update((uid, n) for n in neighbours(store, rm, number) if n)
             return out
         prefix = rec.versions_prefix(uid)
@@ -300,7 +299,7 @@ def _build(ctx: Context, rm: RegisteredModel, uid: str, number: int) -> tuple[st
     return ("published", build_item(facts, urls)) if facts else ("pending", None)
 
 
-def _owner(item: Any) -> str | None:
+def owner_of(item: Any) -> str | None:
     props = item.get("properties") if isinstance(item, dict) else None
     return props.get(OWNER) if isinstance(props, dict) else None
 
@@ -332,8 +331,8 @@ def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> 
         if latest is None or not latest.active or item_key(latest.name, number) != key:
             return publish_version(ctx, uid, number, attempts)  # deleted or renamed meanwhile: start over
         outcome, item = _build(ctx, latest, uid, number)
-        owner = _owner(current.json()) if current is not None else None
-        if current is not None and owner not in (None, uid) and _holds_item(ctx.store, owner, key, number):
+        owner = owner_of(current.json()) if current is not None else None
+        if current is not None and owner not in (None, uid) and holds_item(ctx.store, owner, key, number):
             log.error("item %s belongs to model %s, not %s: not overwritten", key, owner, uid)
             return "conflict"
         try:
@@ -353,7 +352,7 @@ def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> 
     raise PreconditionFailed(f"too much contention publishing {key}")
 
 
-def _holds_item(store: ObjectStore, uid: str, key: str, number: int) -> bool:
+def holds_item(store: ObjectStore, uid: str, key: str, number: int) -> bool:
     """Whether model ``uid`` is live and publishes version ``number`` at ``key``."""
     rm = rec.load_model(store, uid)
     return rm is not None and rm.active and item_key(rm.name, number) == key
@@ -365,7 +364,7 @@ def _remove_own_item(store: ObjectStore, key: str, uid: str) -> None:
         current = store.get(key)
     except NotFound:
         return
-    if _owner(current.json()) == uid:
+    if owner_of(current.json()) == uid:
         try:
             store.delete(key, if_match=current.etag)
         except PreconditionFailed:
@@ -376,6 +375,11 @@ def publish_keys(ctx: Context, keys: Iterable[str]) -> dict[str, str]:
     """Republish every version the changed keys concern (each once); ``{"<uid>@<n>": outcome}``."""
     todo: set[tuple[str, int]] = set()
     for key in dict.fromkeys(keys):
+        parsed = rec.parse_registry_key(key)
+        if parsed is not None and parsed[2] is not None:  # a version record: its writer may have died before its marker
+            rm = rec.load_model(ctx.store, parsed[1])
+            if rm is not None:
+                ensure_source_marker(ctx.store, rm, parsed[2])
         todo |= targets(ctx.store, key)
     return {f"{uid}@{n}": publish_version(ctx, uid, n) for uid, n in sorted(todo)}
 

@@ -10,21 +10,25 @@ records say:
 - a deleted model's remaining versions and source markers are removed (a crashed delete), as are
   versions of models that have no record at all;
 - every live version gets its source marker (a crash between the version record and its marker);
-- the search index is rebuilt from the records, and every version is republished.
+- the search index is rebuilt from the records, and every version is republished;
+- items of the ``ai-model`` collection that their model no longer publishes at that place (left
+  by renames beyond the remembered former names, or by lost events) are removed.
 """
 from __future__ import annotations
 
 from collections import Counter
 from typing import Callable
 
-from ..store import NotFound, ObjectStore
+from ..stac.model_items import COLLECTION
+from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import records as rec
 from .index import RegistryIndex, all_shard_keys
-from .publication import Context, ensure_source_marker, publish_version
+from .publication import Context, ensure_source_marker, holds_item, owner_of, publish_version
 from .records import RegisteredModel
 from .service import RegistryService, now_ms
 
 ABANDONED_AFTER_MS = 3_600_000
+ITEMS = f"collections/{COLLECTION}/items/"
 
 
 def repair(ctx: Context, *, abandoned_after_ms: int = ABANDONED_AFTER_MS,
@@ -62,6 +66,7 @@ def repair(ctx: Context, *, abandoned_after_ms: int = ABANDONED_AFTER_MS,
             report[publish_version(ctx, uid, number)] += 1
     report["orphan_models"] += _drop_orphans(store, set(uids))
     report["stale_index_entries"] += _drop_stale_entries(store, service.index, set(uids))
+    report["stray_items"] += _drop_stray_items(store)
     return dict(report)
 
 
@@ -113,3 +118,24 @@ def _drop_stale_entries(store: ObjectStore, index: RegistryIndex, uids: set[str]
                 index.refresh(uid)
                 stale += 1
     return stale
+
+
+def _drop_stray_items(store: ObjectStore) -> int:
+    """Model items whose model (by uid) is gone, or publishes that version under another id."""
+    dropped = 0
+    for info in list(store.list(ITEMS)):
+        try:
+            current = store.get(info.key)
+            item = current.json()
+        except (NotFound, ValueError):
+            continue
+        owner = owner_of(item)
+        version = str((item.get("properties") or {}).get("mlflow:model_version", ""))
+        if owner is None or not version.isdigit() or holds_item(store, owner, info.key, int(version)):
+            continue  # not a registry item, or still its model's
+        try:
+            store.delete(info.key, if_match=current.etag)
+            dropped += 1
+        except PreconditionFailed:
+            pass  # republished meanwhile
+    return dropped

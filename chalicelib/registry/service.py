@@ -51,7 +51,7 @@ _MAX_TAG_VALUE = 100_000
 _MAX_NAME = 256
 _LOGGED_MODEL_ID = re.compile(r"^m-[0-9a-f]+$")
 _CLAIM_ATTEMPTS = 20
-_MAX_FORMER_NAMES = 32  # names a model had: their items are removed when it is republished
+_MAX_FORMER_NAMES = 8  # recent names of a model: their items are removed when it is republished
 T = TypeVar("T")
 
 

@@ -61,3 +61,22 @@ def test_republish_models_repairs_crashes_whose_events_were_lost(crashy: World, 
     uid = crashy.registry.get_registered_model("m").uid
     assert [i.key for i in crashy.store.list(rec.VERSIONS)] == [rec.version_key(uid, 1)]
     assert [m["name"] for m in crashy.registry.search_registered_models()[0]] == ["m"]
+
+
+def test_renames_whose_events_were_lost_are_repaired(crashy: World, onnx_bytes: bytes) -> None:
+    from chalicelib.registry.repair import repair
+    from functions.registry import context_for
+    crashy.upload_model(f"{crashy.artifacts}/model", onnx_bytes)
+    crashy.registry.create_registered_model("r")
+    crashy.registry.create_model_version("r", f"runs:/{crashy.run_id}/model")
+    crashy.deliver()
+    names = ["r"] + [f"r{i}" for i in range(10)]  # more renames than a model remembers former names
+    for old, new in zip(names, names[1:]):
+        crashy.registry.rename_registered_model(old, new)
+    crashy.changes.clear()  # events lost: r-v1 still published, r9-v1 not yet
+    assert crashy.item("r", 1) is not None and crashy.item("r9", 1) is None
+    report = repair(context_for(crashy.store))
+    assert crashy.item("r", 1) is None and crashy.item("r9", 1) is not None
+    assert report["published"] == 1 and report["stray_items"] == 1
+    crashy.changes.clear()
+    assert repair(context_for(crashy.store)).get("published", 0) == 0  # idempotent: nothing left to do
