@@ -73,3 +73,29 @@ def test_pages_are_capped_by_size_and_tokens_walk_everything(local_store: LocalS
         if token is None:
             break
     assert versions == [(f"m{i:02d}", 1) for i in range(12)]
+
+
+def test_versions_spread_over_blocks_read_back_whole(local_store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's versions live in blocks over several shards; every read merges them, a delete clears them."""
+    from chalicelib.registry import index
+    monkeypatch.setattr(index, "BLOCK", 4)
+    registry = RegistryService(local_store)
+    registry.create_registered_model("big")
+    registry.create_registered_model("small")
+    for _ in range(40):  # 10 blocks
+        registry.create_model_version("big", "s3://bucket/model")
+    registry.create_model_version("small", "s3://bucket/model")
+    registry.transition_model_version_stage("big", "7", "Production")
+    registry.delete_model_version("big", "40")
+    versions, _ = registry.search_model_versions("name = 'big'", 1000, ["version_number ASC"])
+    assert [mv.version for mv in versions] == list(range(1, 40))
+    assert [(mv.current_stage, mv.version) for mv in registry.get_latest_versions("big")] == [
+        ("None", 39), ("Production", 7)]
+    assert len(registry.search_model_versions(None, 1000)[0]) == 40
+    uid = registry.get_registered_model("big").uid
+    shards = {index.shard_key(uid, b) for b in range(10)}
+    assert len(shards) == 10 and all(uid in local_store.get_json(key)["versions"] for key in shards)
+    registry.delete_registered_model("big")
+    assert all(uid not in local_store.get_json(key).get("versions", {}) for key in index.all_shard_keys()
+               if local_store.exists(key))
+    assert [(mv.name, mv.version) for mv in registry.search_model_versions(None, 1000)[0]] == [("small", 1)]
