@@ -274,7 +274,8 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
 
     below, above = neighbours(ctx.store, rm, mv.version)
     return ModelFacts(
-        name=mv.name, version=mv.version, model_uid=rm.uid, created_ms=mv.creation_timestamp, updated_ms=mv.last_updated_timestamp,
+        name=mv.name, version=mv.version, model_uid=rm.uid, created_ms=mv.creation_timestamp,
+        updated_ms=mv.last_updated_timestamp,
         description=mv.description or rm.description, stage=mv.current_stage, aliases=list(mv.aliases),
         tags=tags, deprecated=(mv.deleted or mv.current_stage == "Archived"
                                or tags.get("deprecated", "").lower() == "true"),

@@ -586,7 +586,8 @@ class RegistryService:
         name, number = check_name(name), check_version(version)
         return self._change_version(self._resolve(name), number, change)
 
-    def _change_version(self, rm: RegisteredModel, number: int, change: Callable[[ModelVersion], object]) -> ModelVersion:
+    def _change_version(self, rm: RegisteredModel, number: int,
+                        change: Callable[[ModelVersion], object]) -> ModelVersion:
         result: list[ModelVersion] = []
         missing = f"Model Version (name={rm.name}, version={number}) not found"
 

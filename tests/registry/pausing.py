@@ -55,7 +55,8 @@ class PausingStore(CountingStore):
                 if crash(kind, key):
                     self._crashes.remove(crash)
                     raise Crash(f"crash before {kind} {key}")
-            hit = [p for p in self._pauses if p.thread in (None, name) and not p.reached.is_set() and p.matches(kind, key)]
+            hit = [p for p in self._pauses
+                   if p.thread in (None, name) and not p.reached.is_set() and p.matches(kind, key)]
         for pause in hit:
             pause.reached.set()
             assert pause.release.wait(10), "the test never released the paused call"
