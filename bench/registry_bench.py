@@ -76,7 +76,7 @@ def scale_cost(n: int, repeat: int) -> dict[str, Any]:
     from chalicelib import services
     from chalicelib.registry import records as rec
     from chalicelib.registry.lineage import ServiceTracking
-    from chalicelib.registry.publication import PUBLIC_URL_KEY, Context, publish_keys
+    from chalicelib.registry.publication import Context, publish_keys
     from chalicelib.registry.service import RegistryService
     from chalicelib.store.local import LocalStore
     from chalicelib.tracking.service import TrackingService
@@ -87,19 +87,19 @@ def scale_cost(n: int, repeat: int) -> dict[str, Any]:
         services.configure(store=store)  # in-process dispatch, as under `stacflow serve`
         tracking = TrackingService(store)
         registry = RegistryService(store, ServiceTracking(tracking))
-        store.put_json(PUBLIC_URL_KEY, {"url": "http://127.0.0.1:8000"})
         run = tracking.create_run({"experiment_id": tracking.create_experiment("e", None, [])})["run"]["info"]
         files = "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/") + "/model"
         store.put(f"{files}/model.onnx", _onnx_model().SerializeToString())
         store.put(f"{files}/MLmodel", b"flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.23.2\n")
-        registry.create_registered_model("scale")
+        uid = registry.create_registered_model("scale").uid
         template = registry.create_model_version("scale", f"runs:/{run['run_id']}/model")  # version 1, published
         quiet = copy.copy(store.inner)
         quiet._listeners = []  # setup writes without events
         for number in range(2, n + 1):
             template.version = number
-            quiet.put_json(rec.version_key("scale", number), template.to_json())
-        quiet.put_json("mlflow/registry/next-version/scale", {"next": n + 1})
+            quiet.put_json(rec.version_key(uid, number), template.to_json())
+        quiet.put_json(rec.hint_key(uid), {"next": n + 1})
+        registry.index.refresh(uid, all_versions=True)  # as if they had been registered one by one
 
         chain, chain_requests = [], []
         for _ in range(repeat + 1):  # the first one warms caches and imports: not counted
@@ -110,13 +110,13 @@ def scale_cost(n: int, repeat: int) -> dict[str, Any]:
             chain_requests.append(dict(store.calls))
         chain = chain[1:]
         alone, alone_requests = [], []
-        ctx = Context(store=store, tracking=ServiceTracking(tracking))
+        ctx = Context(store=store, tracking=ServiceTracking(tracking), public_url="http://127.0.0.1:8000")
         for i in range(repeat):
             number = n + 2 + i
             store.delete(f"collections/ai-model/items/scale-v{number}.json")
             store.calls.clear()
             t0 = time.perf_counter()
-            publish_keys(ctx, [rec.version_key("scale", number)])
+            publish_keys(ctx, [rec.version_key(uid, number)])
             alone.append(time.perf_counter() - t0)
             alone_requests.append(dict(store.calls))
         services.configure()

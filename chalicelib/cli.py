@@ -1,4 +1,4 @@
-"""``stacflow`` command line: serve, publish, reindex, replay-events, repair-logs."""
+"""``stacflow`` command line: serve, publish, reindex, replay-events, repair-logs, republish-models."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .http.local_server import make_server
     server = make_server(app, args.host, args.port)
+    public = _public_url(args, server.server.server_address[1])
+    if public:
+        os.environ["STACFLOW_PUBLIC_URL"] = public
+        services.configure()  # settings are re-read; the store reopens on first use
     print(f"stacflow serving {services.settings().store_uri} on "
           f"http://{args.host}:{server.server.server_address[1]}", flush=True)
     try:
@@ -34,6 +38,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _public_url(args: argparse.Namespace, port: int) -> str | None:
+    """``--public-url``, else ``STACFLOW_PUBLIC_URL``, else the bound address when it is loopback
+    and no proxy is trusted: then it is the only address clients can use, so stored links may say so."""
+    explicit = args.public_url or os.environ.get("STACFLOW_PUBLIC_URL")
+    if explicit or os.environ.get("STACFLOW_TRUSTED_PROXIES"):
+        return explicit
+    import ipaddress
+    host = args.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return None
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -86,6 +107,16 @@ def cmd_repair_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_republish_models(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from functions.registry import context_for
+
+    from . import services
+    from .registry.repair import repair
+    print(json.dumps(repair(context_for(services.store()))))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stacflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--store", help=store_help)
+    p.add_argument("--public-url", help="the URL clients reach the service at, used in stored links "
+                                        "(default $STACFLOW_PUBLIC_URL, or the bound address when it is loopback)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("publish", help="publish item JSON files, folders or NDJSON files")
@@ -123,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--experiment", metavar="ID", help="one experiment's log and its runs' logs")
     which.add_argument("--all", action="store_true", help="every experiment's and run's log")
     p.set_defaults(func=cmd_repair_logs)
+
+    p = sub.add_parser("republish-models", help="repair the model registry after crashes or lost events and "
+                                                 "republish every model version")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_republish_models)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

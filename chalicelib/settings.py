@@ -11,18 +11,25 @@ DEFAULT_ONNX_INSPECT_LIMIT = 64 * 1024 * 1024
 @dataclass(frozen=True)
 class Settings:
     store_uri: str
-    public_url: str | None  # overrides the request-derived base URL (behind API Gateway or a proxy)
+    # The service's public base URL. Links stored in items use it (never a request's headers);
+    # it also overrides the request-derived base of API responses.
+    public_url: str | None
     dispatch_events: bool  # dispatch store changes in-process (always true for the local store)
     # HMAC key of the local store's signed /files URLs (else generated in the store); kept out of reprs
     signing_key: str | None = field(default=None, repr=False)
     onnx_inspect_limit: int = DEFAULT_ONNX_INSPECT_LIMIT  # bytes: larger ONNX files are hashed, not parsed
+    # Peers (IPs or CIDRs, "*" for any) whose X-Forwarded-Proto/Host/Prefix headers are believed;
+    # from anyone else they are ignored. API Gateway's own request context needs no entry.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Settings":
+        proxies = os.environ.get("STACFLOW_TRUSTED_PROXIES", "")
         return cls(
             store_uri=os.environ.get("STACFLOW_STORE", DEFAULT_STORE),
             public_url=os.environ.get("STACFLOW_PUBLIC_URL") or None,
             dispatch_events=os.environ.get("STACFLOW_DISPATCH_EVENTS", "") in ("1", "true", "yes"),
             signing_key=os.environ.get("STACFLOW_SIGNING_KEY") or None,
             onnx_inspect_limit=int(os.environ.get("STACFLOW_ONNX_INSPECT_LIMIT") or DEFAULT_ONNX_INSPECT_LIMIT),
+            trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
         )

@@ -17,6 +17,7 @@ from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
 
 from . import files
+from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class RequestHandler(ChaliceRequestHandler):
         # Gateway, downloads go to presigned S3 URLs instead.
         if "accept" not in {k.lower() for k in self.headers.keys()}:
             self.headers["Accept"] = "*/*"
+        # Who is really calling, for the trusted-proxy check (urls.base_url); never the client's say.
+        del self.headers[PEER_HEADER]
+        self.headers[PEER_HEADER] = self.client_address[0]
         return super()._parse_payload()
 
     def do_GET(self) -> None:

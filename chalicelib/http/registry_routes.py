@@ -12,14 +12,13 @@ from chalice import Blueprint, Response
 
 from .. import services
 from ..registry import records as rec
-from ..tracking.errors import invalid, not_found
+from ..tracking.errors import not_found
 from .mlflow_common import mlflow_handler, mlflow_route, request_message
 from .urls import base_url
 
 registry_api = Blueprint(__name__)
 
 _REPEATED = frozenset({"order_by", "stages"})
-_remembered: set[tuple[str, str]] = set()  # (store, base URL) pairs already written
 
 
 def _service() -> Any:
@@ -30,15 +29,6 @@ def _service() -> Any:
 
 def _msg() -> dict[str, Any]:
     return request_message(registry_api.current_request, repeated=_REPEATED)
-
-
-def _written() -> None:
-    """Keep the base URL clients reach us at: event functions write it into item links."""
-    url, store = base_url(registry_api.current_request), services.store()
-    if (store.uri, url) not in _remembered:
-        from ..registry.publication import remember_base_url
-        remember_base_url(store, url)
-        _remembered.add((store.uri, url))
 
 
 def _model(rm: Any) -> dict[str, Any]:
@@ -53,7 +43,6 @@ def _version(mv: Any) -> dict[str, Any]:
 @mlflow_route(registry_api, "/registered-models/create", "POST")
 def create_registered_model() -> dict[str, Any]:
     m = _msg()
-    _written()
     return _model(_service().create_registered_model(m.get("name"), m.get("tags"), m.get("description"),
                                                      m.get("deployment_job_id")))
 
@@ -86,7 +75,7 @@ def search_registered_models() -> dict[str, Any]:
     m = _msg()
     models, token = _service().search_registered_models(m.get("filter"), m.get("max_results"), m.get("order_by"),
                                                         m.get("page_token"))
-    out: dict[str, Any] = {"registered_models": [_service().model_view(rm) for rm in models]}
+    out: dict[str, Any] = {"registered_models": models}
     if token:
         out["next_page_token"] = token
     return out
@@ -95,11 +84,8 @@ def search_registered_models() -> dict[str, Any]:
 @mlflow_route(registry_api, "/registered-models/get-latest-versions", "POST", "GET")
 def get_latest_versions() -> dict[str, Any]:
     m = _msg()
-    stages = m.get("stages")
-    if stages is not None and not isinstance(stages, list):
-        raise invalid("Parameter 'stages' must be a list of strings.")
     return {"model_versions": [rec.version_message(mv)
-                               for mv in _service().get_latest_versions(m.get("name"), stages)]}
+                               for mv in _service().get_latest_versions(m.get("name"), m.get("stages"))]}
 
 
 @mlflow_route(registry_api, "/registered-models/set-tag", "POST")
@@ -133,7 +119,6 @@ def registered_model_alias() -> dict[str, Any]:
 @mlflow_route(registry_api, "/model-versions/create", "POST")
 def create_model_version() -> dict[str, Any]:
     m = _msg()
-    _written()
     return _version(_service().create_model_version(m.get("name"), m.get("source"), m.get("run_id"), m.get("tags"),
                                                     m.get("run_link"), m.get("description"), m.get("model_id")))
 

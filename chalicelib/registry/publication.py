@@ -5,6 +5,17 @@ content, so replayed, duplicated and out-of-order events converge. Which version
 concerns is ``targets``: a version record -> that version and its live neighbours (their
 predecessor/successor links change); a model record -> all its versions; a source marker or a
 model file landing (``MLmodel``, ``*.onnx``) -> the versions whose artifact location holds it.
+A version record's event also writes the version's source marker if it is missing (the writer
+may have crashed in between), so files landing later still find the version.
+
+Links: nothing derived from a request is stored. With ``STACFLOW_PUBLIC_URL`` set, items carry
+absolute links to the API (assets through the artifact proxy, MLflow run/model pages, the
+``latest-version`` resolver); without it, links and asset hrefs are relative to the item's place
+in the static catalog (``../../../mlflow-artifacts/...``), which the STAC API resolves per request
+(``stac.hrefs``), and links that only the API could answer are left out.
+
+Items carry their model's uid (``mlflow:registered_model_id``): items published under a name the
+model no longer has (a rename, a delete) are removed only if they are still the model's.
 
 A version is published once its artifact location holds an ``MLmodel`` or ``.onnx`` file; until
 then it is pending and has no item. Deleted versions are unpublished, unless the version or the
@@ -24,7 +35,7 @@ from urllib.parse import quote
 
 from ..settings import DEFAULT_ONNX_INSPECT_LIMIT
 from ..stac import mlm
-from ..stac.model_items import COLLECTION, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
+from ..stac.model_items import COLLECTION, OWNER, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
 from . import records as rec
 from .lineage import Tracking, key_values, tags_of
@@ -33,7 +44,6 @@ from .sources import ARTIFACTS_PREFIX, artifact_prefix
 
 log = logging.getLogger(__name__)
 
-PUBLIC_URL_KEY = rec.PREFIX + "public-url.json"  # the base URL the service was last reached at
 DERIVED = rec.PREFIX + "derived/"  # per-file facts (checksum, ONNX signature) cached by ETag
 MODEL_SUFFIXES = (".onnx", ".pt2", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".safetensors", ".keras", ".h5")
 _CHECKSUM_LIMIT = 1 << 30  # hash files up to 1 GiB (streamed, once per ETag, then cached)
@@ -50,27 +60,12 @@ def item_key(name: str, version: int) -> str:
 class Context:
     store: ObjectStore
     tracking: Tracking | None
-    public_url: str | None = None  # settings; else the stored base URL
+    public_url: str | None = None  # configured (STACFLOW_PUBLIC_URL); never taken from a request
     gitlab_url: str | None = None
     onnx_inspect_limit: int = DEFAULT_ONNX_INSPECT_LIMIT  # bigger ONNX files are hashed, not parsed
 
     def base_url(self) -> str | None:
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        try:
-            return str(self.store.get_json(PUBLIC_URL_KEY)["url"]).rstrip("/")
-        except (NotFound, KeyError, TypeError):
-            return None
-
-
-def remember_base_url(store: ObjectStore, url: str) -> None:
-    """Store the base URL the API is reached at, for links written by event functions (no request there)."""
-    try:
-        if store.get_json(PUBLIC_URL_KEY).get("url") == url:
-            return
-    except NotFound:
-        pass
-    store.put_json(PUBLIC_URL_KEY, {"url": url})
+        return self.public_url.rstrip("/") if self.public_url else None
 
 
 # -- which versions an event concerns ----------------------------------------------------
@@ -86,12 +81,12 @@ def neighbours(store: ObjectStore, rm: RegisteredModel, number: int) -> tuple[in
     """
     below = None
     for n in range(number - 1, 0, -1):
-        mv = rec.load_version(store, rm.name, n)
+        mv = rec.load_version(store, rm.uid, rm.name, n)
         if mv is None or _listed(mv, rm):
             below = n if mv is not None else None
             break
     above, n = None, number + 1
-    while (mv := rec.load_version(store, rm.name, n)) is not None:
+    while (mv := rec.load_version(store, rm.uid, rm.name, n)) is not None:
         if _listed(mv, rm):
             above = n
             break
@@ -100,27 +95,39 @@ def neighbours(store: ObjectStore, rm: RegisteredModel, number: int) -> tuple[in
 
 
 def targets(store: ObjectStore, key: str) -> set[tuple[str, int]]:
-    """The (model, version) pairs whose items an event on ``key`` may change."""
+    """The (model uid, version) pairs whose items an event on ``key`` may change."""
     parsed = rec.parse_registry_key(key)
     if parsed is not None:
-        kind, name, rest = parsed
-        if kind == "versions" and rest.isdigit():
-            number = int(rest)
-            out = {(name, number)}
-            rm = rec.load_model(store, name)
+        kind, uid, number = parsed
+        if kind == "versions" and number is not None:
+            out = {(uid, number)}
+            rm = rec.load_model(store, uid)
             if rm is not None:
-                out.update((name, n) for n in neighbours(store, rm, number) if n)
+                out.update((uid, n) for n in neighbours(store, rm, number) if n)
             return out
-        if kind == "models":
-            prefix = rec.versions_prefix(name)
-            return {(name, int(info.key[len(prefix):-len(".json")])) for info in store.list(prefix)}
-        return set()
+        prefix = rec.versions_prefix(uid)
+        return {(uid, rec.version_number(info.key)) for info in store.list(prefix)}
     if key.startswith(rec.SOURCES):
         marker = rec.parse_source_marker(key)
         return {marker} if marker else set()
     if key.startswith(ARTIFACTS_PREFIX) or not key.startswith(rec.PREFIX):
         return _versions_backed_by(store, key)
     return set()
+
+
+def ensure_source_marker(store: ObjectStore, rm: RegisteredModel, number: int) -> bool:
+    """Write the live version's source marker if it is missing; whether one was written."""
+    mv = rec.load_version(store, rm.uid, rm.name, number)
+    if not rm.active or mv is None or mv.deleted:
+        return False
+    prefix = artifact_prefix(store, mv.storage_location)
+    if not prefix:
+        return False
+    try:
+        store.put(rec.source_marker_key(prefix, rm.uid, number), b"", if_none_match=True)
+        return True
+    except PreconditionFailed:
+        return False
 
 
 def _versions_backed_by(store: ObjectStore, artifact_key: str) -> set[tuple[str, int]]:
@@ -174,7 +181,11 @@ def read_file_facts(store: ObjectStore, key: str, *, onnx_limit: int) -> dict[st
 
 
 def _href(ctx: Context, base: str | None, key: str) -> str:
-    if key.startswith(ARTIFACTS_PREFIX) and base:
+    """An asset's href: the artifact proxy's URL under a public base, else relative to the item's
+    place in the static catalog (``collections/<cid>/items/``), which the STAC API resolves."""
+    if not base:
+        return "../../../" + quote(key)
+    if key.startswith(ARTIFACTS_PREFIX):
         return f"{base}/mlflow/api/2.0/mlflow-artifacts/artifacts/{quote(key[len(ARTIFACTS_PREFIX):])}"
     return ctx.store.url(key)
 
@@ -284,7 +295,8 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
 
     below, above = neighbours(ctx.store, rm, mv.version)
     return ModelFacts(
-        name=mv.name, version=mv.version, created_ms=mv.creation_timestamp, updated_ms=mv.last_updated_timestamp,
+        name=mv.name, version=mv.version, model_uid=rm.uid, created_ms=mv.creation_timestamp,
+        updated_ms=mv.last_updated_timestamp,
         description=mv.description or rm.description, stage=mv.current_stage, aliases=list(mv.aliases),
         tags=tags, deprecated=(mv.deleted or mv.current_stage == "Archived"
                                or tags.get("deprecated", "").lower() == "true"),
@@ -298,35 +310,56 @@ def _comparable(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "links": [link for link in item.get("links", []) if link.get("rel") not in _STRUCTURAL]}
 
 
-def _build(ctx: Context, name: str, number: int) -> tuple[str, dict[str, Any] | None]:
+def _build(ctx: Context, rm: RegisteredModel, uid: str, number: int) -> tuple[str, dict[str, Any] | None]:
     """(outcome, item) from the current records: the item, or None with why there is none."""
-    rm = rec.load_model(ctx.store, name)
-    mv = rec.load_version(ctx.store, name, number)
-    if rm is None or mv is None or not _listed(mv, rm):
+    mv = rec.load_version(ctx.store, uid, rm.name, number)
+    if mv is None or not _listed(mv, rm):
         return "removed", None
-    mv.aliases = sorted(a for a, v in rec.load_aliases(ctx.store, name).items() if v == number)
+    mv.aliases = sorted(a for a, v in rec.load_aliases(ctx.store, uid).items() if v == number)
     urls = Urls(ctx.base_url())
     facts = gather(ctx, rm, mv, urls)
     return ("published", build_item(facts, urls)) if facts else ("pending", None)
 
 
-def publish_version(ctx: Context, name: str, number: int, attempts: int = 20) -> str:
-    """Bring the version's item in line with the current records: published, unchanged, pending or removed.
+def owner_of(item: Any) -> str | None:
+    props = item.get("properties") if isinstance(item, dict) else None
+    return props.get(OWNER) if isinstance(props, dict) else None
+
+
+def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> str:
+    """Bring the version's item in line with the current records: published, unchanged, pending,
+    removed or conflict (the item id is another model's: only a 64-bit hash collision does that).
 
     The item's ETag is read before the records and the write is conditional on it, so of two
     concurrent rebuilds (parallel event batches) one built from older records cannot overwrite the
     other: it loses the race, re-reads and rebuilds.
     """
-    key = item_key(name, number)
+    rm = rec.load_model(ctx.store, uid)
+    if rm is None:
+        return "removed"  # never created (a lost name claim): it had no items
+    stale = set(rm.former_names) | (set() if rm.active else {rm.name})
+    for name in stale:
+        if not (rm.active and item_id(name, number) == item_id(rm.name, number)):
+            _remove_own_item(ctx.store, item_key(name, number), uid)
+    if not rm.active:
+        return "removed"
+    key = item_key(rm.name, number)
     for _ in range(attempts):
         try:
             current = ctx.store.get(key)
         except NotFound:
             current = None
-        outcome, item = _build(ctx, name, number)
+        latest = rec.load_model(ctx.store, uid)  # records are read after the item's ETag
+        if latest is None or not latest.active or item_key(latest.name, number) != key:
+            return publish_version(ctx, uid, number, attempts)  # deleted or renamed meanwhile: start over
+        outcome, item = _build(ctx, latest, uid, number)
+        owner = owner_of(current.json()) if current is not None else None
+        if current is not None and owner not in (None, uid) and holds_item(ctx.store, owner, key, number):
+            log.error("item %s belongs to model %s, not %s: not overwritten", key, owner, uid)
+            return "conflict"
         try:
             if item is None:
-                if current is not None:
+                if current is not None and owner in (None, uid):
                     ctx.store.delete(key, if_match=current.etag)
                 return outcome
             if current is not None and _comparable(current.json()) == _comparable(item):
@@ -341,21 +374,47 @@ def publish_version(ctx: Context, name: str, number: int, attempts: int = 20) ->
     raise PreconditionFailed(f"too much contention publishing {key}")
 
 
+def holds_item(store: ObjectStore, uid: str, key: str, number: int) -> bool:
+    """Whether model ``uid`` is live and publishes version ``number`` at ``key``."""
+    rm = rec.load_model(store, uid)
+    return rm is not None and rm.active and item_key(rm.name, number) == key
+
+
+def _remove_own_item(store: ObjectStore, key: str, uid: str) -> None:
+    """Delete the item at ``key`` if it is model ``uid``'s (a name may have passed to another model)."""
+    try:
+        current = store.get(key)
+    except NotFound:
+        return
+    if owner_of(current.json()) == uid:
+        try:
+            store.delete(key, if_match=current.etag)
+        except PreconditionFailed:
+            pass  # rewritten meanwhile: by its new owner, or by a replay that removes it again
+
+
 def publish_keys(ctx: Context, keys: Iterable[str]) -> dict[str, str]:
-    """Republish every version the changed keys concern (each once)."""
+    """Republish every version the changed keys concern (each once); ``{"<uid>@<n>": outcome}``."""
     todo: set[tuple[str, int]] = set()
     for key in dict.fromkeys(keys):
+        parsed = rec.parse_registry_key(key)
+        if parsed is not None and parsed[2] is not None:  # a version record: its writer may have died before its marker
+            rm = rec.load_model(ctx.store, parsed[1])
+            if rm is not None:
+                ensure_source_marker(ctx.store, rm, parsed[2])
         todo |= targets(ctx.store, key)
-    return {item_id(name, n): publish_version(ctx, name, n) for name, n in sorted(todo)}
+    return {f"{uid}@{n}": publish_version(ctx, uid, n) for uid, n in sorted(todo)}
 
 
 def latest_published(store: ObjectStore, name: Any) -> str | None:
     """Item id of the newest version of ``name`` that has an item (the ``latest-version`` target)."""
     from .service import check_name
-    name = check_name(name)
-    numbers = [int(info.key.rsplit("/", 1)[1][:-len(".json")]) for info in store.list(rec.versions_prefix(name))]
+    rm = rec.resolve(store, check_name(name))
+    if rm is None:
+        return None
+    numbers = [rec.version_number(info.key) for info in store.list(rec.versions_prefix(rm.uid))]
     for number in sorted(numbers, reverse=True):
-        mv = rec.load_version(store, name, number)
-        if mv is not None and not mv.deleted and store.exists(item_key(name, number)):
-            return item_id(name, number)
+        mv = rec.load_version(store, rm.uid, rm.name, number)
+        if mv is not None and not mv.deleted and store.exists(item_key(rm.name, number)):
+            return item_id(rm.name, number)
     return None

@@ -1,29 +1,39 @@
 """Registry records as stored (``mlflow/registry/...``) and their MLflow REST (proto-JSON) shapes.
 
-Layout, one object per record so that every change is one conditional write and one event:
+A registered model has an immutable id (``uid``, 32 hex digits) given at creation; everything of
+the model is keyed by it, and its name is a separate, create-only claim. So a rename changes two
+small records and never moves versions, and every key has a bounded length whatever the name.
 
-- ``mlflow/registry/models/<name>.json``: the registered model (description, tags)
-- ``mlflow/registry/versions/<name>/<n>.json``: one version (``n`` zero-padded so that listing
-  order is numeric order); a deleted version stays as a tombstone so its number is never handed
-  out again (as in MLflow's file store)
-- ``mlflow/registry/aliases/<name>/<alias>.json``: ``{"version": n}``
-- ``mlflow/registry/sources/<artifact key prefix>/@versions/<name>@<n>``: which versions an
-  artifact location backs, so that an artifact landing there finds them
-
-``<name>`` is percent-encoded into one key segment.
+- ``names/<name segment>.json``: ``{"uid", "name"}``, who holds a name (create-only). A claim is
+  live while the model it points at is active and carries that name (or is being renamed to it);
+  a claim that is not live (left by a crash, a finished rename or a delete) may be taken over.
+- ``models/<uid>.json``: the model record (compare-and-swap). A deleted model stays as a tombstone
+  (``state: DELETED``) so that late version creations fail cleanly and the publication function
+  still knows which items to remove.
+- ``versions/<uid>/<n>.json``: one version (``n`` zero-padded so that listing order is numeric
+  order); a deleted version stays as a tombstone so that its number is never handed out again.
+- ``aliases/<uid>.json``: ``{alias: version}`` (compare-and-swap).
+- ``index/<shard>.json``: search summaries (``registry.index``).
+- ``sources/<artifact key prefix>/@versions/<uid>@<n>``: which versions an artifact location
+  backs, so that an artifact landing there finds them.
 """
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from ..store import NotFound, ObjectStore
 
 PREFIX = "mlflow/registry/"
+NAMES = PREFIX + "names/"
 MODELS = PREFIX + "models/"
 VERSIONS = PREFIX + "versions/"
 ALIASES = PREFIX + "aliases/"
+HINTS = PREFIX + "next-version/"  # not authoritative: where to start probing for a free number
 SOURCES = PREFIX + "sources/"
 SOURCE_MARK = "@versions/"
 VERSION_DIGITS = 10
@@ -32,60 +42,85 @@ STAGE_NONE = "None"
 STAGES = ("None", "Staging", "Production", "Archived")
 ACTIVE_STAGES = ("Staging", "Production")
 READY = "READY"
+ACTIVE = "ACTIVE"
+DELETED = "DELETED"
+
+_UID = re.compile(r"^[0-9a-f]{32}$")
+_MAX_SEGMENT = 120  # a name's key segment; longer ones become a prefix plus a hash (S3: 1,024-byte keys)
 
 
-def encode_name(name: str) -> str:
-    """A model name as one key segment: percent-encoded, dots too (no ``.``/``..``/hidden segments)."""
-    return quote(name, safe="-_").replace(".", "%2E")
+def new_uid() -> str:
+    return uuid.uuid4().hex
 
 
-def decode_name(segment: str) -> str:
-    return unquote(segment)
+def is_uid(text: Any) -> bool:
+    return isinstance(text, str) and _UID.match(text) is not None
 
 
-def model_key(name: str) -> str:
-    return f"{MODELS}{encode_name(name)}.json"
+def name_segment(name: str) -> str:
+    """A model name as one bounded key segment: percent-encoded (dots too), or a prefix and a hash.
+
+    Hashed segments (``<80 chars>~<sha256>``, 145 characters) are longer than any plain one, so
+    the two forms never collide.
+    """
+    segment = quote(name, safe="-_").replace(".", "%2E")
+    if len(segment) <= _MAX_SEGMENT:
+        return segment
+    return segment[:80] + "~" + hashlib.sha256(name.encode()).hexdigest()
 
 
-def versions_prefix(name: str) -> str:
-    return f"{VERSIONS}{encode_name(name)}/"
+def name_key(name: str) -> str:
+    return f"{NAMES}{name_segment(name)}.json"
 
 
-def version_key(name: str, version: int) -> str:
-    return f"{versions_prefix(name)}{version:0{VERSION_DIGITS}d}.json"
+def model_key(uid: str) -> str:
+    return f"{MODELS}{uid}.json"
 
 
-def aliases_prefix(name: str) -> str:
-    return f"{ALIASES}{encode_name(name)}/"
+def versions_prefix(uid: str) -> str:
+    return f"{VERSIONS}{uid}/"
 
 
-def alias_key(name: str, alias: str) -> str:
-    return f"{aliases_prefix(name)}{alias}.json"
+def version_key(uid: str, version: int) -> str:
+    return f"{versions_prefix(uid)}{version:0{VERSION_DIGITS}d}.json"
+
+
+def version_number(key: str) -> int:
+    return int(key.rsplit("/", 1)[1][:-len(".json")])
+
+
+def aliases_key(uid: str) -> str:
+    return f"{ALIASES}{uid}.json"
+
+
+def hint_key(uid: str) -> str:
+    return f"{HINTS}{uid}"
 
 
 def source_marker_prefix(artifact_prefix: str) -> str:
     return f"{SOURCES}{artifact_prefix.strip('/')}/{SOURCE_MARK}"
 
 
-def source_marker_key(artifact_prefix: str, name: str, version: int) -> str:
-    return f"{source_marker_prefix(artifact_prefix)}{encode_name(name)}@{version}"
+def source_marker_key(artifact_prefix: str, uid: str, version: int) -> str:
+    return f"{source_marker_prefix(artifact_prefix)}{uid}@{version}"
 
 
 def parse_source_marker(key: str) -> tuple[str, int] | None:
+    """``(uid, version)`` of a source marker key."""
     tail = key.rsplit("/", 1)[-1]
-    name, sep, num = tail.rpartition("@")
-    return (decode_name(name), int(num)) if sep and num.isdigit() else None
+    uid, sep, num = tail.rpartition("@")
+    return (uid, int(num)) if sep and is_uid(uid) and num.isdigit() else None
 
 
-def parse_registry_key(key: str) -> tuple[str, str, str] | None:
-    """``(kind, model name, rest)`` for a model, version or alias key; kind is models, versions or aliases."""
+def parse_registry_key(key: str) -> tuple[str, str, int | None] | None:
+    """``("models", uid, None)`` or ``("versions", uid, n)`` for a model or version record key."""
     if not key.startswith(PREFIX) or not key.endswith(".json"):
         return None
     parts = key[len(PREFIX):-len(".json")].split("/")
-    if len(parts) == 2 and parts[0] == "models":
-        return "models", decode_name(parts[1]), ""
-    if len(parts) == 3 and parts[0] in ("versions", "aliases"):
-        return parts[0], decode_name(parts[1]), parts[2]
+    if len(parts) == 2 and parts[0] == "models" and is_uid(parts[1]):
+        return "models", parts[1], None
+    if len(parts) == 3 and parts[0] == "versions" and is_uid(parts[1]) and parts[2].isdigit():
+        return "versions", parts[1], int(parts[2])
     return None
 
 
@@ -98,6 +133,10 @@ class RegisteredModel:
     user_id: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     deployment_job_id: str = ""
+    uid: str = ""
+    state: str = ACTIVE  # or DELETED: a tombstone
+    pending_name: str = ""  # a rename in progress claims this name
+    former_names: list[str] = field(default_factory=list)  # their items are removed on publication
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,10 +145,18 @@ class RegisteredModel:
     def from_json(cls, doc: dict[str, Any]) -> "RegisteredModel":
         return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
 
+    @property
+    def active(self) -> bool:
+        return self.state == ACTIVE
+
+    def holds(self, name: str) -> bool:
+        """Whether a claim of ``name`` pointing at this model is live."""
+        return self.active and name in (self.name, self.pending_name)
+
 
 @dataclass
 class ModelVersion:
-    name: str
+    name: str  # the model's current name: filled in on read, not stored (renames never touch versions)
     version: int
     creation_timestamp: int
     last_updated_timestamp: int
@@ -125,16 +172,18 @@ class ModelVersion:
     status_message: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     deleted: bool = False
-    aliases: list[str] = field(default_factory=list)  # derived from the alias records on read, not stored
+    aliases: list[str] = field(default_factory=list)  # from the aliases record on read, not stored
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc.pop("aliases")
+        doc.pop("name")
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "ModelVersion":
-        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__ and k != "aliases"})
+    def from_json(cls, doc: dict[str, Any], name: str) -> "ModelVersion":
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__ and k not in ("aliases", "name")}
+        return cls(name=name, **fields)
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -174,28 +223,39 @@ def model_message(rm: RegisteredModel, latest: list[ModelVersion], aliases: dict
     return doc
 
 
-# -- reads shared by the service and the publication function ---------------------------
-def load_model(store: ObjectStore, name: str) -> RegisteredModel | None:
+# -- reads shared by the service, the index, the publication function and the repair -------------
+def load_model(store: ObjectStore, uid: Any) -> RegisteredModel | None:
+    """The model record (a tombstone included), or None."""
+    if not is_uid(uid):
+        return None
     try:
-        return RegisteredModel.from_json(store.get_json(model_key(name)))
+        return RegisteredModel.from_json(store.get_json(model_key(uid)))
     except NotFound:
         return None
 
 
-def load_version(store: ObjectStore, name: str, number: int) -> ModelVersion | None:
+def resolve(store: ObjectStore, name: str) -> RegisteredModel | None:
+    """The active model called ``name`` (2 GETs: its name claim and its record), or None."""
     try:
-        return ModelVersion.from_json(store.get_json(version_key(name, number)))
+        claim = store.get_json(name_key(name))
+    except NotFound:
+        return None
+    rm = load_model(store, claim.get("uid") if isinstance(claim, dict) else None)
+    return rm if rm is not None and rm.active and rm.name == name else None
+
+
+def load_version(store: ObjectStore, uid: str, name: str, number: int) -> ModelVersion | None:
+    """Version ``number`` of model ``uid`` (named ``name``: the model's current name), a tombstone included."""
+    try:
+        return ModelVersion.from_json(store.get_json(version_key(uid, number)), name)
     except NotFound:
         return None
 
 
-def load_aliases(store: ObjectStore, name: str) -> dict[str, int]:
-    """``{alias: version}`` of a model (one LIST and one GET per alias; models have few)."""
-    prefix = aliases_prefix(name)
-    out: dict[str, int] = {}
-    for info in store.list(prefix):
-        try:
-            out[info.key[len(prefix):-len(".json")]] = int(store.get_json(info.key)["version"])
-        except (NotFound, KeyError, TypeError, ValueError):
-            continue  # deleted while listing
-    return out
+def load_aliases(store: ObjectStore, uid: str) -> dict[str, int]:
+    """``{alias: version}`` of a model (one GET)."""
+    try:
+        doc = store.get_json(aliases_key(uid))
+    except NotFound:
+        return {}
+    return {str(a): int(v) for a, v in doc.items()} if isinstance(doc, dict) else {}

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from ..store import InvalidKey, NotFound, ObjectStore
 from . import catalog
 from .errors import NotFoundError
+from .hrefs import resolve_bytes, resolve_item
 
 if TYPE_CHECKING:
     from .table import Table
@@ -89,6 +90,7 @@ class _Features:
     item's own links."""
 
     def __init__(self, base: str) -> None:
+        self.raw_base = base
         self.base = _escaped(base)
         self._heads: dict[str, tuple[bytes, bytes]] = {}
 
@@ -110,8 +112,10 @@ class _Features:
                 head = self._heads[cid] = self._head(cid)
             raw, bounds = table.raw.data, table.raw.bounds
             start, end = table.links.bounds[row], table.links.bounds[row + 1]
-            out += (sep, raw[bounds[row]:bounds[row + 1] - 1], head[0], _escaped(table.id_list[row]).encode(),
-                    head[1], b"]}" if end - start == 2 else b"," + table.links.data[start + 1:end] + b"}")
+            core = resolve_bytes(raw[bounds[row]:bounds[row + 1] - 1], cid, self.raw_base)
+            own = resolve_bytes(table.links.data[start + 1:end], cid, self.raw_base)
+            out += (sep, core, head[0], _escaped(table.id_list[row]).encode(),
+                    head[1], b"]}" if end - start == 2 else b"," + own + b"}")
             sep = b","
         out.append(after.encode())
         return b"".join(out).decode()
@@ -132,7 +136,10 @@ def api_item(base: str, item: Mapping[str, Any]) -> dict[str, Any]:
     """An item as the API serves it; items trimmed by ``fields`` keep their shape."""
     out = dict(item)
     if "links" in out and "id" in out and "collection" in out:
-        out["links"] = item_links(base, out["collection"], out["id"]) + _own_links(item)
+        out["links"] = item_links(base, out["collection"], out["id"]) + [dict(link) for link in _own_links(item)]
+    if isinstance(out.get("assets"), dict):  # copies: hrefs are resolved in place, never in a cached item
+        out["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in out["assets"].items()}
+    resolve_item(out, base)
     return out
 
 

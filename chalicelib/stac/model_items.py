@@ -1,4 +1,4 @@
-"""STAC items for registered model versions (collection ``ai-model``, id ``<model>-v<N>``).
+"""STAC items for registered model versions (collection ``ai-model``, id ``<model slug>-v<N>``).
 
 ``build_item`` is a pure function of ``ModelFacts`` (gathered by ``registry.publication`` from
 the registry records, the MLmodel file, the ONNX graph and the tracking records), so replays
@@ -14,6 +14,10 @@ Choices documented here:
 - ``latest-version`` links to the registry's resolver URL (a redirect to the newest live version's
   item), so registering a version rewrites only its own item and its neighbours'.
 - Run metrics are flat properties ``metric:<key>`` so that CQL2 filters can compare them.
+- Item ids stay valid and distinct for any model name (``model_slug``): a name that is not a safe
+  id, or is longer than ``SLUG_MAX``, becomes its safe prefix plus 16 hex digits of its SHA-256.
+- Without a public base URL, every link is relative to the item's place in the static catalog
+  (``Urls(None)``); the STAC API resolves them per request (``stac.hrefs``).
 """
 from __future__ import annotations
 
@@ -31,15 +35,19 @@ COLLECTION = "ai-model"
 STAC_VERSION = "1.1.0"
 FILE_SCHEMA = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 GEOJSON = "application/geo+json"
+OWNER = "mlflow:registered_model_id"  # the model's uid: who may replace or remove the item
+SLUG_MAX = 120  # + "-" + 16 hex + "-v" + 10 digits stays within item ids' 200 characters
 _ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _METRIC_KEY = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def model_slug(name: str) -> str:
-    """The item-id stem of a model name; a hash suffix keeps names that differ only in unsafe characters apart."""
+    """The item-id stem of a model name: the name itself if it is a short safe id, else its safe
+    prefix plus a hash of the whole name (names differing only in unsafe characters, or beyond the
+    prefix, stay apart)."""
     slug = _ID_SAFE.sub("-", name).strip(".-") or "model"
-    if slug != name:
-        slug += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    if slug != name or len(slug) > SLUG_MAX:
+        slug = slug[:SLUG_MAX].rstrip(".-") + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
     return slug
 
 
@@ -79,6 +87,7 @@ class ModelFacts:
     version: int
     created_ms: int
     updated_ms: int
+    model_uid: str = ""  # the registry's id of the model (names change, this does not)
     description: str = ""
     stage: str = "None"
     aliases: list[str] = field(default_factory=list)
@@ -99,7 +108,8 @@ class ModelFacts:
 
 @dataclass
 class Urls:
-    """Where links point: the service's public base (None: links are relative to the static catalog)."""
+    """Where links point: the service's configured public base (None: links are relative to the
+    item's place in the static catalog, and links only the API can answer are left out)."""
 
     base: str | None
 
@@ -250,7 +260,7 @@ def build_item(facts: ModelFacts, urls: Urls) -> dict[str, Any]:
         if isinstance(value, (int, float)) and value == value and abs(value) != float("inf"):
             props[f"metric:{_METRIC_KEY.sub('_', key)}"] = value
     for key, value in (("mlflow:run_id", facts.run_id), ("mlflow:experiment_id", facts.experiment_id),
-                       ("mlflow:model_id", facts.model_id)):
+                       ("mlflow:model_id", facts.model_id), (OWNER, facts.model_uid)):
         if value:
             props[key] = value
     geometry, bbox = _place_and_time(facts, props)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chalicelib.registry.lineage import ServiceTracking
-from chalicelib.registry.publication import PUBLIC_URL_KEY, item_key
+from chalicelib.registry.publication import item_key
 from chalicelib.registry.service import RegistryService
 from chalicelib.store import CREATED, Change, ObjectStore
 from chalicelib.tracking.service import TrackingService
@@ -17,17 +17,18 @@ from functions.registry import MODEL_FILE_KEY, RECORD_KEY
 
 
 @pytest.mark.parametrize("key, routed", [
-    ("mlflow/registry/versions/iris/0000000001.json", True),
-    ("mlflow/registry/models/iris.json", True),
-    ("mlflow/registry/sources/mlflow-artifacts/1/r/artifacts/model/@versions/iris@1", True),
+    ("mlflow/registry/versions/0123456789abcdef0123456789abcdef/0000000001.json", True),
+    ("mlflow/registry/models/0123456789abcdef0123456789abcdef.json", True),
+    ("mlflow/registry/sources/mlflow-artifacts/1/r/artifacts/model/@versions/0123456789abcdef0123456789abcdef@1", True),
     ("mlflow-artifacts/1/models/m-1/artifacts/MLmodel", True),
     ("mlflow-artifacts/1/models/m-1/artifacts/extra_files/net.onnx", True),
     ("mlflow-artifacts/1/models/m-1/artifacts/data/model.pt2", True),
     ("artifact-root/1/r/artifacts/model/MLmodel", True),  # a direct artifact root inside the store
-    ("mlflow/registry/aliases/iris/prod.json", False),  # alias writes touch the version records
+    ("mlflow/registry/aliases/0123456789abcdef0123456789abcdef.json", False),  # alias writes touch the version records
+    ("mlflow/registry/names/iris.json", False),
+    ("mlflow/registry/index/0.json", False),
     ("mlflow/registry/derived/mlflow-artifacts/x/model.onnx.json", False),
-    ("mlflow/registry/next-version/iris", False),
-    (PUBLIC_URL_KEY, False),
+    ("mlflow/registry/next-version/0123456789abcdef0123456789abcdef", False),
     ("mlflow-artifacts/1/models/m-1/artifacts/conda.yaml", False),
     ("collections/ai-model/items/x.onnx", False),
 ])

@@ -2,81 +2,12 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pytest
 from stac_offline import validate_object
 
-from chalicelib.registry.lineage import ServiceTracking
-from chalicelib.registry.publication import PUBLIC_URL_KEY, item_key, latest_published
-from chalicelib.registry.service import RegistryService
-from chalicelib.store import CREATED, Change, NotFound, ObjectStore
-from chalicelib.tracking.service import TrackingService
-from functions import StoreEvent, handle_events
-
-
-@pytest.fixture(scope="module")
-def onnx_bytes() -> bytes:
-    from skl2onnx import to_onnx
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-    X, y = load_iris(return_X_y=True)
-    X = X.astype(np.float32)
-    return to_onnx(LogisticRegression(max_iter=300).fit(X, y), X[:1], options={"zipmap": False}).SerializeToString()
-
-
-MLMODEL = b"flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.23.2\n"
-
-
-@dataclass
-class World:
-    store: ObjectStore
-    tracking: TrackingService
-    registry: RegistryService
-    changes: list[Change]
-    run_id: str
-    artifacts: str  # store key prefix of the run's artifacts
-
-    def new_run(self) -> tuple[str, str]:
-        eid = self.tracking.create_experiment(f"e{random.random()}", None, [])
-        run = self.tracking.create_run({"experiment_id": eid})["run"]["info"]
-        return run["run_id"], "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/")
-
-    def upload_model(self, prefix: str, onnx: bytes) -> None:
-        self.store.put(f"{prefix}/model.onnx", onnx)
-        self.store.put(f"{prefix}/MLmodel", MLMODEL)
-
-    def deliver(self, changes: list[Change] | None = None) -> None:
-        """Hand recorded changes to the functions, as S3 notifications would, and forget them."""
-        todo = list(self.changes if changes is None else changes)
-        self.changes.clear()
-        handle_events(self.store, [StoreEvent(c.event_name == CREATED, c.key, c.etag, "") for c in todo])
-
-    def item(self, name: str, version: int) -> dict[str, Any] | None:
-        try:
-            return self.store.get_json(item_key(name, version))  # type: ignore[no-any-return]
-        except NotFound:
-            return None
-
-    def links(self, name: str, version: int) -> dict[str, str]:
-        item = self.item(name, version)
-        assert item is not None
-        return {link["rel"]: link["href"].rsplit("/", 1)[-1] for link in item["links"]}
-
-
-@pytest.fixture
-def world(store: ObjectStore) -> World:
-    changes: list[Change] = []
-    if hasattr(store, "emit_events"):
-        store.emit_events = True  # type: ignore[attr-defined]
-    store.subscribe(changes.append)
-    store.put_json(PUBLIC_URL_KEY, {"url": "http://svc"})
-    tracking = TrackingService(store)
-    w = World(store, tracking, RegistryService(store, ServiceTracking(tracking)), changes, "", "")
-    w.run_id, w.artifacts = w.new_run()
-    return w
+from chalicelib.registry.publication import latest_published
+from tests.registry.conftest import World
 
 
 def test_pending_until_model_files_land(world: World, onnx_bytes: bytes) -> None:
@@ -227,12 +158,13 @@ def test_concurrent_rebuilds_end_on_the_latest_records(world: World, onnx_bytes:
     world.upload_model(f"{world.artifacts}/model", onnx_bytes)
     world.registry.create_registered_model("race")
     world.registry.create_model_version("race", f"runs:/{world.run_id}/model")
-    ctx = Context(world.store, Tracking(world.tracking))
+    ctx = Context(world.store, Tracking(world.tracking), public_url="http://svc")
+    uid = world.registry.get_registered_model("race").uid
     with ThreadPoolExecutor(max_workers=6) as pool:
         futures = []
         for i in range(12):
             world.registry.update_model_version("race", "1", f"description {i}")
-            futures += [pool.submit(publish_version, ctx, "race", 1) for _ in range(3)]
+            futures += [pool.submit(publish_version, ctx, uid, 1) for _ in range(3)]
         for future in futures:
             future.result()
     assert world.item("race", 1)["properties"]["description"] == "description 11"  # type: ignore[index]

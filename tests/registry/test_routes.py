@@ -85,4 +85,3 @@ def test_latest_item_redirect(http: Any, local_store: ObjectStore) -> None:
     resp = http.get("/mlflow/registry/latest-item?name=m", headers={"Host": "svc.example"})
     assert resp.status_code == 302
     assert resp.headers["Location"] == "http://svc.example/stac/collections/ai-model/items/m-v1"
-    assert local_store.get_json("mlflow/registry/public-url.json") == {"url": "http://svc.example"}

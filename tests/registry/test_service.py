@@ -148,9 +148,9 @@ def test_search(registry: RegistryService) -> None:
         registry.create_registered_model(name, [{"key": "kind", "value": "cnn" if name != "beta" else "rf"}])
         registry.create_model_version(name, "s3://b/k")
     page, token = registry.search_registered_models("tags.kind = 'cnn'", 1, ["name DESC"])
-    assert [m.name for m in page] == ["gamma"] and token
+    assert [m["name"] for m in page] == ["gamma"] and token
     page, token = registry.search_registered_models("tags.kind = 'cnn'", 1, ["name DESC"], token)
-    assert [m.name for m in page] == ["alpha"] and token is None
+    assert [m["name"] for m in page] == ["alpha"] and token is None
     versions, _ = registry.search_model_versions("name = 'beta'")
     assert [(mv.name, mv.version) for mv in versions] == [("beta", 1)]
     versions, _ = registry.search_model_versions("name LIKE '%a'", None, ["name ASC"])
@@ -162,5 +162,6 @@ def test_concurrent_registrations_get_consecutive_numbers(registry: RegistryServ
     with ThreadPoolExecutor(max_workers=20) as pool:
         numbers = list(pool.map(lambda _: registry.create_model_version("busy", "s3://b/k").version, range(20)))
     assert sorted(numbers) == list(range(1, 21))
-    stored = sorted(int(i.key.rsplit("/", 1)[1][:-5]) for i in store.list(rec.versions_prefix("busy")))
+    uid = registry.get_registered_model("busy").uid
+    stored = sorted(rec.version_number(i.key) for i in store.list(rec.versions_prefix(uid)))
     assert stored == list(range(1, 21))

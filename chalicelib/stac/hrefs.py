@@ -1,0 +1,60 @@
+"""Relative hrefs of stored items, as the STAC API serves them.
+
+Stored items link relative to their place in the static catalog (``collections/<cid>/items/``),
+so the catalog works straight from the bucket or directory and nothing request-specific is ever
+stored. Served by the API, each relative href that points at something the API answers for
+becomes that absolute URL, built from the request's (trusted) base:
+
+- ``../../<cid>/items/<id>.json`` or ``./<id>.json`` -> ``<stac>/collections/<cid>/items/<id>``
+- ``../collection.json`` -> ``<stac>/collections/<cid>``; ``../../../catalog.json`` -> ``<stac>``
+- ``../../../mlflow-artifacts/<path>`` -> ``<root>/mlflow/api/2.0/mlflow-artifacts/artifacts/<path>``
+
+Anything else is served as stored.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from typing import Any
+
+ARTIFACTS = "mlflow-artifacts/"
+ARTIFACT_ROUTE = "/mlflow/api/2.0/mlflow-artifacts/artifacts/"
+_ITEM = re.compile(r"^collections/([^/]+)/items/([^/]+)\.json$")
+_COLLECTION = re.compile(r"^collections/([^/]+)/collection\.json$")
+_RELATIVE = re.compile(rb'"href":"(\.\.?/[^"\\]*)"')  # compact JSON, as the index stores items
+
+
+def resolve(href: str, cid: str, stac_base: str) -> str:
+    """``href`` of an item of collection ``cid``, as the API at ``stac_base`` (``<root>/stac``) serves it."""
+    if not href.startswith(("./", "../")):
+        return href
+    cut = min((i for i in (href.find("?"), href.find("#")) if i >= 0), default=len(href))
+    path, tail = href[:cut], href[cut:]
+    key = posixpath.normpath(posixpath.join(f"collections/{cid}/items", path))
+    if key.startswith(ARTIFACTS):
+        root = stac_base[:-len("/stac")] if stac_base.endswith("/stac") else stac_base
+        return f"{root}{ARTIFACT_ROUTE}{key[len(ARTIFACTS):]}{tail}"
+    if (match := _ITEM.match(key)) is not None:
+        return f"{stac_base}/collections/{match.group(1)}/items/{match.group(2)}{tail}"
+    if (match := _COLLECTION.match(key)) is not None:
+        return f"{stac_base}/collections/{match.group(1)}{tail}"
+    return stac_base + tail if key == "catalog.json" else href
+
+
+def resolve_item(item: dict[str, Any], stac_base: str) -> None:
+    """Resolve, in place, the hrefs of an item's links and assets."""
+    cid = item.get("collection")
+    if not isinstance(cid, str):
+        return
+    holders = list(item.get("links") or []) + list((item.get("assets") or {}).values())
+    for holder in holders:
+        if isinstance(holder, dict) and isinstance(holder.get("href"), str):
+            holder["href"] = resolve(holder["href"], cid, stac_base)
+
+
+def resolve_bytes(raw: bytes, cid: str, stac_base: str) -> bytes:
+    """``resolve`` over every relative ``"href"`` of an item's compact JSON (the index's bytes)."""
+    return _RELATIVE.sub(
+        lambda m: b'"href":' + json.dumps(resolve(m.group(1).decode(), cid, stac_base),
+                                          ensure_ascii=False).encode(), raw)
