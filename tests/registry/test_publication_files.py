@@ -14,7 +14,7 @@ from chalicelib import services
 from chalicelib.settings import Settings
 from chalicelib.store.local import LocalStore
 from tests.conftest import REPO
-from tests.registry.test_publication import World, onnx_bytes, world  # noqa: F401 (fixtures)
+from tests.registry.conftest import World
 
 BIG = 200 * 1024 * 1024
 
@@ -56,7 +56,7 @@ def test_hashing_a_big_model_file_streams_it(tmp_path: Path, name: str) -> None:
     assert result["onnx"] is False  # over the ONNX bound: hashed, never parsed
 
 
-def test_onnx_graphs_are_parsed_only_below_the_bound(local_store: LocalStore, onnx_bytes: bytes) -> None:  # noqa: F811
+def test_onnx_graphs_are_parsed_only_below_the_bound(local_store: LocalStore, onnx_bytes: bytes) -> None:
     from chalicelib.registry.publication import read_file_facts
     local_store.put("m/model.onnx", onnx_bytes)
     expected = "1220" + hashlib.sha256(onnx_bytes).hexdigest()
@@ -67,7 +67,7 @@ def test_onnx_graphs_are_parsed_only_below_the_bound(local_store: LocalStore, on
     assert skipped["etag"] == local_store.head("m/model.onnx").etag and skipped["size"] == len(onnx_bytes)
 
 
-def test_an_onnx_file_over_the_bound_is_published_from_the_signature(world: World, onnx_bytes: bytes) -> None:  # noqa: F811
+def test_an_onnx_file_over_the_bound_is_published_from_the_signature(world: World, onnx_bytes: bytes) -> None:
     spec = '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, %d]}}]'
     mlmodel = (b"flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.23.2\n"
                + f"signature:\n  inputs: '{spec % 7}'\n  outputs: '{spec % 3}'\n".encode())
@@ -89,7 +89,7 @@ def test_an_onnx_file_over_the_bound_is_published_from_the_signature(world: Worl
     assert asset["mlm:artifact_type"] == "onnx"
 
 
-def test_an_oversized_mlmodel_is_not_parsed(world: World, onnx_bytes: bytes) -> None:  # noqa: F811
+def test_an_oversized_mlmodel_is_not_parsed(world: World, onnx_bytes: bytes) -> None:
     from chalicelib.registry.publication import MLMODEL_LIMIT
     world.store.put(f"{world.artifacts}/model/model.onnx", onnx_bytes)
     world.store.put(f"{world.artifacts}/model/MLmodel", b"flavors: {}\n" + b"#" * MLMODEL_LIMIT)
