@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..bounds import MAX_JSON_DEPTH, InputBoundError, check_depth, load_json
+from ..like import compile_like
 from .datetimes import parse_instant
 from .errors import InvalidParameter
 from .geometry import literal_geometry, spatial_mask
@@ -38,30 +40,128 @@ _ARRAY = {"a_equals", "a_contains", "a_containedby", "a_overlaps"}
 
 
 # -- parsing ------------------------------------------------------------------------------
+# Bounds checked before cql2 sees a filter: its native parser recurses per nesting level and per
+# operator of a chain, and overflows the C stack (SIGSEGV: the process dies) at ~3,000 nested
+# parentheses, ~6,000 unary minus signs or ~10,000 chained operators. These leave a wide margin.
+MAX_FILTER_BYTES = 1024 * 1024  # a large polygon literal fits
+MAX_FILTER_DEPTH = 32  # open parentheses/brackets plus pending prefix operators (NOT, unary signs)
+MAX_FILTER_OPERATORS = 2000  # operator tokens in a text filter, operations in a JSON one
+_MAX_FILTER_OBJECTS = 4 * MAX_FILTER_OPERATORS  # JSON objects in the AST: operations, properties, literals
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<literal>'(?:[^']|'')*'?|"(?:[^"]|"")*"?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<word>[^\W\d]\w*)
+  | (?P<open>[(\[])
+  | (?P<close>[)\]])
+  | (?P<comma>,)
+  | (?P<op><>|<=|>=|!=|[-+*/%^=<>])
+  | (?P<other>.)
+)""", re.VERBOSE | re.DOTALL)
+_WKT = {"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"}
+_KEYWORD_OPS = {"LIKE", "BETWEEN", "IN", "IS", "DIV"}
+
+
+def check_text_bounds(text: str) -> None:
+    """InvalidParameter when a cql2-text filter is too large, nested too deep or has too many operators.
+
+    One pass over a lexer that needs no backtracking. Nesting counts each open bracket plus the
+    prefix operators (NOT, unary -/+) pending in it, which the parser also recurses into; AND, OR
+    and commas end the operands of pending prefix operators. Signs inside a WKT literal belong to
+    its numbers."""
+    if len(text) > MAX_FILTER_BYTES:
+        raise InvalidParameter(f"the filter is {len(text)} characters long, over the limit of {MAX_FILTER_BYTES}")
+    prefixes = [0]  # pending prefix operators per open bracket (and the top level)
+    pending = operators = 0
+    wkt_level: int | None = None  # number of open brackets outside the WKT literal being read
+    after_operand = False
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind == "open":
+            prefixes.append(0)
+            after_operand = False
+        elif kind == "close":
+            if len(prefixes) > 1:
+                pending -= prefixes.pop()
+            if wkt_level is not None and len(prefixes) - 1 <= wkt_level:
+                wkt_level = None
+            after_operand = True
+        elif kind == "comma":
+            pending -= prefixes[-1]
+            prefixes[-1] = 0
+            after_operand = False
+        elif kind == "word":
+            word = m.group(kind).upper()
+            after_operand = False
+            if word in ("AND", "OR"):
+                operators += 1
+                pending -= prefixes[-1]
+                prefixes[-1] = 0
+            elif word == "NOT":
+                operators += 1
+                prefixes[-1] += 1
+                pending += 1
+            elif word in _KEYWORD_OPS:
+                operators += 1
+            else:
+                if word in _WKT and wkt_level is None:
+                    wkt_level = len(prefixes) - 1
+                after_operand = True
+        elif kind == "op":
+            if wkt_level is not None and len(prefixes) - 1 > wkt_level:
+                continue  # a coordinate's sign
+            operators += 1
+            if not after_operand and m.group(kind) in "+-":
+                prefixes[-1] += 1
+                pending += 1
+            after_operand = False
+        elif kind is not None:
+            after_operand = True
+        if len(prefixes) - 1 + pending > MAX_FILTER_DEPTH:
+            raise InvalidParameter(f"the filter is nested more than {MAX_FILTER_DEPTH} levels deep")
+        if operators > MAX_FILTER_OPERATORS:
+            raise InvalidParameter(f"the filter has more than {MAX_FILTER_OPERATORS} operators")
+
+
+def _check_ast_bounds(ast: Any) -> None:
+    try:
+        check_depth(ast, what="the filter", max_depth=MAX_JSON_DEPTH, max_objects=_MAX_FILTER_OBJECTS)
+    except InputBoundError as err:
+        raise InvalidParameter(str(err)) from None
+
+
 def parse_filter(value: Any, lang: str | None, crs: str | None, *, default_lang: str) -> dict[str, Any] | bool:
-    """The CQL2 JSON AST of a ``filter`` parameter; InvalidParameter when malformed."""
+    """The CQL2 JSON AST of a ``filter`` parameter (cql2-json as JSON text or parsed); InvalidParameter
+    when malformed or over a bound."""
     import cql2
     if crs not in (None, "", CRS84):
         raise InvalidParameter(f"filter-crs must be {CRS84}")
     lang = lang or default_lang
     if lang not in ("cql2-text", "cql2-json"):
         raise InvalidParameter("filter-lang must be cql2-text or cql2-json")
+    if lang == "cql2-text":
+        if not isinstance(value, str):
+            raise InvalidParameter("a cql2-text filter must be a string")
+        check_text_bounds(value)
+    else:
+        try:
+            if isinstance(value, str):
+                value = load_json(value, what="the filter", max_bytes=MAX_FILTER_BYTES)
+            check_depth(value, what="the filter", max_objects=_MAX_FILTER_OBJECTS)
+        except InputBoundError as err:
+            raise InvalidParameter(str(err)) from None
+        value = json.dumps(value)
+        if len(value) > MAX_FILTER_BYTES:
+            raise InvalidParameter(f"the filter is {len(value)} bytes, over the limit of {MAX_FILTER_BYTES}")
     try:
-        if lang == "cql2-text":
-            if not isinstance(value, str):
-                raise InvalidParameter("a cql2-text filter must be a string")
-            expr = cql2.parse_text(value)
-        else:
-            expr = cql2.parse_json(value if isinstance(value, str) else json.dumps(value))
+        expr = cql2.parse_text(value) if lang == "cql2-text" else cql2.parse_json(value)
         # No expr.validate(): it costs ~40 ms (JSON Schema); compile_filter checks every node.
         ast = expr.to_json()
-    except InvalidParameter:
-        raise
     except Exception as err:  # cql2.ParseError, cql2.ValidationError, ValueError, TypeError
         first = str(err).strip().splitlines()
-        raise InvalidParameter(f"invalid {lang} filter: {' '.join(s.strip() for s in first[:6])}") from None
+        raise InvalidParameter(f"invalid {lang} filter: {' '.join(s.strip() for s in first[:6])[:500]}") from None
     if not isinstance(ast, (dict, bool)):
         raise InvalidParameter("a filter must be a boolean expression")
+    _check_ast_bounds(ast)  # e.g. a chain of arithmetic operators nests one level per operator
     return ast  # type: ignore[no-any-return]
 
 
@@ -279,13 +379,13 @@ class _Compiler:
     def _like(self, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
         if not (isinstance(a, _Prop) and isinstance(b, _Lit) and b.kind == "str"):
             raise InvalidParameter("LIKE compares a property with a string pattern")
-        pattern = re.compile(_like_regex(b.value), re.DOTALL)
+        pattern = compile_like(b.value, escape="\\")
         prop = a
 
         def run(t: Table) -> Masks:
             vals, ok = _view(t, prop, "str")
             uniq, inverse = np.unique(vals, return_inverse=True)
-            hits = np.array([pattern.fullmatch(str(u)) is not None for u in uniq], dtype=bool)
+            hits = np.array([pattern.matches(str(u)) for u in uniq], dtype=bool)
             return (hits[inverse] if len(uniq) else np.zeros(t.n, dtype=bool)) & ok, ~ok
         return run
 
@@ -431,19 +531,6 @@ def _compare_literals(op: str, a: _Lit, b: _Lit) -> bool:
         return bool(_COMPARE[op](av, bv))
     except TypeError:
         raise InvalidParameter("cannot compare literals of different types") from None
-
-
-def _like_regex(pattern: str) -> str:
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
-        i += 1
-    return "".join(out)
 
 
 def _time_bounds(t: Table, side: _Prop | _Lit) -> tuple[np.ndarray, np.ndarray]:
