@@ -9,6 +9,7 @@ import json
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -41,10 +42,14 @@ _ARRAY = {"a_equals", "a_contains", "a_containedby", "a_overlaps"}
 
 # -- parsing ------------------------------------------------------------------------------
 # Bounds checked before cql2 sees a filter: its native parser recurses per nesting level and per
-# operator of a chain, and overflows the C stack (SIGSEGV: the process dies) at ~3,000 nested
-# parentheses, ~6,000 unary minus signs or ~10,000 chained operators. These leave a wide margin.
-MAX_FILTER_BYTES = 1024 * 1024  # a large polygon literal fits
+# operator of an arithmetic or comparison chain (~1 KB of stack each; AND/OR chains cost less),
+# and overflows the C stack (SIGSEGV: the process dies) at ~3,000 nested parentheses, ~6,000
+# unary signs or a chain of a few thousand operators. Filters within these bounds parse within a
+# 1 MB thread stack (the default is 8 MB).
+MAX_FILTER_BYTES = 1024 * 1024  # cql2-json: a large polygon literal fits
+MAX_TEXT_FILTER_CHARS = 256 * 1024  # cql2-text: checking costs up to ~1 us per character
 MAX_FILTER_DEPTH = 32  # open parentheses/brackets plus pending prefix operators (NOT, unary signs)
+MAX_FILTER_CHAIN = 64  # arithmetic/comparison operators in a row (between AND/OR/commas/brackets)
 MAX_FILTER_OPERATORS = 2000  # operator tokens in a text filter, operations in a JSON one
 _MAX_FILTER_OBJECTS = 4 * MAX_FILTER_OPERATORS  # JSON objects in the AST: operations, properties, literals
 
@@ -57,8 +62,19 @@ _TOKEN = re.compile(r"""\s*(?:
   | (?P<op><>|<=|>=|!=|[-+*/%^=<>])
   | (?P<other>.)
 )""", re.VERBOSE | re.DOTALL)
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+# Numbers separated by blanks or commas, a sign only at a number's start: a WKT literal's coordinates.
+# (Anything else in a WKT literal, like "1-1-1", is lexed as operators: cql2 then reads it as arithmetic.)
+_COORDINATES = re.compile(rf"\s*(?<![\w.]){_NUMBER}(?:(?:\s*,\s*|\s+){_NUMBER})*")
 _WKT = {"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"}
 _KEYWORD_OPS = {"LIKE", "BETWEEN", "IN", "IS", "DIV"}
+
+
+@dataclass
+class _Frame:
+    """What is open inside one bracket (or at the top level)."""
+    prefixes: int = 0  # prefix operators whose operand has not ended
+    chain: int = 0  # arithmetic/comparison operators since the last AND, OR or comma
 
 
 def check_text_bounds(text: str) -> None:
@@ -66,57 +82,62 @@ def check_text_bounds(text: str) -> None:
 
     One pass over a lexer that needs no backtracking. Nesting counts each open bracket plus the
     prefix operators (NOT, unary -/+) pending in it, which the parser also recurses into; AND, OR
-    and commas end the operands of pending prefix operators. Signs inside a WKT literal belong to
-    its numbers."""
-    if len(text) > MAX_FILTER_BYTES:
-        raise InvalidParameter(f"the filter is {len(text)} characters long, over the limit of {MAX_FILTER_BYTES}")
-    prefixes = [0]  # pending prefix operators per open bracket (and the top level)
-    pending = operators = 0
+    and commas end the operands of pending prefix operators, and chains. Runs of coordinates in a
+    WKT literal are read at once (the signs there belong to their numbers)."""
+    if len(text) > MAX_TEXT_FILTER_CHARS:
+        raise InvalidParameter(f"the filter is {len(text)} characters long, over the limit of {MAX_TEXT_FILTER_CHARS}")
+    frames = [_Frame()]
+    pending = operators = 0  # pending: prefix operators in all frames
     wkt_level: int | None = None  # number of open brackets outside the WKT literal being read
+    wkt_next = False  # a WKT keyword was just read: its "(" opens a literal
     after_operand = False
-    for m in _TOKEN.finditer(text):
-        kind = m.lastgroup
+    pos = 0
+    while pos < len(text):
+        in_wkt = wkt_level is not None and len(frames) - 1 > wkt_level
+        m = _COORDINATES.match(text, pos) if in_wkt else None  # a run of coordinates at once
+        if m is not None:
+            pos, after_operand = m.end(), True
+            continue
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            break
+        pos = m.end()
+        kind, value = m.lastgroup, m.group()
+        word = value.strip().upper() if kind == "word" else ""
+        frame = frames[-1]
+        if wkt_next and kind == "open":
+            wkt_level = len(frames) - 1
+        wkt_next = wkt_next and word in ("Z", "M", "ZM")
         if kind == "open":
-            prefixes.append(0)
+            frames.append(_Frame())
             after_operand = False
         elif kind == "close":
-            if len(prefixes) > 1:
-                pending -= prefixes.pop()
-            if wkt_level is not None and len(prefixes) - 1 <= wkt_level:
+            if len(frames) > 1:
+                pending -= frames.pop().prefixes
+            if wkt_level is not None and len(frames) - 1 <= wkt_level:
                 wkt_level = None
             after_operand = True
-        elif kind == "comma":
-            pending -= prefixes[-1]
-            prefixes[-1] = 0
+        elif kind == "comma" or word in ("AND", "OR"):
+            operators += kind != "comma"
+            pending -= frame.prefixes
+            frame.prefixes = frame.chain = 0
             after_operand = False
-        elif kind == "word":
-            word = m.group(kind).upper()
-            after_operand = False
-            if word in ("AND", "OR"):
-                operators += 1
-                pending -= prefixes[-1]
-                prefixes[-1] = 0
-            elif word == "NOT":
-                operators += 1
-                prefixes[-1] += 1
-                pending += 1
-            elif word in _KEYWORD_OPS:
-                operators += 1
-            else:
-                if word in _WKT and wkt_level is None:
-                    wkt_level = len(prefixes) - 1
-                after_operand = True
-        elif kind == "op":
-            if wkt_level is not None and len(prefixes) - 1 > wkt_level:
-                continue  # a coordinate's sign
+        elif word == "NOT" or (kind == "op" and not after_operand and value.strip() in "+-"):
             operators += 1
-            if not after_operand and m.group(kind) in "+-":
-                prefixes[-1] += 1
-                pending += 1
+            frame.prefixes += 1
+            pending += 1
             after_operand = False
-        elif kind is not None:
+        elif kind == "op" or word in _KEYWORD_OPS:
+            operators += 1
+            frame.chain += 1
+            if frame.chain > MAX_FILTER_CHAIN:
+                raise InvalidParameter(f"the filter has more than {MAX_FILTER_CHAIN} operators in a row "
+                                       "(between AND, OR, commas and parentheses)")
+            after_operand = False
+        else:
+            wkt_next = wkt_next or (word in _WKT and wkt_level is None)
             after_operand = True
-        if len(prefixes) - 1 + pending > MAX_FILTER_DEPTH:
+        if len(frames) - 1 + pending > MAX_FILTER_DEPTH:
             raise InvalidParameter(f"the filter is nested more than {MAX_FILTER_DEPTH} levels deep")
         if operators > MAX_FILTER_OPERATORS:
             raise InvalidParameter(f"the filter has more than {MAX_FILTER_OPERATORS} operators")
