@@ -133,3 +133,8 @@ def live_server_factory() -> Iterator[type[LiveServer]]:
     yield start  # type: ignore[misc]
     for server in started:
         server.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.fuzzing import budget
+    return budget()

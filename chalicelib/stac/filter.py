@@ -546,12 +546,11 @@ def _scalar_view(prop: _Prop, lit: _Lit) -> Callable[[Table], tuple[np.ndarray, 
 def _compare_literals(op: str, a: _Lit, b: _Lit) -> bool:
     if a.kind == "null" or b.kind == "null":
         return False
+    if a.kind != b.kind or a.kind not in ("num", "str", "bool", "time"):
+        raise InvalidParameter(f"cannot compare a {a.kind} literal with a {b.kind} literal")
     av = a.value[0] if a.kind == "time" else a.value
     bv = b.value[0] if b.kind == "time" else b.value
-    try:
-        return bool(_COMPARE[op](av, bv))
-    except TypeError:
-        raise InvalidParameter("cannot compare literals of different types") from None
+    return bool(_COMPARE[op](av, bv))
 
 
 def _time_bounds(t: Table, side: _Prop | _Lit) -> tuple[np.ndarray, np.ndarray]:

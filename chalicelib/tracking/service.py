@@ -28,7 +28,7 @@ from .experiments import Experiment, ExperimentStore, now_ms
 from .runs import (RUN_NAME_TAG, fold_experiment, fold_run, history, json_float, latest_only, run_info_json,
                    run_json)
 from . import search
-from .search import ModelMetric, Subject, paginate
+from .search import ModelMetric, Subject, page_offset, paginate
 
 RUNS = "mlflow/runs/"
 EXPERIMENT_RUNS = "mlflow/experiment-runs/"
@@ -340,12 +340,7 @@ class TrackingService:
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None,
                            page_token: str | None) -> dict[str, Any]:
         recs = self._read_run(run_id, lambda r: history(r, metric_key))
-        offset = 0
-        if page_token:
-            try:
-                offset = int(json.loads(_b64decode(page_token))["offset"])
-            except (ValueError, KeyError, TypeError):
-                raise invalid(f"Invalid page token: {page_token}") from None
+        offset = page_offset(page_token)
         end = len(recs) if max_results is None else offset + max_results
         out: dict[str, Any] = {"metrics": [{"key": metric_key, "value": json_float(r[0]), "timestamp": r[1],
                                             "step": r[2]} for r in recs[offset:end]]}
@@ -513,11 +508,6 @@ class TrackingService:
 def _b64encode(text: str) -> str:
     import base64
     return base64.b64encode(text.encode()).decode()
-
-
-def _b64decode(text: str) -> str:
-    import base64
-    return base64.b64decode(text.encode()).decode()
 
 
 def _sample(steps: list[int], limit: int) -> list[int]:

@@ -228,6 +228,17 @@ BAD_GET = [
     {"filter": "x = 1", "filter-crs": "EPSG:3857"}, {"filter": "{bad", "filter-lang": "cql2-json"},
     {"filter": "x LIKE 3"}, {"filter": "collection IN ('dem', 'nope')"},
     {"q": ""}, {"q": '"unterminated'}, {"q": "(ocean"}, {"q": "ocean AND"},
+    # cursors holding what no sort column holds (issue 7: these gave a 500)
+    {"token": search.sort.encode_token("next", [{"a": 1}, "dem", "x"])},
+    {"token": search.sort.encode_token("next", [[1, 2], "dem", "x"])},
+    {"token": search.sort.encode_token("prev", [1.0, {"c": []}, "x"])},
+    {"token": search.sort.encode_token("next", [True, "dem", "x"])},
+    {"token": search.sort.encode_token("next", [])}, {"token": "eyJkIjoibmV4dCIsImsiOlsxZTk5OTksImEiLCJiIl19"},
+    {"token": "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1td"}, {"token": "x" * 100_000},
+    # inputs over a bound
+    {"q": "ocean " * 1000}, {"q": "(" * 40 + "ocean" + ")" * 40}, {"sortby": ",".join(["gsd"] * 17)},
+    {"fields": ",".join(f"f{i}" for i in range(257))}, {"filter": "gsd > 1 AND " * 30000 + "gsd > 1"},
+    {"intersects": "[" * 5000 + "]" * 5000}, {"filter": "[" * 5000 + "]" * 5000, "filter-lang": "cql2-json"},
 ]
 
 
@@ -249,6 +260,9 @@ BAD_POST: list[Any] = [
     {"filter": {"op": "t_intersects", "args": [{"property": "datetime"}, {"interval": ["x", ".."]}]}},
     {"filter": {"op": "=", "args": [{"property": "collection"}, "nope"]}},
     {"filter": {"op": "and", "args": [1, 2]}}, {"q": 5}, {"datetime": 5}, {"token": 7},
+    {"sortby": [{"field": "id", "direction": {"a": 1}}]}, {"sortby": [{"field": ["id"]}]},
+    {"fields": {"include": [{"a": 1}]}}, {"q": ["a", {"b": 1}]}, {"ids": [{"a": 1}]},
+    {"filter": {"op": "and", "args": [{"op": "=", "args": [{"property": f"p{i}"}, i]} for i in range(9000)]}},
 ]
 
 
