@@ -123,7 +123,8 @@ _ASCII = bytes(range(128))
 
 def payload_size(data: bytes) -> int:
     """An upper bound of ``data``'s size as a string inside a JSON (ASCII-escaped) document: quotes
-    and backslashes double, a non-ASCII character takes up to 3 times its UTF-8 bytes (\\uXXXX)."""
+    and backslashes double, a non-ASCII character takes up to 3 times its UTF-8 bytes (\\uXXXX), so
+    never more than ``3 * len(data)``."""
     return len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(data.translate(None, _ASCII))
 
 
@@ -233,16 +234,19 @@ class StacApi:
             features = _Features(base)(full.hits)
         else:
             features = [_dumps(api_item(base, item)).encode() for item in full.items]
-        costs = [payload_size(f) + 1 for f in features]  # + its comma
         before = '{"type":"FeatureCollection","features":['
-        n = len(features)
+        n, costs = len(features), None  # type: int, list[int] | None
         while True:
             page = full.truncated(n)
             after = "]," + _dumps({"links": self._links(base, page, get_url, params, post_url, body, extra_links),
                                    "numberReturned": n, "numberMatched": page.number_matched})[1:]
             room = self.max_page_bytes - payload_size((before + after).encode())
-            shown = costs[len(costs) - n:] if full.backward else costs[:n]
-            if n <= 1 or sum(shown) <= room:
+            if costs is None:  # the usual case first: the whole page fits
+                joined = b",".join(features)
+                if len(features) <= 1 or 3 * len(joined) <= room or payload_size(joined) <= room:
+                    return before + joined.decode() + after
+                costs = [payload_size(f) + 1 for f in features]  # + its comma
+            elif n <= 1 or sum(costs[len(costs) - n:] if full.backward else costs[:n]) <= room:
                 break
             n = max(1, min(n - 1, _fitting(costs[::-1] if full.backward else costs, room)))
         chosen = features[len(features) - n:] if full.backward else features[:n]
