@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..bounds import InputBoundError, load_json
+from ..bounds import MAX_BODY_BYTES, InputBoundError, load_json
 from .errors import InvalidParameter
 from .table import Table, property_name
 
@@ -249,7 +249,9 @@ def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = Fals
 
 
 # -- tokens -----------------------------------------------------------------------------------
-MAX_TOKEN_CHARS = 64 * 1024  # a cursor holds one value per sort key; string values can be long
+# A cursor holds one value per sort key, and a sort key may be a long string property: tokens we hand
+# out are as long as they need (only a request's own size bounds them); decoding is linear.
+MAX_TOKEN_CHARS = MAX_BODY_BYTES
 
 
 def encode_token(direction: str, cursor: list[Any]) -> str:
