@@ -1,6 +1,6 @@
 """Size and nesting bounds on untrusted input, checked before a domain parser sees it.
 
-Parsers recurse. Python's raise ``RecursionError`` (a 500 if it escapes), native ones (``cql2``)
+Parsers recurse: Python ones raise ``RecursionError`` (a 500 if it escapes), native ones (``cql2``)
 overflow the C stack and kill the process. Every request body and every embedded JSON document
 (filters, geometries, page tokens) goes through ``load_json``, so both API surfaces (STAC and
 MLflow) share one rule, and each maps ``InputBoundError`` to its own 400.
@@ -60,9 +60,4 @@ def check_depth(value: Any, *, what: str = "the request body", max_depth: int = 
                 stack.append((child, depth + 1))
 
 
-def check_length(text: str, *, what: str, max_chars: int) -> None:
-    if len(text) > max_chars:
-        raise InputBoundError(f"{what} is {len(text)} characters long, over the limit of {max_chars}")
-
-
-__all__ = ["MAX_BODY_BYTES", "MAX_JSON_DEPTH", "InputBoundError", "check_depth", "check_length", "load_json"]
+__all__ = ["MAX_BODY_BYTES", "MAX_JSON_DEPTH", "InputBoundError", "check_depth", "load_json"]
