@@ -43,6 +43,8 @@ class All:
 Node = Union[Phrase, Group, All]
 
 
+# The lexer is linear and the parser recurses once per parenthesis: these bound a search box's
+# text, and so the number of terms each search evaluates over the table.
 MAX_Q_CHARS = 4096
 MAX_Q_DEPTH = 32  # nested parentheses
 
