@@ -414,6 +414,16 @@ def test_filters_of_unexpected_types_or_sizes_are_invalid(run: Any, filter_strin
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+@pytest.mark.parametrize("filter_string", [";" * 60_000, "(" * 60_000, "a " * 30_000, "'x' = " * 10_000],
+                         ids=["statements", "parentheses", "words", "comparisons"])
+def test_long_filters_are_refused_in_bounded_time(filter_string: str) -> None:
+    import time
+    start = time.perf_counter()
+    with pytest.raises(MlflowError):
+        search.RUNS.filter([], filter_string)
+    assert time.perf_counter() - start < 1.5  # 60,000 statements cost ~3 s to parse
+
+
 @pytest.mark.parametrize("filter_string", ["tags.t LIKE '%a%a%a%a%a%a%a%b'", "params.p ILIKE '%A%a%A%a%A%a%A%b'",
                                            "attributes.run_name LIKE '%a%a%a%a%a%a%a%b'"])
 def test_like_takes_linear_time(filter_string: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import shlex
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -84,7 +85,8 @@ def parse_filter(dialect: Dialect, filter_string: str | None) -> list[Clause]:
         return []
     _bounded(filter_string, "filter", MAX_FILTER_LENGTH)
     try:
-        statements = sqlparse.parse(filter_string)
+        # Two statements are enough to refuse "a; b; ...": parsing the rest would cost ~40 us each.
+        statements = list(islice(sqlparse.parsestream(filter_string), 2))
     except Exception:
         raise invalid(f"Error on parsing filter '{filter_string}'") from None
     if not statements or not isinstance(statements[0], Statement):
