@@ -389,7 +389,7 @@ def test_page_tokens_mlflow_would_crash_on_or_misread(token: str) -> None:
     "eyJvZmZzZXQiOiB7ImEiOiAxfX0=",  # {"offset": {"a": 1}}
     "eyJvZmZzZXQiOiB0cnVlfQ==",  # {"offset": true}
     "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tb" * 200,  # "[[[[..." nested thousands deep: RecursionError
-])
+], ids=["infinity", "array", "object", "boolean", "deep"])
 def test_page_tokens_of_unexpected_types_are_invalid(token: str) -> None:
     with pytest.raises(MlflowError) as err:
         search.page_offset(token)
@@ -407,7 +407,8 @@ def test_logged_model_order_by_of_unexpected_types_is_invalid(order_by: dict[str
 
 
 @pytest.mark.parametrize("run", [search.RUNS.filter, search.EXPERIMENTS.filter, search.REGISTERED_MODELS.filter])
-@pytest.mark.parametrize("filter_string", [{"a": 1}, ["name = 'x'"], 5, "name = 'x' AND " * 5000 + "name = 'x'"])
+@pytest.mark.parametrize("filter_string", [{"a": 1}, ["name = 'x'"], 5, "name = 'x' AND " * 5000 + "name = 'x'"],
+                         ids=["object", "array", "number", "long"])
 def test_filters_of_unexpected_types_or_sizes_are_invalid(run: Any, filter_string: Any) -> None:
     with pytest.raises(MlflowError) as err:
         run([], filter_string)
