@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from ..bounds import load_json
 from ..stac import mlm
 from ..stac.model_items import COLLECTION, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
@@ -189,8 +190,8 @@ def _catalogued_candidates(ds: dict[str, Any]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     source = ds.get("source") or ""
     try:
-        doc = json.loads(source) if isinstance(source, str) and source.startswith("{") else {}
-    except ValueError:
+        doc = load_json(source, what="the source") if isinstance(source, str) and source.startswith("{") else {}
+    except ValueError:  # InputBoundError too: a source is user input, nested however deep
         doc = {}
     texts = [str(v) for v in doc.values()] if isinstance(doc, dict) else []
     texts.append(str(source))
@@ -207,7 +208,7 @@ def _mlmodel(ctx: Context, key: str) -> dict[str, Any]:
     import yaml
     try:
         doc = yaml.safe_load(ctx.store.get(key).body)
-    except (NotFound, yaml.YAMLError):
+    except (NotFound, yaml.YAMLError, RecursionError):  # an uploaded file: nested however deep
         return {}
     return doc if isinstance(doc, dict) else {}
 
