@@ -14,7 +14,6 @@ Archived versions and versions tagged ``deprecated=true`` are published as depre
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import posixpath
 import re
