@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -133,3 +133,11 @@ def live_server_factory() -> Iterator[type[LiveServer]]:
     yield start  # type: ignore[misc]
     for server in started:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The fuzz suites' budget, whenever they ran (also under -q, as CI runs)."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])]
+    if any("test_fuzz_" in getattr(r, "nodeid", "") for r in reports):
+        from tests.fuzzing import budget
+        terminalreporter.write_line(budget())

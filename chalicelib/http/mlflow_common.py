@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from chalice import Response
 
+from ..bounds import InputBoundError, load_json
 from ..store import InvalidKey
 from ..tracking.errors import MlflowError
 
@@ -31,9 +32,9 @@ def request_message(request: Any, repeated: frozenset[str] = frozenset()) -> dic
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise MlflowError("Malformed JSON request body", "MALFORMED_REQUEST") from None
+        body = load_json(raw)
+    except InputBoundError as err:
+        raise MlflowError(f"Malformed JSON request body: {err}", "MALFORMED_REQUEST") from None
     if not isinstance(body, dict):
         raise MlflowError("Request body must be a JSON object", "MALFORMED_REQUEST")
     return body

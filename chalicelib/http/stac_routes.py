@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from chalice import Blueprint, Response
 
 from .. import services
+from ..bounds import InputBoundError, load_json
 from ..stac import api
 from ..stac.errors import InvalidParameter, StacApiError
 from .urls import base_url
@@ -125,9 +126,9 @@ def search_get() -> str:
 def search_post() -> str:
     raw = stac_api.current_request.raw_body or b""
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as err:
-        raise InvalidParameter(f"the request body is not JSON: {err}") from None
+        body = load_json(raw) if raw.strip() else {}
+    except InputBoundError as err:
+        raise InvalidParameter(str(err)) from None
     return _api().search_post(_base(), body)
 
 

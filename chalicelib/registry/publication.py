@@ -25,7 +25,6 @@ Archived versions and versions tagged ``deprecated=true`` are published as depre
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import posixpath
 import re
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from ..bounds import load_json
 from ..settings import DEFAULT_ONNX_INSPECT_LIMIT
 from ..stac import mlm
 from ..stac.model_items import COLLECTION, OWNER, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
@@ -217,8 +217,8 @@ def _catalogued_candidates(ds: dict[str, Any]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     source = ds.get("source") or ""
     try:
-        doc = json.loads(source) if isinstance(source, str) and source.startswith("{") else {}
-    except ValueError:
+        doc = load_json(source, what="the source") if isinstance(source, str) and source.startswith("{") else {}
+    except ValueError:  # InputBoundError too: a source is user input, nested however deep
         doc = {}
     texts = [str(v) for v in doc.values()] if isinstance(doc, dict) else []
     texts.append(str(source))
@@ -239,7 +239,7 @@ def _mlmodel(ctx: Context, key: str) -> dict[str, Any]:
                 log.warning("MLmodel %s ignored: %d bytes, over %d", key, reader.size, MLMODEL_LIMIT)
                 return {}
             doc = yaml.safe_load(reader.read())
-    except (NotFound, yaml.YAMLError):
+    except (NotFound, yaml.YAMLError, RecursionError):  # an uploaded file: nested however deep
         return {}
     return doc if isinstance(doc, dict) else {}
 

@@ -85,7 +85,7 @@ def _escaped(text: str) -> str:
 
 
 class _Features:
-    """The ``features`` array of a page, spliced from the index's bytes: each item's JSON without
+    """The features of a page, spliced from the index's bytes: each item's JSON without
     links, then ``item_links`` (written out here for speed; tests check they are equal) and the
     item's own links."""
 
@@ -102,9 +102,9 @@ class _Features:
                  f'{{"rel":"collection","href":"{url}","type":"{JSON}"}},'
                  f'{{"rel":"root","href":"{self.base}","type":"{JSON}"}}').encode())
 
-    def __call__(self, hits: list[tuple[Table, int]], before: str, after: str) -> str:
-        """``before`` + the features, comma-separated + ``after``, as one string."""
-        out, sep = [before.encode()], b""
+    def __call__(self, hits: list[tuple[Table, int]]) -> list[bytes]:
+        """Each hit's feature JSON."""
+        out = []
         for table, row in hits:
             cid = table.coll_list[row]
             head = self._heads.get(cid)
@@ -114,11 +114,22 @@ class _Features:
             start, end = table.links.bounds[row], table.links.bounds[row + 1]
             core = resolve_bytes(raw[bounds[row]:bounds[row + 1] - 1], cid, self.raw_base)
             own = resolve_bytes(table.links.data[start + 1:end], cid, self.raw_base)
-            out += (sep, core, head[0], _escaped(table.id_list[row]).encode(),
-                    head[1], b"]}" if end - start == 2 else b"," + own + b"}")
-            sep = b","
-        out.append(after.encode())
-        return b"".join(out).decode()
+            out.append(b"".join((core, head[0], _escaped(table.id_list[row]).encode(),
+                                 head[1], b"]}" if end - start == 2 else b"," + own + b"}")))
+        return out
+
+
+# What a page may cost inside the Lambda response payload (6 MB, the body JSON-escaped once more):
+# the rest is for the status line, headers and the payload's own envelope.
+MAX_PAGE_BYTES = 5 * 1024 * 1024
+_ASCII = bytes(range(128))
+
+
+def payload_size(data: bytes) -> int:
+    """An upper bound of ``data``'s size as a string inside a JSON (ASCII-escaped) document: quotes
+    and backslashes double, a non-ASCII character takes up to 3 times its UTF-8 bytes (\\uXXXX), so
+    never more than ``3 * len(data)``."""
+    return len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(data.translate(None, _ASCII))
 
 
 def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -146,9 +157,10 @@ def api_item(base: str, item: Mapping[str, Any]) -> dict[str, Any]:
 class StacApi:
     """The read side of the STAC API over one store and its search index."""
 
-    def __init__(self, store: ObjectStore, index: Any = None) -> None:
+    def __init__(self, store: ObjectStore, index: Any = None, *, max_page_bytes: int = MAX_PAGE_BYTES) -> None:
         self.store = store
         self._index = index
+        self.max_page_bytes = max_page_bytes
 
     @property
     def index(self) -> Any:
@@ -219,9 +231,38 @@ class StacApi:
     def _page(self, base: str, req: Any, *, get_url: str | None = None, params: Mapping[str, list[str]] | None = None,
               post_url: str | None = None, body: Mapping[str, Any] | None = None,
               extra_links: list[dict[str, Any]] | None = None) -> str:
-        """The FeatureCollection, already serialised: items are spliced from stored bytes."""
+        """The FeatureCollection, already serialised: items are spliced from stored bytes.
+
+        A page ends early when its items would not fit ``max_page_bytes``: the next (or, paging
+        backwards, prev) token then starts after its last item, so no item is skipped."""
         from . import search
-        page = search.execute(self.index.snapshot(), req, known_collections=self.known)
+        full = search.execute(self.index.snapshot(), req, known_collections=self.known)
+        if full.fields is None:
+            features = _Features(base)(full.hits)
+        else:
+            features = [_dumps(api_item(base, item)).encode() for item in full.items]
+        before = '{"type":"FeatureCollection","features":['
+        n, costs = len(features), None  # type: int, list[int] | None
+        while True:
+            page = full.truncated(n)
+            after = "]," + _dumps({"links": self._links(base, page, get_url, params, post_url, body, extra_links),
+                                   "numberReturned": n, "numberMatched": page.number_matched})[1:]
+            room = self.max_page_bytes - payload_size((before + after).encode())
+            if costs is None:  # the usual case first: the whole page fits
+                joined = b",".join(features)
+                if len(features) <= 1 or 3 * len(joined) <= room or payload_size(joined) <= room:
+                    return before + joined.decode() + after
+                costs = [payload_size(f) + 1 for f in features]  # + its comma
+            elif n <= 1 or sum(costs[len(costs) - n:] if full.backward else costs[:n]) <= room:
+                break
+            n = max(1, min(n - 1, _fitting(costs[::-1] if full.backward else costs, room)))
+        chosen = features[len(features) - n:] if full.backward else features[:n]
+        return before + b",".join(chosen).decode() + after
+
+    @staticmethod
+    def _links(base: str, page: Any, get_url: str | None, params: Mapping[str, list[str]] | None,
+               post_url: str | None, body: Mapping[str, Any] | None,
+               extra_links: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         links = [_link("root", base)] + (extra_links or [])
         if get_url is not None:
             links.insert(0, _link("self", _with_query(get_url, params or {}), GEOJSON))
@@ -235,12 +276,17 @@ class StacApi:
                 if token:
                     links.append(_link(rel, str(post_url), GEOJSON, method="POST",
                                        body={**(body or {}), "token": token}, merge=False))
-        before = '{"type":"FeatureCollection","features":['
-        after = "]," + _dumps({"links": links, "numberReturned": len(page.hits),
-                               "numberMatched": page.number_matched})[1:]
-        if page.fields is None:
-            return _Features(base)(page.hits, before, after)
-        return before + ",".join(_dumps(api_item(base, item)) for item in page.items) + after
+        return links
+
+
+def _fitting(costs: list[int], room: int) -> int:
+    """How many of ``costs``, from the first, fit in ``room``."""
+    total = 0
+    for i, cost in enumerate(costs):
+        total += cost
+        if total > room:
+            return i
+    return len(costs)
 
 
 def _dumps(doc: Any) -> str:

@@ -43,7 +43,12 @@ def parse_fields_post(value: Any) -> Fields:
     return _checked(include, exclude)
 
 
+MAX_FIELDS = 256  # paths in include and exclude together: each is applied to every returned item
+
+
 def _checked(include: list[Any] | None, exclude: list[Any]) -> Fields:
+    if len(include or []) + len(exclude) > MAX_FIELDS:
+        raise InvalidParameter(f"fields has more than {MAX_FIELDS} paths")
     for path in (include or []) + exclude:
         if not isinstance(path, str) or not path or any(not seg for seg in path.split(".")):
             raise InvalidParameter(f"invalid field path: {path!r}")

@@ -9,10 +9,13 @@ import json
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from ..bounds import MAX_JSON_DEPTH, InputBoundError, check_depth, load_json
+from ..like import compile_like
 from .datetimes import parse_instant
 from .errors import InvalidParameter
 from .geometry import literal_geometry, spatial_mask
@@ -38,30 +41,148 @@ _ARRAY = {"a_equals", "a_contains", "a_containedby", "a_overlaps"}
 
 
 # -- parsing ------------------------------------------------------------------------------
+# Bounds checked before cql2 sees a filter: its native parser recurses per nesting level and per
+# operator of an arithmetic or comparison chain (~1 KB of stack each; AND/OR chains cost less),
+# and overflows the C stack (SIGSEGV: the process dies) at ~3,000 nested parentheses, ~6,000
+# unary signs or a chain of a few thousand operators. Filters within these bounds parse within a
+# 1 MB thread stack (the default is 8 MB).
+MAX_FILTER_BYTES = 1024 * 1024  # cql2-json: a large polygon literal fits
+MAX_TEXT_FILTER_CHARS = 256 * 1024  # cql2-text: checking costs up to ~1 us per character
+MAX_FILTER_DEPTH = 32  # open parentheses/brackets plus pending prefix operators (NOT, unary signs)
+MAX_FILTER_CHAIN = 64  # arithmetic/comparison operators in a row (between AND/OR/commas/brackets)
+MAX_FILTER_OPERATORS = 2000  # operator tokens in a text filter, operations in a JSON one
+_MAX_FILTER_OBJECTS = 4 * MAX_FILTER_OPERATORS  # JSON objects in the AST: operations, properties, literals
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<literal>'(?:[^']|'')*'?|"(?:[^"]|"")*"?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<word>[^\W\d]\w*)
+  | (?P<open>[(\[])
+  | (?P<close>[)\]])
+  | (?P<comma>,)
+  | (?P<op><>|<=|>=|!=|[-+*/%^=<>])
+  | (?P<other>.)
+)""", re.VERBOSE | re.DOTALL)
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+# Numbers separated by blanks or commas, a sign only at a number's start: a WKT literal's coordinates.
+# (Anything else in a WKT literal, like "1-1-1", is lexed as operators: cql2 then reads it as arithmetic.)
+_COORDINATES = re.compile(rf"\s*(?<![\w.]){_NUMBER}(?:(?:\s*,\s*|\s+){_NUMBER})*")
+_WKT = {"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"}
+_KEYWORD_OPS = {"LIKE", "BETWEEN", "IN", "IS", "DIV"}
+
+
+@dataclass
+class _Frame:
+    """What is open inside one bracket (or at the top level)."""
+    prefixes: int = 0  # prefix operators whose operand has not ended
+    chain: int = 0  # arithmetic/comparison operators since the last AND, OR or comma
+
+
+def check_text_bounds(text: str) -> None:
+    """InvalidParameter when a cql2-text filter is too large, nested too deep or has too many operators.
+
+    One pass over a lexer that needs no backtracking. Nesting counts each open bracket plus the
+    prefix operators (NOT, unary -/+) pending in it, which the parser also recurses into; AND, OR
+    and commas end the operands of pending prefix operators, and chains. Runs of coordinates in a
+    WKT literal are read at once (the signs there belong to their numbers)."""
+    if len(text) > MAX_TEXT_FILTER_CHARS:
+        raise InvalidParameter(f"the filter is {len(text)} characters long, over the limit of {MAX_TEXT_FILTER_CHARS}")
+    frames = [_Frame()]
+    pending = operators = 0  # pending: prefix operators in all frames
+    wkt_level: int | None = None  # number of open brackets outside the WKT literal being read
+    wkt_next = False  # a WKT keyword was just read: its "(" opens a literal
+    after_operand = False
+    pos = 0
+    while pos < len(text):
+        in_wkt = wkt_level is not None and len(frames) - 1 > wkt_level
+        m = _COORDINATES.match(text, pos) if in_wkt else None  # a run of coordinates at once
+        if m is not None:
+            pos, after_operand = m.end(), True
+            continue
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            break
+        pos = m.end()
+        kind, value = m.lastgroup, m.group()
+        word = value.strip().upper() if kind == "word" else ""
+        frame = frames[-1]
+        if wkt_next and kind == "open":
+            wkt_level = len(frames) - 1
+        wkt_next = wkt_next and word in ("Z", "M", "ZM")
+        if kind == "open":
+            frames.append(_Frame())
+            after_operand = False
+        elif kind == "close":
+            if len(frames) > 1:
+                pending -= frames.pop().prefixes
+            if wkt_level is not None and len(frames) - 1 <= wkt_level:
+                wkt_level = None
+            after_operand = True
+        elif kind == "comma" or word in ("AND", "OR"):
+            operators += kind != "comma"
+            pending -= frame.prefixes
+            frame.prefixes = frame.chain = 0
+            after_operand = False
+        elif word == "NOT" or (kind == "op" and not after_operand and value.strip() in "+-"):
+            operators += 1
+            frame.prefixes += 1
+            pending += 1
+            after_operand = False
+        elif kind == "op" or word in _KEYWORD_OPS:
+            operators += 1
+            frame.chain += 1
+            if frame.chain > MAX_FILTER_CHAIN:
+                raise InvalidParameter(f"the filter has more than {MAX_FILTER_CHAIN} operators in a row "
+                                       "(between AND, OR, commas and parentheses)")
+            after_operand = False
+        else:
+            wkt_next = wkt_next or (word in _WKT and wkt_level is None)
+            after_operand = True
+        if len(frames) - 1 + pending > MAX_FILTER_DEPTH:
+            raise InvalidParameter(f"the filter is nested more than {MAX_FILTER_DEPTH} levels deep")
+        if operators > MAX_FILTER_OPERATORS:
+            raise InvalidParameter(f"the filter has more than {MAX_FILTER_OPERATORS} operators")
+
+
+def _check_ast_bounds(ast: Any) -> None:
+    try:
+        check_depth(ast, what="the filter", max_depth=MAX_JSON_DEPTH, max_objects=_MAX_FILTER_OBJECTS)
+    except InputBoundError as err:
+        raise InvalidParameter(str(err)) from None
+
+
 def parse_filter(value: Any, lang: str | None, crs: str | None, *, default_lang: str) -> dict[str, Any] | bool:
-    """The CQL2 JSON AST of a ``filter`` parameter; InvalidParameter when malformed."""
+    """The CQL2 JSON AST of a ``filter`` parameter (cql2-json as JSON text or parsed); InvalidParameter
+    when malformed or over a bound."""
     import cql2
     if crs not in (None, "", CRS84):
         raise InvalidParameter(f"filter-crs must be {CRS84}")
     lang = lang or default_lang
     if lang not in ("cql2-text", "cql2-json"):
         raise InvalidParameter("filter-lang must be cql2-text or cql2-json")
+    if lang == "cql2-text":
+        if not isinstance(value, str):
+            raise InvalidParameter("a cql2-text filter must be a string")
+        check_text_bounds(value)
+    else:
+        try:
+            if isinstance(value, str):
+                value = load_json(value, what="the filter", max_bytes=MAX_FILTER_BYTES)
+            check_depth(value, what="the filter", max_objects=_MAX_FILTER_OBJECTS)
+        except InputBoundError as err:
+            raise InvalidParameter(str(err)) from None
+        value = json.dumps(value)
+        if len(value) > MAX_FILTER_BYTES:
+            raise InvalidParameter(f"the filter is {len(value)} bytes, over the limit of {MAX_FILTER_BYTES}")
     try:
-        if lang == "cql2-text":
-            if not isinstance(value, str):
-                raise InvalidParameter("a cql2-text filter must be a string")
-            expr = cql2.parse_text(value)
-        else:
-            expr = cql2.parse_json(value if isinstance(value, str) else json.dumps(value))
+        expr = cql2.parse_text(value) if lang == "cql2-text" else cql2.parse_json(value)
         # No expr.validate(): it costs ~40 ms (JSON Schema); compile_filter checks every node.
         ast = expr.to_json()
-    except InvalidParameter:
-        raise
     except Exception as err:  # cql2.ParseError, cql2.ValidationError, ValueError, TypeError
         first = str(err).strip().splitlines()
-        raise InvalidParameter(f"invalid {lang} filter: {' '.join(s.strip() for s in first[:6])}") from None
+        raise InvalidParameter(f"invalid {lang} filter: {' '.join(s.strip() for s in first[:6])[:500]}") from None
     if not isinstance(ast, (dict, bool)):
         raise InvalidParameter("a filter must be a boolean expression")
+    _check_ast_bounds(ast)  # e.g. a chain of arithmetic operators nests one level per operator
     return ast  # type: ignore[no-any-return]
 
 
@@ -279,13 +400,13 @@ class _Compiler:
     def _like(self, a: _Prop | _Lit, b: _Prop | _Lit) -> Compiled:
         if not (isinstance(a, _Prop) and isinstance(b, _Lit) and b.kind == "str"):
             raise InvalidParameter("LIKE compares a property with a string pattern")
-        pattern = re.compile(_like_regex(b.value), re.DOTALL)
+        pattern = compile_like(b.value, escape="\\")
         prop = a
 
         def run(t: Table) -> Masks:
             vals, ok = _view(t, prop, "str")
             uniq, inverse = np.unique(vals, return_inverse=True)
-            hits = np.array([pattern.fullmatch(str(u)) is not None for u in uniq], dtype=bool)
+            hits = np.array([pattern.matches(str(u)) for u in uniq], dtype=bool)
             return (hits[inverse] if len(uniq) else np.zeros(t.n, dtype=bool)) & ok, ~ok
         return run
 
@@ -425,25 +546,11 @@ def _scalar_view(prop: _Prop, lit: _Lit) -> Callable[[Table], tuple[np.ndarray, 
 def _compare_literals(op: str, a: _Lit, b: _Lit) -> bool:
     if a.kind == "null" or b.kind == "null":
         return False
+    if a.kind != b.kind or a.kind not in ("num", "str", "bool", "time"):
+        raise InvalidParameter(f"cannot compare a {a.kind} literal with a {b.kind} literal")
     av = a.value[0] if a.kind == "time" else a.value
     bv = b.value[0] if b.kind == "time" else b.value
-    try:
-        return bool(_COMPARE[op](av, bv))
-    except TypeError:
-        raise InvalidParameter("cannot compare literals of different types") from None
-
-
-def _like_regex(pattern: str) -> str:
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
-        i += 1
-    return "".join(out)
+    return bool(_COMPARE[op](av, bv))
 
 
 def _time_bounds(t: Table, side: _Prop | _Lit) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from .table import Table, tokens
 CONFORMANCE = ["https://api.stacspec.org/v1.0.0-rc.1/item-search#free-text",
                "https://api.stacspec.org/v1.0.0-rc.1/item-search#advanced-free-text"]
 
-_LEXEME = re.compile(r'\s*(?:(")((?:[^"])*)"|(\()|(\))|(,)|([+-]?)([^\s,()"]+))')
+_LEXEME = re.compile(r'\s*(?:(")([^"]*)"|(\()|(\))|(,)|([+-]?)([^\s,()"]+))')
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,21 @@ class All:
 Node = Union[Phrase, Group, All]
 
 
+# The lexer is linear and the parser recurses once per parenthesis: these bound a search box's
+# text, and so the number of terms each search evaluates over the table.
+MAX_Q_CHARS = 4096
+MAX_Q_DEPTH = 32  # nested parentheses
+
+
 def parse_q(text: str) -> Node:
     if not isinstance(text, str) or not text.strip():
         raise InvalidParameter("q must be a non-empty string")
+    if len(text) > MAX_Q_CHARS:
+        raise InvalidParameter(f"q is {len(text)} characters long, over the limit of {MAX_Q_CHARS}")
     lexemes: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(text):
-        if not text[pos:].strip():
-            break
-        m = _LEXEME.match(text, pos)
+    pos, end = 0, len(text.rstrip())
+    while pos < end:
+        m = _LEXEME.match(text, pos, end)
         if not m:
             raise InvalidParameter(f"q: unbalanced quote at position {pos}")
         pos = m.end()
@@ -68,7 +74,7 @@ def parse_q(text: str) -> Node:
         else:
             lexemes.append((m.group(6) or "term", m.group(7)))
     parser = _Parser(lexemes)
-    node = parser.expr()
+    node = parser.expr(0)
     if parser.pos != len(lexemes):
         raise InvalidParameter("q: unbalanced parenthesis")
     return node
@@ -81,7 +87,9 @@ class _Parser:
     def peek(self) -> str | None:
         return self.lex[self.pos][0] if self.pos < len(self.lex) else None
 
-    def expr(self) -> Node:
+    def expr(self, depth: int) -> Node:
+        if depth > MAX_Q_DEPTH:
+            raise InvalidParameter(f"q: parentheses nested more than {MAX_Q_DEPTH} deep")
         optional: list[Node] = []
         required: list[Node] = []
         excluded: list[Node] = []
@@ -90,27 +98,27 @@ class _Parser:
                 self.pos += 1
                 continue
             mark = self.peek() if self.peek() in ("+", "-") else None
-            node = self.conjunction()
+            node = self.conjunction(depth)
             {"+": required, "-": excluded, None: optional}[mark].append(node)
         if not (optional or required):
             raise InvalidParameter("q: expected a search term")
         return Group(tuple(optional), tuple(required), tuple(excluded))
 
-    def conjunction(self) -> Node:
-        parts = [self.unary()]
+    def conjunction(self, depth: int) -> Node:
+        parts = [self.unary(depth)]
         while self.peek() == "AND":
             self.pos += 1
-            parts.append(self.unary())
+            parts.append(self.unary(depth))
         return parts[0] if len(parts) == 1 else All(tuple(parts))
 
-    def unary(self) -> Node:
+    def unary(self, depth: int) -> Node:
         kind = self.peek()
         if kind is None or kind in (")", ",", "AND", "OR"):
             raise InvalidParameter("q: expected a search term")
         _, value = self.lex[self.pos]
         self.pos += 1
         if kind == "(":
-            node = self.expr()
+            node = self.expr(depth + 1)
             if self.peek() != ")":
                 raise InvalidParameter("q: unbalanced parenthesis")
             self.pos += 1

@@ -14,10 +14,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..bounds import InputBoundError, load_json
 from . import catalog
 
-# Ids become object keys and relative hrefs as they are: no characters that need escaping.
-_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@~+=,-]*$")
+# Ids become object keys and relative hrefs as they are: no characters that need escaping
+# (matched whole: ``$`` would let a trailing newline through).
+_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@~+=,-]*")
 _STRUCTURAL_RELS = {"root", "parent", "collection", "self"}
 _BBOX_TOLERANCE = 1e-9
 _FRACTION = re.compile(r"(\.\d{6})\d+")  # Python keeps microseconds; RFC 3339 allows more digits
@@ -34,10 +36,11 @@ def _check_schema() -> Any:
 
 
 def parse(body: bytes | str) -> Any:
+    """JSON of an item (or a file of items): any size, nested at most ``MAX_JSON_DEPTH`` levels."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InvalidItem(f"not JSON: {err}") from None
+        return load_json(body, what="the item", max_bytes=None)
+    except InputBoundError as err:
+        raise InvalidItem(str(err)) from None
 
 
 def _instant(value: Any, name: str) -> datetime:
@@ -118,7 +121,7 @@ def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[d
     except JsonSchemaValueException as err:
         raise InvalidItem(re.sub(r"^data", "item", err.message)) from None
     iid = item["id"]
-    if not _ID.match(iid):
+    if not _ID.fullmatch(iid):
         raise InvalidItem(f"id {iid!r} must match {_ID.pattern}")
     if item_id is not None and iid != item_id:
         raise InvalidItem(f"id {iid!r} differs from the id in the object key ({item_id!r})")

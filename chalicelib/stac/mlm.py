@@ -6,10 +6,11 @@ MLflow signature, tasks, framework and artifact types from MLflow flavors.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any, Iterable, Mapping
+
+from ..bounds import load_json
 
 SCHEMA_URI = "https://stac-extensions.github.io/mlm/v1.5.2/schema.json"
 
@@ -147,8 +148,8 @@ def signature_io(spec: Any, prefix: str) -> list[dict[str, Any]]:
     """An MLflow signature side (JSON text or list) as ``[{name, shape, data_type, description}]``."""
     if isinstance(spec, str):
         try:
-            spec = json.loads(spec)
-        except ValueError:
+            spec = load_json(spec, what="the signature", max_bytes=None)
+        except ValueError:  # InputBoundError too: not JSON, or nested thousands deep
             return []
     if not isinstance(spec, list) or not spec:
         return []

@@ -22,13 +22,13 @@ Choices documented here:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ..bounds import load_json
 from . import catalog, mlm, version_ext
 
 COLLECTION = "ai-model"
@@ -137,9 +137,10 @@ def _link(rel: str, href: str | None, media_type: str, title: str) -> list[dict[
 
 def _parse_bbox(text: str) -> list[float] | None:
     try:
-        values = json.loads(text) if text.strip().startswith("[") else [float(v) for v in text.split(",")]
+        values = load_json(text, what="stac.bbox") if text.strip().startswith("[") else [
+            float(v) for v in text.split(",")]
         bbox = [float(v) for v in values]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # InputBoundError is a ValueError: a tag nested thousands deep
         return None
     return bbox if len(bbox) == 4 and bbox[0] <= bbox[2] and bbox[1] <= bbox[3] else None
 
@@ -160,7 +161,7 @@ def _place_and_time(facts: ModelFacts, props: dict[str, Any]) -> tuple[dict[str,
         props["start_datetime"], props["end_datetime"] = start, end
     if "stac.geometry" in tags:
         try:
-            geometry = json.loads(tags["stac.geometry"])
+            geometry = load_json(tags["stac.geometry"], what="stac.geometry")
             from shapely.geometry import shape
             return geometry, [float(v) for v in shape(geometry).bounds]
         except Exception:  # a malformed tag must not block publication: fall through to bbox/datasets

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from ..store import NotFound, ObjectStore, PreconditionFailed, StoredObject
+from ..store import InvalidKey, NotFound, ObjectStore, PreconditionFailed, StoredObject
 from . import catalog
 from .items import InvalidItem, normalize, parse
 
@@ -206,6 +206,7 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
     report = Report()
     with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
         batch, pending = _Batch(), 0  # items are written and their pages updated BATCH at a time
+        sources: dict[tuple[str, str], str] = {}
         for source, doc in _sources(paths):
             try:
                 if isinstance(doc, InvalidItem):
@@ -218,27 +219,39 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
                 report.rejected.append(Rejection(source, str(err)))
                 continue
             batch.upsert(cid, item, summary)
+            sources[cid, item["id"]] = source
             pending += 1
             if pending >= BATCH:
-                report.published += _flush(store, batch, pool, bar)
-                batch, pending = _Batch(), 0
-        report.published += _flush(store, batch, pool, bar)
+                _flush(store, batch, pool, bar, sources, report)
+                batch, pending, sources = _Batch(), 0, {}
+        _flush(store, batch, pool, bar, sources, report)
     _index(store).optimize()
     return report
 
 
-def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any) -> int:
-    writes = [(catalog.item_key(cid, iid), item) for cid, per in batch.upserts.items()
-              for iid, (item, _) in per.items()]
+def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any,
+           sources: dict[tuple[str, str], str], report: Report) -> None:
+    """Write the batch's items, then their derived updates; an item the store refuses (its key)
+    is a rejection, and the others are published all the same."""
+    writes = [(cid, iid, item) for cid, per in batch.upserts.items() for iid, (item, _) in per.items()]
 
-    def write(entry: tuple[str, dict[str, Any]]) -> None:
-        store.put_json(*entry, notify=False)
+    def write(entry: tuple[str, str, dict[str, Any]]) -> str | None:
+        cid, iid, item = entry
+        try:
+            store.put_json(catalog.item_key(cid, iid), item, notify=False)
+        except InvalidKey as err:
+            return str(err)
+        return None
 
-    for _ in pool.map(write, writes):
+    for (cid, iid, _), error in zip(writes, pool.map(write, writes)):
         bar.update()
+        if error is None:
+            report.published += 1
+        else:
+            report.rejected.append(Rejection(sources.get((cid, iid), iid), f"cannot be stored: {error}"))
+            batch.upserts[cid].pop(iid)
     # Versioned after the writes: an item another writer replaces later gets a newer version.
     batch.apply(store, time.time_ns(), bulk=True)
-    return len(writes)
 
 
 def reindex(store: ObjectStore, collection: str | None = None, progress: bool = True) -> Report:

@@ -5,14 +5,14 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..bounds import InputBoundError, load_json
 from . import fields as fields_ext
 from . import filter as filter_ext
 from . import freetext, sort
@@ -50,6 +50,19 @@ class SearchPage:
     next_token: str | None
     prev_token: str | None
     fields: fields_ext.Fields | None = None
+    backward: bool = False  # a "prev" page: it ends at its cursor
+    cursor_of: Callable[[int], list[Any]] | None = field(default=None, compare=False, repr=False)  # of hits[i]
+
+    def truncated(self, n: int) -> SearchPage:
+        """The page cut to its ``n`` hits nearest to its cursor (n >= 1), with a token for the rest,
+        so that a page can end early (e.g. on its size) and paging still visits every match once."""
+        if n >= len(self.hits) or self.cursor_of is None:
+            return self
+        if self.backward:
+            first = len(self.hits) - n
+            return replace(self, hits=self.hits[first:],
+                           prev_token=sort.encode_token("prev", self.cursor_of(first)))
+        return replace(self, hits=self.hits[:n], next_token=sort.encode_token("next", self.cursor_of(n - 1)))
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -88,9 +101,9 @@ def parse_get(params: Mapping[str, list[str]], *, collection: str | None = None)
             raise InvalidParameter("bbox must be 4 or 6 comma-separated numbers") from None
     if (value := get("intersects")) is not None:
         try:
-            raw["intersects"] = json.loads(value)
-        except ValueError:
-            raise InvalidParameter("intersects must be a GeoJSON geometry") from None
+            raw["intersects"] = load_json(value, what="intersects")
+        except InputBoundError as err:
+            raise InvalidParameter(f"intersects must be a GeoJSON geometry: {err}") from None
     for name in ("datetime", "limit", "q", "token"):
         if (value := get(name)) is not None:
             raw[name] = value
@@ -98,15 +111,8 @@ def parse_get(params: Mapping[str, list[str]], *, collection: str | None = None)
         raw["sortby"] = sort.parse_sort_get(value)
     if (value := get("fields")) is not None:
         raw["fields"] = fields_ext.parse_fields_get(value)
-    if (value := get("filter")) is not None:
-        lang = get("filter-lang")
-        source: Any = value
-        if lang == "cql2-json":
-            try:
-                source = json.loads(value)
-            except ValueError:
-                raise InvalidParameter("filter is not valid JSON") from None
-        raw["filter"] = filter_ext.parse_filter(source, lang, get("filter-crs"), default_lang="cql2-text")
+    if (value := get("filter")) is not None:  # cql2-json arrives as JSON text
+        raw["filter"] = filter_ext.parse_filter(value, get("filter-lang"), get("filter-crs"), default_lang="cql2-text")
     if collection is not None:
         raw["collections"] = [collection]
     return _build(raw)
@@ -298,7 +304,8 @@ def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[st
         mine = which == p
         rows[mine] = matched[page[mine] - offsets[p]]
     return SearchPage(hits=[(parts[p][0], r) for p, r in zip(which.tolist(), rows.tolist())], number_matched=total,
-                      next_token=next_token, prev_token=prev_token, fields=req.fields)
+                      next_token=next_token, prev_token=prev_token, fields=req.fields,
+                      backward=direction == "prev", cursor_of=lambda k: cursor_of(page[k]))
 
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "SearchPage", "SearchRequest", "execute", "parse_datetime", "parse_get",

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..bounds import MAX_BODY_BYTES, InputBoundError, load_json
 from .errors import InvalidParameter
 from .table import Table, property_name
 
@@ -40,6 +42,17 @@ def _field(name: Any) -> str:
     return field
 
 
+MAX_SORT_KEYS = 16
+
+
+def _bounded(keys: list[SortKey]) -> tuple[SortKey, ...]:
+    if not keys:
+        raise InvalidParameter("sortby is empty")
+    if len(keys) > MAX_SORT_KEYS:
+        raise InvalidParameter(f"sortby has more than {MAX_SORT_KEYS} fields")
+    return tuple(keys)
+
+
 def parse_sort_get(value: str) -> tuple[SortKey, ...]:
     keys = []
     for part in value.split(","):
@@ -48,9 +61,7 @@ def parse_sort_get(value: str) -> tuple[SortKey, ...]:
         # A "+" in a query string often arrives decoded as a space: both mean ascending.
         desc = part.lstrip().startswith("-")
         keys.append(SortKey(_field(part.strip().lstrip("+-")), desc))
-    if not keys:
-        raise InvalidParameter("sortby is empty")
-    return tuple(keys)
+    return _bounded(keys)
 
 
 def parse_sort_post(value: Any) -> tuple[SortKey, ...]:
@@ -62,11 +73,11 @@ def parse_sort_post(value: Any) -> tuple[SortKey, ...]:
     for entry in value:
         if not isinstance(entry, dict) or "field" not in entry:
             raise InvalidParameter('each sortby entry needs a "field"')
-        direction = str(entry.get("direction", "asc")).lower()
-        if direction not in ("asc", "desc"):
+        direction = entry.get("direction", "asc")
+        if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
             raise InvalidParameter('sortby direction must be "asc" or "desc"')
-        keys.append(SortKey(_field(entry["field"]), direction == "desc"))
-    return tuple(keys)
+        keys.append(SortKey(_field(entry["field"]), direction.lower() == "desc"))
+    return _bounded(keys)
 
 
 # -- columns ------------------------------------------------------------------------------
@@ -238,17 +249,43 @@ def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = Fals
 
 
 # -- tokens -----------------------------------------------------------------------------------
+# A cursor holds one value per sort key, and a sort key may be a long string property: tokens we hand
+# out are as long as they need (only a request's own size bounds them); decoding is linear.
+MAX_TOKEN_CHARS = MAX_BODY_BYTES
+
+
 def encode_token(direction: str, cursor: list[Any]) -> str:
     raw = json.dumps({"d": direction, "k": cursor}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def decode_token(token: str) -> tuple[str, list[Any]]:
+    """(direction, cursor) of a token made by ``encode_token``; InvalidParameter for anything else,
+    including cursors holding values no sort column has (objects, arrays, booleans, non-finite numbers)."""
+    invalid = InvalidParameter("invalid pagination token")
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise invalid
     try:
-        doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        direction, cursor = doc["d"], doc["k"]
-        if direction not in ("next", "prev") or not isinstance(cursor, list):
-            raise ValueError
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise InvalidParameter("invalid pagination token") from None
-    return direction, cursor
+        doc = load_json(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), what="token", max_depth=2)
+    except (InputBoundError, ValueError):  # ValueError: not base64 (binascii.Error), not ASCII
+        raise invalid from None
+    if not isinstance(doc, dict) or doc.get("d") not in ("next", "prev") or not isinstance(doc.get("k"), list):
+        raise invalid
+    cursor = [_cursor_value(v) for v in doc["k"]]
+    if not cursor or any(v is _BAD for v in cursor):
+        raise invalid
+    return doc["d"], cursor
+
+
+_BAD = object()
+
+
+def _cursor_value(v: Any) -> Any:
+    """``v`` as a sort column compares it (a number as a float), or ``_BAD``."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) <= 2 ** 53:
+        return float(v)
+    if isinstance(v, float) and math.isfinite(v):
+        return v
+    return _BAD

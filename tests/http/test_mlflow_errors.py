@@ -1,6 +1,7 @@
 """Bad input to every tracking endpoint: MLflow's error code and status, never a 500, nothing changed."""
 from __future__ import annotations
 
+import base64
 import json
 from urllib.parse import urlencode
 
@@ -34,11 +35,17 @@ def api(local_store):  # type: ignore[no-untyped-def]
     services.configure()
 
 
+def _token(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def _fill(value: object, run_id: str) -> object:
     if isinstance(value, dict):
         return {k: _fill(v, run_id) for k, v in value.items()}
     if isinstance(value, list):
         return [_fill(v, run_id) for v in value]
+    if isinstance(value, str) and RUN in value and value != RUN:  # a raw body
+        return value.replace(RUN, run_id)
     return run_id if value == RUN else value
 
 
@@ -139,6 +146,24 @@ CASES = [
     ("POST", "/experiments/create", {"name": "n2", "tags": [{"key": [1], "value": "v"}]}, 400, BAD),
     ("POST", "/experiments/set-experiment-tag", {"experiment_id": "0", "key": {"a": 1}, "value": "v"}, 400, BAD),
     ("POST", "/logged-models/search", {"experiment_ids": ["0"], "order_by": [{"field_name": {"a": 1}}]}, 400, BAD),
+    # issue 7: each of these was a 500
+    ("POST", "/logged-models/search", {"experiment_ids": ["0"], "order_by": [{"field_name": ["name"]}]}, 400, BAD),
+    ("POST", "/logged-models/search", {"experiment_ids": ["0"], "order_by": [
+        {"field_name": "metrics.m", "dataset_name": {"a": 1}}]}, 400, BAD),
+    ("POST", "/runs/search", "[" * 5000 + "]" * 5000, 400, "MALFORMED_REQUEST"),
+    ("POST", "/experiments/search", '{"filter": ' + "[" * 5000 + "]" * 5000 + "}", 400, "MALFORMED_REQUEST"),
+    ("POST", "/runs/log-batch", '{"run_id": "RUNID", "tags": ' + "[" * 5000 + "]" * 5000 + "}", 400,
+     "MALFORMED_REQUEST"),
+    ("POST", "/experiments/search", {"page_token": _token('{"offset": Infinity}')}, 400, BAD),
+    ("POST", "/experiments/search", {"page_token": _token("[" * 5000 + "]" * 5000)}, 400, BAD),
+    ("POST", "/runs/search", {"experiment_ids": ["0"], "page_token": _token('{"offset": {"a": [1]}}')}, 400, BAD),
+    ("POST", "/runs/search", {"experiment_ids": ["0"], "page_token": "e" * 100_000}, 400, BAD),
+    ("GET", "/metrics/get-history", {"run_id": RUN, "metric_key": "m", "page_token": _token("[" * 5000)}, 400, BAD),
+    ("GET", "/metrics/get-history", {"run_id": RUN, "metric_key": "m", "page_token": _token('{"offset": 1e999}')},
+     400, BAD),
+    ("POST", "/runs/search", {"experiment_ids": ["0"], "filter": "params.a = 'x' AND " * 5000 + "params.a = 'x'"},
+     400, BAD),
+    ("POST", "/runs/search", {"experiment_ids": ["0"], "order_by": ["params.a"] * 33}, 400, BAD),
 ]
 
 

@@ -168,3 +168,16 @@ def test_concurrent_rebuilds_end_on_the_latest_records(world: World, onnx_bytes:
         for future in futures:
             future.result()
     assert world.item("race", 1)["properties"]["description"] == "description 11"  # type: ignore[index]
+
+
+def test_user_input_nested_thousands_deep_does_not_fail_publication(world: World) -> None:
+    """A dataset source or an MLmodel nested thousands deep raised RecursionError in the event function."""
+    deep_source = '{"a":' * 5000 + '"x"' + "}" * 5000
+    world.tracking.log_inputs(world.run_id, [{"dataset": {"name": "d", "digest": "abc", "source_type": "http",
+                                                          "source": deep_source}, "tags": []}], [])
+    world.registry.create_registered_model("deep")
+    world.registry.create_model_version("deep", f"runs:/{world.run_id}/m")
+    world.store.put(f"{world.artifacts}/m/MLmodel", b"flavors: " + b"[" * 5000 + b"]" * 5000 + b"\n")
+    world.deliver()
+    item = world.item("deep", 1)
+    assert item is not None and validate_object(item) == []

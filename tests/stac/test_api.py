@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 from stac_offline import validate_object
+
+from chalicelib.stac.errors import StacApiError
 
 from .live_api import Api, api  # noqa: F401 (fixture)
 
@@ -207,6 +210,28 @@ def test_post_body_not_json(api: Api) -> None:
     assert r.status_code == 200
 
 
+def test_one_request_cannot_kill_the_server(api: Api) -> None:
+    """Issue 7: a cql2-text filter with thousands of nested parentheses overflowed cql2's native
+    parser (SIGSEGV: the server died); bodies nested thousands deep raised RecursionError (a 500)."""
+    deep = "(" * 3000 + "eo:cloud_cover < 3" + ")" * 3000
+    nested = '{"filter":' + '{"op":"not","args":[' * 3000 + "true" + "]}" * 3000 + "}"
+    answers = [
+        get(api.url + "/search", filter=deep),
+        get(api.url + "/collections/dataset/items", filter="NOT " * 6000 + "gsd = 1"),
+        requests.post(api.url + "/search", json={"filter": deep, "filter-lang": "cql2-text"}, timeout=30),
+        requests.post(api.url + "/search", data="[" * 5000 + "]" * 5000, timeout=30,
+                      headers={"Content-Type": "application/json"}),
+        requests.post(api.url + "/search", data=nested, headers={"Content-Type": "application/json"}, timeout=30),
+        requests.post(api.url + "/search", json={"q": "(" * 3000 + "alps" + ")" * 3000}, timeout=30),
+        requests.post(api.url + "/search", json={"ids": ["x" * 1000] * 6500}, timeout=30),
+    ]
+    for r in answers:
+        assert r.status_code == 400, r.text[:300]
+        assert set(r.json()) == {"code", "description"} and r.json()["description"]
+    assert requests.get(api.url.removesuffix("/stac") + "/health", timeout=30).status_code == 200
+    assert get(api.url + "/search", limit=1).status_code == 200
+
+
 def test_api_over_an_s3_store(s3_store, live_server_factory, tmp_path) -> None:
     from pathlib import Path
 
@@ -234,3 +259,53 @@ def test_unprocessed_malformed_upload_is_not_found(api: Api) -> None:
         assert r.status_code == 404 and r.json()["code"] == "NotFound"
     finally:
         api.store.delete(key)
+
+
+def _lambda_payload(body: str) -> int:
+    """The size of the proxy response a Lambda function returns for ``body`` (its limit is 6 MB)."""
+    return len(json.dumps({"statusCode": 200, "headers": {"Content-Type": GEOJSON}, "body": body}))
+
+
+def test_pages_fit_a_lambda_response_and_tokens_visit_every_item(tmp_path) -> None:
+    """Issue 7: limit=10000 answered one page of every match, however large (here ~13 MB as a Lambda
+    payload; its limit is 6 MB). A page now also ends on its size, with a token for the rest."""
+    from pathlib import Path
+
+    from chalicelib.stac.api import StacApi
+    from chalicelib.stac.publish import publish_paths
+    from chalicelib.store.local import LocalStore
+
+    from .stac_items import random_items
+    store = LocalStore(Path(tmp_path) / "store", fsync=False)
+    items = random_items(240, "ai-model", ranges=False, prefix="big")
+    for i, item in enumerate(items):  # quotes and accents: the payload escapes them once more
+        item["properties"]["description"] = f'"été" {i} ' * 2500
+    source = Path(tmp_path) / "items.ndjson"
+    source.write_text("\n".join(json.dumps(i) for i in items))
+    assert publish_paths(store, [source], progress=False).published == 240
+    stac = StacApi(store)
+    base = "http://testserver/stac"
+    by_id = sorted(items, key=lambda i: i["id"])  # the default order: datetime descending, then id
+    want = [i["id"] for i in sorted(by_id, key=lambda i: i["properties"]["datetime"], reverse=True)]
+
+    def walk(body: str, rel: str) -> list[tuple[str, list[str]]]:
+        pages = []
+        while True:
+            assert _lambda_payload(body) <= 6 * 1024 * 1024
+            doc = json.loads(body)
+            pages.append((body, [f["id"] for f in doc["features"]]))
+            assert doc["numberReturned"] == len(pages[-1][1]) and doc["numberMatched"] == 240
+            link = next((link for link in doc["links"] if link["rel"] == rel), None)
+            if link is None:
+                return pages
+            body = stac.search_post(base, link["body"]) if link["method"] == "POST" else stac.search_get(
+                base, {k: [v] for k, v in parse_qsl(urlsplit(link["href"]).query)})
+
+    forward = walk(stac.search_get(base, {"limit": ["10000"]}), "next")
+    assert len(forward) > 2 and [iid for _, ids in forward for iid in ids] == want
+    assert [iid for _, ids in walk(stac.search_post(base, {"limit": 10000}), "next") for iid in ids] == want
+    backward = walk(forward[-1][0], "prev")
+    assert [iid for _, ids in reversed(backward) for iid in ids] == want
+    assert json.loads(stac.search_get(base, {"limit": ["1000000"]}))["numberReturned"] == len(forward[0][1])
+    with pytest.raises(StacApiError):
+        stac.search_get(base, {"limit": ["-1"]})

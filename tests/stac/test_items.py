@@ -54,6 +54,9 @@ BAD: dict[str, tuple[Any, str]] = {
     "wrong type": (_breaks(lambda i: i.update(type="Collection")), "item.type must be same as const definition: Feature"),
     "no id": (_breaks(lambda i: i.pop("id")), r"item must contain \['id'\]"),
     "id with slash": (_breaks(lambda i: i.update(id="a/b")), "must match"),
+    "id ending in a newline": (_breaks(lambda i: i.update(id="bad\n")), "must match"),  # "$" let it through
+    "id with a control character": (_breaks(lambda i: i.update(id="b\x01ad")), "must match"),
+    "id with a tab": (_breaks(lambda i: i.update(id="bad\t")), "must match"),
     "geometry junk": (_breaks(lambda i: i.update(geometry={"type": "Point", "coordinates": "x"})), "geometry"),
     "bbox too short": (_breaks(lambda i: i.update(bbox=[1, 2, 3])), "item.bbox must contain at least 4 items"),
     "bbox of five": (_breaks(lambda i: i.update(bbox=[1, 2, 3, 4, 5])), "4 or 6 numbers"),
@@ -85,3 +88,5 @@ def test_key_and_collection_rules() -> None:
         normalize(make_item("a", collection=None), "nope")
     with pytest.raises(InvalidItem, match="not JSON"):
         parse(b"{nope")
+    with pytest.raises(InvalidItem, match="nested deeper"):  # was a RecursionError, which aborted a bulk publish
+        parse(b'{"properties": ' + b"[" * 5000 + b"]" * 5000 + b"}")

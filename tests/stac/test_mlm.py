@@ -63,6 +63,7 @@ def test_signature_io_tensor_and_columns() -> None:
     assert mlm.signature_io(cols, "input") == [{"name": "input", "shape": [-1, 2], "data_type": "float64",
                                                 "description": "columns: a, b"}]
     assert mlm.signature_io("not json", "input") == []
+    assert mlm.signature_io("[" * 5000 + "]" * 5000, "input") == []  # was a RecursionError
 
 
 def test_item_ids_are_safe_and_distinct() -> None:
@@ -133,3 +134,11 @@ def test_tag_bbox_and_datetime_win() -> None:
     item = build_item(_facts(tags={"stac.bbox": "1,2,3,4", "stac.datetime": "2021-05-01T00:00:00Z"}), Urls(None))
     assert validate_object(item) == []
     assert item["bbox"] == [1, 2, 3, 4] and item["properties"]["datetime"] == "2021-05-01T00:00:00Z"
+
+
+def test_tags_nested_thousands_deep_do_not_block_publication() -> None:
+    """Tag values are user input (up to 8,000 characters): a RecursionError here failed the event."""
+    deep = "[" * 4000 + "]" * 4000
+    item = build_item(_facts(tags={"stac.bbox": deep, "stac.geometry": '{"type": "Point", "coordinates": ' + deep + "}"}),
+                      Urls(None))
+    assert item["geometry"] is None and "bbox" not in item

@@ -16,7 +16,7 @@ from chalicelib.stac import catalog
 from chalicelib.stac.items import normalize
 from chalicelib.stac.index import LOG_PREFIX, SearchIndex
 from chalicelib.stac.publish import publish_paths, reindex
-from chalicelib.store import ObjectStore
+from chalicelib.store import InvalidKey, ObjectStore
 from chalicelib.store.local import LocalStore
 from tests.conftest import REPO
 
@@ -181,6 +181,48 @@ def test_cli_publish_and_reindex(tmp_path) -> None:
     assert code == 0 and report["published"] == 1
     code, report = run("reindex")
     assert code == 0 and report["published"] == 52
+
+
+def test_bulk_publish_rejects_a_bad_item_and_goes_on(tmp_path) -> None:
+    """Issue 7: an id ending in a newline passed validation, then its write aborted ``stacflow publish``
+    half-way, leaving the items already written unindexed."""
+    items = [make_item(f"ok-{i}", collection="dataset") for i in range(6)]
+    items[2]["id"] = "bad-id\n"
+    lines = [json.dumps(i) for i in items] + ['{"type": "Feature", "properties": ' + "[" * 5000 + "]" * 5000 + "}"]
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(lines))
+    uri = (tmp_path / "store").as_uri()
+    out = subprocess.run([sys.executable, "-m", "chalicelib.cli", "publish", "--store", uri, "-q", str(source)],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr[-1000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["published"] == 5 and report["rejected"] == 2
+    assert {r["source"].rsplit(":", 1)[-1] for r in report["rejections"]} == {"3", "7"}
+    store = LocalStore(tmp_path / "store", fsync=False)
+    assert indexed(store) == {("dataset", f"ok-{i}") for i in (0, 1, 3, 4, 5)} == catalogued(store)
+
+
+class RefusingStore(LocalStore):
+    """A store that refuses one key, as S3 or a filesystem refuse some names."""
+
+    def __init__(self, root: Path, refused: str) -> None:
+        super().__init__(root, fsync=False)
+        self.refused = refused
+
+    def put(self, key: str, body: bytes, **kw: Any) -> Any:
+        if key == self.refused:
+            raise InvalidKey(f"invalid object key: {key!r}")
+        return super().put(key, body, **kw)
+
+
+def test_bulk_publish_records_an_item_the_store_refuses(tmp_path) -> None:
+    store = RefusingStore(tmp_path / "store", catalog.item_key("dataset", "ok-1"))
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(json.dumps(make_item(f"ok-{i}", collection="dataset")) for i in range(4)))
+    report = publish_paths(store, [source], progress=False)
+    assert report.published == 3 and [(r.source, "cannot be stored" in r.reason) for r in report.rejected] == [
+        (f"{source}:2", True)]
+    assert indexed(store) == {("dataset", f"ok-{i}") for i in (0, 2, 3)} == catalogued(store)
 
 
 class RacingStore(LocalStore):

@@ -1,6 +1,11 @@
 """CQL2 filters (text and JSON) evaluated by the index, checked against brute force."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import cql2
@@ -93,3 +98,77 @@ def test_filter_combines_with_other_parameters(corpus: Corpus) -> None:
         [it for it in corpus.items if it["collection"] == "dem" and oracle.has_word(it, "ocean")
          and oracle.cloud_lt(40)(it)], [(oracle.prop("eo:cloud_cover"), True)])]
     assert got == want and want
+
+
+# Inputs that overflowed cql2's native parser (SIGSEGV: the process died) or Python's recursion
+# limit (a 500), GET and POST; each must be a 400 and the process must live on.
+CRASHERS: dict[str, dict[str, Any]] = {
+    "parentheses": {"filter": "(" * 3000 + "gsd = 1" + ")" * 3000},
+    "not": {"filter": "NOT " * 6000 + "gsd = 1"},
+    "unary minus": {"filter": "gsd = " + "-" * 6000 + "1"},
+    "function calls": {"filter": "gsd = " + "f(" * 6000 + "1" + ")" * 6000},
+    "casei": {"filter": "CASEI(" * 3000 + "platform" + ")" * 3000 + " = 'x'"},
+    "and chain": {"filter": " AND ".join(["gsd = 1"] * 20000)},
+    "arithmetic chain": {"filter": "gsd = " + "+".join(["1"] * 10000)},
+    "wkt that is arithmetic": {"filter": "S_INTERSECTS(geometry, POLYGON((" + "1-" * 20000 + "1)))"},
+    "json filter": {"filter": '{"op":"not","args":[' * 3000 + "true" + "]}" * 3000, "filter-lang": "cql2-json"},
+    "q": {"q": "(" * 3000 + "ocean" + ")" * 3000},
+}
+_CHILD = """
+import json, sys
+from chalicelib.stac import search
+from chalicelib.stac.errors import InvalidParameter
+out = {}
+for name, params in json.loads(sys.stdin.read()).items():
+    for how in ("get", "post"):
+        try:
+            search.parse_get({k: [v] for k, v in params.items()}) if how == "get" else search.parse_post(params)
+            out[name + " " + how] = "accepted"
+        except InvalidParameter as err:
+            out[name + " " + how] = "400: " + err.description
+        except BaseException as err:
+            out[name + " " + how] = "500: " + type(err).__name__
+print(json.dumps(out))
+"""
+
+
+def test_deep_or_long_filters_are_400_and_the_process_survives() -> None:
+    """Run in a child process: before the bounds, the first input killed the interpreter."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(CRASHERS), capture_output=True, text=True,
+                          cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), timeout=120)
+    assert done.returncode == 0, f"child died: {done.returncode} {done.stderr[-500:]}"
+    outcomes = json.loads(done.stdout)
+    assert len(outcomes) == 2 * len(CRASHERS)
+    assert all(v.startswith("400: ") for v in outcomes.values()), outcomes
+
+
+def test_filters_within_the_bounds_still_parse() -> None:
+    deep = "(" * 30 + "gsd = 1" + ")" * 30
+    chain = " OR ".join(f"gsd = {i}" for i in range(900))
+    polygon = "S_INTERSECTS(geometry, POLYGON((" + ",".join(f"-{i % 90}.5 -{i % 45}.25" for i in range(5000)) \
+        + ",-0.5 -0.25)))"
+    for text in (deep, chain, polygon, "NOT " * 20 + "gsd = -(-(1))"):
+        search.parse_get({"filter": [text]})
+
+
+@pytest.mark.parametrize("pattern", ["title LIKE '%a%a%a%a%a%a%a{}'", "CASEI(title) LIKE CASEI('%A%a%A%a%A%a%A{}')",
+                                     "ACCENTI(title) LIKE '%a%a%a%a%a%a%a{}'"])
+def test_like_takes_linear_time(local_store: Any, pattern: str) -> None:
+    """Issue 7: LIKE compiled % to a backtracking .*: ~30 s of CPU (holding the GIL) for one value."""
+    import random
+    import time
+
+    from chalicelib.stac.index import SearchIndex
+
+    from .synthetic import COLLECTIONS, make_item
+    item = make_item(0, random.Random(3), collection=COLLECTIONS[0])
+    item["properties"]["title"] = "a" * 60
+    index = SearchIndex(local_store)
+    index.apply([item], [])
+    snap = index.snapshot()
+    start = time.perf_counter()
+    miss, hit = (search.execute(snap, search.parse_get({"filter": [pattern.format(end)]}),
+                                known_collections=set(COLLECTIONS)) for end in ("%b", "%"))
+    assert time.perf_counter() - start < 1.0
+    assert miss.number_matched == 0 and hit.number_matched == 1

@@ -383,6 +383,61 @@ def test_page_tokens_mlflow_would_crash_on_or_misread(token: str) -> None:
         search.page_offset(token)
 
 
+@pytest.mark.parametrize("token", [
+    "eyJvZmZzZXQiOiBJbmZpbml0eX0=",  # {"offset": Infinity}: OverflowError (a 500)
+    "eyJvZmZzZXQiOiBbMV19",  # {"offset": [1]}
+    "eyJvZmZzZXQiOiB7ImEiOiAxfX0=",  # {"offset": {"a": 1}}
+    "eyJvZmZzZXQiOiB0cnVlfQ==",  # {"offset": true}
+    "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tb" * 200,  # "[[[[..." nested thousands deep: RecursionError
+], ids=["infinity", "array", "object", "boolean", "deep"])
+def test_page_tokens_of_unexpected_types_are_invalid(token: str) -> None:
+    with pytest.raises(MlflowError) as err:
+        search.page_offset(token)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize("order_by", [{"field_name": {"a": 1}}, {"field_name": ["name"]}, {"field_name": 5},
+                                      {"field_name": "metrics.m", "dataset_name": {"a": 1}},
+                                      {"field_name": "metrics.m", "dataset_name": "d", "dataset_digest": [1]}])
+def test_logged_model_order_by_of_unexpected_types_is_invalid(order_by: dict[str, Any]) -> None:
+    """Issue 7: an object in order_by was a 500 (AttributeError)."""
+    with pytest.raises(MlflowError) as err:
+        search.LOGGED_MODELS.sort(_our_logged(), [order_by])
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize("run", [search.RUNS.filter, search.EXPERIMENTS.filter, search.REGISTERED_MODELS.filter])
+@pytest.mark.parametrize("filter_string", [{"a": 1}, ["name = 'x'"], 5, "name = 'x' AND " * 5000 + "name = 'x'"],
+                         ids=["object", "array", "number", "long"])
+def test_filters_of_unexpected_types_or_sizes_are_invalid(run: Any, filter_string: Any) -> None:
+    with pytest.raises(MlflowError) as err:
+        run([], filter_string)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize("filter_string", [";" * 60_000, "(" * 60_000, "a " * 30_000, "'x' = " * 10_000],
+                         ids=["statements", "parentheses", "words", "comparisons"])
+def test_long_filters_are_refused_in_bounded_time(filter_string: str) -> None:
+    import time
+    start = time.perf_counter()
+    with pytest.raises(MlflowError):
+        search.RUNS.filter([], filter_string)
+    assert time.perf_counter() - start < 1.5  # 60,000 statements cost ~3 s to parse
+
+
+@pytest.mark.parametrize("filter_string", ["tags.t LIKE '%a%a%a%a%a%a%a%b'", "params.p ILIKE '%A%a%A%a%A%a%A%b'",
+                                           "attributes.run_name LIKE '%a%a%a%a%a%a%a%b'"])
+def test_like_takes_linear_time(filter_string: str) -> None:
+    """Issue 7: LIKE compiled to a backtracking regular expression: ~30 s for this one record."""
+    import time
+    run = Subject("r", {"run_id": "r", "run_name": "a" * 60, "start_time": 0}, tags={"t": "a" * 60},
+                  params={"p": "a" * 60})
+    start = time.perf_counter()
+    assert search.RUNS.filter([run], filter_string) == []
+    assert search.RUNS.filter([run], filter_string.replace("%b'", "%'")) == [run]
+    assert time.perf_counter() - start < 1.0
+
+
 def test_pages_walk_everything_once() -> None:
     from mlflow.utils.search_utils import SearchUtils
     items, token, seen = list(range(11)), None, []  # type: list[int], str | None, list[int]

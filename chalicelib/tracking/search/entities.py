@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+from ...like import like
 from ..errors import invalid
 from .grammar import (ATTRIBUTE, DATASET, IS_NOT_NULL, IS_NULL, METRIC, PARAM, TAG, Clause, Dialect, parse_filter,
                       parse_order_by, set_text)
@@ -28,21 +28,26 @@ _KEY_ALIASES = {"created": "start_time", "Created": "start_time",
                 "run name": "run_name", "Run name": "run_name", "Run Name": "run_name"}
 
 
-def _like_pattern(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    """SQL LIKE (``%`` any run, ``_`` one character) as MLflow's regular expression."""
-    body = re.escape(pattern).replace("%", ".*").replace("_", ".")
-    return re.compile(("" if pattern.startswith("%") else "^") + body + ("" if pattern.endswith("%") else "$"),
-                      flags)
+def _like(value: Any, pattern: Any, ignore_case: bool) -> bool:
+    """SQL LIKE as MLflow's SQL stores read it (``%``, ``_``; no escape character)."""
+    return isinstance(value, str) and isinstance(pattern, str) and like(value, pattern, ignore_case=ignore_case)
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne, "<=": operator.le,
     "<": operator.lt,
-    "LIKE": lambda s, p: _like_pattern(p).match(s) is not None,
-    "ILIKE": lambda s, p: _like_pattern(p, re.IGNORECASE).match(s) is not None,
+    "LIKE": lambda s, p: _like(s, p, False),
+    "ILIKE": lambda s, p: _like(s, p, True),
     "IN": lambda s, values: s in values,
     "NOT IN": lambda s, values: s not in values,
 }
+MAX_ORDER_BY_CLAUSES = 32  # each is one more pass over every matched record
+
+
+def _order_by_list(order_by: Sequence[Any] | None) -> Sequence[Any]:
+    if order_by and len(order_by) > MAX_ORDER_BY_CLAUSES:
+        raise invalid(f"Invalid order_by: {len(order_by)} clauses, over the limit of {MAX_ORDER_BY_CLAUSES}")
+    return order_by or ()
 
 
 class ModelMetric(NamedTuple):
@@ -123,7 +128,7 @@ class _AttributeSorted(Search):
 
     def sort(self, subjects: Iterable[Subject], order_by: Sequence[str] | None) -> list[Subject]:
         keys: list[tuple[str, bool]] = []
-        for text in order_by or ():
+        for text in _order_by_list(order_by):
             kind, key, ascending = parse_order_by(self.dialect, text)
             if kind != ATTRIBUTE:
                 raise invalid(f"Invalid order_by entity: {kind}")
@@ -184,7 +189,7 @@ class RunSearch(Search):
 
     def sort(self, subjects: Iterable[Subject], order_by: Sequence[str] | None) -> list[Subject]:
         """Start time descending then run id, re-sorted stably by each order_by from the last."""
-        keys = [parse_order_by(self.dialect, text) for text in order_by or ()]
+        keys = [parse_order_by(self.dialect, text) for text in _order_by_list(order_by)]
         for kind, _, _ in keys:
             if kind == DATASET:
                 raise invalid(f"Invalid order_by entity type '{kind}'")
@@ -368,6 +373,8 @@ class LoggedModelSearch(Search):
         name = order_by.get("field_name")
         if name is None:
             raise invalid("`field_name` in the `order_by` clause must be specified.")
+        if not isinstance(name, str):
+            raise invalid(f"`field_name` in the `order_by` clause must be a string, got {type(name).__name__}.")
         if "." in name:
             entity = name.split(".", 1)[0]
             if entity != "metrics":
@@ -381,13 +388,16 @@ class LoggedModelSearch(Search):
             raise invalid("Value of `ascending` in the `order_by` clause must be a boolean, got "
                           f"{type(ascending)} for field {name}.")
         dataset_name, dataset_digest = order_by.get("dataset_name"), order_by.get("dataset_digest")
+        for field_name, value in (("dataset_name", dataset_name), ("dataset_digest", dataset_digest)):
+            if value is not None and not isinstance(value, str):
+                raise invalid(f"`{field_name}` in the `order_by` clause must be a string, got {type(value).__name__}.")
         if dataset_digest and not dataset_name:
             raise invalid("`dataset_digest` can only be specified if `dataset_name` is also specified.")
         return OrderBy(self._attribute_key(name), bool(ascending), dataset_name, dataset_digest)
 
     def sort(self, subjects: Iterable[Subject], order_by: Sequence[Any] | None) -> list[Subject]:
         """By each order_by, then creation time descending, then model id."""
-        keys = [self.parse_order_by(o) for o in order_by or ()]
+        keys = [self.parse_order_by(o) for o in _order_by_list(order_by)]
         if all(k.field_name != "creation_timestamp" for k in keys):
             keys.append(OrderBy("creation_timestamp", False))
         if all(k.field_name != "model_id" for k in keys):

@@ -6,6 +6,7 @@ import binascii
 import json
 from typing import Sequence, TypeVar
 
+from ...bounds import InputBoundError, load_json
 from ..errors import invalid
 
 Item = TypeVar("Item")
@@ -15,24 +16,34 @@ def page_token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
+MAX_TOKEN_CHARS = 1024  # ours are ~20 characters
+
+
 def page_offset(token: str | None) -> int:
-    """The offset a token points at (0 without one); MLflow's messages for bad tokens."""
+    """The offset a token points at (0 without one); MLflow's messages for bad tokens.
+
+    Anything but base64 of a small JSON object with a positive integer offset (or its decimal
+    text) is INVALID_PARAMETER_VALUE, whatever its type, size or nesting."""
     if not token:
         return 0
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise invalid("Invalid page token, could not base64-decode")
     try:
         decoded = base64.b64decode(token)
     except (binascii.Error, TypeError, ValueError):  # ValueError: not ASCII
         raise invalid("Invalid page token, could not base64-decode") from None
     try:
-        parsed = json.loads(decoded)
-    except ValueError:
+        parsed = load_json(decoded, what="page token", max_depth=2)
+    except InputBoundError:
         raise invalid(f"Invalid page token, decoded value={decoded!r}") from None
     offset = parsed.get("offset") if isinstance(parsed, dict) else None
     if not offset:
         raise invalid(f"Invalid page token, parsed value={parsed}")
+    if isinstance(offset, bool) or not isinstance(offset, (int, float, str)):
+        raise invalid(f"Invalid page token, not stringable {offset}")
     try:
         number = int(offset)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):  # OverflowError: an infinite float
         raise invalid(f"Invalid page token, not stringable {offset}") from None
     if number < 0:  # MLflow would slice from the end
         raise invalid(f"Invalid page token, parsed value={parsed}")

@@ -1,0 +1,63 @@
+"""Size and nesting bounds on untrusted input, checked before a domain parser sees it.
+
+Parsers recurse: Python ones raise ``RecursionError`` (a 500 if it escapes), native ones (``cql2``)
+overflow the C stack and kill the process. Every request body and every embedded JSON document
+(filters, geometries, page tokens) goes through ``load_json``, so both API surfaces (STAC and
+MLflow) share one rule, and each maps ``InputBoundError`` to its own 400.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# Lambda's synchronous payload limit: a deployed function never sees a larger request.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+# Deepest JSON accepted anywhere: STAC bodies with a CQL2 JSON filter reach ~2 levels per operator;
+# cql2's own JSON reader stops at 128, Python's recursion limit is 1000.
+MAX_JSON_DEPTH = 100
+
+
+class InputBoundError(ValueError):
+    """The input is malformed or over a bound; ``str(err)`` says which, for the client."""
+
+
+def load_json(raw: bytes | str, *, what: str = "the request body", max_bytes: int | None = MAX_BODY_BYTES,
+              max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``raw`` parsed, or InputBoundError: over ``max_bytes`` (None: any size), not JSON, or nested
+    over ``max_depth``."""
+    if max_bytes is not None:
+        size = len(raw.encode() if isinstance(raw, str) and not raw.isascii() else raw)
+        if size > max_bytes:
+            raise InputBoundError(f"{what} is {size} bytes, over the limit of {max_bytes}")
+    try:
+        value = json.loads(raw)
+    except RecursionError:  # json's C scanner stops at the recursion limit, well within the C stack
+        raise InputBoundError(f"{what} is nested deeper than {max_depth} levels") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputBoundError(f"{what} is not JSON: {err}") from None
+    check_depth(value, what=what, max_depth=max_depth)
+    return value
+
+
+def check_depth(value: Any, *, what: str = "the request body", max_depth: int = MAX_JSON_DEPTH,
+                max_objects: int | None = None) -> None:
+    """InputBoundError when ``value`` (parsed JSON) nests arrays/objects deeper than ``max_depth``,
+    or holds more than ``max_objects`` objects. Iterative: the check itself must not recurse."""
+    if not isinstance(value, (dict, list)):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    objects = 0
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise InputBoundError(f"{what} is nested deeper than {max_depth} levels")
+        if isinstance(node, dict):
+            objects += 1
+            if max_objects is not None and objects > max_objects:
+                raise InputBoundError(f"{what} has more than {max_objects} objects")
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+
+
+__all__ = ["MAX_BODY_BYTES", "MAX_JSON_DEPTH", "InputBoundError", "check_depth", "load_json"]
