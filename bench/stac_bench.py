@@ -125,7 +125,7 @@ def inprocess_mix(store: LocalStore, some_id: str, repeat: int) -> dict[str, dic
 
 def publish_one_more(store: LocalStore, server_url: str, count: int) -> dict[str, Any]:
     """Through the event path (the item's write dispatches apply_item_events in-process)."""
-    from functions import StoreEvent
+    from chalicelib.events.base import StoreEvent
     from chalicelib.stac.publish import apply_item_events
     import random
     counting = CountingStore(store)

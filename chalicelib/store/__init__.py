@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .base import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound, NotModified,
+from .base import (CREATED, REMOVED, Change, CompletedPart, EventSource, InvalidKey, NotFound, NotModified,
                    ObjectInfo, ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject,
                    StoreError, check_key, join_key)
 
-__all__ = ["CREATED", "REMOVED", "Change", "CompletedPart", "InvalidKey", "NotFound", "NotModified",
+__all__ = ["CREATED", "REMOVED", "Change", "CompletedPart", "EventSource", "InvalidKey", "NotFound", "NotModified",
            "ObjectInfo", "ObjectReader", "ObjectStore", "PreconditionFailed", "RangeNotSatisfiable",
            "StoredObject", "StoreError", "check_key", "join_key", "open_store"]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Iterator, Sequence
 from urllib.parse import quote
 
-from .base import (CHUNK, CREATED, Change, CompletedPart, InvalidKey, NotFound, NotModified, ObjectInfo,
+from .base import (CHUNK, CREATED, Change, CompletedPart, EventSource, InvalidKey, NotFound, NotModified, ObjectInfo,
                    ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key,
                    check_range)
 
@@ -79,6 +79,10 @@ class LocalStore(ObjectStore):
     @property
     def uri(self) -> str:
         return self.root.as_uri()
+
+    @property
+    def event_source(self) -> EventSource:
+        return EventSource(None)
 
     def url(self, key: str) -> str:
         return self._path(key).as_uri()
