@@ -120,3 +120,27 @@ def test_replay_events_command(tmp_path) -> None:
     store.delete(ALPS)
     assert replay("item-removed.json") == {"routed": 1}
     assert indexed(store) == {("ai-model", "unet:flood+v2")}
+
+
+def test_the_catalog_entry_point_runs_only_the_catalog_function(local_store, monkeypatch) -> None:
+    """``functions.catalog.handler``: Lambda's signature, either notification format, the process's services."""
+    import functions.catalog
+    import functions.registry
+    from chalicelib import services
+    from chalicelib.registry import publication
+    published: list[list[str]] = []
+    monkeypatch.setattr(publication, "publish_keys", lambda ctx, keys: published.append(keys))
+    mixed = event("item-created.json")
+    model_file = json.loads(json.dumps(mixed["Records"][0]))
+    model_file["s3"]["object"]["key"] = "mlflow-artifacts/1/r/artifacts/model/MLmodel"
+    mixed["Records"].append(model_file)
+    services.configure(store=local_store)
+    try:
+        write_sources(local_store)  # published in-process already; the handlers only re-read
+        assert functions.catalog.handler(mixed, None) == 3
+        assert functions.catalog.handler(event("sqs-item-created.json")) == 1
+        assert published == []
+        assert functions.registry.handler(mixed, None) == 1
+        assert published == [["mlflow-artifacts/1/r/artifacts/model/MLmodel"]]
+    finally:
+        services.configure()
