@@ -1,8 +1,9 @@
-"""Per-trigger entry points: one event function alone, in Lambda's handler signature.
+"""Per-trigger entry points: one event function by itself, in Lambda's handler signature.
 
-The event code lives in ``chalicelib/events`` (it ships in the Lambda package; this folder does not).
-The deployed app routes every notification through ``app.on_store_event`` and ``stacflow
-replay-events`` through ``chalicelib.events.dispatch``; these handlers run a single function over the
-process's services (``chalicelib.services.root()``), for a deployment that gives a function a queue
-of its own, or to feed one function a saved notification from Python.
+The event code lives in ``chalicelib/events``, which ships in the Lambda package; this folder does
+not, and nothing deployed imports it: the Chalice app feeds every notification to all functions
+through ``app.on_store_event``, ``stacflow replay-events`` through ``chalicelib.events.dispatch``.
+A handler here runs only its own function over the process's services (``services.root()``), e.g.
+to feed a saved notification to the catalog alone from Python, or as the handler of a Lambda
+packaged outside Chalice that has a queue of its own.
 """
