@@ -141,6 +141,16 @@ class EventSource:
 LOCAL_BUCKET = "local"  # the bucket named by the local store's notifications
 
 
+class SignedUrls(Protocol):
+    """A store's own presigned URLs (``/files/{token}``, answered by the service) where S3 has none."""
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims (``m`` method, ``k`` key, ``u``/``p`` upload and part); PermissionError if forged or expired."""
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
+        """Store one part of a multipart upload; returns its ETag."""
+
+
 @dataclass(frozen=True)
 class CompletedPart:
     part_number: int
@@ -180,6 +190,11 @@ class ObjectStore(ABC):
     @abstractmethod
     def event_source(self) -> EventSource:
         """Where notifications about this store's objects come from (S3's, or the local dispatch's)."""
+
+    @property
+    def signed_urls(self) -> SignedUrls | None:
+        """What answers the URLs ``presign_*`` gives, when the service must (the local store); None: S3 does."""
+        return None
 
     @abstractmethod
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -316,3 +318,14 @@ def test_s3_notifications_about_other_buckets_or_prefixes_are_not_the_store_s(s3
 def test_the_local_store_takes_notifications_from_any_bucket(local_store):
     """Events saved from a deployment replay against a local copy of its store."""
     assert local_store.event_source.key_for("stacflow-prod-data", "collections/x.json") == "collections/x.json"
+
+
+def test_the_service_answers_presigned_urls_only_for_the_local_store(local_store, s3_store):
+    """``/files/{token}`` serves the local store's presigned URLs; S3 answers its own."""
+    assert s3_store.signed_urls is None
+    signer = local_store.signed_urls
+    assert signer is not None
+    token = urllib.parse.unquote(local_store.presign_put("k", base_url="http://svc").rsplit("/", 1)[1])
+    claims = signer.verify(token)
+    assert (claims["m"], claims["k"]) == ("PUT", "k")
+    assert claims["exp"] == pytest.approx(time.time() + 3600, abs=5)
