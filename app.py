@@ -1,15 +1,15 @@
 """The Chalice app: wires the API blueprints and the event sources. No logic lives here."""
 from __future__ import annotations
 
-import os
-
 from chalice import Chalice
+from chalice.app import SQSEvent
 
 from chalicelib.http.artifact_routes import BINARY_TYPES, artifact_api
 from chalicelib.http.files import files_api
 from chalicelib.http.mlflow_routes import mlflow_api
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.stac_routes import stac_api
+from chalicelib.settings import Settings
 
 app = Chalice(app_name="stacflow")
 app.api.binary_types.extend(BINARY_TYPES)  # artifact uploads reach the Lambda as bytes
@@ -21,7 +21,7 @@ app.register_blueprint(files_api, url_prefix="/files")
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
 # packages as CloudFormation and Terraform alike). See README "Deployment".
-EVENTS_QUEUE = os.environ.get("STACFLOW_EVENTS_QUEUE", "stacflow-store-events")
+EVENTS_QUEUE = Settings.from_env().events_queue
 
 
 @app.route("/health")
@@ -30,7 +30,7 @@ def health() -> dict[str, str]:
 
 
 @app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10)
-def on_store_event(event):  # type: ignore[no-untyped-def]
+def on_store_event(event: SQSEvent) -> None:
     from chalicelib import services
-    from functions import handle_sqs_event
-    handle_sqs_event(event.to_dict(), services.store())
+    from chalicelib.events.dispatch import handle_sqs_event
+    handle_sqs_event(event.to_dict(), services.root())

@@ -23,7 +23,7 @@ from harness import REPO  # noqa: F401 (first: puts the repository on sys.path)
 from chalicelib.stac import catalog
 from chalicelib.stac.publish import apply_item_events
 from chalicelib.store.local import LocalStore
-from functions import StoreEvent
+from chalicelib.events.base import StoreEvent
 from tests.stac.observed import ObservedStore
 from tests.stac.stac_items import make_item
 

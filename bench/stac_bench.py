@@ -30,7 +30,7 @@ from harness import REPO, elapsed_ms, memory_mb, percentiles, stacflow_serve  # 
 import requests
 
 from chalicelib.stac import catalog
-import chalicelib.http.stac_routes  # noqa: F401 (tunes the allocator as the server does)
+from chalicelib.services import keep_large_buffers
 from chalicelib.stac.api import StacApi
 from chalicelib.store.local import LocalStore
 from tests.stac.counting import CountingStore
@@ -109,6 +109,7 @@ def http_mix(url: str, some_id: str, repeat: int) -> dict[str, dict[str, float]]
 
 
 def inprocess_mix(store: LocalStore, some_id: str, repeat: int) -> dict[str, dict[str, float]]:
+    keep_large_buffers()  # as the server does when it builds its STAC API
     api, base = StacApi(store), "http://localhost/stac"
     out = {"item by id": timed(lambda: json.dumps(api.item(base, "dataset", some_id)), repeat),
            "100 items of one collection": timed(lambda: api.items(base, "dataset", {"limit": ["100"]}), repeat)}
@@ -125,7 +126,7 @@ def inprocess_mix(store: LocalStore, some_id: str, repeat: int) -> dict[str, dic
 
 def publish_one_more(store: LocalStore, server_url: str, count: int) -> dict[str, Any]:
     """Through the event path (the item's write dispatches apply_item_events in-process)."""
-    from functions import StoreEvent
+    from chalicelib.events.base import StoreEvent
     from chalicelib.stac.publish import apply_item_events
     import random
     counting = CountingStore(store)

@@ -1,24 +1,28 @@
-"""``stacflow`` command line: serve, publish, reindex, replay-events, repair-logs, republish-models."""
+"""``stacflow`` command line: serve, publish, reindex, check, replay-events, repair-logs, republish-models."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import services
+from .settings import Settings
 
-def _use_store(uri: str | None) -> None:
+
+def _use_store(uri: str | None) -> Settings:
+    """The process's services over ``--store`` (else ``STACFLOW_STORE``), other settings from the environment."""
+    cfg = Settings.from_env()
     if uri:
-        os.environ["STACFLOW_STORE"] = uri
-    from . import services
-    services.configure()
+        cfg = dataclasses.replace(cfg, store_uri=uri)
+    services.configure(settings=cfg)
+    return cfg
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    _use_store(args.store)
-    from . import services
+    cfg = _use_store(args.store)
     from .stac.catalog import ensure_root
     # Fails fast on a bad store URI, before binding the port; a new store is browsable at once.
     ensure_root(services.store())
@@ -27,10 +31,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .http.local_server import make_server
     server = make_server(app, args.host, args.port)
-    public = _public_url(args, server.server.server_address[1])
+    public = _public_url(args, cfg, server.server.server_address[1])
     if public:
-        os.environ["STACFLOW_PUBLIC_URL"] = public
-        services.configure()  # settings are re-read; the store reopens on first use
+        services.configure(settings=dataclasses.replace(cfg, public_url=public))  # the store reopens on first use
     print(f"stacflow serving {services.settings().store_uri} on "
           f"http://{args.host}:{server.server.server_address[1]}", flush=True)
     try:
@@ -40,11 +43,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _public_url(args: argparse.Namespace, port: int) -> str | None:
+def _public_url(args: argparse.Namespace, cfg: Settings, port: int) -> str | None:
     """``--public-url``, else ``STACFLOW_PUBLIC_URL``, else the bound address when it is loopback
     and no proxy is trusted: then it is the only address clients can use, so stored links may say so."""
-    explicit = args.public_url or os.environ.get("STACFLOW_PUBLIC_URL")
-    if explicit or os.environ.get("STACFLOW_TRUSTED_PROXIES"):
+    explicit = args.public_url or cfg.public_url
+    if explicit or cfg.trusted_proxies:
         return explicit
     import ipaddress
     host = args.host
@@ -59,7 +62,6 @@ def _public_url(args: argparse.Namespace, port: int) -> str | None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from . import services
     from .stac.publish import publish_paths
     report = publish_paths(services.store(), [Path(p) for p in args.paths], progress=not args.quiet,
                            collection=args.collection)
@@ -69,37 +71,38 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from . import services
     from .stac.publish import reindex
     report = reindex(services.store(), collection=args.collection, progress=not args.quiet)
     print(json.dumps(report.as_dict()))
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from .stac.check import check_catalog
+    report = check_catalog(services.store())
+    print(json.dumps(report.as_dict()))
+    return 0 if not report.problems else 1
+
+
 def cmd_replay_events(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from functions import handle_s3_event, handle_sqs_event
-
-    from . import services
+    from .events.dispatch import handle_notification
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     docs = [json.loads(line) for line in text.splitlines() if line.strip()] if args.file.endswith(
         ".ndjson") else [json.loads(text)]
     routed = 0
     for doc in docs:
-        records = doc.get("Records", [])
-        is_sqs = bool(records) and records[0].get("eventSource") == "aws:sqs"
-        routed += (handle_sqs_event if is_sqs else handle_s3_event)(doc, services.store())
+        routed += handle_notification(doc, services.root())
     print(json.dumps({"routed": routed}))
     return 0
 
 
 def cmd_repair_logs(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from . import services
     from .tracking.errors import MlflowError
-    from .tracking.service import TrackingService
     try:
-        report = TrackingService(services.store()).repair_logs(run_id=args.run, experiment_id=args.experiment)
+        report = services.tracking().repair_logs(run_id=args.run, experiment_id=args.experiment)
     except MlflowError as err:
         print(f"stacflow repair-logs: {err.message}", file=sys.stderr)
         return 1
@@ -109,11 +112,8 @@ def cmd_repair_logs(args: argparse.Namespace) -> int:
 
 def cmd_republish_models(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from functions.registry import context_for
-
-    from . import services
     from .registry.repair import repair
-    print(json.dumps(repair(context_for(services.store()))))
+    print(json.dumps(repair(services.publication_context())))
     return 0
 
 
@@ -143,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--collection", help="only this collection")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("check", help="walk the static catalog with pystac through the store and validate it "
+                                     "(every linked item valid, every item linked)")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("replay-events", help="feed S3 notification JSON (Lambda or SQS format) to the functions")
     p.add_argument("--store", help=store_help)

@@ -1,59 +1,224 @@
-"""Composition root: the lazily created, per-process store and services.
+"""Composition root: the one place that builds the store and the services over it.
 
-Handlers call these accessors; nothing is built at import time, so a cold start
-pays only for what its first request uses.
+Routes call this module's typed accessors (``services.tracking()``, ``services.stac_api()``, ...),
+the event functions are handed ``services.root()``, the CLI both; domain packages never import this
+module (tests/test_architecture.py). Each service is built on first use, its modules imported then,
+so a cold start pays only for what its first request uses. ``configure`` replaces the process's
+services: tests give a store, settings or any service of their own, the CLI its ``--store``.
 """
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Callable, Generic, TypedDict, TypeVar
 
 from .settings import Settings
-from .store import ObjectStore, open_store
+from .store import Change, ObjectStore, open_store
 
-_lock = threading.RLock()
-_state: dict[str, Any] = {}
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from .registry.lineage import Tracking
+    from .registry.publication import Context
+    from .registry.service import RegistryService
+    from .stac.api import StacApi
+    from .tracking.artifacts import ArtifactService
+    from .tracking.service import TrackingService
+
+T = TypeVar("T")
+
+
+class _Once(Generic[T]):
+    """A value built on first use, once (or given up front)."""
+
+    def __init__(self, lock: threading.RLock, build: Callable[[], T], given: T | None = None) -> None:
+        self._lock, self._build, self._value = lock, build, given
+
+    def get(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                value = self._value
+                if value is None:
+                    value = self._value = self._build()
+        return value
+
+
+class Given(TypedDict, total=False):
+    """What a ``Services`` may be given instead of building it."""
+
+    settings: Settings
+    store: ObjectStore
+    stac_api: StacApi
+    tracking: TrackingService
+    artifacts: ArtifactService
+    registry: RegistryService
+
+
+class Services:
+    """One store and the services over it, each built on first use from the settings.
+
+    The process has one (``root()``), whose store's changes go to the event functions when the store
+    has no notifications of its own (``dispatch=True``: the local store). Tests build others over
+    stores of their own.
+    """
+
+    def __init__(self, *, dispatch: bool = False, **given: Unpack[Given]) -> None:
+        lock = threading.RLock()  # builders call one another (registry -> tracking -> store -> settings)
+        self._dispatch = dispatch
+        self._listening: tuple[ObjectStore, Callable[[Change], None]] | None = None
+        self._settings = _Once(lock, Settings.from_env, given.get("settings"))
+        self._store = _Once(lock, self._open_store, given.get("store"))
+        self._stac_api = _Once(lock, self._new_stac_api, given.get("stac_api"))
+        self._tracking = _Once(lock, self._new_tracking, given.get("tracking"))
+        self._artifacts = _Once(lock, self._new_artifacts, given.get("artifacts"))
+        self._registry = _Once(lock, self._new_registry, given.get("registry"))
+        self._lineage = _Once(lock, self._new_lineage)
+        self._publication = _Once(lock, self._new_publication_context)
+        if "store" in given:
+            self._listen(given["store"])
+
+    def settings(self) -> Settings:
+        return self._settings.get()
+
+    def store(self) -> ObjectStore:
+        return self._store.get()
+
+    def stac_api(self) -> StacApi:
+        return self._stac_api.get()
+
+    def tracking(self) -> TrackingService:
+        return self._tracking.get()
+
+    def artifacts(self) -> ArtifactService:
+        return self._artifacts.get()
+
+    def registry(self) -> RegistryService:
+        return self._registry.get()
+
+    def publication_context(self) -> Context:
+        """What the registry's STAC publication needs (the registry event function, republish-models)."""
+        return self._publication.get()
+
+    def close(self) -> None:
+        """Stop dispatching the store's changes (a root being replaced)."""
+        if self._listening is not None:
+            store, listener = self._listening
+            store.unsubscribe(listener)
+            self._listening = None
+
+    # -- builders -------------------------------------------------------------------------
+    def _open_store(self) -> ObjectStore:
+        cfg = self.settings()
+        store = open_store(cfg.store_uri, emit_events=cfg.dispatch_events,
+                           signing_key=cfg.signing_key.encode() if cfg.signing_key else None)
+        self._listen(store)
+        return store
+
+    def _listen(self, store: ObjectStore) -> None:
+        # The local store has no notifications: feed its changes to the same event functions
+        # the deployed S3 -> SQS -> Lambda path calls.
+        if not self._dispatch:
+            return
+
+        def listener(change: Change) -> None:
+            from .events.dispatch import dispatch_change
+            dispatch_change(self, change)
+        store.subscribe(listener)
+        self._listening = (store, listener)
+
+    def _new_stac_api(self) -> StacApi:
+        from .stac.api import StacApi
+        keep_large_buffers()
+        return StacApi(self.store())
+
+    def _new_tracking(self) -> TrackingService:
+        from .tracking.service import TrackingService
+        return TrackingService(self.store(), artifact_root=self.settings().artifact_root)
+
+    def _new_artifacts(self) -> ArtifactService:
+        from .tracking.artifacts import ArtifactService
+        return ArtifactService(self.store())
+
+    def _new_lineage(self) -> Tracking:
+        from .registry.lineage import ServiceTracking
+        return ServiceTracking(self.tracking())
+
+    def _new_registry(self) -> RegistryService:
+        from .registry.service import RegistryService
+        return RegistryService(self.store(), self._lineage.get())
+
+    def _new_publication_context(self) -> Context:
+        from .registry.publication import Context
+        cfg = self.settings()
+        return Context(store=self.store(), tracking=self._lineage.get(), public_url=cfg.public_url,
+                       gitlab_url=cfg.gitlab_url, onnx_inspect_limit=cfg.onnx_inspect_limit)
+
+
+def keep_large_buffers() -> None:
+    """Let glibc reuse freed large blocks instead of mmap-ing (and page-faulting) each one anew.
+
+    A STAC page of 1,000 items is built in ~1 MB buffers several times per request; with glibc's
+    defaults each is a fresh mmap, which doubled the time to answer such a page. A process-wide
+    setting: made once, when the STAC API is first built, not as a side effect of an import.
+    """
+    import ctypes
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # by name: find_library would spawn ldconfig on a cold start
+        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: keep the allocator's defaults
+        pass
+
+
+# -- the process's services ---------------------------------------------------------------
+_lock = threading.Lock()
+_root: Services | None = None
+
+
+def root() -> Services:
+    global _root
+    current = _root
+    if current is None:
+        with _lock:
+            if _root is None:
+                _root = Services(dispatch=True)
+            current = _root
+    return current
+
+
+def configure(**given: Unpack[Given]) -> None:
+    """Replace the process's services (tests, the CLI): those given are used as they are, the others
+    are built on first use (settings from the environment unless given)."""
+    global _root
+    with _lock:
+        if _root is not None:
+            _root.close()
+        _root = Services(dispatch=True, **given)
 
 
 def settings() -> Settings:
-    with _lock:
-        if "settings" not in _state:
-            _state["settings"] = Settings.from_env()
-        return _state["settings"]  # type: ignore[no-any-return]
+    return root().settings()
 
 
 def store() -> ObjectStore:
-    with _lock:
-        if "store" not in _state:
-            cfg = settings()
-            st = open_store(cfg.store_uri, emit_events=cfg.dispatch_events,
-                            signing_key=cfg.signing_key.encode() if cfg.signing_key else None)
-            _wire_events(st)
-            _state["store"] = st
-        return _state["store"]  # type: ignore[no-any-return]
+    return root().store()
 
 
-def _wire_events(st: ObjectStore) -> None:
-    # The local store has no notifications: feed its changes to the same event
-    # functions the deployed S3 -> SQS -> Lambda path calls.
-    from functions import dispatch_change
-    st.subscribe(lambda change: dispatch_change(st, change))
+def stac_api() -> StacApi:
+    return root().stac_api()
 
 
-def configure(*, store: ObjectStore | None = None, settings: Settings | None = None) -> None:
-    """Replace the process state (tests, the CLI). Cached services are dropped."""
-    with _lock:
-        _state.clear()
-        if settings is not None:
-            _state["settings"] = settings
-        if store is not None:
-            _wire_events(store)
-            _state["store"] = store
+def tracking() -> TrackingService:
+    return root().tracking()
 
 
-def cached(name: str, factory: Any) -> Any:
-    """A per-process singleton built on first use (search engine, tracking service, ...)."""
-    with _lock:
-        if name not in _state:
-            _state[name] = factory()
-        return _state[name]
+def artifacts() -> ArtifactService:
+    return root().artifacts()
+
+
+def registry() -> RegistryService:
+    return root().registry()
+
+
+def publication_context() -> Context:
+    return root().publication_context()

@@ -1,4 +1,4 @@
-"""Process settings, read from the environment once."""
+"""Process settings: the one place that reads the environment (``STACFLOW_*``), once per process."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_STORE = "file://data"
 DEFAULT_ONNX_INSPECT_LIMIT = 64 * 1024 * 1024
+DEFAULT_EVENTS_QUEUE = "stacflow-store-events"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class Settings:
     # Peers (IPs or CIDRs, "*" for any) whose X-Forwarded-Proto/Host/Prefix headers are believed;
     # from anyone else they are ignored. API Gateway's own request context needs no entry.
     trusted_proxies: tuple[str, ...] = ()
+    # ``s3://…``: new experiments put their artifacts there (clients write straight to S3), else proxied
+    artifact_root: str | None = None
+    gitlab_url: str | None = None  # GitLab of the ``project`` tags: items link to the project's page
+    events_queue: str = DEFAULT_EVENTS_QUEUE  # the SQS queue the bucket's notifications go to (deployment)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -32,4 +37,7 @@ class Settings:
             signing_key=os.environ.get("STACFLOW_SIGNING_KEY") or None,
             onnx_inspect_limit=int(os.environ.get("STACFLOW_ONNX_INSPECT_LIMIT") or DEFAULT_ONNX_INSPECT_LIMIT),
             trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+            artifact_root=os.environ.get("STACFLOW_ARTIFACT_ROOT") or None,
+            gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None,
+            events_queue=os.environ.get("STACFLOW_EVENTS_QUEUE") or DEFAULT_EVENTS_QUEUE,
         )

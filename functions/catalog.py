@@ -1,28 +1,13 @@
-"""Catalog function: item JSON written or deleted -> static catalog pages and search index updated."""
+"""The catalog function alone: item notifications (S3, or SQS carrying S3) -> catalog and search index."""
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-from chalicelib.store import ObjectStore
-
-from . import StoreEvent
-
-log = logging.getLogger(__name__)
-
-# collections/<collection id>/items/<item id>.json
-ITEM_KEY = r"^collections/[^/]+/items/[^/]+\.json$"
+from chalicelib import services
+from chalicelib.events import catalog
+from chalicelib.events.dispatch import handle_notification
 
 
-def on_item_events(store: ObjectStore, events: list[StoreEvent]) -> None:
-    from chalicelib.stac.publish import apply_item_events
-    from chalicelib.store.contention import Contention
-    try:
-        apply_item_events(store, events)
-    except Contention:
-        # Every write is idempotent: failing the invocation makes the queue redeliver these events later.
-        log.warning("publishing %d item event(s) gave up under contention; they will be redelivered",
-                    len(events), exc_info=True, extra={"keys": [ev.key for ev in events][:20]})
-        raise
-
-
-ROUTES = [(ITEM_KEY, on_item_events)]
+def handler(event: dict[str, Any], context: object = None) -> int:
+    """Lambda signature; returns how many events the function took."""
+    return handle_notification(event, services.root(), catalog.ROUTES)

@@ -30,8 +30,6 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(REPO / name, project / name)
     for name in ("chalicelib", "functions", ".chalice"):
         shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
-    (project / "vendor").mkdir()
-    (project / "vendor" / "functions").symlink_to("../functions")
     out = project / "out"
     env = dict(os.environ, AWS_DEFAULT_REGION="eu-west-1")
     # The chalice CLI through this interpreter, not the venv's script (its shebang pins the venv's path).
@@ -92,9 +90,11 @@ def api_event(tmp_path: Path, method: str, path: str, query: dict[str, str] | No
     return dest
 
 
-def test_package_contains_app_chalicelib_and_functions(package_dir: Path) -> None:
+def test_package_contains_app_and_chalicelib_with_the_event_code(package_dir: Path) -> None:
     names = {p.relative_to(package_dir / "unzipped").as_posix() for p in (package_dir / "unzipped").rglob("*.py")}
-    assert {"app.py", "functions/__init__.py", "functions/catalog.py", "chalicelib/services.py"} <= names
+    assert {"app.py", "chalicelib/services.py", "chalicelib/events/dispatch.py", "chalicelib/events/catalog.py",
+            "chalicelib/events/registry.py"} <= names
+    assert not any(name.startswith("functions/") for name in names)  # not shipped, and nothing deployed needs it
 
 
 def test_api_handler_answers_from_the_zip(package_dir: Path, tmp_path: Path) -> None:

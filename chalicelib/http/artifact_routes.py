@@ -51,7 +51,7 @@ BINARY_TYPES = ["image/tiff", "image/jp2", "image/webp", "application/x-hdf5", "
 
 
 def artifact_service() -> ArtifactService:
-    return services.cached("artifact_service", lambda: ArtifactService(services.store()))  # type: ignore[no-any-return]
+    return services.artifacts()
 
 
 # -- operations: (request, artifact path) -> response ------------------------------------------
@@ -82,7 +82,7 @@ def _presigned(request: Any, path: str) -> dict[str, Any]:
 
 
 def _path(msg: Fields) -> str:
-    return msg.string("path", required=True)  # type: ignore[return-value]
+    return msg.string("path", required=True)
 
 
 def _mpu_create(request: Any, directory: str) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class RequestHandler(ChaliceRequestHandler):
     # waits ~40 ms on Nagle + delayed ACK.
     disable_nagle_algorithm = True
 
-    def _parse_payload(self):  # type: ignore[no-untyped-def]
+    def _parse_payload(self) -> tuple[Any, bytes | None]:
         # No Accept header means "anything" (RFC 9110). Chalice, mimicking API Gateway, would
         # refuse binary responses (artifact and asset downloads) to such clients; behind API
         # Gateway, downloads go to presigned S3 URLs instead.

@@ -6,13 +6,17 @@ of another JSON type is INVALID_PARAMETER_VALUE before the service is called.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalice import Blueprint, Response
 
+from .. import services
 from ..tracking import validation as v
 from ..tracking.validation import MODEL_STATUS, RUN_STATUS, VIEW_TYPE
 from .mlflow_common import mlflow_route, request_message
+
+if TYPE_CHECKING:
+    from ..tracking.service import TrackingService
 
 mlflow_api = Blueprint(__name__)
 
@@ -20,9 +24,8 @@ MLFLOW_VERSION = "3.17.2"  # the client release whose REST contract this API fol
 _REPEATED = frozenset({"experiment_ids", "order_by", "run_ids"})
 
 
-def _service() -> Any:
-    from ..tracking.service import tracking_service
-    return tracking_service()
+def _service() -> TrackingService:
+    return services.tracking()
 
 
 def _msg() -> v.Fields:
@@ -68,7 +71,7 @@ def get_experiment_by_name() -> dict[str, Any]:
 @_route("/experiments/search", "POST", "GET")
 def search_experiments() -> dict[str, Any]:
     m = _msg()
-    return _service().search_experiments(m.enum("view_type", VIEW_TYPE), m.integer("max_results"),  # type: ignore[no-any-return]
+    return _service().search_experiments(m.enum("view_type", VIEW_TYPE), m.integer("max_results"),
                                          m.string("filter"), m.strings("order_by"), m.string("page_token"))
 
 
@@ -112,7 +115,7 @@ def _run_id(m: v.Fields) -> str:
 
 @_route("/runs/create", "POST")
 def create_run() -> dict[str, Any]:
-    return _service().create_run(_msg())  # type: ignore[no-any-return]
+    return _service().create_run(_msg())
 
 
 @_route("/runs/get", "GET")
@@ -123,7 +126,7 @@ def get_run() -> dict[str, Any]:
 @_route("/runs/update", "POST")
 def update_run() -> dict[str, Any]:
     m = _msg()
-    return _service().update_run_info(_run_id(m), m.enum("status", RUN_STATUS), m.integer("end_time"),  # type: ignore[no-any-return]
+    return _service().update_run_info(_run_id(m), m.enum("status", RUN_STATUS), m.integer("end_time"),
                                       m.string("run_name"))
 
 
@@ -204,7 +207,7 @@ def log_model() -> dict[str, Any]:
 @_route("/runs/search", "POST")
 def search_runs() -> dict[str, Any]:
     m = _msg()
-    return _service().search_runs(m.strings("experiment_ids"), m.string("filter"),  # type: ignore[no-any-return]
+    return _service().search_runs(m.strings("experiment_ids"), m.string("filter"),
                                   m.enum("run_view_type", VIEW_TYPE), m.integer("max_results"), m.strings("order_by"),
                                   m.string("page_token"))
 
@@ -215,14 +218,14 @@ def get_metric_history() -> dict[str, Any]:
     max_results = m.integer("max_results")
     if max_results is not None:
         v.max_results(max_results, 0)
-    return _service().get_metric_history(_run_id(m), m.string("metric_key", required=True),  # type: ignore[no-any-return]
+    return _service().get_metric_history(_run_id(m), m.string("metric_key", required=True),
                                          max_results, m.string("page_token"))
 
 
 @_route("/metrics/get-history-bulk-interval", "GET")
 def get_metric_history_bulk_interval() -> dict[str, Any]:
     m = _msg()
-    return _service().get_metric_history_bulk_interval(  # type: ignore[no-any-return]
+    return _service().get_metric_history_bulk_interval(
         m.strings("run_ids"), m.string("metric_key", required=True), m.integer("start_step"),
         m.integer("end_step"), m.integer("max_results"))
 
@@ -230,7 +233,7 @@ def get_metric_history_bulk_interval() -> dict[str, Any]:
 # -- logged models (MLflow 3) -----------------------------------------------------------------
 @_route("/logged-models", "POST")
 def create_logged_model() -> dict[str, Any]:
-    return _service().create_logged_model(_msg())  # type: ignore[no-any-return]
+    return _service().create_logged_model(_msg())
 
 
 def _model_order(o: v.Fields) -> dict[str, Any]:
@@ -244,19 +247,19 @@ def search_logged_models() -> dict[str, Any]:
     order_by = [{k: val for k, val in _model_order(o).items() if val is not None} for o in m.objects("order_by")]
     datasets = [{"dataset_name": d.string("dataset_name", required=True), "dataset_digest": d.string("dataset_digest")}
                 for d in m.objects("datasets")]
-    return _service().search_logged_models(  # type: ignore[no-any-return]
+    return _service().search_logged_models(
         m.strings("experiment_ids"), m.string("filter"), datasets, m.integer("max_results"), order_by,
         m.string("page_token"))
 
 
 @_route("/logged-models/{model_id}", "GET")
 def get_logged_model(model_id: str) -> dict[str, Any]:
-    return _service().get_logged_model(model_id, bool(_msg().boolean("allow_deleted")))  # type: ignore[no-any-return]
+    return _service().get_logged_model(model_id, bool(_msg().boolean("allow_deleted")))
 
 
 @_route("/logged-models/{model_id}", "PATCH")
 def finalize_logged_model(model_id: str) -> dict[str, Any]:
-    return _service().finalize_logged_model(model_id, _msg().enum("status", MODEL_STATUS, required=True))  # type: ignore[no-any-return]
+    return _service().finalize_logged_model(model_id, _msg().enum("status", MODEL_STATUS, required=True))
 
 
 @_route("/logged-models/{model_id}", "DELETE")

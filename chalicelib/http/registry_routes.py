@@ -6,7 +6,7 @@ links point at (the newest published version's item).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
 
@@ -16,15 +16,16 @@ from ..tracking.errors import not_found
 from .mlflow_common import mlflow_handler, mlflow_route, request_message
 from .urls import base_url
 
+if TYPE_CHECKING:
+    from ..registry.service import RegistryService
+
 registry_api = Blueprint(__name__)
 
 _REPEATED = frozenset({"order_by", "stages"})
 
 
-def _service() -> Any:
-    from ..registry.lineage import default_tracking
-    from ..registry.service import RegistryService
-    return services.cached("registry", lambda: RegistryService(services.store(), default_tracking()))
+def _service() -> RegistryService:
+    return services.registry()
 
 
 def _msg() -> dict[str, Any]:

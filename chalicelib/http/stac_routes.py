@@ -17,29 +17,12 @@ from .urls import base_url
 stac_api = Blueprint(__name__)
 
 
-def _keep_large_buffers() -> None:
-    """Let glibc reuse freed large blocks instead of mmap-ing (and page-faulting) each one anew.
-
-    A page of 1,000 items is built in ~1 MB buffers several times per request; with glibc's
-    defaults each is a fresh mmap, which doubled the time to answer such a page.
-    """
-    import ctypes
-    try:
-        libc = ctypes.CDLL("libc.so.6")  # by name: find_library would spawn ldconfig on a cold start
-        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: keep the allocator's defaults
-        pass
-
-
-_keep_large_buffers()
-
 # POST /search: clients send JSON under several media types; Chalice rejects unlisted ones.
 _BODY_TYPES = ["application/json", "application/geo+json", "application/query+json", "text/plain"]
 
 
 def _api() -> api.StacApi:
-    return services.cached("stac-api", lambda: api.StacApi(services.store()))  # type: ignore[no-any-return]
+    return services.stac_api()
 
 
 def _base() -> str:

@@ -62,8 +62,3 @@ class ServiceTracking:
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
         return self._get(self.service.get_experiment, experiment_id)
-
-
-def default_tracking() -> Tracking:
-    from ..tracking.service import tracking_service
-    return ServiceTracking(tracking_service())

@@ -14,7 +14,7 @@ conditional put, and the order of the writes is what keeps concurrent calls and 
   by that listing or sees the tombstone and removes its own version (the client gets
   RESOURCE_DOES_NOT_EXIST, nothing is left behind).
 - **publication**: each record write is the event that republishes the version's STAC item
-  (``functions/registry.py``); the source marker, written after the version record, is also
+  (``chalicelib/events/registry.py``); the source marker, written after the version record, is also
   ensured by that event, so a crash between the two loses nothing.
 - **searches** filter and sort the summaries of ``registry.index`` and read only the records of
   the page they return; pages are capped by count and by size (``MAX_PAGE_BYTES``).

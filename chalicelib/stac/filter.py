@@ -183,7 +183,7 @@ def parse_filter(value: Any, lang: str | None, crs: str | None, *, default_lang:
     if not isinstance(ast, (dict, bool)):
         raise InvalidParameter("a filter must be a boolean expression")
     _check_ast_bounds(ast)  # e.g. a chain of arithmetic operators nests one level per operator
-    return ast  # type: ignore[no-any-return]
+    return ast
 
 
 # -- operands -------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ class _Compiler:
         kind = lo.kind
 
         def run(t: Table) -> Masks:
-            vals, ok = _view(t, a, kind)  # type: ignore[arg-type]
+            vals, ok = _view(t, a, kind)
             with np.errstate(invalid="ignore"):
                 return (vals >= low) & (vals <= high) & ok, ~ok
         return run

@@ -2,8 +2,8 @@
 
 ``StoreStacIO(store)`` maps the store's own URLs (``s3://bucket/prefix/...`` or ``file://...``)
 to keys, so ``pystac.Catalog.from_file(store.url("catalog.json"), stac_io=StoreStacIO(store))``
-walks the static catalog with the store's credentials and endpoint; other hrefs fall back to
-pystac's default reader.
+walks the static catalog with the store's credentials and endpoint (``stac.check``); other hrefs
+fall back to pystac's default reader.
 """
 from __future__ import annotations
 
@@ -22,20 +22,21 @@ class StoreStacIO(DefaultStacIO):
         self.store = store
         self.base = store.url(_PROBE)[: -len(_PROBE)]
 
-    def _key(self, href: str) -> str | None:
+    def key_of(self, href: str) -> str | None:
+        """The store key ``href`` names, or None: not in the store."""
         href = str(href)
         if href.startswith("/") and self.base.startswith("file://"):
             href = "file://" + href  # pystac turns file URLs into plain paths
         return href[len(self.base):] if href.startswith(self.base) else None
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
-        key = self._key(source)
+        key = self.key_of(source)
         if key is None:
             return super().read_text(source, *args, **kwargs)
         return self.store.get(key).body.decode("utf-8")
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
-        key = self._key(dest)
+        key = self.key_of(dest)
         if key is None:
             super().write_text(dest, txt, *args, **kwargs)
             return

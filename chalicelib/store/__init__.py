@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .base import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound, NotModified,
-                   ObjectInfo, ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject,
-                   StoreError, check_key, join_key)
+from .base import (CREATED, REMOVED, Change, CompletedPart, EventSource, InvalidKey, NotFound, NotModified,
+                   ObjectInfo, ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, SignedUrls,
+                   StoredObject, StoreError, check_key, join_key)
 
-__all__ = ["CREATED", "REMOVED", "Change", "CompletedPart", "InvalidKey", "NotFound", "NotModified",
+__all__ = ["CREATED", "REMOVED", "Change", "CompletedPart", "EventSource", "InvalidKey", "NotFound", "NotModified",
            "ObjectInfo", "ObjectReader", "ObjectStore", "PreconditionFailed", "RangeNotSatisfiable",
-           "StoredObject", "StoreError", "check_key", "join_key", "open_store"]
+           "SignedUrls", "StoredObject", "StoreError", "check_key", "join_key", "open_store"]
 
 
 def open_store(uri: str, *, emit_events: bool = False, signing_key: bytes | None = None) -> ObjectStore:

@@ -14,40 +14,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
+from .errors import (InvalidKey, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable,  # noqa: F401
+                     StoreError)
+
 if TYPE_CHECKING:
     from .contention import Backoff
 
 # Change notifications are S3 event names, so local dispatch and S3 share one path.
 CREATED = "ObjectCreated:Put"
 REMOVED = "ObjectRemoved:Delete"
-
-
-class StoreError(Exception):
-    """Base class of store failures."""
-
-
-class NotFound(StoreError):
-    """The key does not exist."""
-
-
-class PreconditionFailed(StoreError):
-    """A conditional write lost: the key exists (create-only) or its ETag changed."""
-
-
-class NotModified(StoreError):
-    """``get(if_none_match=etag)``: the object still has that ETag."""
-
-
-class InvalidKey(StoreError, ValueError):
-    """The key is not a clean relative path."""
-
-
-class RangeNotSatisfiable(StoreError):
-    """``open(start=…)`` at or past the object's end (HTTP 416); ``size`` is the object's."""
-
-    def __init__(self, key: str, size: int) -> None:
-        super().__init__(f"range not satisfiable: {key} has {size} bytes")
-        self.key, self.size = key, size
 
 
 @dataclass(frozen=True)
@@ -142,6 +117,41 @@ class Change:
 
 
 @dataclass(frozen=True)
+class EventSource:
+    """How S3 notifications name a store's objects: its bucket and key prefix.
+
+    ``bucket=None`` (the local store): a notification from any bucket names a key as it is, so events
+    saved from a deployment can be replayed against a local copy (``stacflow replay-events``).
+    """
+
+    bucket: str | None
+    prefix: str = ""
+
+    def key_for(self, bucket: str, key: str) -> str | None:
+        """The store key a notification's bucket and (decoded) object key name, or None: not this store's."""
+        if (self.bucket is not None and bucket != self.bucket) or not key.startswith(self.prefix):
+            return None
+        return key[len(self.prefix):]
+
+    def notification_for(self, key: str) -> tuple[str, str]:
+        """The (bucket, object key) that an S3 notification about ``key`` carries."""
+        return self.bucket or LOCAL_BUCKET, self.prefix + key
+
+
+LOCAL_BUCKET = "local"  # the bucket named by the local store's notifications
+
+
+class SignedUrls(Protocol):
+    """A store's own presigned URLs (``/files/{token}``, answered by the service) where S3 has none."""
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims (``m`` method, ``k`` key, ``u``/``p`` upload and part); PermissionError if forged or expired."""
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
+        """Store one part of a multipart upload; returns its ETag."""
+
+
+@dataclass(frozen=True)
 class CompletedPart:
     part_number: int
     etag: str
@@ -175,6 +185,16 @@ class ObjectStore(ABC):
     @abstractmethod
     def uri(self) -> str:
         """``file:///abs/path`` or ``s3://bucket/prefix``."""
+
+    @property
+    @abstractmethod
+    def event_source(self) -> EventSource:
+        """Where notifications about this store's objects come from (S3's, or the local dispatch's)."""
+
+    @property
+    def signed_urls(self) -> SignedUrls | None:
+        """What answers the URLs ``presign_*`` gives, when the service must (the local store); None: S3 does."""
+        return None
 
     @abstractmethod
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
@@ -255,6 +275,11 @@ class ObjectStore(ABC):
 
     def subscribe(self, listener: Callable[[Change], None]) -> None:
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[Change], None]) -> None:
+        """Stop notifying ``listener`` (a replaced composition root letting go of the store)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def _notify(self, change: Change) -> None:
         for listener in list(self._listeners):

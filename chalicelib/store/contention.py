@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from .base import PreconditionFailed
+from .errors import PreconditionFailed
 
 T = TypeVar("T")
 

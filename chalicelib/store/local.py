@@ -31,10 +31,10 @@ import uuid
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 from urllib.parse import quote
 
-from .base import (CHUNK, CREATED, Change, CompletedPart, InvalidKey, NotFound, NotModified, ObjectInfo,
+from .base import (CHUNK, CREATED, Change, CompletedPart, EventSource, InvalidKey, NotFound, NotModified, ObjectInfo,
                    ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key,
                    check_range)
 
@@ -79,6 +79,14 @@ class LocalStore(ObjectStore):
     @property
     def uri(self) -> str:
         return self.root.as_uri()
+
+    @property
+    def event_source(self) -> EventSource:
+        return EventSource(None)
+
+    @property
+    def signed_urls(self) -> LocalStore:
+        return self
 
     def url(self, key: str) -> str:
         return self._path(key).as_uri()
@@ -358,7 +366,7 @@ class LocalStore(ObjectStore):
         mac = hmac.new(self._signing_key(), raw, hashlib.sha256).digest()[:20]
         return raw.decode() + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
-    def verify(self, token: str) -> dict[str, object]:
+    def verify(self, token: str) -> dict[str, Any]:
         """Claims of a token made by ``sign``; raises PermissionError if forged or expired."""
         try:
             raw, mac = token.split(".", 1)

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Iterator, Sequence
 
-from .base import (CREATED, Change, CompletedPart, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
+from .base import (CREATED, Change, CompletedPart, EventSource, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
                    PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key, check_range)
 
 _client_lock = threading.Lock()
@@ -56,11 +56,9 @@ class S3Store(ObjectStore):
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def key_from_event(self, bucket: str, full_key: str) -> str | None:
-        """The store key for an S3 notification's (bucket, key), or None if it is not ours."""
-        if bucket != self.bucket or not full_key.startswith(self.prefix):
-            return None
-        return full_key[len(self.prefix):]
+    @property
+    def event_source(self) -> EventSource:
+        return EventSource(self.bucket, self.prefix)
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._k(key)}"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -77,14 +76,15 @@ class _Retry(Exception):
     """The state moved under a claim step: evaluate it again."""
 
 
-def default_artifact_location(experiment_id: str) -> str:
-    root = os.environ.get("STACFLOW_ARTIFACT_ROOT")
+def default_artifact_location(experiment_id: str, root: str | None = None) -> str:
+    """Under ``root`` (``s3://…``, clients write there directly), else proxied by the artifact API."""
     return f"{root.rstrip('/')}/{experiment_id}" if root else f"mlflow-artifacts:/{experiment_id}"
 
 
 class ExperimentStore:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, artifact_root: str | None = None) -> None:
         self.store = store
+        self.artifact_root = artifact_root
         self._records = DocCache(store, Experiment.from_doc)
 
     def _load(self, experiment_id: str) -> tuple[str, Experiment] | None:
@@ -129,7 +129,7 @@ class ExperimentStore:
     # -- writes -------------------------------------------------------------------------
     def _ensure_default(self) -> Experiment:
         t = now_ms()
-        exp = Experiment(DEFAULT_ID, DEFAULT_NAME, default_artifact_location(DEFAULT_ID), "active", t, t)
+        exp = Experiment(DEFAULT_ID, DEFAULT_NAME, default_artifact_location(DEFAULT_ID, self.artifact_root), "active", t, t)
         try:
             self.store.put_json(_name_key(DEFAULT_NAME), {"experiment_id": DEFAULT_ID, "time": t},
                                 if_none_match=True)
@@ -232,7 +232,7 @@ class ExperimentStore:
                 raise
         experiment_id = self._next_id()
         t = now_ms()
-        pending = Experiment(experiment_id, "", artifact_location or default_artifact_location(experiment_id),
+        pending = Experiment(experiment_id, "", artifact_location or default_artifact_location(experiment_id, self.artifact_root),
                              "active", t, t, tags, pending_name=name, pending_since=t)
         self.store.put_json(_exp_key(experiment_id), pending.doc(), if_none_match=True)
         try:

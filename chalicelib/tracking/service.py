@@ -6,7 +6,7 @@ experiment's (``mlflow/experiment-runs/<eid>/``: latest values only, for search_
 eventlog.py for the fold/compaction protocol and runs.py for the record shape.
 
 Public API for other modules (the model registry), all proto-JSON dicts, MlflowError when absent:
-``tracking_service().get_run(run_id)`` -> ``{"info", "data", "inputs", "outputs"}``;
+``TrackingService.get_run(run_id)`` -> ``{"info", "data", "inputs", "outputs"}``;
 ``.get_experiment(experiment_id)`` -> ``{"experiment_id", "name", "artifact_location", ...}``;
 ``.get_logged_model(model_id)`` -> ``{"model": {"info", "data"}}``.
 """
@@ -64,9 +64,9 @@ def _model_subject(doc: dict[str, Any]) -> Subject:
 
 
 class TrackingService:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, artifact_root: str | None = None) -> None:
         self.store = store
-        self.experiments = ExperimentStore(store)
+        self.experiments = ExperimentStore(store, artifact_root=artifact_root)
         self._lock = threading.Lock()
         self._logs: OrderedDict[str, FoldedLog] = OrderedDict()
         self._run_experiment: dict[str, str] = {}  # immutable, so safe to cache
@@ -572,9 +572,3 @@ def _sample(steps: list[int], limit: int) -> list[int]:
         return [steps[-1]]
     stride = (len(steps) - 1) / (limit - 1)
     return sorted({steps[round(i * stride)] for i in range(limit)})
-
-
-def tracking_service() -> TrackingService:
-    """The per-process service over the configured store."""
-    from .. import services
-    return services.cached("tracking", lambda: TrackingService(services.store()))  # type: ignore[no-any-return]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, overload
 
 from .errors import MlflowError, invalid
 
@@ -85,6 +85,12 @@ class Fields:
 
     def present(self, field: str) -> bool:
         return self.doc.get(field) is not None
+
+    @overload
+    def string(self, field: str, *, required: Literal[True]) -> str: ...
+
+    @overload
+    def string(self, field: str, *, required: bool = False) -> str | None: ...
 
     def string(self, field: str, *, required: bool = False) -> str | None:
         value = self._get(field, required)

@@ -12,8 +12,10 @@ from chalicelib.registry.publication import item_key
 from chalicelib.registry.service import RegistryService
 from chalicelib.store import CREATED, Change, ObjectStore
 from chalicelib.tracking.service import TrackingService
-from functions import handle_s3_event, handle_sqs_event, routes, s3_event_for
-from functions.registry import MODEL_FILE_KEY, RECORD_KEY
+from chalicelib.events.dispatch import handle_s3_event, handle_sqs_event, handler_for
+from chalicelib.events.notifications import s3_event_for
+from chalicelib.events.registry import MODEL_FILE_KEY, RECORD_KEY
+from chalicelib.services import Services
 
 
 @pytest.mark.parametrize("key, routed", [
@@ -35,8 +37,8 @@ from functions.registry import MODEL_FILE_KEY, RECORD_KEY
 def test_registry_routes(key: str, routed: bool) -> None:
     assert bool(re.match(RECORD_KEY, key) or re.match(MODEL_FILE_KEY, key)) is routed
     if routed:  # and no earlier route shadows it
-        first = next(handler for pattern, handler in routes() if pattern.match(key))
-        assert first.__module__ == "functions.registry"
+        first = handler_for(key)
+        assert first is not None and first.__module__ == "chalicelib.events.registry"
 
 
 def _onnx() -> bytes:
@@ -59,18 +61,18 @@ def test_s3_and_sqs_notifications_publish_on_s3(s3_store: ObjectStore) -> None:
     registry.create_registered_model("tree")
     registry.create_model_version("tree", f"runs:/{run['run_id']}/model")
     records = [c for c in changes if c.key.startswith("mlflow/registry/")]
-    handle_s3_event(s3_event_for(s3_store, records), s3_store)
+    handle_s3_event(s3_event_for(s3_store.event_source, records), Services(store=s3_store))
     assert not s3_store.exists(item_key("tree", 1))  # pending: no model files yet
 
     prefix = "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/") + "/model"
     s3_store.put(f"{prefix}/model.onnx", _onnx())
-    landed = s3_event_for(s3_store, [Change(CREATED, f"{prefix}/model.onnx")])
+    landed = s3_event_for(s3_store.event_source, [Change(CREATED, f"{prefix}/model.onnx")])
     sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(landed)}]}
-    assert handle_sqs_event(sqs, s3_store) == 1
+    assert handle_sqs_event(sqs, Services(store=s3_store)) == 1
     item = s3_store.get_json(item_key("tree", 1))
     assert item["properties"]["mlm:architecture"] == "DecisionTreeClassifier"
     assert item["assets"]["model.onnx"]["mlm:artifact_type"] == "onnx"
     # the notification again (at-least-once delivery): same item, no rewrite
     etag = s3_store.head(item_key("tree", 1)).etag
-    handle_sqs_event(sqs, s3_store)
+    handle_sqs_event(sqs, Services(store=s3_store))
     assert s3_store.head(item_key("tree", 1)).etag == etag

@@ -13,9 +13,11 @@ from chalicelib.registry.lineage import ServiceTracking
 from chalicelib.registry.publication import item_key
 from chalicelib.registry.service import RegistryService
 from chalicelib.settings import Settings
+from chalicelib.events.base import StoreEvent
+from chalicelib.events.dispatch import handle_events
+from chalicelib.services import Services
 from chalicelib.store import CREATED, Change, NotFound, ObjectStore
 from chalicelib.tracking.service import TrackingService
-from functions import StoreEvent, handle_events
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,11 @@ class World:
         """Hand recorded changes to the functions, as S3 notifications would, and forget them."""
         todo = list(self.changes if changes is None else changes)
         self.changes.clear()
-        handle_events(self.store, [StoreEvent(c.event_name == CREATED, c.key, c.etag, "") for c in todo])
+        handle_events(self.functions(), [StoreEvent(c.event_name == CREATED, c.key, c.etag, "") for c in todo])
+
+    def functions(self) -> Services:
+        """The services the event functions get: this store, the process's settings."""
+        return Services(store=self.store, settings=services.settings())
 
     def item(self, name: str, version: int) -> dict[str, Any] | None:
         try:

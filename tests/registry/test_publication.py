@@ -1,11 +1,12 @@
 """Registry records -> STAC items, through the real event router, on both store adapters."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
-import pytest
 from stac_offline import validate_object
 
+from chalicelib import services
 from chalicelib.registry.publication import latest_published
 from tests.registry.conftest import World
 
@@ -97,9 +98,8 @@ def test_deleting_the_model_unpublishes_its_items(world: World, onnx_bytes: byte
     assert [i.key for i in world.store.list("mlflow/registry/") if "gone" in i.key] == []  # nothing left behind
 
 
-def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STACFLOW_GITLAB_URL", "https://gitlab.example.org")
+def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes) -> None:
+    services.configure(settings=dataclasses.replace(services.settings(), gitlab_url="https://gitlab.example.org"))
     dataset_item = {"type": "Feature", "stac_version": "1.1.0", "id": "s2-tiles", "collection": "dataset",
                     "geometry": {"type": "Polygon", "coordinates": [[[5, 45], [6, 45], [6, 46], [5, 46], [5, 45]]]},
                     "bbox": [5, 45, 6, 46], "links": [], "assets": {},

@@ -65,7 +65,6 @@ def test_republish_models_repairs_crashes_whose_events_were_lost(crashy: World, 
 
 def test_renames_whose_events_were_lost_are_repaired(crashy: World, onnx_bytes: bytes) -> None:
     from chalicelib.registry.repair import repair
-    from functions.registry import context_for
     crashy.upload_model(f"{crashy.artifacts}/model", onnx_bytes)
     crashy.registry.create_registered_model("r")
     crashy.registry.create_model_version("r", f"runs:/{crashy.run_id}/model")
@@ -75,8 +74,8 @@ def test_renames_whose_events_were_lost_are_repaired(crashy: World, onnx_bytes: 
         crashy.registry.rename_registered_model(old, new)
     crashy.changes.clear()  # events lost: r-v1 still published, r9-v1 not yet
     assert crashy.item("r", 1) is not None and crashy.item("r9", 1) is None
-    report = repair(context_for(crashy.store))
+    report = repair(crashy.functions().publication_context())
     assert crashy.item("r", 1) is None and crashy.item("r9", 1) is not None
     assert report["published"] == 1 and report["stray_items"] == 1
     crashy.changes.clear()
-    assert repair(context_for(crashy.store)).get("published", 0) == 0  # idempotent: nothing left to do
+    assert repair(crashy.functions().publication_context()).get("published", 0) == 0  # idempotent: nothing left to do

@@ -5,7 +5,7 @@ import builtins
 from collections import Counter
 from typing import Any, Iterator
 
-from chalicelib.store import ObjectInfo, ObjectReader, ObjectStore, StoredObject
+from chalicelib.store import EventSource, ObjectInfo, ObjectReader, ObjectStore, SignedUrls, StoredObject
 from chalicelib.store.base import CompletedPart
 
 
@@ -22,6 +22,14 @@ class CountingStore(ObjectStore):
     @property
     def uri(self) -> str:
         return self.inner.uri
+
+    @property
+    def event_source(self) -> EventSource:
+        return self.inner.event_source
+
+    @property
+    def signed_urls(self) -> SignedUrls | None:
+        return self.inner.signed_urls
 
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         self.calls["GET"] += 1

@@ -61,7 +61,7 @@ def test_store_put_publishes_in_process(wired) -> None:
 
 def test_delete_then_identical_reupload_is_searchable(wired) -> None:
     """The store's order wins, not the item's ``updated``: the re-upload is newer than the delete."""
-    from functions import StoreEvent
+    from chalicelib.events.base import StoreEvent
     from chalicelib.stac.publish import apply_item_events
     key = catalog.item_key("dataset", "again")
     item = make_item("again", updated="2020-01-01T00:00:00Z")
@@ -107,11 +107,14 @@ def test_fifty_parallel_publishers_lose_nothing(wired) -> None:
 
 
 def test_one_event_batch_is_one_index_write(local_store) -> None:
-    from functions import StoreEvent, handle_events
+    from chalicelib.events.base import StoreEvent
+    from chalicelib.events.dispatch import handle_events
+    from chalicelib.services import Services
     items = random_items(120)
     for item in items:
         local_store.put_json(catalog.item_key("dataset", item["id"]), item)
-    handle_events(local_store, [StoreEvent(True, catalog.item_key("dataset", i["id"]), "", "") for i in items])
+    handle_events(Services(store=local_store),
+                  [StoreEvent(True, catalog.item_key("dataset", i["id"]), "", "") for i in items])
     assert len(list(local_store.list(LOG_PREFIX))) == 1
     assert len(catalogued(local_store)) == 120
 
@@ -246,7 +249,7 @@ class RacingStore(LocalStore):
 @pytest.mark.parametrize("normalized", [True, False])
 @pytest.mark.parametrize("change", ["replaced", "deleted"])
 def test_a_write_racing_the_event_still_converges(tmp_path, change: str, normalized: bool) -> None:
-    from functions import StoreEvent
+    from chalicelib.events.base import StoreEvent
     from chalicelib.stac.publish import apply_item_events
     key = catalog.item_key("dataset", "raced")
     v2 = json.dumps(make_item("raced", lon=100, lat=-5)).encode() if change == "replaced" else None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -286,3 +288,44 @@ def test_local_store_survives_reopen(tmp_path):
     reopened = LocalStore(tmp_path)
     assert reopened.get("k").body == b"v"
     assert [o.key for o in reopened.list()] == ["k"]  # internal files stay hidden
+
+
+def test_unsubscribed_listeners_hear_nothing(local_store):
+    seen: list[Change] = []
+    local_store.subscribe(seen.append)
+    local_store.unsubscribe(seen.append)
+    local_store.put("a.json", b"{}")
+    assert seen == []
+
+
+@pytest.mark.parametrize("key", ["catalog.json", "collections/ai-model/items/unet:flood+v2.json", "a b/ü.onnx"])
+def test_notifications_name_the_store_keys_they_are_about(store, key):
+    """What the event functions map S3 notifications through, and the local dispatch writes them with."""
+    source = store.event_source
+    bucket, object_key = source.notification_for(key)
+    assert source.key_for(bucket, object_key) == key
+
+
+def test_s3_notifications_about_other_buckets_or_prefixes_are_not_the_store_s(s3_store):
+    source = s3_store.event_source
+    bucket, object_key = source.notification_for("collections/x.json")
+    assert (bucket, object_key) == (s3_store.bucket, "pre/fix/collections/x.json")
+    assert source.key_for("another-bucket", object_key) is None
+    assert source.key_for(bucket, "collections/x.json") is None  # outside the prefix
+    assert source.key_for(bucket, "pre/fixture/x.json") is None
+
+
+def test_the_local_store_takes_notifications_from_any_bucket(local_store):
+    """Events saved from a deployment replay against a local copy of its store."""
+    assert local_store.event_source.key_for("stacflow-prod-data", "collections/x.json") == "collections/x.json"
+
+
+def test_the_service_answers_presigned_urls_only_for_the_local_store(local_store, s3_store):
+    """``/files/{token}`` serves the local store's presigned URLs; S3 answers its own."""
+    assert s3_store.signed_urls is None
+    signer = local_store.signed_urls
+    assert signer is not None
+    token = urllib.parse.unquote(local_store.presign_put("k", base_url="http://svc").rsplit("/", 1)[1])
+    claims = signer.verify(token)
+    assert (claims["m"], claims["k"]) == ("PUT", "k")
+    assert claims["exp"] == pytest.approx(time.time() + 3600, abs=5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterator, Sequence
 
-from chalicelib.store import ObjectStore
+from chalicelib.store import EventSource, ObjectStore
 from chalicelib.store.base import CompletedPart, ObjectInfo, ObjectReader, StoredObject
 
 Hook = Callable[[str, str, str, "bytes | None"], None]  # (when: before|after, op, key, body)
@@ -33,6 +33,10 @@ class HookedStore(ObjectStore):
     @property
     def uri(self) -> str:
         return self.inner.uri
+
+    @property
+    def event_source(self) -> EventSource:
+        return self.inner.event_source
 
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         self._run("before", "get", key)

@@ -1,0 +1,124 @@
+"""``stacflow check``: the static catalog read back as a STAC client reads it, through the store.
+
+pystac walks it from ``catalog.json`` with ``StoreStacIO`` (the store's own credentials and
+endpoint, S3 or a directory): every collection, every linked shard, every linked item. Each item
+must be stored at its collection's key, pass the catalog's validation (``items.normalize``) in the
+form publishing stores, and parse with pystac; every item file in the store must be linked (else
+its event was lost or is still pending: ``stacflow reindex`` links it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..store import NotFound, ObjectStore
+from . import catalog
+from .items import InvalidItem, normalize
+from .stacio import StoreStacIO
+
+if TYPE_CHECKING:
+    import pystac
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # store key (or the href, when it is outside the store)
+    problem: str
+
+
+@dataclass
+class CheckReport:
+    collections: int = 0
+    items: int = 0  # linked items that passed
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"collections": self.collections, "items": self.items,
+                "problems": [{"key": p.key, "problem": p.problem} for p in self.problems]}
+
+
+def check_catalog(store: ObjectStore) -> CheckReport:
+    import pystac
+    io = StoreStacIO(store)
+    report = CheckReport()
+    try:
+        root = pystac.Catalog.from_file(store.url(catalog.ROOT_KEY), stac_io=io)
+    except NotFound:
+        report.problems.append(Problem(catalog.ROOT_KEY, "missing: nothing is published"))
+        return report
+    for link in root.get_child_links():
+        collection = _resolve(link, root, io, report)
+        if collection is None:
+            continue
+        if not isinstance(collection, pystac.Collection):
+            report.problems.append(Problem(_where(link, io), "a child of the root that is not a collection"))
+            continue
+        report.collections += 1
+        linked = _check_collection(collection, root, io, report)
+        for info in store.list(catalog.items_prefix(collection.id)):
+            if catalog.parse_item_key(info.key) and info.key not in linked:
+                report.problems.append(Problem(info.key, "not linked from the catalog (its event is pending or was "
+                                                         "lost: `stacflow reindex` links it)"))
+    return report
+
+
+def _check_collection(collection: pystac.Collection, root: pystac.Catalog, io: StoreStacIO,
+                      report: CheckReport) -> set[str]:
+    """Check the collection's linked items; returns their keys."""
+    linked: set[str] = set()
+    for shard_link in collection.get_child_links():
+        shard = _resolve(shard_link, root, io, report)
+        if shard is None:
+            continue
+        for item_link in shard.get_item_links():
+            key = io.key_of(item_link.get_absolute_href() or item_link.href)
+            if key is None:
+                report.problems.append(Problem(item_link.href, "an item link outside the store"))
+                continue
+            linked.add(key)
+            problem = _item_problem(io, root, collection.id, key)
+            if problem:
+                report.problems.append(Problem(key, problem))
+            else:
+                report.items += 1
+    return linked
+
+
+def _item_problem(io: StoreStacIO, root: pystac.Catalog, cid: str, key: str) -> str | None:
+    import pystac
+    where = catalog.parse_item_key(key)
+    if where is None or where[0] != cid:
+        return f"linked from collection {cid!r} but not stored under its items/"
+    try:
+        doc = io.read_json(io.store.url(key))
+    except NotFound:
+        return "linked but missing"
+    except ValueError as err:
+        return f"not JSON: {err}"
+    try:
+        stored, _ = normalize(doc, cid, where[1])
+    except InvalidItem as err:
+        return f"invalid: {err}"
+    if stored != doc:
+        return "not in its published form (its event is pending, or it was changed behind the catalog's back)"
+    try:
+        pystac.Item.from_dict(doc, href=io.store.url(key), root=root, migrate=False)
+    except Exception as err:  # pystac raises several types for what it cannot read
+        return f"pystac cannot read it: {err}"
+    return None
+
+
+def _resolve(link: pystac.Link, root: pystac.Catalog, io: StoreStacIO, report: CheckReport) -> Any:
+    """The catalog or collection a link points at, or None (reported) when it cannot be read."""
+    try:
+        return link.resolve_stac_object(root=root).target
+    except NotFound:
+        report.problems.append(Problem(_where(link, io), "linked but missing"))
+    except Exception as err:  # not JSON, not STAC: pystac raises several types
+        report.problems.append(Problem(_where(link, io), f"unreadable: {err}"))
+    return None
+
+
+def _where(link: pystac.Link, io: StoreStacIO) -> str:
+    href = link.get_absolute_href() or link.href
+    return io.key_of(href) or href
