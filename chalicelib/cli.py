@@ -96,7 +96,7 @@ def cmd_replay_events(args: argparse.Namespace) -> int:
 def cmd_repair_logs(args: argparse.Namespace) -> int:
     _use_store(args.store)
     from . import services
-    from .tracking.errors import MlflowError
+    from .mlflowapi.errors import MlflowError
     from .tracking.service import TrackingService
     try:
         report = TrackingService(services.store()).repair_logs(run_id=args.run, experiment_id=args.experiment)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.mlflowapi import pages
 from chalicelib.store.local import LocalStore
-from chalicelib.tracking import responses
 from chalicelib.tracking.service import TrackingService
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def measured(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def http_request(*args, **kwargs):  # type: ignore[no-untyped-def]
         response = real(*args, **kwargs)
-        sizes.append(responses.envelope_size(json.loads(response.text)) if response.text else 0)
+        sizes.append(pages.envelope_size(json.loads(response.text)) if response.text else 0)
         return response
 
     monkeypatch.setattr(rest_utils, "http_request", http_request)
@@ -64,4 +64,4 @@ def test_big_run_search_and_metric_history_arrive_complete_in_pages(live_server_
         assert len(measured) - search_calls >= 2
     finally:
         mlflow.set_tracking_uri(None)
-    assert max(measured) <= responses.BUDGET + 1024 < responses.LAMBDA_RESPONSE_LIMIT, measured
+    assert max(measured) <= pages.BUDGET + 1024 < pages.LAMBDA_RESPONSE_LIMIT, measured
