@@ -94,21 +94,19 @@ class Fields:
                 return names[int(value)]
         raise bad_value(self.path + field, value, f"Expected one of {sorted(numbers)}.")
 
-    def strings(self, field: str) -> list[str]:
+    def _list(self, field: str, kind: type, what: str) -> list[Any]:
         value = self.doc.get(field)
         if value is None:
             return []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad_value(self.path + field, value, "Hint: Value was not a list of strings.")
+        if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+            raise bad_value(self.path + field, value, f"Hint: Value was not a list of {what}.")
         return value
 
+    def strings(self, field: str) -> list[str]:
+        return self._list(field, str, "strings")
+
     def objects(self, field: str) -> list[Fields]:
-        value = self.doc.get(field)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise bad_value(self.path + field, value, "Hint: Value was not a list of objects.")
-        return [Fields(v, f"{self.path}{field}[{i}].") for i, v in enumerate(value)]
+        return [Fields(v, f"{self.path}{field}[{i}].") for i, v in enumerate(self._list(field, dict, "objects"))]
 
     def object(self, field: str, *, required: bool = False) -> Fields | None:
         value = self._get(field, required)

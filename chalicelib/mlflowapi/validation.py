@@ -81,24 +81,26 @@ def length(what: str, limit: int, value: str | None) -> None:
         raise invalid(f"'{what}' exceeds the maximum length of {limit} characters")
 
 
-def run_id(value: Any, path: str = "run_id") -> str:
+def _identifier(value: Any, path: str) -> str:
     if value is None or value == "":
         raise missing(path)
     if not isinstance(value, str):
         raise bad_value(path, value, type_hint(value, "a string"))
-    if not _RUN_ID.match(value):
-        raise bad_value(path, value)
     return value
+
+
+def run_id(value: Any, path: str = "run_id") -> str:
+    checked = _identifier(value, path)
+    if not _RUN_ID.match(checked):
+        raise bad_value(path, checked)
+    return checked
 
 
 def experiment_id(value: Any, path: str = "experiment_id") -> str:
-    if value is None or value == "":
-        raise missing(path)
-    if not isinstance(value, str):
-        raise bad_value(path, value, type_hint(value, "a string"))
-    if not _EXPERIMENT_ID.match(value):
-        raise invalid(f"Invalid experiment ID: '{value}'")
-    return value
+    checked = _identifier(value, path)
+    if not _EXPERIMENT_ID.match(checked):
+        raise invalid(f"Invalid experiment ID: '{checked}'")
+    return checked
 
 
 def model_id(value: Any) -> str:

@@ -43,7 +43,7 @@ def test_big_run_search_and_metric_history_arrive_complete_in_pages(live_server_
     # 240 runs of ~28 KB (quotes count twice in the envelope): ~7.5 MB of search results.
     blob = 'say "hi" ' * 700
     run_ids = {svc.create_run({"experiment_id": eid, "tags": [{"key": f"t{j}", "value": f"{i}:{blob}"}
-                                                            for j in range(4)]})["run"]["info"]["run_id"]
+                                                            for j in range(4)]}).info.run_id
                for i in range(240)}
     # 32,000 points of a 250-character metric: ~11 MB of history; the client asks 25,000 per page.
     run_id = min(run_ids)
