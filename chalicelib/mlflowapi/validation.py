@@ -40,6 +40,8 @@ VIEW_TYPE = {"ACTIVE_ONLY": 1, "DELETED_ONLY": 2, "ALL": 3}
 RUN_STATUS = {"RUNNING": 1, "SCHEDULED": 2, "FINISHED": 3, "FAILED": 4, "KILLED": 5}
 MODEL_STATUS = {"LOGGED_MODEL_STATUS_UNSPECIFIED": 0, "LOGGED_MODEL_PENDING": 1, "LOGGED_MODEL_READY": 2,
                 "LOGGED_MODEL_UPLOAD_FAILED": 3}
+MODEL_STAGES = ("None", "Staging", "Production", "Archived")
+ACTIVE_MODEL_STAGES = ("Staging", "Production")
 
 _NAME = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -48,8 +50,6 @@ _MODEL_ID = re.compile(r"^m-[a-f0-9]{32}$")
 _ALIAS = re.compile(r"^[\w\-]*$")
 _VERSION_ALIAS = re.compile(r"^[vV]\d+$")
 _FORBIDDEN_IN_PATHS = re.compile(r"[\x00-\x1f\x7f\\#]")
-MODEL_STAGES = ("None", "Staging", "Production", "Archived")
-ACTIVE_MODEL_STAGES = ("Staging", "Production")
 
 
 _GOOD_NAMES: set[str] = set()  # names already accepted: batches repeat the same few keys

@@ -1,4 +1,4 @@
-"""chalicelib.tracking.search gives mlflow.utils.search_utils' answers and error messages, without mlflow.
+"""chalicelib.mlflowapi.search gives mlflow.utils.search_utils' answers and error messages, without mlflow.
 
 Each table runs our search and MLflow's over the same records (MLflow's entities built from the
 same data). Messages are compared with their set-valued parts as sets: MLflow prints Python sets,
