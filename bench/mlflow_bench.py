@@ -122,7 +122,7 @@ def store_requests_per_call() -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         svc = TrackingService(CountingStore(tmp, fsync=False))
         eid = svc.create_experiment("count", None, [])
-        rid = svc.create_run({"experiment_id": eid, "start_time": 1})["run"]["info"]["run_id"]
+        rid = svc.create_run({"experiment_id": eid, "start_time": 1}).info.run_id
         svc.get_run(rid)
         calls: dict[str, Callable[[], Any]] = {
             "log_batch(500 metrics)": lambda: svc.log_batch(

@@ -87,17 +87,17 @@ def scale_cost(n: int, repeat: int) -> dict[str, Any]:
         services.configure(store=store)  # in-process dispatch, as under `stacflow serve`
         tracking = TrackingService(store)
         registry = RegistryService(store, ServiceTracking(tracking))
-        run = tracking.create_run({"experiment_id": tracking.create_experiment("e", None, [])})["run"]["info"]
-        files = "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/") + "/model"
+        run = tracking.create_run({"experiment_id": tracking.create_experiment("e", None, [])}).info
+        files = "mlflow-artifacts/" + run.artifact_uri.split(":", 1)[1].strip("/") + "/model"
         store.put(f"{files}/model.onnx", _onnx_model().SerializeToString())
         store.put(f"{files}/MLmodel", b"flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.23.2\n")
         uid = registry.create_registered_model("scale").uid
-        template = registry.create_model_version("scale", f"runs:/{run['run_id']}/model")  # version 1, published
+        template = registry.create_model_version("scale", f"runs:/{run.run_id}/model")  # version 1, published
         quiet = copy.copy(store.inner)
         quiet._listeners = []  # setup writes without events
         for number in range(2, n + 1):
             template.version = number
-            quiet.put_json(rec.version_key(uid, number), template.to_json())
+            quiet.put_json(rec.version_key(uid, number), template.to_record())
         quiet.put_json(rec.hint_key(uid), {"next": n + 1})
         registry.index.refresh(uid, all_versions=True)  # as if they had been registered one by one
 
@@ -105,7 +105,7 @@ def scale_cost(n: int, repeat: int) -> dict[str, Any]:
         for _ in range(repeat + 1):  # the first one warms caches and imports: not counted
             store.calls.clear()
             t0 = time.perf_counter()
-            registry.create_model_version("scale", f"runs:/{run['run_id']}/model")
+            registry.create_model_version("scale", f"runs:/{run.run_id}/model")
             chain.append(time.perf_counter() - t0)
             chain_requests.append(dict(store.calls))
         chain = chain[1:]

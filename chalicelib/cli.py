@@ -100,7 +100,7 @@ def cmd_replay_events(args: argparse.Namespace) -> int:
 
 def cmd_repair_logs(args: argparse.Namespace) -> int:
     _use_store(args.store)
-    from .tracking.errors import MlflowError
+    from .mlflowapi.errors import MlflowError
     try:
         report = services.tracking().repair_logs(run_id=args.run, experiment_id=args.experiment)
     except MlflowError as err:

@@ -7,7 +7,7 @@ per parameter, so the routes ``…/mlflow-artifacts/{p1}``, ``…/{p1}/{p2}``, �
 so the whole API shares a single parameter tree: API Gateway gets ``MAX_DEPTH`` resources
 per prefix (``api`` and ``ajax-api``), not one tree per operation, and matching is the same
 under ``stacflow serve`` (chalice local) and API Gateway. Both hand the handler the
-segments percent-encoded; each is decoded once and checked (see tracking.artifacts).
+segments percent-encoded; each is decoded once and checked (``mlflowapi.validation.artifact_path``).
 
 Bodies: downloads are always ``application/octet-stream`` (a binary type, so Chalice and
 API Gateway base64 them). Uploads carry whatever type MLflow's client guesses from the file
@@ -26,9 +26,10 @@ from chalice import Blueprint, Response
 
 from .. import services
 from ..store import CompletedPart
-from ..tracking.artifacts import ArtifactService, path_from_segments
-from ..tracking.errors import MlflowError, invalid
-from ..tracking.validation import Fields
+from ..mlflowapi.errors import MlflowError, invalid
+from ..mlflowapi.fields import Fields
+from ..mlflowapi.validation import path_from_segments
+from ..tracking.artifacts import ArtifactService
 from .mlflow_common import mlflow_handler, request_message
 from .urls import base_url
 
@@ -59,7 +60,7 @@ def _get(request: Any, path: str) -> Any:
     """``GET …/artifacts?path=<dir>`` lists a directory; ``GET …/artifacts/<path>`` downloads a file."""
     if not path:
         files = artifact_service().list_artifacts(Fields(request_message(request)).string("path") or "")
-        return {"files": [f.to_json() for f in files]} if files else {}
+        return {"files": [f.to_wire() for f in files]} if files else {}
     found = artifact_service().download_artifact(path, base_url=base_url(request))
     if found.url is not None:  # too big for a proxied response: the client follows the redirect
         return Response(body="", status_code=307, headers={"Location": found.url})
@@ -78,7 +79,7 @@ def _delete(request: Any, path: str) -> dict[str, Any]:
 
 
 def _presigned(request: Any, path: str) -> dict[str, Any]:
-    return artifact_service().get_presigned_download_url(path, base_url=base_url(request)).to_json()
+    return artifact_service().get_presigned_download_url(path, base_url=base_url(request)).to_wire()
 
 
 def _path(msg: Fields) -> str:
@@ -89,7 +90,7 @@ def _mpu_create(request: Any, directory: str) -> dict[str, Any]:
     msg = Fields(request_message(request))
     num_parts = msg.integer("num_parts")
     return artifact_service().create_multipart_upload(
-        directory, _path(msg), 1 if num_parts is None else num_parts, base_url=base_url(request)).to_json()
+        directory, _path(msg), 1 if num_parts is None else num_parts, base_url=base_url(request)).to_wire()
 
 
 def _mpu_complete(request: Any, directory: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from chalice import Response
 
 from ..bounds import InputBoundError, load_json
 from ..store import InvalidKey
-from ..tracking.errors import MlflowError
+from ..mlflowapi.errors import MlflowError
 
 log = logging.getLogger("stacflow.mlflow")
 
@@ -53,7 +53,7 @@ def mlflow_handler(fn: Callable[..., Any]) -> Callable[..., Response]:
         try:
             result = fn(*args, **kwargs)
         except MlflowError as err:
-            return mlflow_json(err.status, err.to_json())
+            return mlflow_json(err.status, err.to_wire())
         except InvalidKey as err:
             return mlflow_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(err)})
         except Exception:

@@ -1,8 +1,9 @@
 """MLflow tracking REST API (``/mlflow/api/2.0/mlflow/...`` and the UI's ``/mlflow/ajax-api/...``).
 
-Each handler parses the request message, calls one TrackingService method, returns proto JSON.
-Every field is read through ``validation.Fields``, typed as MLflow's proto declares it: a value
-of another JSON type is INVALID_PARAMETER_VALUE before the service is called.
+Each handler parses the request message, calls one TrackingService method and returns the
+entities it gets in their wire form (``to_wire()``, proto JSON). Every field is read through
+``mlflowapi.fields.Fields``, typed as MLflow's proto declares it: a value of another JSON type is
+INVALID_PARAMETER_VALUE before the service is called.
 """
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from chalice import Blueprint, Response
 
 from .. import services
-from ..tracking import validation as v
-from ..tracking.validation import MODEL_STATUS, RUN_STATUS, VIEW_TYPE
+from ..mlflowapi import validation as v
+from ..mlflowapi.errors import missing
+from ..mlflowapi.fields import Fields
+from ..mlflowapi.pages import Page
+from ..mlflowapi.validation import MODEL_STATUS, RUN_STATUS, VIEW_TYPE
+from ..tracking.entities import Experiment, LoggedModel, Metric, Run
 from .mlflow_common import mlflow_route, request_message
 
 if TYPE_CHECKING:
@@ -28,8 +33,8 @@ def _service() -> TrackingService:
     return services.tracking()
 
 
-def _msg() -> v.Fields:
-    return v.Fields(request_message(mlflow_api.current_request, repeated=_REPEATED))
+def _msg() -> Fields:
+    return Fields(request_message(mlflow_api.current_request, repeated=_REPEATED))
 
 
 def _route(path: str, *methods: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -47,7 +52,7 @@ def version() -> Response:
 
 
 # -- experiments -------------------------------------------------------------------------
-def _experiment_id(m: v.Fields) -> str:
+def _experiment_id(m: Fields) -> str:
     return v.experiment_id(m.string("experiment_id", required=True))
 
 
@@ -60,19 +65,23 @@ def create_experiment() -> dict[str, Any]:
 
 @_route("/experiments/get", "GET")
 def get_experiment() -> dict[str, Any]:
-    return {"experiment": _service().get_experiment(_experiment_id(_msg()))}
+    experiment: Experiment = _service().get_experiment(_experiment_id(_msg()))
+    return {"experiment": experiment.to_wire()}
 
 
 @_route("/experiments/get-by-name", "GET")
 def get_experiment_by_name() -> dict[str, Any]:
-    return {"experiment": _service().get_experiment_by_name(_msg().string("experiment_name", required=True))}
+    experiment: Experiment = _service().get_experiment_by_name(_msg().string("experiment_name", required=True))
+    return {"experiment": experiment.to_wire()}
 
 
 @_route("/experiments/search", "POST", "GET")
 def search_experiments() -> dict[str, Any]:
     m = _msg()
-    return _service().search_experiments(m.enum("view_type", VIEW_TYPE), m.integer("max_results"),
-                                         m.string("filter"), m.strings("order_by"), m.string("page_token"))
+    page: Page[Experiment] = _service().search_experiments(m.enum("view_type", VIEW_TYPE), m.integer("max_results"),
+                                                           m.string("filter"), m.strings("order_by"),
+                                                           m.string("page_token"))
+    return page.to_wire("experiments", Experiment.to_wire)
 
 
 @_route("/experiments/update", "POST")
@@ -109,25 +118,28 @@ def delete_experiment_tag() -> dict[str, Any]:
 
 
 # -- runs ---------------------------------------------------------------------------------
-def _run_id(m: v.Fields) -> str:
+def _run_id(m: Fields) -> str:
     return v.run_id(m.string("run_id") or m.string("run_uuid"))
 
 
 @_route("/runs/create", "POST")
 def create_run() -> dict[str, Any]:
-    return _service().create_run(_msg())
+    run: Run = _service().create_run(_msg())
+    return {"run": run.to_wire()}
 
 
 @_route("/runs/get", "GET")
 def get_run() -> dict[str, Any]:
-    return {"run": _service().get_run(_run_id(_msg()))}
+    run: Run = _service().get_run(_run_id(_msg()))
+    return {"run": run.to_wire()}
 
 
 @_route("/runs/update", "POST")
 def update_run() -> dict[str, Any]:
     m = _msg()
-    return _service().update_run_info(_run_id(m), m.enum("status", RUN_STATUS), m.integer("end_time"),
+    info = _service().update_run_info(_run_id(m), m.enum("status", RUN_STATUS), m.integer("end_time"),
                                       m.string("run_name"))
+    return {"run_info": info.to_wire()}
 
 
 @_route("/runs/delete", "POST")
@@ -147,8 +159,7 @@ def log_metric() -> dict[str, Any]:
     m = _msg()
     for field in ("key", "value", "timestamp"):
         if not m.present(field):
-            raise v.invalid(f"Missing value for required parameter '{field}'. See the API docs for more "
-                            "information about request parameters.")
+            raise missing(field)
     _service().log_batch(_run_id(m), [m], [], [])  # the message carries exactly a Metric's fields
     return {}
 
@@ -207,9 +218,10 @@ def log_model() -> dict[str, Any]:
 @_route("/runs/search", "POST")
 def search_runs() -> dict[str, Any]:
     m = _msg()
-    return _service().search_runs(m.strings("experiment_ids"), m.string("filter"),
-                                  m.enum("run_view_type", VIEW_TYPE), m.integer("max_results"), m.strings("order_by"),
-                                  m.string("page_token"))
+    page: Page[Run] = _service().search_runs(m.strings("experiment_ids"), m.string("filter"),
+                                             m.enum("run_view_type", VIEW_TYPE), m.integer("max_results"),
+                                             m.strings("order_by"), m.string("page_token"))
+    return page.to_wire("runs", Run.to_wire)
 
 
 @_route("/metrics/get-history", "GET")
@@ -218,25 +230,28 @@ def get_metric_history() -> dict[str, Any]:
     max_results = m.integer("max_results")
     if max_results is not None:
         v.max_results(max_results, 0)
-    return _service().get_metric_history(_run_id(m), m.string("metric_key", required=True),
-                                         max_results, m.string("page_token"))
+    page: Page[Metric] = _service().get_metric_history(_run_id(m), m.string("metric_key", required=True),
+                                                       max_results, m.string("page_token"))
+    return page.to_wire("metrics", Metric.to_wire)
 
 
 @_route("/metrics/get-history-bulk-interval", "GET")
 def get_metric_history_bulk_interval() -> dict[str, Any]:
     m = _msg()
-    return _service().get_metric_history_bulk_interval(
+    metrics: list[Metric] = _service().get_metric_history_bulk_interval(
         m.strings("run_ids"), m.string("metric_key", required=True), m.integer("start_step"),
         m.integer("end_step"), m.integer("max_results"))
+    return {"metrics": [metric.to_wire() for metric in metrics]}
 
 
 # -- logged models (MLflow 3) -----------------------------------------------------------------
 @_route("/logged-models", "POST")
 def create_logged_model() -> dict[str, Any]:
-    return _service().create_logged_model(_msg())
+    model: LoggedModel = _service().create_logged_model(_msg())
+    return {"model": model.to_wire()}
 
 
-def _model_order(o: v.Fields) -> dict[str, Any]:
+def _model_order(o: Fields) -> dict[str, Any]:
     return {"field_name": o.string("field_name"), "ascending": o.boolean("ascending"),
             "dataset_name": o.string("dataset_name"), "dataset_digest": o.string("dataset_digest")}
 
@@ -247,19 +262,23 @@ def search_logged_models() -> dict[str, Any]:
     order_by = [{k: val for k, val in _model_order(o).items() if val is not None} for o in m.objects("order_by")]
     datasets = [{"dataset_name": d.string("dataset_name", required=True), "dataset_digest": d.string("dataset_digest")}
                 for d in m.objects("datasets")]
-    return _service().search_logged_models(
+    page: Page[LoggedModel] = _service().search_logged_models(
         m.strings("experiment_ids"), m.string("filter"), datasets, m.integer("max_results"), order_by,
         m.string("page_token"))
+    return page.to_wire("models", LoggedModel.to_wire)
 
 
 @_route("/logged-models/{model_id}", "GET")
 def get_logged_model(model_id: str) -> dict[str, Any]:
-    return _service().get_logged_model(model_id, bool(_msg().boolean("allow_deleted")))
+    model: LoggedModel = _service().get_logged_model(model_id, bool(_msg().boolean("allow_deleted")))
+    return {"model": model.to_wire()}
 
 
 @_route("/logged-models/{model_id}", "PATCH")
 def finalize_logged_model(model_id: str) -> dict[str, Any]:
-    return _service().finalize_logged_model(model_id, _msg().enum("status", MODEL_STATUS, required=True))
+    model: LoggedModel = _service().finalize_logged_model(model_id, _msg().enum("status", MODEL_STATUS,
+                                                                                required=True))
+    return {"model": model.to_wire()}
 
 
 @_route("/logged-models/{model_id}", "DELETE")

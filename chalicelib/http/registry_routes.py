@@ -1,8 +1,9 @@
 """MLflow model-registry REST API (``/mlflow/api/2.0/mlflow/registered-models|model-versions/...``).
 
-Each handler parses the request message, calls one RegistryService method, returns proto JSON.
-Plus ``/mlflow/registry/latest-item?name=``: the redirect that STAC items' ``latest-version``
-links point at (the newest published version's item).
+Each handler reads the request message through ``mlflowapi.fields.Fields`` (typed as MLflow's
+proto declares each field), calls one RegistryService method and returns the entities it gets in
+their wire form (``to_wire()``, proto JSON). Plus ``/mlflow/registry/latest-item?name=``: the
+redirect that STAC items' ``latest-version`` links point at (the newest published version's item).
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from chalice import Blueprint, Response
 
 from .. import services
-from ..registry import records as rec
-from ..tracking.errors import not_found
+from ..mlflowapi.errors import not_found
+from ..mlflowapi.fields import Fields
+from ..mlflowapi.pages import Page
+from ..registry.records import ModelVersion, RegisteredModel
 from .mlflow_common import mlflow_handler, mlflow_route, request_message
 from .urls import base_url
 
@@ -28,78 +31,76 @@ def _service() -> RegistryService:
     return services.registry()
 
 
-def _msg() -> dict[str, Any]:
-    return request_message(registry_api.current_request, repeated=_REPEATED)
+def _msg() -> Fields:
+    return Fields(request_message(registry_api.current_request, repeated=_REPEATED))
 
 
-def _model(rm: Any) -> dict[str, Any]:
-    return {"registered_model": _service().model_view(rm)}
+def _model(rm: RegisteredModel) -> dict[str, Any]:
+    return {"registered_model": rm.to_wire()}
 
 
-def _version(mv: Any) -> dict[str, Any]:
-    return {"model_version": rec.version_message(mv)}
+def _version(mv: ModelVersion) -> dict[str, Any]:
+    return {"model_version": mv.to_wire()}
 
 
 # -- registered models ------------------------------------------------------------------
 @mlflow_route(registry_api, "/registered-models/create", "POST")
 def create_registered_model() -> dict[str, Any]:
     m = _msg()
-    return _model(_service().create_registered_model(m.get("name"), m.get("tags"), m.get("description"),
-                                                     m.get("deployment_job_id")))
+    return _model(_service().create_registered_model(m.string("name"), m.objects("tags"), m.string("description"),
+                                                     m.string("deployment_job_id")))
 
 
 @mlflow_route(registry_api, "/registered-models/get", "GET")
 def get_registered_model() -> dict[str, Any]:
-    return _model(_service().get_registered_model(_msg().get("name")))
+    return _model(_service().get_registered_model(_msg().string("name")))
 
 
 @mlflow_route(registry_api, "/registered-models/update", "PATCH")
 def update_registered_model() -> dict[str, Any]:
     m = _msg()
-    return _model(_service().update_registered_model(m.get("name"), m.get("description"), m.get("deployment_job_id")))
+    return _model(_service().update_registered_model(m.string("name"), m.string("description"),
+                                                     m.string("deployment_job_id")))
 
 
 @mlflow_route(registry_api, "/registered-models/rename", "POST")
 def rename_registered_model() -> dict[str, Any]:
     m = _msg()
-    return _model(_service().rename_registered_model(m.get("name"), m.get("new_name")))
+    return _model(_service().rename_registered_model(m.string("name"), m.string("new_name")))
 
 
 @mlflow_route(registry_api, "/registered-models/delete", "DELETE")
 def delete_registered_model() -> dict[str, Any]:
-    _service().delete_registered_model(_msg().get("name"))
+    _service().delete_registered_model(_msg().string("name"))
     return {}
 
 
 @mlflow_route(registry_api, "/registered-models/search", "GET")
 def search_registered_models() -> dict[str, Any]:
     m = _msg()
-    models, token = _service().search_registered_models(m.get("filter"), m.get("max_results"), m.get("order_by"),
-                                                        m.get("page_token"))
-    out: dict[str, Any] = {"registered_models": models}
-    if token:
-        out["next_page_token"] = token
-    return out
+    page: Page[RegisteredModel] = _service().search_registered_models(
+        m.string("filter"), m.integer("max_results"), m.strings("order_by"), m.string("page_token"))
+    return page.to_wire("registered_models", RegisteredModel.to_wire)
 
 
 @mlflow_route(registry_api, "/registered-models/get-latest-versions", "POST", "GET")
 def get_latest_versions() -> dict[str, Any]:
     m = _msg()
-    return {"model_versions": [rec.version_message(mv)
-                               for mv in _service().get_latest_versions(m.get("name"), m.get("stages"))]}
+    versions: list[ModelVersion] = _service().get_latest_versions(m.string("name"), m.strings("stages"))
+    return {"model_versions": [mv.to_wire() for mv in versions]}
 
 
 @mlflow_route(registry_api, "/registered-models/set-tag", "POST")
 def set_registered_model_tag() -> dict[str, Any]:
     m = _msg()
-    _service().set_registered_model_tag(m.get("name"), m.get("key"), m.get("value"))
+    _service().set_registered_model_tag(m.string("name"), m.string("key"), m.string("value"))
     return {}
 
 
 @mlflow_route(registry_api, "/registered-models/delete-tag", "DELETE")
 def delete_registered_model_tag() -> dict[str, Any]:
     m = _msg()
-    _service().delete_registered_model_tag(m.get("name"), m.get("key"))
+    _service().delete_registered_model_tag(m.string("name"), m.string("key"))
     return {}
 
 
@@ -108,11 +109,11 @@ def registered_model_alias() -> dict[str, Any]:
     m = _msg()
     method = registry_api.current_request.method
     if method == "GET":
-        return _version(_service().get_model_version_by_alias(m.get("name"), m.get("alias")))
+        return _version(_service().get_model_version_by_alias(m.string("name"), m.string("alias")))
     if method == "POST":
-        _service().set_registered_model_alias(m.get("name"), m.get("alias"), m.get("version"))
+        _service().set_registered_model_alias(m.string("name"), m.string("alias"), m.integer("version"))
     else:
-        _service().delete_registered_model_alias(m.get("name"), m.get("alias"))
+        _service().delete_registered_model_alias(m.string("name"), m.string("alias"))
     return {}
 
 
@@ -120,64 +121,63 @@ def registered_model_alias() -> dict[str, Any]:
 @mlflow_route(registry_api, "/model-versions/create", "POST")
 def create_model_version() -> dict[str, Any]:
     m = _msg()
-    return _version(_service().create_model_version(m.get("name"), m.get("source"), m.get("run_id"), m.get("tags"),
-                                                    m.get("run_link"), m.get("description"), m.get("model_id")))
+    return _version(_service().create_model_version(m.string("name"), m.string("source"), m.string("run_id"),
+                                                    m.objects("tags"), m.string("run_link"), m.string("description"),
+                                                    m.string("model_id")))
 
 
 @mlflow_route(registry_api, "/model-versions/get", "GET")
 def get_model_version() -> dict[str, Any]:
     m = _msg()
-    return _version(_service().get_model_version(m.get("name"), m.get("version")))
+    return _version(_service().get_model_version(m.string("name"), m.integer("version")))
 
 
 @mlflow_route(registry_api, "/model-versions/update", "PATCH")
 def update_model_version() -> dict[str, Any]:
     m = _msg()
-    return _version(_service().update_model_version(m.get("name"), m.get("version"), m.get("description")))
+    return _version(_service().update_model_version(m.string("name"), m.integer("version"), m.string("description")))
 
 
 @mlflow_route(registry_api, "/model-versions/transition-stage", "POST")
 def transition_model_version_stage() -> dict[str, Any]:
     m = _msg()
-    return _version(_service().transition_model_version_stage(m.get("name"), m.get("version"), m.get("stage"),
-                                                              m.get("archive_existing_versions", False)))
+    return _version(_service().transition_model_version_stage(m.string("name"), m.integer("version"),
+                                                              m.string("stage"),
+                                                              bool(m.boolean("archive_existing_versions"))))
 
 
 @mlflow_route(registry_api, "/model-versions/delete", "DELETE")
 def delete_model_version() -> dict[str, Any]:
     m = _msg()
-    _service().delete_model_version(m.get("name"), m.get("version"))
+    _service().delete_model_version(m.string("name"), m.integer("version"))
     return {}
 
 
 @mlflow_route(registry_api, "/model-versions/search", "GET")
 def search_model_versions() -> dict[str, Any]:
     m = _msg()
-    versions, token = _service().search_model_versions(m.get("filter"), m.get("max_results"), m.get("order_by"),
-                                                       m.get("page_token"))
-    out: dict[str, Any] = {"model_versions": [rec.version_message(mv) for mv in versions]}
-    if token:
-        out["next_page_token"] = token
-    return out
+    page: Page[ModelVersion] = _service().search_model_versions(
+        m.string("filter"), m.integer("max_results"), m.strings("order_by"), m.string("page_token"))
+    return page.to_wire("model_versions", ModelVersion.to_wire)
 
 
 @mlflow_route(registry_api, "/model-versions/get-download-uri", "GET")
 def get_model_version_download_uri() -> dict[str, Any]:
     m = _msg()
-    return {"artifact_uri": _service().get_model_version_download_uri(m.get("name"), m.get("version"))}
+    return {"artifact_uri": _service().get_model_version_download_uri(m.string("name"), m.integer("version"))}
 
 
 @mlflow_route(registry_api, "/model-versions/set-tag", "POST")
 def set_model_version_tag() -> dict[str, Any]:
     m = _msg()
-    _service().set_model_version_tag(m.get("name"), m.get("version"), m.get("key"), m.get("value"))
+    _service().set_model_version_tag(m.string("name"), m.integer("version"), m.string("key"), m.string("value"))
     return {}
 
 
 @mlflow_route(registry_api, "/model-versions/delete-tag", "DELETE")
 def delete_model_version_tag() -> dict[str, Any]:
     m = _msg()
-    _service().delete_model_version_tag(m.get("name"), m.get("version"), m.get("key"))
+    _service().delete_model_version_tag(m.string("name"), m.integer("version"), m.string("key"))
     return {}
 
 
@@ -186,7 +186,7 @@ def delete_model_version_tag() -> dict[str, Any]:
 @mlflow_handler
 def latest_item() -> Response:
     from ..registry.publication import latest_published
-    name = _msg().get("name")
+    name = _msg().string("name")
     iid = latest_published(services.store(), name)
     if iid is None:
         raise not_found(f"No published version of registered model {name!r}")

@@ -18,12 +18,12 @@ is always current; only membership and order can lag a crash.
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..store import NotFound, NotModified, ObjectStore
+from ..store import ObjectStore
+from ..tracking.doccache import DocCache
 from . import records as rec
 from .records import ModelVersion, RegisteredModel
 
@@ -95,8 +95,7 @@ class RegistryIndex:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._cache: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
+        self._shards: DocCache[dict[str, Any]] = DocCache(store, lambda doc: doc)
 
     # -- writes -------------------------------------------------------------------------
     def refresh(self, uid: str, numbers: Iterable[int] = (), *, all_versions: bool = False) -> None:
@@ -150,19 +149,8 @@ class RegistryIndex:
 
     # -- reads --------------------------------------------------------------------------
     def _read(self, key: str) -> dict[str, Any]:
-        with self._lock:
-            cached = self._cache.get(key)
-        try:
-            got = self.store.get(key, if_none_match=cached[0] if cached else None)
-        except NotModified:
-            assert cached is not None
-            return cached[1]
-        except NotFound:
-            return {}
-        doc = got.json()
-        with self._lock:
-            self._cache[key] = (got.etag, doc)
-        return doc  # type: ignore[no-any-return]
+        loaded = self._shards.load(key)
+        return loaded[1] if loaded else {}
 
     def entry(self, uid: str) -> ModelEntry | None:
         """The model's entry: its home shard, plus one shard per further block of versions."""

@@ -33,14 +33,16 @@ from typing import Any, Iterable
 from urllib.parse import quote
 
 from ..bounds import load_json
+from ..mlflowapi.validation import model_name
 from ..settings import DEFAULT_ONNX_INSPECT_LIMIT
 from ..stac import mlm
 from ..stac.model_items import COLLECTION, OWNER, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
+from ..tracking.entities import Run, json_float
 from . import records as rec
-from .lineage import Tracking, key_values, tags_of
+from .lineage import Tracking
 from .records import ModelVersion, RegisteredModel
-from .sources import ARTIFACTS_PREFIX, artifact_prefix
+from .sources import ARTIFACTS_PREFIX, artifact_prefix, mark_source
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +122,7 @@ def ensure_source_marker(store: ObjectStore, rm: RegisteredModel, number: int) -
     mv = rec.load_version(store, rm.uid, rm.name, number)
     if not rm.active or mv is None or mv.deleted:
         return False
-    prefix = artifact_prefix(store, mv.storage_location)
-    if not prefix:
-        return False
-    try:
-        store.put(rec.source_marker_key(prefix, rm.uid, number), b"", if_none_match=True)
-        return True
-    except PreconditionFailed:
-        return False
+    return mark_source(store, rm.uid, mv, only_if_missing=True)
 
 
 def _versions_backed_by(store: ObjectStore, artifact_key: str) -> set[tuple[str, int]]:
@@ -190,10 +185,10 @@ def _href(ctx: Context, base: str | None, key: str) -> str:
     return ctx.store.url(key)
 
 
-def _datasets(ctx: Context, run: dict[str, Any] | None, urls: Urls) -> list[Dataset]:
+def _datasets(ctx: Context, run: Run | None, urls: Urls) -> list[Dataset]:
     """Training datasets logged with log_input that are items of the catalog."""
     out: list[Dataset] = []
-    for entry in ((run or {}).get("inputs") or {}).get("dataset_inputs") or []:
+    for entry in run.datasets if run else []:
         ds = entry.get("dataset") or {}
         for cid, iid in _catalogued_candidates(ds):
             try:
@@ -279,16 +274,15 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
     tracking = ctx.tracking
     run = tracking.get_run(mv.run_id) if tracking and mv.run_id else None
     logged = tracking.get_logged_model(mv.model_id) if tracking and mv.model_id else None
-    experiment_id = str(((run or {}).get("info") or {}).get("experiment_id")
-                        or ((logged or {}).get("info") or {}).get("experiment_id") or "")
+    experiment_id = str((run.info.experiment_id if run else None) or (logged.experiment_id if logged else None) or "")
     experiment = tracking.get_experiment(experiment_id) if tracking and experiment_id else None
-    run_tags = tags_of(run)
-    tags = {**tags_of(experiment), **run_tags, **rm.tags, **mv.tags}  # most specific wins
-    params = {**key_values(((run or {}).get("data") or {}).get("params")),
-              **key_values(((logged or {}).get("data") or {}).get("params"))}
-    metrics = {**key_values(((run or {}).get("data") or {}).get("metrics")),
-               **key_values(((logged or {}).get("data") or {}).get("metrics"))}
-    project = rm.tags.get("project") or tags_of(experiment).get("project")
+    experiment_tags = experiment.tags if experiment else {}
+    tags = {**experiment_tags, **(run.tags if run else {}), **rm.tags, **mv.tags}  # most specific wins
+    params = {**(run.params if run else {}), **(logged.params if logged else {})}
+    # Values as the REST API gives them (non-finite ones as text): items are JSON. A key logged twice
+    # with a model: its last value.
+    metrics = {m.key: json_float(m.value) for m in [*(run.metrics if run else []), *(logged.metrics if logged else [])]}
+    project = rm.tags.get("project") or experiment_tags.get("project")
     gitlab = None
     if project and ctx.gitlab_url:
         gitlab = f"{ctx.gitlab_url.rstrip('/')}/{project.strip('/')}"
@@ -408,8 +402,7 @@ def publish_keys(ctx: Context, keys: Iterable[str]) -> dict[str, str]:
 
 def latest_published(store: ObjectStore, name: Any) -> str | None:
     """Item id of the newest version of ``name`` that has an item (the ``latest-version`` target)."""
-    from .service import check_name
-    rm = rec.resolve(store, check_name(name))
+    rm = rec.resolve(store, model_name(name))
     if rm is None:
         return None
     numbers = [rec.version_number(info.key) for info in store.list(rec.versions_prefix(rm.uid))]

@@ -1,4 +1,6 @@
-"""Registry records as stored (``mlflow/registry/...``) and their MLflow REST (proto-JSON) shapes.
+"""Registry records: their keys in the store (``mlflow/registry/...``), and the registry's entities
+(``RegisteredModel``, ``ModelVersion``) with their stored form (``to_record``/``from_record``) and
+MLflow's REST form (``to_wire``, proto JSON, used at the HTTP edge).
 
 A registered model has an immutable id (``uid``, 32 hex digits) given at creation; everything of
 the model is keyed by it, and its name is a separate, create-only claim. So a rename changes two
@@ -26,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from ..mlflowapi.validation import MAX_MODEL_VERSION, MODEL_STAGES
 from ..store import NotFound, ObjectStore
 
 PREFIX = "mlflow/registry/"
@@ -36,11 +39,9 @@ ALIASES = PREFIX + "aliases/"
 HINTS = PREFIX + "next-version/"  # not authoritative: where to start probing for a free number
 SOURCES = PREFIX + "sources/"
 SOURCE_MARK = "@versions/"
-VERSION_DIGITS = 10
+VERSION_DIGITS = len(str(MAX_MODEL_VERSION))  # zero-padded: listing order is numeric order
 
-STAGE_NONE = "None"
-STAGES = ("None", "Staging", "Production", "Archived")
-ACTIVE_STAGES = ("Staging", "Production")
+STAGE_NONE = MODEL_STAGES[0]
 READY = "READY"
 ACTIVE = "ACTIVE"
 DELETED = "DELETED"
@@ -137,13 +138,34 @@ class RegisteredModel:
     state: str = ACTIVE  # or DELETED: a tombstone
     pending_name: str = ""  # a rename in progress claims this name
     former_names: list[str] = field(default_factory=list)  # their items are removed on publication
+    # Read with the model (``RegistryService``'s views), not stored:
+    latest_versions: list[ModelVersion] = field(default_factory=list)  # the newest live version per stage
+    aliases: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_record(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for view in _MODEL_VIEW:
+            doc.pop(view)
+        return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "RegisteredModel":
-        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+    def from_record(cls, doc: dict[str, Any]) -> RegisteredModel:
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__ and k not in _MODEL_VIEW})
+
+    def to_wire(self) -> dict[str, Any]:
+        """``RegisteredModel`` as MLflow's REST API returns it (proto JSON, empty fields omitted)."""
+        doc: dict[str, Any] = {"name": self.name, "creation_timestamp": self.creation_timestamp,
+                               "last_updated_timestamp": self.last_updated_timestamp}
+        for key in ("user_id", "description", "deployment_job_id"):
+            if getattr(self, key):
+                doc[key] = getattr(self, key)
+        if self.latest_versions:
+            doc["latest_versions"] = [mv.to_wire() for mv in self.latest_versions]
+        if self.tags:
+            doc["tags"] = _tag_list(self.tags)
+        if self.aliases:
+            doc["aliases"] = [{"alias": a, "version": str(v)} for a, v in sorted(self.aliases.items())]
+        return doc
 
     @property
     def active(self) -> bool:
@@ -174,53 +196,40 @@ class ModelVersion:
     deleted: bool = False
     aliases: list[str] = field(default_factory=list)  # from the aliases record on read, not stored
 
-    def to_json(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, Any]:
         doc = asdict(self)
-        doc.pop("aliases")
-        doc.pop("name")
+        for view in _VERSION_VIEW:
+            doc.pop(view)
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any], name: str) -> "ModelVersion":
-        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__ and k not in ("aliases", "name")}
+    def from_record(cls, doc: dict[str, Any], name: str) -> ModelVersion:
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__ and k not in _VERSION_VIEW}
         return cls(name=name, **fields)
+
+    def to_wire(self) -> dict[str, Any]:
+        """``ModelVersion`` as MLflow's REST API returns it (proto JSON, empty fields omitted)."""
+        doc: dict[str, Any] = {
+            "name": self.name, "version": str(self.version), "creation_timestamp": self.creation_timestamp,
+            "last_updated_timestamp": self.last_updated_timestamp, "current_stage": self.current_stage,
+            "source": self.source, "status": self.status,
+        }
+        for key in ("user_id", "description", "run_id", "status_message", "run_link", "model_id"):
+            if getattr(self, key):
+                doc[key] = getattr(self, key)
+        if self.tags:
+            doc["tags"] = _tag_list(self.tags)
+        if self.aliases:
+            doc["aliases"] = sorted(self.aliases)
+        return doc
+
+
+_MODEL_VIEW = ("latest_versions", "aliases")
+_VERSION_VIEW = ("aliases", "name")
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in sorted(tags.items())]
-
-
-def version_message(mv: ModelVersion) -> dict[str, Any]:
-    """``ModelVersion`` as MLflow's REST API returns it (proto-JSON, empty fields omitted)."""
-    doc: dict[str, Any] = {
-        "name": mv.name, "version": str(mv.version), "creation_timestamp": mv.creation_timestamp,
-        "last_updated_timestamp": mv.last_updated_timestamp, "current_stage": mv.current_stage,
-        "source": mv.source, "status": mv.status,
-    }
-    for key in ("user_id", "description", "run_id", "status_message", "run_link", "model_id"):
-        if getattr(mv, key):
-            doc[key] = getattr(mv, key)
-    if mv.tags:
-        doc["tags"] = _tag_list(mv.tags)
-    if mv.aliases:
-        doc["aliases"] = sorted(mv.aliases)
-    return doc
-
-
-def model_message(rm: RegisteredModel, latest: list[ModelVersion], aliases: dict[str, int]) -> dict[str, Any]:
-    """``RegisteredModel`` as MLflow's REST API returns it."""
-    doc: dict[str, Any] = {"name": rm.name, "creation_timestamp": rm.creation_timestamp,
-                           "last_updated_timestamp": rm.last_updated_timestamp}
-    for key in ("user_id", "description", "deployment_job_id"):
-        if getattr(rm, key):
-            doc[key] = getattr(rm, key)
-    if latest:
-        doc["latest_versions"] = [version_message(mv) for mv in latest]
-    if rm.tags:
-        doc["tags"] = _tag_list(rm.tags)
-    if aliases:
-        doc["aliases"] = [{"alias": a, "version": str(v)} for a, v in sorted(aliases.items())]
-    return doc
 
 
 # -- reads shared by the service, the index, the publication function and the repair -------------
@@ -229,7 +238,7 @@ def load_model(store: ObjectStore, uid: Any) -> RegisteredModel | None:
     if not is_uid(uid):
         return None
     try:
-        return RegisteredModel.from_json(store.get_json(model_key(uid)))
+        return RegisteredModel.from_record(store.get_json(model_key(uid)))
     except NotFound:
         return None
 
@@ -247,7 +256,7 @@ def resolve(store: ObjectStore, name: str) -> RegisteredModel | None:
 def load_version(store: ObjectStore, uid: str, name: str, number: int) -> ModelVersion | None:
     """Version ``number`` of model ``uid`` (named ``name``: the model's current name), a tombstone included."""
     try:
-        return ModelVersion.from_json(store.get_json(version_key(uid, number)), name)
+        return ModelVersion.from_record(store.get_json(version_key(uid, number)), name)
     except NotFound:
         return None
 

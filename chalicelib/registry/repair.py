@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
+from ..mlflowapi.clock import now_ms
 from ..stac.model_items import COLLECTION
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import records as rec
 from .index import RegistryIndex, all_shard_keys
 from .publication import Context, ensure_source_marker, holds_item, owner_of, publish_version
 from .records import RegisteredModel
-from .service import RegistryService, now_ms
+from .service import RegistryService
 
 ABANDONED_AFTER_MS = 3_600_000
 ITEMS = f"collections/{COLLECTION}/items/"
@@ -49,15 +50,15 @@ def repair(ctx: Context, *, abandoned_after_ms: int = ABANDONED_AFTER_MS,
             rm = _tombstone(store, rm)
             report["abandoned_creations"] += 1
         if rm.active and rm.pending_name:
-            service._withdraw(rm, rm.pending_name)
-            service._release_name(rm.pending_name, uid)
+            service.models.withdraw(rm, rm.pending_name)
+            service.names.release(rm.pending_name, uid)
             report["withdrawn_renames"] += 1
         numbers = _numbers(store, uid)
         if not rm.active:
             for name in {rm.name, rm.pending_name} - {""}:
-                service._release_name(name, uid)
+                service.names.release(name, uid)
             if numbers:
-                service.purge_versions(rm)
+                service.models.purge_versions(rm)
                 report["purged_versions"] += len(numbers)
         else:
             report["markers_written"] += sum(ensure_source_marker(store, rm, n) for n in numbers)
@@ -77,11 +78,11 @@ def _claimed(store: ObjectStore, rm: RegisteredModel) -> bool:
 
 def _tombstone(store: ObjectStore, rm: RegisteredModel) -> RegisteredModel:
     def mutate(doc: dict[str, object]) -> dict[str, object] | None:
-        current = RegisteredModel.from_json(doc)
+        current = RegisteredModel.from_record(doc)
         if not current.active:
             return None
         current.state = rec.DELETED
-        return current.to_json()
+        return current.to_record()
     store.update_json(rec.model_key(rm.uid), mutate)
     return rec.load_model(store, rm.uid) or rm
 
@@ -99,7 +100,7 @@ def _drop_orphans(store: ObjectStore, uids: set[str]) -> int:
             continue
         orphan = RegisteredModel(name="", creation_timestamp=0, last_updated_timestamp=0, uid=uid,
                                  state=rec.DELETED)
-        RegistryService(store).purge_versions(orphan)
+        RegistryService(store).models.purge_versions(orphan)
         uids.add(uid)  # purged in one go
         dropped += 1
     return dropped

@@ -4,8 +4,11 @@ from __future__ import annotations
 import posixpath
 from urllib.parse import unquote, unquote_plus, urlsplit
 
-from ..store import ObjectStore
-from ..tracking.errors import invalid
+from ..mlflowapi.errors import invalid_source, missing
+from ..mlflowapi.validation import fully_decoded
+from ..store import ObjectStore, PreconditionFailed
+from . import records as rec
+from .records import ModelVersion
 
 ARTIFACTS_PREFIX = "mlflow-artifacts/"
 # The service's own records: never read as a model's files, whatever a source URI says.
@@ -14,37 +17,33 @@ _PROXY_ROUTE = "/api/2.0/mlflow-artifacts/artifacts/"
 SCHEMES = ("runs", "models", "mlflow-artifacts", "s3", "http", "https")
 
 
-def check_source(source: str) -> str:
-    """The URI scheme of an acceptable source; raises INVALID_PARAMETER_VALUE otherwise.
+def check_source(source: str | None) -> str:
+    """``source`` if it is acceptable; raises INVALID_PARAMETER_VALUE otherwise.
 
     Like MLflow's server: no relative segments (even percent-encoded), no local paths.
     """
     if not isinstance(source, str) or not source.strip():
-        raise invalid("Missing value for required parameter 'source'.")
+        raise missing("source")
     scheme = urlsplit(source).scheme.lower()
     if scheme not in SCHEMES:
-        raise invalid(f"Invalid model version source: '{source}'. Supported sources are runs:/, models:/, "
-                      "mlflow-artifacts:/ and s3:// URIs.")
-    decoded = source
-    while (step := unquote_plus(decoded)) != decoded:
-        decoded = step
+        raise invalid_source(source, "Supported sources are runs:/, models:/, mlflow-artifacts:/ and s3:// URIs.")
+    decoded = fully_decoded(source, unquote_plus)
     path = urlsplit(decoded).path
     if "\x00" in decoded or any(seg in (".", "..") for seg in path.split("/")):
-        raise invalid(f"Invalid model version source: '{source}'. An absolute path without relative "
-                      "path references must be provided.")
+        raise invalid_source(source, "An absolute path without relative path references must be provided.")
     if scheme in ("http", "https") and _PROXY_ROUTE not in path:
-        raise invalid(f"Invalid model version source: '{source}'. HTTP sources must be artifact proxy URLs.")
-    return scheme
+        raise invalid_source(source, "HTTP sources must be artifact proxy URLs.")
+    return source
 
 
 def parse_runs_uri(source: str) -> tuple[str, str]:
     """``runs:/<run id>/<path>`` -> (run id, path)."""
     parts = urlsplit(source)
     if parts.netloc:
-        raise invalid(f"Invalid model version source: '{source}'. runs:/ URIs take no authority.")
+        raise invalid_source(source, "runs:/ URIs take no authority.")
     run_id, _, path = parts.path.lstrip("/").partition("/")
     if not run_id:
-        raise invalid(f"Invalid model version source: '{source}'. Expected runs:/<run_id>/<path>.")
+        raise invalid_source(source, "Expected runs:/<run_id>/<path>.")
     return run_id, path.strip("/")
 
 
@@ -77,3 +76,22 @@ def within(uri: str, root: str) -> bool:
     pa = [p for p in unquote(a.path).split("/") if p]
     pb = [p for p in unquote(b.path).split("/") if p]
     return pa[: len(pb)] == pb
+
+
+def mark_source(store: ObjectStore, uid: str, mv: ModelVersion, *, only_if_missing: bool = False) -> bool:
+    """Index the version by where its files live, so that files landing later republish it; whether
+    a marker was written."""
+    prefix = artifact_prefix(store, mv.storage_location)
+    if not prefix:
+        return False
+    try:
+        store.put(rec.source_marker_key(prefix, uid, mv.version), b"", if_none_match=only_if_missing)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def unmark_source(store: ObjectStore, uid: str, mv: ModelVersion) -> None:
+    prefix = artifact_prefix(store, mv.storage_location)
+    if prefix:
+        store.delete(rec.source_marker_key(prefix, uid, mv.version))

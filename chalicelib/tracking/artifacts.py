@@ -8,15 +8,15 @@ S3's own, or the local store's ``/files/{token}`` stand-ins.
 """
 from __future__ import annotations
 
-import pathlib
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
-from urllib.parse import unquote
+from typing import Iterable
 
+from ..mlflowapi import validation as v
+from ..mlflowapi.errors import MlflowError, invalid, not_found
+from ..mlflowapi.validation import artifact_path
 from ..store import CompletedPart, NotFound, ObjectInfo, ObjectStore, PreconditionFailed, join_key
-from .errors import invalid, not_found
 
 ARTIFACTS_PREFIX = "mlflow-artifacts"
 # Largest body proxied inline: 4 MiB is 5.6 MB once API Gateway base64-encodes it, under
@@ -24,45 +24,6 @@ ARTIFACTS_PREFIX = "mlflow-artifacts"
 PROXY_LIMIT = 4 * 1024 * 1024
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 PRESIGN_EXPIRES = 3600
-
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\#]")
-
-
-def _fully_unquoted(text: str) -> str:
-    # MLflow decodes until stable before checking: "%252e%252e" must not slip through as "..".
-    for _ in range(10):
-        decoded = unquote(text)
-        if decoded == text:
-            break
-        text = decoded
-    return text
-
-
-def artifact_path(path: str, *, allow_root: bool = False) -> str:
-    """A clean relative artifact path (already URL-decoded), or INVALID_PARAMETER_VALUE.
-
-    Rejects absolute paths (POSIX or Windows), ``.``/``..`` and empty segments (also when
-    percent-encoded), backslashes, ``#`` and control characters. A trailing ``/`` is dropped.
-    """
-    path = path[:-1] if path.endswith("/") else path
-    if not path:
-        if allow_root:
-            return ""
-        raise invalid("Invalid path: an artifact path is required")
-    # Decoding only rewrites %XX, so checking the decoded form also covers the path as given.
-    decoded = _fully_unquoted(path)
-    if (_FORBIDDEN.search(decoded) or decoded.startswith("/") or pathlib.PureWindowsPath(decoded).is_absolute()
-            or any(seg in ("", ".", "..") for seg in decoded.split("/"))):
-        raise invalid(f"Invalid path: {path!r}")
-    return path
-
-
-def path_from_segments(segments: Sequence[str]) -> str:
-    """The artifact path named by percent-encoded URL segments; an encoded ``/`` is refused."""
-    decoded = [unquote(seg) for seg in segments]
-    if any("/" in seg for seg in decoded):
-        raise invalid("Invalid path: encoded '/' in a path segment")
-    return artifact_path("/".join(decoded), allow_root=True) if decoded else ""
 
 
 def _file_name(local_file: str) -> str:
@@ -77,7 +38,7 @@ class FileInfo:
     is_dir: bool
     file_size: int | None = None
 
-    def to_json(self) -> dict[str, object]:
+    def to_wire(self) -> dict[str, object]:
         out: dict[str, object] = {"path": self.path, "is_dir": self.is_dir}
         if self.file_size is not None:
             out["file_size"] = self.file_size
@@ -99,7 +60,7 @@ class PresignedDownload:
     file_size: int
     headers: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, object]:
+    def to_wire(self) -> dict[str, object]:
         return {"url": self.url, "headers": self.headers, "file_size": self.file_size}
 
 
@@ -109,7 +70,7 @@ class UploadCredential:
     part_number: int
     headers: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, object]:
+    def to_wire(self) -> dict[str, object]:
         return {"url": self.url, "part_number": self.part_number, "headers": self.headers}
 
 
@@ -118,8 +79,8 @@ class MultipartUpload:
     upload_id: str
     credentials: list[UploadCredential]
 
-    def to_json(self) -> dict[str, object]:
-        return {"upload_id": self.upload_id, "credentials": [c.to_json() for c in self.credentials]}
+    def to_wire(self) -> dict[str, object]:
+        return {"upload_id": self.upload_id, "credentials": [c.to_wire() for c in self.credentials]}
 
 
 class ArtifactService:
@@ -146,7 +107,7 @@ class ArtifactService:
         try:
             reader = self.store.open(key)
         except NotFound:
-            raise not_found(f"Artifact {path!r} does not exist") from None
+            raise _no_artifact(path) from None
         with reader:  # one request; the size decides before any byte is read
             if reader.size > PROXY_LIMIT:
                 return Download(size=reader.size, url=self.store.presign_get(key, expires=PRESIGN_EXPIRES,
@@ -163,7 +124,7 @@ class ArtifactService:
         try:
             return self.store.head(key)
         except NotFound:
-            raise not_found(f"Artifact {path!r} does not exist") from None
+            raise _no_artifact(path) from None
 
     # -- directories -----------------------------------------------------------------------
     def list_artifacts(self, path: str = "") -> list[FileInfo]:
@@ -212,18 +173,15 @@ class ArtifactService:
         if not parts:
             raise invalid("parts must not be empty")
         try:
-            self.store.complete_multipart(key, _upload_id(upload_id), parts)
+            self.store.complete_multipart(key, v.upload_id(upload_id), parts)
         except NotFound as err:
             raise not_found(f"Multipart upload {upload_id!r} for {local_file!r}: {err}") from None
         except PreconditionFailed as err:
             raise invalid(str(err)) from None
 
     def abort_multipart_upload(self, directory: str, local_file: str, upload_id: str) -> None:
-        self.store.abort_multipart(self._target(directory, local_file), _upload_id(upload_id))
+        self.store.abort_multipart(self._target(directory, local_file), v.upload_id(upload_id))
 
 
-def _upload_id(upload_id: str) -> str:
-    if not upload_id or _FORBIDDEN.search(upload_id):
-        raise invalid(f"Invalid upload_id: {upload_id!r}")
-    return upload_id
-
+def _no_artifact(path: str) -> MlflowError:
+    return not_found(f"Artifact {path!r} does not exist")

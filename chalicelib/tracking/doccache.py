@@ -1,4 +1,4 @@
-"""Warm copies of small JSON records (experiments, logged models), revalidated by ETag.
+"""Warm copies of small JSON records (experiments, logged models, registry index shards), revalidated by ETag.
 
 ``listing`` costs one LIST plus GETs only for records whose ETag changed since the last call;
 ``load`` is a conditional GET (``If-None-Match``), so a record read again costs a 304, not a body.

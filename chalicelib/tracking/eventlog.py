@@ -28,8 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
+from ..mlflowapi.errors import unavailable
 from ..store import NotFound, ObjectStore, PreconditionFailed
-from .errors import MlflowError
 
 MARGIN_S = 10.0
 COMPACT_AFTER = 200  # settled tail entries that trigger a compaction
@@ -113,7 +113,7 @@ class FoldedLog:
                 self._own[key] = entry
         if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
             # A compaction may already have passed this key: make the client retry the write.
-            raise MlflowError("write took too long; retry", "TEMPORARILY_UNAVAILABLE")
+            raise unavailable("write took too long; retry")
 
     # -- reads --------------------------------------------------------------------------
     @contextmanager
@@ -244,8 +244,7 @@ class FoldedLog:
                     continue
                 self._forget()
                 return True
-        raise MlflowError(f"{self.prefix}: snapshot kept changing during the repair; run it again",
-                          "TEMPORARILY_UNAVAILABLE")
+        raise unavailable(f"{self.prefix}: snapshot kept changing during the repair; run it again")
 
     def _forget(self) -> None:
         """Drop the warm copy: the next view rebuilds from the store."""

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..mlflowapi.clock import now_ms
+from ..mlflowapi.errors import (MlflowError, experiment_exists, experiment_name_not_found, experiment_not_found,
+                                invalid, unavailable)
 from ..store import NotFound, ObjectStore, PreconditionFailed, StoredObject
 from .doccache import DocCache
-from .errors import MlflowError, already_exists, invalid, not_found
+from .entities import Experiment
 from .eventlog import new_entry_key
 
 EXPERIMENTS = "mlflow/experiments/"
@@ -38,38 +39,6 @@ DEFAULT_ID = "0"
 DEFAULT_NAME = "Default"
 ORPHAN_AFTER_S = 60.0  # a claim older than this, never finished, is abandoned (its claimant crashed)
 _CLAIM_ATTEMPTS = 8
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class Experiment:
-    experiment_id: str
-    name: str  # "" while a create has not finished claiming its name
-    artifact_location: str
-    lifecycle_stage: str = "active"
-    creation_time: int = 0
-    last_update_time: int = 0
-    tags: dict[str, str] = field(default_factory=dict)
-    pending_name: str | None = None  # a name being claimed (see the module docstring)
-    pending_since: int = 0
-    lifecycle_key: str = ""  # log-key time of the last delete/restore (runs.effective_stage)
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "Experiment":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
-
-    def doc(self) -> dict[str, Any]:
-        return dict(self.__dict__, tags=dict(self.tags))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"experiment_id": self.experiment_id, "name": self.name,
-                "artifact_location": self.artifact_location, "lifecycle_stage": self.lifecycle_stage,
-                "creation_time": self.creation_time, "last_update_time": self.last_update_time,
-                "tags": [{"key": k, "value": v} for k, v in self.tags.items()]}
 
 
 class _Retry(Exception):
@@ -85,7 +54,7 @@ class ExperimentStore:
     def __init__(self, store: ObjectStore, *, artifact_root: str | None = None) -> None:
         self.store = store
         self.artifact_root = artifact_root
-        self._records = DocCache(store, Experiment.from_doc)
+        self._records = DocCache(store, Experiment.from_record)
 
     def _load(self, experiment_id: str) -> tuple[str, Experiment] | None:
         """The stored record (pending creates included) and its ETag."""
@@ -96,7 +65,7 @@ class ExperimentStore:
         if loaded is None or not loaded[1].name:
             if experiment_id == DEFAULT_ID:
                 return self._ensure_default()
-            raise not_found(f"No Experiment with id={experiment_id} exists")
+            raise experiment_not_found(experiment_id)
         return loaded[1]
 
     def lifecycle(self, experiment_id: str) -> tuple[str, str]:
@@ -113,9 +82,9 @@ class ExperimentStore:
                 exp = self._ensure_default()
                 if exp.name == name:
                     return exp
-            raise not_found(f"Could not find experiment with name '{name}'") from None
+            raise experiment_name_not_found(name) from None
         if exp.name != name:  # being claimed by a rename, or renamed away and not yet released
-            raise not_found(f"Could not find experiment with name '{name}'")
+            raise experiment_name_not_found(name)
         return exp
 
     def list_all(self) -> list[Experiment]:
@@ -136,9 +105,9 @@ class ExperimentStore:
         except PreconditionFailed:
             pass
         try:
-            self.store.put_json(_exp_key(DEFAULT_ID), exp.doc(), if_none_match=True)
+            self.store.put_json(_exp_key(DEFAULT_ID), exp.to_record(), if_none_match=True)
         except PreconditionFailed:
-            return Experiment.from_doc(self.store.get_json(_exp_key(DEFAULT_ID)))
+            return Experiment.from_record(self.store.get_json(_exp_key(DEFAULT_ID)))
         return exp
 
     def _next_id(self) -> str:
@@ -167,8 +136,7 @@ class ExperimentStore:
                 return
             except (NotFound, PreconditionFailed, _Retry):
                 continue
-        raise MlflowError(f"Experiment name '{name}' is being claimed concurrently; retry",
-                          "TEMPORARILY_UNAVAILABLE")
+        raise unavailable(f"Experiment name '{name}' is being claimed concurrently; retry")
 
     def _check_stale(self, holder: str, name: str, reservation: StoredObject) -> None:
         """RESOURCE_ALREADY_EXISTS unless ``holder``'s reservation of ``name`` is stale (read after it)."""
@@ -176,20 +144,19 @@ class ExperimentStore:
         if loaded is None:
             # A record gone (a fenced create) or, from before claims, not written yet by its creator.
             if now_ms() - reservation.json().get("time", 0) < ORPHAN_AFTER_S * 1000:
-                raise already_exists(f"Experiment '{name}' already exists.")
+                raise experiment_exists(name)
             return
         etag, exp = loaded
         if exp.name == name:
-            state = " in deleted state" if exp.lifecycle_stage == "deleted" else ""
-            raise already_exists(f"Experiment '{name}' already exists{state}.")
+            raise experiment_exists(name, deleted=exp.lifecycle_stage == "deleted")
         if exp.pending_name != name:
             return  # renamed away, or its claim failed: the reservation is left over
         if now_ms() - exp.pending_since < ORPHAN_AFTER_S * 1000:
-            raise already_exists(f"Experiment '{name}' already exists.")
+            raise experiment_exists(name)
         try:  # fence the stalled claim: its step 3 fails from now on
             if exp.name:
                 fenced = dataclasses.replace(exp, pending_name=None, pending_since=0)
-                self.store.put_json(_exp_key(holder), fenced.doc(), if_match=etag)
+                self.store.put_json(_exp_key(holder), fenced.to_record(), if_match=etag)
             else:
                 self.store.delete(_exp_key(holder), if_match=etag)
         except PreconditionFailed:
@@ -198,17 +165,16 @@ class ExperimentStore:
     def _finish_claim(self, experiment_id: str, name: str, check: Callable[[Experiment], None]) -> Experiment:
         """Step 3: the record takes ``name`` if its claim was not fenced meanwhile."""
         def take(doc: dict[str, Any]) -> dict[str, Any]:
-            exp = Experiment.from_doc(doc)
+            exp = Experiment.from_record(doc)
             if exp.pending_name != name:
-                raise MlflowError(f"The claim of experiment name '{name}' expired; retry", "TEMPORARILY_UNAVAILABLE")
+                raise _expired(name)
             check(exp)
             exp.name, exp.pending_name, exp.pending_since, exp.last_update_time = name, None, 0, now_ms()
-            return exp.doc()
+            return exp.to_record()
         try:
-            return Experiment.from_doc(self.store.update_json(_exp_key(experiment_id), take))
+            return Experiment.from_record(self.store.update_json(_exp_key(experiment_id), take))
         except NotFound:  # a fenced create's record is deleted
-            raise MlflowError(f"The claim of experiment name '{name}' expired; retry",
-                              "TEMPORARILY_UNAVAILABLE") from None
+            raise _expired(name) from None
 
     def _release(self, name: str, experiment_id: str) -> None:
         """Drop ``experiment_id``'s reservation of ``name``, unless its record holds that name."""
@@ -226,7 +192,7 @@ class ExperimentStore:
     def create(self, name: str, artifact_location: str | None, tags: dict[str, str]) -> Experiment:
         try:
             self.get_by_name(name)
-            raise already_exists(f"Experiment '{name}' already exists.")
+            raise experiment_exists(name)
         except MlflowError as err:
             if err.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
@@ -234,7 +200,7 @@ class ExperimentStore:
         t = now_ms()
         pending = Experiment(experiment_id, "", artifact_location or default_artifact_location(experiment_id, self.artifact_root),
                              "active", t, t, tags, pending_name=name, pending_since=t)
-        self.store.put_json(_exp_key(experiment_id), pending.doc(), if_none_match=True)
+        self.store.put_json(_exp_key(experiment_id), pending.to_record(), if_none_match=True)
         try:
             self._claim(name, experiment_id)
             return self._finish_claim(experiment_id, name, lambda exp: None)
@@ -256,11 +222,11 @@ class ExperimentStore:
         self.get(experiment_id)  # 404 first, and materialises "Default"
 
         def mutate(doc: dict[str, Any]) -> dict[str, Any]:
-            exp = Experiment.from_doc(doc)
+            exp = Experiment.from_record(doc)
             change(exp)
             exp.last_update_time = now_ms()
-            return exp.doc()
-        return Experiment.from_doc(self.store.update_json(_exp_key(experiment_id), mutate))
+            return exp.to_record()
+        return Experiment.from_record(self.store.update_json(_exp_key(experiment_id), mutate))
 
     def rename(self, experiment_id: str, new_name: str) -> None:
         exp = self.get(experiment_id)
@@ -307,6 +273,10 @@ class ExperimentStore:
                 raise invalid(f"Cannot delete an already deleted experiment. Experiment id={experiment_id}")
             e.lifecycle_stage, e.lifecycle_key = stage, max(key, e.lifecycle_key)
         self.update(experiment_id, set_stage)
+
+
+def _expired(name: str) -> MlflowError:
+    return unavailable(f"The claim of experiment name '{name}' expired; retry")
 
 
 def _name_key(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Run records: how one log entry changes a run, and the run's proto-JSON shape.
+"""Run records: how one log entry changes a run's folded state (``entities.Run`` is read from it).
 
 A run's state is a JSON-able dict (it lives in snapshots):
 ``{"info": {...RunInfo fields}, "params": {k: v}, "tags": {k: v},
@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from typing import Any
 
 RUN_NAME_TAG = "mlflow.runName"
 LOGGED_MODELS_TAG = "mlflow.log-model.history"
-DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+_ADJECTIVES = ("able", "bold", "brave", "calm", "clever", "eager", "fair", "gentle", "grand", "happy",
+               "keen", "lively", "merry", "nimble", "proud", "quick", "quiet", "sharp", "swift", "wise")
+_NOUNS = ("ant", "bass", "bear", "crab", "deer", "dove", "eel", "finch", "fox", "goat", "hawk", "lark",
+          "mole", "owl", "ram", "seal", "shrew", "snail", "toad", "wolf")
+
+
+def random_name() -> str:
+    """A name for a run or logged model created without one, as MLflow gives."""
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(0, 999)}"
 
 
 def new_run(create: dict[str, Any]) -> dict[str, Any]:
@@ -118,41 +128,6 @@ def fold_experiment(state: dict[str, Any], entry: dict[str, Any]) -> None:
 
 def fold_run(state: dict[str, Any], entry: dict[str, Any]) -> None:
     apply_entry(state, entry, history=True)
-
-
-# -- proto JSON ----------------------------------------------------------------------------
-def json_float(value: float) -> float | str:
-    """Proto JSON spells non-finite doubles as strings."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def run_info_json(info: dict[str, Any], stage: str | None = None) -> dict[str, Any]:
-    """RunInfo; ``stage``: the run's effective lifecycle stage (``effective_stage``)."""
-    out = {"run_id": info["run_id"], "run_uuid": info["run_id"], "run_name": info.get("run_name", ""),
-           "experiment_id": info["experiment_id"], "user_id": info.get("user_id", ""),
-           "status": info.get("status", "RUNNING"), "start_time": info.get("start_time"),
-           "end_time": info.get("end_time"), "artifact_uri": info.get("artifact_uri", ""),
-           "lifecycle_stage": stage or info.get("lifecycle_stage", "active")}
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def run_json(run: dict[str, Any], stage: str | None = None) -> dict[str, Any]:
-    return {
-        "info": run_info_json(run["info"], stage),
-        "data": {
-            "metrics": [{"key": k, "value": json_float(v[0]), "timestamp": v[1], "step": v[2]}
-                        for k, v in run["metrics"].items()],
-            "params": [{"key": k, "value": v} for k, v in run["params"].items()],
-            "tags": [{"key": k, "value": v} for k, v in run["tags"].items()],
-        },
-        "inputs": {"dataset_inputs": run["datasets"],
-                   "model_inputs": [{"model_id": m} for m in run["model_inputs"]]},
-        "outputs": {"model_outputs": [{"model_id": m, "step": s} for m, s in run["model_outputs"]]},
-    }
 
 
 def history(run: dict[str, Any], key: str) -> list[list[Any]]:

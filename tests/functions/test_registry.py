@@ -57,14 +57,14 @@ def test_s3_and_sqs_notifications_publish_on_s3(s3_store: ObjectStore) -> None:
     s3_store.subscribe(changes.append)  # to build the notifications S3 would send
     tracking = TrackingService(s3_store)
     registry = RegistryService(s3_store, ServiceTracking(tracking))
-    run = tracking.create_run({"experiment_id": tracking.create_experiment("e", None, [])})["run"]["info"]
+    run = tracking.create_run({"experiment_id": tracking.create_experiment("e", None, [])}).info
     registry.create_registered_model("tree")
-    registry.create_model_version("tree", f"runs:/{run['run_id']}/model")
+    registry.create_model_version("tree", f"runs:/{run.run_id}/model")
     records = [c for c in changes if c.key.startswith("mlflow/registry/")]
     handle_s3_event(s3_event_for(s3_store.event_source, records), Services(store=s3_store))
     assert not s3_store.exists(item_key("tree", 1))  # pending: no model files yet
 
-    prefix = "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/") + "/model"
+    prefix = "mlflow-artifacts/" + run.artifact_uri.split(":", 1)[1].strip("/") + "/model"
     s3_store.put(f"{prefix}/model.onnx", _onnx())
     landed = s3_event_for(s3_store.event_source, [Change(CREATED, f"{prefix}/model.onnx")])
     sqs = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(landed)}]}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.mlflowapi import pages
 from chalicelib.store.local import LocalStore
-from chalicelib.tracking import responses
 from chalicelib.tracking.service import TrackingService
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def measured(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def http_request(*args, **kwargs):  # type: ignore[no-untyped-def]
         response = real(*args, **kwargs)
-        sizes.append(responses.envelope_size(json.loads(response.text)) if response.text else 0)
+        sizes.append(pages.envelope_size(json.loads(response.text)) if response.text else 0)
         return response
 
     monkeypatch.setattr(rest_utils, "http_request", http_request)
@@ -43,7 +43,7 @@ def test_big_run_search_and_metric_history_arrive_complete_in_pages(live_server_
     # 240 runs of ~28 KB (quotes count twice in the envelope): ~7.5 MB of search results.
     blob = 'say "hi" ' * 700
     run_ids = {svc.create_run({"experiment_id": eid, "tags": [{"key": f"t{j}", "value": f"{i}:{blob}"}
-                                                            for j in range(4)]})["run"]["info"]["run_id"]
+                                                            for j in range(4)]}).info.run_id
                for i in range(240)}
     # 32,000 points of a 250-character metric: ~11 MB of history; the client asks 25,000 per page.
     run_id = min(run_ids)
@@ -64,4 +64,4 @@ def test_big_run_search_and_metric_history_arrive_complete_in_pages(live_server_
         assert len(measured) - search_calls >= 2
     finally:
         mlflow.set_tracking_uri(None)
-    assert max(measured) <= responses.BUDGET + 1024 < responses.LAMBDA_RESPONSE_LIMIT, measured
+    assert max(measured) <= pages.BUDGET + 1024 < pages.LAMBDA_RESPONSE_LIMIT, measured

@@ -44,8 +44,8 @@ class World:
 
     def new_run(self) -> tuple[str, str]:
         eid = self.tracking.create_experiment(f"e{random.random()}", None, [])
-        run = self.tracking.create_run({"experiment_id": eid})["run"]["info"]
-        return run["run_id"], "mlflow-artifacts/" + run["artifact_uri"].split(":", 1)[1].strip("/")
+        run = self.tracking.create_run({"experiment_id": eid}).info
+        return run.run_id, "mlflow-artifacts/" + run.artifact_uri.split(":", 1)[1].strip("/")
 
     def upload_model(self, prefix: str, onnx: bytes) -> None:
         self.store.put(f"{prefix}/model.onnx", onnx)

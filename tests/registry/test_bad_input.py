@@ -37,13 +37,13 @@ def test_names_of_any_length_map_to_valid_keys(store: ObjectStore) -> None:
         assert registry.get_model_version_by_alias(name, "champion").version == 1
         assert [mv.name for mv in registry.search_model_versions(f"name = '{name}'")[0]] == [name]
     registry.create_registered_model("b")
-    names = [m["name"] for m in registry.search_registered_models(None, 100, ["name ASC"])[0]]
+    names = [m.name for m in registry.search_registered_models(None, 100, ["name ASC"])[0]]
     assert names == sorted(LONG_NAMES + ["b"])  # listing and sorting by name work whatever the keys
     renamed = "ü" * 250
     registry.rename_registered_model(LONG_NAMES[0], renamed)
     assert registry.get_model_version(renamed, "1").name == renamed
     registry.delete_registered_model(LONG_NAMES[1])
-    assert sorted(m["name"] for m in registry.search_registered_models(None, 100)[0]) == sorted(
+    assert sorted(m.name for m in registry.search_registered_models(None, 100)[0]) == sorted(
         [renamed, "b"] + LONG_NAMES[2:])
     _check_keys(store)
 

@@ -10,11 +10,11 @@ from typing import Any, Iterator
 
 import pytest
 
+from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.registry import records as rec
 from chalicelib.registry.lineage import ServiceTracking
 from chalicelib.registry.service import RegistryService
 from chalicelib.store import ObjectStore
-from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.service import TrackingService
 from tests.registry.pausing import PausingStore, run_paused
 
@@ -103,7 +103,7 @@ def test_concurrent_renames_to_one_name_give_one_model(paused: PausingStore, k: 
         lambda: registry.rename_registered_model("b", "c"))
     errors = [e for e in (first_error, second_error) if e is not None]
     assert len(errors) == 1 and isinstance(errors[0], MlflowError)
-    names = sorted(m["name"] for m in registry.search_registered_models()[0])
+    names = sorted(m.name for m in registry.search_registered_models()[0])
     assert names in (["a", "c"], ["b", "c"])
     holder = registry.get_registered_model("c")
     assert names == sorted({"a", "b"} - {holder.former_names[-1]} | {"c"})
@@ -120,7 +120,7 @@ def test_a_create_racing_a_rename_away_from_the_name(paused: PausingStore, k: in
         lambda: registry.create_registered_model("a", description="second"))
     assert rename_error is None
     assert registry.get_registered_model("b").description == "first"
-    names = sorted(m["name"] for m in registry.search_registered_models()[0])
+    names = sorted(m.name for m in registry.search_registered_models()[0])
     if create_error is None:
         assert names == ["a", "b"] and registry.get_registered_model("a").description == "second"
     else:
@@ -145,4 +145,4 @@ def test_claims_left_by_crashes_do_not_lock_a_name(paused: PausingStore) -> None
         registry.create_registered_model("y")
     registry.rename_registered_model("x", "z")  # another rename replaces the announcement
     registry.create_registered_model("y")  # and the stale claim of "y" is taken over
-    assert sorted(m["name"] for m in registry.search_registered_models()[0]) == ["y", "z"]
+    assert sorted(m.name for m in registry.search_registered_models()[0]) == ["y", "z"]

@@ -60,7 +60,7 @@ def test_republish_models_repairs_crashes_whose_events_were_lost(crashy: World, 
     assert crashy.item("gone", 1) is None
     uid = crashy.registry.get_registered_model("m").uid
     assert [i.key for i in crashy.store.list(rec.VERSIONS)] == [rec.version_key(uid, 1)]
-    assert [m["name"] for m in crashy.registry.search_registered_models()[0]] == ["m"]
+    assert [m.name for m in crashy.registry.search_registered_models()[0]] == ["m"]
 
 
 def test_renames_whose_events_were_lost_are_repaired(crashy: World, onnx_bytes: bytes) -> None:

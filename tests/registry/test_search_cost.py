@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from chalicelib.registry import service as service_module
+from chalicelib.mlflowapi import pages
 from chalicelib.registry.service import RegistryService
 from chalicelib.store.local import LocalStore
 from tests.stac.counting import CountingStore
@@ -39,14 +39,14 @@ def test_search_cost_does_not_grow_with_the_registry(tmp_path: object) -> None:
         "versions": lambda r: r.search_model_versions(max_results=5),
         "versions of one model": lambda r: r.search_model_versions("name = 'model-0000'"),
         "latest versions": lambda r: r.get_latest_versions("model-0000"),
-        "model": lambda r: r.model_view(r.get_registered_model("model-0000")),
+        "model": lambda r: r.get_registered_model("model-0000"),
     }
     for label, call in calls.items():
         few, many = (_reads(s, lambda: call(r)) for s, r in ((small_store, small), (large_store, large)))
         assert many <= few, (label, few, many)  # same page, same cost: 10 or 1,000 models
         assert few <= 40, (label, few)
     page, token = large.search_registered_models("tags.team = 'eo'", 5, ["name DESC"])
-    assert [m["name"] for m in page] == [f"model-{i:04d}" for i in (999, 997, 995, 993, 991)] and token
+    assert [m.name for m in page] == [f"model-{i:04d}" for i in (999, 997, 995, 993, 991)] and token
 
 
 def test_pages_are_capped_by_size_and_tokens_walk_everything(local_store: LocalStore,
@@ -55,16 +55,16 @@ def test_pages_are_capped_by_size_and_tokens_walk_everything(local_store: LocalS
     for i in range(12):
         registry.create_registered_model(f"m{i:02d}", description="x" * 1000)
         registry.create_model_version(f"m{i:02d}", "s3://bucket/model", description="y" * 1000)
-    monkeypatch.setattr(service_module, "MAX_PAGE_BYTES", 3500)
-    seen, token, pages = [], None, 0
+    monkeypatch.setattr(pages, "BUDGET", 3500)
+    seen, token, n_pages = [], None, 0
     while True:
         page, token = registry.search_registered_models(None, 100, ["name ASC"], token)
         assert 1 <= len(page) <= 2  # each view is over 1 KB: at most 2 fit
-        seen += [m["name"] for m in page]
-        pages += 1
+        seen += [m.name for m in page]
+        n_pages += 1
         if token is None:
             break
-    assert seen == [f"m{i:02d}" for i in range(12)] and pages >= 6
+    assert seen == [f"m{i:02d}" for i in range(12)] and n_pages >= 6
     versions, token = [], None
     while True:
         batch, token = registry.search_model_versions(None, 1000, ["name ASC"], token)

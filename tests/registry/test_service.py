@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.registry import records as rec
 from chalicelib.registry.lineage import ServiceTracking
 from chalicelib.registry.service import RegistryService
 from chalicelib.store import ObjectStore
-from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.service import TrackingService
 
 
@@ -26,7 +26,7 @@ def registry(store: ObjectStore, tracking: TrackingService) -> RegistryService:
 
 def _run(tracking: TrackingService) -> dict[str, Any]:
     eid = tracking.create_experiment("exp", None, [])
-    return tracking.create_run({"experiment_id": eid, "start_time": 1})["run"]  # type: ignore[no-any-return]
+    return tracking.create_run({"experiment_id": eid, "start_time": 1}).to_wire()
 
 
 def _error(fn: Any, *args: Any) -> MlflowError:
@@ -59,7 +59,7 @@ def test_versions_from_each_source_kind(registry: RegistryService, tracking: Tra
     run = _run(tracking)
     run_id, artifact_uri = run["info"]["run_id"], run["info"]["artifact_uri"]
     logged = tracking.create_logged_model({"experiment_id": run["info"]["experiment_id"],
-                                           "source_run_id": run_id})["model"]["info"]
+                                           "source_run_id": run_id}).to_wire()["info"]
     registry.create_registered_model("m")
     v1 = registry.create_model_version("m", f"runs:/{run_id}/model")
     assert (v1.version, v1.run_id, v1.storage_location) == (1, run_id, f"{artifact_uri}/model")
@@ -138,7 +138,7 @@ def test_aliases_stages_latest_and_delete(registry: RegistryService) -> None:
     assert _error(registry.get_model_version_by_alias, "m", "champion").error_code == "INVALID_PARAMETER_VALUE"
     assert _error(registry.get_model_version, "m", "3").error_code == "RESOURCE_DOES_NOT_EXIST"
     assert registry.create_model_version("m", "s3://b/k").version == 4  # numbers are never reused
-    view = registry.model_view(registry.get_registered_model("m"))
+    view = registry.get_registered_model("m").to_wire()
     assert {v["current_stage"]: v["version"] for v in view["latest_versions"]} == {
         "None": "4", "Production": "2", "Archived": "1"}
 
@@ -148,9 +148,9 @@ def test_search(registry: RegistryService) -> None:
         registry.create_registered_model(name, [{"key": "kind", "value": "cnn" if name != "beta" else "rf"}])
         registry.create_model_version(name, "s3://b/k")
     page, token = registry.search_registered_models("tags.kind = 'cnn'", 1, ["name DESC"])
-    assert [m["name"] for m in page] == ["gamma"] and token
+    assert [m.name for m in page] == ["gamma"] and token
     page, token = registry.search_registered_models("tags.kind = 'cnn'", 1, ["name DESC"], token)
-    assert [m["name"] for m in page] == ["alpha"] and token is None
+    assert [m.name for m in page] == ["alpha"] and token is None
     versions, _ = registry.search_model_versions("name = 'beta'")
     assert [(mv.name, mv.version) for mv in versions] == [("beta", 1)]
     versions, _ = registry.search_model_versions("name LIKE '%a'", None, ["name ASC"])

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.registry.sources import artifact_prefix, check_source, within
 from chalicelib.store import ObjectStore
-from chalicelib.tracking.errors import MlflowError
 
 
 @pytest.mark.parametrize("uri, prefix", [

@@ -6,10 +6,10 @@ import hashlib
 import pytest
 import requests
 
+from chalicelib.mlflowapi.errors import MlflowError
+from chalicelib.mlflowapi.validation import artifact_path, path_from_segments
 from chalicelib.store import CompletedPart
-from chalicelib.tracking.artifacts import (PROXY_LIMIT, ArtifactService, FileInfo, artifact_path,
-                                           path_from_segments)
-from chalicelib.tracking.errors import MlflowError
+from chalicelib.tracking.artifacts import PROXY_LIMIT, ArtifactService, FileInfo
 
 BINARY = bytes(range(256)) * 4
 BASE = "http://testserver"

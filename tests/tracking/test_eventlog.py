@@ -16,7 +16,7 @@ MARGIN = 1.0
 
 
 def _run(svc: TrackingService, eid: str = "0") -> str:
-    return svc.create_run({"experiment_id": eid, "user_id": "u"})["run"]["info"]["run_id"]
+    return svc.create_run({"experiment_id": eid, "user_id": "u"}).info.run_id
 
 
 def _metric(key: str, value: float, step: int = 0) -> dict:
@@ -24,7 +24,7 @@ def _metric(key: str, value: float, step: int = 0) -> dict:
 
 
 def _values(svc: TrackingService, run_id: str, key: str) -> list[float]:
-    return [m["value"] for m in svc.get_metric_history(run_id, key, None, None)["metrics"]]
+    return [m.value for m in svc.get_metric_history(run_id, key, None, None).items]
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(stor
 
     for svc in (compactor, TrackingService(store)):
         assert _values(svc, run_id, "w") == [1.0]
-        assert {m["key"] for m in svc.get_run(run_id)["data"]["metrics"]} == {"w", "x"}
+        assert {m.key for m in svc.get_run(run_id).metrics} == {"w", "x"}
     time.sleep(MARGIN + 0.1)  # now everything settles and is compacted
     compactor.get_run(run_id)
     assert json.loads(store.get(run_log + "snapshot.json").body)["covered"] >= max(
@@ -120,8 +120,8 @@ def test_repair_logs_recovers_an_entry_hidden_below_the_cutoff(cli_store, small_
 
     fresh = TrackingService(local_store)
     assert _values(fresh, run_id, "lost") == [7.0]
-    assert fresh.get_run(run_id)["data"]["params"] == [{"key": "p", "value": "v"}]
-    found = fresh.search_runs([eid], "params.p = 'v'", None, None, [], None)["runs"]
-    assert [r["info"]["run_id"] for r in found] == [run_id]
+    assert fresh.get_run(run_id).to_wire()["data"]["params"] == [{"key": "p", "value": "v"}]
+    found = fresh.search_runs([eid], "params.p = 'v'", None, None, [], None).items
+    assert [r.info.run_id for r in found] == [run_id]
     assert cli.main(["repair-logs", "--store", local_store.uri, *args]) == 0  # idempotent: nothing left
     assert json.loads(capsys.readouterr().out)["repaired"] == []

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import pytest
 
+from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.tracking import experiments
-from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.service import TrackingService
 from tests.tracking.hooked_store import HookedStore, pause_when
 
@@ -19,8 +19,8 @@ def _name_key(name: str) -> str:
 
 
 def _named(svc: TrackingService, name: str) -> list[str]:
-    exps = svc.search_experiments("ALL", None, None, [], None)["experiments"]
-    return sorted(e["experiment_id"] for e in exps if e["name"] == name)
+    exps = svc.search_experiments("ALL", None, None, [], None).items
+    return sorted(e.experiment_id for e in exps if e.name == name)
 
 
 class Background:
@@ -60,7 +60,7 @@ def test_a_create_cannot_take_a_name_a_rename_has_reserved(store):
     rename.result()
     fresh = TrackingService(store)
     assert _named(fresh, "new") == [eid] and _named(fresh, "old") == []
-    assert fresh.get_experiment_by_name("new")["experiment_id"] == eid
+    assert fresh.get_experiment_by_name("new").experiment_id == eid
     assert TrackingService(store).create_experiment("old", None, [])  # the old name was released
 
 
@@ -102,20 +102,20 @@ def test_a_claim_stalled_past_the_orphan_timeout_is_fenced_not_duplicated(store,
     fresh = TrackingService(store)
     assert _named(fresh, "contested") == [winner]
     if claimant == "rename":
-        assert fresh.get_experiment(eid)["name"] == "mine"
-        assert fresh.get_experiment_by_name("mine")["experiment_id"] == eid
+        assert fresh.get_experiment(eid).name == "mine"
+        assert fresh.get_experiment_by_name("mine").experiment_id == eid
 
 
 def _run(svc: TrackingService, eid: str) -> str:
-    return svc.create_run({"experiment_id": eid})["run"]["info"]["run_id"]
+    return svc.create_run({"experiment_id": eid}).info.run_id
 
 
 def _stages(svc: TrackingService, run_ids: list[str]) -> set[str]:
-    return {svc.get_run(r)["info"]["lifecycle_stage"] for r in run_ids}
+    return {svc.get_run(r).info.lifecycle_stage for r in run_ids}
 
 
 def _listed(svc: TrackingService, eid: str, view: str) -> set[str]:
-    return {r["info"]["run_id"] for r in svc.search_runs([eid], None, view, None, [], None)["runs"]}
+    return {r.info.run_id for r in svc.search_runs([eid], None, view, None, [], None).items}
 
 
 def test_deleting_a_large_experiment_is_one_write_and_a_crash_cannot_leave_runs_active(store):
@@ -180,6 +180,6 @@ def test_restore_brings_back_every_run_as_mlflow_does_and_later_deletes_stick(st
     assert _stages(fresh, [a, b, c]) == {"active"}
     svc.delete_run(c)
     fresh = TrackingService(store)
-    assert fresh.get_run(c)["info"]["lifecycle_stage"] == "deleted"
+    assert fresh.get_run(c).info.lifecycle_stage == "deleted"
     assert _listed(fresh, eid, "ACTIVE_ONLY") == {a, b}
     svc.log_batch(a, [{"key": "m", "value": 1, "timestamp": 1}], [], [])

@@ -51,7 +51,7 @@ def seeded(tmp_path_factory):  # type: ignore[no-untyped-def]
     ids = []
     for i in range(12):
         run_id = svc.create_run({"experiment_id": eid, "start_time": 1700000000000 + 1000 * (i % 7),
-                                 "run_name": f"run-{i}"})["run"]["info"]["run_id"]
+                                 "run_name": f"run-{i}"}).info.run_id
         ids.append(run_id)
         metrics = []
         if i % 4 != 3:
@@ -77,7 +77,7 @@ def _mlflow_runs(svc: TrackingService, run_ids: list[str]):  # type: ignore[no-u
     from google.protobuf.json_format import ParseDict
     from mlflow.entities import Run
     from mlflow.protos.service_pb2 import Run as RunProto
-    return [Run.from_proto(ParseDict(svc.get_run(r), RunProto())) for r in run_ids]
+    return [Run.from_proto(ParseDict(svc.get_run(r).to_wire(), RunProto())) for r in run_ids]
 
 
 @pytest.mark.parametrize("order_by", RUN_ORDERS, ids=str)
@@ -89,7 +89,7 @@ def test_search_runs_matches_mlflow(seeded, filter_string, order_by):  # type: i
         filter_string = filter_string.format(id0=ids[0], id3=ids[3])
     from mlflow.exceptions import MlflowException
 
-    from chalicelib.tracking.errors import MlflowError
+    from chalicelib.mlflowapi.errors import MlflowError
     try:
         expected_runs = SearchUtils.sort(SearchUtils.filter(_mlflow_runs(svc, ids[:11]), filter_string), order_by)
     except MlflowException as err:  # MLflow refuses this filter: so must we, with its message
@@ -98,14 +98,14 @@ def test_search_runs_matches_mlflow(seeded, filter_string, order_by):  # type: i
         assert (ours.value.error_code, ours.value.message) == ("INVALID_PARAMETER_VALUE", err.message)
         return
     expected = [r.info.run_id for r in expected_runs]
-    got = [r["info"]["run_id"] for r in svc.search_runs([eid], filter_string, None, None, order_by, None)["runs"]]
+    got = [r.info.run_id for r in svc.search_runs([eid], filter_string, None, None, order_by, None).items]
     assert got == expected
     # paging walks the same order
     paged, token = [], None
     while True:
         page = svc.search_runs([eid], filter_string, None, 4, order_by, token)
-        paged += [r["info"]["run_id"] for r in page["runs"]]
-        token = page.get("next_page_token")
+        paged += [r.info.run_id for r in page.items]
+        token = page.token
         if not token:
             break
     assert paged == expected
@@ -113,8 +113,8 @@ def test_search_runs_matches_mlflow(seeded, filter_string, order_by):  # type: i
 
 def test_run_view_types(seeded):  # type: ignore[no-untyped-def]
     svc, eid, ids = seeded
-    deleted = [r["info"]["run_id"] for r in svc.search_runs([eid], None, "DELETED_ONLY", None, [], None)["runs"]]
-    every = svc.search_runs([eid], None, "ALL", None, [], None)["runs"]
+    deleted = [r.info.run_id for r in svc.search_runs([eid], None, "DELETED_ONLY", None, [], None).items]
+    every = svc.search_runs([eid], None, "ALL", None, [], None).items
     assert deleted == [ids[11]] and len(every) == 12
 
 
@@ -133,10 +133,10 @@ def test_search_experiments_matches_mlflow(local_store, filter_string, order_by)
     svc = TrackingService(local_store)
     for i in range(6):
         svc.create_experiment(f"e-{i}", None, [{"key": "kind", "value": "x" if i % 2 else "y"}])
-    every = [Experiment.from_proto(ParseDict(e, ExperimentProto()))
-             for e in svc.search_experiments("ALL", None, None, [], None)["experiments"]]
+    every = [Experiment.from_proto(ParseDict(e.to_wire(), ExperimentProto()))
+             for e in svc.search_experiments("ALL", None, None, [], None).items]
     expected = SearchExperimentsUtils.sort(SearchExperimentsUtils.filter(every, filter_string),
                                            order_by or ["creation_time DESC"])
-    got = svc.search_experiments(None, None, filter_string, order_by, None)["experiments"]
-    assert [e["experiment_id"] for e in got] == [e.experiment_id for e in expected]
+    got = svc.search_experiments(None, None, filter_string, order_by, None).items
+    assert [e.experiment_id for e in got] == [e.experiment_id for e in expected]
     assert len(every) == 7  # and "Default"

@@ -7,14 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.tracking import eventlog
-from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.service import TrackingService
 
 
 def _run(svc: TrackingService, eid: str = "0", **extra) -> str:
     msg = {"experiment_id": eid, "start_time": int(time.time() * 1000), "user_id": "u", **extra}
-    return svc.create_run(msg)["run"]["info"]["run_id"]
+    return svc.create_run(msg).info.run_id
 
 
 def _metric(key: str, value: float, step: int, ts: int = 1000) -> dict:
@@ -34,15 +34,15 @@ def test_twenty_threads_log_batches_to_one_run_from_two_processes(store):
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(log, range(20)))
     for svc in (a, b, TrackingService(store)):
-        hist = svc.get_metric_history(run_id, "loss", None, None)["metrics"]
-        assert sorted(m["value"] for m in hist) == sorted(float(i * 10 + s) for i in range(20) for s in range(10))
-        run = svc.get_run(run_id)
+        hist = svc.get_metric_history(run_id, "loss", None, None).items
+        assert sorted(m.value for m in hist) == sorted(float(i * 10 + s) for i in range(20) for s in range(10))
+        run = svc.get_run(run_id).to_wire()
         assert {p["key"] for p in run["data"]["params"]} == {f"p{i}" for i in range(20)}
         assert {t["key"] for t in run["data"]["tags"]} >= {f"t{i}" for i in range(20)}
-        found = svc.search_runs(["0"], "metrics.loss >= 0", None, None, [], None)["runs"]
-        assert [r["info"]["run_id"] for r in found] == [run_id]
+        found = svc.search_runs(["0"], "metrics.loss >= 0", None, None, [], None).items
+        assert [r.info.run_id for r in found] == [run_id]
         # latest = greatest (step, timestamp, value): step 9 of the highest-valued batch
-        assert found[0]["data"]["metrics"] == [{"key": "loss", "value": 199.0, "timestamp": 1000, "step": 9}]
+        assert found[0].to_wire()["data"]["metrics"] == [{"key": "loss", "value": 199.0, "timestamp": 1000, "step": 9}]
 
 
 def test_experiment_names_are_unique_under_a_race(store):
@@ -62,8 +62,8 @@ def test_experiment_names_are_unique_under_a_race(store):
         t.join()
     ids = [r for r in results if r != "RESOURCE_ALREADY_EXISTS"]
     assert len(ids) == 1 and results.count("RESOURCE_ALREADY_EXISTS") == 11
-    exps = services[0].search_experiments("ALL", None, "name = 'raced'", [], None)["experiments"]
-    assert [e["experiment_id"] for e in exps] == ids
+    exps = services[0].search_experiments("ALL", None, "name = 'raced'", [], None).items
+    assert [e.experiment_id for e in exps] == ids
 
 
 def test_replayed_requests_do_not_duplicate(store):
@@ -73,9 +73,9 @@ def test_replayed_requests_do_not_duplicate(store):
     for _ in range(3):  # the client retried a log-batch whose first answer it never saw
         svc.log_batch(run_id, batch, [{"key": "p", "value": "1"}], [{"key": "t", "value": "1"}])
         svc.log_inputs(run_id, [{"dataset": {"name": "d", "digest": "x", "source_type": "s", "source": "{}"}}], [])
-    hist = svc.get_metric_history(run_id, "m", None, None)["metrics"]
-    assert [(m["value"], m["step"]) for m in hist] == [(1.5, 0), (2.5, 1)]
-    run = svc.get_run(run_id)
+    hist = svc.get_metric_history(run_id, "m", None, None).items
+    assert [(m.value, m.step) for m in hist] == [(1.5, 0), (2.5, 1)]
+    run = svc.get_run(run_id).to_wire()
     assert len(run["inputs"]["dataset_inputs"]) == 1 and len(run["data"]["params"]) == 1
     svc.create_experiment("once", None, [])
     with pytest.raises(MlflowError) as err:
@@ -87,9 +87,9 @@ def test_identical_concurrent_creates_are_distinct_runs(store):
     svc = TrackingService(store)
     msg = {"experiment_id": "0", "start_time": 1700000000000, "user_id": "u"}
     with ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda _: svc.create_run(dict(msg))["run"]["info"]["run_id"], range(8)))
+        ids = list(pool.map(lambda _: svc.create_run(dict(msg)).info.run_id, range(8)))
     assert len(set(ids)) == 8
-    assert len(svc.search_runs(["0"], None, None, None, [], None)["runs"]) == 8
+    assert len(svc.search_runs(["0"], None, None, None, [], None).items) == 8
 
 
 def test_compaction_keeps_every_entry(store, monkeypatch):
@@ -108,10 +108,10 @@ def test_compaction_keeps_every_entry(store, monkeypatch):
     assert store.exists(f"mlflow/runs/{run_id}/snapshot.json")
     assert store.exists("mlflow/experiment-runs/0/snapshot.json")
     for svc in (reader, writer, TrackingService(store)):
-        hist = svc.get_metric_history(run_id, "m", None, None)["metrics"]
-        assert [m["value"] for m in hist] == [float(i) for i in range(23)]
-        run = svc.search_runs(["0"], None, None, None, [], None)["runs"][0]
-        assert run["data"]["metrics"][0]["value"] == 22.0
+        hist = svc.get_metric_history(run_id, "m", None, None).items
+        assert [m.value for m in hist] == [float(i) for i in range(23)]
+        run = svc.search_runs(["0"], None, None, None, [], None).items[0]
+        assert run.metrics[0].value == 22.0
 
 
 def test_mlflow_rules(store):
@@ -134,7 +134,7 @@ def test_mlflow_rules(store):
     with pytest.raises(MlflowError) as err:
         svc.get_run("0" * 32)
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert svc.get_run(run_id)["data"]["params"] == [{"key": "p", "value": "1"}]
+    assert svc.get_run(run_id).to_wire()["data"]["params"] == [{"key": "p", "value": "1"}]
 
 
 def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(store):
@@ -142,13 +142,13 @@ def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(sto
     eid = svc.create_experiment("with-runs", None, [])
     ids = [_run(svc, eid) for _ in range(3)]
     svc.delete_experiment(eid)
-    assert {svc.get_run(r)["info"]["lifecycle_stage"] for r in ids} == {"deleted"}
-    assert svc.search_runs([eid], None, None, None, [], None)["runs"] == []
+    assert {svc.get_run(r).info.lifecycle_stage for r in ids} == {"deleted"}
+    assert svc.search_runs([eid], None, None, None, [], None).items == []
     with pytest.raises(MlflowError, match="must be in the 'active' state"):
         svc.log_batch(ids[0], [_metric("m", 1, 0)], [], [])
     svc.restore_experiment(eid)
-    assert {svc.get_run(r)["info"]["lifecycle_stage"] for r in ids} == {"active"}
-    assert len(TrackingService(store).search_runs([eid], None, None, None, [], None)["runs"]) == 3
+    assert {svc.get_run(r).info.lifecycle_stage for r in ids} == {"active"}
+    assert len(TrackingService(store).search_runs([eid], None, None, None, [], None).items) == 3
 
 
 def test_warm_searches_get_only_records_that_changed(local_store):
@@ -156,13 +156,13 @@ def test_warm_searches_get_only_records_that_changed(local_store):
     hooked = HookedStore(local_store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("models", None, [])
-    ids = [svc.create_logged_model({"experiment_id": eid})["model"]["info"]["model_id"] for _ in range(20)]
-    assert len(svc.search_logged_models([eid], None, [], None, [], None)["models"]) == 20
+    ids = [svc.create_logged_model({"experiment_id": eid}).model_id for _ in range(20)]
+    assert len(svc.search_logged_models([eid], None, [], None, [], None).items) == 20
     svc.search_experiments(None, None, None, [], None)
     svc.set_logged_model_tags(ids[3], [{"key": "k", "value": "v"}])
     hooked.calls.clear()
-    found = svc.search_logged_models([eid], None, [], None, [], None)["models"]
-    assert {m["info"]["model_id"] for m in found} == set(ids)
+    found = svc.search_logged_models([eid], None, [], None, [], None).items
+    assert {m.model_id for m in found} == set(ids)
     svc.search_experiments(None, None, None, [], None)
     gets = [key for op, key in hooked.calls if op == "get"]
     assert gets == [f"mlflow/logged-models/{ids[3]}.json"]  # plus one LIST each

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.tracking import validation as v
-from chalicelib.tracking.errors import MlflowError
+from chalicelib.mlflowapi import validation as v
+from chalicelib.mlflowapi.errors import MlflowError
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),

@@ -1,4 +1,4 @@
-"""chalicelib.tracking.search gives mlflow.utils.search_utils' answers and error messages, without mlflow.
+"""chalicelib.mlflowapi.search gives mlflow.utils.search_utils' answers and error messages, without mlflow.
 
 Each table runs our search and MLflow's over the same records (MLflow's entities built from the
 same data). Messages are compared with their set-valued parts as sets: MLflow prints Python sets,
@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import pytest
 
-from chalicelib.tracking import search
-from chalicelib.tracking.errors import MlflowError
-from chalicelib.tracking.search import ModelMetric, Subject
+from chalicelib.mlflowapi import pages, search
+from chalicelib.mlflowapi.errors import MlflowError
+from chalicelib.mlflowapi.search import ModelMetric, Subject
 
 REPO = Path(__file__).resolve().parents[2]
 _SET = re.compile(r"\{'[^{}]*'\}")
@@ -374,13 +374,13 @@ def test_logged_model_time_aliases_read_the_timestamps() -> None:
                                    "eyJvZmZzZXQiOiAwfQ==", "eyJvZmZzZXQiOiAiYSJ9", "bm90IGpzb24="])
 def test_page_tokens(token: str | None) -> None:
     from mlflow.utils.search_utils import SearchUtils
-    same_answer(lambda: [search.page_offset(token)], lambda: [SearchUtils.parse_start_offset_from_page_token(token)])
+    same_answer(lambda: [pages.page_offset(token)], lambda: [SearchUtils.parse_start_offset_from_page_token(token)])
 
 
 @pytest.mark.parametrize("token", ["W10=", "eyJvZmZzZXQiOiAtMn0="])  # [] (MLflow: AttributeError), offset -2
 def test_page_tokens_mlflow_would_crash_on_or_misread(token: str) -> None:
     with pytest.raises(MlflowError, match="Invalid page token, parsed value="):
-        search.page_offset(token)
+        pages.page_offset(token)
 
 
 @pytest.mark.parametrize("token", [
@@ -392,7 +392,7 @@ def test_page_tokens_mlflow_would_crash_on_or_misread(token: str) -> None:
 ], ids=["infinity", "array", "object", "boolean", "deep"])
 def test_page_tokens_of_unexpected_types_are_invalid(token: str) -> None:
     with pytest.raises(MlflowError) as err:
-        search.page_offset(token)
+        pages.page_offset(token)
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
@@ -442,7 +442,7 @@ def test_pages_walk_everything_once() -> None:
     from mlflow.utils.search_utils import SearchUtils
     items, token, seen = list(range(11)), None, []  # type: list[int], str | None, list[int]
     while True:
-        page, token = search.paginate(items, token, 4)
+        page, token = pages.page(items, token, 4)
         seen += page
         if not token:
             break

@@ -94,6 +94,21 @@ def _check(comparator: str, allowed: Sequence[str], listed: Sequence[str], closi
         raise invalid(f"Invalid comparator '{comparator}' not one of '{set_text(listed)}" + ("'" if closing else ""))
 
 
+def _check_logged(clause: Clause, key: str, numeric_keys: Sequence[str], param_tag_ops: Sequence[str]) -> bool:
+    """The comparator checks runs and logged models share (metrics, params, tags, numeric attributes);
+    whether ``clause`` was one of those."""
+    c = clause.comparator
+    if clause.type == METRIC:
+        _check(c, _NUMERIC_OPS, _NUMERIC_OPS, False)
+    elif clause.type in (PARAM, TAG):
+        _check(c, param_tag_ops, param_tag_ops, clause.type == PARAM)
+    elif clause.type == ATTRIBUTE and key in numeric_keys:
+        _check(c, _NUMERIC_OPS, _STRING_OPS, False)
+    else:
+        return False
+    return True
+
+
 def _compare(comparator: str, lhs: Any, value: Any) -> bool:
     return _OPS[comparator](lhs, value)
 
@@ -151,19 +166,9 @@ class RunSearch(Search):
         quote_invalid_clauses=True)
 
     def _validate(self, clause: Clause) -> None:
-        c, key = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key)
-        if clause.type == METRIC:
-            _check(c, _NUMERIC_OPS, _NUMERIC_OPS, False)
-        elif clause.type == PARAM:
-            _check(c, _NULLABLE_OPS, _NULLABLE_OPS, True)
-        elif clause.type == TAG:
-            _check(c, _NULLABLE_OPS, _NULLABLE_OPS, False)
-        elif clause.type == ATTRIBUTE and key not in self.dialect.numeric_keys:
-            _check(c, _STRING_OPS, _STRING_OPS, True)
-        elif clause.type == ATTRIBUTE:
-            _check(c, _NUMERIC_OPS, _STRING_OPS, False)
-        else:
-            _check(c, _STRING_OPS, _STRING_OPS, False)
+        key = _KEY_ALIASES.get(clause.key, clause.key)
+        if not _check_logged(clause, key, self.dialect.numeric_keys, _NULLABLE_OPS):
+            _check(clause.comparator, _STRING_OPS, _STRING_OPS, clause.type == ATTRIBUTE)
 
     def _matches(self, s: Subject, clause: Clause) -> bool:
         # MLflow translates key aliases whatever the entity type ("params.created" reads param start_time).
@@ -319,19 +324,12 @@ class LoggedModelSearch(Search):
         list_keys=None, nulls=(TAG, PARAM), quote_invalid_clauses=True)
 
     def _validate(self, clause: Clause) -> None:
-        c, key = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key)
-        if clause.type == METRIC:
-            _check(c, _NUMERIC_OPS, _NUMERIC_OPS, False)
-        elif clause.type == PARAM:
-            _check(c, _PATTERN_OPS, _PATTERN_OPS, True)
-        elif clause.type == TAG:
-            _check(c, _PATTERN_OPS, _PATTERN_OPS, False)
-        elif clause.type == ATTRIBUTE and key in self.dialect.numeric_keys:
-            _check(c, _NUMERIC_OPS, _STRING_OPS, False)
-        elif self._attribute_key(key) not in _LOGGED_MODEL_FIELDS:  # "datasets.digest": MLflow reads the model's
+        key = _KEY_ALIASES.get(clause.key, clause.key)
+        if _check_logged(clause, key, self.dialect.numeric_keys, _PATTERN_OPS):
+            return
+        if self._attribute_key(key) not in _LOGGED_MODEL_FIELDS:  # "datasets.digest": MLflow reads the model's
             raise invalid(f"Invalid logged model search key '{key}'")
-        else:
-            _check(c, tuple(_OPS), tuple(_OPS), True)
+        _check(clause.comparator, tuple(_OPS), tuple(_OPS), True)
 
     def _attribute_key(self, key: str) -> str:
         return _LOGGED_MODEL_ALIASES.get(key, key)

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.tracking import search
-from chalicelib.tracking.errors import MlflowError
-from chalicelib.tracking.search import ModelMetric, Subject
+from chalicelib.mlflowapi import pages, search
+from chalicelib.mlflowapi.errors import MlflowError
+from chalicelib.mlflowapi.search import ModelMetric, Subject
 from tests.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text, nested,
                            repeated)
 
@@ -116,18 +116,18 @@ def test_logged_model_order_by(order_by: list[Any]) -> None:
 
 PAGE_TOKENS = st.one_of(st.builds(lambda v: b64(dumps(v)), st.fixed_dictionaries({"offset": anything()}) | anything()),
                         st.text(st.sampled_from("ABCDEFabcdef0123456789+/="), max_size=60), nasty_text(40),
-                        st.builds(search.page_token, st.integers(-5, 10 ** 30)), st.none())
+                        st.builds(pages.page_token, st.integers(-5, 10 ** 30)), st.none())
 
 
 @FUZZ
 @given(token=PAGE_TOKENS, limit=st.integers(1, 5))
 def test_page_tokens(token: str | None, limit: int) -> None:
     try:
-        page, following = search.paginate(list(range(7)), token, limit)
+        page, following = pages.page(list(range(7)), token, limit)
     except MlflowError as err:
         assert err.error_code == "INVALID_PARAMETER_VALUE"
         return
-    assert len(page) <= limit and (following is None or search.page_offset(following) > 0)
+    assert len(page) <= limit and (following is None or pages.page_offset(following) > 0)
 
 
 # -- the routes ---------------------------------------------------------------------------------

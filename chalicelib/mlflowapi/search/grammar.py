@@ -202,13 +202,17 @@ def _strip_quotes(text: str, required: bool = False) -> str:
     return text
 
 
+def _quoted(kind: str, token: Token, is_string: bool) -> str:
+    if is_string:
+        return _strip_quotes(token.value, required=True)
+    raise invalid(f"Expected a quoted string value for {kind} (e.g. 'my-value'). Got value {token.value}")
+
+
 def _value(dialect: Dialect, kind: str, key: str, token: Token) -> Any:
     is_string = token.ttype in _STRING_TOKENS or isinstance(token, Identifier)
     if dialect.values != "runs":  # registered models and model versions: attributes and tags only
         if kind == TAG:
-            if is_string:
-                return _strip_quotes(token.value, required=True)
-            raise invalid(f"Expected a quoted string value for {kind} (e.g. 'my-value'). Got value {token.value}")
+            return _quoted(kind, token, is_string)
         if is_string:
             return _strip_quotes(token.value, required=True)
         if isinstance(token, Parenthesis):
@@ -225,9 +229,7 @@ def _value(dialect: Dialect, kind: str, key: str, token: Token) -> Any:
             raise invalid(f"Expected numeric value type for metric. Found {token.value}")
         return token.value  # the evaluator reads it as a float
     if kind in (PARAM, TAG):
-        if is_string:
-            return _strip_quotes(token.value, required=True)
-        raise invalid(f"Expected a quoted string value for {kind} (e.g. 'my-value'). Got value {token.value}")
+        return _quoted(kind, token, is_string)
     if kind == ATTRIBUTE:
         if key in dialect.numeric_keys:
             if token.ttype not in _NUMBER_TOKENS:

@@ -1,0 +1,151 @@
+"""Run logs: the per-process cache of folded logs, and the one-entry write every run change makes.
+
+Each write to a run is ONE log entry, appended create-only to two logs that share its key:
+the run's (``mlflow/runs/<run_id>/``: full metric history, for get_run and get-history) and its
+experiment's (``mlflow/experiment-runs/<eid>/``: latest values only, for search_runs). A pointer
+``mlflow/runs/<run_id>.json`` names a run's experiment. See eventlog.py for the fold/compaction
+protocol and runs.py for the folded state.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from typing import Any, Callable, TypeVar
+
+from ..mlflowapi import pages
+from ..mlflowapi import validation as v
+from ..mlflowapi.clock import now_ms
+from ..mlflowapi.errors import invalid, not_active, run_not_found
+from ..store import NotFound, ObjectStore
+from .entities import Run
+from .eventlog import FoldedLog, background, new_entry_key, parallel
+from .experiments import ExperimentStore
+from .runs import effective_stage, fold_experiment, fold_run, latest_only
+
+RUNS = "mlflow/runs/"
+EXPERIMENT_RUNS = "mlflow/experiment-runs/"
+_LOG_CACHE_SIZE = 4096
+T = TypeVar("T")
+
+
+class RunLogs:
+    def __init__(self, store: ObjectStore, experiments: ExperimentStore) -> None:
+        self.store = store
+        self.experiments = experiments
+        self._lock = threading.Lock()
+        self._logs: OrderedDict[str, FoldedLog] = OrderedDict()
+        self._run_experiment: dict[str, str] = {}  # immutable, so safe to cache
+
+    def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None]) -> FoldedLog:
+        with self._lock:
+            log = self._logs.get(prefix)
+            if log is None:
+                log = self._logs[prefix] = FoldedLog(self.store, prefix, fold, dict)
+                if len(self._logs) > _LOG_CACHE_SIZE:
+                    self._logs.popitem(last=False)
+            else:
+                self._logs.move_to_end(prefix)
+            return log
+
+    def run_log(self, run_id: str) -> FoldedLog:
+        return self._log(f"{RUNS}{run_id}", fold_run)
+
+    def experiment_log(self, experiment_id: str) -> FoldedLog:
+        return self._log(f"{EXPERIMENT_RUNS}{experiment_id}", fold_experiment)
+
+    def pointer_key(self, run_id: str) -> str:
+        return f"{RUNS}{run_id}.json"
+
+    def remember(self, run_id: str, experiment_id: str) -> None:
+        self._run_experiment[run_id] = experiment_id
+
+    def experiment_of(self, run_id: str) -> str:
+        v.run_id(run_id)
+        eid = self._run_experiment.get(run_id)
+        if eid is None:
+            try:
+                eid = self.store.get_json(self.pointer_key(run_id))["experiment_id"]
+            except NotFound:
+                raise run_not_found(run_id) from None
+            self._run_experiment[run_id] = eid
+        return eid
+
+    def lifecycle(self, experiment_id: str) -> Future[tuple[str, str]]:
+        """The experiment's lifecycle, fetched alongside the run log's refresh (one conditional GET)."""
+        return background(lambda: self.experiments.lifecycle(experiment_id))
+
+    def read(self, run_id: str, render: Callable[[dict[str, Any]], T]) -> T:
+        """``render`` of the run's folded state (valid only during the call: copy what it keeps)."""
+        self.experiment_of(run_id)
+        with self.run_log(run_id).view() as runs:
+            run = runs.get(run_id)
+            if run is None:
+                raise run_not_found(run_id)
+            return render(run)
+
+    def write(self, run_id: str, entry: dict[str, Any], check: Callable[[dict[str, Any]], None] | None = None,
+              require_active: bool = True) -> dict[str, Any]:
+        """Validate against the run's current state, then append the entry to both logs (2 parallel PUTs).
+
+        Returns the run's info as it will read after this entry."""
+        eid = self.experiment_of(run_id)
+        experiment = self.lifecycle(eid)
+        log = self.run_log(run_id)
+        with log.view() as runs:
+            run = runs.get(run_id)
+            if run is None:
+                raise run_not_found(run_id)
+            exp_stage, exp_changed = experiment.result()
+            stage = effective_stage(run["info"], (exp_stage, exp_changed))
+            if require_active and stage != "active":
+                raise not_active("run", run_id, stage)
+            if entry.get("lifecycle") == "active" and exp_stage != "active":
+                raise invalid(f"Cannot restore run {run_id}: its experiment {eid} is deleted. Restore the "
+                              "experiment first.")
+            if check:
+                check(run)
+            _check_record_size(run, entry)
+            # After the experiment's last delete/restore too: this run's own lifecycle change follows it.
+            key = new_entry_key(after=max(log.last_key(), exp_changed))
+            info = dict(run["info"], **entry.get("update", {}), lifecycle_stage=stage)
+        entry = dict(entry, run=run_id, time=now_ms())
+        if "lifecycle" in entry:
+            entry["key"] = key
+        exp_log = self.experiment_log(eid)
+        parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, latest_only(entry))])
+        return info
+
+    def repair(self, run_id: str | None = None, experiment_id: str | None = None) -> dict[str, Any]:
+        """Refold logs from all their entries (``stacflow repair-logs``): one run's (and its
+        experiment's), one experiment's and its runs', or, with neither, every experiment's."""
+        if run_id is not None:
+            logs = [self.run_log(run_id), self.experiment_log(self.experiment_of(run_id))]
+            return {"logs": len(logs), "repaired": [log.prefix for log in logs if log.refold()]}
+        eids = [v.experiment_id(experiment_id)] if experiment_id is not None else sorted(
+            e.experiment_id for e in self.experiments.list_all())
+        count, repaired = 0, []
+        for eid in eids:
+            exp_log = self.experiment_log(eid)
+            # The experiment's log first: the runs read from it then include any it recovers.
+            if exp_log.refold():
+                repaired.append(exp_log.prefix)
+            with exp_log.view() as runs:
+                run_logs = [self.run_log(rid) for rid in sorted(runs)]
+            repaired += [log.prefix for log in run_logs if log.refold()]
+            count += 1 + len(run_logs)
+        return {"logs": count, "repaired": repaired}
+
+
+def _check_record_size(run: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Refuse a write after which the run could not be returned: get-run (and a search page holding
+    it) must fit in a Lambda response. Only writes that add to the record pay for the measure."""
+    new_metrics = {m[0]: m[1:4] for m in entry.get("metrics", ()) if m[0] not in run["metrics"]}
+    growth = {k: entry[k] for k in ("params", "tags", "datasets", "model_inputs", "model_outputs", "log_model")
+              if entry.get(k)}
+    if not (new_metrics or growth):
+        return
+    size = pages.envelope_size(Run.from_record(run).to_wire()) + pages.envelope_size([new_metrics, growth])
+    if size > pages.RECORD_LIMIT:
+        raise invalid(f"Run {run['info']['run_id']} would exceed {pages.RECORD_LIMIT} bytes (params, tags, "
+                      "latest metrics and inputs together), more than a response can carry.")
