@@ -13,8 +13,8 @@ from chalicelib.stac import catalog
 from chalicelib.stac.publish import REJECTED_PREFIX
 from chalicelib.store import NotFound, ObjectStore
 from functions import handle_s3_event, handle_sqs_event
-from tests.conftest import REPO
-from tests.stac.stac_items import indexed, make_item
+from tests.helpers.paths import REPO
+from tests.helpers.stac_items import indexed, make_item
 
 EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
 ALPS = "collections/dataset/items/sentinel2-alps.json"

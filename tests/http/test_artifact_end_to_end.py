@@ -10,7 +10,7 @@ import pathlib
 
 import pytest
 
-from tests.conftest import new_bucket
+from tests.helpers.servers import new_bucket
 
 
 @pytest.mark.slow

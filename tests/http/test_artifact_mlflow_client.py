@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import new_bucket
+from tests.helpers.servers import new_bucket
 
 MB = 1024 * 1024
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tests.conftest import new_bucket
+from tests.helpers.servers import new_bucket
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from chalicelib.registry.publication import item_key, latest_published
 from chalicelib.registry.service import RegistryService
 from chalicelib.stac.model_items import item_id
 from chalicelib.store import ObjectStore
-from tests.registry.conftest import World, make_world
+from tests.helpers.registry_world import World, make_world
 
 LONG_NAMES = ["é" * 100, "a" * 256, "é" * 256, "模型" * 128, "x y.z-" * 42]
 

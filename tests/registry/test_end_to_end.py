@@ -245,7 +245,7 @@ def test_same_path_on_s3(moto_endpoint: str, live_server_factory: Any, monkeypat
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
 
-    from tests.conftest import new_bucket
+    from tests.helpers.servers import new_bucket
 
     server = live_server_factory(f"s3://{new_bucket(moto_endpoint)}/stacflow", {"STACFLOW_DISPATCH_EVENTS": "1"})
     _use(server, monkeypatch)

@@ -15,7 +15,7 @@ from chalicelib import services
 from chalicelib.settings import Settings
 from chalicelib.store import ObjectStore
 from chalicelib.store.local import LocalStore
-from tests.registry.conftest import MLMODEL
+from tests.helpers.registry_world import MLMODEL
 
 API = "/mlflow/api/2.0/mlflow"
 ATTACK = {"Host": "svc.example", "X-Forwarded-Host": "attacker.example", "X-Forwarded-Proto": "https",

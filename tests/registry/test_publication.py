@@ -7,7 +7,7 @@ import pytest
 from stac_offline import validate_object
 
 from chalicelib.registry.publication import latest_published
-from tests.registry.conftest import World
+from tests.helpers.registry_world import World
 
 
 def test_pending_until_model_files_land(world: World, onnx_bytes: bytes) -> None:

@@ -13,8 +13,8 @@ import pytest
 from chalicelib import services
 from chalicelib.settings import Settings
 from chalicelib.store.local import LocalStore
-from tests.conftest import REPO
-from tests.registry.conftest import World
+from tests.helpers.paths import REPO
+from tests.helpers.registry_world import World
 
 BIG = 200 * 1024 * 1024
 

@@ -6,7 +6,7 @@ is exercised, deterministically.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -16,14 +16,16 @@ from chalicelib.registry.service import RegistryService
 from chalicelib.store import ObjectStore
 from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.service import TrackingService
-from tests.registry.pausing import PausingStore, run_paused
+from tests.helpers.stores import Call, Crash, InstrumentedStore
+from tests.helpers.threads import run_paused
 
 WRITES = range(1, 9)  # more than any of the calls below makes
+WRITE_VERBS = ("PUT", "DELETE")
 
 
 @pytest.fixture
-def paused(local_store: ObjectStore) -> Iterator[PausingStore]:
-    yield PausingStore(local_store)
+def paused(local_store: ObjectStore) -> Iterator[InstrumentedStore]:
+    yield InstrumentedStore(local_store)
 
 
 def _registry(store: ObjectStore) -> RegistryService:
@@ -38,11 +40,11 @@ def _leftovers(store: ObjectStore) -> list[str]:
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_version_created_during_a_rename_is_kept(paused: PausingStore, k: int) -> None:
+def test_a_version_created_during_a_rename_is_kept(paused: InstrumentedStore, k: int) -> None:
     registry = _registry(paused)
     registry.create_registered_model("old")
     registry.create_model_version("old", "s3://b/v1")
-    pause = paused.pause_nth_write(k, thread="renamer")
+    pause = paused.pause("before", WRITE_VERBS, thread="renamer", nth=k)
     renamed, rename_error, created, create_error = run_paused(
         pause, lambda: registry.rename_registered_model("old", "new"), "renamer",
         lambda: registry.create_model_version("old", "s3://b/v2"))
@@ -58,11 +60,11 @@ def test_a_version_created_during_a_rename_is_kept(paused: PausingStore, k: int)
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_version_creation_racing_a_delete_leaves_nothing(paused: PausingStore, k: int) -> None:
+def test_a_version_creation_racing_a_delete_leaves_nothing(paused: InstrumentedStore, k: int) -> None:
     """The creation is paused at its k-th write while the model is deleted."""
     registry = _registry(paused)
     registry.create_registered_model("m")
-    pause = paused.pause_nth_write(k, thread="creator")
+    pause = paused.pause("before", WRITE_VERBS, thread="creator", nth=k)
     created, create_error, _, delete_error = run_paused(
         pause, lambda: registry.create_model_version("m", "s3://b/v1"), "creator",
         lambda: registry.delete_registered_model("m"))
@@ -76,12 +78,12 @@ def test_a_version_creation_racing_a_delete_leaves_nothing(paused: PausingStore,
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_delete_racing_a_version_creation_leaves_nothing(paused: PausingStore, k: int) -> None:
+def test_a_delete_racing_a_version_creation_leaves_nothing(paused: InstrumentedStore, k: int) -> None:
     """The delete is paused at its k-th write while a version is created."""
     registry = _registry(paused)
     registry.create_registered_model("m")
     registry.create_model_version("m", "s3://b/v1")
-    pause = paused.pause_nth_write(k, thread="deleter")
+    pause = paused.pause("before", WRITE_VERBS, thread="deleter", nth=k)
     _, delete_error, created, create_error = run_paused(
         pause, lambda: registry.delete_registered_model("m"), "deleter",
         lambda: registry.create_model_version("m", "s3://b/v2"))
@@ -93,11 +95,11 @@ def test_a_delete_racing_a_version_creation_leaves_nothing(paused: PausingStore,
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_concurrent_renames_to_one_name_give_one_model(paused: PausingStore, k: int) -> None:
+def test_concurrent_renames_to_one_name_give_one_model(paused: InstrumentedStore, k: int) -> None:
     registry = _registry(paused)
     registry.create_registered_model("a")
     registry.create_registered_model("b")
-    pause = paused.pause_nth_write(k, thread="first")
+    pause = paused.pause("before", WRITE_VERBS, thread="first", nth=k)
     _, first_error, _, second_error = run_paused(
         pause, lambda: registry.rename_registered_model("a", "c"), "first",
         lambda: registry.rename_registered_model("b", "c"))
@@ -110,11 +112,11 @@ def test_concurrent_renames_to_one_name_give_one_model(paused: PausingStore, k: 
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_create_racing_a_rename_away_from_the_name(paused: PausingStore, k: int) -> None:
+def test_a_create_racing_a_rename_away_from_the_name(paused: InstrumentedStore, k: int) -> None:
     """Creating ``a`` while ``a`` is renamed to ``b``: at most one model holds each name."""
     registry = _registry(paused)
     registry.create_registered_model("a", description="first")
-    pause = paused.pause_nth_write(k, thread="renamer")
+    pause = paused.pause("before", WRITE_VERBS, thread="renamer", nth=k)
     _, rename_error, created, create_error = run_paused(
         pause, lambda: registry.rename_registered_model("a", "b"), "renamer",
         lambda: registry.create_registered_model("a", description="second"))
@@ -128,16 +130,15 @@ def test_a_create_racing_a_rename_away_from_the_name(paused: PausingStore, k: in
         assert names == ["b"]
 
 
-def test_claims_left_by_crashes_do_not_lock_a_name(paused: PausingStore) -> None:
-    from tests.registry.pausing import Crash
+def test_claims_left_by_crashes_do_not_lock_a_name(paused: InstrumentedStore) -> None:
     registry = _registry(paused)
     registry.create_registered_model("x")
     record_writes = [0]
 
-    def switch(kind: str, key: str) -> bool:  # the rename's second record write: the name switch
-        record_writes[0] += kind == "PUT" and key.startswith(rec.MODELS)
+    def switch(call: Call) -> bool:  # the rename's second record write: the name switch
+        record_writes[0] += call.key.startswith(rec.MODELS)
         return record_writes[0] == 2
-    paused.crash_on(switch)
+    paused.fail("before", "PUT", switch)
     with pytest.raises(Crash):
         registry.rename_registered_model("x", "y")  # announced and claimed "y", then died
     assert registry.get_registered_model("x").pending_name == "y"

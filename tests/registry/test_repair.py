@@ -8,19 +8,19 @@ import pytest
 from chalicelib import services
 from chalicelib.registry import records as rec
 from chalicelib.store import ObjectStore
-from tests.registry.conftest import World, make_world
-from tests.registry.pausing import Crash, PausingStore
+from tests.helpers.registry_world import World, make_world
+from tests.helpers.stores import Crash, InstrumentedStore
 
 
 @pytest.fixture
 def crashy(local_store: ObjectStore) -> Iterator[World]:
-    yield make_world(PausingStore(local_store))
+    yield make_world(InstrumentedStore(local_store))
     services.configure()
 
 
 def _crash_before_marker(world: World) -> None:
-    assert isinstance(world.store, PausingStore)
-    world.store.crash_on(lambda kind, key: kind == "PUT" and key.startswith(rec.SOURCES))
+    assert isinstance(world.store, InstrumentedStore)
+    world.store.fail("before", "PUT", lambda call: call.key.startswith(rec.SOURCES))
     with pytest.raises(Crash):
         world.registry.create_model_version("m", f"runs:/{world.run_id}/model")
 
@@ -38,14 +38,14 @@ def test_a_crash_between_version_and_marker_heals_on_the_version_event(crashy: W
 def test_republish_models_repairs_crashes_whose_events_were_lost(crashy: World, onnx_bytes: bytes,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.cli import main
-    assert isinstance(crashy.store, PausingStore)
+    assert isinstance(crashy.store, InstrumentedStore)
     run_id, artifacts = crashy.new_run()
     crashy.upload_model(f"{artifacts}/model", onnx_bytes)
     crashy.registry.create_registered_model("gone")
     crashy.registry.create_model_version("gone", f"runs:/{run_id}/model")
     crashy.deliver()
     assert crashy.item("gone", 1) is not None
-    crashy.store.crash_on(lambda kind, key: kind == "DELETE" and key.startswith(rec.VERSIONS))
+    crashy.store.fail("before", "DELETE", lambda call: call.key.startswith(rec.VERSIONS))
     with pytest.raises(Crash):
         crashy.registry.delete_registered_model("gone")  # tombstoned, versions not yet removed
     crashy.registry.create_registered_model("m")

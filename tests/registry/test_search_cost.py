@@ -8,11 +8,11 @@ import pytest
 from chalicelib.registry import service as service_module
 from chalicelib.registry.service import RegistryService
 from chalicelib.store.local import LocalStore
-from tests.stac.counting import CountingStore
+from tests.helpers.stores import InstrumentedStore
 
 
-def _registry_with(tmp_path: object, n: int) -> tuple[CountingStore, RegistryService]:
-    store = CountingStore(LocalStore(f"{tmp_path}/store-{n}", fsync=False))  # type: ignore[arg-type]
+def _registry_with(tmp_path: object, n: int) -> tuple[InstrumentedStore, RegistryService]:
+    store = InstrumentedStore(LocalStore(f"{tmp_path}/store-{n}", fsync=False))  # type: ignore[arg-type]
     registry = RegistryService(store)
     for i in range(n):
         name = f"model-{i:04d}"
@@ -22,7 +22,7 @@ def _registry_with(tmp_path: object, n: int) -> tuple[CountingStore, RegistrySer
     return store, registry
 
 
-def _reads(store: CountingStore, call: object) -> int:
+def _reads(store: InstrumentedStore, call: object) -> int:
     store.calls.clear()
     call()  # type: ignore[operator]
     return store.calls["GET"] + store.calls["LIST"] + store.calls["HEAD"]

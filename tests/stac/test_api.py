@@ -11,7 +11,7 @@ from stac_offline import validate_object
 
 from chalicelib.stac.errors import StacApiError
 
-from .live_api import Api, api  # noqa: F401 (fixture)
+from tests.helpers.live_api import Api
 
 GEOJSON = "application/geo+json"
 
@@ -237,7 +237,7 @@ def test_api_over_an_s3_store(s3_store, live_server_factory, tmp_path) -> None:
 
     from chalicelib.stac.publish import publish_paths
 
-    from .stac_items import random_items
+    from tests.helpers.stac_items import random_items
     items = random_items(12, "ai-model", ranges=False, prefix="s3")
     source = Path(tmp_path) / "items.ndjson"
     source.write_text("\n".join(json.dumps(i) for i in items))
@@ -275,7 +275,7 @@ def test_pages_fit_a_lambda_response_and_tokens_visit_every_item(tmp_path) -> No
     from chalicelib.stac.publish import publish_paths
     from chalicelib.store.local import LocalStore
 
-    from .stac_items import random_items
+    from tests.helpers.stac_items import random_items
     store = LocalStore(Path(tmp_path) / "store", fsync=False)
     items = random_items(240, "ai-model", ranges=False, prefix="big")
     for i, item in enumerate(items):  # quotes and accents: the payload escapes them once more

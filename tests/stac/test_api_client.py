@@ -9,8 +9,8 @@ import requests
 from pystac_client import Client
 from shapely.geometry import shape
 
-from . import oracle
-from .live_api import Api, api  # noqa: F401 (fixture)
+from tests.helpers import oracle
+from tests.helpers.live_api import Api
 
 Item = dict[str, Any]
 INSTANT = oracle.ts

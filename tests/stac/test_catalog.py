@@ -14,7 +14,7 @@ from chalicelib.stac.items import normalize
 from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
-from .stac_items import ids_in_shard, make_item, offline_pystac, random_items, reachable, unrevised  # noqa: F401
+from tests.helpers.stac_items import ids_in_shard, make_item, random_items, reachable, unrevised
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
@@ -164,12 +164,12 @@ def test_writers_crossing_between_shard_and_collection_converge(local_store, fir
     """Writer A applies to the shard, then B to the shard and the collection, then A to the collection."""
     import threading
 
-    from .observed import ObservedStore
+    from tests.helpers.stores import InstrumentedStore
     x, y, z = ids_in_shard("3f", 3)
     names = {"x": x, "y": y, "z": z}
     catalog.update(local_store, "dataset", {x: summary_of(x)}, ())
-    paused = ObservedStore(local_store)
-    paused.pause_at("GET", lambda key: key == catalog.collection_key("dataset"))
+    paused = InstrumentedStore(local_store)
+    held = paused.pause("before", "GET", lambda call: call.key == catalog.collection_key("dataset"))
 
     def run(store: ObjectStore, change: tuple[list[str], dict[str, Any]]) -> None:
         deletes, upserts = change
@@ -178,9 +178,9 @@ def test_writers_crossing_between_shard_and_collection_converge(local_store, fir
 
     a = threading.Thread(target=run, args=(paused, first))
     a.start()
-    assert paused.paused.wait(5), "writer A never reached the collection"
+    assert held.reached.wait(5), "writer A never reached the collection"
     run(local_store, second)  # B, while A holds its shard result
-    paused.resume()
+    held.release.set()
     a.join(10)
     assert not a.is_alive()
 
@@ -198,10 +198,10 @@ def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store
     """16 concurrent publishers into one collection: no collection write, so no conflict on it."""
     import threading
 
-    from .observed import ObservedStore
+    from tests.helpers.stores import InstrumentedStore
     seeds = [ids_in_shard(f"{s:02x}", 1, prefix="seed")[0] for s in range(0, 256, 16)]
     catalog.update(local_store, "dataset", {iid: summary_of(iid) for iid in seeds}, ())
-    observed = ObservedStore(local_store)
+    observed = InstrumentedStore(local_store)
     news = [ids_in_shard(catalog.shard_of(seed), 3, prefix="new") for seed in seeds]
     barrier = threading.Barrier(len(news))
     errors: list[BaseException] = []

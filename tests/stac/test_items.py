@@ -9,7 +9,7 @@ from stac_offline import validate_object
 
 from chalicelib.stac.items import InvalidItem, normalize, parse
 
-from .stac_items import make_item
+from tests.helpers.stac_items import make_item
 
 
 def test_normalized_item_is_valid_stac_and_keeps_own_content() -> None:

@@ -18,9 +18,9 @@ from chalicelib.stac.index import LOG_PREFIX, SearchIndex
 from chalicelib.stac.publish import publish_paths, reindex
 from chalicelib.store import InvalidKey, ObjectStore
 from chalicelib.store.local import LocalStore
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
-from .stac_items import indexed, make_item, random_items, reachable, unrevised
+from tests.helpers.stac_items import indexed, make_item, random_items, reachable, unrevised
 
 
 def catalogued(store: ObjectStore) -> set[tuple[str, str]]:
@@ -286,14 +286,14 @@ def test_bulk_publish_of_100k_items_is_practical(local_store, tmp_path) -> None:
 
 def test_a_publish_during_reindex_stays_catalogued_and_searchable(wired) -> None:
     """Reindex is held after listing the items; meanwhile one item is published, one moved, one deleted."""
-    from .observed import ObservedStore
+    from tests.helpers.stores import InstrumentedStore
     items = random_items(30)
     for item in items:
         wired.put_json(catalog.item_key("dataset", item["id"]), item)
     warm = SearchIndex(wired)
     assert len(present_ids(warm)) == 30
-    held = ObservedStore(wired)
-    held.pause_at("GET", lambda key: key.startswith(catalog.items_prefix("dataset")))
+    held = InstrumentedStore(wired)
+    first_read = held.pause("before", "GET", lambda call: call.key.startswith(catalog.items_prefix("dataset")))
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -304,13 +304,13 @@ def test_a_publish_during_reindex_stays_catalogued_and_searchable(wired) -> None
 
     thread = threading.Thread(target=run)
     thread.start()
-    assert held.paused.wait(10), "reindex never read an item"
+    assert first_read.reached.wait(10), "reindex never read an item"
     late = make_item("late", lon=-150, lat=-60)
     wired.put_json(catalog.item_key("dataset", "late"), late)
     moved = dict(items[1], bbox=[150, 60, 150, 60], geometry={"type": "Point", "coordinates": [150, 60]})
     wired.put_json(catalog.item_key("dataset", moved["id"]), moved)
     wired.delete(catalog.item_key("dataset", items[2]["id"]))
-    held.resume()
+    first_read.release.set()
     thread.join(30)
     assert not thread.is_alive() and outcome == []
 

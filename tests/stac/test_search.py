@@ -10,9 +10,9 @@ import pytest
 from chalicelib.stac import search
 from chalicelib.stac.errors import InvalidParameter
 
-from . import oracle
-from .conftest import Corpus
-from .synthetic import make_item
+from tests.helpers import oracle
+from tests.helpers.corpus import Corpus
+from tests.helpers.synthetic import make_item
 
 
 def run_get(corpus: Corpus, **params: Any) -> search.SearchPage:
@@ -282,7 +282,7 @@ def test_tokens_of_long_sort_values_are_accepted(local_store: Any) -> None:
     """A token holds the sort values of its boundary item, however long: what we hand out, we take back."""
     from chalicelib.stac.index import SearchIndex
 
-    from .synthetic import COLLECTIONS
+    from tests.helpers.synthetic import COLLECTIONS
     rng = random.Random(5)
     items = [make_item(i, rng, collection=COLLECTIONS[0]) for i in range(3)]
     for i, item in enumerate(items):

@@ -14,8 +14,8 @@ from shapely.geometry import shape
 
 from chalicelib.stac import search
 
-from . import oracle
-from .conftest import Corpus
+from tests.helpers import oracle
+from tests.helpers.corpus import Corpus
 
 P = Callable[[dict[str, Any]], bool]
 
@@ -161,7 +161,7 @@ def test_like_takes_linear_time(local_store: Any, pattern: str) -> None:
 
     from chalicelib.stac.index import SearchIndex
 
-    from .synthetic import COLLECTIONS, make_item
+    from tests.helpers.synthetic import COLLECTIONS, make_item
     item = make_item(0, random.Random(3), collection=COLLECTIONS[0])
     item["properties"]["title"] = "a" * 60
     index = SearchIndex(local_store)

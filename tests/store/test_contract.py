@@ -1,4 +1,4 @@
-"""One contract, every adapter: the local directory and S3 over HTTP (moto server)."""
+"""One contract, every adapter: the local directory and S3 over HTTP (moto server), and the tests' wrapper."""
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +10,15 @@ import pytest
 from chalicelib.store import (CREATED, REMOVED, Change, CompletedPart, InvalidKey, NotFound, NotModified,
                               PreconditionFailed, RangeNotSatisfiable)
 from chalicelib.store.base import CHUNK
+from tests.helpers.stores import InstrumentedStore
+
+
+@pytest.fixture(params=["local", "s3", "instrumented"])
+def store(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Both adapters, and the tests' instrumented wrapper over a local one: the double keeps the contract."""
+    if request.param == "instrumented":
+        return InstrumentedStore(request.getfixturevalue("local_store"))
+    return request.getfixturevalue(f"{request.param}_store")
 
 
 def test_put_get_roundtrip_with_etag(store):

@@ -4,7 +4,7 @@ Two levels: the grammar over each dialect (runs, experiments, registered models,
 logged models) evaluated on a few records, which must answer or raise INVALID_PARAMETER_VALUE;
 and the search routes themselves (in-process, Chalice's test client, over a store holding an
 experiment, runs, a logged model and a registered model), which must answer 200, 400 or 404 in
-MLflow's error shape, never 500, for any JSON in any field. Budget: tests/fuzzing.py.
+MLflow's error shape, never 500, for any JSON in any field. Budget: tests/helpers/fuzzing.py.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from chalicelib.tracking import search
 from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.search import ModelMetric, Subject
-from tests.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text, nested,
+from tests.helpers.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text, nested,
                            repeated)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")

@@ -20,8 +20,8 @@ import pytest
 from chalicelib.tracking import search
 from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.search import ModelMetric, Subject
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 _SET = re.compile(r"\{'[^{}]*'\}")
 
 

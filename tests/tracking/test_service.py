@@ -152,17 +152,17 @@ def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(sto
 
 
 def test_warm_searches_get_only_records_that_changed(local_store):
-    from tests.tracking.hooked_store import HookedStore
-    hooked = HookedStore(local_store)
+    from tests.helpers.stores import InstrumentedStore
+    hooked = InstrumentedStore(local_store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("models", None, [])
     ids = [svc.create_logged_model({"experiment_id": eid})["model"]["info"]["model_id"] for _ in range(20)]
     assert len(svc.search_logged_models([eid], None, [], None, [], None)["models"]) == 20
     svc.search_experiments(None, None, None, [], None)
     svc.set_logged_model_tags(ids[3], [{"key": "k", "value": "v"}])
-    hooked.calls.clear()
+    hooked.log.clear()
     found = svc.search_logged_models([eid], None, [], None, [], None)["models"]
     assert {m["info"]["model_id"] for m in found} == set(ids)
     svc.search_experiments(None, None, None, [], None)
-    gets = [key for op, key in hooked.calls if op == "get"]
+    gets = [call.key for call in hooked.log if call.verb == "GET"]
     assert gets == [f"mlflow/logged-models/{ids[3]}.json"]  # plus one LIST each
