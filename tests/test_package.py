@@ -100,7 +100,8 @@ def test_package_contains_app_chalicelib_and_functions(package_dir: Path) -> Non
 def test_api_handler_answers_from_the_zip(package_dir: Path, tmp_path: Path) -> None:
     health, landing = invoke(package_dir, tmp_path / "store", EVENTS / "apigw_get_health.json",
                              api_event(tmp_path, "GET", "/stac"))
-    assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
+    assert health["statusCode"] == 200
+    assert json.loads(health["body"]) == {"status": "ok"}
     assert landing["statusCode"] == 200
     body = json.loads(landing["body"])
     assert body["type"] == "Catalog"

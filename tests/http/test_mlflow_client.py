@@ -53,13 +53,17 @@ def test_experiments_runs_metrics_params_tags_datasets(client):
         mlflow.log_metric("loss", 0.05)
 
     got = client.get_run(run.info.run_id)
-    assert got.info.status == "FINISHED" and got.info.run_name == "first"
+    assert got.info.status == "FINISHED"
+    assert got.info.run_name == "first"
     root = client.get_experiment(exp_id).artifact_location
-    assert root.endswith(f"/{exp_id}") and root.startswith(("mlflow-artifacts:/", "s3://"))
+    assert root.endswith(f"/{exp_id}")
+    assert root.startswith(("mlflow-artifacts:/", "s3://"))
     assert got.info.artifact_uri == f"{root}/{run.info.run_id}/artifacts"
     assert got.data.params == {"lr": "0.1", "depth": "3"}
-    assert got.data.metrics["loss"] == 0.2 and math.isnan(got.data.metrics["nan"])
-    assert got.data.tags["stage"] == "dev" and "gone" not in got.data.tags
+    assert got.data.metrics["loss"] == 0.2
+    assert math.isnan(got.data.metrics["nan"])
+    assert got.data.tags["stage"] == "dev"
+    assert "gone" not in got.data.tags
     (dataset_input,) = got.inputs.dataset_inputs
     assert dataset_input.dataset.name == "s2-tiles"
     assert [(t.key, t.value) for t in dataset_input.tags] == [("mlflow.data.context", "training")]
@@ -74,7 +78,8 @@ def test_experiments_runs_metrics_params_tags_datasets(client):
     by_dataset = client.search_runs([exp_id], "dataset.name = 's2-tiles' and dataset.context = 'training'")
     assert [r.info.run_id for r in by_dataset] == [run.info.run_id]
     page = client.search_runs([exp_id], max_results=1)
-    assert len(page) == 1 and page.token
+    assert len(page) == 1
+    assert page.token
     assert len(client.search_runs([exp_id], max_results=1, page_token=page.token)) == 1
 
     exps = client.search_experiments(filter_string="tags.team = 'eo'")

@@ -51,7 +51,8 @@ def test_names_of_any_length_map_to_valid_keys(store: ObjectStore) -> None:
 def test_segments_stay_distinct() -> None:
     plain = rec.name_segment("a" * 120)
     hashed = [rec.name_segment("a" * 121), rec.name_segment("a" * 120 + "b"), rec.name_segment("é" * 100)]
-    assert len({plain, *hashed}) == 4 and all(len(s) <= 145 for s in [plain, *hashed])
+    assert len({plain, *hashed}) == 4
+    assert all(len(s) <= 145 for s in [plain, *hashed])
 
 
 @pytest.fixture
@@ -73,12 +74,15 @@ def test_long_model_names_are_published_with_valid_distinct_ids(local_world: Wor
     for name in (first, second):
         for version in (1, 2):
             item = world.item(name, version)
-            assert item is not None and validate_object(item) == [], (name, version)
-            assert len(item["id"]) <= 200 and item["properties"]["mlflow:registered_model"] == name
+            assert item is not None, (name, version)
+            assert validate_object(item) == [], (name, version)
+            assert len(item["id"]) <= 200
+            assert item["properties"]["mlflow:registered_model"] == name
             ids.add(item["id"])
         links = {link["rel"]: link["href"] for link in world.item(name, 1)["links"]}  # type: ignore[index]
         successor = links["successor-version"].rsplit("/", 1)[1]
-        assert successor == item_id(name, 2) and world.store.exists(item_key(name, 2))
+        assert successor == item_id(name, 2)
+        assert world.store.exists(item_key(name, 2))
         assert latest_published(world.store, name) == item_id(name, 2)
     assert len(ids) == 4
 

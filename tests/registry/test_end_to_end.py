@@ -107,8 +107,10 @@ def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any
     item = _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")
     assert validate_object(item) == []
     props = item["properties"]
-    assert props["mlm:framework"] == "ONNX" and props["mlm:architecture"] == "LogisticRegression"
-    assert props["mlm:tasks"] == ["classification"] and props["mlm:hyperparameters"]["max_iter"] == 300
+    assert props["mlm:framework"] == "ONNX"
+    assert props["mlm:architecture"] == "LogisticRegression"
+    assert props["mlm:tasks"] == ["classification"]
+    assert props["mlm:hyperparameters"]["max_iter"] == 300
     assert props["metric:accuracy"] == pytest.approx(clf.score(X, y))
     assert props["mlflow:run_id"] == run.info.run_id
     _check_io_matches_graph(item, onx.SerializeToString())
@@ -121,7 +123,8 @@ def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any
         "run_id"] == run.info.run_id
 
     onnx_asset = item["assets"]["model.onnx"]
-    assert onnx_asset["mlm:artifact_type"] == "onnx" and "mlm:model" in onnx_asset["roles"]
+    assert onnx_asset["mlm:artifact_type"] == "onnx"
+    assert "mlm:model" in onnx_asset["roles"]
     body = _download(onnx_asset["href"])
     assert onnx_asset["file:checksum"] == "1220" + __import__("hashlib").sha256(body).hexdigest()
     session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])

@@ -50,7 +50,8 @@ def test_a_version_created_during_a_rename_is_kept(paused: InstrumentedStore, k:
         lambda: registry.create_model_version("old", "s3://b/v2"))
     assert rename_error is None
     if create_error is not None:  # the old name was already gone: a clean refusal, nothing written
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert isinstance(create_error, MlflowError)
+        assert create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
     versions = {mv.version: mv.source for mv in registry.search_model_versions("name = 'new'")[0]}
     expected = {1: "s3://b/v1"} | ({created.version: "s3://b/v2"} if created is not None else {})
     assert versions == expected  # a version the client was told exists, exists
@@ -70,9 +71,11 @@ def test_a_version_creation_racing_a_delete_leaves_nothing(paused: InstrumentedS
         lambda: registry.delete_registered_model("m"))
     assert delete_error is None
     if create_error is not None:
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert isinstance(create_error, MlflowError)
+        assert create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert _leftovers(paused) == []
-    assert registry.search_model_versions()[0] == [] and registry.search_registered_models()[0] == []
+    assert registry.search_model_versions()[0] == []
+    assert registry.search_registered_models()[0] == []
     registry.create_registered_model("m")  # the name is free again, and the new model starts afresh
     assert registry.create_model_version("m", "s3://b/new").version == 1
 
@@ -89,7 +92,8 @@ def test_a_delete_racing_a_version_creation_leaves_nothing(paused: InstrumentedS
         lambda: registry.create_model_version("m", "s3://b/v2"))
     assert delete_error is None
     if create_error is not None:
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert isinstance(create_error, MlflowError)
+        assert create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert _leftovers(paused) == []
     assert registry.search_model_versions()[0] == []
 
@@ -104,7 +108,8 @@ def test_concurrent_renames_to_one_name_give_one_model(paused: InstrumentedStore
         pause, lambda: registry.rename_registered_model("a", "c"), "first",
         lambda: registry.rename_registered_model("b", "c"))
     errors = [e for e in (first_error, second_error) if e is not None]
-    assert len(errors) == 1 and isinstance(errors[0], MlflowError)
+    assert len(errors) == 1
+    assert isinstance(errors[0], MlflowError)
     names = sorted(m["name"] for m in registry.search_registered_models()[0])
     assert names in (["a", "c"], ["b", "c"])
     holder = registry.get_registered_model("c")
@@ -124,9 +129,11 @@ def test_a_create_racing_a_rename_away_from_the_name(paused: InstrumentedStore, 
     assert registry.get_registered_model("b").description == "first"
     names = sorted(m["name"] for m in registry.search_registered_models()[0])
     if create_error is None:
-        assert names == ["a", "b"] and registry.get_registered_model("a").description == "second"
+        assert names == ["a", "b"]
+        assert registry.get_registered_model("a").description == "second"
     else:
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_ALREADY_EXISTS"
+        assert isinstance(create_error, MlflowError)
+        assert create_error.error_code == "RESOURCE_ALREADY_EXISTS"
         assert names == ["b"]
 
 

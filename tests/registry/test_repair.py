@@ -52,7 +52,8 @@ def test_republish_models_repairs_crashes_whose_events_were_lost(crashy: World, 
     _crash_before_marker(crashy)
     crashy.upload_model(f"{crashy.artifacts}/model", onnx_bytes)
     crashy.changes.clear()  # every event lost
-    assert crashy.item("m", 1) is None and crashy.item("gone", 1) is not None
+    assert crashy.item("m", 1) is None
+    assert crashy.item("gone", 1) is not None
 
     monkeypatch.setenv("STACFLOW_STORE", crashy.store.uri)  # the command sets it: restored afterwards
     assert main(["republish-models", "--store", crashy.store.uri]) == 0
@@ -74,9 +75,12 @@ def test_renames_whose_events_were_lost_are_repaired(crashy: World, onnx_bytes: 
     for old, new in zip(names, names[1:]):
         crashy.registry.rename_registered_model(old, new)
     crashy.changes.clear()  # events lost: r-v1 still published, r9-v1 not yet
-    assert crashy.item("r", 1) is not None and crashy.item("r9", 1) is None
+    assert crashy.item("r", 1) is not None
+    assert crashy.item("r9", 1) is None
     report = repair(context_for(crashy.store))
-    assert crashy.item("r", 1) is None and crashy.item("r9", 1) is not None
-    assert report["published"] == 1 and report["stray_items"] == 1
+    assert crashy.item("r", 1) is None
+    assert crashy.item("r9", 1) is not None
+    assert report["published"] == 1
+    assert report["stray_items"] == 1
     crashy.changes.clear()
     assert repair(context_for(crashy.store)).get("published", 0) == 0  # idempotent: nothing left to do

@@ -221,5 +221,6 @@ def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store
         t.join()
     assert errors == []
     coll = catalog.collection_key("dataset")
-    assert observed.written[coll] == 0 and observed.lost[coll] == 0
+    assert observed.written[coll] == 0
+    assert observed.lost[coll] == 0
     assert reachable(local_store) == set(seeds) | {iid for ids in news for iid in ids}

@@ -51,10 +51,12 @@ def outcome(call: Callable[[], str]) -> None:
     try:
         body = call()
     except StacApiError as err:
-        assert err.status in (400, 404) and err.description
+        assert err.status in (400, 404)
+        assert err.description
         return
     doc = json.loads(body)
-    assert doc["type"] == "FeatureCollection" and doc["numberReturned"] == len(doc["features"])
+    assert doc["type"] == "FeatureCollection"
+    assert doc["numberReturned"] == len(doc["features"])
 
 
 def get(stac: StacApi, params: dict[str, str], collection: str | None = None) -> None:

@@ -54,7 +54,8 @@ def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStor
     time.sleep(0.06)
     writer.apply([], [(items[0]["collection"], items[0]["id"])])
     manifest = store.get_json(MANIFEST)
-    assert manifest["segments"] and max(s["level"] for s in manifest["segments"]) >= 1
+    assert manifest["segments"]
+    assert max(s["level"] for s in manifest["segments"]) >= 1
     assert len(list(store.list(LOG_PREFIX))) < 4, "compacted log entries are deleted"
     base = warm.snapshot().parts[0][0]
     assert set(present(warm)) == {(it["collection"], it["id"]) for it in items[1:]}
@@ -245,7 +246,8 @@ def test_apply_gives_up_on_a_store_too_slow_to_settle(local_store: ObjectStore) 
     thread.join(5)
     fast.set()  # lets a spinning writer finish
     assert not thread.is_alive(), "apply() kept retrying"
-    assert len(outcome) == 1 and isinstance(outcome[0], Contention), outcome
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], Contention), outcome
     assert "search index log entry" in str(outcome[0])
 
 
@@ -263,5 +265,6 @@ def test_a_reader_remembers_only_log_keys_past_the_floor(store: ObjectStore) -> 
     assert reader.snapshot().parts[0][0] is base, "compactions are still adopted without reloading"
     floor = store.get_json(MANIFEST)["floor"]
     remembered = reader._seen  # white box: the set that used to grow with every log entry ever read
-    assert floor and all(key > floor for key in remembered)
+    assert floor
+    assert all(key > floor for key in remembered)
     assert len(remembered) <= len(list(store.list(LOG_PREFIX)))

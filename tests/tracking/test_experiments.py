@@ -35,7 +35,8 @@ def test_a_create_cannot_take_a_name_a_rename_has_reserved(store):
     release.set()
     rename.result()
     fresh = TrackingService(store)
-    assert _named(fresh, "new") == [eid] and _named(fresh, "old") == []
+    assert _named(fresh, "new") == [eid]
+    assert _named(fresh, "old") == []
     assert fresh.get_experiment_by_name("new")["experiment_id"] == eid
     assert TrackingService(store).create_experiment("old", None, [])  # the old name was released
 
@@ -53,7 +54,8 @@ def test_a_rename_cannot_take_a_name_a_create_has_reserved(store):
     release.set()
     created = create.result()
     fresh = TrackingService(store)
-    assert _named(fresh, "taken") == [created] and _named(fresh, "other") == [other]
+    assert _named(fresh, "taken") == [created]
+    assert _named(fresh, "other") == [other]
 
 
 @pytest.mark.parametrize("claimant", ["create", "rename"])

@@ -96,7 +96,8 @@ def test_filters_and_order_by(which: str, filter_string: str | None, order_by: l
         else:
             engine.sort(engine.filter(subjects, filter_string), order_by)  # type: ignore[attr-defined]
     except MlflowError as err:
-        assert err.error_code == "INVALID_PARAMETER_VALUE" and err.message
+        assert err.error_code == "INVALID_PARAMETER_VALUE"
+        assert err.message
 
 
 LOGGED_ORDER = st.lists(st.one_of(
@@ -127,7 +128,8 @@ def test_page_tokens(token: str | None, limit: int) -> None:
     except MlflowError as err:
         assert err.error_code == "INVALID_PARAMETER_VALUE"
         return
-    assert len(page) <= limit and (following is None or search.page_offset(following) > 0)
+    assert len(page) <= limit
+    assert following is None or search.page_offset(following) > 0
 
 
 # -- the routes ---------------------------------------------------------------------------------

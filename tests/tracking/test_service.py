@@ -61,7 +61,8 @@ def test_experiment_names_are_unique_under_a_race(store):
     for t in threads:
         t.join()
     ids = [r for r in results if r != "RESOURCE_ALREADY_EXISTS"]
-    assert len(ids) == 1 and results.count("RESOURCE_ALREADY_EXISTS") == 11
+    assert len(ids) == 1
+    assert results.count("RESOURCE_ALREADY_EXISTS") == 11
     exps = services[0].search_experiments("ALL", None, "name = 'raced'", [], None)["experiments"]
     assert [e["experiment_id"] for e in exps] == ids
 
@@ -76,7 +77,8 @@ def test_replayed_requests_do_not_duplicate(store):
     hist = svc.get_metric_history(run_id, "m", None, None)["metrics"]
     assert [(m["value"], m["step"]) for m in hist] == [(1.5, 0), (2.5, 1)]
     run = svc.get_run(run_id)
-    assert len(run["inputs"]["dataset_inputs"]) == 1 and len(run["data"]["params"]) == 1
+    assert len(run["inputs"]["dataset_inputs"]) == 1
+    assert len(run["data"]["params"]) == 1
     svc.create_experiment("once", None, [])
     with pytest.raises(MlflowError) as err:
         svc.create_experiment("once", None, [])
