@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from .stores import Pause
 
@@ -50,3 +50,25 @@ def run_paused(pause: Pause, target: Callable[[], Any], name: str,
         other_error = err
     pause.release.set()
     return (*worker.join(), other, other_error)
+
+
+def together(fn: Callable[..., Any], calls: Iterable[Sequence[Any]]) -> list[BaseException]:
+    """``fn(*args)`` for each of ``calls``, each on its own thread, all released at once by a barrier;
+    returns what they raised."""
+    todo = list(calls)
+    barrier = threading.Barrier(len(todo))
+    errors: list[BaseException] = []
+
+    def run(args: Sequence[Any]) -> None:
+        try:
+            barrier.wait()
+            fn(*args)
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(args,)) for args in todo]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

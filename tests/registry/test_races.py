@@ -6,7 +6,7 @@ is exercised, deterministically.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -32,6 +32,19 @@ def _registry(store: ObjectStore) -> RegistryService:
     return RegistryService(store, ServiceTracking(TrackingService(store)))
 
 
+def _race(paused: InstrumentedStore, k: int, thread: str, target: Callable[[], Any],
+          meanwhile: Callable[[], Any]) -> tuple[Any, BaseException | None, Any, BaseException | None]:
+    """``target`` on thread ``thread``, held at its k-th write while ``meanwhile`` runs to completion."""
+    return run_paused(paused.pause("before", WRITE_VERBS, thread=thread, nth=k), target, thread, meanwhile)
+
+
+def _refused_cleanly(error: BaseException | None, code: str) -> None:
+    """The call that lost the race either succeeded or answered MLflow's ``code``."""
+    if error is not None:
+        assert isinstance(error, MlflowError)
+        assert error.error_code == code
+
+
 def _leftovers(store: ObjectStore) -> list[str]:
     """Records that outlive a deleted model (its tombstone aside)."""
     keep = (rec.MODELS,)
@@ -44,14 +57,11 @@ def test_a_version_created_during_a_rename_is_kept(paused: InstrumentedStore, k:
     registry = _registry(paused)
     registry.create_registered_model("old")
     registry.create_model_version("old", "s3://b/v1")
-    pause = paused.pause("before", WRITE_VERBS, thread="renamer", nth=k)
-    renamed, rename_error, created, create_error = run_paused(
-        pause, lambda: registry.rename_registered_model("old", "new"), "renamer",
+    renamed, rename_error, created, create_error = _race(
+        paused, k, "renamer", lambda: registry.rename_registered_model("old", "new"),
         lambda: registry.create_model_version("old", "s3://b/v2"))
     assert rename_error is None
-    if create_error is not None:  # the old name was already gone: a clean refusal, nothing written
-        assert isinstance(create_error, MlflowError)
-        assert create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    _refused_cleanly(create_error, "RESOURCE_DOES_NOT_EXIST")  # the old name was already gone
     versions = {mv.version: mv.source for mv in registry.search_model_versions("name = 'new'")[0]}
     expected = {1: "s3://b/v1"} | ({created.version: "s3://b/v2"} if created is not None else {})
     assert versions == expected  # a version the client was told exists, exists
@@ -65,14 +75,11 @@ def test_a_version_creation_racing_a_delete_leaves_nothing(paused: InstrumentedS
     """The creation is paused at its k-th write while the model is deleted."""
     registry = _registry(paused)
     registry.create_registered_model("m")
-    pause = paused.pause("before", WRITE_VERBS, thread="creator", nth=k)
-    created, create_error, _, delete_error = run_paused(
-        pause, lambda: registry.create_model_version("m", "s3://b/v1"), "creator",
+    created, create_error, _, delete_error = _race(
+        paused, k, "creator", lambda: registry.create_model_version("m", "s3://b/v1"),
         lambda: registry.delete_registered_model("m"))
     assert delete_error is None
-    if create_error is not None:
-        assert isinstance(create_error, MlflowError)
-        assert create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    _refused_cleanly(create_error, "RESOURCE_DOES_NOT_EXIST")
     assert _leftovers(paused) == []
     assert registry.search_model_versions()[0] == []
     assert registry.search_registered_models()[0] == []
@@ -86,14 +93,11 @@ def test_a_delete_racing_a_version_creation_leaves_nothing(paused: InstrumentedS
     registry = _registry(paused)
     registry.create_registered_model("m")
     registry.create_model_version("m", "s3://b/v1")
-    pause = paused.pause("before", WRITE_VERBS, thread="deleter", nth=k)
-    _, delete_error, created, create_error = run_paused(
-        pause, lambda: registry.delete_registered_model("m"), "deleter",
+    _, delete_error, created, create_error = _race(
+        paused, k, "deleter", lambda: registry.delete_registered_model("m"),
         lambda: registry.create_model_version("m", "s3://b/v2"))
     assert delete_error is None
-    if create_error is not None:
-        assert isinstance(create_error, MlflowError)
-        assert create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    _refused_cleanly(create_error, "RESOURCE_DOES_NOT_EXIST")
     assert _leftovers(paused) == []
     assert registry.search_model_versions()[0] == []
 
@@ -103,9 +107,8 @@ def test_concurrent_renames_to_one_name_give_one_model(paused: InstrumentedStore
     registry = _registry(paused)
     registry.create_registered_model("a")
     registry.create_registered_model("b")
-    pause = paused.pause("before", WRITE_VERBS, thread="first", nth=k)
-    _, first_error, _, second_error = run_paused(
-        pause, lambda: registry.rename_registered_model("a", "c"), "first",
+    _, first_error, _, second_error = _race(
+        paused, k, "first", lambda: registry.rename_registered_model("a", "c"),
         lambda: registry.rename_registered_model("b", "c"))
     errors = [e for e in (first_error, second_error) if e is not None]
     assert len(errors) == 1
@@ -121,9 +124,8 @@ def test_a_create_racing_a_rename_away_from_the_name(paused: InstrumentedStore, 
     """Creating ``a`` while ``a`` is renamed to ``b``: at most one model holds each name."""
     registry = _registry(paused)
     registry.create_registered_model("a", description="first")
-    pause = paused.pause("before", WRITE_VERBS, thread="renamer", nth=k)
-    _, rename_error, created, create_error = run_paused(
-        pause, lambda: registry.rename_registered_model("a", "b"), "renamer",
+    _, rename_error, created, create_error = _race(
+        paused, k, "renamer", lambda: registry.rename_registered_model("a", "b"),
         lambda: registry.create_registered_model("a", description="second"))
     assert rename_error is None
     assert registry.get_registered_model("b").description == "first"

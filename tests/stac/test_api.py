@@ -74,11 +74,16 @@ def test_collections_follow_the_published_items(api: Api) -> None:
     assert north == max(i["bbox"][3] for i in mine)
 
 
-def test_items_and_item(api: Api) -> None:
-    r = get(api.url + "/collections/dataset/items", limit=7)
-    assert r.status_code == 200
-    assert r.headers["content-type"] == GEOJSON
-    page = r.json()
+@pytest.fixture
+def first_items(api: Api) -> requests.Response:
+    """The first page of 7 items of the "dataset" collection."""
+    return get(api.url + "/collections/dataset/items", limit=7)
+
+
+def test_items_are_paged_with_a_next_link(api: Api, first_items: requests.Response) -> None:
+    assert first_items.status_code == 200
+    assert first_items.headers["content-type"] == GEOJSON
+    page = first_items.json()
     features_valid(page)
     assert len(page["features"]) == 7
     assert page["numberMatched"] == 150
@@ -89,7 +94,9 @@ def test_items_and_item(api: Api) -> None:
     second = get(nxt["href"]).json()
     assert not {f["id"] for f in second["features"]} & {f["id"] for f in page["features"]}
 
-    first = page["features"][0]
+
+def test_an_item_is_served_at_its_self_link(api: Api, first_items: requests.Response) -> None:
+    first = first_items.json()["features"][0]
     self_href = next(l["href"] for l in first["links"] if l["rel"] == "self")
     assert self_href == f"{api.url}/collections/dataset/items/{first['id']}"
     r = get(self_href)

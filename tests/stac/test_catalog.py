@@ -196,30 +196,18 @@ def test_writers_crossing_between_shard_and_collection_converge(local_store, fir
 
 def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store) -> None:
     """16 concurrent publishers into one collection: no collection write, so no conflict on it."""
-    import threading
-
     from tests.helpers.stores import InstrumentedStore
+    from tests.helpers.threads import together
     seeds = [ids_in_shard(f"{s:02x}", 1, prefix="seed")[0] for s in range(0, 256, 16)]
     catalog.update(local_store, "dataset", {iid: summary_of(iid) for iid in seeds}, ())
     observed = InstrumentedStore(local_store)
     news = [ids_in_shard(catalog.shard_of(seed), 3, prefix="new") for seed in seeds]
-    barrier = threading.Barrier(len(news))
-    errors: list[BaseException] = []
 
     def publish(ids: list[str]) -> None:
-        try:
-            barrier.wait()
-            for iid in ids:  # same place and time as the seed: the shard's extent already covers it
-                catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+        for iid in ids:  # same place and time as the seed: the shard's extent already covers it
+            catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
 
-    threads = [threading.Thread(target=publish, args=(ids,)) for ids in news]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert together(publish, [(ids,) for ids in news]) == []
     coll = catalog.collection_key("dataset")
     assert observed.written[coll] == 0
     assert observed.lost[coll] == 0

@@ -22,8 +22,8 @@ from chalicelib.stac.api import StacApi
 from chalicelib.stac.errors import StacApiError
 from chalicelib.stac.publish import publish_paths
 from chalicelib.store.local import LocalStore
-from tests.helpers.fuzzing import (CONTROL, FUZZ, NUMBER_TEXT, SCALARS, anything, b64, deep_json, dumps, joined, json_values,
-                           nasty_text, nested, repeated)
+from tests.helpers.fuzzing import (CONTROL, FUZZ, NUMBER_TEXT, SCALARS, anything, b64, deep_json, dumps, joined,
+                                   json_values, nasty_text, nested, repeated)
 
 from tests.helpers.stac_items import random_items
 

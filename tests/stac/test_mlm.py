@@ -86,30 +86,56 @@ def _facts(**overrides: Any) -> ModelFacts:
     return ModelFacts(**base)  # type: ignore[arg-type]
 
 
-def test_item_from_onnx_facts_validates() -> None:
-    item = build_item(_facts(tags={"mlm.tasks": "segmentation, bogus", "mlm.architecture": "UNet",
+@pytest.fixture(scope="module")
+def crop_item() -> dict[str, Any]:
+    """The item of version 2 of "crop model": ONNX facts, a PyTorch MLmodel, tags, params and a metric."""
+    return build_item(_facts(tags={"mlm.tasks": "segmentation, bogus", "mlm.architecture": "UNet",
                                    "mlm.pretrained": "false"}), Urls("http://svc"))
-    assert validate_object(item) == []
-    props = item["properties"]
+
+
+def test_item_from_onnx_facts_validates(crop_item: dict[str, Any]) -> None:
+    assert validate_object(crop_item) == []
+
+
+def test_mlm_tags_fill_their_fields_and_unknown_tasks_are_dropped(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
     assert props["mlm:tasks"] == ["segmentation"]
     assert props["mlm:architecture"] == "UNet"
-    assert props["mlm:framework"] == "PyTorch"
-    assert props["mlm:framework_version"] == "2.13.0"
-    assert props["mlm:input"][0]["input"]["dim_order"] == ["batch", "channel", "height", "width"]
-    assert props["mlm:hyperparameters"] == {"lr": 0.01, "epochs": 3}
     assert props["mlm:pretrained"] is False
     assert props["mlm:pretrained_source"] is None
+
+
+def test_framework_comes_from_the_mlmodel_flavor(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
+    assert props["mlm:framework"] == "PyTorch"
+    assert props["mlm:framework_version"] == "2.13.0"
+
+
+def test_inputs_and_hyperparameters_are_typed(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
+    assert props["mlm:input"][0]["input"]["dim_order"] == ["batch", "channel", "height", "width"]
+    assert props["mlm:hyperparameters"] == {"lr": 0.01, "epochs": 3}  # a param whose key is not a name is left out
+
+
+def test_metric_version_and_datetime_properties_without_a_place(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
     assert props["metric:val_loss"] == 0.5
     assert props["version"] == "2"
     assert props["deprecated"] is False
-    assert item["geometry"] is None
+    assert crop_item["geometry"] is None
     assert props["datetime"] == "2023-11-14T22:13:20.000000Z"
-    rels = {link["rel"]: link["href"] for link in item["links"]}
+
+
+def test_version_links_point_at_neighbours_and_the_latest(crop_item: dict[str, Any]) -> None:
+    rels = {link["rel"]: link["href"] for link in crop_item["links"]}
     assert rels["predecessor-version"] == "http://svc/stac/collections/ai-model/items/crop-model-x-v1"
     assert "successor-version" not in rels
     assert rels["latest-version"] == "http://svc/mlflow/registry/latest-item?name=crop%20model"
-    assert item["assets"]["model.onnx"]["roles"] == ["mlm:model", "data"]
-    assert "mlm:artifact_type" not in item["assets"]["mlmodel"]
+
+
+def test_only_the_model_file_is_an_mlm_model_asset(crop_item: dict[str, Any]) -> None:
+    assert crop_item["assets"]["model.onnx"]["roles"] == ["mlm:model", "data"]
+    assert "mlm:artifact_type" not in crop_item["assets"]["mlmodel"]
 
 
 def test_item_from_signature_with_place_and_datasets_validates() -> None:

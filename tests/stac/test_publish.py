@@ -19,8 +19,8 @@ from chalicelib.stac.publish import publish_paths, reindex
 from chalicelib.store import InvalidKey, ObjectStore
 from chalicelib.store.local import LocalStore
 from tests.helpers.paths import REPO
-
 from tests.helpers.stac_items import indexed, make_item, random_items, reachable, unrevised
+from tests.helpers.threads import together
 
 
 def catalogued(store: ObjectStore) -> set[tuple[str, str]]:
@@ -80,22 +80,11 @@ def test_delete_then_identical_reupload_is_searchable(wired) -> None:
 
 def test_fifty_parallel_publishers_lose_nothing(wired) -> None:
     items = random_items(50)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(items))
 
     def publish(item: dict[str, Any]) -> None:
-        try:
-            barrier.wait()
-            wired.put_json(catalog.item_key("dataset", item["id"]), item)
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+        wired.put_json(catalog.item_key("dataset", item["id"]), item)
 
-    threads = [threading.Thread(target=publish, args=(item,)) for item in items]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert together(publish, [(item,) for item in items]) == []
     expected = {("dataset", i["id"]) for i in items}
     assert catalogued(wired) == expected
     assert indexed(wired) == expected

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from chalicelib.tracking import search
 from chalicelib.tracking.errors import MlflowError
 from chalicelib.tracking.search import ModelMetric, Subject
-from tests.helpers.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text, nested,
-                           repeated)
+from tests.helpers.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text,
+                                   nested, repeated)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
