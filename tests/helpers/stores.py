@@ -197,3 +197,8 @@ class InstrumentedStore(ObjectStore):
         if name == "inner":  # not set yet (copying, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+def etags(store: ObjectStore, prefix: str = "") -> dict[str, str]:
+    """Every object's ETag by key: the same before and after a call means it wrote nothing."""
+    return {info.key: info.etag for info in store.list(prefix)}

@@ -17,6 +17,7 @@ from chalicelib.registry.service import RegistryService
 from chalicelib.stac.model_items import item_id
 from chalicelib.store import ObjectStore
 from tests.helpers.registry_world import World, make_world
+from tests.helpers.stores import etags
 
 LONG_NAMES = ["é" * 100, "a" * 256, "é" * 256, "模型" * 128, "x y.z-" * 42]
 
@@ -131,10 +132,6 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Object
     services.configure()
 
 
-def _state(store: ObjectStore) -> list[tuple[str, str]]:
-    return sorted((i.key, i.etag) for i in store.list(""))
-
-
 def test_the_valid_requests_succeed_on_their_own(http: tuple[Any, ObjectStore]) -> None:
     """So that each case below fails only by its one wrong field (run last-to-first: deletes last)."""
     client, _ = http
@@ -154,8 +151,8 @@ def test_a_field_of_the_wrong_type_is_invalid_and_writes_nothing(http: tuple[Any
     client, store = http
     if field == "tags" and isinstance(wrong, list) and all(isinstance(t, dict) for t in wrong):
         wrong = {"not": "a list"}  # a list of objects is the right type; its contents are checked elsewhere
-    before = _state(store)
+    before = etags(store)
     resp = getattr(client, method.lower())(API + path, body=json.dumps({**body, field: wrong}),
                                            headers={"Content-Type": "application/json"})
     assert (resp.status_code, json.loads(resp.body)["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), resp.body
-    assert _state(store) == before
+    assert etags(store) == before

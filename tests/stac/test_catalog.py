@@ -15,6 +15,7 @@ from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
 from tests.helpers.stac_items import ids_in_shard, make_item, random_items, reachable, unrevised
+from tests.helpers.stores import etags
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
@@ -32,10 +33,6 @@ def static_tree(store: ObjectStore) -> dict[str, Any]:
     """Every document of the static catalog (root and collections/...), without revision numbers."""
     keys = ["catalog.json"] + [i.key for i in store.list("collections/")]
     return {key: unrevised(store.get_json(key)) for key in keys}
-
-
-def etags(store: ObjectStore) -> dict[str, str]:
-    return {i.key: i.etag for i in store.list("")}
 
 
 def test_tree_is_valid_stac_and_pystac_reads_every_item(local_store, offline_pystac) -> None:
