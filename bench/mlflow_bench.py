@@ -95,32 +95,14 @@ def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
 
 def store_requests_per_call() -> dict[str, dict[str, float]]:
     """Store requests each service call makes, warm process, over a counting local store."""
-    from collections import Counter
-
     from chalicelib.store.local import LocalStore
     from chalicelib.tracking.service import TrackingService
-
-    counts: Counter[str] = Counter()
-
-    class CountingStore(LocalStore):
-        def get(self, key, **kw):  # type: ignore[no-untyped-def]
-            counts["GET"] += 1
-            return super().get(key, **kw)
-
-        def head(self, key):  # type: ignore[no-untyped-def]
-            counts["HEAD"] += 1
-            return super().head(key)
-
-        def _put(self, key, body, **kw):  # type: ignore[no-untyped-def]
-            counts["PUT"] += 1
-            return super()._put(key, body, **kw)
-
-        def list(self, prefix="", **kw):  # type: ignore[no-untyped-def]
-            counts["LIST"] += 1
-            return super().list(prefix, **kw)
+    from tests.helpers.stores import InstrumentedStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        svc = TrackingService(CountingStore(tmp, fsync=False))
+        store = InstrumentedStore(LocalStore(tmp, fsync=False))
+        counts = store.calls
+        svc = TrackingService(store)
         eid = svc.create_experiment("count", None, [])
         rid = svc.create_run({"experiment_id": eid, "start_time": 1}).info.run_id
         svc.get_run(rid)

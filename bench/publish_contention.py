@@ -24,8 +24,8 @@ from chalicelib.stac import catalog
 from chalicelib.stac.publish import apply_item_events
 from chalicelib.store.local import LocalStore
 from chalicelib.events.base import StoreEvent
-from tests.stac.observed import ObservedStore
-from tests.stac.stac_items import make_item
+from tests.helpers.stores import InstrumentedStore
+from tests.helpers.stac_items import make_item
 
 
 def _items(workload: str, n: int, rnd: random.Random) -> list[dict[str, Any]]:
@@ -48,7 +48,7 @@ def run(workload: str, threads: int, per_thread: int) -> dict[str, Any]:
             inner.put_json(catalog.item_key("dataset", iid), make_item(iid), notify=False)
         apply_item_events(inner, [StoreEvent(True, catalog.item_key("dataset", iid), "", "") for iid in seeds.values()])
     items = _items(workload, threads * per_thread, random.Random(7))
-    store = ObservedStore(inner)
+    store = InstrumentedStore(inner)
     barrier = threading.Barrier(threads)
     errors: list[str] = []
 

@@ -80,10 +80,10 @@ def scale_cost(n: int, repeat: int) -> dict[str, Any]:
     from chalicelib.registry.service import RegistryService
     from chalicelib.store.local import LocalStore
     from chalicelib.tracking.service import TrackingService
-    from tests.stac.counting import CountingStore
+    from tests.helpers.stores import InstrumentedStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = CountingStore(LocalStore(Path(tmp) / "store", fsync=False))
+        store = InstrumentedStore(LocalStore(Path(tmp) / "store", fsync=False))
         services.configure(store=store)  # in-process dispatch, as under `stacflow serve`
         tracking = TrackingService(store)
         registry = RegistryService(store, ServiceTracking(tracking))

@@ -33,8 +33,8 @@ from chalicelib.stac import catalog
 from chalicelib.services import keep_large_buffers
 from chalicelib.stac.api import StacApi
 from chalicelib.store.local import LocalStore
-from tests.stac.counting import CountingStore
-from tests.stac.synthetic import make_item, make_items
+from tests.helpers.stores import InstrumentedStore
+from tests.helpers.synthetic import make_item, make_items
 
 # stac-fastapi-pgstac 7.2 / pgstac 0.10 over HTTP at 100,000 items (ms), from the issue.
 PGSTAC_MS = {"item by id": 11, "100 items of one collection": 71, "large bbox + datetime": 86,
@@ -129,7 +129,7 @@ def publish_one_more(store: LocalStore, server_url: str, count: int) -> dict[str
     from chalicelib.events.base import StoreEvent
     from chalicelib.stac.publish import apply_item_events
     import random
-    counting = CountingStore(store)
+    counting = InstrumentedStore(store)
     rng = random.Random(99)
     costs, visible = [], []
     for k in range(count):

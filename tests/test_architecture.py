@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 # Layers, bottom up. A module may import its own layer and the ones below it, never one above.
 DOMAIN = ("chalicelib.store", "chalicelib.stac", "chalicelib.tracking", "chalicelib.registry",

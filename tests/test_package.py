@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 EVENTS = Path(__file__).parent / "events"
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
@@ -100,7 +100,8 @@ def test_package_contains_app_and_chalicelib_with_the_event_code(package_dir: Pa
 def test_api_handler_answers_from_the_zip(package_dir: Path, tmp_path: Path) -> None:
     health, landing = invoke(package_dir, tmp_path / "store", EVENTS / "apigw_get_health.json",
                              api_event(tmp_path, "GET", "/stac"))
-    assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
+    assert health["statusCode"] == 200
+    assert json.loads(health["body"]) == {"status": "ok"}
     assert landing["statusCode"] == 200
     body = json.loads(landing["body"])
     assert body["type"] == "Catalog"

@@ -12,7 +12,7 @@ from chalicelib import services
 from chalicelib.registry.lineage import ServiceTracking
 from chalicelib.store import ObjectStore
 from chalicelib.tracking.service import TrackingService
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 
 @pytest.fixture

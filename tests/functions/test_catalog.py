@@ -14,8 +14,8 @@ from chalicelib.stac.publish import REJECTED_PREFIX
 from chalicelib.store import NotFound, ObjectStore
 from chalicelib.events.dispatch import handle_s3_event, handle_sqs_event
 from chalicelib.services import Services
-from tests.conftest import REPO
-from tests.stac.stac_items import indexed, make_item
+from tests.helpers.paths import REPO
+from tests.helpers.stac_items import indexed, make_item
 
 EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
 ALPS = "collections/dataset/items/sentinel2-alps.json"
@@ -47,17 +47,21 @@ def test_created_event_publishes_valid_items_and_rejects_broken_ones(local_store
     with caplog.at_level("WARNING", logger="chalicelib.stac.publish"):
         assert handle_s3_event(event("item-created.json"), Services(store=local_store)) == 3
     (rejected,) = caplog.records
-    assert rejected.key == BROKEN and "not JSON" in rejected.reason and BROKEN in rejected.getMessage()
+    assert rejected.key == BROKEN
+    assert "not JSON" in rejected.reason
+    assert BROKEN in rejected.getMessage()
     assert shard_items(local_store, "dataset") == {"sentinel2-alps"}
     assert shard_items(local_store, "ai-model") == {"unet:flood+v2"}
     assert indexed(local_store) == {("dataset", "sentinel2-alps"), ("ai-model", "unet:flood+v2")}
     stored = local_store.get_json(ALPS)
-    assert stored["collection"] == "dataset" and any(l["rel"] == "parent" for l in stored["links"])
+    assert stored["collection"] == "dataset"
+    assert any(l["rel"] == "parent" for l in stored["links"])
     # The malformed upload is moved aside with its reason; the catalog never saw it.
     with pytest.raises(NotFound):
         local_store.get(BROKEN)
     record = local_store.get_json(REJECTED_PREFIX + BROKEN)
-    assert record["body"] == "{oops" and "not JSON" in record["reason"]
+    assert record["body"] == "{oops"
+    assert "not JSON" in record["reason"]
 
 
 def test_removed_event_unpublishes(local_store) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import new_bucket
+from tests.helpers.servers import new_bucket
 
 MB = 1024 * 1024
 
@@ -76,7 +76,8 @@ def test_big_file_goes_through_presigned_multipart_both_ways(served, tmp_path, m
     big.write_bytes(os.urandom(7 * MB + 123))
     repo = _repo("mlflow-artifacts:/0/run2/artifacts")
     # The client learns from /server-info that multipart is on.
-    assert repo._is_multipart_upload_enabled() and repo._is_multipart_download_enabled()
+    assert repo._is_multipart_upload_enabled()
+    assert repo._is_multipart_download_enabled()
     create = repo.create_multipart_upload(str(big), 2, "m")
     assert len(create.credentials) == 2
     repo.abort_multipart_upload(str(big), create.upload_id, "m")

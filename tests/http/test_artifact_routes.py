@@ -36,10 +36,12 @@ def _json(resp) -> dict:  # type: ignore[no-untyped-def]
 def test_binary_bodies_round_trip_whatever_the_content_type(client, local_store, content_type):
     put = client.http.put(f"{API}/artifacts/0/r/artifacts/f.bin", body=BINARY,
                           headers={"Content-Type": content_type})
-    assert put.status_code == 200 and _json(put) == {}
+    assert put.status_code == 200
+    assert _json(put) == {}
     assert local_store.get("mlflow-artifacts/0/r/artifacts/f.bin").body == BINARY
     got = client.http.get(f"{API}/artifacts/0/r/artifacts/f.bin", headers={"Accept": "*/*"})
-    assert got.status_code == 200 and got.body == BINARY
+    assert got.status_code == 200
+    assert got.body == BINARY
     assert got.headers["Content-Type"] == "application/octet-stream"
 
 
@@ -84,7 +86,8 @@ def test_traversal_and_bad_paths_are_400_and_write_nothing(client, local_store, 
 @pytest.mark.parametrize("value", ["../x", "0/../x", "/etc", "0/%2e%2e/x", "0\\x", "C:/x", "0/x%00"])
 def test_listing_a_bad_query_path_is_400(client, value):
     resp = client.http.get(f"{API}/artifacts?path={quote(value, safe='')}")
-    assert resp.status_code == 400 and _json(resp)["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert resp.status_code == 400
+    assert _json(resp)["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_raw_dot_segments_reach_the_server_and_are_refused(live_server_factory, tmp_path):
@@ -103,12 +106,14 @@ def test_unknown_operations_are_mlflow_404s(client):
     for method, url in [("GET", f"{API}/nothing/0/x"), ("POST", f"{API}/mpu/finish/0/x"),
                         ("PUT", f"{API}/presigned/0/x")]:
         resp = client.http.request(method, url, body=b"{}", headers={"Content-Type": "application/json"})
-        assert resp.status_code == 404 and _json(resp)["error_code"] == "ENDPOINT_NOT_FOUND"
+        assert resp.status_code == 404
+        assert _json(resp)["error_code"] == "ENDPOINT_NOT_FOUND"
 
 
 def test_missing_artifact_is_404_resource_does_not_exist(client):
     resp = client.http.get(f"{API}/artifacts/0/none.bin")
-    assert resp.status_code == 404 and _json(resp)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert resp.status_code == 404
+    assert _json(resp)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_bad_multipart_requests_are_400_not_500(client):
@@ -122,7 +127,8 @@ def test_bad_multipart_requests_are_400_not_500(client):
                  {"path": "f.bin", "upload_id": "../../x", "parts": [{"part_number": 1, "etag": "e"}]}]:
         resp = client.http.post(f"{API}/mpu/complete/0/r", body=json.dumps(body).encode(),
                                 headers={"Content-Type": "application/json"})
-        assert resp.status_code in (400, 404) and "error_code" in _json(resp), body
+        assert resp.status_code in (400, 404), body
+        assert "error_code" in _json(resp), body
 
 
 def test_big_downloads_redirect_to_a_signed_url_that_serves_ranges(client, local_store):
@@ -136,7 +142,8 @@ def test_big_downloads_redirect_to_a_signed_url_that_serves_ranges(client, local
     # In-process (as on Lambda) one response carries at most PROXY_LIMIT bytes; `stacflow serve`
     # streams the whole object instead (tests/http/test_files.py).
     whole = client.http.get(files_path, headers={"Accept": "*/*"})
-    assert whole.status_code == 413 and whole.headers["Accept-Ranges"] == "bytes"
+    assert whole.status_code == 413
+    assert whole.headers["Accept-Ranges"] == "bytes"
     head = client.http.get(files_path, headers={"Accept": "*/*", "Range": "bytes=0-"})
     assert (head.status_code, head.body) == (206, big[:PROXY_LIMIT])
     assert head.headers["Content-Range"] == f"bytes 0-{PROXY_LIMIT - 1}/{len(big)}"
@@ -153,7 +160,8 @@ def test_presigned_endpoint_describes_the_download(client, local_store):
     local_store.put("mlflow-artifacts/0/a.bin", BINARY)
     resp = client.http.get(f"{API}/presigned/0/a.bin", headers={"Host": "h:1"})
     doc = _json(resp)
-    assert doc["file_size"] == len(BINARY) and doc["headers"] == {}
+    assert doc["file_size"] == len(BINARY)
+    assert doc["headers"] == {}
     assert doc["url"].startswith("http://h:1/files/")
 
 
@@ -188,7 +196,8 @@ def test_lambda_events_carry_binary_bodies_both_ways(client, local_store):
     assert put["statusCode"] == 200
     assert local_store.get("mlflow-artifacts/0/w.pt").body == BINARY
     got = app(_lambda_event("GET", ["artifacts", "0", "w.pt"]), None)
-    assert got["statusCode"] == 200 and got["isBase64Encoded"] is True
+    assert got["statusCode"] == 200
+    assert got["isBase64Encoded"] is True
     assert base64.b64decode(got["body"]) == BINARY
     traversal = app(_lambda_event("PUT", ["artifacts", "0", "%2E%2E", "x"], body=b"x"), None)
     assert traversal["statusCode"] == 400
@@ -209,5 +218,6 @@ def test_file_folder_clash_on_the_local_store_is_400_not_500(client, local_store
     assert client.http.put(f"{API}/artifacts/0/d/f", body=b"nested").status_code == 200
     for path in ["0/x/y", "0/d"]:
         resp = client.http.put(f"{API}/artifacts/{path}", body=b"clash")
-        assert resp.status_code == 400 and _json(resp)["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert resp.status_code == 400
+        assert _json(resp)["error_code"] == "INVALID_PARAMETER_VALUE"
     assert sorted(i.key for i in local_store.list("")) == ["mlflow-artifacts/0/d/f", "mlflow-artifacts/0/x"]

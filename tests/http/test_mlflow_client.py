@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import new_bucket
+from tests.helpers.servers import LiveServer, new_bucket
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["local", "s3", "s3-direct"])
-def client(request: pytest.FixtureRequest, live_server_factory, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """A live server per store; "s3-direct": artifacts go straight to S3 (STACFLOW_ARTIFACT_ROOT), not proxied."""
-    import mlflow
+@pytest.fixture(scope="module", params=["local", "s3", "s3-direct"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live server per store, shared by the module's tests (each in experiments of its own);
+    "s3-direct": artifacts go straight to S3 (STACFLOW_ARTIFACT_ROOT), not proxied."""
     env = {}
     if request.param.startswith("s3"):
         bucket = new_bucket(request.getfixturevalue("moto_endpoint"))
@@ -21,75 +24,127 @@ def client(request: pytest.FixtureRequest, live_server_factory, tmp_path, monkey
         if request.param == "s3-direct":
             env["STACFLOW_ARTIFACT_ROOT"] = f"s3://{bucket}/mlflow-artifacts"
     else:
-        uri = f"file://{tmp_path}/store"
-    server = live_server_factory(uri, env)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url + "/mlflow")
-    mlflow.set_tracking_uri(server.url + "/mlflow")
-    yield mlflow.MlflowClient()
-    mlflow.set_tracking_uri(None)
+        uri = f"file://{tmp_path_factory.mktemp('mlflow')}/store"
+    server = LiveServer(uri, env)
+    yield server
+    server.stop()
 
 
-def test_experiments_runs_metrics_params_tags_datasets(client):
+@contextmanager
+def _tracking(server: LiveServer) -> Iterator[Any]:
+    """The mlflow client (process-wide state) pointed at ``server``."""
+    import mlflow
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", server.url + "/mlflow")
+        mlflow.set_tracking_uri(server.url + "/mlflow")
+        try:
+            yield mlflow.MlflowClient()
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[Any]:
+    with _tracking(server) as tracking:
+        yield tracking
+
+
+@dataclass(frozen=True)
+class Logged:
+    exp_id: str  # "exp-a", tagged team=eo
+    run_id: str  # "first": params, a loss history, metrics, tags, a dataset input; "second" has a lower loss
+
+
+@pytest.fixture(scope="module")
+def logged(server: LiveServer) -> Logged:
     import mlflow
     import pandas as pd
-    from mlflow.entities import ViewType
 
+    with _tracking(server) as client:
+        exp_id = mlflow.set_experiment("exp-a").experiment_id
+        client.set_experiment_tag(exp_id, "team", "eo")
+        with mlflow.start_run(run_name="first") as run:
+            mlflow.log_params({"lr": 0.1, "depth": 3})
+            for step in range(5):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            mlflow.log_metrics({"acc": 0.91, "nan": math.nan})
+            mlflow.set_tags({"stage": "dev", "gone": "x"})
+            client.delete_tag(run.info.run_id, "gone")
+            frame = pd.DataFrame({"band1": [0.1, 0.2], "label": [0, 1]})
+            mlflow.log_input(mlflow.data.from_pandas(frame, name="s2-tiles"), context="training")
+        with mlflow.start_run(run_name="second"):
+            mlflow.log_param("lr", 0.01)
+            mlflow.log_metric("loss", 0.05)
+    return Logged(exp_id, run.info.run_id)
+
+
+def test_experiments_are_found_by_id_name_and_tag(client, logged):
+    import mlflow
     assert client.get_experiment("0").name == "Default"
     assert client.get_experiment_by_name("nope") is None
-    exp_id = mlflow.set_experiment("exp-a").experiment_id
-    assert mlflow.set_experiment("exp-a").experiment_id == exp_id  # found by name
-    client.set_experiment_tag(exp_id, "team", "eo")
-    with mlflow.start_run(run_name="first") as run:
-        mlflow.log_params({"lr": 0.1, "depth": 3})
-        for step in range(5):
-            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
-        mlflow.log_metrics({"acc": 0.91, "nan": math.nan})
-        mlflow.set_tags({"stage": "dev", "gone": "x"})
-        client.delete_tag(run.info.run_id, "gone")
-        frame = pd.DataFrame({"band1": [0.1, 0.2], "label": [0, 1]})
-        mlflow.log_input(mlflow.data.from_pandas(frame, name="s2-tiles"), context="training")
-    with mlflow.start_run(run_name="second"):
-        mlflow.log_param("lr", 0.01)
-        mlflow.log_metric("loss", 0.05)
+    assert mlflow.set_experiment("exp-a").experiment_id == logged.exp_id  # found by name
+    exps = client.search_experiments(filter_string="tags.team = 'eo'")
+    assert [e.experiment_id for e in exps] == [logged.exp_id]
 
-    got = client.get_run(run.info.run_id)
-    assert got.info.status == "FINISHED" and got.info.run_name == "first"
-    root = client.get_experiment(exp_id).artifact_location
-    assert root.endswith(f"/{exp_id}") and root.startswith(("mlflow-artifacts:/", "s3://"))
-    assert got.info.artifact_uri == f"{root}/{run.info.run_id}/artifacts"
+
+def test_a_run_holds_what_was_logged(client, logged):
+    got = client.get_run(logged.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.info.run_name == "first"
     assert got.data.params == {"lr": "0.1", "depth": "3"}
-    assert got.data.metrics["loss"] == 0.2 and math.isnan(got.data.metrics["nan"])
-    assert got.data.tags["stage"] == "dev" and "gone" not in got.data.tags
+    assert got.data.metrics["loss"] == 0.2
+    assert math.isnan(got.data.metrics["nan"])
+    assert got.data.tags["stage"] == "dev"
+    assert "gone" not in got.data.tags
     (dataset_input,) = got.inputs.dataset_inputs
     assert dataset_input.dataset.name == "s2-tiles"
     assert [(t.key, t.value) for t in dataset_input.tags] == [("mlflow.data.context", "training")]
-    history = client.get_metric_history(run.info.run_id, "loss")
+    history = client.get_metric_history(logged.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(s, 1.0 / (s + 1)) for s in range(5)]
 
+
+def test_artifact_locations_nest_runs_under_their_experiment(client, logged):
+    root = client.get_experiment(logged.exp_id).artifact_location
+    assert root.endswith(f"/{logged.exp_id}")
+    assert root.startswith(("mlflow-artifacts:/", "s3://"))
+    assert client.get_run(logged.run_id).info.artifact_uri == f"{root}/{logged.run_id}/artifacts"
+
+
+def test_runs_are_searched_by_filter_order_dataset_and_page(client, logged):
+    import mlflow
+    exp_id = logged.exp_id
     found = mlflow.search_runs([exp_id], filter_string="params.lr = '0.1' and metrics.loss < 0.5",
                                output_format="list")
-    assert [r.info.run_id for r in found] == [run.info.run_id]
+    assert [r.info.run_id for r in found] == [logged.run_id]
     ordered = client.search_runs([exp_id], order_by=["metrics.loss ASC"])
     assert [r.info.run_name for r in ordered] == ["second", "first"]
     by_dataset = client.search_runs([exp_id], "dataset.name = 's2-tiles' and dataset.context = 'training'")
-    assert [r.info.run_id for r in by_dataset] == [run.info.run_id]
+    assert [r.info.run_id for r in by_dataset] == [logged.run_id]
     page = client.search_runs([exp_id], max_results=1)
-    assert len(page) == 1 and page.token
+    assert len(page) == 1
+    assert page.token
     assert len(client.search_runs([exp_id], max_results=1, page_token=page.token)) == 1
 
-    exps = client.search_experiments(filter_string="tags.team = 'eo'")
-    assert [e.experiment_id for e in exps] == [exp_id]
 
-    client.delete_run(run.info.run_id)
-    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
+def test_a_deleted_run_is_hidden_until_restored(client):
+    from mlflow.entities import ViewType
+    exp_id = client.create_experiment("runs-deleted")
+    run_id = client.create_run(exp_id).info.run_id
+    client.create_run(exp_id)  # another run, left alone
+    client.delete_run(run_id)
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
     assert len(client.search_runs([exp_id])) == 1
     assert len(client.search_runs([exp_id], run_view_type=ViewType.ALL)) == 2
-    client.restore_run(run.info.run_id)
+    client.restore_run(run_id)
     assert len(client.search_runs([exp_id])) == 2
 
-    client.rename_experiment(exp_id, "exp-b")
-    assert client.get_experiment_by_name("exp-a") is None
-    assert client.get_experiment_by_name("exp-b").experiment_id == exp_id
+
+def test_an_experiment_is_renamed_deleted_and_restored(client):
+    exp_id = client.create_experiment("exp-old")
+    client.create_run(exp_id)
+    client.rename_experiment(exp_id, "exp-new")
+    assert client.get_experiment_by_name("exp-old") is None
+    assert client.get_experiment_by_name("exp-new").experiment_id == exp_id
     client.delete_experiment(exp_id)
     assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
     assert exp_id not in [e.experiment_id for e in client.search_experiments()]

@@ -56,7 +56,8 @@ def test_big_run_search_and_metric_history_arrive_complete_in_pages(live_server_
     mlflow.set_tracking_uri(server.url + "/mlflow")
     try:
         found = mlflow.search_runs(experiment_ids=[eid], output_format="list")
-        assert {r.info.run_id for r in found} == run_ids and len(found) == len(run_ids)
+        assert {r.info.run_id for r in found} == run_ids
+        assert len(found) == len(run_ids)
         search_calls = len(measured)
         assert search_calls >= 2  # more than one page
         history = MlflowClient().get_metric_history(run_id, key)

@@ -14,6 +14,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import services
+from tests.helpers.stores import etags
 
 A = "/mlflow/api/2.0/mlflow"
 RUN, EXP, MODEL = "<run>", "<experiment>", "<model>"
@@ -118,10 +119,6 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
-def _state(store) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    return [(i.key, i.etag) for i in store.list("")]
-
-
 @pytest.mark.parametrize("method,path,body", REQUESTS, ids=[f"{m} {p}" for m, p, _ in REQUESTS])
 def test_a_field_of_the_wrong_json_type_is_rejected_and_nothing_is_written(api, local_store, method, path, body):
     status, exp = api("POST", "/experiments/create", {"name": "holder", "tags": [_KV]})
@@ -133,11 +130,11 @@ def test_a_field_of_the_wrong_json_type_is_rejected_and_nothing_is_written(api, 
     assert status == 200, model
     ids = {RUN: run["run"]["info"]["run_id"], EXP: eid, MODEL: model["model"]["info"]["model_id"]}
     assert api("POST", "/runs/set-tag", {"run_id": ids[RUN], "key": "t", "value": "v"})[0] == 200
-    before = _state(local_store)
+    before = etags(local_store)
     cases = list(mutations(body))
     assert len(cases) >= 4
     for field, wrong in cases:
         status, got = api(method, _fill(path, ids), _fill(wrong, ids))
         assert (status, got.get("error_code")) == (400, "INVALID_PARAMETER_VALUE"), (field, wrong, got)
         assert f"'{field}'" in got["message"], (field, got["message"])
-    assert _state(local_store) == before
+    assert etags(local_store) == before

@@ -4,7 +4,7 @@ Two levels: the grammar over each dialect (runs, experiments, registered models,
 logged models) evaluated on a few records, which must answer or raise INVALID_PARAMETER_VALUE;
 and the search routes themselves (in-process, Chalice's test client, over a store holding an
 experiment, runs, a logged model and a registered model), which must answer 200, 400 or 404 in
-MLflow's error shape, never 500, for any JSON in any field. Budget: tests/fuzzing.py.
+MLflow's error shape, never 500, for any JSON in any field. Budget: tests/helpers/fuzzing.py.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from chalicelib.mlflowapi import pages, search
 from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.mlflowapi.search import ModelMetric, Subject
-from tests.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text, nested,
-                           repeated)
+from tests.helpers.fuzzing import (FUZZ, NUMBER_TEXT, SCALARS, anything, b64, dumps, joined, json_values, nasty_text,
+                                   nested, repeated)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
@@ -96,7 +96,8 @@ def test_filters_and_order_by(which: str, filter_string: str | None, order_by: l
         else:
             engine.sort(engine.filter(subjects, filter_string), order_by)  # type: ignore[attr-defined]
     except MlflowError as err:
-        assert err.error_code == "INVALID_PARAMETER_VALUE" and err.message
+        assert err.error_code == "INVALID_PARAMETER_VALUE"
+        assert err.message
 
 
 LOGGED_ORDER = st.lists(st.one_of(
@@ -127,7 +128,8 @@ def test_page_tokens(token: str | None, limit: int) -> None:
     except MlflowError as err:
         assert err.error_code == "INVALID_PARAMETER_VALUE"
         return
-    assert len(page) <= limit and (following is None or pages.page_offset(following) > 0)
+    assert len(page) <= limit
+    assert following is None or pages.page_offset(following) > 0
 
 
 # -- the routes ---------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ import pytest
 from chalicelib.mlflowapi import pages, search
 from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.mlflowapi.search import ModelMetric, Subject
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 _SET = re.compile(r"\{'[^{}]*'\}")
 
 
@@ -358,7 +358,8 @@ def test_logged_model_orderings(order_by: list[Any]) -> None:
 def test_refusals_where_mlflow_fails_or_checks_lazily(run: Any, filter_string: str, message: str) -> None:
     with pytest.raises(MlflowError) as err:
         run([], filter_string)
-    assert err.value.error_code == "INVALID_PARAMETER_VALUE" and err.value.message.startswith(message)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert err.value.message.startswith(message)
 
 
 def test_logged_model_time_aliases_read_the_timestamps() -> None:

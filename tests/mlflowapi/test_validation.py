@@ -20,7 +20,8 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except MlflowError as err:
-        assert err.error_code == "INVALID_PARAMETER_VALUE" and err.status == 400
+        assert err.error_code == "INVALID_PARAMETER_VALUE"
+        assert err.status == 400
         assert len(err.message) < 400  # the rejected value is echoed, but truncated
         return err
 
@@ -53,9 +54,13 @@ def test_metric_param_tag_and_dataset_validators_never_raise_anything_else(doc: 
     metric = _call(v.metric, f)
     if not isinstance(metric, MlflowError):
         key, value, ts, step, model_id, ds_name, ds_digest = metric
-        assert isinstance(key, str) and isinstance(value, float) and isinstance(ts, int) and isinstance(step, int)
+        assert isinstance(key, str)
+        assert isinstance(value, float)
+        assert isinstance(ts, int)
+        assert isinstance(step, int)
         assert all(x is None or isinstance(x, str) for x in (model_id, ds_name, ds_digest))
-        assert ts >= 0 and (math.isnan(value) or isinstance(value, float))
+        assert ts >= 0
+        assert math.isnan(value) or isinstance(value, float)
     for fn in (v.param, v.tag):
         got = _call(fn, f)
         assert isinstance(got, MlflowError) or all(isinstance(x, str) for x in got)

@@ -16,7 +16,8 @@ from chalicelib.registry.publication import item_key, latest_published
 from chalicelib.registry.service import RegistryService
 from chalicelib.stac.model_items import item_id
 from chalicelib.store import ObjectStore
-from tests.registry.conftest import World, make_world
+from tests.helpers.registry_world import World, make_world
+from tests.helpers.stores import etags
 
 LONG_NAMES = ["é" * 100, "a" * 256, "é" * 256, "模型" * 128, "x y.z-" * 42]
 
@@ -51,7 +52,8 @@ def test_names_of_any_length_map_to_valid_keys(store: ObjectStore) -> None:
 def test_segments_stay_distinct() -> None:
     plain = rec.name_segment("a" * 120)
     hashed = [rec.name_segment("a" * 121), rec.name_segment("a" * 120 + "b"), rec.name_segment("é" * 100)]
-    assert len({plain, *hashed}) == 4 and all(len(s) <= 145 for s in [plain, *hashed])
+    assert len({plain, *hashed}) == 4
+    assert all(len(s) <= 145 for s in [plain, *hashed])
 
 
 @pytest.fixture
@@ -73,12 +75,15 @@ def test_long_model_names_are_published_with_valid_distinct_ids(local_world: Wor
     for name in (first, second):
         for version in (1, 2):
             item = world.item(name, version)
-            assert item is not None and validate_object(item) == [], (name, version)
-            assert len(item["id"]) <= 200 and item["properties"]["mlflow:registered_model"] == name
+            assert item is not None, (name, version)
+            assert validate_object(item) == [], (name, version)
+            assert len(item["id"]) <= 200
+            assert item["properties"]["mlflow:registered_model"] == name
             ids.add(item["id"])
         links = {link["rel"]: link["href"] for link in world.item(name, 1)["links"]}  # type: ignore[index]
         successor = links["successor-version"].rsplit("/", 1)[1]
-        assert successor == item_id(name, 2) and world.store.exists(item_key(name, 2))
+        assert successor == item_id(name, 2)
+        assert world.store.exists(item_key(name, 2))
         assert latest_published(world.store, name) == item_id(name, 2)
     assert len(ids) == 4
 
@@ -127,10 +132,6 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Object
     services.configure()
 
 
-def _state(store: ObjectStore) -> list[tuple[str, str]]:
-    return sorted((i.key, i.etag) for i in store.list(""))
-
-
 def test_the_valid_requests_succeed_on_their_own(http: tuple[Any, ObjectStore]) -> None:
     """So that each case below fails only by its one wrong field (run last-to-first: deletes last)."""
     client, _ = http
@@ -150,8 +151,8 @@ def test_a_field_of_the_wrong_type_is_invalid_and_writes_nothing(http: tuple[Any
     client, store = http
     if field == "tags" and isinstance(wrong, list) and all(isinstance(t, dict) for t in wrong):
         wrong = {"not": "a list"}  # a list of objects is the right type; its contents are checked elsewhere
-    before = _state(store)
+    before = etags(store)
     resp = getattr(client, method.lower())(API + path, body=json.dumps({**body, field: wrong}),
                                            headers={"Content-Type": "application/json"})
     assert (resp.status_code, json.loads(resp.body)["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), resp.body
-    assert _state(store) == before
+    assert etags(store) == before

@@ -12,13 +12,16 @@ import pathlib
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 from stac_offline import validate_object
 
 from chalicelib.stac import mlm
+from tests.helpers.servers import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +55,18 @@ def server(live_server_factory: Any, tmp_path: pathlib.Path) -> Any:
 
 
 def _use(server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point the mlflow client (process-wide state) at ``server``."""
+    """Point the mlflow client (process-wide state) at ``server`` (anything with a ``url``)."""
     import mlflow
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
     mlflow.set_tracking_uri(f"{server.url}/mlflow")
     mlflow.set_registry_uri(f"{server.url}/mlflow")
     return mlflow.MlflowClient()
+
+
+@contextmanager
+def _using(server: Any) -> Iterator[Any]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _use(server, monkeypatch)
 
 
 @pytest.fixture
@@ -74,83 +83,122 @@ def _check_io_matches_graph(item: dict[str, Any], onnx_bytes: bytes) -> None:
         [(o["name"], o["shape"], o["data_type"]) for o in sig["outputs"]]
 
 
-def test_sklearn_onnx_model_is_published_found_and_runs(server: Any, client: Any, tmp_path: pathlib.Path) -> None:
+@dataclass(frozen=True)
+class Iris:
+    url: str  # the server's
+    run_id: str
+    X: Any
+    y: Any
+    clf: Any  # the trained scikit-learn model
+    onnx: Any  # its ONNX conversion, logged as version 1 of "iris-onnx"
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Iris]:
+    """Version 1 of "iris-onnx", logged with ``mlflow.onnx.log_model`` by a run of the experiment of GitLab
+    project eo/iris, trained on a catalogued dataset (a published item of the "dataset" collection)."""
     import mlflow
-    import onnxruntime as ort
     from skl2onnx import to_onnx
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
+    store = tmp_path_factory.mktemp("iris") / "store"
+    server = LiveServer(f"file://{store}", {"STACFLOW_GITLAB_URL": "https://gitlab.example.org"})
     X, y = load_iris(return_X_y=True)
     X = X.astype(np.float32)
     clf = LogisticRegression(max_iter=300).fit(X, y)
     onx = to_onnx(clf, X[:1], options={"zipmap": False})
-    # a catalogued training dataset (a published item of the "dataset" collection)
     dataset_item = {"type": "Feature", "stac_version": "1.1.0", "id": "iris-train", "collection": "dataset",
                     "bbox": [2.0, 48.0, 3.0, 49.0], "links": [], "assets": {},
                     "geometry": {"type": "Polygon", "coordinates": [[[2, 48], [3, 48], [3, 49], [2, 49], [2, 48]]]},
                     "properties": {"datetime": "2024-06-01T00:00:00Z"}}
-    items_dir = tmp_path / "store" / "collections" / "dataset" / "items"
+    items_dir = store / "collections" / "dataset" / "items"
     items_dir.mkdir(parents=True)
     (items_dir / "iris-train.json").write_text(json.dumps(dataset_item))
-    client.create_experiment("iris", tags={"project": "eo/iris"})
-    mlflow.set_experiment("iris")
-    with mlflow.start_run() as run:
-        mlflow.log_input(mlflow.data.from_numpy(  # type: ignore[attr-defined]
-            X, targets=y, name="iris-train", source=f"{server.url}/stac/collections/dataset/items/iris-train"),
-            context="training")
-        mlflow.log_params({"max_iter": 300, "solver": "lbfgs"})
-        mlflow.log_metric("accuracy", float(clf.score(X, y)))
-        info = mlflow.onnx.log_model(onx, name="model", registered_model_name="iris-onnx")
-    assert int(info.registered_model_version) == 1
+    with _using(server) as client:
+        client.create_experiment("iris", tags={"project": "eo/iris"})
+        mlflow.set_experiment("iris")
+        with mlflow.start_run() as run:
+            mlflow.log_input(mlflow.data.from_numpy(  # type: ignore[attr-defined]
+                X, targets=y, name="iris-train", source=f"{server.url}/stac/collections/dataset/items/iris-train"),
+                context="training")
+            mlflow.log_params({"max_iter": 300, "solver": "lbfgs"})
+            mlflow.log_metric("accuracy", float(clf.score(X, y)))
+            info = mlflow.onnx.log_model(onx, name="model", registered_model_name="iris-onnx")
+        assert int(info.registered_model_version) == 1
+    yield Iris(server.url, run.info.run_id, X, y, clf, onx)
+    server.stop()
 
-    item = _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")
+
+def _iris_v1(iris: Iris) -> Any:
+    return _get(f"{iris.url}/stac/collections/ai-model/items/iris-onnx-v1")
+
+
+def test_a_registered_version_is_a_valid_item_with_its_mlm_facts(iris: Iris) -> None:
+    item = _iris_v1(iris)
     assert validate_object(item) == []
     props = item["properties"]
-    assert props["mlm:framework"] == "ONNX" and props["mlm:architecture"] == "LogisticRegression"
-    assert props["mlm:tasks"] == ["classification"] and props["mlm:hyperparameters"]["max_iter"] == 300
-    assert props["metric:accuracy"] == pytest.approx(clf.score(X, y))
-    assert props["mlflow:run_id"] == run.info.run_id
-    _check_io_matches_graph(item, onx.SerializeToString())
+    assert props["mlm:framework"] == "ONNX"
+    assert props["mlm:architecture"] == "LogisticRegression"
+    assert props["mlm:tasks"] == ["classification"]
+    assert props["mlm:hyperparameters"]["max_iter"] == 300
+    assert props["metric:accuracy"] == pytest.approx(iris.clf.score(iris.X, iris.y))
+    assert props["mlflow:run_id"] == iris.run_id
+    _check_io_matches_graph(item, iris.onnx.SerializeToString())
+
+
+def test_the_item_links_its_training_dataset_project_and_run(iris: Iris) -> None:
+    item = _iris_v1(iris)
     assert item["bbox"] == [2.0, 48.0, 3.0, 49.0]  # from the training dataset
     rels = {(link["rel"], link["href"]) for link in item["links"]}
-    assert ("derived_from", f"{server.url}/stac/collections/dataset/items/iris-train") in rels
+    assert ("derived_from", f"{iris.url}/stac/collections/dataset/items/iris-train") in rels
     assert ("related", "https://gitlab.example.org/eo/iris") in rels
-    assert ("mlflow-run", f"{server.url}/mlflow/api/2.0/mlflow/runs/get?run_id={run.info.run_id}") in rels
-    assert _get(f"{server.url}/mlflow/api/2.0/mlflow/runs/get?run_id={run.info.run_id}")["run"]["info"][
-        "run_id"] == run.info.run_id
+    assert ("mlflow-run", f"{iris.url}/mlflow/api/2.0/mlflow/runs/get?run_id={iris.run_id}") in rels
+    assert _get(f"{iris.url}/mlflow/api/2.0/mlflow/runs/get?run_id={iris.run_id}")["run"]["info"][
+        "run_id"] == iris.run_id
 
-    onnx_asset = item["assets"]["model.onnx"]
-    assert onnx_asset["mlm:artifact_type"] == "onnx" and "mlm:model" in onnx_asset["roles"]
+
+def test_the_onnx_asset_downloads_and_predicts_as_the_trained_model(iris: Iris) -> None:
+    import onnxruntime as ort
+    onnx_asset = _iris_v1(iris)["assets"]["model.onnx"]
+    assert onnx_asset["mlm:artifact_type"] == "onnx"
+    assert "mlm:model" in onnx_asset["roles"]
     body = _download(onnx_asset["href"])
     assert onnx_asset["file:checksum"] == "1220" + __import__("hashlib").sha256(body).hexdigest()
     session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])
-    labels = session.run(["label"], {"X": X})[0]
-    assert (labels == clf.predict(X)).all()
+    labels = session.run(["label"], {"X": iris.X})[0]
+    assert (labels == iris.clf.predict(iris.X)).all()
 
-    assert "iris-onnx-v1" in _search_ids(server.url, {
+
+def test_the_item_is_found_by_cql2_and_free_text(iris: Iris) -> None:
+    assert "iris-onnx-v1" in _search_ids(iris.url, {
         "filter": {"op": "=", "args": [{"property": "mlm:framework"}, "ONNX"]}, "filter-lang": "cql2-json"})
-    assert "iris-onnx-v1" in _search_ids(server.url, {
+    assert "iris-onnx-v1" in _search_ids(iris.url, {
         "filter": {"op": "a_contains", "args": [{"property": "mlm:tasks"}, ["classification"]]},
         "filter-lang": "cql2-json"})
-    assert "iris-onnx-v1" in _search_ids(server.url, {"q": "LogisticRegression"})
-    assert _search_ids(server.url, {"filter": {"op": "=", "args": [{"property": "mlm:framework"}, "PyTorch"]},
-                                    "filter-lang": "cql2-json"}) == set()
+    assert "iris-onnx-v1" in _search_ids(iris.url, {"q": "LogisticRegression"})
+    assert _search_ids(iris.url, {"filter": {"op": "=", "args": [{"property": "mlm:framework"}, "PyTorch"]},
+                                  "filter-lang": "cql2-json"}) == set()
 
-    # the registry's own clients: load by version and by alias
+
+def test_the_registry_loads_the_model_by_version_and_by_alias(iris: Iris, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    client = _use(iris, monkeypatch)
     loaded = mlflow.pyfunc.load_model("models:/iris-onnx/1")
-    assert (np.asarray(loaded.predict(X)["label"]) == clf.predict(X)).all()
+    assert (np.asarray(loaded.predict(iris.X)["label"]) == iris.clf.predict(iris.X)).all()
     client.set_registered_model_alias("iris-onnx", "champion", "1")
-    assert (np.asarray(mlflow.pyfunc.load_model("models:/iris-onnx@champion").predict(X)["label"])
-            == clf.predict(X)).all()
-    assert _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")["properties"]["mlflow:aliases"] == [
-        "champion"]
+    assert (np.asarray(mlflow.pyfunc.load_model("models:/iris-onnx@champion").predict(iris.X)["label"])
+            == iris.clf.predict(iris.X)).all()
+    assert _iris_v1(iris)["properties"]["mlflow:aliases"] == ["champion"]
 
-    # a second version: v1 gains its successor link, the latest-version link resolves to v2
+
+def test_a_second_version_is_the_successor_and_the_latest(iris: Iris, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    _use(iris, monkeypatch)
+    mlflow.set_experiment("iris")
     with mlflow.start_run():
-        mlflow.onnx.log_model(onx, name="model", registered_model_name="iris-onnx")
-    v1 = _get(f"{server.url}/stac/collections/ai-model/items/iris-onnx-v1")
-    links = {link["rel"]: link["href"] for link in v1["links"]}
+        mlflow.onnx.log_model(iris.onnx, name="model", registered_model_name="iris-onnx")
+    links = {link["rel"]: link["href"] for link in _iris_v1(iris)["links"]}
     assert links["successor-version"].endswith("/stac/collections/ai-model/items/iris-onnx-v2")
     assert _get(links["latest-version"])["id"] == "iris-onnx-v2"  # urllib follows the redirect
 
@@ -245,7 +293,7 @@ def test_same_path_on_s3(moto_endpoint: str, live_server_factory: Any, monkeypat
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
 
-    from tests.conftest import new_bucket
+    from tests.helpers.servers import new_bucket
 
     server = live_server_factory(f"s3://{new_bucket(moto_endpoint)}/stacflow", {"STACFLOW_DISPATCH_EVENTS": "1"})
     _use(server, monkeypatch)

@@ -15,7 +15,7 @@ from chalicelib import services
 from chalicelib.settings import Settings
 from chalicelib.store import ObjectStore
 from chalicelib.store.local import LocalStore
-from tests.registry.conftest import MLMODEL
+from tests.helpers.registry_world import MLMODEL
 
 API = "/mlflow/api/2.0/mlflow"
 ATTACK = {"Host": "svc.example", "X-Forwarded-Host": "attacker.example", "X-Forwarded-Proto": "https",
@@ -61,7 +61,9 @@ def test_forwarded_headers_of_untrusted_peers_are_never_stored_nor_served(served
     http, store, root = served
     prefix = _publish_two_versions(http, store, onnx_bytes)
     stored = _stored_text(root)
-    assert "attacker.example" not in stored and "/evil" not in stored and "svc.example" not in stored
+    assert "attacker.example" not in stored
+    assert "/evil" not in stored
+    assert "svc.example" not in stored
     assert store.exists("collections/ai-model/items/m-v1.json")
 
     # The API resolves the stored relative hrefs against this request's own (trusted) base.
@@ -76,7 +78,8 @@ def test_forwarded_headers_of_untrusted_peers_are_never_stored_nor_served(served
         assert href == ("http://svc.example/mlflow/api/2.0/mlflow-artifacts/artifacts/"
                         + prefix[len("mlflow-artifacts/"):] + "/model.onnx")
     download = http.get(href[len("http://svc.example"):], headers={"Host": "svc.example", "Accept": "*/*"})
-    assert download.status_code == 200 and download.body == onnx_bytes
+    assert download.status_code == 200
+    assert download.body == onnx_bytes
 
 
 def test_the_static_catalog_resolves_on_its_own(served: Any, onnx_bytes: bytes) -> None:
@@ -107,9 +110,13 @@ def test_forwarded_headers_count_from_a_trusted_proxy_only(served: Any, onnx_byt
 
 def test_trusted_peers() -> None:
     from chalicelib.http.urls import trusted
-    assert trusted("10.1.2.3", ("10.0.0.0/8",)) and trusted("::1", ("::1",)) and trusted(None, ("*",))
-    assert not trusted("11.0.0.1", ("10.0.0.0/8",)) and not trusted(None, ("10.0.0.0/8",))
-    assert not trusted("not an ip", ("10.0.0.0/8", "bogus")) and not trusted("10.0.0.1", ())
+    assert trusted("10.1.2.3", ("10.0.0.0/8",))
+    assert trusted("::1", ("::1",))
+    assert trusted(None, ("*",))
+    assert not trusted("11.0.0.1", ("10.0.0.0/8",))
+    assert not trusted(None, ("10.0.0.0/8",))
+    assert not trusted("not an ip", ("10.0.0.0/8", "bogus"))
+    assert not trusted("10.0.0.1", ())
 
 
 def test_stacflow_serve_sets_the_peer_itself(live_server_factory: Any, tmp_path: pathlib.Path) -> None:

@@ -8,7 +8,7 @@ from stac_offline import validate_object
 
 from chalicelib import services
 from chalicelib.registry.publication import latest_published
-from tests.registry.conftest import World
+from tests.helpers.registry_world import World
 
 
 def test_pending_until_model_files_land(world: World, onnx_bytes: bytes) -> None:
@@ -19,7 +19,8 @@ def test_pending_until_model_files_land(world: World, onnx_bytes: bytes) -> None
     world.upload_model(f"{world.artifacts}/model", onnx_bytes)
     world.deliver()
     item = world.item("iris", 1)
-    assert item is not None and validate_object(item) == []
+    assert item is not None
+    assert validate_object(item) == []
     assert item["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]
     assert item["assets"]["model.onnx"]["href"].startswith("http://svc/mlflow/api/2.0/mlflow-artifacts/artifacts/")
 
@@ -54,13 +55,15 @@ def test_aliases_stages_and_kept_deleted_versions(world: World, onnx_bytes: byte
     world.registry.transition_model_version_stage("m", "1", "Archived")
     world.deliver()
     one, two = world.item("m", 1), world.item("m", 2)
-    assert one["properties"]["mlflow:aliases"] == [] and one["properties"]["deprecated"] is True  # type: ignore[index]
+    assert one["properties"]["mlflow:aliases"] == []  # type: ignore[index]
+    assert one["properties"]["deprecated"] is True  # type: ignore[index]
     assert two["properties"]["mlflow:aliases"] == ["champion"]  # type: ignore[index]
     world.registry.set_model_version_tag("m", "2", "stac.keep_deleted", "true")
     world.registry.delete_model_version("m", "2")
     world.deliver()
     kept = world.item("m", 2)
-    assert kept is not None and kept["properties"]["deprecated"] is True
+    assert kept is not None
+    assert kept["properties"]["deprecated"] is True
     assert validate_object(kept) == []
 
 
@@ -80,7 +83,8 @@ def test_replayed_and_out_of_order_events_converge(world: World, onnx_bytes: byt
     after_shuffle = {n: world.item("m", n) for n in range(1, 5)}
     world.deliver(recorded)  # then in order: nothing may change
     assert {n: world.item("m", n) for n in range(1, 5)} == after_shuffle
-    assert after_shuffle[2] is None and all(after_shuffle[n] for n in (1, 3, 4))
+    assert after_shuffle[2] is None
+    assert all(after_shuffle[n] for n in (1, 3, 4))
     assert after_shuffle[4]["properties"]["description"] == "the best one"  # type: ignore[index]
     assert after_shuffle[3]["properties"]["mlflow:aliases"] == ["prod"]  # type: ignore[index]
     assert world.links("m", 1)["successor-version"] == "m-v3"
@@ -116,10 +120,13 @@ def test_lineage_datasets_project_and_run_fields(world: World, onnx_bytes: bytes
     world.registry.create_model_version("lin", f"runs:/{world.run_id}/model")
     world.deliver()
     item = world.item("lin", 1)
-    assert item is not None and validate_object(item) == []
+    assert item is not None
+    assert validate_object(item) == []
     props = item["properties"]
-    assert props["mlm:architecture"] == "RandomForestClassifier" and props["mlm:tasks"] == ["classification"]
-    assert props["mlm:hyperparameters"] == {"n_estimators": 10} and props["metric:f1"] == 0.8
+    assert props["mlm:architecture"] == "RandomForestClassifier"
+    assert props["mlm:tasks"] == ["classification"]
+    assert props["mlm:hyperparameters"] == {"n_estimators": 10}
+    assert props["metric:f1"] == 0.8
     assert item["bbox"] == [5, 45, 6, 46]
     assert props["start_datetime"] == "2020-01-01T00:00:00Z"
     rels = [(link["rel"], link["href"]) for link in item["links"]]
@@ -137,13 +144,15 @@ def test_files_uploaded_after_registration_complete_the_item(world: World) -> No
                     b"flavors:\n  pytorch:\n    pytorch_version: 2.13.0\n    model_data: data\n" + signature)
     world.deliver()
     first = world.item("late", 1)
-    assert first is not None and validate_object(first) == []  # MLM from the MLflow signature
+    assert first is not None
+    assert validate_object(first) == []  # MLM from the MLflow signature
     assert first["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]
     assert first["assets"]["mlmodel"]["mlm:artifact_type"] == "mlflow.pyfunc"  # no weights yet: the MLflow model
     world.store.put(f"{world.artifacts}/net/data/model.pt2", b"weights")
     world.deliver()
     second = world.item("late", 1)
-    assert second is not None and validate_object(second) == []
+    assert second is not None
+    assert validate_object(second) == []
     assert second["assets"]["data-model.pt2"]["mlm:artifact_type"] == "torch.export.save"
     assert second["properties"]["mlm:framework"] == "PyTorch"
     assert "mlm:artifact_type" not in second["assets"]["mlmodel"]
@@ -180,4 +189,5 @@ def test_user_input_nested_thousands_deep_does_not_fail_publication(world: World
     world.store.put(f"{world.artifacts}/m/MLmodel", b"flavors: " + b"[" * 5000 + b"]" * 5000 + b"\n")
     world.deliver()
     item = world.item("deep", 1)
-    assert item is not None and validate_object(item) == []
+    assert item is not None
+    assert validate_object(item) == []

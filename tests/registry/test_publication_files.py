@@ -13,8 +13,8 @@ import pytest
 from chalicelib import services
 from chalicelib.settings import Settings
 from chalicelib.store.local import LocalStore
-from tests.conftest import REPO
-from tests.registry.conftest import World
+from tests.helpers.paths import REPO
+from tests.helpers.registry_world import World
 
 BIG = 200 * 1024 * 1024
 
@@ -61,10 +61,13 @@ def test_onnx_graphs_are_parsed_only_below_the_bound(local_store: LocalStore, on
     local_store.put("m/model.onnx", onnx_bytes)
     expected = "1220" + hashlib.sha256(onnx_bytes).hexdigest()
     parsed = read_file_facts(local_store, "m/model.onnx", onnx_limit=len(onnx_bytes))
-    assert parsed["checksum"] == expected and parsed["onnx"]["inputs"][0]["shape"] == [-1, 4]
+    assert parsed["checksum"] == expected
+    assert parsed["onnx"]["inputs"][0]["shape"] == [-1, 4]
     skipped = read_file_facts(local_store, "m/model.onnx", onnx_limit=len(onnx_bytes) - 1)
-    assert skipped["checksum"] == expected and "onnx" not in skipped
-    assert skipped["etag"] == local_store.head("m/model.onnx").etag and skipped["size"] == len(onnx_bytes)
+    assert skipped["checksum"] == expected
+    assert "onnx" not in skipped
+    assert skipped["etag"] == local_store.head("m/model.onnx").etag
+    assert skipped["size"] == len(onnx_bytes)
 
 
 def test_an_onnx_file_over_the_bound_is_published_from_the_signature(world: World, onnx_bytes: bytes) -> None:
@@ -97,4 +100,5 @@ def test_an_oversized_mlmodel_is_not_parsed(world: World, onnx_bytes: bytes) -> 
     world.registry.create_model_version("odd", f"runs:/{world.run_id}/model")
     world.deliver()
     item = world.item("odd", 1)
-    assert item is not None and item["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]
+    assert item is not None
+    assert item["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]

@@ -6,7 +6,7 @@ is exercised, deterministically.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -16,18 +16,33 @@ from chalicelib.registry.lineage import ServiceTracking
 from chalicelib.registry.service import RegistryService
 from chalicelib.store import ObjectStore
 from chalicelib.tracking.service import TrackingService
-from tests.registry.pausing import PausingStore, run_paused
+from tests.helpers.stores import Call, Crash, InstrumentedStore
+from tests.helpers.threads import run_paused
 
 WRITES = range(1, 9)  # more than any of the calls below makes
+WRITE_VERBS = ("PUT", "DELETE")
 
 
 @pytest.fixture
-def paused(local_store: ObjectStore) -> Iterator[PausingStore]:
-    yield PausingStore(local_store)
+def paused(local_store: ObjectStore) -> Iterator[InstrumentedStore]:
+    yield InstrumentedStore(local_store)
 
 
 def _registry(store: ObjectStore) -> RegistryService:
     return RegistryService(store, ServiceTracking(TrackingService(store)))
+
+
+def _race(paused: InstrumentedStore, k: int, thread: str, target: Callable[[], Any],
+          meanwhile: Callable[[], Any]) -> tuple[Any, BaseException | None, Any, BaseException | None]:
+    """``target`` on thread ``thread``, held at its k-th write while ``meanwhile`` runs to completion."""
+    return run_paused(paused.pause("before", WRITE_VERBS, thread=thread, nth=k), target, thread, meanwhile)
+
+
+def _refused_cleanly(error: BaseException | None, code: str) -> None:
+    """The call that lost the race either succeeded or answered MLflow's ``code``."""
+    if error is not None:
+        assert isinstance(error, MlflowError)
+        assert error.error_code == code
 
 
 def _leftovers(store: ObjectStore) -> list[str]:
@@ -38,17 +53,15 @@ def _leftovers(store: ObjectStore) -> list[str]:
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_version_created_during_a_rename_is_kept(paused: PausingStore, k: int) -> None:
+def test_a_version_created_during_a_rename_is_kept(paused: InstrumentedStore, k: int) -> None:
     registry = _registry(paused)
     registry.create_registered_model("old")
     registry.create_model_version("old", "s3://b/v1")
-    pause = paused.pause_nth_write(k, thread="renamer")
-    renamed, rename_error, created, create_error = run_paused(
-        pause, lambda: registry.rename_registered_model("old", "new"), "renamer",
+    renamed, rename_error, created, create_error = _race(
+        paused, k, "renamer", lambda: registry.rename_registered_model("old", "new"),
         lambda: registry.create_model_version("old", "s3://b/v2"))
     assert rename_error is None
-    if create_error is not None:  # the old name was already gone: a clean refusal, nothing written
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    _refused_cleanly(create_error, "RESOURCE_DOES_NOT_EXIST")  # the old name was already gone
     versions = {mv.version: mv.source for mv in registry.search_model_versions("name = 'new'")[0]}
     expected = {1: "s3://b/v1"} | ({created.version: "s3://b/v2"} if created is not None else {})
     assert versions == expected  # a version the client was told exists, exists
@@ -58,51 +71,48 @@ def test_a_version_created_during_a_rename_is_kept(paused: PausingStore, k: int)
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_version_creation_racing_a_delete_leaves_nothing(paused: PausingStore, k: int) -> None:
+def test_a_version_creation_racing_a_delete_leaves_nothing(paused: InstrumentedStore, k: int) -> None:
     """The creation is paused at its k-th write while the model is deleted."""
     registry = _registry(paused)
     registry.create_registered_model("m")
-    pause = paused.pause_nth_write(k, thread="creator")
-    created, create_error, _, delete_error = run_paused(
-        pause, lambda: registry.create_model_version("m", "s3://b/v1"), "creator",
+    created, create_error, _, delete_error = _race(
+        paused, k, "creator", lambda: registry.create_model_version("m", "s3://b/v1"),
         lambda: registry.delete_registered_model("m"))
     assert delete_error is None
-    if create_error is not None:
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    _refused_cleanly(create_error, "RESOURCE_DOES_NOT_EXIST")
     assert _leftovers(paused) == []
-    assert registry.search_model_versions()[0] == [] and registry.search_registered_models()[0] == []
+    assert registry.search_model_versions()[0] == []
+    assert registry.search_registered_models()[0] == []
     registry.create_registered_model("m")  # the name is free again, and the new model starts afresh
     assert registry.create_model_version("m", "s3://b/new").version == 1
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_delete_racing_a_version_creation_leaves_nothing(paused: PausingStore, k: int) -> None:
+def test_a_delete_racing_a_version_creation_leaves_nothing(paused: InstrumentedStore, k: int) -> None:
     """The delete is paused at its k-th write while a version is created."""
     registry = _registry(paused)
     registry.create_registered_model("m")
     registry.create_model_version("m", "s3://b/v1")
-    pause = paused.pause_nth_write(k, thread="deleter")
-    _, delete_error, created, create_error = run_paused(
-        pause, lambda: registry.delete_registered_model("m"), "deleter",
+    _, delete_error, created, create_error = _race(
+        paused, k, "deleter", lambda: registry.delete_registered_model("m"),
         lambda: registry.create_model_version("m", "s3://b/v2"))
     assert delete_error is None
-    if create_error is not None:
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    _refused_cleanly(create_error, "RESOURCE_DOES_NOT_EXIST")
     assert _leftovers(paused) == []
     assert registry.search_model_versions()[0] == []
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_concurrent_renames_to_one_name_give_one_model(paused: PausingStore, k: int) -> None:
+def test_concurrent_renames_to_one_name_give_one_model(paused: InstrumentedStore, k: int) -> None:
     registry = _registry(paused)
     registry.create_registered_model("a")
     registry.create_registered_model("b")
-    pause = paused.pause_nth_write(k, thread="first")
-    _, first_error, _, second_error = run_paused(
-        pause, lambda: registry.rename_registered_model("a", "c"), "first",
+    _, first_error, _, second_error = _race(
+        paused, k, "first", lambda: registry.rename_registered_model("a", "c"),
         lambda: registry.rename_registered_model("b", "c"))
     errors = [e for e in (first_error, second_error) if e is not None]
-    assert len(errors) == 1 and isinstance(errors[0], MlflowError)
+    assert len(errors) == 1
+    assert isinstance(errors[0], MlflowError)
     names = sorted(m.name for m in registry.search_registered_models()[0])
     assert names in (["a", "c"], ["b", "c"])
     holder = registry.get_registered_model("c")
@@ -110,34 +120,34 @@ def test_concurrent_renames_to_one_name_give_one_model(paused: PausingStore, k: 
 
 
 @pytest.mark.parametrize("k", WRITES)
-def test_a_create_racing_a_rename_away_from_the_name(paused: PausingStore, k: int) -> None:
+def test_a_create_racing_a_rename_away_from_the_name(paused: InstrumentedStore, k: int) -> None:
     """Creating ``a`` while ``a`` is renamed to ``b``: at most one model holds each name."""
     registry = _registry(paused)
     registry.create_registered_model("a", description="first")
-    pause = paused.pause_nth_write(k, thread="renamer")
-    _, rename_error, created, create_error = run_paused(
-        pause, lambda: registry.rename_registered_model("a", "b"), "renamer",
+    _, rename_error, created, create_error = _race(
+        paused, k, "renamer", lambda: registry.rename_registered_model("a", "b"),
         lambda: registry.create_registered_model("a", description="second"))
     assert rename_error is None
     assert registry.get_registered_model("b").description == "first"
     names = sorted(m.name for m in registry.search_registered_models()[0])
     if create_error is None:
-        assert names == ["a", "b"] and registry.get_registered_model("a").description == "second"
+        assert names == ["a", "b"]
+        assert registry.get_registered_model("a").description == "second"
     else:
-        assert isinstance(create_error, MlflowError) and create_error.error_code == "RESOURCE_ALREADY_EXISTS"
+        assert isinstance(create_error, MlflowError)
+        assert create_error.error_code == "RESOURCE_ALREADY_EXISTS"
         assert names == ["b"]
 
 
-def test_claims_left_by_crashes_do_not_lock_a_name(paused: PausingStore) -> None:
-    from tests.registry.pausing import Crash
+def test_claims_left_by_crashes_do_not_lock_a_name(paused: InstrumentedStore) -> None:
     registry = _registry(paused)
     registry.create_registered_model("x")
     record_writes = [0]
 
-    def switch(kind: str, key: str) -> bool:  # the rename's second record write: the name switch
-        record_writes[0] += kind == "PUT" and key.startswith(rec.MODELS)
+    def switch(call: Call) -> bool:  # the rename's second record write: the name switch
+        record_writes[0] += call.key.startswith(rec.MODELS)
         return record_writes[0] == 2
-    paused.crash_on(switch)
+    paused.fail("before", "PUT", switch)
     with pytest.raises(Crash):
         registry.rename_registered_model("x", "y")  # announced and claimed "y", then died
     assert registry.get_registered_model("x").pending_name == "y"

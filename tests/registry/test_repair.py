@@ -8,19 +8,19 @@ import pytest
 from chalicelib import services
 from chalicelib.registry import records as rec
 from chalicelib.store import ObjectStore
-from tests.registry.conftest import World, make_world
-from tests.registry.pausing import Crash, PausingStore
+from tests.helpers.registry_world import World, make_world
+from tests.helpers.stores import Crash, InstrumentedStore
 
 
 @pytest.fixture
 def crashy(local_store: ObjectStore) -> Iterator[World]:
-    yield make_world(PausingStore(local_store))
+    yield make_world(InstrumentedStore(local_store))
     services.configure()
 
 
 def _crash_before_marker(world: World) -> None:
-    assert isinstance(world.store, PausingStore)
-    world.store.crash_on(lambda kind, key: kind == "PUT" and key.startswith(rec.SOURCES))
+    assert isinstance(world.store, InstrumentedStore)
+    world.store.fail("before", "PUT", lambda call: call.key.startswith(rec.SOURCES))
     with pytest.raises(Crash):
         world.registry.create_model_version("m", f"runs:/{world.run_id}/model")
 
@@ -38,21 +38,22 @@ def test_a_crash_between_version_and_marker_heals_on_the_version_event(crashy: W
 def test_republish_models_repairs_crashes_whose_events_were_lost(crashy: World, onnx_bytes: bytes,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.cli import main
-    assert isinstance(crashy.store, PausingStore)
+    assert isinstance(crashy.store, InstrumentedStore)
     run_id, artifacts = crashy.new_run()
     crashy.upload_model(f"{artifacts}/model", onnx_bytes)
     crashy.registry.create_registered_model("gone")
     crashy.registry.create_model_version("gone", f"runs:/{run_id}/model")
     crashy.deliver()
     assert crashy.item("gone", 1) is not None
-    crashy.store.crash_on(lambda kind, key: kind == "DELETE" and key.startswith(rec.VERSIONS))
+    crashy.store.fail("before", "DELETE", lambda call: call.key.startswith(rec.VERSIONS))
     with pytest.raises(Crash):
         crashy.registry.delete_registered_model("gone")  # tombstoned, versions not yet removed
     crashy.registry.create_registered_model("m")
     _crash_before_marker(crashy)
     crashy.upload_model(f"{crashy.artifacts}/model", onnx_bytes)
     crashy.changes.clear()  # every event lost
-    assert crashy.item("m", 1) is None and crashy.item("gone", 1) is not None
+    assert crashy.item("m", 1) is None
+    assert crashy.item("gone", 1) is not None
 
     monkeypatch.setenv("STACFLOW_STORE", crashy.store.uri)  # the command sets it: restored afterwards
     assert main(["republish-models", "--store", crashy.store.uri]) == 0
@@ -73,9 +74,12 @@ def test_renames_whose_events_were_lost_are_repaired(crashy: World, onnx_bytes: 
     for old, new in zip(names, names[1:]):
         crashy.registry.rename_registered_model(old, new)
     crashy.changes.clear()  # events lost: r-v1 still published, r9-v1 not yet
-    assert crashy.item("r", 1) is not None and crashy.item("r9", 1) is None
+    assert crashy.item("r", 1) is not None
+    assert crashy.item("r9", 1) is None
     report = repair(crashy.functions().publication_context())
-    assert crashy.item("r", 1) is None and crashy.item("r9", 1) is not None
-    assert report["published"] == 1 and report["stray_items"] == 1
+    assert crashy.item("r", 1) is None
+    assert crashy.item("r9", 1) is not None
+    assert report["published"] == 1
+    assert report["stray_items"] == 1
     crashy.changes.clear()
     assert repair(crashy.functions().publication_context()).get("published", 0) == 0  # idempotent: nothing left to do

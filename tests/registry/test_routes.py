@@ -34,7 +34,8 @@ def _call(http: Any, method: str, path: str, body: dict[str, Any] | None = None,
 def test_rest_shapes_on_both_prefixes(http: Any) -> None:
     status, body = _call(http, "POST", "/registered-models/create",
                          {"name": "m", "tags": [{"key": "k", "value": "v"}], "description": "d"})
-    assert status == 200 and body["registered_model"]["tags"] == [{"key": "k", "value": "v"}]
+    assert status == 200
+    assert body["registered_model"]["tags"] == [{"key": "k", "value": "v"}]
     status, body = _call(http, "POST", "/model-versions/create", {"name": "m", "source": "s3://b/m"},
                          prefix="/mlflow/ajax-api/2.0/mlflow")
     assert status == 200
@@ -42,7 +43,8 @@ def test_rest_shapes_on_both_prefixes(http: Any) -> None:
         "name": "m", "version": "1", "current_stage": "None", "status": "READY", "source": "s3://b/m"}
     assert _call(http, "POST", "/registered-models/alias", {"name": "m", "alias": "prod", "version": "1"})[0] == 200
     status, body = _call(http, "GET", "/registered-models/alias", {"name": "m", "alias": "prod"})
-    assert status == 200 and body["model_version"]["aliases"] == ["prod"]
+    assert status == 200
+    assert body["model_version"]["aliases"] == ["prod"]
     status, body = _call(http, "GET", "/registered-models/get", {"name": "m"})
     assert body["registered_model"]["aliases"] == [{"alias": "prod", "version": "1"}]
     assert body["registered_model"]["latest_versions"][0]["version"] == "1"
@@ -76,7 +78,8 @@ def test_errors_in_mlflow_format(http: Any, local_store: ObjectStore, method: st
 def test_latest_item_redirect(http: Any, local_store: ObjectStore) -> None:
     _call(http, "POST", "/registered-models/create", {"name": "m"})
     resp = http.get("/mlflow/registry/latest-item?name=m", headers={"Host": "svc.example"})
-    assert resp.status_code == 404 and json.loads(resp.body)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert resp.status_code == 404
+    assert json.loads(resp.body)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     for _ in range(2):  # both pending (their files are outside the store)
         _call(http, "POST", "/model-versions/create", {"name": "m", "source": "s3://b/k"})
     stand_in: dict[str, Any] = {"type": "Feature", "stac_version": "1.1.0", "id": "m-v1", "geometry": None,

@@ -8,11 +8,11 @@ import pytest
 from chalicelib.mlflowapi import pages
 from chalicelib.registry.service import RegistryService
 from chalicelib.store.local import LocalStore
-from tests.stac.counting import CountingStore
+from tests.helpers.stores import InstrumentedStore
 
 
-def _registry_with(tmp_path: object, n: int) -> tuple[CountingStore, RegistryService]:
-    store = CountingStore(LocalStore(f"{tmp_path}/store-{n}", fsync=False))  # type: ignore[arg-type]
+def _registry_with(tmp_path: object, n: int) -> tuple[InstrumentedStore, RegistryService]:
+    store = InstrumentedStore(LocalStore(f"{tmp_path}/store-{n}", fsync=False))  # type: ignore[arg-type]
     registry = RegistryService(store)
     for i in range(n):
         name = f"model-{i:04d}"
@@ -22,7 +22,7 @@ def _registry_with(tmp_path: object, n: int) -> tuple[CountingStore, RegistrySer
     return store, registry
 
 
-def _reads(store: CountingStore, call: object) -> int:
+def _reads(store: InstrumentedStore, call: object) -> int:
     store.calls.clear()
     call()  # type: ignore[operator]
     return store.calls["GET"] + store.calls["LIST"] + store.calls["HEAD"]
@@ -46,7 +46,8 @@ def test_search_cost_does_not_grow_with_the_registry(tmp_path: object) -> None:
         assert many <= few, (label, few, many)  # same page, same cost: 10 or 1,000 models
         assert few <= 40, (label, few)
     page, token = large.search_registered_models("tags.team = 'eo'", 5, ["name DESC"])
-    assert [m.name for m in page] == [f"model-{i:04d}" for i in (999, 997, 995, 993, 991)] and token
+    assert [m.name for m in page] == [f"model-{i:04d}" for i in (999, 997, 995, 993, 991)]
+    assert token
 
 
 def test_pages_are_capped_by_size_and_tokens_walk_everything(local_store: LocalStore,
@@ -64,7 +65,8 @@ def test_pages_are_capped_by_size_and_tokens_walk_everything(local_store: LocalS
         n_pages += 1
         if token is None:
             break
-    assert seen == [f"m{i:02d}" for i in range(12)] and n_pages >= 6
+    assert seen == [f"m{i:02d}" for i in range(12)]
+    assert n_pages >= 6
     versions, token = [], None
     while True:
         batch, token = registry.search_model_versions(None, 1000, ["name ASC"], token)
@@ -94,7 +96,8 @@ def test_versions_spread_over_blocks_read_back_whole(local_store: LocalStore, mo
     assert len(registry.search_model_versions(None, 1000)[0]) == 40
     uid = registry.get_registered_model("big").uid
     shards = {index.shard_key(uid, b) for b in range(10)}
-    assert len(shards) == 10 and all(uid in local_store.get_json(key)["versions"] for key in shards)
+    assert len(shards) == 10
+    assert all(uid in local_store.get_json(key)["versions"] for key in shards)
     registry.delete_registered_model("big")
     assert all(uid not in local_store.get_json(key).get("versions", {}) for key in index.all_shard_keys()
                if local_store.exists(key))

@@ -148,9 +148,11 @@ def test_search(registry: RegistryService) -> None:
         registry.create_registered_model(name, [{"key": "kind", "value": "cnn" if name != "beta" else "rf"}])
         registry.create_model_version(name, "s3://b/k")
     page, token = registry.search_registered_models("tags.kind = 'cnn'", 1, ["name DESC"])
-    assert [m.name for m in page] == ["gamma"] and token
+    assert [m.name for m in page] == ["gamma"]
+    assert token
     page, token = registry.search_registered_models("tags.kind = 'cnn'", 1, ["name DESC"], token)
-    assert [m.name for m in page] == ["alpha"] and token is None
+    assert [m.name for m in page] == ["alpha"]
+    assert token is None
     versions, _ = registry.search_model_versions("name = 'beta'")
     assert [(mv.name, mv.version) for mv in versions] == [("beta", 1)]
     versions, _ = registry.search_model_versions("name LIKE '%a'", None, ["name ASC"])

@@ -11,7 +11,7 @@ from stac_offline import validate_object
 
 from chalicelib.stac.errors import StacApiError
 
-from .live_api import Api, api  # noqa: F401 (fixture)
+from tests.helpers.live_api import Api
 
 GEOJSON = "application/geo+json"
 
@@ -28,7 +28,8 @@ def features_valid(doc: dict[str, Any]) -> None:
 
 def test_landing_page(api: Api) -> None:
     r = get(api.url)
-    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
     doc = r.json()
     assert validate_object(doc) == []
     links = {(l["rel"], l.get("method")): l for l in doc["links"]}
@@ -51,7 +52,8 @@ def test_openapi_document(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.oai.openapi+json;version=3.0"
     doc = r.json()
-    assert doc["openapi"].startswith("3.0") and doc["servers"] == [{"url": api.url}]
+    assert doc["openapi"].startswith("3.0")
+    assert doc["servers"] == [{"url": api.url}]
     assert {"/search", "/collections/{collectionId}/items/{itemId}", "/queryables"} <= set(doc["paths"])
 
 
@@ -68,28 +70,41 @@ def test_collections_follow_the_published_items(api: Api) -> None:
     assert rels["parent"] == rels["root"] == api.url
     mine = [i for i in api.items if i["collection"] == "dataset"]
     (west, south, east, north), = coll["extent"]["spatial"]["bbox"]
-    assert west == min(i["bbox"][0] for i in mine) and north == max(i["bbox"][3] for i in mine)
+    assert west == min(i["bbox"][0] for i in mine)
+    assert north == max(i["bbox"][3] for i in mine)
 
 
-def test_items_and_item(api: Api) -> None:
-    r = get(api.url + "/collections/dataset/items", limit=7)
-    assert r.status_code == 200 and r.headers["content-type"] == GEOJSON
-    page = r.json()
+@pytest.fixture
+def first_items(api: Api) -> requests.Response:
+    """The first page of 7 items of the "dataset" collection."""
+    return get(api.url + "/collections/dataset/items", limit=7)
+
+
+def test_items_are_paged_with_a_next_link(api: Api, first_items: requests.Response) -> None:
+    assert first_items.status_code == 200
+    assert first_items.headers["content-type"] == GEOJSON
+    page = first_items.json()
     features_valid(page)
-    assert len(page["features"]) == 7 and page["numberMatched"] == 150
+    assert len(page["features"]) == 7
+    assert page["numberMatched"] == 150
     assert {f["collection"] for f in page["features"]} == {"dataset"}
     nxt = next(l for l in page["links"] if l["rel"] == "next")
-    assert nxt["href"].startswith(api.url + "/collections/dataset/items?") and "token=" in nxt["href"]
+    assert nxt["href"].startswith(api.url + "/collections/dataset/items?")
+    assert "token=" in nxt["href"]
     second = get(nxt["href"]).json()
     assert not {f["id"] for f in second["features"]} & {f["id"] for f in page["features"]}
 
-    first = page["features"][0]
+
+def test_an_item_is_served_at_its_self_link(api: Api, first_items: requests.Response) -> None:
+    first = first_items.json()["features"][0]
     self_href = next(l["href"] for l in first["links"] if l["rel"] == "self")
     assert self_href == f"{api.url}/collections/dataset/items/{first['id']}"
     r = get(self_href)
-    assert r.status_code == 200 and r.headers["content-type"] == GEOJSON
+    assert r.status_code == 200
+    assert r.headers["content-type"] == GEOJSON
     item = r.json()
-    assert validate_object(item) == [] and item["id"] == first["id"]
+    assert validate_object(item) == []
+    assert item["id"] == first["id"]
     rels = {l["rel"]: l["href"] for l in item["links"]}
     assert rels["collection"] == rels["parent"] == api.url + "/collections/dataset"
     assert rels["license"] == "https://example.com/license"  # the publisher's own links stay
@@ -98,7 +113,8 @@ def test_items_and_item(api: Api) -> None:
 def test_item_ids_with_reserved_characters(api: Api) -> None:
     for path in ("unet:flood+v2", "unet%3Aflood%2Bv2"):
         r = get(f"{api.url}/collections/ai-model/items/{path}")
-        assert r.status_code == 200 and r.json()["id"] == "unet:flood+v2"
+        assert r.status_code == 200
+        assert r.json()["id"] == "unet:flood+v2"
     found = get(api.url + "/search", ids="unet:flood+v2").json()["features"]
     self_href = next(l["href"] for l in found[0]["links"] if l["rel"] == "self")
     assert get(self_href).json()["id"] == "unet:flood+v2"
@@ -109,10 +125,13 @@ def test_search_responses_are_valid_stac(api: Api) -> None:
     features_valid(doc)
     assert len(doc["features"]) == len(api.items)
     post = requests.post(api.url + "/search", json={"collections": ["ai-model"], "limit": 5}, timeout=30)
-    assert post.status_code == 200 and post.headers["content-type"] == GEOJSON
+    assert post.status_code == 200
+    assert post.headers["content-type"] == GEOJSON
     features_valid(post.json())
     nxt = next(l for l in post.json()["links"] if l["rel"] == "next")
-    assert nxt["method"] == "POST" and nxt["body"]["collections"] == ["ai-model"] and nxt["body"]["token"]
+    assert nxt["method"] == "POST"
+    assert nxt["body"]["collections"] == ["ai-model"]
+    assert nxt["body"]["token"]
 
 
 def test_search_features_are_the_items_as_served_one_by_one(api: Api) -> None:
@@ -123,15 +142,19 @@ def test_search_features_are_the_items_as_served_one_by_one(api: Api) -> None:
         assert feature == alone
         assert [l["rel"] for l in feature["links"]] == ["self", "parent", "collection", "root", "license"]
     trimmed = get(api.url + "/search", limit=3, fields="id,-links").json()["features"]
-    assert trimmed and all("links" not in f and "geometry" not in f for f in trimmed)
+    assert trimmed
+    assert all("links" not in f for f in trimmed)
+    assert all("geometry" not in f for f in trimmed)
 
 
 def test_queryables(api: Api) -> None:
     for url in (api.url + "/queryables", api.url + "/collections/dataset/queryables"):
         r = get(url)
-        assert r.status_code == 200 and r.headers["content-type"] == "application/schema+json"
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/schema+json"
         doc = r.json()
-        assert doc["$id"] == url and doc["type"] == "object"
+        assert doc["$id"] == url
+        assert doc["type"] == "object"
         assert "eo:cloud_cover" in doc["properties"]
 
 
@@ -139,8 +162,10 @@ def test_queryables(api: Api) -> None:
                                   "/collections/dataset/items/nope", "/collections/nope/items/it-00001"])
 def test_not_found(api: Api, path: str) -> None:
     r = get(api.url + path)
-    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
-    assert r.json()["code"] == "NotFound" and r.json()["description"]
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["code"] == "NotFound"
+    assert r.json()["description"]
 
 
 BAD_GET = {
@@ -177,7 +202,8 @@ def test_bad_get_parameters_are_400(api: Api, case: str) -> None:
         assert r.status_code == 400, (path, r.text[:300])
         assert r.headers["content-type"] == "application/json"
         body = r.json()
-        assert set(body) == {"code", "description"} and body["description"]
+        assert set(body) == {"code", "description"}
+        assert body["description"]
 
 
 BAD_POST: dict[str, Any] = {
@@ -204,7 +230,8 @@ def test_bad_post_bodies_are_400(api: Api, case: str) -> None:
 
 def test_post_body_not_json(api: Api) -> None:
     r = requests.post(api.url + "/search", data=b"{oops", headers={"Content-Type": "application/json"}, timeout=30)
-    assert r.status_code == 400 and r.json()["code"] == "InvalidParameterValue"
+    assert r.status_code == 400
+    assert r.json()["code"] == "InvalidParameterValue"
     r = requests.post(api.url + "/search", data=b"{}", headers={"Content-Type": "application/json; charset=utf-8"},
                       timeout=30)
     assert r.status_code == 200
@@ -227,7 +254,8 @@ def test_one_request_cannot_kill_the_server(api: Api) -> None:
     ]
     for r in answers:
         assert r.status_code == 400, r.text[:300]
-        assert set(r.json()) == {"code", "description"} and r.json()["description"]
+        assert set(r.json()) == {"code", "description"}
+        assert r.json()["description"]
     assert requests.get(api.url.removesuffix("/stac") + "/health", timeout=30).status_code == 200
     assert get(api.url + "/search", limit=1).status_code == 200
 
@@ -237,7 +265,7 @@ def test_api_over_an_s3_store(s3_store, live_server_factory, tmp_path) -> None:
 
     from chalicelib.stac.publish import publish_paths
 
-    from .stac_items import random_items
+    from tests.helpers.stac_items import random_items
     items = random_items(12, "ai-model", ranges=False, prefix="s3")
     source = Path(tmp_path) / "items.ndjson"
     source.write_text("\n".join(json.dumps(i) for i in items))
@@ -246,7 +274,8 @@ def test_api_over_an_s3_store(s3_store, live_server_factory, tmp_path) -> None:
     found = get(url + "/search", collections="ai-model", limit=100).json()
     assert {f["id"] for f in found["features"]} == {i["id"] for i in items}
     item = get(f"{url}/collections/ai-model/items/{items[0]['id']}").json()
-    assert validate_object(item) == [] and item["bbox"] == items[0]["bbox"]
+    assert validate_object(item) == []
+    assert item["bbox"] == items[0]["bbox"]
     assert get(url + "/collections/ai-model").json()["extent"]["spatial"]["bbox"][0][0] == min(
         i["bbox"][0] for i in items)
 
@@ -256,7 +285,8 @@ def test_unprocessed_malformed_upload_is_not_found(api: Api) -> None:
     api.store.put(key, b"{oops")  # written behind the server's back: no event processed it yet
     try:
         r = get(api.url + "/collections/dataset/items/raw-broken")
-        assert r.status_code == 404 and r.json()["code"] == "NotFound"
+        assert r.status_code == 404
+        assert r.json()["code"] == "NotFound"
     finally:
         api.store.delete(key)
 
@@ -275,7 +305,7 @@ def test_pages_fit_a_lambda_response_and_tokens_visit_every_item(tmp_path) -> No
     from chalicelib.stac.publish import publish_paths
     from chalicelib.store.local import LocalStore
 
-    from .stac_items import random_items
+    from tests.helpers.stac_items import random_items
     store = LocalStore(Path(tmp_path) / "store", fsync=False)
     items = random_items(240, "ai-model", ranges=False, prefix="big")
     for i, item in enumerate(items):  # quotes and accents: the payload escapes them once more
@@ -294,7 +324,8 @@ def test_pages_fit_a_lambda_response_and_tokens_visit_every_item(tmp_path) -> No
             assert _lambda_payload(body) <= 6 * 1024 * 1024
             doc = json.loads(body)
             pages.append((body, [f["id"] for f in doc["features"]]))
-            assert doc["numberReturned"] == len(pages[-1][1]) and doc["numberMatched"] == 240
+            assert doc["numberReturned"] == len(pages[-1][1])
+            assert doc["numberMatched"] == 240
             link = next((link for link in doc["links"] if link["rel"] == rel), None)
             if link is None:
                 return pages
@@ -302,7 +333,8 @@ def test_pages_fit_a_lambda_response_and_tokens_visit_every_item(tmp_path) -> No
                 base, {k: [v] for k, v in parse_qsl(urlsplit(link["href"]).query)})
 
     forward = walk(stac.search_get(base, {"limit": ["10000"]}), "next")
-    assert len(forward) > 2 and [iid for _, ids in forward for iid in ids] == want
+    assert len(forward) > 2
+    assert [iid for _, ids in forward for iid in ids] == want
     assert [iid for _, ids in walk(stac.search_post(base, {"limit": 10000}), "next") for iid in ids] == want
     backward = walk(forward[-1][0], "prev")
     assert [iid for _, ids in reversed(backward) for iid in ids] == want

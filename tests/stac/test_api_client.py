@@ -9,8 +9,8 @@ import requests
 from pystac_client import Client
 from shapely.geometry import shape
 
-from . import oracle
-from .live_api import Api, api  # noqa: F401 (fixture)
+from tests.helpers import oracle
+from tests.helpers.live_api import Api
 
 Item = dict[str, Any]
 INSTANT = oracle.ts
@@ -73,7 +73,8 @@ def test_paging_through_many_pages_in_sort_order(client: Client, api: Api, metho
                            sortby=[{"field": "properties.eo:cloud_cover", "direction": "desc"},
                                    {"field": "id", "direction": "asc"}])
     pages = list(search.pages_as_dicts())
-    assert len(pages) > 3 and all(len(p["features"]) <= 9 for p in pages)
+    assert len(pages) > 3
+    assert all(len(p["features"]) <= 9 for p in pages)
     got = [f["id"] for p in pages for f in p["features"]]
     mine = [i for i in api.items if i["collection"] == "dataset"]
     want = oracle.order(mine, [(oracle.prop("eo:cloud_cover"), True), (lambda i: i["id"], False)])
@@ -93,8 +94,10 @@ def test_fields_include_and_exclude(client: Client) -> None:
     search = client.search(collections=["ai-model"], max_items=5,
                            fields={"include": ["properties.platform"], "exclude": ["assets", "properties.title"]})
     for item in search.items_as_dicts():
-        assert "assets" not in item and "title" not in item["properties"]
-        assert "platform" in item["properties"] and item["id"]
+        assert "assets" not in item
+        assert "title" not in item["properties"]
+        assert "platform" in item["properties"]
+        assert item["id"]
 
 
 def test_free_text(api: Api) -> None:
@@ -112,10 +115,12 @@ def test_collection_items_endpoint_matches(client: Client, api: Api) -> None:
     got = ids(coll.get_items())
     assert got == expect(api, lambda i: i["collection"] == "ai-model")
     item = coll.get_item("m-00010")
-    assert item is not None and item.id == "m-00010"
+    assert item is not None
+    assert item.id == "m-00010"
 
 
 def test_limit_is_clamped(api: Api) -> None:
     r = requests.get(api.url + "/search", params={"limit": 1000000}, timeout=30)
-    assert r.status_code == 200 and len(r.json()["features"]) == len(api.items)
+    assert r.status_code == 200
+    assert len(r.json()["features"]) == len(api.items)
     assert json.loads(r.text)["numberReturned"] == len(api.items)

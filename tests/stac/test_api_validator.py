@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO, TOOLS
+from tests.helpers.paths import REPO, TOOLS
 
-from .live_api import Api, api  # noqa: F401 (fixture)
+from tests.helpers.live_api import Api
 
 SAV_PYTHON = REPO / ".venv-sav" / "bin" / "python"
 

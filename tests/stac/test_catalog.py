@@ -14,7 +14,8 @@ from chalicelib.stac.items import normalize
 from chalicelib.stac.stacio import StoreStacIO
 from chalicelib.store import NotFound, ObjectStore
 
-from .stac_items import ids_in_shard, make_item, offline_pystac, random_items, reachable, unrevised  # noqa: F401
+from tests.helpers.stac_items import ids_in_shard, make_item, random_items, reachable, unrevised
+from tests.helpers.stores import etags
 
 
 def publish_direct(store: ObjectStore, items: list[dict[str, Any]]) -> None:
@@ -32,10 +33,6 @@ def static_tree(store: ObjectStore) -> dict[str, Any]:
     """Every document of the static catalog (root and collections/...), without revision numbers."""
     keys = ["catalog.json"] + [i.key for i in store.list("collections/")]
     return {key: unrevised(store.get_json(key)) for key in keys}
-
-
-def etags(store: ObjectStore) -> dict[str, str]:
-    return {i.key: i.etag for i in store.list("")}
 
 
 def test_tree_is_valid_stac_and_pystac_reads_every_item(local_store, offline_pystac) -> None:
@@ -164,12 +161,12 @@ def test_writers_crossing_between_shard_and_collection_converge(local_store, fir
     """Writer A applies to the shard, then B to the shard and the collection, then A to the collection."""
     import threading
 
-    from .observed import ObservedStore
+    from tests.helpers.stores import InstrumentedStore
     x, y, z = ids_in_shard("3f", 3)
     names = {"x": x, "y": y, "z": z}
     catalog.update(local_store, "dataset", {x: summary_of(x)}, ())
-    paused = ObservedStore(local_store)
-    paused.pause_at("GET", lambda key: key == catalog.collection_key("dataset"))
+    paused = InstrumentedStore(local_store)
+    held = paused.pause("before", "GET", lambda call: call.key == catalog.collection_key("dataset"))
 
     def run(store: ObjectStore, change: tuple[list[str], dict[str, Any]]) -> None:
         deletes, upserts = change
@@ -178,9 +175,9 @@ def test_writers_crossing_between_shard_and_collection_converge(local_store, fir
 
     a = threading.Thread(target=run, args=(paused, first))
     a.start()
-    assert paused.paused.wait(5), "writer A never reached the collection"
+    assert held.reached.wait(5), "writer A never reached the collection"
     run(local_store, second)  # B, while A holds its shard result
-    paused.resume()
+    held.release.set()
     a.join(10)
     assert not a.is_alive()
 
@@ -196,30 +193,19 @@ def test_writers_crossing_between_shard_and_collection_converge(local_store, fir
 
 def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store) -> None:
     """16 concurrent publishers into one collection: no collection write, so no conflict on it."""
-    import threading
-
-    from .observed import ObservedStore
+    from tests.helpers.stores import InstrumentedStore
+    from tests.helpers.threads import together
     seeds = [ids_in_shard(f"{s:02x}", 1, prefix="seed")[0] for s in range(0, 256, 16)]
     catalog.update(local_store, "dataset", {iid: summary_of(iid) for iid in seeds}, ())
-    observed = ObservedStore(local_store)
+    observed = InstrumentedStore(local_store)
     news = [ids_in_shard(catalog.shard_of(seed), 3, prefix="new") for seed in seeds]
-    barrier = threading.Barrier(len(news))
-    errors: list[BaseException] = []
 
     def publish(ids: list[str]) -> None:
-        try:
-            barrier.wait()
-            for iid in ids:  # same place and time as the seed: the shard's extent already covers it
-                catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+        for iid in ids:  # same place and time as the seed: the shard's extent already covers it
+            catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
 
-    threads = [threading.Thread(target=publish, args=(ids,)) for ids in news]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert together(publish, [(ids,) for ids in news]) == []
     coll = catalog.collection_key("dataset")
-    assert observed.written[coll] == 0 and observed.lost[coll] == 0
+    assert observed.written[coll] == 0
+    assert observed.lost[coll] == 0
     assert reachable(local_store) == set(seeds) | {iid for ids in news for iid in ids}

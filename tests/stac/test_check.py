@@ -13,7 +13,7 @@ from chalicelib.stac.check import Problem, check_catalog
 from chalicelib.stac.publish import publish_paths
 from chalicelib.store import ObjectStore
 
-from .stac_items import make_item, random_items
+from tests.helpers.stac_items import make_item, random_items
 
 ITEMS = random_items(20) + random_items(6, "ai-model", seed=2)
 

@@ -4,7 +4,7 @@ Inputs go through the entry points the routes call (``StacApi.search_get``/``sea
 over a small published corpus, the POST body through the route's own JSON loader), so parsing and
 execution are both exercised: CQL2 text and JSON (random and grammar-shaped), ``q``, ``datetime``,
 ``bbox``, ``intersects``, ``sortby``, ``fields``, ``limit`` and page tokens; deep nesting, long
-strings, unicode, control characters, huge numbers. Budget: tests/fuzzing.py.
+strings, unicode, control characters, huge numbers. Budget: tests/helpers/fuzzing.py.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from chalicelib.stac.api import StacApi
 from chalicelib.stac.errors import StacApiError
 from chalicelib.stac.publish import publish_paths
 from chalicelib.store.local import LocalStore
-from tests.fuzzing import (CONTROL, FUZZ, NUMBER_TEXT, SCALARS, anything, b64, deep_json, dumps, joined, json_values,
-                           nasty_text, nested, repeated)
+from tests.helpers.fuzzing import (CONTROL, FUZZ, NUMBER_TEXT, SCALARS, anything, b64, deep_json, dumps, joined,
+                                   json_values, nasty_text, nested, repeated)
 
-from .stac_items import random_items
+from tests.helpers.stac_items import random_items
 
 BASE = "http://fuzz.test/stac"
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -51,10 +51,12 @@ def outcome(call: Callable[[], str]) -> None:
     try:
         body = call()
     except StacApiError as err:
-        assert err.status in (400, 404) and err.description
+        assert err.status in (400, 404)
+        assert err.description
         return
     doc = json.loads(body)
-    assert doc["type"] == "FeatureCollection" and doc["numberReturned"] == len(doc["features"])
+    assert doc["type"] == "FeatureCollection"
+    assert doc["numberReturned"] == len(doc["features"])
 
 
 def get(stac: StacApi, params: dict[str, str], collection: str | None = None) -> None:

@@ -10,8 +10,8 @@ import pytest
 from chalicelib.stac.index import LOG_PREFIX, MANIFEST, SearchIndex
 from chalicelib.store import ObjectStore
 
-from .counting import CountingStore
-from .synthetic import make_items
+from tests.helpers.stores import Call, InstrumentedStore
+from tests.helpers.synthetic import make_items
 
 
 def present(index: SearchIndex) -> dict[tuple[str, str], dict[str, Any]]:
@@ -54,7 +54,8 @@ def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStor
     time.sleep(0.06)
     writer.apply([], [(items[0]["collection"], items[0]["id"])])
     manifest = store.get_json(MANIFEST)
-    assert manifest["segments"] and max(s["level"] for s in manifest["segments"]) >= 1
+    assert manifest["segments"]
+    assert max(s["level"] for s in manifest["segments"]) >= 1
     assert len(list(store.list(LOG_PREFIX))) < 4, "compacted log entries are deleted"
     base = warm.snapshot().parts[0][0]
     assert set(present(warm)) == {(it["collection"], it["id"]) for it in items[1:]}
@@ -155,7 +156,7 @@ def test_apply_rejects_items_without_id_or_collection(store: ObjectStore) -> Non
 
 
 def test_publish_cost_does_not_grow_with_the_catalog(local_store: ObjectStore) -> None:
-    counting = CountingStore(local_store)
+    counting = InstrumentedStore(local_store)
     index = SearchIndex(counting, settle=0.05, compact_entries=8)
     costs = {}
     items = make_items(5000)
@@ -222,23 +223,15 @@ def test_rebuild_keeps_changes_newer_than_its_start(store: ObjectStore) -> None:
     assert set(present(SearchIndex(store))) == want == set(present(warm))
 
 
-class SlowLog(CountingStore):
-    """Every PUT of a log entry takes ``delay`` seconds until ``delay`` is cleared."""
-
-    def __init__(self, inner: ObjectStore, delay: float) -> None:
-        super().__init__(inner)
-        self.delay = delay
-
-    def _put(self, key: str, body: bytes, **kw: Any) -> Any:
-        if key.startswith(LOG_PREFIX) and self.delay:
-            time.sleep(self.delay)
-        return super()._put(key, body, **kw)
-
-
 def test_apply_gives_up_on_a_store_too_slow_to_settle(local_store: ObjectStore) -> None:
     """Each log write is slower than settle / 2, so it is written again: within a bounded time, then an error."""
     from chalicelib.store.contention import Backoff, Contention
-    slow = SlowLog(local_store, delay=0.03)
+    slow, fast = InstrumentedStore(local_store), threading.Event()
+
+    def slow_log(when: str, call: Call) -> None:  # every PUT of a log entry takes 30 ms until ``fast``
+        if when == "before" and call.verb == "PUT" and call.key.startswith(LOG_PREFIX) and not fast.is_set():
+            time.sleep(0.03)
+    slow.hooks.append(slow_log)
     index = SearchIndex(slow, settle=0.02, backoff=Backoff(first=0.001, cap=0.01, budget=0.5))
     outcome: list[BaseException] = []
 
@@ -251,9 +244,10 @@ def test_apply_gives_up_on_a_store_too_slow_to_settle(local_store: ObjectStore) 
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     thread.join(5)
-    slow.delay = 0  # lets a spinning writer finish
+    fast.set()  # lets a spinning writer finish
     assert not thread.is_alive(), "apply() kept retrying"
-    assert len(outcome) == 1 and isinstance(outcome[0], Contention), outcome
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], Contention), outcome
     assert "search index log entry" in str(outcome[0])
 
 
@@ -271,5 +265,6 @@ def test_a_reader_remembers_only_log_keys_past_the_floor(store: ObjectStore) -> 
     assert reader.snapshot().parts[0][0] is base, "compactions are still adopted without reloading"
     floor = store.get_json(MANIFEST)["floor"]
     remembered = reader._seen  # white box: the set that used to grow with every log entry ever read
-    assert floor and all(key > floor for key in remembered)
+    assert floor
+    assert all(key > floor for key in remembered)
     assert len(remembered) <= len(list(store.list(LOG_PREFIX)))

@@ -9,7 +9,7 @@ from stac_offline import validate_object
 
 from chalicelib.stac.items import InvalidItem, normalize, parse
 
-from .stac_items import make_item
+from tests.helpers.stac_items import make_item
 
 
 def test_normalized_item_is_valid_stac_and_keeps_own_content() -> None:
@@ -18,9 +18,11 @@ def test_normalized_item_is_valid_stac_and_keeps_own_content() -> None:
     del raw["bbox"], raw["stac_extensions"], raw["stac_version"]
     item, summary = normalize(raw, "dataset")
     assert validate_object(item) == []
-    assert item["collection"] == "dataset" and item["bbox"] == [10, 50, 11, 51]
+    assert item["collection"] == "dataset"
+    assert item["bbox"] == [10, 50, 11, 51]
     assert [l["rel"] for l in item["links"]] == ["root", "parent", "collection", "self", "license"]
-    assert item["assets"] == raw["assets"] and item["properties"] == raw["properties"]
+    assert item["assets"] == raw["assets"]
+    assert item["properties"] == raw["properties"]
     assert summary == [10, 50, 11, 51, "2021-06-01T00:00:00.000000Z", "2021-06-01T00:00:00.000000Z"]
     assert normalize(item, "dataset")[0] == item  # idempotent: a rewrite's own event changes nothing
 
@@ -40,7 +42,8 @@ def test_antimeridian_item_extent_spans_all_longitudes() -> None:
         [[[179, 1], [180, 1], [180, 2], [179, 2], [179, 1]]], [[[-180, 1], [-179, 1], [-179, 2], [-180, 2], [-180, 1]]]]}
     raw["bbox"] = [179, 1, -179, 2]
     item, summary = normalize(raw, "dataset")
-    assert item["bbox"] == [179, 1, -179, 2] and summary[:4] == [-180, 1, 180, 2]
+    assert item["bbox"] == [179, 1, -179, 2]
+    assert summary[:4] == [-180, 1, 180, 2]
 
 
 def _breaks(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

@@ -86,24 +86,56 @@ def _facts(**overrides: Any) -> ModelFacts:
     return ModelFacts(**base)  # type: ignore[arg-type]
 
 
-def test_item_from_onnx_facts_validates() -> None:
-    item = build_item(_facts(tags={"mlm.tasks": "segmentation, bogus", "mlm.architecture": "UNet",
+@pytest.fixture(scope="module")
+def crop_item() -> dict[str, Any]:
+    """The item of version 2 of "crop model": ONNX facts, a PyTorch MLmodel, tags, params and a metric."""
+    return build_item(_facts(tags={"mlm.tasks": "segmentation, bogus", "mlm.architecture": "UNet",
                                    "mlm.pretrained": "false"}), Urls("http://svc"))
-    assert validate_object(item) == []
-    props = item["properties"]
-    assert props["mlm:tasks"] == ["segmentation"] and props["mlm:architecture"] == "UNet"
-    assert props["mlm:framework"] == "PyTorch" and props["mlm:framework_version"] == "2.13.0"
+
+
+def test_item_from_onnx_facts_validates(crop_item: dict[str, Any]) -> None:
+    assert validate_object(crop_item) == []
+
+
+def test_mlm_tags_fill_their_fields_and_unknown_tasks_are_dropped(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
+    assert props["mlm:tasks"] == ["segmentation"]
+    assert props["mlm:architecture"] == "UNet"
+    assert props["mlm:pretrained"] is False
+    assert props["mlm:pretrained_source"] is None
+
+
+def test_framework_comes_from_the_mlmodel_flavor(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
+    assert props["mlm:framework"] == "PyTorch"
+    assert props["mlm:framework_version"] == "2.13.0"
+
+
+def test_inputs_and_hyperparameters_are_typed(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
     assert props["mlm:input"][0]["input"]["dim_order"] == ["batch", "channel", "height", "width"]
-    assert props["mlm:hyperparameters"] == {"lr": 0.01, "epochs": 3}
-    assert props["mlm:pretrained"] is False and props["mlm:pretrained_source"] is None
-    assert props["metric:val_loss"] == 0.5 and props["version"] == "2" and props["deprecated"] is False
-    assert item["geometry"] is None and props["datetime"] == "2023-11-14T22:13:20.000000Z"
-    rels = {link["rel"]: link["href"] for link in item["links"]}
+    assert props["mlm:hyperparameters"] == {"lr": 0.01, "epochs": 3}  # a param whose key is not a name is left out
+
+
+def test_metric_version_and_datetime_properties_without_a_place(crop_item: dict[str, Any]) -> None:
+    props = crop_item["properties"]
+    assert props["metric:val_loss"] == 0.5
+    assert props["version"] == "2"
+    assert props["deprecated"] is False
+    assert crop_item["geometry"] is None
+    assert props["datetime"] == "2023-11-14T22:13:20.000000Z"
+
+
+def test_version_links_point_at_neighbours_and_the_latest(crop_item: dict[str, Any]) -> None:
+    rels = {link["rel"]: link["href"] for link in crop_item["links"]}
     assert rels["predecessor-version"] == "http://svc/stac/collections/ai-model/items/crop-model-x-v1"
     assert "successor-version" not in rels
     assert rels["latest-version"] == "http://svc/mlflow/registry/latest-item?name=crop%20model"
-    assert item["assets"]["model.onnx"]["roles"] == ["mlm:model", "data"]
-    assert "mlm:artifact_type" not in item["assets"]["mlmodel"]
+
+
+def test_only_the_model_file_is_an_mlm_model_asset(crop_item: dict[str, Any]) -> None:
+    assert crop_item["assets"]["model.onnx"]["roles"] == ["mlm:model", "data"]
+    assert "mlm:artifact_type" not in crop_item["assets"]["mlmodel"]
 
 
 def test_item_from_signature_with_place_and_datasets_validates() -> None:
@@ -119,7 +151,8 @@ def test_item_from_signature_with_place_and_datasets_validates() -> None:
                    deprecated=True)
     item = build_item(facts, Urls(None))
     assert validate_object(item) == []
-    assert item["bbox"] == [0, 40, 20, 55] and item["geometry"]["type"] == "Polygon"
+    assert item["bbox"] == [0, 40, 20, 55]
+    assert item["geometry"]["type"] == "Polygon"
     props = item["properties"]
     assert (props["start_datetime"], props["end_datetime"]) == ("2020-01-01T00:00:00Z", "2020-12-31T00:00:00Z")
     assert props["mlm:output"][0]["result"] == {"shape": [-1], "dim_order": ["batch"], "data_type": "int64"}
@@ -133,7 +166,8 @@ def test_item_from_signature_with_place_and_datasets_validates() -> None:
 def test_tag_bbox_and_datetime_win() -> None:
     item = build_item(_facts(tags={"stac.bbox": "1,2,3,4", "stac.datetime": "2021-05-01T00:00:00Z"}), Urls(None))
     assert validate_object(item) == []
-    assert item["bbox"] == [1, 2, 3, 4] and item["properties"]["datetime"] == "2021-05-01T00:00:00Z"
+    assert item["bbox"] == [1, 2, 3, 4]
+    assert item["properties"]["datetime"] == "2021-05-01T00:00:00Z"
 
 
 def test_tags_nested_thousands_deep_do_not_block_publication() -> None:
@@ -141,4 +175,5 @@ def test_tags_nested_thousands_deep_do_not_block_publication() -> None:
     deep = "[" * 4000 + "]" * 4000
     item = build_item(_facts(tags={"stac.bbox": deep, "stac.geometry": '{"type": "Point", "coordinates": ' + deep + "}"}),
                       Urls(None))
-    assert item["geometry"] is None and "bbox" not in item
+    assert item["geometry"] is None
+    assert "bbox" not in item

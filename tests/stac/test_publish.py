@@ -18,9 +18,9 @@ from chalicelib.stac.index import LOG_PREFIX, SearchIndex
 from chalicelib.stac.publish import publish_paths, reindex
 from chalicelib.store import InvalidKey, ObjectStore
 from chalicelib.store.local import LocalStore
-from tests.conftest import REPO
-
-from .stac_items import indexed, make_item, random_items, reachable, unrevised
+from tests.helpers.paths import REPO
+from tests.helpers.stac_items import indexed, make_item, random_items, reachable, unrevised
+from tests.helpers.threads import together
 
 
 def catalogued(store: ObjectStore) -> set[tuple[str, str]]:
@@ -80,22 +80,11 @@ def test_delete_then_identical_reupload_is_searchable(wired) -> None:
 
 def test_fifty_parallel_publishers_lose_nothing(wired) -> None:
     items = random_items(50)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(items))
 
     def publish(item: dict[str, Any]) -> None:
-        try:
-            barrier.wait()
-            wired.put_json(catalog.item_key("dataset", item["id"]), item)
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+        wired.put_json(catalog.item_key("dataset", item["id"]), item)
 
-    threads = [threading.Thread(target=publish, args=(item,)) for item in items]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert together(publish, [(item,) for item in items]) == []
     expected = {("dataset", i["id"]) for i in items}
     assert catalogued(wired) == expected
     assert indexed(wired) == expected
@@ -139,7 +128,8 @@ def test_publish_paths_reports_and_publishes(local_store, tmp_path) -> None:
     assert report.published == 51
     reasons = {r.source.rsplit("/", 1)[-1]: r.reason for r in report.rejected}
     assert set(reasons) == {"bad.json", "models.ndjson:4", "models.ndjson:22"}
-    assert "no collection" in reasons["bad.json"] and "not JSON" in reasons["models.ndjson:4"]
+    assert "no collection" in reasons["bad.json"]
+    assert "not JSON" in reasons["models.ndjson:4"]
     assert "RFC 3339" in reasons["models.ndjson:22"]
     assert report.as_dict()["rejected"] == 3
     assert len(catalogued(local_store)) == 51 == len(indexed(local_store))
@@ -165,7 +155,8 @@ def test_reindex_restores_derived_data(local_store, tmp_path) -> None:
         local_store.delete(info.key)
     local_store.put(catalog.item_key("dataset", "junk"), b"[]")
     report = reindex(local_store, progress=False)
-    assert report.published == 51 and [r.source for r in report.rejected] == [catalog.item_key("dataset", "junk")]
+    assert report.published == 51
+    assert [r.source for r in report.rejected] == [catalog.item_key("dataset", "junk")]
     assert {i.key: unrevised(local_store.get_json(i.key)) for i in local_store.list("collections/")} == tree
     assert indexed(local_store) == before
 
@@ -179,11 +170,15 @@ def test_cli_publish_and_reindex(tmp_path) -> None:
         return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])
 
     code, report = run("publish", *_write_inputs(tmp_path))
-    assert code == 1 and report["published"] == 51 and report["rejected"] == 3
+    assert code == 1
+    assert report["published"] == 51
+    assert report["rejected"] == 3
     code, report = run("publish", "--collection", "ai-model", tmp_path / "in" / "nested" / "bad.json")
-    assert code == 0 and report["published"] == 1
+    assert code == 0
+    assert report["published"] == 1
     code, report = run("reindex")
-    assert code == 0 and report["published"] == 52
+    assert code == 0
+    assert report["published"] == 52
 
 
 def test_bulk_publish_rejects_a_bad_item_and_goes_on(tmp_path) -> None:
@@ -199,7 +194,8 @@ def test_bulk_publish_rejects_a_bad_item_and_goes_on(tmp_path) -> None:
                          cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1, out.stderr[-1000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["published"] == 5 and report["rejected"] == 2
+    assert report["published"] == 5
+    assert report["rejected"] == 2
     assert {r["source"].rsplit(":", 1)[-1] for r in report["rejections"]} == {"3", "7"}
     store = LocalStore(tmp_path / "store", fsync=False)
     assert indexed(store) == {("dataset", f"ok-{i}") for i in (0, 1, 3, 4, 5)} == catalogued(store)
@@ -223,8 +219,8 @@ def test_bulk_publish_records_an_item_the_store_refuses(tmp_path) -> None:
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(make_item(f"ok-{i}", collection="dataset")) for i in range(4)))
     report = publish_paths(store, [source], progress=False)
-    assert report.published == 3 and [(r.source, "cannot be stored" in r.reason) for r in report.rejected] == [
-        (f"{source}:2", True)]
+    assert report.published == 3
+    assert [(r.source, "cannot be stored" in r.reason) for r in report.rejected] == [(f"{source}:2", True)]
     assert indexed(store) == {("dataset", f"ok-{i}") for i in (0, 2, 3)} == catalogued(store)
 
 
@@ -263,7 +259,8 @@ def test_a_write_racing_the_event_still_converges(tmp_path, change: str, normali
         assert indexed(store) == {("dataset", "raced")}
         assert SearchIndex(store).snapshot().count == 1
     else:
-        assert reachable(store) == set() and indexed(store) == set()
+        assert reachable(store) == set()
+        assert indexed(store) == set()
 
 
 @pytest.mark.slow
@@ -277,7 +274,8 @@ def test_bulk_publish_of_100k_items_is_practical(local_store, tmp_path) -> None:
     started = time.perf_counter()
     report = publish_paths(local_store, [source], progress=False)
     elapsed = time.perf_counter() - started
-    assert report.published == 100_000 and not report.rejected
+    assert report.published == 100_000
+    assert not report.rejected
     assert elapsed < 120, f"bulk publish took {elapsed:.0f} s"
     for cid, n in (("dataset", 70_000), ("ai-model", 30_000)):
         coll = local_store.get_json(catalog.collection_key(cid))
@@ -289,14 +287,14 @@ def test_bulk_publish_of_100k_items_is_practical(local_store, tmp_path) -> None:
 
 def test_a_publish_during_reindex_stays_catalogued_and_searchable(wired) -> None:
     """Reindex is held after listing the items; meanwhile one item is published, one moved, one deleted."""
-    from .observed import ObservedStore
+    from tests.helpers.stores import InstrumentedStore
     items = random_items(30)
     for item in items:
         wired.put_json(catalog.item_key("dataset", item["id"]), item)
     warm = SearchIndex(wired)
     assert len(present_ids(warm)) == 30
-    held = ObservedStore(wired)
-    held.pause_at("GET", lambda key: key.startswith(catalog.items_prefix("dataset")))
+    held = InstrumentedStore(wired)
+    first_read = held.pause("before", "GET", lambda call: call.key.startswith(catalog.items_prefix("dataset")))
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -307,15 +305,16 @@ def test_a_publish_during_reindex_stays_catalogued_and_searchable(wired) -> None
 
     thread = threading.Thread(target=run)
     thread.start()
-    assert held.paused.wait(10), "reindex never read an item"
+    assert first_read.reached.wait(10), "reindex never read an item"
     late = make_item("late", lon=-150, lat=-60)
     wired.put_json(catalog.item_key("dataset", "late"), late)
     moved = dict(items[1], bbox=[150, 60, 150, 60], geometry={"type": "Point", "coordinates": [150, 60]})
     wired.put_json(catalog.item_key("dataset", moved["id"]), moved)
     wired.delete(catalog.item_key("dataset", items[2]["id"]))
-    held.resume()
+    first_read.release.set()
     thread.join(30)
-    assert not thread.is_alive() and outcome == []
+    assert not thread.is_alive()
+    assert outcome == []
 
     want = {item["id"] for item in items if item is not items[2]} | {"late"}
     assert indexed(wired) == {("dataset", iid) for iid in want}

@@ -10,9 +10,9 @@ import pytest
 from chalicelib.stac import search
 from chalicelib.stac.errors import InvalidParameter
 
-from . import oracle
-from .conftest import Corpus
-from .synthetic import make_item
+from tests.helpers import oracle
+from tests.helpers.corpus import Corpus
+from tests.helpers.synthetic import make_item
 
 
 def run_get(corpus: Corpus, **params: Any) -> search.SearchPage:
@@ -35,14 +35,16 @@ def expect(corpus: Corpus, pred: Any) -> set[str]:
 def test_corpus_spans_base_and_delta(corpus: Corpus) -> None:
     snap = corpus.reader.snapshot()
     (base, _), (delta, _) = snap.parts
-    assert base.n > 0 and delta.n > 0
+    assert base.n > 0
+    assert delta.n > 0
     assert snap.count == len(corpus.items)
 
 
 def test_ids_and_collections(corpus: Corpus) -> None:
     wanted = [corpus.items[i]["id"] for i in (0, 5, 377, 399)]
     page = run_get(corpus, ids=",".join(wanted), limit=100)
-    assert sorted(ids(page)) == sorted(wanted) and page.number_matched == 4
+    assert sorted(ids(page)) == sorted(wanted)
+    assert page.number_matched == 4
     page = run_post(corpus, {"collections": ["dem", "s2-l2a"], "limit": 1000})
     assert set(ids(page)) == expect(corpus, lambda it: it["collection"] in ("dem", "s2-l2a"))
     assert page.number_matched == len(page.items)
@@ -60,7 +62,8 @@ def test_intersects(corpus: Corpus) -> None:
     page = run_post(corpus, {"intersects": geom, "limit": 1000})
     from shapely.geometry import shape
     want = expect(corpus, lambda it: shape(it["geometry"]).intersects(shape(geom)))
-    assert set(ids(page)) == want and want
+    assert set(ids(page)) == want
+    assert want
 
 
 @pytest.mark.parametrize("value", ["2020-03-01T00:00:00Z/2020-09-01T00:00:00Z", "../2019-01-01T00:00:00Z",
@@ -78,7 +81,8 @@ def test_bbox_and_datetime_combined(corpus: Corpus) -> None:
                              "limit": 1000})
     lo, hi = oracle.ts("2019-01-01T00:00:00Z"), oracle.ts("2021-01-01T00:00:00Z")
     want = expect(corpus, lambda it: oracle.in_bbox(it, [-100, -60, 100, 60]) and oracle.in_datetime(it, lo, hi))
-    assert set(ids(page)) == want and want
+    assert set(ids(page)) == want
+    assert want
 
 
 @pytest.mark.parametrize("q,pred", [
@@ -136,23 +140,30 @@ def test_paging_a_sparse_filter_both_ways_and_past_a_deleted_cursor(fresh_corpus
     assert len(want) > 3 * 7
     params: dict[str, Any] = {"limit": 7, "sortby": "-title", "filter": "gsd = 60"}
     first = run_get(corpus, **params)
-    assert ids(first) == want[:7] and first.prev_token is None and first.next_token
+    assert ids(first) == want[:7]
+    assert first.prev_token is None
+    assert first.next_token
     gone = next(it for it in matched if it["id"] == want[6])
     corpus.writer.apply([], [(gone["collection"], gone["id"])])
     second = run_get(corpus, **params, token=first.next_token)
-    assert ids(second) == want[7:14] and second.number_matched == len(want) - 1
+    assert ids(second) == want[7:14]
+    assert second.number_matched == len(want) - 1
     back = run_get(corpus, **params, token=second.prev_token)
-    assert ids(back) == want[:6] and back.prev_token is None
+    assert ids(back) == want[:6]
+    assert back.prev_token is None
     last = run_get(corpus, **params, token=second.next_token)
     while last.next_token:
         last = run_get(corpus, **params, token=last.next_token)
-    assert ids(last) == want[-len(ids(last)):] and last.prev_token
+    assert ids(last) == want[-len(ids(last)):]
+    assert last.prev_token
 
 
 def test_sort_post_and_single_page(corpus: Corpus) -> None:
     page = run_post(corpus, {"sortby": [{"field": "properties.eo:cloud_cover", "direction": "asc"}], "limit": 1000})
     want = [it["id"] for it in oracle.order(corpus.items, [(oracle.prop("eo:cloud_cover"), False)])]
-    assert ids(page) == want and page.next_token is None and page.prev_token is None
+    assert ids(page) == want
+    assert page.next_token is None
+    assert page.prev_token is None
 
 
 def test_paging_while_items_are_added(fresh_corpus: Corpus) -> None:
@@ -178,12 +189,15 @@ def test_paging_while_items_are_added(fresh_corpus: Corpus) -> None:
 def test_fields(corpus: Corpus) -> None:
     page = run_get(corpus, fields="properties.platform,-geometry,-assets", limit=3)
     for item in page.items:
-        assert "geometry" not in item and "assets" not in item
-        assert set(item["properties"]) <= {"datetime", "platform"} and "platform" in item["properties"]
+        assert "geometry" not in item
+        assert "assets" not in item
+        assert set(item["properties"]) <= {"datetime", "platform"}
+        assert "platform" in item["properties"]
         assert set(item) == {"type", "stac_version", "id", "collection", "properties"}  # includes select only these
     page = run_post(corpus, {"fields": {"include": ["properties"], "exclude": ["properties.title"]}, "limit": 3})
     for item in page.items:
-        assert "title" not in item["properties"] and "platform" in item["properties"]
+        assert "title" not in item["properties"]
+        assert "platform" in item["properties"]
     page = run_post(corpus, {"fields": {}, "limit": 2})
     assert all(set(it["properties"]) == {"datetime"} for it in page.items)
     full = run_get(corpus, limit=2)
@@ -192,7 +206,8 @@ def test_fields(corpus: Corpus) -> None:
 
 def test_limit_clamped(corpus: Corpus) -> None:
     page = run_get(corpus, limit=1000000)
-    assert len(page.items) == len(corpus.items) and page.next_token is None
+    assert len(page.items) == len(corpus.items)
+    assert page.next_token is None
     assert search.parse_get({"limit": ["1000000"]}).limit == search.MAX_LIMIT
     assert run_get(corpus).items.__len__() == search.DEFAULT_LIMIT
 
@@ -205,10 +220,13 @@ def test_collection_items_route_parameters(corpus: Corpus) -> None:
 
 def test_queryables(corpus: Corpus) -> None:
     schema = search.queryables(corpus.reader.snapshot(), None)
-    assert "$id" not in schema and schema["$schema"].endswith("2019-09/schema")
+    assert "$id" not in schema
+    assert schema["$schema"].endswith("2019-09/schema")
     props = schema["properties"]
-    assert props["eo:cloud_cover"]["type"] == "number" and props["platform"]["type"] == "string"
-    assert props["updated"]["format"] == "date-time" and props["keywords"]["type"] == "array"
+    assert props["eo:cloud_cover"]["type"] == "number"
+    assert props["platform"]["type"] == "string"
+    assert props["updated"]["format"] == "date-time"
+    assert props["keywords"]["type"] == "array"
     import jsonschema
     jsonschema.Draft201909Validator.check_schema(schema)
     assert search.queryables(corpus.reader.snapshot(), "dem")["title"].endswith("dem")
@@ -282,7 +300,7 @@ def test_tokens_of_long_sort_values_are_accepted(local_store: Any) -> None:
     """A token holds the sort values of its boundary item, however long: what we hand out, we take back."""
     from chalicelib.stac.index import SearchIndex
 
-    from .synthetic import COLLECTIONS
+    from tests.helpers.synthetic import COLLECTIONS
     rng = random.Random(5)
     items = [make_item(i, rng, collection=COLLECTIONS[0]) for i in range(3)]
     for i, item in enumerate(items):

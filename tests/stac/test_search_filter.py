@@ -14,8 +14,8 @@ from shapely.geometry import shape
 
 from chalicelib.stac import search
 
-from . import oracle
-from .conftest import Corpus
+from tests.helpers import oracle
+from tests.helpers.corpus import Corpus
 
 P = Callable[[dict[str, Any]], bool]
 
@@ -97,7 +97,8 @@ def test_filter_combines_with_other_parameters(corpus: Corpus) -> None:
     want = [it["id"] for it in oracle.order(
         [it for it in corpus.items if it["collection"] == "dem" and oracle.has_word(it, "ocean")
          and oracle.cloud_lt(40)(it)], [(oracle.prop("eo:cloud_cover"), True)])]
-    assert got == want and want
+    assert got == want
+    assert want
 
 
 # Inputs that overflowed cql2's native parser (SIGSEGV: the process died) or Python's recursion
@@ -161,7 +162,7 @@ def test_like_takes_linear_time(local_store: Any, pattern: str) -> None:
 
     from chalicelib.stac.index import SearchIndex
 
-    from .synthetic import COLLECTIONS, make_item
+    from tests.helpers.synthetic import COLLECTIONS, make_item
     item = make_item(0, random.Random(3), collection=COLLECTIONS[0])
     item["properties"]["title"] = "a" * 60
     index = SearchIndex(local_store)
@@ -171,4 +172,5 @@ def test_like_takes_linear_time(local_store: Any, pattern: str) -> None:
     miss, hit = (search.execute(snap, search.parse_get({"filter": [pattern.format(end)]}),
                                 known_collections=set(COLLECTIONS)) for end in ("%b", "%"))
     assert time.perf_counter() - start < 1.0
-    assert miss.number_matched == 0 and hit.number_matched == 1
+    assert miss.number_matched == 0
+    assert hit.number_matched == 1

@@ -182,7 +182,8 @@ def test_racing_processes_agree_on_one_generated_secret(tmp_path: Path, monkeypa
     resume.set()
     thread.join(10)
     for store in (a, b, LocalStore(root)):
-        assert store.verify(tokens["a"]) and store.verify(tokens["b"])
+        assert store.verify(tokens["a"])
+        assert store.verify(tokens["b"])
     assert [p.name for p in (root / ".stacflow").iterdir() if p.name.startswith(".tmp-")] == []
 
 

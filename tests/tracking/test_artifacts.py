@@ -53,14 +53,16 @@ def test_missing_artifact_is_resource_does_not_exist(svc):
                  lambda: svc.get_presigned_download_url("0/nope", base_url=BASE)):
         with pytest.raises(MlflowError) as err:
             call()
-        assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST" and err.value.status == 404
+        assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+        assert err.value.status == 404
 
 
 def test_big_download_is_a_presigned_url_not_a_proxied_body(svc, store):
     big = b"z" * (PROXY_LIMIT + 1)
     svc.upload_artifact("0/r/big.bin", big)
     got = svc.download_artifact("0/r/big.bin", base_url=BASE)
-    assert got.body is None and got.size == len(big)
+    assert got.body is None
+    assert got.size == len(big)
     presigned = svc.get_presigned_download_url("0/r/big.bin", base_url=BASE)
     assert presigned.file_size == len(big)
     for url in (got.url, presigned.url):
@@ -110,7 +112,8 @@ def test_segments_are_decoded_once():
 def test_multipart_target_is_the_directory_plus_the_client_file_name(svc, store):
     windows = svc.create_multipart_upload("0/r", "C:\\Users\\me\\model.onnx", 1, base_url=BASE)
     posix = svc.create_multipart_upload("", "/home/me/model.onnx", 1, base_url=BASE)
-    assert windows.upload_id and posix.upload_id
+    assert windows.upload_id
+    assert posix.upload_id
     svc.abort_multipart_upload("0/r", "C:\\Users\\me\\model.onnx", windows.upload_id)
     svc.abort_multipart_upload("", "/home/me/model.onnx", posix.upload_id)
     assert list(store.list("")) == []

@@ -10,7 +10,7 @@ import pytest
 from chalicelib import cli, services
 from chalicelib.tracking import eventlog
 from chalicelib.tracking.service import TrackingService
-from tests.tracking.hooked_store import HookedStore, pause_when
+from tests.helpers.stores import InstrumentedStore
 
 MARGIN = 1.0
 
@@ -38,13 +38,12 @@ def test_an_entry_landing_during_a_slow_refresh_is_not_hidden_by_compaction(stor
 
     A cutoff taken after the stall covers X's key, so the snapshot would cover W without holding it.
     """
-    hooked = HookedStore(store)
+    hooked = InstrumentedStore(store)
     run_id = _run(TrackingService(hooked))
     run_log = f"mlflow/runs/{run_id}/"
-    w_put, release_w = pause_when(hooked, "before", "put",
-                                  lambda key, body: key.startswith(run_log) and b'["w",' in (body or b""))
-    listed, release_compactor = pause_when(hooked, "after", "list", lambda key, body: key == run_log,
-                                           thread="compactor")
+    w_put, release_w = hooked.pause("before", "PUT",
+                                    lambda call: call.key.startswith(run_log) and b'["w",' in (call.body or b""))
+    listed, release_compactor = hooked.pause("after", "LIST", lambda call: call.key == run_log, thread="compactor")
     errors: list[BaseException] = []
 
     def call(fn, *args) -> None:  # type: ignore[no-untyped-def]

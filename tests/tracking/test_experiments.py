@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from typing import Any, Callable
 
 import pytest
 
 from chalicelib.mlflowapi.errors import MlflowError
 from chalicelib.tracking import experiments
 from chalicelib.tracking.service import TrackingService
-from tests.tracking.hooked_store import HookedStore, pause_when
+from tests.helpers.stores import Call, InstrumentedStore
+from tests.helpers.threads import Background
 
 
 def _name_key(name: str) -> str:
@@ -23,34 +22,11 @@ def _named(svc: TrackingService, name: str) -> list[str]:
     return sorted(e.experiment_id for e in exps if e.name == name)
 
 
-class Background:
-    """A call on its own named thread; ``result()`` re-raises what it raised."""
-
-    def __init__(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
-        self.outcome: list[Any] = []
-        self.thread = threading.Thread(target=self._run, args=(fn, args), name=name)
-        self.thread.start()
-
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            self.outcome.append(("ok", fn(*args)))
-        except BaseException as err:  # noqa: BLE001 - handed to the test by result()
-            self.outcome.append(("err", err))
-
-    def result(self) -> Any:
-        self.thread.join(10)
-        kind, value = self.outcome[0]
-        if kind == "err":
-            raise value
-        return value
-
-
 def test_a_create_cannot_take_a_name_a_rename_has_reserved(store):
-    hooked = HookedStore(store)
+    hooked = InstrumentedStore(store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("old", None, [])
-    reserved, release = pause_when(hooked, "after", "put", lambda key, body: key == _name_key("new"),
-                                   thread="renamer")
+    reserved, release = hooked.pause("after", "PUT", lambda call: call.key == _name_key("new"), thread="renamer")
     rename = Background("renamer", svc.rename_experiment, eid, "new")
     assert reserved.wait(5)  # the rename holds "new" but its record still says "old"
     with pytest.raises(MlflowError) as err:
@@ -59,17 +35,17 @@ def test_a_create_cannot_take_a_name_a_rename_has_reserved(store):
     release.set()
     rename.result()
     fresh = TrackingService(store)
-    assert _named(fresh, "new") == [eid] and _named(fresh, "old") == []
+    assert _named(fresh, "new") == [eid]
+    assert _named(fresh, "old") == []
     assert fresh.get_experiment_by_name("new").experiment_id == eid
     assert TrackingService(store).create_experiment("old", None, [])  # the old name was released
 
 
 def test_a_rename_cannot_take_a_name_a_create_has_reserved(store):
-    hooked = HookedStore(store)
+    hooked = InstrumentedStore(store)
     svc = TrackingService(hooked)
     other = svc.create_experiment("other", None, [])
-    reserved, release = pause_when(hooked, "after", "put", lambda key, body: key == _name_key("taken"),
-                                   thread="creator")
+    reserved, release = hooked.pause("after", "PUT", lambda call: call.key == _name_key("taken"), thread="creator")
     create = Background("creator", TrackingService(hooked).create_experiment, "taken", None, [])
     assert reserved.wait(5)
     with pytest.raises(MlflowError) as err:
@@ -78,18 +54,18 @@ def test_a_rename_cannot_take_a_name_a_create_has_reserved(store):
     release.set()
     created = create.result()
     fresh = TrackingService(store)
-    assert _named(fresh, "taken") == [created] and _named(fresh, "other") == [other]
+    assert _named(fresh, "taken") == [created]
+    assert _named(fresh, "other") == [other]
 
 
 @pytest.mark.parametrize("claimant", ["create", "rename"])
 def test_a_claim_stalled_past_the_orphan_timeout_is_fenced_not_duplicated(store, monkeypatch, claimant):
     """A claimant paused after reserving a name loses it to a later create; resumed, it must not take it too."""
     monkeypatch.setattr(experiments, "ORPHAN_AFTER_S", 0.3)
-    hooked = HookedStore(store)
+    hooked = InstrumentedStore(store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("mine", None, [])
-    reserved, release = pause_when(hooked, "after", "put", lambda key, body: key == _name_key("contested"),
-                                   thread="stalled")
+    reserved, release = hooked.pause("after", "PUT", lambda call: call.key == _name_key("contested"), thread="stalled")
     call = (svc.create_experiment, "contested", None, []) if claimant == "create" else (
         svc.rename_experiment, eid, "contested")
     stalled = Background("stalled", *call)
@@ -119,16 +95,16 @@ def _listed(svc: TrackingService, eid: str, view: str) -> set[str]:
 
 
 def test_deleting_a_large_experiment_is_one_write_and_a_crash_cannot_leave_runs_active(store):
-    hooked = HookedStore(store)
+    hooked = InstrumentedStore(store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("large", None, [])
     run_ids = [_run(svc, eid) for _ in range(40)]
     writes = []
 
-    def crash_on_run_writes(when: str, op: str, key: str, body: bytes | None) -> None:
-        if when == "before" and op in ("put", "delete"):
-            writes.append(key)
-            if key.startswith("mlflow/runs/") and len(writes) > 3:
+    def crash_on_run_writes(when: str, call: Call) -> None:
+        if when == "before" and call.verb in ("PUT", "DELETE"):
+            writes.append(call.key)
+            if call.key.startswith("mlflow/runs/") and len(writes) > 3:
                 raise ConnectionError("the function died half-way through its fan-out")
     hooked.hooks.append(crash_on_run_writes)
     try:
@@ -150,13 +126,13 @@ def test_deleting_a_large_experiment_is_one_write_and_a_crash_cannot_leave_runs_
 
 
 def test_a_run_created_while_its_experiment_is_deleted_is_deleted_too(store):
-    hooked = HookedStore(store)
+    hooked = InstrumentedStore(store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("racing", None, [])
     existing = _run(svc, eid)
-    entry_held, release = pause_when(
-        hooked, "before", "put",
-        lambda key, body: key.startswith(f"mlflow/experiment-runs/{eid}/log/") and b'"create"' in (body or b""))
+    entry_held, release = hooked.pause(
+        "before", "PUT",
+        lambda call: call.key.startswith(f"mlflow/experiment-runs/{eid}/log/") and b'"create"' in (call.body or b""))
     create = Background("creator", _run, TrackingService(hooked), eid)
     assert entry_held.wait(5)  # the create passed its "experiment is active" check; its entry is in flight
     svc.delete_experiment(eid)

@@ -37,7 +37,9 @@ def test_run_search_pages_by_size_and_every_run_arrives(local_store, small_budge
         token = out.get("next_page_token")
         if not token:
             break
-    assert n_pages >= 4 and len(seen) == len(set(seen)) and set(seen) == ids
+    assert n_pages >= 4
+    assert len(seen) == len(set(seen))
+    assert set(seen) == ids
 
 
 def test_metric_history_without_max_results_is_paged_by_size(local_store, small_budget) -> None:
@@ -54,7 +56,8 @@ def test_metric_history_without_max_results_is_paged_by_size(local_store, small_
         token = out.get("next_page_token")
         if not token:
             break
-    assert n_pages > 5 and values == [float(i) for i in range(1000)]
+    assert n_pages > 5
+    assert values == [float(i) for i in range(1000)]
     assert [m.value for m in svc.get_metric_history(run_id, key, 10, None).items] == [float(i) for i in range(10)]
 
 
@@ -67,7 +70,8 @@ def test_bulk_interval_thins_its_sample_to_fit(local_store, small_budget) -> Non
     out = {"metrics": [m.to_wire() for m in svc.get_metric_history_bulk_interval(run_ids, key, None, None, None)]}
     assert pages.envelope_size(out) <= BUDGET
     steps = sorted({m["step"] for m in out["metrics"]})
-    assert 5 < len(steps) < 1000 and steps[0] == 0 and steps[-1] == 999  # a spread sample, ends kept
+    assert 5 < len(steps) < 1000  # a spread sample
+    assert (steps[0], steps[-1]) == (0, 999)  # ends kept
     assert len(out["metrics"]) == 3 * len(steps)  # the same steps for every run
 
 

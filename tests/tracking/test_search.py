@@ -115,7 +115,8 @@ def test_run_view_types(seeded):  # type: ignore[no-untyped-def]
     svc, eid, ids = seeded
     deleted = [r.info.run_id for r in svc.search_runs([eid], None, "DELETED_ONLY", None, [], None).items]
     every = svc.search_runs([eid], None, "ALL", None, [], None).items
-    assert deleted == [ids[11]] and len(every) == 12
+    assert deleted == [ids[11]]
+    assert len(every) == 12
 
 
 @pytest.mark.parametrize("filter_string,order_by", [

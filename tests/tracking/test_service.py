@@ -61,7 +61,8 @@ def test_experiment_names_are_unique_under_a_race(store):
     for t in threads:
         t.join()
     ids = [r for r in results if r != "RESOURCE_ALREADY_EXISTS"]
-    assert len(ids) == 1 and results.count("RESOURCE_ALREADY_EXISTS") == 11
+    assert len(ids) == 1
+    assert results.count("RESOURCE_ALREADY_EXISTS") == 11
     exps = services[0].search_experiments("ALL", None, "name = 'raced'", [], None).items
     assert [e.experiment_id for e in exps] == ids
 
@@ -76,7 +77,8 @@ def test_replayed_requests_do_not_duplicate(store):
     hist = svc.get_metric_history(run_id, "m", None, None).items
     assert [(m.value, m.step) for m in hist] == [(1.5, 0), (2.5, 1)]
     run = svc.get_run(run_id).to_wire()
-    assert len(run["inputs"]["dataset_inputs"]) == 1 and len(run["data"]["params"]) == 1
+    assert len(run["inputs"]["dataset_inputs"]) == 1
+    assert len(run["data"]["params"]) == 1
     svc.create_experiment("once", None, [])
     with pytest.raises(MlflowError) as err:
         svc.create_experiment("once", None, [])
@@ -152,17 +154,17 @@ def test_deleting_an_experiment_deletes_its_runs_and_restoring_restores_them(sto
 
 
 def test_warm_searches_get_only_records_that_changed(local_store):
-    from tests.tracking.hooked_store import HookedStore
-    hooked = HookedStore(local_store)
+    from tests.helpers.stores import InstrumentedStore
+    hooked = InstrumentedStore(local_store)
     svc = TrackingService(hooked)
     eid = svc.create_experiment("models", None, [])
     ids = [svc.create_logged_model({"experiment_id": eid}).model_id for _ in range(20)]
     assert len(svc.search_logged_models([eid], None, [], None, [], None).items) == 20
     svc.search_experiments(None, None, None, [], None)
     svc.set_logged_model_tags(ids[3], [{"key": "k", "value": "v"}])
-    hooked.calls.clear()
+    hooked.log.clear()
     found = svc.search_logged_models([eid], None, [], None, [], None).items
     assert {m.model_id for m in found} == set(ids)
     svc.search_experiments(None, None, None, [], None)
-    gets = [key for op, key in hooked.calls if op == "get"]
+    gets = [call.key for call in hooked.log if call.verb == "GET"]
     assert gets == [f"mlflow/logged-models/{ids[3]}.json"]  # plus one LIST each

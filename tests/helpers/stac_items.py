@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from typing import Any, Iterator
-
-import pytest
 
 
 def make_item(item_id: str, collection: str | None = "dataset", *, lon: float = 10.0, lat: float = 50.0,
@@ -47,8 +46,8 @@ def random_items(n: int, collection: str = "dataset", seed: int = 1, *, ranges: 
     return out
 
 
-@pytest.fixture
-def offline_pystac() -> Iterator[None]:
+@contextmanager
+def offline_validation() -> Iterator[None]:
     """pystac's validate()/validate_all() against the offline schema mirror (no network)."""
     import pystac.validation
     from pystac.validation.stac_validator import STACValidator
@@ -67,8 +66,10 @@ def offline_pystac() -> Iterator[None]:
 
     previous = pystac.validation.RegisteredValidator._validator
     pystac.validation.set_validator(OfflineValidator())
-    yield
-    pystac.validation.RegisteredValidator._validator = previous
+    try:
+        yield
+    finally:
+        pystac.validation.RegisteredValidator._validator = previous
 
 
 def indexed(store: Any) -> set[tuple[str, str]]:

@@ -1,16 +1,15 @@
-"""A module-scoped ``stacflow serve`` over a store holding a known set of published items."""
+"""``stacflow serve`` over a store holding a known set of published items (the ``api`` fixture)."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
-
 from chalicelib.stac.publish import publish_paths
 from chalicelib.store.local import LocalStore
-from tests.conftest import LiveServer
 
+from .servers import LiveServer
 from .stac_items import make_item, random_items
 
 
@@ -29,15 +28,16 @@ class Api:
         self.items = items
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    root = tmp_path_factory.mktemp("api")
+@contextmanager
+def serve(root: Path) -> Iterator[Api]:
+    """Publish ``corpus()`` into a store under ``root`` and serve it until the block ends."""
     store = LocalStore(root / "store", fsync=False)
     items = corpus()
     source = root / "items.ndjson"
     source.write_text("\n".join(json.dumps(i) for i in items))
     report = publish_paths(store, [Path(source)], progress=False)
-    assert report.published == len(items) and not report.rejected
+    assert report.published == len(items)
+    assert not report.rejected
     server = LiveServer(store.uri)
     try:
         yield Api(server.url + "/stac", store, items)
