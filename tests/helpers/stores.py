@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple, Sequence, TypeVar
 
+from chalicelib.store.base import EventSource, SignedUrls
 from chalicelib.store import (Change, CompletedPart, ObjectInfo, ObjectReader, ObjectStore, PreconditionFailed,
                               StoredObject)
 
@@ -138,6 +139,14 @@ class InstrumentedStore(ObjectStore):
     def uri(self) -> str:
         return self.inner.uri
 
+    @property
+    def event_source(self) -> EventSource:
+        return self.inner.event_source
+
+    @property
+    def signed_urls(self) -> SignedUrls | None:
+        return self.inner.signed_urls
+
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         return self._call(Call("GET", key), lambda: self.inner.get(key, if_none_match=if_none_match),
                           lambda out: out.body)
@@ -188,6 +197,9 @@ class InstrumentedStore(ObjectStore):
     # -- one set of listeners: the wrapped store's ---------------------------------------
     def subscribe(self, listener: Callable[[Change], None]) -> None:
         self.inner.subscribe(listener)
+
+    def unsubscribe(self, listener: Callable[[Change], None]) -> None:
+        self.inner.unsubscribe(listener)
 
     def _notify(self, change: Change) -> None:
         self.inner._notify(change)
