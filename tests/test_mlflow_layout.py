@@ -62,7 +62,8 @@ def test_each_protocol_rule_is_defined_once_in_the_home(name: str) -> None:
     if name in ("text", "check_flag", "check_name", "check_tag", "_capped", "_max_results", "_fully_unquoted"):
         assert found == [], found  # the registry's own copies of the rules: gone
     else:
-        assert len(found) == 1 and found[0].startswith("mlflowapi/"), found
+        assert len(found) == 1, found
+        assert found[0].startswith("mlflowapi/"), found
 
 
 def _imported(path: str, tree: ast.Module) -> list[str]:
@@ -115,6 +116,7 @@ def test_facades_only_delegate(facade: str) -> None:
     assert len(methods) >= 18
     for method in methods:
         body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        assert len(body) == 1 and isinstance(body[0], (ast.Return, ast.Expr)), (facade, method.name)
+        assert len(body) == 1, (facade, method.name)
+        assert isinstance(body[0], (ast.Return, ast.Expr)), (facade, method.name)
         call = body[0].value
         assert isinstance(call, (ast.Call, ast.Attribute)), (facade, method.name)

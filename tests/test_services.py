@@ -50,7 +50,7 @@ def test_settings_reach_the_services_they_configure(root: ObjectStore) -> None:
                                                      artifact_root="s3://bucket/artifacts",
                                                      gitlab_url="https://gitlab.example.org"))
     eid = services.tracking().create_experiment("e", None, [])
-    assert services.tracking().get_experiment(eid)["artifact_location"] == f"s3://bucket/artifacts/{eid}"
+    assert services.tracking().get_experiment(eid).artifact_location == f"s3://bucket/artifacts/{eid}"
     context = services.publication_context()
     assert (context.public_url, context.gitlab_url) == ("https://svc", "https://gitlab.example.org")
 

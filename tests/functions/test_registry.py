@@ -38,7 +38,8 @@ def test_registry_routes(key: str, routed: bool) -> None:
     assert bool(re.match(RECORD_KEY, key) or re.match(MODEL_FILE_KEY, key)) is routed
     if routed:  # and no earlier route shadows it
         first = handler_for(key)
-        assert first is not None and first.__module__ == "chalicelib.events.registry"
+        assert first is not None
+        assert first.__module__ == "chalicelib.events.registry"
 
 
 def _onnx() -> bytes:

@@ -27,14 +27,18 @@ def test_models_are_read_with_their_latest_versions_and_aliases(store: ObjectSto
     assert model.aliases == {"champion": 1}
     wire = model.to_wire()
     ParseDict(wire, model_registry_pb2.RegisteredModel())
-    assert wire["aliases"] == [{"alias": "champion", "version": "1"}] and wire["tags"] == [{"key": "k", "value": "v"}]
+    assert wire["aliases"] == [{"alias": "champion", "version": "1"}]
+    assert wire["tags"] == [{"key": "k", "value": "v"}]
     assert [v["version"] for v in wire["latest_versions"]] == ["2", "1"]
     stored = store.get_json(rec.model_key(model.uid))  # what is read with a model is not stored with it
-    assert "latest_versions" not in stored and "aliases" not in stored
+    assert "latest_versions" not in stored
+    assert "aliases" not in stored
     page = registry.search_registered_models()
-    assert isinstance(page, Page) and page.items[0].to_wire() == wire
+    assert isinstance(page, Page)
+    assert page.items[0].to_wire() == wire
     version = registry.get_model_version("m", "1")
-    assert isinstance(version, ModelVersion) and version.aliases == ["champion"]
+    assert isinstance(version, ModelVersion)
+    assert version.aliases == ["champion"]
     ParseDict(version.to_wire(), model_registry_pb2.ModelVersion())
     assert "aliases" not in store.get_json(rec.version_key(model.uid, 1))
 
@@ -45,6 +49,8 @@ def test_the_tracking_port_gives_entities(store: ObjectStore) -> None:
     eid = tracking.create_experiment("e", None, [])
     run_id = tracking.create_run({"experiment_id": eid}).info.run_id
     model_id = tracking.create_logged_model({"experiment_id": eid}).model_id
-    assert isinstance(port.get_run(run_id), Run) and isinstance(port.get_experiment(eid), Experiment)
+    assert isinstance(port.get_run(run_id), Run)
+    assert isinstance(port.get_experiment(eid), Experiment)
     assert isinstance(port.get_logged_model(model_id), LoggedModel)
-    assert port.get_run("0" * 32) is None and port.get_logged_model("m-" + "0" * 32) is None
+    assert port.get_run("0" * 32) is None
+    assert port.get_logged_model("m-" + "0" * 32) is None

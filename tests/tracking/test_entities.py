@@ -22,7 +22,8 @@ def test_runs_are_entities_and_their_wire_form_is_mlflows(local_store: ObjectSto
                   [{"key": "t", "value": "x"}])
     svc.log_inputs(run_id, [{"dataset": {"name": "d", "digest": "x", "source_type": "s", "source": "{}"}}], [])
     run = svc.get_run(run_id)
-    assert isinstance(run, Run) and isinstance(run.info, RunInfo)
+    assert isinstance(run, Run)
+    assert isinstance(run.info, RunInfo)
     assert (run.params, run.tags["t"], run.info.user_id) == ({"p": "1"}, "x", "u")
     wire = run.to_wire()
     ParseDict(wire, service_pb2.Run())  # MLflow's own message accepts it
@@ -33,7 +34,9 @@ def test_runs_are_entities_and_their_wire_form_is_mlflows(local_store: ObjectSto
     assert wire["inputs"]["dataset_inputs"] == [{"tags": [], "dataset": {"name": "d", "digest": "x",
                                                                          "source_type": "s", "source": "{}"}}]
     info = svc.update_run_info(run_id, "FINISHED", 9, None)
-    assert isinstance(info, RunInfo) and info.to_wire()["status"] == "FINISHED" and info.end_time == 9
+    assert isinstance(info, RunInfo)
+    assert info.to_wire()["status"] == "FINISHED"
+    assert info.end_time == 9
 
 
 def test_a_run_read_stays_as_it_was_read(local_store: ObjectStore) -> None:
@@ -51,7 +54,8 @@ def test_experiments_logged_models_and_pages_are_entities(local_store: ObjectSto
     svc = TrackingService(local_store)
     eid = svc.create_experiment("e", None, [{"key": "k", "value": "v"}])
     experiment = svc.get_experiment(eid)
-    assert isinstance(experiment, Experiment) and experiment.tags == {"k": "v"}
+    assert isinstance(experiment, Experiment)
+    assert experiment.tags == {"k": "v"}
     ParseDict(experiment.to_wire(), service_pb2.Experiment())
     model = svc.create_logged_model({"experiment_id": eid, "name": "net"})
     assert isinstance(model, LoggedModel)
@@ -61,7 +65,9 @@ def test_experiments_logged_models_and_pages_are_entities(local_store: ObjectSto
     assert logged.metrics == [Metric("acc", 0.5, 1, 0, run_id, model.model_id)]
     ParseDict(logged.to_wire(), service_pb2.LoggedModel())
     runs = svc.search_runs([eid], None, None, None, [], None)
-    assert isinstance(runs, Page) and [r.info.run_id for r in runs.items] == [run_id] and runs.token is None
+    assert isinstance(runs, Page)
+    assert [r.info.run_id for r in runs.items] == [run_id]
+    assert runs.token is None
     assert runs.to_wire("runs", Run.to_wire) == {"runs": [svc.get_run(run_id).to_wire()]}
     history = svc.get_metric_history(run_id, "acc", None, None)
     assert history.items == [Metric("acc", 0.5, 1, 0)]
