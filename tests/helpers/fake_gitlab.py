@@ -85,6 +85,7 @@ class FakeGitLab:
         self.token = token
         self.projects: dict[int, FakeProject] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path and query) of every request answered
+        self._failures: list[list[Any]] = []  # [path substring, status, times left]
         self._lock = threading.Lock()
         self._next_id = 101
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -136,6 +137,19 @@ class FakeGitLab:
     def delete_project(self, pid: int) -> None:
         self.projects[pid].deleted = True
 
+    def fail(self, match: str, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` requests whose path contains ``match`` answer ``status`` (an outage)."""
+        with self._lock:
+            self._failures.append([match, status, times])
+
+    def _failure(self, path: str) -> int | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure[0] in path and failure[2] > 0:
+                    failure[2] -= 1
+                    return int(failure[1])
+        return None
+
     def find(self, ident: str) -> FakeProject | None:
         """A live project by id or ``path_with_namespace`` (already URL-decoded)."""
         for project in self.projects.values():
@@ -176,19 +190,34 @@ class FakeGitLab:
                 "committed_date": _iso(cd), "trailers": {}, "extended_trailers": {},
                 "web_url": f"{self.url}/{p.path_with_namespace}/-/commit/{sha}"}
 
+    _TAG_FIELDS = ("refname:strip=2", "objectname", "objecttype", "taggerdate:iso-strict", "contents")
+    _COMMIT_FIELDS = ("objectname", "parent", "authorname", "authoremail", "authordate:iso-strict", "committername",
+                      "committeremail", "committerdate:iso-strict", "contents")
+
     def tags_json(self, p: FakeProject) -> list[dict[str, Any]]:
-        fmt = "%(refname:strip=2)%00%(objectname)%00%(taggerdate:iso-strict)%00%(contents)%01"
+        # One for-each-ref for all tags: each field of the tag and of the commit it points at (``*`` dereferences
+        # an annotated tag; a lightweight tag's own fields are the commit's).
+        fields = self._TAG_FIELDS + tuple("*" + f for f in self._COMMIT_FIELDS) + self._COMMIT_FIELDS
+        fmt = "%00".join(f"%({f})" for f in fields) + "%01"
         out = git(p.repo, "for-each-ref", f"--format={fmt}", "refs/tags").decode()
         tags = []
         for record in out.split("\x01"):
             record = record.lstrip("\n")
             if not record:
                 continue
-            name, target, tagged_at, message = record.split("\x00", 3)
-            commit = self.commit_json(p, f"refs/tags/{name}")
-            if commit is None:  # a tag of a tree or blob: GitLab lists only tags of commits here
-                continue
-            annotated = bool(tagged_at)
+            values = record.split("\x00")
+            name, target, kind, tagged_at, message = values[:5]
+            n = len(self._COMMIT_FIELDS)
+            commit_values = values[5:5 + n] if kind == "tag" else values[5 + n:]
+            if kind == "tag" and not commit_values[0]:
+                continue  # a tag of a tree or blob: GitLab lists only tags of commits here
+            sha, parents, an, ae, ad, cn, ce, cd, body = commit_values
+            commit = {"id": sha, "short_id": sha[:8], "created_at": _iso(cd), "parent_ids": parents.split(),
+                      "title": body.split("\n", 1)[0], "message": body, "author_name": an,
+                      "author_email": ae.strip("<>"), "authored_date": _iso(ad), "committer_name": cn,
+                      "committer_email": ce.strip("<>"), "committed_date": _iso(cd), "trailers": {},
+                      "extended_trailers": {}, "web_url": f"{self.url}/{p.path_with_namespace}/-/commit/{sha}"}
+            annotated = kind == "tag"
             tags.append({"name": name, "message": message.strip() if annotated else "", "target": target,
                          "commit": commit, "release": None, "protected": False,
                          "created_at": _iso(tagged_at) if annotated else None})
@@ -333,6 +362,7 @@ def post_webhook(url: str, payload: dict[str, Any] | bytes, *, token: str | None
 def _handler_for(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # quiet: tests read gl.requests instead
@@ -367,6 +397,9 @@ def _handler_for(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
             if self.headers.get("PRIVATE-TOKEN") != gl.token:
                 return self._error(401, "401 Unauthorized")
+            failure = gl._failure(split.path)
+            if failure is not None:
+                return self._error(failure, f"{failure} Internal Server Error")
             if not split.path.startswith(API + "/projects/"):
                 return self._error(404, "404 Not Found")
             # Segments stay percent-encoded until split: ids and file paths carry %2F.
