@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 # Layers, bottom up. A module may import its own layer and the ones below it, never one above.
 DOMAIN = ("chalicelib.store", "chalicelib.stac", "chalicelib.tracking", "chalicelib.registry",
-          "chalicelib.settings", "chalicelib.bounds", "chalicelib.like")
+          "chalicelib.datasets", "chalicelib.settings", "chalicelib.bounds", "chalicelib.like")
 EVENTS = ("chalicelib.events",)  # the event functions: handed their services by the caller
 ROOT = ("chalicelib.services",)  # the composition root: builds the store and the services
 HTTP = ("chalicelib.http",)  # routes: take their services from the root
