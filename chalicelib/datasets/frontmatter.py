@@ -5,7 +5,8 @@ The front matter is the YAML block between a first line ``---`` and the next lin
 
     title: Sentinel-2 tiles              # str
     description: ...                     # str (else the README's body, else the project's description)
-    license: CC-BY-4.0                   # SPDX id or expression; unknown -> warning, "other"
+    license: CC-BY-4.0                   # SPDX id; an expression (MIT OR Apache-2.0) gives "other" and a
+                                         # link per id; unknown -> warning, "other"
     license-url: https://...             # a license link (also license_url)
     extent:
       spatial: [w, s, e, n]              # bbox (6 numbers: 3-D), or WKT, or a GeoJSON geometry
@@ -31,6 +32,7 @@ that field only, with a warning naming it. YAML is read with the safe loader, th
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -45,9 +47,8 @@ MAX_NODES = 100_000  # values after alias expansion (a "billion laughs" stops he
 MAX_DEPTH = 64
 MAX_BODY = 16 * 1024  # characters of README body kept as the item's description
 PROVIDER_ROLES = frozenset({"licensor", "producer", "processor", "host"})
-# Fields the builder owns: a front-matter extension block or flat field never overrides them.
-RESERVED = frozenset({"datetime", "start_datetime", "end_datetime", "version", "deprecated", "experimental",
-                      "title", "description", "license", "providers", "keywords", "created", "updated"})
+# Prefixes whose fields the builder owns: no front-matter block or declared extension may set them.
+RESERVED_PREFIXES = frozenset({"stacflow", "file", "mlm", "ml-model", "sharinghub"})
 _FRONT = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>.*?)^(?:---|\.\.\.)[ \t]*\r?$\n?", re.S | re.M)
 _OPENING = re.compile(r"\A\ufeff?---[ \t]*\r?\n")
 _PREFIXED = re.compile(r"^(?P<prefix>[a-z][a-z0-9-]*):(?P<name>[A-Za-z0-9_.:-]+)$")
@@ -60,8 +61,11 @@ _KNOWN = frozenset({"title", "description", "license", "license-url", "license_u
 @lru_cache(maxsize=1)
 def known_extensions() -> dict[str, str]:
     """Front-matter block name -> extension schema URI, as pystac's extension modules define them."""
-    from pystac.extensions import (datacube, eo, grid, label, mgrs, pointcloud, projection, raster, sar, sat,
-                                   scientific, view)
+    import warnings
+    with warnings.catch_warnings():  # pystac deprecates its *helpers* for label; the extension stands
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pystac.extensions import (datacube, eo, grid, label, mgrs, pointcloud, projection, raster, sar, sat,
+                                       scientific, view)
     out = {m.PREFIX.rstrip(":"): m.SCHEMA_URI for m in (eo, label, scientific, sar, sat, view, projection, grid,
                                                          mgrs, datacube, pointcloud)}
     out["raster"] = raster.SCHEMA_URI
@@ -94,7 +98,9 @@ class FrontMatter:
     title: str | None = None
     description: str | None = None
     body: str = ""  # the README without its front matter
-    license: str | None = None  # SPDX expression (normalized) or "other"
+    license: str | None = None  # one SPDX id (normalized) or "other"
+    license_expression: str | None = None  # an SPDX expression of several ids (license is then "other")
+    license_ids: list[str] = field(default_factory=list)  # the SPDX ids named (each gets a license link)
     license_url: str | None = None
     geometry: dict[str, Any] | None = None
     bbox: list[float] | None = None
@@ -152,12 +158,12 @@ def split(readme: str) -> tuple[str | None, str, str | None]:
     """(front matter YAML or None, body, problem): a README without front matter is all body."""
     if not _OPENING.match(readme):
         return None, readme, None
-    m = _FRONT.match(readme[:MAX_FRONT_MATTER + 1024])
-    if not m:
-        too_big = len(readme) > MAX_FRONT_MATTER
-        return None, readme, ("no closing '---' within the first " f"{MAX_FRONT_MATTER} bytes" if too_big
-                              else "no closing '---' line")
-    return m["yaml"], readme[m.end():], None
+    m = _FRONT.match(readme[:MAX_FRONT_MATTER + 64])
+    if m and len(m["yaml"]) <= MAX_FRONT_MATTER:
+        return m["yaml"], readme[m.end():], None
+    if len(readme) > MAX_FRONT_MATTER:
+        return None, readme, f"no closing '---' within the first {MAX_FRONT_MATTER} characters"
+    return None, readme, "no closing '---' line"
 
 
 def wants_default_branch(readme: bytes | None) -> bool:
@@ -261,13 +267,19 @@ class _Reader:
         if info is None or info.errors or not info.normalized_expression:
             self.warn("license", f"{value!r} is not an SPDX license id or expression ({reason}): 'other' used")
             self.fm.license = "other"
+        elif " " in info.normalized_expression:  # STAC's schema takes one id: an expression is "other" + links
+            self.fm.license, self.fm.license_expression = "other", info.normalized_expression
+            licensing = get_spdx_licensing()
+            self.fm.license_ids = list(dict.fromkeys(licensing.license_keys(licensing.parse(
+                info.normalized_expression))))
         else:
             self.fm.license = info.normalized_expression
+            self.fm.license_ids = [info.normalized_expression]
 
     # extent --------------------------------------------------------------------------------------
     def _spatial(self, value: Any) -> None:
         import shapely
-        from shapely.geometry import box, mapping, shape
+        from shapely.geometry import box, shape
         geom = None
         try:
             if isinstance(value, list) and len(value) in (4, 6) and all(_number(v) for v in value):
@@ -277,7 +289,7 @@ class _Reader:
                     raise ValueError(f"bbox {value} is not [west, south, east, north] in degrees")
                 if w > e:  # crosses the antimeridian: two boxes, the bbox as given
                     geom = shapely.MultiPolygon([box(w, s, 180, n), box(-180, s, e, n)])
-                    self.fm.geometry, self.fm.bbox = mapping(geom), bbox
+                    self.fm.geometry, self.fm.bbox = json.loads(shapely.to_geojson(geom)), bbox
                     return
                 geom = box(w, s, e, n)
             elif isinstance(value, str):
@@ -301,7 +313,7 @@ class _Reader:
             self.warn("extent.spatial", f"{' '.join(str(err).split())[:300]}: no geometry")
             return
         geom = shapely.orient_polygons(geom)  # RFC 7946: exterior rings counter-clockwise
-        self.fm.geometry, self.fm.bbox = mapping(geom), [float(v) for v in geom.bounds]
+        self.fm.geometry, self.fm.bbox = json.loads(shapely.to_geojson(geom)), [float(v) for v in geom.bounds]
 
     def _temporal(self, value: Any) -> None:
         if not isinstance(value, list) or len(value) != 2:
@@ -415,7 +427,7 @@ class _Reader:
                 roles = None
             extra = {}
             for k, v in rule.items():
-                if _PREFIXED.match(k) and k.split(":")[0] in ("stacflow", "file"):
+                if _PREFIXED.match(k) and k.split(":")[0] in ("stacflow", "file"):  # the builder's
                     self.warn(f"{where}.{k}", "is set by stacflow: ignored")
                 elif _PREFIXED.match(k):
                     extra[k] = plain_json(v)
@@ -429,7 +441,9 @@ class _Reader:
         declared = doc.get("extensions")
         if isinstance(declared, dict):
             for prefix, uri in declared.items():
-                if isinstance(uri, str) and _is_url(uri) and re.fullmatch(r"[a-z][a-z0-9-]*", prefix):
+                if prefix in RESERVED_PREFIXES or prefix in schemas:
+                    self.warn(f"extensions.{prefix}", "is a prefix stacflow already knows: ignored")
+                elif isinstance(uri, str) and _is_url(uri) and re.fullmatch(r"[a-z][a-z0-9-]*", prefix):
                     schemas[prefix] = uri
                 else:
                     self.warn(f"extensions.{prefix}", "must map a lower-case prefix to a schema URL: ignored")
@@ -465,9 +479,6 @@ class _Reader:
                                    "ignored")
 
     def _extension_field(self, name: str, value: Any, schema: str) -> None:
-        if name in RESERVED or name.startswith("stacflow:"):
-            self.warn(name, "is set by stacflow: ignored")
-            return
         self.fm.properties[name] = plain_json(value)
         self.fm.extensions.add(schema)
 

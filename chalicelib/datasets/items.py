@@ -65,6 +65,7 @@ VISIBILITY = "stacflow:visibility"
 REF = "stacflow:ref"
 COMMIT = "stacflow:commit"
 WARNINGS = "stacflow:warnings"
+LICENSE_EXPRESSION = "stacflow:license_expression"  # when STAC's one-id ``license`` must say "other"
 MD5_MULTIHASH = "d510"  # multicodec md5 (0xd5) + digest length 16 (0x10)
 PROJECT_SLUG_MAX = 100  # + 17 (hash) + 1 + 60 + 17 stays within item ids' 200 characters
 TAG_SLUG_MAX = 60
@@ -567,9 +568,12 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
     item.add_link(pystac.Link("via", snapshot.web_url, media_type="text/html", title=f"GitLab project {snapshot.path}"))
     if fm.license_url:
         item.add_link(pystac.Link("license", fm.license_url, title="License"))
-    elif fm.license and fm.license != "other" and " " not in fm.license:
-        item.add_link(pystac.Link("license", f"https://spdx.org/licenses/{fm.license}.html", media_type="text/html",
-                                  title=fm.license))
+    else:
+        for spdx in fm.license_ids:
+            item.add_link(pystac.Link("license", f"https://spdx.org/licenses/{spdx}.html", media_type="text/html",
+                                      title=spdx))
+    if fm.license_expression:
+        item.properties[LICENSE_EXPRESSION] = fm.license_expression
     for rel in fm.related:
         title = rel.title or (f"{rel.collection}: {rel.href.split('://', 1)[-1].split('/', 1)[-1]}"
                               if rel.collection else rel.href)
@@ -605,7 +609,10 @@ def _doi(item: "pystac.Item", warn: frontmatter.Warn) -> None:
     if not isinstance(doi, str) or not doi.startswith("10."):
         warn("sci.doi", f"{doi!r} is not a DOI (10.<registrant>/<suffix>): ignored")
         del item.properties["sci:doi"]
+        if not any(k.startswith("sci:") for k in item.properties):  # the schema requires a sci: field
+            ScientificExtension.remove_from(item)
         return
+    del item.properties["sci:doi"]  # the setter adds the link only when the value changes
     ScientificExtension.ext(item, add_if_missing=True).doi = doi
 
 
