@@ -9,7 +9,7 @@ Versions and the development item:
 - every git tag is a version (``ProjectSnapshot.is_tag``); ``tags`` lists every version tag of the
   project, oldest first, and the builder derives ``predecessor-version`` / ``successor-version`` /
   ``latest-version`` (the newest tag) from it;
-- the default branch is published as a *development* item (id ``<slug>-dev-<branch>`` with
+- the default branch is published as a *development* item (id ``<project slug>~dev``, with
   ``experimental: true``) ONLY if the README front matter at that branch opts in::
 
       stacflow:
@@ -58,6 +58,9 @@ class ProjectSnapshot:
     # At `ref`: README.md (any case), every *.dvc file, dvc.lock, .dvc/config; paths relative to the
     # repository root ("data.dvc", "sub/dir/dvc.lock", ".dvc/config").
     files: Mapping[str, bytes] = field(default_factory=dict)
+    # Optional: every file path of the repository at `ref` (the GitLab tree). Front-matter `assets`
+    # globs also match these (href: the file's raw URL on GitLab); empty: they match DVC outputs only.
+    tree: tuple[str, ...] = ()
 
 
 class Remote(Protocol):
@@ -72,4 +75,5 @@ class BuildSettings:
     """Builder knobs (from ``chalicelib.settings``; defaults are what tests and local runs use)."""
 
     max_files_per_directory: int = 100  # a tracked directory with more files becomes one manifest asset
+    max_assets: int = 1000  # per item: bounds the item's size (~0.5 KB per asset) and the HEADs per build
     base_url: str | None = None  # public base URL of the service (None: links relative to the catalog)
