@@ -180,8 +180,7 @@ class Services:
         reader = GitLabReader(cfg.gitlab_url, cfg.gitlab_token) if cfg.gitlab_url else None
         return DatasetContext(store=self.store(), reader=reader, remote=ConfiguredRemotes(cfg.dvc_remotes),
                               build=BuildSettings(max_files_per_directory=cfg.dvc_dir_assets,
-                                                  base_url=cfg.public_url),
-                              remotes=cfg.dvc_remotes)
+                                                  base_url=cfg.public_url))
 
 
 def keep_large_buffers() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -56,6 +56,12 @@ class GitLabUnavailable(RuntimeError):
 
 class _TooBig(Exception):
     pass
+
+
+@dataclass
+class Tree:
+    paths: list[str] = field(default_factory=list)  # every file (front-matter asset globs match them)
+    needed: list[dict[str, Any]] = field(default_factory=list)  # tree entries of the files the builder reads
 
 
 def wanted(path: str) -> bool:
@@ -146,16 +152,16 @@ class GitLabReader:
                     default_branch=project.default_branch or None, tags=tags)
         out = []
         for t in tags:
-            files = self._files(project, t.commit, files_cache)
-            if files is None:
+            read = self._files(project, t.commit, files_cache)
+            if read is None:
                 continue  # the tag's commit vanished meanwhile (a deleted tag): its event follows
             out.append(ProjectSnapshot(ref=t.name, commit=t.commit, committed_at=t.created_at, is_tag=True,
-                                       files=files, **base))
+                                       files=read[0], tree=read[1], **base))
         dev = self._default_branch(project, files_cache)
         if dev is not None:
-            commit, committed_at, files = dev
+            commit, committed_at, (files, paths) = dev
             out.append(ProjectSnapshot(ref=project.default_branch, commit=commit, committed_at=committed_at,
-                                       is_tag=False, files=files, **base))
+                                       is_tag=False, files=files, tree=paths, **base))
         return out
 
     def _tags(self, project: Project) -> tuple[Tag, ...]:
@@ -174,7 +180,8 @@ class GitLabReader:
             found.append(Tag(name=t.name, commit=commit["id"], created_at=utc(when)))
         return order_tags(found)
 
-    def _default_branch(self, project: Project, cache: dict[str, bytes]) -> tuple[str, str, dict[str, bytes]] | None:
+    def _default_branch(self, project: Project, cache: dict[str, bytes]
+                        ) -> tuple[str, str, tuple[dict[str, bytes], tuple[str, ...]]] | None:
         """(commit, committed_at, files) of the default branch, if its README opts in to publication."""
         import gitlab
 
@@ -188,45 +195,51 @@ class GitLabReader:
             if err.response_code == 404:
                 return None  # an empty repository
             raise
-        entries = self._tree(project, head["id"])
-        if entries is None:
+        tree = self._tree(project, head["id"])
+        if tree is None:
             return None
-        readme = next((e for e in entries if "/" not in e["path"] and README.match(e["path"])), None)
+        readme = next((e for e in tree.needed if "/" not in e["path"] and README.match(e["path"])), None)
         text = self._read(project, head["id"], readme, cache) if readme else None
         if not text or not wants_default_branch(text):
             return None
-        files = self._files(project, head["id"], cache, entries)
-        if files is None:
+        read = self._files(project, head["id"], cache, tree)
+        if read is None:
             return None
-        return head["id"], utc(head.get("committed_date") or head["created_at"]), files
+        return head["id"], utc(head.get("committed_date") or head["created_at"]), read
 
     # -- files at a ref ----------------------------------------------------------------------
-    def _tree(self, project: Project, ref: str) -> list[dict[str, Any]] | None:
+    def _tree(self, project: Project, ref: str) -> Tree | None:
+        """The repository's files at ``ref`` (bounded), and those the builder needs; None: no such ref."""
         import gitlab
-        entries: list[dict[str, Any]] = []
+        tree = Tree()
         try:
-            for entry in project.repository_tree(ref=ref, recursive=True, iterator=True,
-                                                 max_retries=self.limits.max_retries):
-                if len(entries) >= self.limits.max_tree_entries:
+            for n, entry in enumerate(project.repository_tree(ref=ref, recursive=True, iterator=True,
+                                                              max_retries=self.limits.max_retries)):
+                if n >= self.limits.max_tree_entries:
                     log.warning("project %s at %s: more than %d tree entries; the rest is ignored",
                                 project.path_with_namespace, ref, self.limits.max_tree_entries)
                     break
-                if entry.get("type") == "blob" and wanted(entry.get("path", "")):
-                    entries.append(entry)
+                path = entry.get("path")
+                if entry.get("type") != "blob" or not isinstance(path, str):
+                    continue
+                tree.paths.append(path)
+                if wanted(path):
+                    tree.needed.append(entry)
         except gitlab.GitlabGetError as err:
             if err.response_code == 404:
                 return None
             raise
-        return entries
+        return tree
 
     def _files(self, project: Project, ref: str, cache: dict[str, bytes],
-               entries: list[dict[str, Any]] | None = None) -> dict[str, bytes] | None:
-        entries = self._tree(project, ref) if entries is None else entries
-        if entries is None:
+               tree: Tree | None = None) -> tuple[dict[str, bytes], tuple[str, ...]] | None:
+        """(needed files, every file path) at ``ref``; None: no such ref."""
+        tree = self._tree(project, ref) if tree is None else tree
+        if tree is None:
             return None
         files: dict[str, bytes] = {}
         total = 0
-        for entry in entries:
+        for entry in tree.needed:
             if len(files) >= self.limits.max_files:
                 log.warning("project %s at %s: more than %d DVC/README files; the rest is ignored",
                             project.path_with_namespace, ref, self.limits.max_files)
@@ -240,7 +253,7 @@ class GitLabReader:
                 break
             total += len(data)
             files[entry["path"]] = data
-        return files
+        return files, tuple(tree.paths)
 
     def _read(self, project: Project, ref: str, entry: dict[str, Any], cache: dict[str, bytes]) -> bytes | None:
         """The file's bytes (streamed, bounded), or None when over the bound or gone."""

@@ -21,8 +21,12 @@ Concurrency (two workers syncing one project, events redelivered, reordered or d
   re-checked (and deleted if present) by every sync until then: a stale sync that died between its
   write and its settle leaves no item behind once its event is redelivered.
 
-Items are owned: an item whose ``gitlab:project_id`` names another project, or a registered model's
-item (``mlflow:registered_model_id``), is never overwritten or deleted (logged as a conflict).
+Items are owned: an item whose ``stacflow:project_id`` names another project, or a registered
+model's item (``mlflow:registered_model_id``), is never overwritten or deleted (logged as a conflict).
+
+Availability: the references of the pending assets are recorded before the items are written and
+the written items settled after (``availability.record``/``settle``), so an object that lands while
+a sync runs is caught by its own event or by the settle, whichever comes last.
 """
 from __future__ import annotations
 
@@ -40,12 +44,12 @@ from .webhook import CHANGES_PREFIX
 
 if TYPE_CHECKING:
     from .gitlab import GitLabReader
+    from .items import Reference
 
 log = logging.getLogger(__name__)
 
 PROJECTS_PREFIX = "datasets/projects/"
 GONE_GRACE = 3600.0  # s: longer than any one event's processing (a Lambda runs at most 900 s)
-PROJECT_FIELD = "gitlab:project_id"
 REGISTRY_FIELD = "mlflow:registered_model_id"
 _CHANGE_KEY = re.compile(rf"^{re.escape(CHANGES_PREFIX)}(\d+)/[^/]+\.json$")
 SYNC_BACKOFF = Backoff(first=0.02, cap=0.5, budget=30.0, attempts=20)
@@ -59,7 +63,6 @@ class DatasetContext:
     reader: GitLabReader | None  # None: no GitLab configured (change records are kept, not processed)
     remote: Remote
     build: BuildSettings = field(default_factory=BuildSettings)
-    remotes: tuple[str, ...] = ()  # the configured DVC remotes (s3://bucket[/prefix])
 
 
 @dataclass
@@ -87,11 +90,12 @@ def change_project(key: str) -> int | None:
 
 
 def _owner(doc: Any) -> tuple[str, Any]:
+    from .items import PROJECT_ID
     props = doc.get("properties") if isinstance(doc, dict) else None
     props = props if isinstance(props, dict) else {}
     if REGISTRY_FIELD in props:
         return "registry", props[REGISTRY_FIELD]
-    return "project", props.get(PROJECT_FIELD)
+    return "project", props.get(PROJECT_ID)
 
 
 def _ours(obj: StoredObject, project_id: int) -> bool:
@@ -109,15 +113,18 @@ def _read(store: ObjectStore, key: str) -> StoredObject | None:
         return None
 
 
-def desired_items(ctx: DatasetContext, project_id: int) -> dict[str, dict[str, Any]]:
-    """The items GitLab's current state gives the project, by key."""
-    from .items import build_items
+def desired_items(ctx: DatasetContext, project_id: int) -> tuple[dict[str, dict[str, Any]], list[Reference]]:
+    """The items GitLab's current state gives the project, by key, and their pending assets' references."""
+    from .items import build
     assert ctx.reader is not None
     out: dict[str, dict[str, Any]] = {}
+    references: list[Reference] = []
     for snapshot in ctx.reader.snapshots(project_id):
-        for item in build_items(snapshot, ctx.remote, ctx.build):
+        built = build(snapshot, ctx.remote, ctx.build)
+        for item in built.items:
             out[item_key(item)] = item
-    return out
+        references += built.references
+    return out, references
 
 
 def sync_project(ctx: DatasetContext, project_id: int, *, backoff: Backoff = SYNC_BACKOFF) -> SyncReport:
@@ -142,7 +149,7 @@ def _attempt(ctx: DatasetContext, project_id: int, report: SyncReport, written: 
     candidates = set(record.items) | set(record.gone) | written
     # Read every key the project may have before GitLab: writes are conditional on these ETags.
     current = {key: _read(store, key) for key in sorted(candidates)}
-    desired = desired_items(ctx, project_id)
+    desired, references = desired_items(ctx, project_id)
     for key in desired:
         if key not in current:
             current[key] = _read(store, key)
@@ -154,6 +161,8 @@ def _attempt(ctx: DatasetContext, project_id: int, report: SyncReport, written: 
         etag = _swap(store, rkey, claim, etag)
 
     report.written, report.deleted, report.conflicts, report.unchanged = [], [], [], 0
+    from . import availability
+    availability.record(store, references)
     for key, item in sorted(desired.items()):
         obj = current.get(key)
         if obj is not None and not _ours(obj, project_id):
@@ -181,6 +190,7 @@ def _attempt(ctx: DatasetContext, project_id: int, report: SyncReport, written: 
     settled = claim.settled(set(desired) - set(report.conflicts), time.time())
     if report.written or report.deleted or settled != claim:
         _swap(store, rkey, settled, etag)
+    availability.settle(store, ctx.remote, report.written)  # objects that landed between the build's look and the write
     log.info("project %s synced: %d written, %d deleted, %d unchanged", project_id, len(report.written),
              len(report.deleted), report.unchanged)
     return report

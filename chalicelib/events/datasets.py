@@ -27,10 +27,12 @@ def on_change_records(services: EventServices, events: list[StoreEvent]) -> None
 
 
 def on_remote_objects(services: EventServices, events: list[StoreEvent]) -> None:
-    from ..datasets.availability import objects_landed
-    landed = [(ev.key, ev.size) for ev in events if ev.created]
-    if landed:
-        objects_landed(services.dataset_context(), landed)
+    from ..datasets.availability import object_landed
+    urls = list(dict.fromkeys(ev.key for ev in events if ev.created))
+    if urls:
+        ctx = services.dataset_context()
+        for url in urls:  # the object is HEADed again there: its size is checked against the item's
+            object_landed(ctx.store, ctx.remote, url)
 
 
 ROUTES: list[Route] = [(CHANGE_KEY, on_change_records), (REMOTE_OBJECT, on_remote_objects)]
