@@ -161,22 +161,26 @@ def _attempt(ctx: DatasetContext, project_id: int, report: SyncReport, written: 
         etag = _swap(store, rkey, claim, etag)
 
     report.written, report.deleted, report.conflicts, report.unchanged = [], [], [], 0
-    from . import availability
-    availability.record(store, references)
+    writes: list[str] = []
     for key, item in sorted(desired.items()):
         obj = current.get(key)
         if obj is not None and not _ours(obj, project_id):
             log.error("project %s: %s belongs to %s; not overwritten", project_id, key, _owner(obj.json()))
             report.conflicts.append(key)
-            continue
-        if obj is not None and _same(obj, item):
+        elif obj is not None and _same(obj, item):
             report.unchanged += 1
-            continue
+        else:
+            writes.append(key)
+    from . import availability
+    # The pending assets' references go before their items (an unchanged item's were recorded with it).
+    availability.record(store, [ref for ref in references if ref.item_key in writes])
+    for key in writes:
+        obj = current.get(key)
         written.add(key)
         if obj is None:
-            store.put_json(key, item, if_none_match=True)  # PreconditionFailed: created meanwhile -> retry
+            store.put_json(key, desired[key], if_none_match=True)  # PreconditionFailed: created meanwhile -> retry
         else:
-            store.put_json(key, item, if_match=obj.etag)
+            store.put_json(key, desired[key], if_match=obj.etag)
         report.written.append(key)
     for key in sorted(set(current) - set(desired)):
         obj = current[key]
