@@ -136,7 +136,8 @@ def _dvc_file_outs(name: str, doc: Any, warn: Warn) -> Iterator[Output]:
         warn(name, "no 'outs' list: ignored")
         return
     wdir = doc.get("wdir", ".")
-    base = inside(posixpath.dirname(name), wdir) if wdir not in (".", None) else posixpath.dirname(name)
+    base = inside(posixpath.dirname(name), posixpath.join(wdir, "x")) if isinstance(wdir, str) else None
+    base = posixpath.dirname(base) if base else None  # the folder outputs are relative to ("" = the root)
     if base is None:
         warn(name, f"wdir {wdir!r} leaves the repository: ignored")
         return
