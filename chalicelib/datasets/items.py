@@ -358,6 +358,7 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
     pending_dirs: dict[str, Directory] = {}
     budget = settings.max_assets
     stores: dict[str, ObjectStore | None] = {}
+    single: list[tuple[dvc.Output, Source, ObjectStore | None]] = []  # file outputs
     for out in outs:
         url = config.url_for(out.remote)
         if url is None:
@@ -376,10 +377,8 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
         if budget <= 0:
             warn(out.path, f"more than {settings.max_assets} assets: left out")
             continue
-        if not out.isdir:
-            info = probe(store, [out.key])[out.key]
-            assets[out.path] = file_asset(source, out.path, out.md5, size=out.size, legacy=out.legacy, info=info,
-                                          warn=warn)
+        if not out.isdir:  # HEADed together below, in parallel
+            single.append((out, source, store))
             budget -= 1
             continue
         max_files = min(settings.max_files_per_directory, budget)
@@ -399,6 +398,12 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
             pending_dirs[asset["href"]] = Directory(out.path, source, max_files, out.legacy)
             assets[out.path] = asset
         budget -= 1
+    for url, store in stores.items():
+        mine = [(out, source) for out, source, st in single if source.remote_url == url.rstrip("/")]
+        infos = probe(store, (out.key for out, _ in mine))
+        for out, source in mine:
+            assets[out.path] = file_asset(source, out.path, out.md5, size=out.size, legacy=out.legacy,
+                                          info=infos[out.key], warn=warn)
     return assets, pending_dirs
 
 
