@@ -225,3 +225,15 @@ def test_references_are_create_only_and_idempotent(local_store: ObjectStore, rem
     assert len(keys) == 2 and all(k.startswith(f"{availability.INDEX_PREFIX}{md5(A)}/") or
                                   k.startswith(f"{availability.INDEX_PREFIX}{md5(B)}/") for k in keys)
     assert availability.references(local_store, md5(A)) == [r for r in result.references if r.md5 == md5(A)]
+
+
+def test_publish_settles_an_object_whose_event_ran_just_before_the_item_write(
+        local_store: ObjectStore, remote_store: ObjectStore, remote: DictRemote) -> None:
+    result = build(snapshot(FILES), remote)  # nothing pushed at build time
+
+    def write(key: str, item: dict[str, Any]) -> None:
+        push(remote_store, A)  # dvc push lands now, and its event is handled before the item exists
+        assert landed(local_store, remote, md5(A)) == []
+        local_store.put_json(key, item)
+    [key] = availability.publish(local_store, remote, result, write=write)
+    assert local_store.get_json(key)["properties"][PENDING] == ["b.bin"]
