@@ -65,7 +65,8 @@ VISIBILITY = "stacflow:visibility"
 REF = "stacflow:ref"
 COMMIT = "stacflow:commit"
 WARNINGS = "stacflow:warnings"
-LICENSE_EXPRESSION = "stacflow:license_expression"  # when STAC's one-id ``license`` must say "other"
+LICENSE_EXPRESSION = "stacflow:license_expression"
+MAX_WARNINGS, MAX_WARNING = 50, 500  # kept in the item: how many, how many characters each  # when STAC's one-id ``license`` must say "other"
 MD5_MULTIHASH = "d510"  # multicodec md5 (0xd5) + digest length 16 (0x10)
 PROJECT_SLUG_MAX = 100  # + 17 (hash) + 1 + 60 + 17 stays within item ids' 200 characters
 TAG_SLUG_MAX = 60
@@ -158,10 +159,11 @@ class Warnings:
         self.messages: list[str] = []
 
     def __call__(self, field_name: str, message: str) -> None:
-        text = f"{field_name}: {message}"
+        text = f"{field_name[:200]}: {message}"[:MAX_WARNING]
         if text not in self.messages:
-            self.messages.append(text)
-            log.warning("project %s: %s", self.project, text, extra={"project": self.project, "field": field_name})
+            log.warning("project %s: %s", self.project, text, extra={"project": self.project, "field": field_name[:200]})
+            if len(self.messages) < MAX_WARNINGS:  # the item keeps the first ones; the log has them all
+                self.messages.append(text)
 
 
 # -- assets ----------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ def _rule_assets(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, assets:
         where = f"assets[{i}]"
         if rule.glob is None:  # a fixed href under its key
             assert rule.href is not None and rule.key is not None
-            assets[rule.key] = _asset(_resolve(snapshot, rule.href), title=_fill(rule.title, rule.key, ""),
+            assets[rule.key] = _asset(_resolve(snapshot, rule.href, raw=True), title=_fill(rule.title, rule.key, ""),
                                       description=rule.description,
                                       media=rule.type or media_type(rule.href.split("?")[0]),
                                       roles=list(rule.roles or ["data"]), extra=rule.extra)
@@ -431,8 +433,8 @@ def _rule_assets(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, assets:
             if _matches(path, rule.glob):
                 matched = True
                 key = _fill(rule.key, path, path) if rule.key else path
-                asset = _asset(rule.href and _resolve(snapshot, rule.href) or _raw_url(snapshot, path),
-                               title=path, description=None, media=media_type(path), roles=["data"])
+                href = _resolve(snapshot, _fill(rule.href, key, path), raw=True) if rule.href else _raw_url(snapshot, path)
+                asset = _asset(href, title=path, description=None, media=media_type(path), roles=["data"])
                 _customize(asset, rule, path)
                 assets[key] = asset
         if not matched:
@@ -467,14 +469,15 @@ def _raw_url(snapshot: ProjectSnapshot, path: str) -> str:
     return f"{snapshot.web_url.rstrip('/')}/-/raw/{quote(snapshot.ref, safe='')}/{quote(path)}"
 
 
-def _resolve(snapshot: ProjectSnapshot, href: str) -> str:
-    """An absolute href as is; a repository path -> the file at this version on GitLab."""
+def _resolve(snapshot: ProjectSnapshot, href: str, *, raw: bool = False) -> str:
+    """An absolute href as is; a repository path -> the file at this version on GitLab (its page, or
+    its bytes when ``raw``: assets and previews)."""
     if "://" in href or href.startswith("mailto:"):
         return href
-    from urllib.parse import quote
     path = dvc.inside("", href.removeprefix("./"))
-    base = snapshot.web_url.rstrip("/")
-    return f"{base}/-/blob/{quote(snapshot.ref, safe='')}/{quote(path)}" if path else base
+    if not path:
+        return snapshot.web_url.rstrip("/")
+    return _raw_url(snapshot, path) if raw else _raw_url(snapshot, path).replace("/-/raw/", "/-/blob/", 1)
 
 
 # -- the item --------------------------------------------------------------------------------
@@ -550,7 +553,7 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         item.add_asset(key, pystac.Asset.from_dict(assets[key]))
     item.properties[PENDING] = pending_keys(assets)
     if fm.preview:
-        href = _resolve(snapshot, fm.preview)
+        href = _resolve(snapshot, fm.preview, raw=True)
         item.add_asset("preview", pystac.Asset(href, title="Preview", media_type=media_type(fm.preview),
                                                roles=["thumbnail"]))
         item.add_link(pystac.Link("preview", href, media_type=media_type(fm.preview)))
