@@ -224,10 +224,11 @@ def file_asset(source: Source, path: str, md5: str, *, size: int | None, legacy:
     available, problem = present(info, md5=md5, size=size, legacy=legacy)
     if problem:
         warn(path, f"object {problem}: not available")
+    if size is None and available and info is not None:  # a directory's files: the manifest has no sizes
+        size = info.size
     return _asset(source.href(md5, legacy=legacy), title=path, description=source.how_to_get(path),
-                  media=media_type(path), roles=["data"], size=size if size is not None else (info.size if available
-                                                                                           and info else None),
-                  digest=None if legacy else md5, available=available)
+                  media=media_type(path), roles=["data"], size=size, digest=None if legacy else md5,
+                  available=available)
 
 
 def manifest_asset(source: Source, out: dvc.Output, info: ObjectInfo | None, warn: frontmatter.Warn) -> dict[str, Any]:
@@ -506,23 +507,26 @@ def _item_href(settings: BuildSettings, cid: str, iid: str) -> str:
     return f"./{iid}.json"
 
 
+def _interval(fm: frontmatter.FrontMatter, when: datetime,
+              warn: frontmatter.Warn) -> tuple[datetime, datetime | None, datetime | None]:
+    """(datetime, start, end) from ``extent.temporal`` and the version's date ``when``: a range when both
+    ends are known (an open end is ``when``), ``datetime`` its start; ``[null, end]``: ``datetime = end``."""
+    start, end = fm.start, fm.end
+    if start and not end:
+        if when < start:
+            warn("extent.temporal", f"open end, but the start {_iso(start)} is after this version's date: ignored")
+            return when, None, None
+        end = when
+    if start and end:
+        return start, start, end
+    return end or when, None, None
+
+
 def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid: str,
           assets: dict[str, dict[str, Any]], settings: BuildSettings, warn: frontmatter.Warn) -> dict[str, Any]:
     import pystac
-    from pystac.extensions.version import VersionExtension, VersionRelType
 
-    when = _version_date(snapshot)
-    start, end = fm.start, fm.end
-    if start and not end:
-        end = when if when >= start else None
-        if end is None:
-            warn("extent.temporal", f"open end, but the start {_iso(start)} is after this version's date: ignored")
-            start = None
-    dt: datetime | None = when
-    if start and end:
-        dt = start
-    elif end and not start:
-        dt, end = end, None
+    dt, start, end = _interval(fm, _version_date(snapshot), warn)
     title = fm.title or snapshot.name
     props: dict[str, Any] = {
         "title": f"{title} ({snapshot.ref})" if snapshot.is_tag else f"{title} ({snapshot.ref}, development)",
@@ -531,11 +535,12 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         PROJECT: snapshot.path, PROJECT_ID: snapshot.id, VISIBILITY: snapshot.visibility,
         REF: snapshot.ref, COMMIT: snapshot.commit,
     }
-    item = pystac.Item(iid, fm.geometry, fm.bbox, dt, props, start_datetime=start if start and end else None,
-                       end_datetime=end if start and end else None, collection=cid)
+    item = pystac.Item(iid, fm.geometry, fm.bbox, dt, props, start_datetime=start, end_datetime=end, collection=cid)
     common = item.common_metadata
     if fm.license:
         common.license = fm.license
+    if fm.license_expression:
+        item.properties[LICENSE_EXPRESSION] = fm.license_expression
     providers = [pystac.Provider.from_dict(p) for p in fm.providers]
     if not any("host" in (p.roles or []) for p in providers):
         providers.append(pystac.Provider("GitLab", roles=[pystac.ProviderRole.HOST], url=snapshot.web_url))
@@ -557,6 +562,22 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         item.add_asset("preview", pystac.Asset(href, title="Preview", media_type=media_type(fm.preview),
                                                roles=["thumbnail"]))
         item.add_link(pystac.Link("preview", href, media_type=media_type(fm.preview)))
+
+    _links(item, snapshot, fm, cid, settings, warn)
+    _doi(item, warn)
+
+    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
+    doc["links"] = catalog.item_links(iid) + doc["links"]
+    if fm.geometry is not None:
+        doc["bbox"] = fm.bbox
+    return doc
+
+
+def _links(item: "pystac.Item", snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, cid: str,
+           settings: BuildSettings, warn: frontmatter.Warn) -> None:
+    """Version fields and links, the project, the license, ``related`` and the front matter's links."""
+    import pystac
+    from pystac.extensions.version import VersionExtension, VersionRelType
 
     version = VersionExtension.ext(item, add_if_missing=True)
     names = [t.name for t in snapshot.tags]
@@ -580,8 +601,6 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         for spdx in fm.license_ids:
             item.add_link(pystac.Link("license", f"https://spdx.org/licenses/{spdx}.html", media_type="text/html",
                                       title=spdx))
-    if fm.license_expression:
-        item.properties[LICENSE_EXPRESSION] = fm.license_expression
     for rel in fm.related:
         title = rel.title or (f"{rel.collection}: {rel.href.split('://', 1)[-1].split('/', 1)[-1]}"
                               if rel.collection else rel.href)
@@ -593,13 +612,6 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
             continue
         item.add_link(pystac.Link(link["rel"], _resolve(snapshot, link["href"]), media_type=link.get("type"),
                                   title=link.get("title")))
-    _doi(item, warn)
-
-    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
-    doc["links"] = catalog.item_links(iid) + doc["links"]
-    if fm.geometry is not None:
-        doc["bbox"] = fm.bbox
-    return doc
 
 
 def _version_link(rel: str, settings: BuildSettings, cid: str, path: str, tag: str) -> "pystac.Link":

@@ -232,6 +232,7 @@ BAD = [
     ("temporal not a pair", "extent:\n  temporal: 2020-01-01\n", "extent.temporal"),
     ("temporal bad date", "extent:\n  temporal: [yesterday, null]\n", "extent.temporal.start"),
     ("temporal reversed", "extent:\n  temporal: [2021-01-01, 2020-01-01]\n", "extent.temporal"),
+    ("open end starting after the version", "extent:\n  temporal: [2030-01-01, null]\n", "extent.temporal"),
     ("extent not a mapping", "extent: [1, 2]\n", "extent"),
     ("unknown license", "license: Foo-License-9\n", "license"),
     ("license of a wrong type", "license: [MIT]\n", "license"),
