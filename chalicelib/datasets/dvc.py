@@ -17,11 +17,10 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from ..bounds import InputBoundError, check_depth
-
-Warn = Callable[[str, str], None]  # (field, message)
+from .frontmatter import Warn, load_yaml
 
 MD5 = re.compile(r"[0-9a-f]{32}")
 DIR_SUFFIX = ".dir"
@@ -123,7 +122,6 @@ def _load_yaml(name: str, body: bytes, warn: Warn) -> Any:
     if len(body) > MAX_METADATA_BYTES:
         warn(name, f"{len(body)} bytes, over the limit of {MAX_METADATA_BYTES}: ignored")
         return None
-    from .frontmatter import load_yaml
     try:
         return load_yaml(body)
     except ValueError as err:
