@@ -17,11 +17,10 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from ..bounds import InputBoundError, check_depth
-
-Warn = Callable[[str, str], None]  # (field, message)
+from .frontmatter import Warn, load_yaml
 
 MD5 = re.compile(r"[0-9a-f]{32}")
 DIR_SUFFIX = ".dir"
@@ -123,7 +122,6 @@ def _load_yaml(name: str, body: bytes, warn: Warn) -> Any:
     if len(body) > MAX_METADATA_BYTES:
         warn(name, f"{len(body)} bytes, over the limit of {MAX_METADATA_BYTES}: ignored")
         return None
-    from .frontmatter import load_yaml
     try:
         return load_yaml(body)
     except ValueError as err:
@@ -136,7 +134,8 @@ def _dvc_file_outs(name: str, doc: Any, warn: Warn) -> Iterator[Output]:
         warn(name, "no 'outs' list: ignored")
         return
     wdir = doc.get("wdir", ".")
-    base = inside(posixpath.dirname(name), wdir) if wdir not in (".", None) else posixpath.dirname(name)
+    base = inside(posixpath.dirname(name), posixpath.join(wdir, "x")) if isinstance(wdir, str) else None
+    base = posixpath.dirname(base) if base else None  # the folder outputs are relative to ("" = the root)
     if base is None:
         warn(name, f"wdir {wdir!r} leaves the repository: ignored")
         return

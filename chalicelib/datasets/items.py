@@ -65,7 +65,8 @@ VISIBILITY = "stacflow:visibility"
 REF = "stacflow:ref"
 COMMIT = "stacflow:commit"
 WARNINGS = "stacflow:warnings"
-LICENSE_EXPRESSION = "stacflow:license_expression"  # when STAC's one-id ``license`` must say "other"
+LICENSE_EXPRESSION = "stacflow:license_expression"
+MAX_WARNINGS, MAX_WARNING = 50, 500  # kept in the item: how many, how many characters each  # when STAC's one-id ``license`` must say "other"
 MD5_MULTIHASH = "d510"  # multicodec md5 (0xd5) + digest length 16 (0x10)
 PROJECT_SLUG_MAX = 100  # + 17 (hash) + 1 + 60 + 17 stays within item ids' 200 characters
 TAG_SLUG_MAX = 60
@@ -158,10 +159,11 @@ class Warnings:
         self.messages: list[str] = []
 
     def __call__(self, field_name: str, message: str) -> None:
-        text = f"{field_name}: {message}"
+        text = f"{field_name[:200]}: {message}"[:MAX_WARNING]
         if text not in self.messages:
-            self.messages.append(text)
-            log.warning("project %s: %s", self.project, text, extra={"project": self.project, "field": field_name})
+            log.warning("project %s: %s", self.project, text, extra={"project": self.project, "field": field_name[:200]})
+            if len(self.messages) < MAX_WARNINGS:  # the item keeps the first ones; the log has them all
+                self.messages.append(text)
 
 
 # -- assets ----------------------------------------------------------------------------------
@@ -222,10 +224,11 @@ def file_asset(source: Source, path: str, md5: str, *, size: int | None, legacy:
     available, problem = present(info, md5=md5, size=size, legacy=legacy)
     if problem:
         warn(path, f"object {problem}: not available")
+    if size is None and available and info is not None:  # a directory's files: the manifest has no sizes
+        size = info.size
     return _asset(source.href(md5, legacy=legacy), title=path, description=source.how_to_get(path),
-                  media=media_type(path), roles=["data"], size=size if size is not None else (info.size if available
-                                                                                           and info else None),
-                  digest=None if legacy else md5, available=available)
+                  media=media_type(path), roles=["data"], size=size, digest=None if legacy else md5,
+                  available=available)
 
 
 def manifest_asset(source: Source, out: dvc.Output, info: ObjectInfo | None, warn: frontmatter.Warn) -> dict[str, Any]:
@@ -358,6 +361,7 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
     pending_dirs: dict[str, Directory] = {}
     budget = settings.max_assets
     stores: dict[str, ObjectStore | None] = {}
+    single: list[tuple[dvc.Output, Source, ObjectStore | None]] = []  # file outputs
     for out in outs:
         url = config.url_for(out.remote)
         if url is None:
@@ -376,10 +380,8 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
         if budget <= 0:
             warn(out.path, f"more than {settings.max_assets} assets: left out")
             continue
-        if not out.isdir:
-            info = probe(store, [out.key])[out.key]
-            assets[out.path] = file_asset(source, out.path, out.md5, size=out.size, legacy=out.legacy, info=info,
-                                          warn=warn)
+        if not out.isdir:  # HEADed together below, in parallel
+            single.append((out, source, store))
             budget -= 1
             continue
         max_files = min(settings.max_files_per_directory, budget)
@@ -399,6 +401,12 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
             pending_dirs[asset["href"]] = Directory(out.path, source, max_files, out.legacy)
             assets[out.path] = asset
         budget -= 1
+    for url, store in stores.items():
+        mine = [(out, source) for out, source, st in single if source.remote_url == url.rstrip("/")]
+        infos = probe(store, (out.key for out, _ in mine))
+        for out, source in mine:
+            assets[out.path] = file_asset(source, out.path, out.md5, size=out.size, legacy=out.legacy,
+                                          info=infos[out.key], warn=warn)
     return assets, pending_dirs
 
 
@@ -410,7 +418,7 @@ def _rule_assets(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, assets:
         where = f"assets[{i}]"
         if rule.glob is None:  # a fixed href under its key
             assert rule.href is not None and rule.key is not None
-            assets[rule.key] = _asset(_resolve(snapshot, rule.href), title=_fill(rule.title, rule.key, ""),
+            assets[rule.key] = _asset(_resolve(snapshot, rule.href, raw=True), title=_fill(rule.title, rule.key, ""),
                                       description=rule.description,
                                       media=rule.type or media_type(rule.href.split("?")[0]),
                                       roles=list(rule.roles or ["data"]), extra=rule.extra)
@@ -426,8 +434,8 @@ def _rule_assets(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, assets:
             if _matches(path, rule.glob):
                 matched = True
                 key = _fill(rule.key, path, path) if rule.key else path
-                asset = _asset(rule.href and _resolve(snapshot, rule.href) or _raw_url(snapshot, path),
-                               title=path, description=None, media=media_type(path), roles=["data"])
+                href = _resolve(snapshot, _fill(rule.href, key, path), raw=True) if rule.href else _raw_url(snapshot, path)
+                asset = _asset(href, title=path, description=None, media=media_type(path), roles=["data"])
                 _customize(asset, rule, path)
                 assets[key] = asset
         if not matched:
@@ -462,14 +470,15 @@ def _raw_url(snapshot: ProjectSnapshot, path: str) -> str:
     return f"{snapshot.web_url.rstrip('/')}/-/raw/{quote(snapshot.ref, safe='')}/{quote(path)}"
 
 
-def _resolve(snapshot: ProjectSnapshot, href: str) -> str:
-    """An absolute href as is; a repository path -> the file at this version on GitLab."""
+def _resolve(snapshot: ProjectSnapshot, href: str, *, raw: bool = False) -> str:
+    """An absolute href as is; a repository path -> the file at this version on GitLab (its page, or
+    its bytes when ``raw``: assets and previews)."""
     if "://" in href or href.startswith("mailto:"):
         return href
-    from urllib.parse import quote
     path = dvc.inside("", href.removeprefix("./"))
-    base = snapshot.web_url.rstrip("/")
-    return f"{base}/-/blob/{quote(snapshot.ref, safe='')}/{quote(path)}" if path else base
+    if not path:
+        return snapshot.web_url.rstrip("/")
+    return _raw_url(snapshot, path) if raw else _raw_url(snapshot, path).replace("/-/raw/", "/-/blob/", 1)
 
 
 # -- the item --------------------------------------------------------------------------------
@@ -498,23 +507,26 @@ def _item_href(settings: BuildSettings, cid: str, iid: str) -> str:
     return f"./{iid}.json"
 
 
+def _interval(fm: frontmatter.FrontMatter, when: datetime,
+              warn: frontmatter.Warn) -> tuple[datetime, datetime | None, datetime | None]:
+    """(datetime, start, end) from ``extent.temporal`` and the version's date ``when``: a range when both
+    ends are known (an open end is ``when``), ``datetime`` its start; ``[null, end]``: ``datetime = end``."""
+    start, end = fm.start, fm.end
+    if start and not end:
+        if when < start:
+            warn("extent.temporal", f"open end, but the start {_iso(start)} is after this version's date: ignored")
+            return when, None, None
+        end = when
+    if start and end:
+        return start, start, end
+    return end or when, None, None
+
+
 def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid: str,
           assets: dict[str, dict[str, Any]], settings: BuildSettings, warn: frontmatter.Warn) -> dict[str, Any]:
     import pystac
-    from pystac.extensions.version import VersionExtension, VersionRelType
 
-    when = _version_date(snapshot)
-    start, end = fm.start, fm.end
-    if start and not end:
-        end = when if when >= start else None
-        if end is None:
-            warn("extent.temporal", f"open end, but the start {_iso(start)} is after this version's date: ignored")
-            start = None
-    dt: datetime | None = when
-    if start and end:
-        dt = start
-    elif end and not start:
-        dt, end = end, None
+    dt, start, end = _interval(fm, _version_date(snapshot), warn)
     title = fm.title or snapshot.name
     props: dict[str, Any] = {
         "title": f"{title} ({snapshot.ref})" if snapshot.is_tag else f"{title} ({snapshot.ref}, development)",
@@ -523,11 +535,12 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         PROJECT: snapshot.path, PROJECT_ID: snapshot.id, VISIBILITY: snapshot.visibility,
         REF: snapshot.ref, COMMIT: snapshot.commit,
     }
-    item = pystac.Item(iid, fm.geometry, fm.bbox, dt, props, start_datetime=start if start and end else None,
-                       end_datetime=end if start and end else None, collection=cid)
+    item = pystac.Item(iid, fm.geometry, fm.bbox, dt, props, start_datetime=start, end_datetime=end, collection=cid)
     common = item.common_metadata
     if fm.license:
         common.license = fm.license
+    if fm.license_expression:
+        item.properties[LICENSE_EXPRESSION] = fm.license_expression
     providers = [pystac.Provider.from_dict(p) for p in fm.providers]
     if not any("host" in (p.roles or []) for p in providers):
         providers.append(pystac.Provider("GitLab", roles=[pystac.ProviderRole.HOST], url=snapshot.web_url))
@@ -545,10 +558,26 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         item.add_asset(key, pystac.Asset.from_dict(assets[key]))
     item.properties[PENDING] = pending_keys(assets)
     if fm.preview:
-        href = _resolve(snapshot, fm.preview)
+        href = _resolve(snapshot, fm.preview, raw=True)
         item.add_asset("preview", pystac.Asset(href, title="Preview", media_type=media_type(fm.preview),
                                                roles=["thumbnail"]))
         item.add_link(pystac.Link("preview", href, media_type=media_type(fm.preview)))
+
+    _links(item, snapshot, fm, cid, settings, warn)
+    _doi(item, warn)
+
+    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
+    doc["links"] = catalog.item_links(iid) + doc["links"]
+    if fm.geometry is not None:
+        doc["bbox"] = fm.bbox
+    return doc
+
+
+def _links(item: "pystac.Item", snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, cid: str,
+           settings: BuildSettings, warn: frontmatter.Warn) -> None:
+    """Version fields and links, the project, the license, ``related`` and the front matter's links."""
+    import pystac
+    from pystac.extensions.version import VersionExtension, VersionRelType
 
     version = VersionExtension.ext(item, add_if_missing=True)
     names = [t.name for t in snapshot.tags]
@@ -572,8 +601,6 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
         for spdx in fm.license_ids:
             item.add_link(pystac.Link("license", f"https://spdx.org/licenses/{spdx}.html", media_type="text/html",
                                       title=spdx))
-    if fm.license_expression:
-        item.properties[LICENSE_EXPRESSION] = fm.license_expression
     for rel in fm.related:
         title = rel.title or (f"{rel.collection}: {rel.href.split('://', 1)[-1].split('/', 1)[-1]}"
                               if rel.collection else rel.href)
@@ -585,13 +612,6 @@ def _item(snapshot: ProjectSnapshot, fm: frontmatter.FrontMatter, iid: str, cid:
             continue
         item.add_link(pystac.Link(link["rel"], _resolve(snapshot, link["href"]), media_type=link.get("type"),
                                   title=link.get("title")))
-    _doi(item, warn)
-
-    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
-    doc["links"] = catalog.item_links(iid) + doc["links"]
-    if fm.geometry is not None:
-        doc["bbox"] = fm.bbox
-    return doc
 
 
 def _version_link(rel: str, settings: BuildSettings, cid: str, path: str, tag: str) -> "pystac.Link":

@@ -129,7 +129,7 @@ def test_every_field_is_mapped(remote_store: Any, remote: Any) -> None:
     assert assets["extra"] == {"href": "https://example.org/extra.zip", "type": "application/zip",
                                "title": "Extra archive", "roles": ["data"]}
     assert assets["preview"]["roles"] == ["thumbnail"]
-    assert assets["preview"]["href"] == "https://gitlab.example/eo/tiles/-/blob/v1/images/preview.png"
+    assert assets["preview"]["href"] == "https://gitlab.example/eo/tiles/-/raw/v1/images/preview.png"
     # extension blocks -> prefixed properties, with their schemas
     assert p["eo:cloud_cover"] == 3.5 and p["label:type"] == "vector" and p["sar:instrument_mode"] == "IW"
     assert p["view:off_nadir"] == 2 and p["sharinghub:stars"] == 3 and p["my-ext:level"] == 2
@@ -232,6 +232,7 @@ BAD = [
     ("temporal not a pair", "extent:\n  temporal: 2020-01-01\n", "extent.temporal"),
     ("temporal bad date", "extent:\n  temporal: [yesterday, null]\n", "extent.temporal.start"),
     ("temporal reversed", "extent:\n  temporal: [2021-01-01, 2020-01-01]\n", "extent.temporal"),
+    ("open end starting after the version", "extent:\n  temporal: [2030-01-01, null]\n", "extent.temporal"),
     ("extent not a mapping", "extent: [1, 2]\n", "extent"),
     ("unknown license", "license: Foo-License-9\n", "license"),
     ("license of a wrong type", "license: [MIT]\n", "license"),
@@ -316,3 +317,21 @@ def test_licenses() -> None:
         "https://spdx.org/licenses/GPL-2.0-or-later.html", "https://spdx.org/licenses/Classpath-exception-2.0.html",
         "https://spdx.org/licenses/MIT.html"]
     assert schema_errors(item) == []
+
+
+def test_the_warnings_kept_in_the_item_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    from chalicelib.datasets.items import MAX_WARNING, MAX_WARNINGS
+    fields = "".join(f"unknown{i}{'x' * 1000}: 1\n" for i in range(MAX_WARNINGS + 20))
+    with caplog.at_level(logging.WARNING, logger="chalicelib.datasets.items"):
+        item = one_item(f"---\ntitle: T\n{fields}---\n")
+    kept = item["properties"][WARNINGS]
+    assert len(kept) == MAX_WARNINGS and all(len(w) <= MAX_WARNING for w in kept)
+    assert len(caplog.records) == MAX_WARNINGS + 20  # the log has every one
+    assert item["properties"]["title"] == "T (v1)"
+
+
+def test_asset_globs_over_repository_files_may_template_their_href() -> None:
+    readme = "---\nassets:\n  - glob: 'docs/*.pdf'\n    href: 'https://cdn.example/{path}'\n    key: 'doc-{path}'\n---\n"
+    item = build_items(snapshot({"README.md": readme.encode()}, tree=("docs/a.pdf", "docs/b.txt")), DictRemote({}))[0]
+    assert item["assets"] == {"doc-docs/a.pdf": {"href": "https://cdn.example/docs/a.pdf", "type": "application/pdf",
+                                                 "title": "docs/a.pdf", "roles": ["data"]}}
