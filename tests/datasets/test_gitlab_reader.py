@@ -59,6 +59,7 @@ def test_one_snapshot_per_tag_oldest_first_with_the_files_the_builder_needs(gl: 
             assert body == git(repo, "cat-file", "blob", f"{s.ref}:{path}")
         assert s.commit == git(repo, "rev-parse", f"{s.ref}^{{commit}}").decode().strip()
         assert s.committed_at.endswith("Z")
+        assert {"src/train.py", "docs/README.md", "data.dvc"} <= set(s.tree)  # every file, for asset globs
     assert v1.files["data.dvc"] != v2.files["data.dvc"]
     assert v1.tags[0].commit == v1.commit and v2.tags[1].commit == v2.commit
 

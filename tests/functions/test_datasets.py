@@ -144,3 +144,26 @@ def test_the_webhook_over_real_http_answers_well_within_gitlabs_10_s(world: Worl
     status, body = post_webhook(url, payload, token=SECRET, timeout=10)
     assert status == 200 and json.loads(body)["status"] == "recorded"
     assert [i.key.rsplit("/", 1)[1] for i in world.store.list("collections/dataset/items/")] != []
+
+
+def test_a_gitlab_outage_during_local_processing_still_acknowledges_the_webhook(world: World) -> None:
+    """The record is written (create-only, fresh key) before the in-process sync fails: 200, and the record
+    stays for a later replay; nothing is published or removed on the strength of an outage."""
+    from app import app
+    world.gl.fail(f"/projects/{world.project.id}", 503, times=100)
+    payload = world.gl.tag_push_payload(world.project.id, "v1")
+    with Client(app) as client:
+        resp = client.http.post("/webhooks/gitlab", body=json.dumps(payload),
+                                headers={"Content-Type": "application/json", "X-Gitlab-Token": SECRET})
+    assert resp.status_code == 200
+    assert len(list(world.store.list("datasets/changes/"))) == 1
+    assert world.search() == []
+
+
+def test_the_per_trigger_entry_point_runs_only_the_datasets_function(world: World) -> None:
+    from functions.datasets import handler
+    key = f"datasets/changes/{world.project.id}/00000000000000000001-00.json"
+    world.store.put_json(key, {"project_id": world.project.id, "kind": "push"}, notify=False)
+    event = {"Records": [_record("local", key), _record("local", "collections/dataset/items/x.json")]}
+    assert handler(event) == 1
+    assert [i["properties"]["version"] for i in world.search()] == ["v1"]
