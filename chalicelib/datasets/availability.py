@@ -107,21 +107,10 @@ def on_object_created(store: ObjectStore, remote: Remote, bucket: str, key: str)
     return object_landed(store, remote, f"s3://{bucket}/{key}")
 
 
-def _split(url: str) -> tuple[str, str, str, bool, bool] | None:
-    """(remote url, key in the remote, md5, isdir, legacy) of an object URL in a DVC remote."""
-    scheme, sep, rest = url.partition("://")
-    bucket, _, key = rest.partition("/")
-    parsed = dvc.parse_object_key(key) if sep and bucket else None
-    if parsed is None:
-        return None
-    prefix, md5, isdir, legacy = parsed
-    return (f"{scheme}://{bucket}/{prefix}".rstrip("/"), key[len(prefix):], md5, isdir, legacy)
-
-
 def object_landed(store: ObjectStore, remote: Remote, url: str, *, only_item: str | None = None) -> list[str]:
     """Mark the assets whose href is ``url`` available in the items that reference it (or only in
     ``only_item``); returns the keys of the items rewritten."""
-    parts = _split(url)
+    parts = dvc.split_url(url)
     if parts is None:
         return []
     remote_url, key, md5, isdir, legacy = parts

@@ -83,6 +83,17 @@ def parse_object_key(key: str) -> tuple[str, str, bool, bool] | None:
     return m["prefix"], m["a"] + m["b"], bool(m["dir"]), not m["layout"]
 
 
+def split_url(url: str) -> tuple[str, str, str, bool, bool] | None:
+    """(remote url, key in the remote, md5, isdir, legacy) of an object URL in a DVC remote, or None."""
+    scheme, sep, rest = url.partition("://")
+    bucket, _, key = rest.partition("/")
+    parsed = parse_object_key(key) if sep and bucket else None
+    if parsed is None:
+        return None
+    prefix, md5, isdir, legacy = parsed
+    return f"{scheme}://{bucket}/{prefix}".rstrip("/"), key[len(prefix):], md5, isdir, legacy
+
+
 def join_url(remote_url: str, key: str) -> str:
     return remote_url.rstrip("/") + "/" + key
 

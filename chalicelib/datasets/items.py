@@ -245,11 +245,17 @@ def manifest_asset(source: Source, out: dvc.Output, info: ObjectInfo | None, war
                   digest=None if out.legacy else out.md5, available=available, extra=extra)
 
 
-def probe(store: ObjectStore | None, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
-    """HEAD each key (in parallel): its info, or None when absent or the remote cannot be read."""
+Known = Mapping[str, ObjectInfo]  # key in a remote -> its object, already verified (no HEAD needed)
+
+
+def probe(store: ObjectStore | None, keys: Iterable[str], known: Known | None = None) -> dict[str, ObjectInfo | None]:
+    """HEAD each key (in parallel) but the ``known`` ones: its info, or None when absent or unreadable."""
     wanted = list(dict.fromkeys(keys))
+    known = known or {}
+    found: dict[str, ObjectInfo | None] = {k: known[k] for k in wanted if k in known}
+    wanted = [k for k in wanted if k not in found]
     if store is None or not wanted:
-        return {k: None for k in wanted}
+        return {**found, **{k: None for k in wanted}}
 
     def head(key: str) -> ObjectInfo | None:
         try:
@@ -261,9 +267,23 @@ def probe(store: ObjectStore | None, keys: Iterable[str]) -> dict[str, ObjectInf
             return None
 
     if len(wanted) == 1:
-        return {wanted[0]: head(wanted[0])}
+        return {**found, wanted[0]: head(wanted[0])}
     with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(wanted))) as pool:
-        return dict(zip(wanted, pool.map(head, wanted)))
+        return {**found, **dict(zip(wanted, pool.map(head, wanted)))}
+
+
+def known_objects(previous: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, ObjectInfo]]:
+    """Remote url -> key -> object, for the assets ``previous`` items already found available with a size:
+    DVC objects are content-addressed (a key never holds other bytes), so a rebuild need not HEAD them."""
+    out: dict[str, dict[str, ObjectInfo]] = {}
+    for item in previous:
+        for asset in (item.get("assets") or {}).values():
+            if not isinstance(asset, dict) or asset.get(AVAILABLE) is not True:
+                continue
+            size, parts = asset.get("file:size"), dvc.split_url(str(asset.get("href", "")))
+            if parts is not None and isinstance(size, int) and not isinstance(size, bool):
+                out.setdefault(parts[0], {})[parts[1]] = ObjectInfo(parts[1], "", size, 0.0)
+    return out
 
 
 def read_manifest(store: ObjectStore | None, out_md5: str, *, legacy: bool, where: str, max_files: int,
@@ -287,9 +307,9 @@ def read_manifest(store: ObjectStore | None, out_md5: str, *, legacy: bool, wher
 
 
 def directory_assets(source: Source, directory: str, entries: list[dvc.Entry], store: ObjectStore | None, *,
-                     legacy: bool, warn: frontmatter.Warn) -> dict[str, dict[str, Any]]:
+                     legacy: bool, warn: frontmatter.Warn, known: Known | None = None) -> dict[str, dict[str, Any]]:
     """One asset per file of a directory (keyed by repository path), availability from the remote."""
-    infos = probe(store, (dvc.object_key(e.md5, legacy=legacy) for e in entries))
+    infos = probe(store, (dvc.object_key(e.md5, legacy=legacy) for e in entries), known)
     out = {}
     for e in entries:
         path = f"{directory}/{e.relpath}"
@@ -308,7 +328,10 @@ def build_items(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
     return build(snapshot, remote, settings).items
 
 
-def build(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettings = BuildSettings()) -> Build:
+def build(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettings = BuildSettings(),
+          previous: Iterable[Mapping[str, Any]] = ()) -> Build:
+    """The items of ``snapshot`` and the references of their pending assets. ``previous``: the items as
+    stored now (any version of the project): objects they found available are not HEADed again."""
     collections = [cid for topic, cid in TOPIC_COLLECTIONS.items() if topic in snapshot.topics]
     warn = Warnings(snapshot.path)
     fm = frontmatter.parse(readme(snapshot.files), warn)
@@ -316,7 +339,7 @@ def build(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettings = B
     if not collections or (not snapshot.is_tag and not fm.publish_default_branch):
         return result
     iid = item_id(snapshot.path, snapshot.ref, is_tag=snapshot.is_tag)
-    assets, directories = _dvc_assets(snapshot, remote, settings, warn)
+    assets, directories = _dvc_assets(snapshot, remote, settings, warn, known_objects(previous))
     for cid in collections:
         key = catalog.item_key(cid, iid)
         item_assets = {k: dict(a) for k, a in assets.items()}
@@ -350,8 +373,8 @@ def reference_of(asset: Mapping[str, Any], item_key: str,
     return Reference(parsed[1], item_key, asset["href"], (directories or {}).get(asset["href"]))
 
 
-def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettings,
-                warn: frontmatter.Warn) -> tuple[dict[str, dict[str, Any]], dict[str, Directory]]:
+def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettings, warn: frontmatter.Warn,
+                known: Mapping[str, Known]) -> tuple[dict[str, dict[str, Any]], dict[str, Directory]]:
     """Assets of every DVC output, and the pending directories (manifest href -> Directory)."""
     outs = dvc.outputs(snapshot.files, warn)
     if not outs:
@@ -389,12 +412,13 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
         entries, info = (None, None) if big else read_manifest(
             store, out.md5, legacy=out.legacy, where=f"{out.path} ({out.source})", max_files=max_files, warn=warn)
         if entries is not None:
-            files = directory_assets(source, out.path, entries, store, legacy=out.legacy, warn=warn)
+            files = directory_assets(source, out.path, entries, store, legacy=out.legacy, warn=warn,
+                                     known=known.get(source.remote_url))
             assets.update(files)
             budget -= len(files)
             continue
         if big or info is not None:  # too many files (or a malformed manifest): the manifest is the asset
-            info = info or probe(store, [out.key])[out.key]
+            info = info or probe(store, [out.key], known.get(source.remote_url))[out.key]
             assets[out.path] = manifest_asset(source, out, info, warn)
         else:  # not pushed yet: a pending manifest asset that becomes its files when it lands
             asset = manifest_asset(source, out, None, warn)
@@ -403,7 +427,7 @@ def _dvc_assets(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettin
         budget -= 1
     for url, store in stores.items():
         mine = [(out, source) for out, source, st in single if source.remote_url == url.rstrip("/")]
-        infos = probe(store, (out.key for out, _ in mine))
+        infos = probe(store, (out.key for out, _ in mine), known.get(url.rstrip("/")))
         for out, source in mine:
             assets[out.path] = file_asset(source, out.path, out.md5, size=out.size, legacy=out.legacy,
                                           info=infos[out.key], warn=warn)

@@ -24,10 +24,6 @@ def dvc_cli() -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
-needs_dvc = pytest.mark.skipif(dvc_cli() is None, reason="the dvc CLI is not installed: run `make setup` "
-                                                         "(builds .venv-dvc) or set STACFLOW_DVC")
-
-
 class DictRemote:
     """``Remote`` over a fixed mapping of remote URL -> store."""
 

@@ -237,3 +237,23 @@ def test_publish_settles_an_object_whose_event_ran_just_before_the_item_write(
         local_store.put_json(key, item)
     [key] = availability.publish(local_store, remote, result, write=write)
     assert local_store.get_json(key)["properties"][PENDING] == ["b.bin"]
+
+
+def test_a_rebuild_does_not_head_objects_the_stored_items_found(local_store: ObjectStore,
+                                                                 remote_store: ObjectStore) -> None:
+    from tests.stac.counting import CountingStore
+    counting = CountingStore(remote_store)
+    remote = DictRemote({REMOTE_URL: counting})
+    files, manifest, contents = directory_files(3)
+    files = {**files, **FILES}
+    push(remote_store, A)
+    push_dir(remote_store, manifest, contents)
+    first = build(snapshot(files), remote)
+    assert first.items[0]["properties"][PENDING] == ["b.bin"]
+    heads = counting.calls["HEAD"]
+    assert heads == 2 + 1 + 3  # a.csv, b.bin; the manifest (before its GET); its three files
+    again = build(snapshot(files), remote, previous=first.items)
+    assert counting.calls["HEAD"] - heads == 2  # the manifest (bounded read) and b.bin, still pending
+    assert again.items == first.items
+    push(remote_store, B)
+    assert build(snapshot(files), remote, previous=first.items).items[0]["properties"][PENDING] == []
