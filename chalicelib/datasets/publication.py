@@ -113,14 +113,19 @@ def _read(store: ObjectStore, key: str) -> StoredObject | None:
         return None
 
 
-def desired_items(ctx: DatasetContext, project_id: int) -> tuple[dict[str, dict[str, Any]], list[Reference]]:
-    """The items GitLab's current state gives the project, by key, and their pending assets' references."""
+def desired_items(ctx: DatasetContext, project_id: int, previous: Iterable[dict[str, Any]] = ()
+                  ) -> tuple[dict[str, dict[str, Any]], list[Reference]]:
+    """The items GitLab's current state gives the project, by key, and their pending assets' references.
+
+    ``previous``: the project's items as stored; objects they found in the remote are not HEADed again
+    (content-addressed: an md5's object never changes)."""
     from .items import build
     assert ctx.reader is not None
     out: dict[str, dict[str, Any]] = {}
     references: list[Reference] = []
+    previous = list(previous)
     for snapshot in ctx.reader.snapshots(project_id):
-        built = build(snapshot, ctx.remote, ctx.build)
+        built = build(snapshot, ctx.remote, ctx.build, previous)
         for item in built.items:
             out[item_key(item)] = item
         references += built.references
@@ -149,7 +154,8 @@ def _attempt(ctx: DatasetContext, project_id: int, report: SyncReport, written: 
     candidates = set(record.items) | set(record.gone) | written
     # Read every key the project may have before GitLab: writes are conditional on these ETags.
     current = {key: _read(store, key) for key in sorted(candidates)}
-    desired, references = desired_items(ctx, project_id)
+    previous = [obj.json() for obj in current.values() if obj is not None and _ours(obj, project_id)]
+    desired, references = desired_items(ctx, project_id, previous)
     for key in desired:
         if key not in current:
             current[key] = _read(store, key)
