@@ -142,17 +142,24 @@ def to_searchable(gl: Any, ds: Dataset, pid: int, tmp: Path) -> dict[str, float]
     with stacflow_serve(f"file://{tmp}/store-b") as server:
         post_webhook(f"{server.url}/webhooks/gitlab", gl.tag_push_payload(pid, "v1"), token=SECRET, timeout=120)
         events = ds.push()
-        path = tmp / "push.ndjson"
-        path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+
+        def replay(batch: list[dict[str, Any]], name: str) -> None:
+            path = tmp / name
+            path.write_text("\n".join(json.dumps(e) for e in batch) + "\n")
+            done = subprocess.run([sys.executable, "-m", "chalicelib.cli", "replay-events", "--store",
+                                   f"file://{tmp}/store-b", str(path)], cwd=REPO, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-2000:]
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "chalicelib.cli", "replay-events", "--store",
-                               f"file://{tmp}/store-b", str(path)], cwd=REPO, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
-        replayed = time.perf_counter()
-        ready = _wait(server.url, None)
+        replay(events[:-1], "push.ndjson")  # every file's notification (the item still lists the pending manifest)
         out["push_events"] = len(events)
-        out["replay_all_events_s"] = round(replayed - t0, 3)
-        out["last_event_to_searchable_s"] = round(max(0.0, ready - replayed), 3)
+        out["replay_first_events_s"] = round(time.perf_counter() - t0, 3)
+        t1 = time.perf_counter()
+        replay(events[-1:], "last.ndjson")  # the .dir manifest: the directory becomes its 1,000 file assets
+        ready = _wait(server.url, None)
+        out["last_event_to_searchable_s"] = round(ready - t1, 3)  # includes the CLI's own start (~1 s)
+    return out
+
+
     return out
 
 
