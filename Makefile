@@ -2,6 +2,8 @@
 PY ?= python3
 VENV := .venv
 SAV := .venv-sav
+# The dvc CLI for the dataset tests, in its own venv: its aiobotocore pins would move boto3/botocore.
+DVC := .venv-dvc
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
@@ -28,7 +30,12 @@ $(SAV)/.installed:
 	    referencing==0.37.0 requests==2.34.2 urllib3==2.8.0
 	touch $(SAV)/.installed
 
-setup: $(STAMP) $(SAV)/.installed
+$(DVC)/.installed:
+	test -x $(DVC)/bin/python || $(PY) -m venv $(DVC)
+	$(DVC)/bin/pip install -q "dvc[s3]==3.67.1"
+	touch $(DVC)/.installed
+
+setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed
 
 serve: $(RUNTIME)
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)

@@ -9,6 +9,7 @@ from chalicelib.http.files import files_api
 from chalicelib.http.mlflow_routes import mlflow_api
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.stac_routes import stac_api
+from chalicelib.http.webhook_routes import webhook_api
 from chalicelib.settings import Settings
 
 app = Chalice(app_name="stacflow")
@@ -18,6 +19,7 @@ app.register_blueprint(mlflow_api, url_prefix="/mlflow")
 app.register_blueprint(registry_api, url_prefix="/mlflow")
 app.register_blueprint(artifact_api, url_prefix="/mlflow")
 app.register_blueprint(files_api, url_prefix="/files")
+app.register_blueprint(webhook_api, url_prefix="/webhooks")
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
 # packages as CloudFormation and Terraform alike). See README "Deployment".

@@ -17,6 +17,8 @@ from .store import Change, ObjectStore, open_store
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from .datasets.publication import DatasetContext
+    from .datasets.webhook import Webhooks
     from .registry.lineage import Tracking
     from .registry.publication import Context
     from .registry.service import RegistryService
@@ -52,6 +54,8 @@ class Given(TypedDict, total=False):
     tracking: TrackingService
     artifacts: ArtifactService
     registry: RegistryService
+    webhooks: Webhooks
+    dataset_context: DatasetContext
 
 
 class Services:
@@ -74,6 +78,8 @@ class Services:
         self._registry = _Once(lock, self._new_registry, given.get("registry"))
         self._lineage = _Once(lock, self._new_lineage)
         self._publication = _Once(lock, self._new_publication_context)
+        self._webhooks = _Once(lock, self._new_webhooks, given.get("webhooks"))
+        self._datasets = _Once(lock, self._new_dataset_context, given.get("dataset_context"))
         if "store" in given:
             self._listen(given["store"])
 
@@ -98,6 +104,14 @@ class Services:
     def publication_context(self) -> Context:
         """What the registry's STAC publication needs (the registry event function, republish-models)."""
         return self._publication.get()
+
+    def webhooks(self) -> Webhooks:
+        """The GitLab webhook receiver (``/webhooks/gitlab``)."""
+        return self._webhooks.get()
+
+    def dataset_context(self) -> DatasetContext:
+        """What the datasets event function needs: the store, GitLab, the DVC remotes."""
+        return self._datasets.get()
 
     def close(self) -> None:
         """Stop dispatching the store's changes (a root being replaced)."""
@@ -152,6 +166,21 @@ class Services:
         cfg = self.settings()
         return Context(store=self.store(), tracking=self._lineage.get(), public_url=cfg.public_url,
                        gitlab_url=cfg.gitlab_url, onnx_inspect_limit=cfg.onnx_inspect_limit)
+
+    def _new_webhooks(self) -> Webhooks:
+        from .datasets.webhook import Webhooks
+        return Webhooks(self.store(), self.settings().webhook_secret)
+
+    def _new_dataset_context(self) -> DatasetContext:
+        from .datasets.gitlab import GitLabReader
+        from .datasets.publication import DatasetContext
+        from .datasets.remotes import ConfiguredRemotes
+        from .datasets.snapshot import BuildSettings
+        cfg = self.settings()
+        reader = GitLabReader(cfg.gitlab_url, cfg.gitlab_token) if cfg.gitlab_url else None
+        return DatasetContext(store=self.store(), reader=reader, remote=ConfiguredRemotes(cfg.dvc_remotes),
+                              build=BuildSettings(max_files_per_directory=cfg.dvc_dir_assets,
+                                                  base_url=cfg.public_url))
 
 
 def keep_large_buffers() -> None:
@@ -222,3 +251,11 @@ def registry() -> RegistryService:
 
 def publication_context() -> Context:
     return root().publication_context()
+
+
+def webhooks() -> Webhooks:
+    return root().webhooks()
+
+
+def dataset_context() -> DatasetContext:
+    return root().dataset_context()

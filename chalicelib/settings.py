@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 DEFAULT_STORE = "file://data"
 DEFAULT_ONNX_INSPECT_LIMIT = 64 * 1024 * 1024
 DEFAULT_EVENTS_QUEUE = "stacflow-store-events"
+DEFAULT_DVC_DIR_ASSETS = 100
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # ``s3://…``: new experiments put their artifacts there (clients write straight to S3), else proxied
     artifact_root: str | None = None
-    gitlab_url: str | None = None  # GitLab of the ``project`` tags: items link to the project's page
+    gitlab_url: str | None = None  # GitLab of the ``project`` tags and of the datasets (webhooks, python-gitlab)
+    # A service account's token: read access to the dataset projects (python-gitlab ``private_token``)
+    gitlab_token: str | None = field(default=None, repr=False)
+    # The secret GitLab sends in ``X-Gitlab-Token``; unset: every webhook is refused (fail closed)
+    webhook_secret: str | None = field(default=None, repr=False)
+    # DVC S3 remotes (``s3://bucket[/prefix]``) whose ObjectCreated events mark dataset assets available
+    dvc_remotes: tuple[str, ...] = ()
+    dvc_dir_assets: int = DEFAULT_DVC_DIR_ASSETS  # a tracked directory with more files: one manifest asset
     events_queue: str = DEFAULT_EVENTS_QUEUE  # the SQS queue the bucket's notifications go to (deployment)
 
     @classmethod
@@ -40,4 +48,20 @@ class Settings:
             artifact_root=os.environ.get("STACFLOW_ARTIFACT_ROOT") or None,
             gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None,
             events_queue=os.environ.get("STACFLOW_EVENTS_QUEUE") or DEFAULT_EVENTS_QUEUE,
+            gitlab_token=os.environ.get("STACFLOW_GITLAB_TOKEN") or None,
+            webhook_secret=os.environ.get("STACFLOW_WEBHOOK_SECRET") or None,
+            dvc_remotes=_remotes(os.environ.get("STACFLOW_DVC_REMOTES", "")),
+            dvc_dir_assets=int(os.environ.get("STACFLOW_DVC_DIR_ASSETS") or DEFAULT_DVC_DIR_ASSETS),
         )
+
+
+def _remotes(value: str) -> tuple[str, ...]:
+    """``s3://bucket[/prefix]`` URLs, comma-separated; trailing slashes dropped, anything else refused."""
+    out = []
+    for url in (part.strip().rstrip("/") for part in value.split(",")):
+        if not url:
+            continue
+        if not url.startswith("s3://") or len(url) <= len("s3://") or url.startswith("s3:///"):
+            raise ValueError(f"STACFLOW_DVC_REMOTES: {url!r} is not an s3://bucket[/prefix] URL")
+        out.append(url)
+    return tuple(out)

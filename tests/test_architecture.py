@@ -16,16 +16,18 @@ from tests.helpers.paths import REPO
 
 # Layers, bottom up. A module may import its own layer and the ones below it, never one above.
 DOMAIN = ("chalicelib.store", "chalicelib.stac", "chalicelib.tracking", "chalicelib.registry",
-          "chalicelib.mlflowapi", "chalicelib.settings", "chalicelib.bounds", "chalicelib.like")
+          "chalicelib.mlflowapi", "chalicelib.datasets", "chalicelib.settings", "chalicelib.bounds",
+          "chalicelib.like")
 EVENTS = ("chalicelib.events",)  # the event functions: handed their services by the caller
 ROOT = ("chalicelib.services",)  # the composition root: builds the store and the services
 HTTP = ("chalicelib.http",)  # routes: take their services from the root
 ENTRY = ("chalicelib.cli", "app", "functions")  # entry points: nothing imports them
 LAYERS = [DOMAIN, EVENTS, ROOT, HTTP, ENTRY]
-FRAMEWORKS = ("chalice", "boto3", "botocore", "aws_lambda_powertools")
+FRAMEWORKS = ("chalice", "boto3", "botocore", "aws_lambda_powertools", "gitlab")
 # What may import a framework (prefix of importer -> frameworks)
 FRAMEWORK_USERS = {"chalicelib.store.s3": ("boto3", "botocore"), "chalicelib.events": ("aws_lambda_powertools",),
-                   "chalicelib.http": ("chalice",), "app": ("chalice",)}
+                   "chalicelib.http": ("chalice",), "app": ("chalice",),
+                   "chalicelib.datasets.gitlab": ("gitlab",)}
 
 
 @dataclass
@@ -167,7 +169,8 @@ def test_entry_points_are_imported_by_no_one() -> None:
 
 
 def test_frameworks_stay_at_the_edges() -> None:
-    """chalice only in http/ and app.py, boto3 only in the S3 adapter, Powertools only in the event code."""
+    """chalice only in http/ and app.py, boto3 only in the S3 adapter, Powertools only in the event code,
+    python-gitlab only in the GitLab reader."""
     assert framework_imports(project_graph()) == []
 
 

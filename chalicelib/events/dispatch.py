@@ -9,11 +9,11 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..store import Change
-from . import catalog, registry
+from . import catalog, datasets, registry
 from .base import EventServices, Handler, Route, StoreEvent
 from .notifications import is_sqs_event, parse_s3_event, s3_event_for, s3_events_in_sqs
 
-ROUTES: list[Route] = catalog.ROUTES + registry.ROUTES  # first match wins
+ROUTES: list[Route] = datasets.ROUTES + catalog.ROUTES + registry.ROUTES  # first match wins
 
 
 def handler_for(key: str, routes: Sequence[Route] = ROUTES) -> Handler | None:
@@ -34,7 +34,8 @@ def handle_events(services: EventServices, events: Iterable[StoreEvent], routes:
 
 
 def handle_s3_event(event: Mapping[str, Any], services: EventServices, routes: Sequence[Route] = ROUTES) -> int:
-    return handle_events(services, parse_s3_event(event, services.store().event_source), routes)
+    events = parse_s3_event(event, services.store().event_source, services.settings().dvc_remotes)
+    return handle_events(services, events, routes)
 
 
 def handle_sqs_event(event: Mapping[str, Any], services: EventServices, routes: Sequence[Route] = ROUTES) -> int:

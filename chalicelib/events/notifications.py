@@ -1,32 +1,46 @@
 """S3 notifications (Lambda format, or SQS messages carrying them) <-> typed store events.
 
 Keys are mapped through the store's ``EventSource``: a notification about another bucket or outside
-the store's prefix names nothing of the store and is skipped.
+the store's prefix names nothing of the store and is skipped, unless it is about an object of a
+configured DVC remote (``STACFLOW_DVC_REMOTES``, in any bucket, the store's included): those become
+events keyed by the object's ``s3://bucket/key`` URL, which the datasets function takes.
 """
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote_plus, unquote_plus
 
 from ..store import Change, EventSource
 from .base import StoreEvent
 
 
-def parse_s3_event(event: Mapping[str, Any], source: EventSource) -> list[StoreEvent]:
-    """The store events of an S3 notification; foreign buckets and prefixes are skipped."""
+def remote_url(remotes: Sequence[str], bucket: str, key: str) -> str | None:
+    """``s3://bucket/key`` if a configured remote (``s3://bucket[/prefix]``) holds that object, else None."""
+    url = f"s3://{bucket}/{key}"
+    for remote in remotes:
+        remote = remote.rstrip("/")
+        if url.startswith(remote + "/"):
+            return url
+    return None
+
+
+def parse_s3_event(event: Mapping[str, Any], source: EventSource, remotes: Sequence[str] = ()) -> list[StoreEvent]:
+    """The store events of an S3 notification, and those of the DVC ``remotes``' objects; the rest is skipped."""
     if "Records" not in event:  # s3:TestEvent and other non-record payloads
         return []
     from aws_lambda_powertools.utilities.data_classes import S3Event
     out: list[StoreEvent] = []
     for record in S3Event(dict(event)).records:
-        key = source.key_for(record.s3.bucket.name, unquote_plus(record.s3.get_object.key))
+        bucket, name = record.s3.bucket.name, unquote_plus(record.s3.get_object.key)
+        key = remote_url(remotes, bucket, name) or source.key_for(bucket, name)
         if key is None:
             continue
         out.append(StoreEvent(created=record.event_name.startswith("ObjectCreated"), key=key,
                               etag=record.s3.get_object.etag or "",
-                              sequencer=record.s3.get_object.sequencer or ""))
+                              sequencer=record.s3.get_object.sequencer or "",
+                              size=int(record.s3.get_object.get("size") or 0)))  # deletions carry none
     return out
 
 

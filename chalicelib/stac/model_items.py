@@ -41,13 +41,13 @@ _ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _METRIC_KEY = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def model_slug(name: str) -> str:
+def model_slug(name: str, *, max_len: int = SLUG_MAX, empty: str = "model") -> str:
     """The item-id stem of a model name: the name itself if it is a short safe id, else its safe
-    prefix plus a hash of the whole name (names differing only in unsafe characters, or beyond the
-    prefix, stay apart)."""
-    slug = _ID_SAFE.sub("-", name).strip(".-") or "model"
-    if slug != name or len(slug) > SLUG_MAX:
-        slug = slug[:SLUG_MAX].rstrip(".-") + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    prefix (at most ``max_len`` characters) plus a hash of the whole name (names differing only in
+    unsafe characters, or beyond the prefix, stay apart). Dataset ids reuse it for project paths and tags."""
+    slug = _ID_SAFE.sub("-", name).strip(".-") or empty
+    if slug != name or len(slug) > max_len:
+        slug = slug[:max_len].rstrip(".-") + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
     return slug
 
 
