@@ -170,13 +170,13 @@ def requests_per_webhook(gl: Any, ds: Dataset, pid: int, files: int, tmp: Path) 
     from chalicelib import services
     from chalicelib.settings import Settings
     from chalicelib.store.local import LocalStore
-    from tests.stac.counting import CountingStore
+    from tests.helpers.stores import InstrumentedStore
     payload = json.dumps(gl.tag_push_payload(pid, "v1"))
     headers = {"Content-Type": "application/json", "X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Tag Push Hook"}
     out: dict[str, Any] = {}
     for mode, dispatch in (("webhook_alone", False), ("first_publication", True), ("redelivery", True)):
         base = LocalStore(tmp / ("counted-alone" if not dispatch else "counted"), fsync=False)
-        store = CountingStore(base)
+        store = InstrumentedStore(base)
         cfg = Settings(store_uri=base.uri, public_url=None, dispatch_events=dispatch, webhook_secret=SECRET,
                        gitlab_url=gl.url, gitlab_token=gl.token, dvc_remotes=(ds.remote,), dvc_dir_assets=files)
         services.configure(store=store, settings=cfg)

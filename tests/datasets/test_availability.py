@@ -11,8 +11,9 @@ from chalicelib.datasets import availability
 from chalicelib.datasets.items import AVAILABLE, PENDING, WARNINGS, build
 from chalicelib.datasets.snapshot import BuildSettings
 from chalicelib.store import ObjectStore
-from tests.datasets.conftest import REMOTE_URL, DictRemote, dvc_config, dvc_file, md5, push, snapshot
-from tests.registry.pausing import PausingStore, run_paused
+from tests.helpers.dvc_repos import REMOTE_URL, DictRemote, dvc_config, dvc_file, md5, push, snapshot
+from tests.helpers.stores import InstrumentedStore
+from tests.helpers.threads import run_paused
 
 BUCKET, PREFIX = "dvc-remote", "project/"  # REMOTE_URL = s3://dvc-remote/project
 A, B = b"alpha,beta\n1,2\n", b"\x00\x01binary"
@@ -35,17 +36,20 @@ def test_assets_become_available_when_their_objects_land(local_store: ObjectStor
     key = publish(local_store, remote)
     item = local_store.get_json(key)
     assert item["properties"][PENDING] == ["a.csv", "b.bin"]
-    assert item["assets"]["a.csv"][AVAILABLE] is False and item["assets"]["a.csv"]["file:size"] == len(A)
+    assert item["assets"]["a.csv"][AVAILABLE] is False
+    assert item["assets"]["a.csv"]["file:size"] == len(A)
     assert landed(local_store, remote, md5(A)) == []  # the event is about an object not yet in the remote
     push(remote_store, A)
     assert landed(local_store, remote, md5(A)) == [key]
     item = local_store.get_json(key)
-    assert item["assets"]["a.csv"][AVAILABLE] is True and item["properties"][PENDING] == ["b.bin"]
+    assert item["assets"]["a.csv"][AVAILABLE] is True
+    assert item["properties"][PENDING] == ["b.bin"]
     assert landed(local_store, remote, md5(A)) == []  # redelivered: nothing left to change
     push(remote_store, B)
     assert landed(local_store, remote, md5(B)) == [key]
     item = local_store.get_json(key)
-    assert item["properties"][PENDING] == [] and item["assets"]["b.bin"][AVAILABLE] is True
+    assert item["properties"][PENDING] == []
+    assert item["assets"]["b.bin"][AVAILABLE] is True
     assert WARNINGS not in item["properties"]
 
 
@@ -59,7 +63,8 @@ def test_a_size_or_content_mismatch_stays_unavailable_with_a_warning(
     assert landed(local_store, remote, md5(B)) == []  # the same warning again changes nothing
     item = local_store.get_json(key)
     assert item["properties"][PENDING] == ["a.csv", "b.bin"]
-    assert item["assets"]["a.csv"][AVAILABLE] is False and item["assets"]["b.bin"][AVAILABLE] is False
+    assert item["assets"]["a.csv"][AVAILABLE] is False
+    assert item["assets"]["b.bin"][AVAILABLE] is False
     warnings = item["properties"][WARNINGS]
     assert any(w.startswith("a.csv: object is 19 bytes in the remote, 15 expected") for w in warnings)
     assert any(w.startswith("b.bin: object has md5") for w in warnings)
@@ -71,7 +76,8 @@ def test_objects_already_pushed_are_available_at_build_and_need_no_reference(
     push(remote_store, A)
     push(remote_store, B)
     result = build(snapshot(FILES), remote)
-    assert result.references == [] and result.items[0]["properties"][PENDING] == []
+    assert result.references == []
+    assert result.items[0]["properties"][PENDING] == []
     remote_store.put(f"files/md5/{md5(B)[:2]}/{md5(B)[2:]}", b"short")
     mismatch = build(snapshot(FILES), remote)
     assert mismatch.items[0]["assets"]["b.bin"][AVAILABLE] is False
@@ -98,7 +104,8 @@ def test_a_directory_pushed_after_the_build_becomes_its_files(local_store: Objec
     key = publish(local_store, remote, files)
     item = local_store.get_json(key)
     assert list(item["assets"]) == ["images"]  # the manifest, pending, until it lands
-    assert item["assets"]["images"]["roles"] == ["metadata"] and item["properties"][PENDING] == ["images"]
+    assert item["assets"]["images"]["roles"] == ["metadata"]
+    assert item["properties"][PENDING] == ["images"]
     push_dir(remote_store, manifest, contents)
     for c in contents:  # the files' own events come first: no reference names them yet
         assert landed(local_store, remote, md5(c)) == []
@@ -108,7 +115,8 @@ def test_a_directory_pushed_after_the_build_becomes_its_files(local_store: Objec
     assert item["properties"][PENDING] == []
     for i, c in enumerate(contents):
         asset = item["assets"][f"images/f{i}.txt"]
-        assert asset["file:size"] == len(c) and asset["file:checksum"] == "d510" + md5(c)
+        assert asset["file:size"] == len(c)
+        assert asset["file:checksum"] == "d510" + md5(c)
         assert asset["href"] == f"{REMOTE_URL}/files/md5/{md5(c)[:2]}/{md5(c)[2:]}"
     fresh = build(snapshot(files), remote).items[0]  # the same as a build after the push
     assert fresh["assets"] == item["assets"]
@@ -119,12 +127,16 @@ def test_a_directory_over_the_file_limit_is_one_manifest_asset(local_store: Obje
     files, manifest, contents = directory_files(3)
     key = publish(local_store, remote, files, max_files_per_directory=2)
     asset = local_store.get_json(key)["assets"]["images"]
-    assert asset[AVAILABLE] is False and asset["stacflow:nfiles"] == 3 and asset["stacflow:total_size"] == 21
-    assert asset["type"] == "application/json" and asset["file:checksum"] == "d510" + md5(manifest)
+    assert asset[AVAILABLE] is False
+    assert asset["stacflow:nfiles"] == 3
+    assert asset["stacflow:total_size"] == 21
+    assert asset["type"] == "application/json"
+    assert asset["file:checksum"] == "d510" + md5(manifest)
     push_dir(remote_store, manifest, contents)
     assert landed(local_store, remote, md5(manifest), isdir=True) == [key]
     asset = local_store.get_json(key)["assets"]["images"]
-    assert asset[AVAILABLE] is True and asset["file:size"] == len(manifest)
+    assert asset[AVAILABLE] is True
+    assert asset["file:size"] == len(manifest)
     # the manifest says more files than its .dvc file: still bounded
     assert build(snapshot(files), remote, BuildSettings(max_files_per_directory=2)).items[0]["assets"][
         "images"][AVAILABLE] is True
@@ -159,17 +171,20 @@ def test_without_the_reference_written_first_the_landing_would_be_lost(
 def test_concurrent_landings_on_one_item_both_stick(tmp_path: Any, remote_store: ObjectStore,
                                                     remote: DictRemote) -> None:
     from chalicelib.store.local import LocalStore
-    store = PausingStore(LocalStore(tmp_path / "catalog", fsync=False))
+    store = InstrumentedStore(LocalStore(tmp_path / "catalog", fsync=False))
     key = publish(store, remote)
     push(remote_store, A)
     push(remote_store, B)
     # thread "a" reads the item, then is held before its write; "b" marks its asset meanwhile
-    pause = store.pause_nth_write(1, "a")
+    pause = store.pause("before", ("PUT", "DELETE"), thread="a")
     result_a, error_a, result_b, error_b = run_paused(
         pause, lambda: landed(store, remote, md5(A)), "a", lambda: landed(store, remote, md5(B)))
-    assert (error_a, error_b) == (None, None) and result_a == [key] and result_b == [key]
+    assert (error_a, error_b) == (None, None)
+    assert result_a == [key]
+    assert result_b == [key]
     item = store.get_json(key)
-    assert item["assets"]["a.csv"][AVAILABLE] is True and item["assets"]["b.bin"][AVAILABLE] is True
+    assert item["assets"]["a.csv"][AVAILABLE] is True
+    assert item["assets"]["b.bin"][AVAILABLE] is True
     assert item["properties"][PENDING] == []
 
 
@@ -222,8 +237,8 @@ def test_references_are_create_only_and_idempotent(local_store: ObjectStore, rem
     availability.record(local_store, result.references)
     availability.record(local_store, result.references)  # again: no error, nothing new
     keys = [i.key for i in local_store.list(availability.INDEX_PREFIX)]
-    assert len(keys) == 2 and all(k.startswith(f"{availability.INDEX_PREFIX}{md5(A)}/") or
-                                  k.startswith(f"{availability.INDEX_PREFIX}{md5(B)}/") for k in keys)
+    assert len(keys) == 2
+    assert all(k.startswith(f"{availability.INDEX_PREFIX}{md5(A)}/") or k.startswith(f"{availability.INDEX_PREFIX}{md5(B)}/") for k in keys)
     assert availability.references(local_store, md5(A)) == [r for r in result.references if r.md5 == md5(A)]
 
 
@@ -241,8 +256,7 @@ def test_publish_settles_an_object_whose_event_ran_just_before_the_item_write(
 
 def test_a_rebuild_does_not_head_objects_the_stored_items_found(local_store: ObjectStore,
                                                                  remote_store: ObjectStore) -> None:
-    from tests.stac.counting import CountingStore
-    counting = CountingStore(remote_store)
+    counting = InstrumentedStore(remote_store)
     remote = DictRemote({REMOTE_URL: counting})
     files, manifest, contents = directory_files(3)
     files = {**files, **FILES}

@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.datasets import dvc
 from chalicelib.datasets.items import build
-from tests.datasets.conftest import REMOTE_URL, DvcRepo, dvc_config, dvc_file, md5, push, snapshot
+from tests.helpers.dvc_repos import REMOTE_URL, DvcRepo, dvc_config, dvc_file, md5, push, snapshot
 
 
 class Collect:
@@ -58,7 +58,8 @@ def test_outputs_of_dvc_files_and_dvc_lock() -> None:
         ("sub/out/dir", "bca542d7569c8c6cd294d44eeb5afcbe", 2, 1, True, False),
         ("sub/out/prep.txt", "b1946ac92492d2347c6235b4d2611184", 6, None, False, False)]
     assert outs[1].key == "files/md5/bc/a542d7569c8c6cd294d44eeb5afcbe.dir"
-    assert outs[0].source == "data/a.csv.dvc" and outs[1].source == "sub/dvc.lock"
+    assert outs[0].source == "data/a.csv.dvc"
+    assert outs[1].source == "sub/dvc.lock"
 
 
 @pytest.mark.parametrize("path", ["../../outside.csv", "/etc/passwd", "a/../../../b", "s3://bucket/key", "../..",
@@ -67,7 +68,8 @@ def test_paths_leaving_the_repository_are_ignored_with_a_warning(path: Any) -> N
     warn = Collect()
     text = f"outs:\n- md5: {'a' * 32}\n  size: 1\n  hash: md5\n  path: {json.dumps(path)}\n".encode()
     assert dvc.outputs({"data/x.dvc": text}, warn) == []
-    assert warn.fields() == ["data/x.dvc: outs[0]"] and "leaves the repository" in warn.seen[0][1]
+    assert warn.fields() == ["data/x.dvc: outs[0]"]
+    assert "leaves the repository" in warn.seen[0][1]
     lock = f"stages:\n  s:\n    outs:\n    - md5: {'a' * 32}\n      path: {json.dumps(path)}\n".encode()
     assert dvc.outputs({"data/dvc.lock": lock}, warn) == []
     assert warn.fields()[-1] == "data/dvc.lock: s: outs[0]"
@@ -82,7 +84,8 @@ def test_paths_inside_are_normalized() -> None:
     assert [o.path for o in dvc.outputs({"data/x.dvc": wdir}, Collect())] == ["c.csv"]
     escaping = f"wdir: ../..\nouts:\n- md5: {'a' * 32}\n  hash: md5\n  path: c.csv\n".encode()
     warn = Collect()
-    assert dvc.outputs({"data/x.dvc": escaping}, warn) == [] and warn.fields() == ["data/x.dvc"]
+    assert dvc.outputs({"data/x.dvc": escaping}, warn) == []
+    assert warn.fields() == ["data/x.dvc"]
 
 
 @pytest.mark.parametrize("text, field", [
@@ -104,25 +107,31 @@ def test_bad_sizes_are_left_out_and_legacy_hashes_recognized() -> None:
     warn = Collect()
     text = f"outs:\n- md5: {'a' * 32}\n  size: -3\n  path: a.csv\n".encode()
     [out] = dvc.outputs({"x.dvc": text}, warn)
-    assert out.size is None and out.legacy and out.key == f"aa/{'a' * 30}"
+    assert out.size is None
+    assert out.legacy
+    assert out.key == f"aa/{'a' * 30}"
     assert warn.fields() == ["x.dvc: outs[0]"]
 
 
 def test_one_path_tracked_twice_keeps_the_first() -> None:
     warn = Collect()
     outs = dvc.outputs({"a.dvc": dvc_file("x.csv", b"1"), "b.dvc": dvc_file("x.csv", b"2")}, warn)
-    assert [o.md5 for o in outs] == [md5(b"1")] and warn.fields() == ["b.dvc"]
+    assert [o.md5 for o in outs] == [md5(b"1")]
+    assert warn.fields() == ["b.dvc"]
 
 
 def test_remote_config() -> None:
     text = (b"[core]\n    remote = storage\n['remote \"storage\"']\n    url = s3://bucket/some/prefix\n"
             b"    endpointurl = http://127.0.0.1:1\n['remote \"other\"']\n    url = 's3://b2/x'\n")
     cfg = dvc.remote_config(text, Collect())
-    assert cfg.default == "storage" and cfg.urls == {"storage": "s3://bucket/some/prefix", "other": "s3://b2/x"}
-    assert cfg.url_for(None) == "s3://bucket/some/prefix" and cfg.url_for("other") == "s3://b2/x"
+    assert cfg.default == "storage"
+    assert cfg.urls == {"storage": "s3://bucket/some/prefix", "other": "s3://b2/x"}
+    assert cfg.url_for(None) == "s3://bucket/some/prefix"
+    assert cfg.url_for("other") == "s3://b2/x"
     assert cfg.url_for("missing") is None
     warn = Collect()
-    assert dvc.remote_config(b"[core\nremote", warn).urls == {} and warn.fields() == [".dvc/config"]
+    assert dvc.remote_config(b"[core\nremote", warn).urls == {}
+    assert warn.fields() == [".dvc/config"]
     assert dvc.remote_config(None, warn).default is None
 
 
@@ -148,12 +157,15 @@ def test_object_keys() -> None:
 def test_outputs_without_a_usable_remote_get_no_asset(remote: Any) -> None:
     files = {"a.dvc": dvc_file("a.csv", b"1"), "README.md": b"# x"}
     result = build(snapshot(files), remote)
-    assert result.items[0]["assets"] == {} and any("no DVC remote" in w for w in result.warnings)
+    assert result.items[0]["assets"] == {}
+    assert any("no DVC remote" in w for w in result.warnings)
     local = build(snapshot({**files, ".dvc/config": dvc_config("/mnt/dvc")}), remote)
-    assert local.items[0]["assets"] == {} and any("not a URL" in w for w in local.warnings)
+    assert local.items[0]["assets"] == {}
+    assert any("not a URL" in w for w in local.warnings)
     other = build(snapshot({**files, ".dvc/config": dvc_config("s3://elsewhere/x")}), remote)
     asset = other.items[0]["assets"]["a.csv"]
-    assert asset["stacflow:available"] is False and asset["href"].startswith("s3://elsewhere/x/files/md5/")
+    assert asset["stacflow:available"] is False
+    assert asset["href"].startswith("s3://elsewhere/x/files/md5/")
     assert any("not one of the configured DVC remotes" in w for w in other.warnings)
 
 
@@ -184,10 +196,15 @@ def test_real_dvc_files(dvc_repo: DvcRepo) -> None:
     outs = {o.path: o for o in dvc.outputs(snap.files, warn)}
     assert warn.seen == []
     assert set(outs) == {"data/a.csv", "data/images", "out/copy.csv"}
-    assert outs["data/a.csv"].md5 == md5(b"x,y\n1,2\n") and outs["data/a.csv"].size == 8
-    assert outs["out/copy.csv"].md5 == md5(b"x,y\n1,2\n") and outs["out/copy.csv"].source == "dvc.lock"
+    assert outs["data/a.csv"].md5 == md5(b"x,y\n1,2\n")
+    assert outs["data/a.csv"].size == 8
+    assert outs["out/copy.csv"].md5 == md5(b"x,y\n1,2\n")
+    assert outs["out/copy.csv"].source == "dvc.lock"
     images = outs["data/images"]
-    assert images.isdir and images.nfiles == 2 and images.size == 8 and not images.legacy
+    assert images.isdir
+    assert images.nfiles == 2
+    assert images.size == 8
+    assert not images.legacy
     cfg = dvc.remote_config(snap.files[".dvc/config"], warn)
     assert cfg.url_for(None) == r.remote_url
     cached = (r.root / ".dvc" / "cache" / images.key).read_bytes()

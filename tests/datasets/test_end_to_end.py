@@ -20,8 +20,8 @@ from typing import Any, Iterator
 import pytest
 from stac_offline import validate_object
 
-from tests.conftest import REPO
-from tests.datasets.conftest import DvcRepo, dvc_cli
+from tests.helpers.paths import REPO
+from tests.helpers.dvc_repos import DvcRepo, dvc_cli
 from tests.helpers.fake_gitlab import ZERO_SHA, FakeGitLab, git, post_webhook
 
 pytestmark = pytest.mark.slow
@@ -137,8 +137,10 @@ def test_a_dataset_from_tag_to_deletion(stage: Stage, tmp_path: pathlib.Path) ->
     stage.hook(gl.tag_push_payload(pid, "v1"))
     [v1] = stage.items().values()
     props = v1["properties"]
-    assert props["version"] == "v1" and props["title"].startswith("Sentinel-2 tiles")
-    assert v1["bbox"] == [5.9, 45.8, 10.5, 47.8] and props["license"] == "CC-BY-4.0"
+    assert props["version"] == "v1"
+    assert props["title"].startswith("Sentinel-2 tiles")
+    assert v1["bbox"] == [5.9, 45.8, 10.5, 47.8]
+    assert props["license"] == "CC-BY-4.0"
     assert sorted(props["stacflow:pending_assets"]) == ["data/labels.csv", "data/tiles"]
     assert all(a["stacflow:available"] is False for k, a in v1["assets"].items() if k.startswith("data/"))
 
@@ -209,13 +211,15 @@ def test_a_dataset_from_tag_to_deletion(stage: Stage, tmp_path: pathlib.Path) ->
     repo.git("tag", "-d", "v2")
     stage.hook(gl.tag_push_payload(pid, "v2", deleted=True, target=target))
     [v1] = stage.items().values()
-    assert v1["properties"]["version"] == "v1" and not rel(v1, "successor-version")
+    assert v1["properties"]["version"] == "v1"
+    assert not rel(v1, "successor-version")
     assert [i.properties["version"] for i in stage.search()] == ["v1"]
 
     # 5. removing the topic unpublishes the project (GitLab sends project_update); restoring it republishes
     gl.set_topics(pid, ["earth-observation"])
     stage.hook(gl.system_payload("project_update", pid))
-    assert stage.items() == {} and stage.search() == []
+    assert stage.items() == {}
+    assert stage.search() == []
     gl.set_topics(pid, ["sharinghub:dataset"])
     stage.hook(gl.push_payload(pid, before=ZERO_SHA, after=git(repo.root, "rev-parse", "HEAD").decode().strip()))
     assert [i["properties"]["version"] for i in stage.items().values()] == ["v1"]
@@ -223,4 +227,5 @@ def test_a_dataset_from_tag_to_deletion(stage: Stage, tmp_path: pathlib.Path) ->
     # 6. deleting the project removes everything it published
     gl.delete_project(pid)
     stage.hook(gl.system_payload("project_destroy", pid))
-    assert stage.items() == {} and stage.search() == []
+    assert stage.items() == {}
+    assert stage.search() == []

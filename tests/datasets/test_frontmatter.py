@@ -10,7 +10,7 @@ from chalicelib.datasets import frontmatter
 from chalicelib.datasets.items import WARNINGS, build, build_items
 from chalicelib.stac.items import normalize
 from stac_offline import validate_object
-from tests.datasets.conftest import REMOTE_URL, DictRemote, dvc_config, dvc_file, push, snapshot
+from tests.helpers.dvc_repos import REMOTE_URL, DictRemote, dvc_config, dvc_file, push, snapshot
 
 FULL = """---
 title: Sentinel-2 tiles
@@ -117,22 +117,29 @@ def test_every_field_is_mapped(remote_store: Any, remote: Any) -> None:
         ("https://gitlab.example/eo/raw-scenes", "dataset: eo/raw-scenes"),
         ("https://gitlab.example/eo/segmenter", "ai-model: eo/segmenter")]
     links = {link["title"]: link for link in item["links"] if "title" in link}
-    assert links["The paper"]["rel"] == "cite-as" and links["The paper"]["type"] == "text/html"
+    assert links["The paper"]["rel"] == "cite-as"
+    assert links["The paper"]["type"] == "text/html"
     assert links["Usage"] == {"rel": "related", "href": "https://gitlab.example/eo/tiles/-/blob/v1/docs/usage.md",
                               "title": "Usage"}
     # assets: a glob over DVC outputs and repository files, a re-keyed DVC output, a fixed href
     assets = item["assets"]
     assert assets["data/labels.csv"]["stacflow:available"] is True
     assert assets["notes.csv"]["href"] == "https://gitlab.example/eo/tiles/-/raw/v1/notes.csv"
-    assert assets["tile"]["title"] == "Tile tile" and assets["tile"]["roles"] == ["data", "visual"]
-    assert assets["tile"]["eo:bands"] == [{"name": "B04"}] and assets["tile"]["stacflow:available"] is False
+    assert assets["tile"]["title"] == "Tile tile"
+    assert assets["tile"]["roles"] == ["data", "visual"]
+    assert assets["tile"]["eo:bands"] == [{"name": "B04"}]
+    assert assets["tile"]["stacflow:available"] is False
     assert assets["extra"] == {"href": "https://example.org/extra.zip", "type": "application/zip",
                                "title": "Extra archive", "roles": ["data"]}
     assert assets["preview"]["roles"] == ["thumbnail"]
     assert assets["preview"]["href"] == "https://gitlab.example/eo/tiles/-/raw/v1/images/preview.png"
     # extension blocks -> prefixed properties, with their schemas
-    assert p["eo:cloud_cover"] == 3.5 and p["label:type"] == "vector" and p["sar:instrument_mode"] == "IW"
-    assert p["view:off_nadir"] == 2 and p["sharinghub:stars"] == 3 and p["my-ext:level"] == 2
+    assert p["eo:cloud_cover"] == 3.5
+    assert p["label:type"] == "vector"
+    assert p["sar:instrument_mode"] == "IW"
+    assert p["view:off_nadir"] == 2
+    assert p["sharinghub:stars"] == 3
+    assert p["my-ext:level"] == 2
     assert p["sci:doi"] == "10.5281/zenodo.1234"
     assert {"rel": "cite-as", "href": "https://doi.org/10.5281/zenodo.1234"} in item["links"]
     for uri in ("https://stac-extensions.github.io/eo/v1.1.0/schema.json",
@@ -142,7 +149,8 @@ def test_every_field_is_mapped(remote_store: Any, remote: Any) -> None:
                 "https://stac-extensions.github.io/view/v1.0.0/schema.json",
                 "https://example.org/my-ext/v1.0.0/schema.json"):
         assert uri in item["stac_extensions"]
-    assert p["stacflow:project"] == "eo/tiles" and p["stacflow:visibility"] == "internal"
+    assert p["stacflow:project"] == "eo/tiles"
+    assert p["stacflow:visibility"] == "internal"
     assert normalize(item, "dataset", item["id"])[0] == item  # the catalog stores it as built
     assert WARNINGS not in p
     errors = schema_errors(item)
@@ -153,14 +161,16 @@ def test_the_default_branch_is_published_only_when_the_readme_opts_in() -> None:
     readme = FULL.encode()
     dev = snapshot({"README.md": readme}, ref="main", is_tag=False, tags=("v1", "v2"))
     [item] = build_items(dev, DictRemote({}))
-    assert item["id"].endswith("~dev") and item["properties"]["experimental"] is True
+    assert item["id"].endswith("~dev")
+    assert item["properties"]["experimental"] is True
     assert item["properties"]["version"] == "main@" + dev.commit[:12]
     assert [link["href"] for link in item["links"] if link["rel"] == "latest-version"] == [
         "./" + item["id"].replace("~dev", "-v2") + ".json"]
     without = readme.replace(b"publish_default_branch: true", b"publish_default_branch: false")
     assert build_items(snapshot({"README.md": without}, ref="main", is_tag=False), DictRemote({})) == []
     assert build_items(snapshot({}, ref="main", is_tag=False), DictRemote({})) == []
-    assert frontmatter.wants_default_branch(readme) and not frontmatter.wants_default_branch(without)
+    assert frontmatter.wants_default_branch(readme)
+    assert not frontmatter.wants_default_branch(without)
     assert not frontmatter.wants_default_branch(None)
 
 
@@ -171,8 +181,10 @@ def test_no_topic_no_item() -> None:
 def test_without_front_matter_the_readme_body_and_project_fill_in() -> None:
     item = one_item("# Tiles\n\nJust text.\n")
     p = item["properties"]
-    assert p["title"] == "tiles (v1)" and p["description"] == "# Tiles\n\nJust text."
-    assert item["geometry"] is None and "bbox" not in item
+    assert p["title"] == "tiles (v1)"
+    assert p["description"] == "# Tiles\n\nJust text."
+    assert item["geometry"] is None
+    assert "bbox" not in item
     assert p["datetime"] == "2024-01-01T00:00:00Z"  # the tag's date
     assert "license" not in p
     assert schema_errors(item) == []
@@ -190,7 +202,8 @@ def test_without_front_matter_the_readme_body_and_project_fill_in() -> None:
 ])
 def test_spatial_extent_forms(spatial: str, bbox: list[float], kind: str) -> None:
     item = one_item(f"---\nextent:\n  spatial: {spatial}\n---\n")
-    assert item["bbox"] == bbox and item["geometry"]["type"] == kind
+    assert item["bbox"] == bbox
+    assert item["geometry"]["type"] == kind
     assert normalize(item, "dataset", item["id"])[0] == item
     assert schema_errors(item) == []
 
@@ -325,7 +338,8 @@ def test_the_warnings_kept_in_the_item_are_bounded(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING, logger="chalicelib.datasets.items"):
         item = one_item(f"---\ntitle: T\n{fields}---\n")
     kept = item["properties"][WARNINGS]
-    assert len(kept) == MAX_WARNINGS and all(len(w) <= MAX_WARNING for w in kept)
+    assert len(kept) == MAX_WARNINGS
+    assert all(len(w) <= MAX_WARNING for w in kept)
     assert len(caplog.records) == MAX_WARNINGS + 20  # the log has every one
     assert item["properties"]["title"] == "T (v1)"
 

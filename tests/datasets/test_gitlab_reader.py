@@ -61,7 +61,8 @@ def test_one_snapshot_per_tag_oldest_first_with_the_files_the_builder_needs(gl: 
         assert s.committed_at.endswith("Z")
         assert {"src/train.py", "docs/README.md", "data.dvc"} <= set(s.tree)  # every file, for asset globs
     assert v1.files["data.dvc"] != v2.files["data.dvc"]
-    assert v1.tags[0].commit == v1.commit and v2.tags[1].commit == v2.commit
+    assert v1.tags[0].commit == v1.commit
+    assert v2.tags[1].commit == v2.commit
 
 
 def test_only_the_needed_files_are_downloaded_and_shared_blobs_once(gl: FakeGitLab, repo: pathlib.Path) -> None:
@@ -88,10 +89,13 @@ def test_aimodel_projects_are_read_too(gl: FakeGitLab, repo: pathlib.Path) -> No
 def test_unknown_and_deleted_projects_read_as_absent(gl: FakeGitLab, repo: pathlib.Path) -> None:
     p = gl.add_project(repo, "eo/tiles", topics=["sharinghub:dataset"])
     reader = _reader(gl)
-    assert reader.project_exists(p.id) and reader.project(p.id) is not None
-    assert reader.snapshots(9999) == [] and not reader.project_exists(9999)
+    assert reader.project_exists(p.id)
+    assert reader.project(p.id) is not None
+    assert reader.snapshots(9999) == []
+    assert not reader.project_exists(9999)
     gl.delete_project(p.id)
-    assert reader.snapshots(p.id) == [] and not reader.project_exists(p.id)
+    assert reader.snapshots(p.id) == []
+    assert not reader.project_exists(p.id)
 
 
 def test_a_refused_token_is_an_outage_not_a_deletion(gl: FakeGitLab, repo: pathlib.Path) -> None:
@@ -122,7 +126,8 @@ def test_the_default_branch_is_read_only_when_its_readme_opts_in(gl: FakeGitLab,
     *tags, dev = _reader(gl).snapshots(p.id)
     assert [s.ref for s in tags] == ["v1", "v2"]
     assert (dev.ref, dev.is_tag, dev.commit) == ("main", False, head)
-    assert "extra.dvc" in dev.files and dev.files["README.md"] == OPT_IN.encode()
+    assert "extra.dvc" in dev.files
+    assert dev.files["README.md"] == OPT_IN.encode()
 
 
 def test_files_over_the_size_bound_are_skipped_not_truncated(gl: FakeGitLab, repo: pathlib.Path,
@@ -132,7 +137,8 @@ def test_files_over_the_size_bound_are_skipped_not_truncated(gl: FakeGitLab, rep
     p = gl.add_project(repo, "eo/tiles", topics=["sharinghub:dataset"])
     with caplog.at_level(logging.WARNING, logger="chalicelib.datasets.gitlab"):
         *_, v3 = _reader(gl, ReadLimits(max_file_bytes=100 << 10, max_retries=1)).snapshots(p.id)
-    assert "huge.dvc" not in v3.files and "data.dvc" in v3.files
+    assert "huge.dvc" not in v3.files
+    assert "data.dvc" in v3.files
     assert any("huge.dvc" in r.getMessage() and "eo/tiles" in r.getMessage() for r in caplog.records)
 
 
@@ -148,7 +154,8 @@ def test_counts_and_total_bytes_are_bounded(gl: FakeGitLab, tmp_path: pathlib.Pa
     few_entries = _reader(gl, ReadLimits(max_tree_entries=5, max_retries=1)).snapshots(p.id)
     assert all(len(s.files) == 5 for s in few_entries)
     newest = _reader(gl, ReadLimits(max_tags=2, max_retries=1)).snapshots(p.id)
-    assert [s.ref for s in newest] == ["v3", "v4"] and [t.name for t in newest[0].tags] == ["v3", "v4"]
+    assert [s.ref for s in newest] == ["v3", "v4"]
+    assert [t.name for t in newest[0].tags] == ["v3", "v4"]
 
 
 def test_lists_are_paginated(gl: FakeGitLab, tmp_path: pathlib.Path) -> None:

@@ -18,8 +18,8 @@ from chalicelib.stac import mlm
 from chalicelib.stac.items import normalize
 from chalicelib.store import ObjectStore
 from stac_offline import validate_object
-from tests.conftest import TOOLS
-from tests.datasets.conftest import DvcRepo
+from tests.helpers.paths import TOOLS
+from tests.helpers.dvc_repos import DvcRepo
 
 pytestmark = pytest.mark.slow  # each test drives the dvc CLI several times (~1 s per command)
 
@@ -70,22 +70,26 @@ def test_item_of_a_pushed_repository(dvc_repo: DvcRepo, tmp_path: pathlib.Path) 
     result = build(r.snapshot("v1"), remote)
     assert result.warnings == []
     [item] = result.items
-    assert item["id"] == item_id("eo/sentinel-tiles", "v1", is_tag=True) and item["collection"] == "dataset"
+    assert item["id"] == item_id("eo/sentinel-tiles", "v1", is_tag=True)
+    assert item["collection"] == "dataset"
     expected = {"data/labels.csv": LABELS, **{f"data/{p}": d for p, d in IMAGES.items()}}
     assert sorted(item["assets"]) == sorted(expected)
     for path, data in expected.items():
         asset = item["assets"][path]
         digest = hashlib.md5((r.root / path).read_bytes()).hexdigest()
-        assert asset["file:checksum"] == "d510" + digest and asset["file:size"] == len(data)
+        assert asset["file:checksum"] == "d510" + digest
+        assert asset["file:size"] == len(data)
         assert asset["href"] == f"{r.remote_url}/files/md5/{digest[:2]}/{digest[2:]}"
         assert s3_bytes(r.endpoint, asset["href"]) == data  # the href downloads the exact bytes
-        assert asset[AVAILABLE] is True and asset["roles"] == ["data"]
+        assert asset[AVAILABLE] is True
+        assert asset["roles"] == ["data"]
         assert asset["description"] == f"Get it with `dvc get https://gitlab.example/eo/sentinel-tiles.git {path} --rev v1`"
     assert item["assets"]["data/labels.csv"]["type"] == "text/csv"
     assert item["assets"]["data/images/a.tif"]["type"] == "image/tiff; application=geotiff"
     assert item["assets"]["data/images/sub/c.json"]["type"] == "application/json"
     assert item["properties"][PENDING] == []
-    assert item["properties"]["eo:cloud_cover"] == 2 and item["properties"]["license"] == "CC-BY-4.0"
+    assert item["properties"]["eo:cloud_cover"] == 2
+    assert item["properties"]["license"] == "CC-BY-4.0"
     assert normalize(item, "dataset", item["id"])[0] == item
     assert validate_object(item, max_errors=20) == []
     validate_with_cli(tmp_path, item)
@@ -108,7 +112,8 @@ def test_availability_follows_a_real_push(dvc_repo: DvcRepo, local_store: Object
     r.dvc("push", "-q")
     s3 = boto3.client("s3", endpoint_url=r.endpoint)
     pushed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=r.bucket)["Contents"])
-    assert len(pushed) == 5 and sum(k.endswith(".dir") for k in pushed) == 1
+    assert len(pushed) == 5
+    assert sum(k.endswith(".dir") for k in pushed) == 1
     # ObjectCreated events in the order dvc pushed them (the manifest last), each handled once
     for key_in_bucket in sorted(pushed, key=lambda k: k.endswith(".dir")):
         availability.on_object_created(local_store, remote, r.bucket, key_in_bucket)
@@ -137,18 +142,21 @@ def test_two_tags_are_two_linked_versions(dvc_repo: DvcRepo, local_store: Object
     assert (v1["properties"]["version"], v2["properties"]["version"]) == ("v1", "v2")
     assert v1["properties"]["deprecated"] is False
     c1, c2 = (i["assets"]["data/labels.csv"]["file:checksum"] for i in (v1, v2))
-    assert c1 == "d510" + hashlib.md5(LABELS).hexdigest() and c2 == "d510" + hashlib.md5(LABELS + b"3,glacier\n").hexdigest()
+    assert c1 == "d510" + hashlib.md5(LABELS).hexdigest()
+    assert c2 == "d510" + hashlib.md5(LABELS + b"3,glacier\n").hexdigest()
     assert v1["assets"]["data/images/a.tif"] == {**v2["assets"]["data/images/a.tif"], "description": v1["assets"][
         "data/images/a.tif"]["description"]}  # unchanged data: same object, its own --rev
     for item in (v1, v2):
-        assert validate_object(item, max_errors=20) == [] and item["properties"][PENDING] == []
+        assert validate_object(item, max_errors=20) == []
+        assert item["properties"][PENDING] == []
     # the default branch, ahead of v2, only once the README opts in
     r.write("README.md", README.replace("keywords: [alps]", "keywords: [alps]\nstacflow:\n  publish_default_branch: true"))
     r.commit("opt in")
     assert build_items(r.snapshot("v2", tags=("v1", "v2")), remote)[0]["id"] == v2["id"]
     dev = r.snapshot("main", is_tag=False)
     [item] = build_items(dev, remote)
-    assert item["id"].endswith("~dev") and item["properties"]["experimental"] is True
+    assert item["id"].endswith("~dev")
+    assert item["properties"]["experimental"] is True
     assert links(item) == {"latest-version": f"./{v2['id']}.json"}
     assert validate_object(item, max_errors=20) == []
 
@@ -180,13 +188,16 @@ ml-model:
     remote = ConfiguredRemotes([f"s3://{r.bucket}"])
     result = build(r.snapshot("1.0.0", topics=("sharinghub:aimodel",), path="eo/lake-segmenter"), remote)
     [item] = result.items
-    assert item["collection"] == "ai-model" and result.warnings == []
+    assert item["collection"] == "ai-model"
+    assert result.warnings == []
     p = item["properties"]
     assert (p[mlm.NAME], p[mlm.ARCHITECTURE], p[mlm.TASKS]) == ("Lake segmenter", "U-Net", ["semantic-segmentation"])
-    assert p[mlm.INPUT][0]["name"] == "image" and p[mlm.OUTPUT][0]["name"] == "mask"
+    assert p[mlm.INPUT][0]["name"] == "image"
+    assert p[mlm.OUTPUT][0]["name"] == "mask"
     assert p["ml-model:learning_approach"] == "supervised"
     asset = item["assets"]["model/weights.pt"]
-    assert asset["roles"] == ["mlm:model", "data"] and asset[mlm.ARTIFACT_TYPE] == "torch.save"
+    assert asset["roles"] == ["mlm:model", "data"]
+    assert asset[mlm.ARTIFACT_TYPE] == "torch.save"
     assert mlm.SCHEMA_URI in item["stac_extensions"]
     assert validate_object(item, max_errors=20) == []
     assert normalize(item, "ai-model", item["id"])[0] == item

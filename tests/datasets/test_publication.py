@@ -20,10 +20,9 @@ from chalicelib.datasets.snapshot import BuildSettings
 from chalicelib.datasets.webhook import change_key
 from chalicelib.store import ObjectStore, PreconditionFailed
 from chalicelib.store.local import LocalStore
-from tests.datasets.conftest import REMOTE_URL, DictRemote, dvc_config, dvc_file, push
+from tests.helpers.dvc_repos import REMOTE_URL, DictRemote, dvc_config, dvc_file, push
 from tests.helpers.fake_gitlab import FakeGitLab, commit, git, init_repo, tag
-from tests.registry.pausing import Crash, Pause, PausingStore
-from tests.stac.counting import CountingStore
+from tests.helpers.stores import Call, Crash, InstrumentedStore, Pause
 
 README = "---\ntitle: Sentinel tiles\nlicense: CC-BY-4.0\n---\n# Tiles\n"
 A, B = b"first file\n" * 10, b"second file, changed\n" * 10
@@ -74,11 +73,13 @@ def test_each_tag_becomes_a_linked_version_item(env: Env) -> None:
     env.version("v2", B)
     report = env.sync()
     published = items(env.store)
-    assert len(published) == 2 and len(report.written) == 2
+    assert len(published) == 2
+    assert len(report.written) == 2
     v1, v2 = sorted(published.values(), key=lambda i: i["properties"]["version"])
     assert (v1["properties"]["version"], v2["properties"]["version"]) == ("v1", "v2")
     rels = {rel: [lk["href"] for lk in v1["links"] if lk["rel"] == rel] for rel in ("successor-version", "latest-version")}
-    assert all(v2["id"] in href for hrefs in rels.values() for href in hrefs) and rels["successor-version"]
+    assert all(v2["id"] in href for hrefs in rels.values() for href in hrefs)
+    assert rels["successor-version"]
     assert any(lk["rel"] == "predecessor-version" and v1["id"] in lk["href"] for lk in v2["links"])
     assert env.record()["items"] == sorted(f"collections/dataset/items/{i}.json" for i in published)
 
@@ -86,11 +87,14 @@ def test_each_tag_becomes_a_linked_version_item(env: Env) -> None:
 def test_redelivery_changes_nothing(env: Env) -> None:
     env.version("v1", A)
     env.sync()
-    counted = CountingStore(env.store)
+    counted = InstrumentedStore(env.store)
     env.ctx.store = counted
     report = env.sync()
-    assert report.written == [] and report.deleted == [] and report.unchanged == 1
-    assert counted.calls["PUT"] == 0 and counted.calls["DELETE"] == 0
+    assert report.written == []
+    assert report.deleted == []
+    assert report.unchanged == 1
+    assert counted.calls["PUT"] == 0
+    assert counted.calls["DELETE"] == 0
 
 
 def test_a_deleted_tag_removes_its_item_and_relinks_the_others(env: Env) -> None:
@@ -100,7 +104,8 @@ def test_a_deleted_tag_removes_its_item_and_relinks_the_others(env: Env) -> None
     git(env.repo, "tag", "-d", "v2")
     report = env.sync()
     [(iid, v1)] = items(env.store).items()
-    assert len(report.deleted) == 1 and iid.endswith("-v1")
+    assert len(report.deleted) == 1
+    assert iid.endswith("-v1")
     assert not any(lk["rel"] == "successor-version" for lk in v1["links"])
     record = env.record()
     assert record["items"] == [f"collections/dataset/items/{iid}.json"]
@@ -164,14 +169,15 @@ def test_items_of_others_are_never_overwritten(env: Env) -> None:
     commit(env.repo, {"README.md": README.replace("Sentinel tiles", "Renamed title")}, "title")
     git(env.repo, "tag", "-f", "v1")
     report = env.sync()
-    assert report.conflicts == [key] and env.store.get_json(key)["properties"]["title"] == "another project"
+    assert report.conflicts == [key]
+    assert env.store.get_json(key)["properties"]["title"] == "another project"
     env.gl.set_topics(env.pid, [])
     env.sync()
     assert env.store.exists(key)  # not ours to delete either
 
 
-class Recording(PausingStore):
-    """Pauses/crashes chosen calls (``PausingStore``) and keeps the title of every item PUT that succeeded."""
+class Recording(InstrumentedStore):
+    """Pauses/crashes chosen calls (``InstrumentedStore``) and keeps the title of every item PUT that succeeded."""
 
     def __init__(self, inner: ObjectStore) -> None:
         super().__init__(inner)
@@ -185,8 +191,13 @@ class Recording(PausingStore):
         return info
 
 
-def _item_put(kind: str, key: str) -> bool:
-    return kind == "PUT" and key.startswith("collections/")
+def _item_put(call: Call) -> bool:
+    return call.key.startswith("collections/")
+
+
+def _pause_item_put(store: InstrumentedStore) -> Pause:
+    """Hold thread A's first item PUT until the test releases it."""
+    return store.pause("before", "PUT", _item_put, thread="A")
 
 
 def _start(env: Env, store: ObjectStore) -> tuple[threading.Thread, list[BaseException]]:
@@ -215,8 +226,7 @@ def test_a_stale_sync_finishing_last_does_not_resurrect_a_deleted_tag(env: Env) 
     env.sync()
     env.version("v2", B)
     paused = Recording(env.store)
-    pause = Pause(_item_put, "A")
-    paused._pauses.append(pause)
+    pause = _pause_item_put(paused)
     thread, errors = _start(env, paused)
     assert pause.reached.wait(10)  # A has claimed v2's key
     git(env.repo, "tag", "-d", "v2")
@@ -236,8 +246,7 @@ def test_an_item_left_by_a_sync_that_died_is_removed_by_the_redelivery(env: Env)
     env.sync()
     env.version("v2", B)
     paused = Recording(env.store)
-    pause = Pause(_item_put, "A")
-    paused._pauses.append(pause)
+    pause = _pause_item_put(paused)
     wrote = [False]
 
     def dies_settling(kind: str, key: str) -> bool:
@@ -245,7 +254,7 @@ def test_an_item_left_by_a_sync_that_died_is_removed_by_the_redelivery(env: Env)
             return False
         wrote[0] = wrote[0] or key.startswith("collections/")
         return wrote[0] and key.startswith("datasets/projects/")
-    paused.crash_on(dies_settling)
+    paused.fail("before", "PUT", lambda call: dies_settling(call.verb, call.key))
     thread, errors = _start(env, paused)
     assert pause.reached.wait(10)
     git(env.repo, "tag", "-d", "v2")
@@ -267,8 +276,7 @@ def test_a_stale_sync_cannot_overwrite_a_newer_item(env: Env) -> None:
     commit(env.repo, {"README.md": README.replace("Sentinel tiles", "Old title")}, "old")
     git(env.repo, "tag", "-f", "v1")
     paused = Recording(env.store)
-    pause = Pause(_item_put, "A")
-    paused._pauses.append(pause)
+    pause = _pause_item_put(paused)
     thread, errors = _start(env, paused)
     assert pause.reached.wait(10)
     commit(env.repo, {"README.md": README.replace("Sentinel tiles", "New title")}, "new")
@@ -285,7 +293,8 @@ def test_a_stale_sync_cannot_overwrite_a_newer_item(env: Env) -> None:
 def test_gone_keys_expire_after_the_grace(env: Env) -> None:
     record = ProjectRecord(1, ["a", "b"], {"c": 100.0})
     settled = record.settled({"a"}, 200.0)
-    assert settled.items == ["a"] and settled.gone == {"b": 200.0, "c": 100.0}
+    assert settled.items == ["a"]
+    assert settled.gone == {"b": 200.0, "c": 100.0}
     assert record.settled({"a"}, 100.0 + GONE_GRACE + 1).gone == {"b": 100.0 + GONE_GRACE + 1}
 
 
@@ -322,7 +331,8 @@ def test_a_lost_record_swap_is_retried(env: Env, monkeypatch: pytest.MonkeyPatch
         return real(store, key, record, etag)
     monkeypatch.setattr(publication, "_swap", flaky)
     report = env.sync()
-    assert report.attempts == 2 and len(items(env.store)) == 1
+    assert report.attempts == 2
+    assert len(items(env.store)) == 1
 
 
 def test_pending_assets_become_available_when_their_objects_land(env: Env) -> None:
@@ -336,5 +346,6 @@ def test_pending_assets_become_available_when_their_objects_land(env: Env) -> No
     url = f"{REMOTE_URL}/files/md5/{digest[:2]}/{digest[2:]}"
     assert object_landed(env.store, env.ctx.remote, url)
     [item] = items(env.store).values()
-    assert item["properties"]["stacflow:pending_assets"] == [] and item["assets"]["data.bin"]["stacflow:available"]
+    assert item["properties"]["stacflow:pending_assets"] == []
+    assert item["assets"]["data.bin"]["stacflow:available"]
     assert env.sync().written == []  # the rebuild agrees with what availability wrote

@@ -19,7 +19,7 @@ from chalicelib.events.notifications import parse_s3_event
 from chalicelib.settings import Settings
 from chalicelib.store import EventSource, ObjectStore
 from chalicelib.store.local import LocalStore
-from tests.datasets.conftest import REMOTE_URL, DictRemote, dvc_config, dvc_file, md5, push
+from tests.helpers.dvc_repos import REMOTE_URL, DictRemote, dvc_config, dvc_file, md5, push
 from tests.helpers.fake_gitlab import FakeGitLab, init_repo, post_webhook, tag
 
 SECRET = "s3cret-webhook-token"
@@ -107,7 +107,8 @@ def test_webhook_to_search_then_the_push_lands(world: World) -> None:
                                          "X-Gitlab-Event": "Tag Push Hook"})
     assert resp.status_code == 200
     [item] = world.search()
-    assert item["properties"]["version"] == "v1" and item["properties"]["stacflow:pending_assets"] == ["tiles.bin"]
+    assert item["properties"]["version"] == "v1"
+    assert item["properties"]["stacflow:pending_assets"] == ["tiles.bin"]
     assert list(world.store.list("datasets/changes/")) == []
 
     digest = push(world.remote_store, DATA)
@@ -117,8 +118,10 @@ def test_webhook_to_search_then_the_push_lands(world: World) -> None:
     assert handle_sqs_event(sqs, services.root()) == 1
     [item] = world.search()
     asset = item["assets"]["tiles.bin"]
-    assert item["properties"]["stacflow:pending_assets"] == [] and asset["stacflow:available"] is True
-    assert asset["href"] == f"{REMOTE_URL}/files/md5/{digest[:2]}/{digest[2:]}" and digest == md5(DATA)
+    assert item["properties"]["stacflow:pending_assets"] == []
+    assert asset["stacflow:available"] is True
+    assert asset["href"] == f"{REMOTE_URL}/files/md5/{digest[:2]}/{digest[2:]}"
+    assert digest == md5(DATA)
     assert asset["file:size"] == len(DATA)
 
 
@@ -142,7 +145,8 @@ def test_the_webhook_over_real_http_answers_well_within_gitlabs_10_s(world: Worl
     payload = world.gl.tag_push_payload(world.project.id, "v1")
     assert post_webhook(url, payload, token="nope")[0] == 401
     status, body = post_webhook(url, payload, token=SECRET, timeout=10)
-    assert status == 200 and json.loads(body)["status"] == "recorded"
+    assert status == 200
+    assert json.loads(body)["status"] == "recorded"
     assert [i.key.rsplit("/", 1)[1] for i in world.store.list("collections/dataset/items/")] != []
 
 

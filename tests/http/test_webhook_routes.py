@@ -13,7 +13,7 @@ from chalicelib.datasets.webhook import CHANGES_PREFIX
 from chalicelib.settings import Settings
 from chalicelib.store import ObjectStore
 from tests.helpers.fake_gitlab import ZERO_SHA, FakeGitLab, commit, event_header, head, init_repo, tag
-from tests.stac.counting import CountingStore
+from tests.helpers.stores import InstrumentedStore
 
 EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
 SECRET = "webhook-secret-0123456789"
@@ -24,8 +24,8 @@ def _settings(store: ObjectStore, secret: str | None = SECRET) -> Settings:
 
 
 @pytest.fixture
-def counted(local_store: ObjectStore) -> Iterator[CountingStore]:
-    store = CountingStore(local_store)
+def counted(local_store: ObjectStore) -> Iterator[InstrumentedStore]:
+    store = InstrumentedStore(local_store)
     services.configure(store=store, settings=_settings(local_store))
     yield store
     services.configure()
@@ -56,7 +56,7 @@ def _fixture(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("token", [None, "", "wrong", SECRET[:-1], SECRET + "x", SECRET.upper(), "é" + SECRET])
-def test_a_missing_or_wrong_secret_is_refused_and_nothing_is_read_or_written(counted: CountingStore, client: Client,
+def test_a_missing_or_wrong_secret_is_refused_and_nothing_is_read_or_written(counted: InstrumentedStore, client: Client,
                                                                             token: str | None) -> None:
     resp = _post(client, _fixture("gitlab-push.json"), token=token)
     assert resp.status_code == 401
@@ -65,7 +65,7 @@ def test_a_missing_or_wrong_secret_is_refused_and_nothing_is_read_or_written(cou
 
 
 def test_without_a_configured_secret_every_webhook_is_refused(local_store: ObjectStore, client: Client) -> None:
-    store = CountingStore(local_store)
+    store = InstrumentedStore(local_store)
     services.configure(store=store, settings=_settings(local_store, secret=None))
     try:
         for token in (None, "", "anything"):
@@ -75,7 +75,7 @@ def test_without_a_configured_secret_every_webhook_is_refused(local_store: Objec
         services.configure()
 
 
-def test_the_secret_is_compared_in_constant_time(counted: CountingStore, client: Client,
+def test_the_secret_is_compared_in_constant_time(counted: InstrumentedStore, client: Client,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import hmac
     seen: list[tuple[bytes, bytes]] = []
@@ -96,7 +96,7 @@ def test_the_secret_is_compared_in_constant_time(counted: CountingStore, client:
     ("gitlab-system-project-rename.json", "project_rename", 73, None),
     ("gitlab-system-repository-update.json", "repository_update", 1, None),
 ])
-def test_documented_payloads_write_one_change_record(counted: CountingStore, client: Client, name: str, kind: str,
+def test_documented_payloads_write_one_change_record(counted: InstrumentedStore, client: Client, name: str, kind: str,
                                                      project_id: int, ref: str | None) -> None:
     payload = _fixture(name)
     resp = _post(client, payload)
@@ -109,14 +109,17 @@ def test_documented_payloads_write_one_change_record(counted: CountingStore, cli
         assert (record["before"], record["after"], record["checkout_sha"]) == (
             payload["before"], payload["after"], payload["checkout_sha"])
     if kind == "project_rename":
-        assert record["old_path"] == "jsmith/overscore" and record["path"] == "jsmith/underscore"
+        assert record["old_path"] == "jsmith/overscore"
+        assert record["path"] == "jsmith/underscore"
     # nothing from the request's headers is stored
     text = json.dumps(record)
-    assert SECRET not in text and "Push Hook" not in text and "System Hook" not in text
+    assert SECRET not in text
+    assert "Push Hook" not in text
+    assert "System Hook" not in text
     assert counted.calls["PUT"] == 1
 
 
-def test_payloads_built_from_a_real_repository(counted: CountingStore, client: Client, tmp_path: pathlib.Path) -> None:
+def test_payloads_built_from_a_real_repository(counted: InstrumentedStore, client: Client, tmp_path: pathlib.Path) -> None:
     """push, tag push (created, deleted) and system hooks, as GitLab builds them from real commits."""
     repo = init_repo(tmp_path / "repo", {"README.md": "# data\n"})
     first = head(repo)
@@ -136,8 +139,10 @@ def test_payloads_built_from_a_real_repository(counted: CountingStore, client: C
     assert [r["kind"] for r in records] == ["push", "push", "tag_push", "tag_push", "project_create",
                                             "project_update", "project_transfer", "project_destroy"]
     assert {r["project_id"] for r in records} == {p.id}
-    assert records[0]["after"] == second and records[3]["after"] == ZERO_SHA
-    assert records[2]["checkout_sha"] == second and "checkout_sha" not in records[3]
+    assert records[0]["after"] == second
+    assert records[3]["after"] == ZERO_SHA
+    assert records[2]["checkout_sha"] == second
+    assert "checkout_sha" not in records[3]
 
 
 @pytest.mark.parametrize("payload", [
@@ -146,9 +151,10 @@ def test_payloads_built_from_a_real_repository(counted: CountingStore, client: C
     {"event_name": "user_create", "user_id": 41, "email": "js@gitlabhq.com"},
     {"event_name": "group_rename", "group_id": 64},
 ])
-def test_other_events_are_acknowledged_and_ignored(counted: CountingStore, client: Client, payload: Any) -> None:
+def test_other_events_are_acknowledged_and_ignored(counted: InstrumentedStore, client: Client, payload: Any) -> None:
     resp = _post(client, payload)
-    assert resp.status_code == 200 and json.loads(resp.body) == {"status": "ignored"}
+    assert resp.status_code == 200
+    assert json.loads(resp.body) == {"status": "ignored"}
     assert counted.total == 0
 
 
@@ -164,14 +170,15 @@ def test_other_events_are_acknowledged_and_ignored(counted: CountingStore, clien
     b'{"object_kind": "push", "project_id": 15, "x": ' + b"[" * 200 + b"]" * 200 + b"}",
     b'{"object_kind": "push", "project_id": 15, "x": "' + b"a" * (7 << 20) + b'"}',
 ])
-def test_bad_payloads_are_400_and_write_nothing(counted: CountingStore, client: Client, body: bytes) -> None:
+def test_bad_payloads_are_400_and_write_nothing(counted: InstrumentedStore, client: Client, body: bytes) -> None:
     resp = _post(client, body, event="Push Hook")
     assert resp.status_code == 400
     assert json.loads(resp.body)["message"].startswith("400 Bad request")
-    assert counted.calls["PUT"] == 0 and not _records(counted)
+    assert counted.calls["PUT"] == 0
+    assert not _records(counted)
 
 
-def test_redelivery_writes_a_record_per_delivery(counted: CountingStore, client: Client) -> None:
+def test_redelivery_writes_a_record_per_delivery(counted: InstrumentedStore, client: Client) -> None:
     """Each delivery is its own create-only record (none overwrites another); processing converges on GitLab."""
     for _ in range(3):
         assert _post(client, _fixture("gitlab-tag-push.json")).status_code == 200
