@@ -13,7 +13,8 @@ not time the dvc CLI. Items get one asset per file (``STACFLOW_DVC_DIR_ASSETS`` 
    every asset available (objects pushed first); and from the last S3 notification of a push
    (``stacflow replay-events``, objects pushed after the webhook) to the same.
 3. Store requests of one webhook, in-process over a counting local store: the webhook alone, and the
-   whole processing its record triggers (sync + catalog + index), first publication and a redelivery.
+   whole processing its record triggers (sync + catalog + index), first publication and a redelivery;
+   and the requests to the DVC remote (``dvc_remote_requests``: HEADs/LISTs of the objects, the manifest).
 
     .venv/bin/python bench/datasets_bench.py [--files 1000] [--hooks 50]
 """
@@ -29,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,7 @@ def requests_per_webhook(gl: Any, ds: Dataset, pid: int, files: int, tmp: Path) 
     from app import app
     from chalicelib import services
     from chalicelib.settings import Settings
+    from chalicelib.store import open_store
     from chalicelib.store.local import LocalStore
     from tests.helpers.stores import InstrumentedStore
     payload = json.dumps(gl.tag_push_payload(pid, "v1"))
@@ -180,6 +183,12 @@ def requests_per_webhook(gl: Any, ds: Dataset, pid: int, files: int, tmp: Path) 
         cfg = Settings(store_uri=base.uri, public_url=None, dispatch_events=dispatch, webhook_secret=SECRET,
                        gitlab_url=gl.url, gitlab_token=gl.token, dvc_remotes=(ds.remote,), dvc_dir_assets=files)
         services.configure(store=store, settings=cfg)
+        remote_calls: list[InstrumentedStore] = []
+
+        def counted_remote(url: str) -> InstrumentedStore:
+            remote_calls.append(InstrumentedStore(open_store(url)))
+            return remote_calls[-1]
+        services.dataset_context().remote._opener = counted_remote  # type: ignore[attr-defined]
         if not dispatch:
             services.root().close()  # as deployed: nothing runs in-process, S3 notifies the event function
         before = len(gl.requests)
@@ -189,7 +198,8 @@ def requests_per_webhook(gl: Any, ds: Dataset, pid: int, files: int, tmp: Path) 
             elapsed = time.perf_counter() - t0
         assert resp.status_code == 200, resp.body
         out[mode] = {"requests": dict(sorted(store.calls.items())), "total": store.total,
-                     "gitlab_requests": len(gl.requests) - before, "seconds": round(elapsed, 3)}
+                     "gitlab_requests": len(gl.requests) - before, "seconds": round(elapsed, 3),
+                     "dvc_remote_requests": dict(sorted(sum((c.calls for c in remote_calls), Counter()).items()))}
     services.configure()
     return out
 

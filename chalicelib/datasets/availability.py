@@ -8,7 +8,8 @@ reference that is ignored (the handler matches the item's asset by its href).
 A landing (``object_landed``) HEADs the object in the remote, then rewrites each referencing item by
 compare-and-swap: assets with that href become ``stacflow:available`` if the size (and the md5, when
 the ETag is one) matches, else stay pending with a warning; a pending directory manifest becomes
-its files (the manifest is read, each file HEADed, their references recorded first). Concurrent
+its files (the manifest is read, the files' presence read by ``items.probe``: one LIST per object
+folder holding several of them, else a HEAD; their references recorded first). Concurrent
 landings on one item retry their swap, so every one of them sticks.
 
 Who writes items must call ``record`` before and ``settle`` after writing them (``publish`` does

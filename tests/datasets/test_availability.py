@@ -271,3 +271,105 @@ def test_a_rebuild_does_not_head_objects_the_stored_items_found(local_store: Obj
     assert again.items == first.items
     push(remote_store, B)
     assert build(snapshot(files), remote, previous=first.items).items[0]["properties"][PENDING] == []
+
+
+# -- request cost: presence of many objects is LISTed per object folder, not HEADed per object ----------
+def folder_files(folders: int, per_folder: int) -> tuple[dict[str, bytes], bytes, list[bytes]]:
+    """A directory of ``folders * per_folder`` files whose objects fall in ``folders`` remote folders
+    (``files/md5/<2 hex>/``), ``per_folder`` in each."""
+    by_folder: dict[str, list[bytes]] = {}
+    i = 0
+    while len(by_folder) < folders or any(len(v) < per_folder for v in by_folder.values()):
+        data = f"file {i}\n".encode()
+        i += 1
+        prefix = md5(data)[:2]
+        if prefix in by_folder and len(by_folder[prefix]) < per_folder:
+            by_folder[prefix].append(data)
+        elif prefix not in by_folder and len(by_folder) < folders:
+            by_folder[prefix] = [data]
+    contents = [c for group in by_folder.values() for c in group]
+    manifest = json.dumps([{"md5": md5(c), "relpath": f"f{i:03}.txt"} for i, c in enumerate(contents)]).encode()
+    dvc = (f"outs:\n- md5: {md5(manifest)}.dir\n  size: {sum(map(len, contents))}\n  nfiles: {len(contents)}\n"
+           f"  hash: md5\n  path: images\n").encode()
+    return {"images.dvc": dvc, ".dvc/config": dvc_config(REMOTE_URL)}, manifest, contents
+
+
+K, PER = 6, 5  # 30 files in 6 folders
+
+
+def test_building_n_files_in_k_folders_costs_at_most_k_lists_and_no_file_heads(remote_store: ObjectStore) -> None:
+    files, manifest, contents = folder_files(K, PER)
+    push_dir(remote_store, manifest, contents[1:])  # the first file is not pushed yet
+    push(remote_store, b"another project's file")  # other objects in the remote are not in the way
+    wrong = contents[PER]  # the first file of the second folder: its bytes differ in the remote
+    remote_store.put(f"files/md5/{md5(wrong)[:2]}/{md5(wrong)[2:]}", wrong + b"more")
+    counting = InstrumentedStore(remote_store)
+    result = build(snapshot(files), DictRemote({REMOTE_URL: counting}))
+    assert counting.calls["LIST"] <= K
+    assert counting.calls["HEAD"] == 1  # the manifest's, before its bounded GET; none for the files
+    item = result.items[0]
+    assert len(item["assets"]) == K * PER
+    assert sorted(item["properties"][PENDING]) == sorted(["images/f000.txt", f"images/f{PER:03}.txt"])
+    assert any(f"images/f{PER:03}.txt: object has md5" in w for w in result.warnings)  # ETags checked as with HEADs
+    for i, c in enumerate(contents[1:], start=1):
+        if i != PER:
+            assert item["assets"][f"images/f{i:03}.txt"][AVAILABLE] is True
+            assert item["assets"][f"images/f{i:03}.txt"]["file:size"] == len(c)
+
+
+def test_a_landing_manifest_expands_with_at_most_k_lists(local_store: ObjectStore, remote_store: ObjectStore) -> None:
+    counting = InstrumentedStore(remote_store)
+    remote = DictRemote({REMOTE_URL: counting})
+    files, manifest, contents = folder_files(K, PER)
+    key = publish(local_store, remote, files)  # nothing pushed: one pending manifest asset
+    push_dir(remote_store, manifest, contents)
+    before = counting.calls.copy()
+    assert landed(local_store, remote, md5(manifest), isdir=True) == [key]
+    assert counting.calls["LIST"] - before["LIST"] <= K
+    assert counting.calls["HEAD"] - before["HEAD"] == 2  # the landed manifest, then its bounded read
+    item = local_store.get_json(key)
+    assert len(item["assets"]) == K * PER
+    assert item["properties"][PENDING] == []
+
+
+def test_a_few_objects_are_headed_not_listed(remote_store: ObjectStore) -> None:
+    counting = InstrumentedStore(remote_store)
+    push(remote_store, A)
+    build(snapshot(FILES), DictRemote({REMOTE_URL: counting}))  # a.csv and b.bin: one object per folder
+    assert counting.calls["LIST"] == 0
+    assert counting.calls["HEAD"] == 2
+
+
+class NoListStore(InstrumentedStore):
+    """A remote whose credentials may read objects but not list them."""
+
+    def list(self, prefix: str = "", *, start_after: str | None = None, limit: int | None = None) -> Any:
+        self.calls["LIST"] += 1
+        raise PermissionError("AccessDenied: s3:ListBucket")
+
+
+def test_a_remote_that_cannot_be_listed_is_headed_instead(remote_store: ObjectStore,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    files, manifest, contents = folder_files(K, PER)
+    push_dir(remote_store, manifest, contents[1:])
+    store = NoListStore(remote_store)
+    item = build(snapshot(files), DictRemote({REMOTE_URL: store})).items[0]
+    assert item["properties"][PENDING] == ["images/f000.txt"]
+    assert store.calls["HEAD"] == 1 + K * PER
+    assert sum("cannot list" in r.getMessage() for r in caplog.records) == 1  # warned once, not per folder
+
+
+def test_an_unreadable_remote_is_absent_with_a_warning(remote_store: ObjectStore,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from chalicelib.datasets.items import probe
+    files, manifest, contents = folder_files(2, 3)
+    push_dir(remote_store, manifest, contents)
+
+    class Down(NoListStore):
+        def head(self, key: str) -> Any:
+            raise ConnectionError("remote down")
+    keys = [f"files/md5/{md5(c)[:2]}/{md5(c)[2:]}" for c in contents]
+    assert probe(Down(remote_store), keys) == dict.fromkeys(keys)
+    assert any("cannot read" in r.getMessage() for r in caplog.records)
+    assert {k: (i.size if i else None) for k, i in probe(remote_store, keys).items()} == {
+        k: len(c) for k, c in zip(keys, contents)}
