@@ -80,6 +80,10 @@ HEAD_THREADS = 8  # concurrent HEADs / LISTs of one probe
 # answers them all (it reads only the objects between the first and the last wanted key: one page
 # of 1,000 unless the remote holds several hundred thousand objects).
 LIST_MIN_KEYS = 2
+# One listing of files/md5/ replaces per-folder LISTs when at least this many folders are wanted and
+# the remote holds at most this many objects per folder replaced (half a page: never more requests).
+SWEEP_MIN_FOLDERS = 4
+SWEEP_ITEMS_PER_FOLDER = 500
 MAX_MANIFEST_BYTES = 256  # per file: a manifest entry is ~80 bytes; larger manifests are not read
 _STRUCTURAL = {"self", "root", "parent", "collection", "latest-version", "predecessor-version", "successor-version"}
 # File suffix -> mlm:artifact_type (model projects): the suffixes MLM's best practices name.
@@ -282,6 +286,17 @@ def probe(store: ObjectStore | None, keys: Iterable[str], known: Known | None = 
         else:
             tasks.extend(("", [key]) for key in group)
     cannot_list = threading.Event()
+    try:
+        swept = _sweep(store, [t for t in tasks if t[0]])
+    except Exception:
+        cannot_list.set()
+        log.warning("cannot list %s: HEADs instead", store.uri, exc_info=True)
+        swept = None
+    if swept is not None:
+        found.update(swept)
+        tasks = [t for t in tasks if not t[0]]
+        if not tasks:
+            return found
 
     def head(key: str) -> ObjectInfo | None:
         try:
@@ -319,6 +334,28 @@ def probe(store: ObjectStore | None, keys: Iterable[str], known: Known | None = 
         for result in pool.map(run, tasks):
             found.update(result)
     return found
+
+
+def _sweep(store: ObjectStore, tasks: list[tuple[str, list[str]]]) -> dict[str, ObjectInfo | None] | None:
+    """The folders' keys from ONE listing of their common parent (``files/md5/``), when that costs
+    fewer pages than a LIST per folder: it reads at most ``SWEEP_ITEMS_PER_FOLDER`` objects per folder
+    it replaces (a page holds 1,000), and gives up (None) on a remote too large for that, so it never
+    costs more than the per-folder LISTs would; None also when the folders have no common parent.
+    A listing that fails raises (the caller HEADs instead)."""
+    parents = {folder.rstrip("/").rsplit("/", 1)[0] + "/" for folder, _ in tasks if "/" in folder.rstrip("/")}
+    if len(tasks) < SWEEP_MIN_FOLDERS or len(parents) != 1:
+        return None
+    wanted = sorted(key for _, group in tasks for key in group)
+    out: dict[str, ObjectInfo | None] = dict.fromkeys(wanted)
+    budget = SWEEP_ITEMS_PER_FOLDER * len(tasks)
+    for read, info in enumerate(store.list(parents.pop(), start_after=wanted[0][:-1])):
+        if info.key > wanted[-1]:
+            return out
+        if read >= budget:
+            return None
+        if info.key in out:
+            out[info.key] = info
+    return out
 
 
 def known_objects(previous: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, ObjectInfo]]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.datasets import availability
+from chalicelib.datasets import items as items_module
 from chalicelib.datasets.items import AVAILABLE, PENDING, WARNINGS, build
 from chalicelib.datasets.snapshot import BuildSettings
 from chalicelib.store import ObjectStore
@@ -315,6 +316,27 @@ def test_building_n_files_in_k_folders_costs_at_most_k_lists_and_no_file_heads(r
         if i != PER:
             assert item["assets"][f"images/f{i:03}.txt"][AVAILABLE] is True
             assert item["assets"][f"images/f{i:03}.txt"]["file:size"] == len(c)
+
+
+def test_a_small_remote_is_read_with_one_listing_for_all_folders(remote_store: ObjectStore) -> None:
+    files, manifest, contents = folder_files(K, PER)
+    push_dir(remote_store, manifest, contents)
+    counting = InstrumentedStore(remote_store)
+    item = build(snapshot(files), DictRemote({REMOTE_URL: counting})).items[0]
+    assert item["properties"][PENDING] == []
+    assert counting.calls["LIST"] == 1  # files/md5/ once, not a LIST per folder
+    assert [call.key for call in counting.log if call.verb == "LIST"] == ["files/md5/"]
+
+
+def test_a_remote_too_large_to_sweep_is_listed_per_folder(remote_store: ObjectStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(items_module, "SWEEP_ITEMS_PER_FOLDER", 1)  # the sweep's budget: K objects
+    files, manifest, contents = folder_files(K, PER)
+    push_dir(remote_store, manifest, contents)
+    counting = InstrumentedStore(remote_store)
+    item = build(snapshot(files), DictRemote({REMOTE_URL: counting})).items[0]
+    assert item["properties"][PENDING] == []
+    assert counting.calls["LIST"] == 1 + K  # the abandoned sweep, then one per folder
 
 
 def test_a_landing_manifest_expands_with_at_most_k_lists(local_store: ObjectStore, remote_store: ObjectStore) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 from stac_offline import validate_object
 
-from tests.helpers.paths import REPO
+from tests.helpers.paths import REPO, TOOLS
 from tests.helpers.dvc_repos import DvcRepo, dvc_cli
 from tests.helpers.fake_gitlab import ZERO_SHA, FakeGitLab, git, post_webhook
 
@@ -200,8 +200,7 @@ def test_a_dataset_from_tag_to_deletion(stage: Stage, tmp_path: pathlib.Path) ->
     assert all(validate_object(item) == [] for item in (v1, v2))
     found = stage.search()
     assert sorted(i.properties["version"] for i in found) == ["v1", "v2"]
-    done = subprocess.run([sys.executable, str(pathlib.Path(os.environ.get("STAC_OFFLINE_TOOLS", str(
-        REPO.parent / "shared" / "tools"))) / "stac_offline.py"), "-q", str(stage.store_root / "collections" /
+    done = subprocess.run([sys.executable, str(TOOLS / "stac_offline.py"), "-q", str(stage.store_root / "collections" /
                                                                            "dataset" / "items")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
