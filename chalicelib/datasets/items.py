@@ -287,14 +287,14 @@ def probe(store: ObjectStore | None, keys: Iterable[str], known: Known | None = 
             tasks.extend(("", [key]) for key in group)
     cannot_list = threading.Event()
     try:
-        swept = _sweep(store, [t for t in tasks if t[0]])
+        swept = _sweep(store, [(folder, sorted(group)) for folder, group in folders.items() if folder])
     except Exception:
         cannot_list.set()
         log.warning("cannot list %s: HEADs instead", store.uri, exc_info=True)
         swept = None
     if swept is not None:
         found.update(swept)
-        tasks = [t for t in tasks if not t[0]]
+        tasks = [(folder, group) for folder, group in tasks if group[0] not in swept]
         if not tasks:
             return found
 
@@ -338,7 +338,7 @@ def probe(store: ObjectStore | None, keys: Iterable[str], known: Known | None = 
 
 def _sweep(store: ObjectStore, tasks: list[tuple[str, list[str]]]) -> dict[str, ObjectInfo | None] | None:
     """The folders' keys from ONE listing of their common parent (``files/md5/``), when that costs
-    fewer pages than a LIST per folder: it reads at most ``SWEEP_ITEMS_PER_FOLDER`` objects per folder
+    fewer requests than a LIST or HEAD per folder: it reads at most ``SWEEP_ITEMS_PER_FOLDER`` objects per folder
     it replaces (a page holds 1,000), and gives up (None) on a remote too large for that, so it never
     costs more than the per-folder LISTs would; None also when the folders have no common parent.
     A listing that fails raises (the caller HEADs instead)."""
