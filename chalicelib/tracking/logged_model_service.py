@@ -21,8 +21,10 @@ MODEL_STATUSES = set(v.MODEL_STATUS) - {"LOGGED_MODEL_STATUS_UNSPECIFIED"}
 
 
 def _subject(model: LoggedModel) -> search.Subject:
-    # Attributes as stored: the search reads the record's own field names.
-    return search.Subject(model, model.to_record(), tags=model.tags, params=model.params, model_metrics=[
+    # The stored record's fields, plus the timestamps under the names MLflow's filters use (stored as *_ms).
+    attributes = {**model.to_record(), "creation_timestamp": model.creation_timestamp_ms,
+                  "last_updated_timestamp": model.last_updated_timestamp_ms}
+    return search.Subject(model, attributes, tags=model.tags, params=model.params, model_metrics=[
         search.ModelMetric(m.key, m.value, m.timestamp, m.dataset_name, m.dataset_digest) for m in model.metrics])
 
 

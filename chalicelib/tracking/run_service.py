@@ -186,7 +186,7 @@ class RunService:
         if (start_step is None) != (end_step is None):
             raise invalid("If either start step or end step are specified, both must be specified.")
         if start_step is not None and end_step is not None and start_step > end_step:
-            raise invalid("end_step must be greater than start_step. Found start_step={start_step} and "
+            raise invalid(f"end_step must be greater than start_step. Found start_step={start_step} and "
                           f"end_step={end_step}.")
         per_run = {rid: self.logs.read(v.run_id(rid), lambda r: history(r, metric_key)) for rid in run_ids}
         steps = sorted({r[2] for recs in per_run.values() for r in recs

@@ -168,3 +168,24 @@ def test_warm_searches_get_only_records_that_changed(local_store):
     svc.search_experiments(None, None, None, [], None)
     gets = [call.key for call in hooked.log if call.verb == "GET"]
     assert gets == [f"mlflow/logged-models/{ids[3]}.json"]  # plus one LIST each
+
+
+def test_logged_models_are_filtered_and_ordered_by_their_timestamps(local_store):
+    svc = TrackingService(local_store)
+    eid = svc.create_experiment("timed", None, [])
+    first = svc.create_logged_model({"experiment_id": eid})
+    time.sleep(0.005)
+    second = svc.create_logged_model({"experiment_id": eid})
+    since = second.creation_timestamp_ms
+    newer = svc.search_logged_models([eid], f"creation_timestamp >= {since}", [], None, [], None).items
+    assert [m.model_id for m in newer] == [second.model_id]
+    by_default = svc.search_logged_models([eid], None, [], None, [], None).items  # MLflow: newest first
+    assert [m.model_id for m in by_default] == [second.model_id, first.model_id]
+    oldest_first = svc.search_logged_models([eid], None, [], None,
+                                            [{"field_name": "last_updated_timestamp", "ascending": True}], None).items
+    assert [m.model_id for m in oldest_first] == [first.model_id, second.model_id]
+
+
+def test_a_bad_step_range_names_both_steps(local_store):
+    with pytest.raises(MlflowError, match=r"Found start_step=5 and end_step=1\."):
+        TrackingService(local_store).get_metric_history_bulk_interval(["0" * 32], "m", 5, 1, None)
