@@ -1,4 +1,5 @@
-"""Size and nesting bounds on untrusted input, checked before a domain parser sees it.
+"""Size and nesting bounds on untrusted input, checked before a domain parser sees it, and the size
+rule of Lambda's response payload that every paged answer (STAC and MLflow) is cut by.
 
 Parsers recurse: Python ones raise ``RecursionError`` (a 500 if it escapes), native ones (``cql2``)
 overflow the C stack and kill the process. Every request body and every embedded JSON document
@@ -10,11 +11,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Lambda's synchronous payload limit: a deployed function never sees a larger request.
+# Lambda's synchronous payload limit, both ways: a deployed function never sees a larger request,
+# and cannot send a larger response.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+# What a paged response body may cost inside that payload; the rest is for the status line, headers
+# and the envelope's own keys.
+RESPONSE_BUDGET = 5 * 1024 * 1024
+_ASCII = bytes(range(128))
 # Deepest JSON accepted anywhere: STAC bodies with a CQL2 JSON filter reach ~2 levels per operator;
 # cql2's own JSON reader stops at 128, Python's recursion limit is 1000.
 MAX_JSON_DEPTH = 100
+
+
+def payload_size(body: bytes) -> int:
+    """An upper bound of ``body``'s size inside Lambda's proxy envelope, where the body is itself a JSON
+    string: quotes and backslashes double, a non-ASCII character takes up to 3 times its UTF-8 bytes
+    (``\\uXXXX``); exact for ASCII bodies."""
+    return len(body) + body.count(b'"') + body.count(b"\\") + 2 * len(body.translate(None, _ASCII))
 
 
 class InputBoundError(ValueError):

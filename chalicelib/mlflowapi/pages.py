@@ -17,12 +17,11 @@ import binascii
 import json
 from typing import Any, Callable, Generic, Iterable, NamedTuple, Optional, Sequence, TypeVar
 
-from ..bounds import InputBoundError, load_json
+from ..bounds import MAX_BODY_BYTES, RESPONSE_BUDGET, InputBoundError, load_json, payload_size
 from .errors import invalid
 
-LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
-# The body's share: the rest is left for the status line, headers and the envelope's keys.
-BUDGET = 5 * 1024 * 1024
+LAMBDA_RESPONSE_LIMIT = MAX_BODY_BYTES
+BUDGET = RESPONSE_BUDGET
 # Largest record (one run as get-run returns it) a write may build: a record must fit in a page.
 RECORD_LIMIT = 4 * 1024 * 1024
 MAX_TOKEN_CHARS = 1024  # ours are ~20 characters
@@ -67,8 +66,7 @@ def page_offset(token: str | None) -> int:
 
 def envelope_size(doc: Any) -> int:
     """Bytes ``doc`` takes as a response body inside Lambda's proxy envelope."""
-    text = json.dumps(doc, separators=(",", ":"))
-    return len(text) + text.count('"') + text.count("\\")
+    return payload_size(json.dumps(doc, separators=(",", ":")).encode())
 
 
 class Page(NamedTuple, Generic[Item]):

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlencode
 
+from ..bounds import RESPONSE_BUDGET, payload_size
 from ..store import InvalidKey, NotFound, ObjectStore
 from . import catalog
 from .errors import NotFoundError
@@ -119,17 +120,7 @@ class _Features:
         return out
 
 
-# What a page may cost inside the Lambda response payload (6 MB, the body JSON-escaped once more):
-# the rest is for the status line, headers and the payload's own envelope.
-MAX_PAGE_BYTES = 5 * 1024 * 1024
-_ASCII = bytes(range(128))
-
-
-def payload_size(data: bytes) -> int:
-    """An upper bound of ``data``'s size as a string inside a JSON (ASCII-escaped) document: quotes
-    and backslashes double, a non-ASCII character takes up to 3 times its UTF-8 bytes (\\uXXXX), so
-    never more than ``3 * len(data)``."""
-    return len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(data.translate(None, _ASCII))
+MAX_PAGE_BYTES = RESPONSE_BUDGET  # a page's share of the Lambda response payload
 
 
 def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
