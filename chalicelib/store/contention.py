@@ -8,6 +8,8 @@ redelivers the event later instead of spinning inside one invocation.
 """
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -33,18 +35,27 @@ class Backoff:
 
     def run(self, attempt: Callable[[], T], what: str) -> T:
         """``attempt()`` until it returns; it raises ``PreconditionFailed`` or ``TryAgain`` to go again."""
+        started = time.monotonic()
+        try:  # most writes win at once: no retry machinery on that path
+            return attempt()
+        except Exception as err:
+            if not _retried(err):
+                raise
+            if self.attempts <= 1:
+                raise Contention(f"gave up {what} after 1 attempt") from err
         from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, \
             wait_random_exponential
+        time.sleep(random.uniform(0, self.first))  # the first jittered wait, before the second try
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.budget),
-            wait=wait_random_exponential(multiplier=self.first, max=self.cap),
+            stop=stop_after_attempt(self.attempts - 1) | stop_after_delay(self.budget - (time.monotonic() - started)),
+            wait=wait_random_exponential(multiplier=self.first * 2, max=self.cap),
             retry=retry_if_exception(_retried))
         try:
             return retrying(attempt)
         except RetryError as err:
-            stats = retrying.statistics
-            raise Contention(f"gave up {what} after {stats.get('attempt_number', '?')} attempts in "
-                             f"{stats.get('delay_since_first_attempt', 0.0):.1f} s of contention") from err
+            tries = int(retrying.statistics.get("attempt_number", 0)) + 1
+            raise Contention(f"gave up {what} after {tries} attempts in "
+                             f"{time.monotonic() - started:.1f} s of contention") from err
 
 
 def _retried(err: BaseException) -> bool:

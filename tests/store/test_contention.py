@@ -88,3 +88,14 @@ def test_contended_counter_loses_no_update(local_store) -> None:
         t.join()
     assert errors == []
     assert local_store.get_json("ctr.json") == {"n": 96}
+
+
+def test_a_write_that_wins_at_once_pays_for_no_retry_machinery(tmp_path) -> None:
+    """The common case stays on the hot path: no tenacity import, no Retrying object."""
+    import subprocess
+    import sys
+    code = ("import sys; from chalicelib.store.local import LocalStore; s = LocalStore(sys.argv[1], fsync=False); "
+            "s.update_json('a.json', lambda d: {'n': d['n'] + 1}, default=lambda: {'n': 0}); "
+            "print('tenacity' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
