@@ -6,6 +6,8 @@ SAV := .venv-sav
 DVC := .venv-dvc
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
+# Debian's Chromium for the web UI tests: Playwright drives it (its own browser downloads are unreachable).
+CHROMIUM := /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= file://data
@@ -35,7 +37,10 @@ $(DVC)/.installed:
 	$(DVC)/bin/pip install -q "dvc[s3]==3.67.1"
 	touch $(DVC)/.installed
 
-setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed
+$(CHROMIUM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM)
 
 serve: $(RUNTIME)
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)
