@@ -30,6 +30,8 @@ from ..mlflowapi.errors import MlflowError, invalid
 from ..mlflowapi.fields import Fields
 from ..mlflowapi.validation import path_from_segments
 from ..tracking.artifacts import ArtifactService
+from . import mlflow_access as acl
+from .mlflow_access import DELETE, READ, WRITE
 from .mlflow_common import mlflow_handler, request_message
 from .urls import base_url
 
@@ -59,8 +61,11 @@ def artifact_service() -> ArtifactService:
 def _get(request: Any, path: str) -> Any:
     """``GET …/artifacts?path=<dir>`` lists a directory; ``GET …/artifacts/<path>`` downloads a file."""
     if not path:
-        files = artifact_service().list_artifacts(Fields(request_message(request)).string("path") or "")
+        directory = Fields(request_message(request)).string("path") or ""
+        acl.artifact(directory, READ)
+        files = artifact_service().list_artifacts(directory)
         return {"files": [f.to_wire() for f in files]} if files else {}
+    acl.artifact(path, READ)
     found = artifact_service().download_artifact(path, base_url=base_url(request))
     if found.url is not None:  # too big for a proxied response: the client follows the redirect
         return Response(body="", status_code=307, headers={"Location": found.url})
@@ -69,16 +74,19 @@ def _get(request: Any, path: str) -> Any:
 
 
 def _upload(request: Any, path: str) -> dict[str, Any]:
+    acl.artifact(path, WRITE)
     artifact_service().upload_artifact(path, request.raw_body or b"")
     return {}
 
 
 def _delete(request: Any, path: str) -> dict[str, Any]:
+    acl.artifact(path, DELETE)
     artifact_service().delete_artifact(path)
     return {}
 
 
 def _presigned(request: Any, path: str) -> dict[str, Any]:
+    acl.artifact(path, READ)
     return artifact_service().get_presigned_download_url(path, base_url=base_url(request)).to_wire()
 
 
@@ -88,6 +96,7 @@ def _path(msg: Fields) -> str:
 
 def _mpu_create(request: Any, directory: str) -> dict[str, Any]:
     msg = Fields(request_message(request))
+    acl.artifact(directory, WRITE)
     num_parts = msg.integer("num_parts")
     return artifact_service().create_multipart_upload(
         directory, _path(msg), 1 if num_parts is None else num_parts, base_url=base_url(request)).to_wire()
@@ -95,6 +104,7 @@ def _mpu_create(request: Any, directory: str) -> dict[str, Any]:
 
 def _mpu_complete(request: Any, directory: str) -> dict[str, Any]:
     msg = Fields(request_message(request))
+    acl.artifact(directory, WRITE)
     if not msg.present("parts"):
         raise invalid("Parameter 'parts' must be a list of {part_number, etag}")
     parts = [CompletedPart(p.integer("part_number") or 0, p.string("etag") or "") for p in msg.objects("parts")]
@@ -105,6 +115,7 @@ def _mpu_complete(request: Any, directory: str) -> dict[str, Any]:
 
 def _mpu_abort(request: Any, directory: str) -> dict[str, Any]:
     msg = Fields(request_message(request))
+    acl.artifact(directory, WRITE)
     artifact_service().abort_multipart_upload(directory, _path(msg), msg.string("upload_id", required=True) or "")
     return {}
 

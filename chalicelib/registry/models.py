@@ -8,7 +8,7 @@ never move. Deleting tombstones the record *before* listing the versions it remo
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..mlflowapi import pages, search
 from ..mlflowapi import validation as v
@@ -155,14 +155,16 @@ class RegisteredModels:
 
     def search_registered_models(self, filter_string: str | None = None, max_results: int | None = None,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> Page[RegisteredModel]:
+                                 page_token: str | None = None,
+                                 visible: Callable[[Mapping[str, str]], bool] | None = None) -> Page[RegisteredModel]:
         """One page of models: the index's summaries filtered and sorted, then the page's records read
-        (a fixed number of index GETs plus O(page) record GETs)."""
+        (a fixed number of index GETs plus O(page) record GETs). ``visible`` (a predicate on a model's
+        tags: the caller's read access) applies before filtering and paging."""
         limit = v.registry_max_results(max_results, 100, MAX_RESULTS_MODELS)
         search.REGISTERED_MODELS.parse(filter_string)  # a bad filter fails even over no models
         subjects = [search.Subject(e, {"name": e.name, "creation_timestamp": e.creation_timestamp,
                                        "last_updated_timestamp": e.last_updated_timestamp}, tags=e.tags)
-                    for e in self.core.index.entries()]
+                    for e in self.core.index.entries() if visible is None or visible(e.tags)]
         matched = search.REGISTERED_MODELS.filter(subjects, filter_string)
         ordered = search.REGISTERED_MODELS.sort(matched, order_by)
         return pages.page(ordered, page_token, limit, wire=RegisteredModel.to_wire,

@@ -14,7 +14,7 @@ Methods return the registry's entities (``records.RegisteredModel``, ``records.M
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..mlflowapi.clock import now_ms
 from ..mlflowapi.fields import Objects
@@ -65,8 +65,9 @@ class RegistryService:
 
     def search_registered_models(self, filter_string: str | None = None, max_results: int | None = None,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> Page[RegisteredModel]:
-        return self.models.search_registered_models(filter_string, max_results, order_by, page_token)
+                                 page_token: str | None = None,
+                                 visible: Callable[[Mapping[str, str]], bool] | None = None) -> Page[RegisteredModel]:
+        return self.models.search_registered_models(filter_string, max_results, order_by, page_token, visible)
 
     def get_latest_versions(self, name: str | None, stages: Sequence[str] | None = None) -> list[ModelVersion]:
         return self.models.get_latest_versions(name, stages)
@@ -108,8 +109,9 @@ class RegistryService:
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int | None = None,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> Page[ModelVersion]:
-        return self.versions.search_model_versions(filter_string, max_results, order_by, page_token)
+                              page_token: str | None = None,
+                              visible: Callable[[Mapping[str, str]], bool] | None = None) -> Page[ModelVersion]:
+        return self.versions.search_model_versions(filter_string, max_results, order_by, page_token, visible)
 
     def get_model_version_download_uri(self, name: str | None, version: Any) -> str:
         return self.versions.get_model_version_download_uri(name, version)

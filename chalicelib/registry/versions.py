@@ -10,7 +10,7 @@ publication function, so a crash between the two loses nothing.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..mlflowapi import pages, search
 from ..mlflowapi import validation as v
@@ -185,8 +185,10 @@ class ModelVersions:
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int | None = None,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> Page[ModelVersion]:
+                              page_token: str | None = None,
+                              visible: Callable[[Mapping[str, str]], bool] | None = None) -> Page[ModelVersion]:
         """One page of versions: the index's summaries filtered and sorted, then the page's records read.
+        ``visible`` (a predicate on the registered model's tags) applies before filtering and paging.
 
         ``name = 'x'`` or ``name IN (...)`` reads only those models' shards."""
         limit = v.registry_max_results(max_results, 10_000, MAX_RESULTS_VERSIONS)
@@ -201,7 +203,8 @@ class ModelVersions:
             "name": e.name, "version": n, "creation_timestamp": s["creation_timestamp"],
             "last_updated_timestamp": s["last_updated_timestamp"], "source": s["source"],
             "run_id": s.get("run_id", ""), "current_stage": s.get("current_stage", rec.STAGE_NONE)},
-            tags=s.get("tags") or {}) for e in entries for n, s in e.versions.items()]
+            tags=s.get("tags") or {}) for e in entries if visible is None or visible(e.tags)
+            for n, s in e.versions.items()]
         matched = search.MODEL_VERSIONS.filter(subjects, filter_string)
         ordered = search.MODEL_VERSIONS.sort(matched, order)
         return pages.page(ordered, page_token, limit, wire=ModelVersion.to_wire, load=self._records_of)

@@ -1,6 +1,8 @@
 """MLflow's experiment calls (create, get, search, rename, delete, restore, tags) over ``ExperimentStore``."""
 from __future__ import annotations
 
+from typing import Callable, Mapping
+
 from ..mlflowapi import pages, search
 from ..mlflowapi import validation as v
 from ..mlflowapi.errors import invalid, not_active, tag_not_found
@@ -44,11 +46,14 @@ class ExperimentService:
         return self.records.get_by_name(v.experiment_name(name))
 
     def search_experiments(self, view_type: str | None, max_results: int | None, filter_string: str | None,
-                           order_by: list[str], page_token: str | None) -> pages.Page[Experiment]:
+                           order_by: list[str], page_token: str | None,
+                           visible: Callable[[Mapping[str, str]], bool] | None = None) -> pages.Page[Experiment]:
+        """``visible``: a predicate on an experiment's tags (the caller's read access), applied before
+        filtering and paging, so pages and tokens hold only experiments the caller may read."""
         stages = stages_of(view_type, "view_type")
         limit = v.max_results(max_results, 1000)
         exps = [search.Subject(e, vars(e), tags=e.tags) for e in self.records.list_all()
-                if e.lifecycle_stage in stages]
+                if e.lifecycle_stage in stages and (visible is None or visible(e.tags))]
         exps = search.EXPERIMENTS.sort(search.EXPERIMENTS.filter(exps, filter_string), order_by or ["creation_time DESC"])
         return pages.page(exps, page_token, limit, wire=Experiment.to_wire,
                           load=lambda window: [s.record for s in window])

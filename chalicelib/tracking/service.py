@@ -10,7 +10,7 @@ Failures are ``MlflowError``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from ..mlflowapi.fields import Fields, Objects
 from ..mlflowapi.pages import Page
@@ -43,8 +43,10 @@ class TrackingService:
         return self.experiments.get_experiment_by_name(name)
 
     def search_experiments(self, view_type: str | None, max_results: int | None, filter_string: str | None,
-                           order_by: list[str], page_token: str | None) -> Page[Experiment]:
-        return self.experiments.search_experiments(view_type, max_results, filter_string, order_by, page_token)
+                           order_by: list[str], page_token: str | None,
+                           visible: Callable[[Mapping[str, str]], bool] | None = None) -> Page[Experiment]:
+        return self.experiments.search_experiments(view_type, max_results, filter_string, order_by, page_token,
+                                                   visible)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self.experiments.rename_experiment(experiment_id, new_name)
