@@ -282,7 +282,8 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
     # Values as the REST API gives them (non-finite ones as text): items are JSON. A key logged twice
     # with a model: its last value.
     metrics = {m.key: json_float(m.value) for m in [*(run.metrics if run else []), *(logged.metrics if logged else [])]}
-    project = rm.tags.get("project") or experiment_tags.get("project")
+    owner = rm.tags.get("stacflow.project") or None
+    project = owner if owner and not owner.isdigit() else rm.tags.get("project") or experiment_tags.get("project")
     gitlab = None
     if project and ctx.gitlab_url:
         gitlab = f"{ctx.gitlab_url.rstrip('/')}/{project.strip('/')}"
@@ -296,6 +297,7 @@ def gather(ctx: Context, rm: RegisteredModel, mv: ModelVersion, urls: Urls) -> M
                                or tags.get("deprecated", "").lower() == "true"),
         run_id=mv.run_id, experiment_id=experiment_id, model_id=mv.model_id, params=params, metrics=metrics,
         mlmodel=mlmodel, onnx=onnx_sig, files=files, datasets=_datasets(ctx, run, urls), gitlab_project=gitlab,
+        project=owner,
         neighbours={"predecessor": item_id(mv.name, below) if below else None,
                     "successor": item_id(mv.name, above) if above else None})
 

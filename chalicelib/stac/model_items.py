@@ -103,6 +103,9 @@ class ModelFacts:
     files: list[ModelFile] = field(default_factory=list)
     datasets: list[Dataset] = field(default_factory=list)
     gitlab_project: str | None = None  # URL
+    # The owning GitLab project (the registered model's ``stacflow.project`` tag: an id or a full path);
+    # the item carries it as ``stacflow:project_id`` / ``stacflow:project`` for the STAC access checks.
+    project: str | None = None
     neighbours: dict[str, str | None] = field(default_factory=dict)  # predecessor/successor item ids
 
 
@@ -264,6 +267,8 @@ def build_item(facts: ModelFacts, urls: Urls) -> dict[str, Any]:
                        ("mlflow:model_id", facts.model_id), (OWNER, facts.model_uid)):
         if value:
             props[key] = value
+    if facts.project:
+        props["stacflow:project_id" if facts.project.isdigit() else "stacflow:project"] = facts.project
     geometry, bbox = _place_and_time(facts, props)
 
     assets: dict[str, Any] = {}

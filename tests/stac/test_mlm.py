@@ -177,3 +177,11 @@ def test_tags_nested_thousands_deep_do_not_block_publication() -> None:
                       Urls(None))
     assert item["geometry"] is None
     assert "bbox" not in item
+
+
+@pytest.mark.parametrize("project, key", [("42", "stacflow:project_id"), ("team/crops", "stacflow:project")])
+def test_a_model_item_names_its_owning_project(project: str, key: str) -> None:
+    """The registered model's ``stacflow.project`` tag reaches the item, for the STAC access checks."""
+    props = build_item(_facts(project=project), Urls("http://svc"))["properties"]
+    assert props[key] == project
+    assert "stacflow:project" not in build_item(_facts(), Urls("http://svc"))["properties"]
