@@ -194,6 +194,8 @@ def _plain_loopback(url: str) -> bool:
 # -- start-up ---------------------------------------------------------------------------------------
 def announce() -> None:
     """Say loudly, once per process start, when nothing is protected."""
+    # Chalice caps its app logger ("stacflow") at ERROR unless debug; ours must not inherit that.
+    log.setLevel(logging.INFO)
     cfg = services.settings()
     if cfg.auth_enabled:
         log.info("access control: GitLab at %s (anonymous read %s)", cfg.gitlab_url,
