@@ -173,10 +173,10 @@ def _session_secret() -> bytes:
     return _process_secret
 
 
-def session_cookie(request: Any, value: str, max_age: int) -> str:
+def session_cookie(request: Any, value: str, max_age: int, name: str = COOKIE) -> str:
     """``Set-Cookie`` value: HttpOnly, SameSite=Lax, Secure except for plain-http loopback development."""
     secure = "" if _plain_loopback(base_url(request)) else "; Secure"
-    return f"{COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    return f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
 
 
 def _plain_loopback(url: str) -> bool:

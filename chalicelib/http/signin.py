@@ -80,7 +80,7 @@ def login_page() -> Response:
         target = access.gitlab.authorize_url(cfg.oauth_client_id, base_url(request) + "/auth/callback", state)
         return Response(body="", status_code=302, headers={
             "Location": target, "Cache-Control": "no-store",
-            "Set-Cookie": session_cookie(request, sealed, _STATE_TTL).replace(COOKIE + "=", STATE_COOKIE + "=", 1)})
+            "Set-Cookie": session_cookie(request, sealed, _STATE_TTL, STATE_COOKIE)})
     return _form(next_path=next_path)
 
 
