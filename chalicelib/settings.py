@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 DEFAULT_STORE = "file://data"
@@ -54,14 +55,14 @@ class Settings:
             store_uri=os.environ.get("STACFLOW_STORE", DEFAULT_STORE),
             public_url=os.environ.get("STACFLOW_PUBLIC_URL") or None,
             dispatch_events=os.environ.get("STACFLOW_DISPATCH_EVENTS", "") in ("1", "true", "yes"),
-            signing_key=os.environ.get("STACFLOW_SIGNING_KEY") or None,
+            signing_key=_secret("STACFLOW_SIGNING_KEY"),
             onnx_inspect_limit=int(os.environ.get("STACFLOW_ONNX_INSPECT_LIMIT") or DEFAULT_ONNX_INSPECT_LIMIT),
             trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
             artifact_root=os.environ.get("STACFLOW_ARTIFACT_ROOT") or None,
             gitlab_url=os.environ.get("STACFLOW_GITLAB_URL") or None,
             events_queue=os.environ.get("STACFLOW_EVENTS_QUEUE") or DEFAULT_EVENTS_QUEUE,
-            gitlab_token=os.environ.get("STACFLOW_GITLAB_TOKEN") or None,
-            webhook_secret=os.environ.get("STACFLOW_WEBHOOK_SECRET") or None,
+            gitlab_token=_secret("STACFLOW_GITLAB_TOKEN"),
+            webhook_secret=_secret("STACFLOW_WEBHOOK_SECRET"),
             dvc_remotes=_remotes(os.environ.get("STACFLOW_DVC_REMOTES", "")),
             dvc_dir_assets=int(os.environ.get("STACFLOW_DVC_DIR_ASSETS") or DEFAULT_DVC_DIR_ASSETS),
             auth=_choice("STACFLOW_AUTH", os.environ.get("STACFLOW_AUTH") or "off", AUTH_MODES),
@@ -69,8 +70,8 @@ class Settings:
             auth_cache_ttl=float(os.environ.get("STACFLOW_AUTH_CACHE_TTL") or DEFAULT_AUTH_CACHE_TTL),
             gitlab_timeout=float(os.environ.get("STACFLOW_GITLAB_TIMEOUT") or DEFAULT_GITLAB_TIMEOUT),
             oauth_client_id=os.environ.get("STACFLOW_OAUTH_CLIENT_ID") or None,
-            oauth_client_secret=os.environ.get("STACFLOW_OAUTH_CLIENT_SECRET") or None,
-            session_key=os.environ.get("STACFLOW_SESSION_KEY") or None,
+            oauth_client_secret=_secret("STACFLOW_OAUTH_CLIENT_SECRET"),
+            session_key=_secret("STACFLOW_SESSION_KEY"),
         ).checked()
 
     def checked(self) -> "Settings":
@@ -84,6 +85,29 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         return self.auth == "gitlab"
+
+
+# A secret setting may name where it is kept instead of holding it: ``ssm:/path/to/parameter``
+# (SSM Parameter Store, decrypted) or ``secretsmanager:<name or ARN>`` (AWS Secrets Manager).
+_SECRET_REF = re.compile(r"^(ssm|secretsmanager):(\S+)$")
+
+
+def _secret(name: str) -> str | None:
+    """A secret from the environment, or from the parameter it names (read once, at start).
+
+    Powertools' parameters utility is imported only when a value names a parameter, so a cold start
+    without any pays nothing for it."""
+    value = os.environ.get(name) or None
+    found = _SECRET_REF.match(value) if value else None
+    if found is None:
+        return value
+    from aws_lambda_powertools.utilities import parameters
+    kind, ref = found.groups()
+    try:
+        resolved = parameters.get_parameter(ref, decrypt=True) if kind == "ssm" else parameters.get_secret(ref)
+    except Exception as err:  # fail at start, naming the setting, never the value
+        raise ValueError(f"{name}: the {kind} parameter it names cannot be read ({type(err).__name__})") from None
+    return str(resolved) if resolved else None
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

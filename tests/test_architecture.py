@@ -27,7 +27,10 @@ FRAMEWORKS = ("chalice", "boto3", "botocore", "aws_lambda_powertools", "gitlab")
 # What may import a framework (prefix of importer -> frameworks)
 FRAMEWORK_USERS = {"chalicelib.store.s3": ("boto3", "botocore"), "chalicelib.events": ("aws_lambda_powertools",),
                    "chalicelib.http": ("chalice",), "app": ("chalice",),
-                   "chalicelib.datasets.gitlab": ("gitlab",)}
+                   "chalicelib.datasets.gitlab": ("gitlab",),
+                   # Secret settings that name an SSM parameter or a Secrets Manager secret are read
+                   # with Powertools' parameters utility, imported only then (settings._secret).
+                   "chalicelib.settings": ("aws_lambda_powertools",)}
 
 
 @dataclass
