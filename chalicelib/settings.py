@@ -45,6 +45,9 @@ class Settings:
     # GitLab OAuth application (browser sign-in by authorization code); unset: the token form only
     oauth_client_id: str | None = None
     oauth_client_secret: str | None = field(default=None, repr=False)
+    # A workspace's GitLab group (full path): new experiments and registered models must belong to a
+    # project inside it; unset: any project
+    gitlab_group: str | None = None
     # Key of the encrypted session cookies (else derived from signing_key); same on every server
     session_key: str | None = field(default=None, repr=False)
 
@@ -72,6 +75,7 @@ class Settings:
             oauth_client_id=os.environ.get("STACFLOW_OAUTH_CLIENT_ID") or None,
             oauth_client_secret=_secret("STACFLOW_OAUTH_CLIENT_SECRET"),
             session_key=_secret("STACFLOW_SESSION_KEY"),
+            gitlab_group=(os.environ.get("STACFLOW_GITLAB_GROUP") or "").strip("/ ") or None,
         ).checked()
 
     def checked(self) -> "Settings":

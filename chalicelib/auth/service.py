@@ -95,6 +95,13 @@ class AccessService:
         view = self._view(principal, project)
         return view.access if view is not None else Role.NONE
 
+    def project_path(self, principal: Principal, project: str) -> str | None:
+        """The full path of ``project`` (an id or a path) as ``principal`` sees it; None if hidden."""
+        if self.gitlab is None:
+            return None
+        view = self._view(principal, project)
+        return view.path if view is not None else None
+
     def visibility(self, project: str) -> str:
         """``public``, ``internal`` or ``private`` (also for a project GitLab does not show: fail closed)."""
         if self.gitlab is None:

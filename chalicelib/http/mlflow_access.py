@@ -55,6 +55,11 @@ def creating(tags: Iterable[Fields], kind: str) -> None:
     if project is None:
         raise invalid(f"A {kind} needs the tag '{PROJECT_TAG}' (the GitLab project id or full path that owns it)")
     auth.require(project, WRITE)
+    group = services.settings().gitlab_group
+    if group:
+        path = services.access().project_path(auth.caller(), project) or ""
+        if not path.startswith(group + "/"):
+            raise invalid(f"The tag '{PROJECT_TAG}' must name a project of this workspace's GitLab group '{group}'")
 
 
 def changing_tag(key: str | None) -> None:

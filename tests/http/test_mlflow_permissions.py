@@ -365,3 +365,21 @@ def test_no_token_in_error_bodies(fx: Fixtures) -> None:
                                 headers={"Content-Type": "application/json", **_bearer(token)})
     assert resp.status_code == 403
     assert token.encode() not in resp.body
+
+
+def test_a_workspace_group_bounds_the_projects_that_may_own_resources(fx: Fixtures) -> None:
+    import dataclasses
+    outside = fx.world.gl.add_access_project("other-group/tools", "private")
+    fx.world.gl.add_member(outside.id, "developer", 30)
+    services.configure(store=fx.store, settings=dataclasses.replace(fx.settings, gitlab_group="team"),
+                       access=AccessService(GitLabApi(fx.world.gl.url, 2.0), service_token=fx.world.gl.token))
+    token = _bearer(fx.world.tokens["developer"])
+    with Client(app) as client:
+        refused, doc = _call(client, "POST", f"{A}/experiments/create",
+                             {"name": "ws-out", "tags": [{"key": "stacflow.project", "value": str(outside.id)}]}, token)
+        granted, _ = _call(client, "POST", f"{A}/experiments/create",
+                           {"name": "ws-in", "tags": [{"key": "stacflow.project", "value": fx.world.project_id("private")}]},
+                           token)
+    assert refused == 400
+    assert "team" in doc["message"]
+    assert granted == 200
