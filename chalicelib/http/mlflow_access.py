@@ -62,9 +62,13 @@ def creating(tags: Iterable[Fields], kind: str) -> None:
             raise invalid(f"The tag '{PROJECT_TAG}' must name a project of this workspace's GitLab group '{group}'")
 
 
-def changing_tag(key: str | None) -> None:
-    """The project tag is fixed at creation (administrators may still adopt or move a resource)."""
-    if key == PROJECT_TAG and enabled() and not auth.caller().admin:
+def changing_tag(key: str | None, current: Callable[[], str | None], deleting: bool = False) -> None:
+    """The project tag is fixed once set: nobody changes or deletes it (so caches of it never go
+    stale); administrators may only set it on a resource that has none (adopting what was created
+    while access control was off)."""
+    if key != PROJECT_TAG or not enabled():
+        return
+    if deleting or not auth.caller().admin or current() is not None:
         raise Forbidden(f"the tag '{PROJECT_TAG}' cannot be changed or deleted")
 
 
@@ -83,12 +87,17 @@ class _Owners:
             if eid in known:
                 return known[eid]
         project = project_of(tracking.get_experiment(eid).tags)
-        with self._lock:
-            known[eid] = project
+        if project is not None:  # set once, never changed: safe to keep (an untagged one may be adopted)
+            with self._lock:
+                known[eid] = project
         return project
 
 
 _owners = _Owners()
+
+
+def model_project(name: str | None) -> str | None:
+    return project_of(services.registry().get_registered_model(name).tags)
 
 
 def experiment_project(eid: str) -> str | None:
@@ -125,7 +134,7 @@ def logged_model(model_id: str, action: Action) -> None:
 def registered_model(name: str | None, action: Action) -> None:
     if enabled():
         _gate(action)
-        auth.require(project_of(services.registry().get_registered_model(name).tags), action)
+        auth.require(model_project(name), action)
 
 
 def artifact(path: str, action: Action) -> None:

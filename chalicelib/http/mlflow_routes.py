@@ -119,7 +119,7 @@ def restore_experiment() -> dict[str, Any]:
 def set_experiment_tag() -> dict[str, Any]:
     m = _msg()
     acl.experiment(_experiment_id(m), WRITE)
-    acl.changing_tag(m.string("key", required=True))
+    acl.changing_tag(m.string("key", required=True), lambda: acl.experiment_project(_experiment_id(m)))
     _service().set_experiment_tag(_experiment_id(m), m.string("key", required=True), m.string("value") or "")
     return {}
 
@@ -128,7 +128,7 @@ def set_experiment_tag() -> dict[str, Any]:
 def delete_experiment_tag() -> dict[str, Any]:
     m = _msg()
     acl.experiment(_experiment_id(m), WRITE)
-    acl.changing_tag(m.string("key", required=True))
+    acl.changing_tag(m.string("key", required=True), lambda: acl.experiment_project(_experiment_id(m)), True)
     _service().delete_experiment_tag(_experiment_id(m), m.string("key", required=True))
     return {}
 

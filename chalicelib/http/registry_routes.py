@@ -105,7 +105,7 @@ def get_latest_versions() -> dict[str, Any]:
 def set_registered_model_tag() -> dict[str, Any]:
     m = _msg()
     acl.registered_model(m.string("name"), WRITE)
-    acl.changing_tag(m.string("key"))
+    acl.changing_tag(m.string("key"), lambda: acl.model_project(m.string("name")))
     _service().set_registered_model_tag(m.string("name"), m.string("key"), m.string("value"))
     return {}
 
@@ -114,7 +114,7 @@ def set_registered_model_tag() -> dict[str, Any]:
 def delete_registered_model_tag() -> dict[str, Any]:
     m = _msg()
     acl.registered_model(m.string("name"), WRITE)
-    acl.changing_tag(m.string("key"))
+    acl.changing_tag(m.string("key"), lambda: acl.model_project(m.string("name")), True)
     _service().delete_registered_model_tag(m.string("name"), m.string("key"))
     return {}
 
