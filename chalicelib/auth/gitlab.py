@@ -5,33 +5,24 @@ and retries we do not want here: a slow GitLab must cost a request at most ``tim
 Only documented endpoints: ``GET /user``, ``GET /projects/:id`` (``visibility`` and
 ``permissions.project_access/group_access``), ``GET /projects?membership=true&min_access_level=10``.
 
-Answers are cached for a short TTL under a SHA-256 of the token, never the token itself.
+Imported only when access control is on (``services.access``); the caching is ``auth.cache``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from .access import PRIVATE, VISIBILITIES, Role
+from .cache import TTLCache, token_key  # noqa: F401 (re-exported: what callers cache GitLab's answers in)
 from .errors import AuthUnavailable, Unauthenticated
-
-T = TypeVar("T")
 
 MAX_MEMBERSHIP_PAGES = 50  # 5,000 projects: beyond that the scope stops growing (logged by the caller)
 _MAX_BODY = 8 * 1024 * 1024
-
-
-def token_key(token: str | None) -> str:
-    """What caches and logs may hold instead of a token."""
-    return "anonymous" if not token else hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -48,39 +39,6 @@ class ProjectView:
     path: str
     visibility: str
     access: Role  # the higher of the project's and its group's access level; NONE if not a member
-
-
-class TTLCache(Generic[T]):
-    """A small thread-safe cache whose entries expire ``ttl`` seconds after they were stored."""
-
-    def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl, self.max_entries, self._clock = ttl, max_entries, clock
-        self._data: dict[Any, tuple[float, T]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> tuple[bool, T | None]:
-        with self._lock:
-            hit = self._data.get(key)
-            if hit is None:
-                return False, None
-            if hit[0] <= self._clock():
-                del self._data[key]
-                return False, None
-            return True, hit[1]
-
-    def put(self, key: Any, value: T) -> None:
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            if len(self._data) >= self.max_entries:
-                now = self._clock()
-                for k in [k for k, (exp, _) in self._data.items() if exp <= now] or list(self._data)[: len(self._data) // 2]:
-                    self._data.pop(k, None)
-            self._data[key] = (self._clock() + self.ttl, value)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 class GitLabApi:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .access import ANONYMOUS, EVERYTHING, INTERNAL, PRIVATE, PUBLIC, Action, Principal, ReadScope, Role
 from .errors import AuthError, Forbidden, Unauthenticated
-from .gitlab import GitLabApi, ProjectView, TTLCache, User, token_key
+from .cache import TTLCache, token_key
+
+if TYPE_CHECKING:  # the HTTP client is imported only when access control is on (services.access)
+    from .gitlab import GitLabApi, ProjectView, User
 
 log = logging.getLogger("stacflow.auth")
 T = TypeVar("T")

@@ -8,7 +8,8 @@ import pytest
 
 from chalicelib.auth.access import ANONYMOUS, EVERYTHING, Action, Role
 from chalicelib.auth.errors import AuthUnavailable, Forbidden, Unauthenticated
-from chalicelib.auth.gitlab import GitLabApi, TTLCache, token_key
+from chalicelib.auth.cache import TTLCache, token_key
+from chalicelib.auth.gitlab import GitLabApi
 from chalicelib.auth.service import OPEN, AccessService, Credentials
 from tests.helpers.access_world import CALLERS, VISIBILITIES, AccessWorld, allowed, build_world
 from tests.helpers.fake_gitlab import FakeGitLab
