@@ -83,7 +83,7 @@ class AccessService:
             return scope.allows(project)
         if not (scope.public or scope.internal):
             return False
-        return scope.allows(project, self.visibility(project))
+        return scope.allows(project, self.visibility(project, principal))
 
     def readable(self, principal: Principal) -> Callable[[str | None], bool]:
         """A predicate on owning projects for ``principal``'s searches (scope settled once)."""
@@ -105,16 +105,21 @@ class AccessService:
         view = self._view(principal, project)
         return view.path if view is not None else None
 
-    def visibility(self, project: str) -> str:
-        """``public``, ``internal`` or ``private`` (also for a project GitLab does not show: fail closed)."""
+    def visibility(self, project: str, principal: Principal = ANONYMOUS) -> str:
+        """``public``, ``internal`` or ``private`` (also for a project GitLab does not show: fail closed).
+
+        Read with the service token (one cached answer for everyone), else as ``principal`` sees it
+        (cached for them only: an anonymous look-up cannot tell internal from private)."""
         if self.gitlab is None:
             return PUBLIC
-        gitlab, token = self.gitlab, self._service_token
+        gitlab = self.gitlab
+        token = self._service_token or principal.token
+        key = (project, "service" if self._service_token else token_key(token))
 
         def look_up() -> str:
             view = gitlab.project(token, project)
             return view.visibility if view is not None else PRIVATE
-        return self._cached(self._visibility, project, look_up)
+        return self._cached(self._visibility, key, look_up)
 
     def require(self, principal: Principal, project: str | None, action: Action) -> None:
         """Pass, or raise ``Unauthenticated`` (anonymous callers) / ``Forbidden`` (known ones)."""

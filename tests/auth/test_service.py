@@ -187,3 +187,10 @@ def test_tokens_never_show_in_reprs_or_cache_keys(world: AccessWorld) -> None:
     assert token not in repr(Credentials(token))
     assert token not in token_key(token)
     assert token not in repr(service._users._data)
+
+
+def test_without_a_service_token_visibility_is_read_as_the_caller_sees_it(world: AccessWorld) -> None:
+    service = AccessService(GitLabApi(world.gl.url, 2.0), anonymous_read=True)
+    internal = world.project_id("internal")
+    assert service.readable(ANONYMOUS)(internal) is False  # hidden from anonymous: private for them
+    assert service.readable(_who(service, world, "non-member"))(internal) is True  # not cached for everyone
