@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from .access import PRIVATE, VISIBILITIES, Role
 from .cache import TTLCache, token_key  # noqa: F401 (re-exported: what callers cache GitLab's answers in)
 from .errors import AuthUnavailable, Unauthenticated
 
-MAX_MEMBERSHIP_PAGES = 50  # 5,000 projects: beyond that the scope stops growing (logged by the caller)
+MAX_MEMBERSHIP_PAGES = 50  # 5,000 projects: beyond that the scope stops growing
+MEMBERSHIP_BUDGET = 2  # the whole membership listing may take at most this many timeouts
 _MAX_BODY = 8 * 1024 * 1024
 
 
@@ -50,14 +52,14 @@ class GitLabApi:
         self.timeout = timeout
         self.calls = 0  # requests sent (tests and the bench count them)
 
-    def _get(self, path: str, token: str | None) -> tuple[int, Any, dict[str, str]]:
+    def _get(self, path: str, token: str | None, timeout: float | None = None) -> tuple[int, Any, dict[str, str]]:
         headers = {"Accept": "application/json", "User-Agent": "stacflow"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(self.api + path, headers=headers)
         self.calls += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as resp:
                 body = resp.read(_MAX_BODY + 1)
                 status, header_map = resp.status, {k.lower(): v for k, v in resp.headers.items()}
         except urllib.error.HTTPError as err:
@@ -102,10 +104,14 @@ class GitLabApi:
         """Ids and full paths of the projects where ``token``'s owner is Guest or above."""
         out: set[str] = set()
         page = 1
+        deadline = time.monotonic() + MEMBERSHIP_BUDGET * self.timeout  # all pages together, not each
         while page and page <= MAX_MEMBERSHIP_PAGES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AuthUnavailable("GitLab did not list the caller's projects in time; try again later")
             status, doc, headers = self._get(
                 f"/projects?membership=true&min_access_level={int(Role.GUEST)}&simple=true&per_page=100&page={page}",
-                token)
+                token, min(self.timeout, left))
             if status == 401:
                 raise Unauthenticated("the GitLab token is invalid, expired or revoked")
             if status != 200 or not isinstance(doc, list):

@@ -194,3 +194,19 @@ def test_without_a_service_token_visibility_is_read_as_the_caller_sees_it(world:
     internal = world.project_id("internal")
     assert service.readable(ANONYMOUS)(internal) is False  # hidden from anonymous: private for them
     assert service.readable(_who(service, world, "non-member"))(internal) is True  # not cached for everyone
+
+
+def test_a_long_membership_listing_is_bounded_as_a_whole(world: AccessWorld) -> None:
+    """Page after slow page: the listing gives up after two timeouts in all, not one per page."""
+    token = world.gl.add_user("joiner")
+    for i in range(250):  # 3 pages of 100
+        world.gl.add_member(world.gl.add_access_project(f"many/p{i}", "private").id, "joiner", 10)
+    service = _service(world, timeout=0.4)
+    world.gl.delay = 0.3
+    try:
+        started = time.monotonic()
+        with pytest.raises(AuthUnavailable):
+            service.read_scope(service.authenticate(Credentials(token)))
+        assert time.monotonic() - started < 0.3 + 2 * 0.4 + 0.5
+    finally:
+        world.gl.delay = 0.0

@@ -116,7 +116,7 @@ class FakeGitLab:
         self.oauth_apps: dict[str, tuple[str, str]] = {}  # client id -> (secret, redirect uri)
         self.oauth_user: str | None = None  # who is signed in to GitLab in "the browser"
         self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (client id, redirect uri, username)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread: threading.Thread | None = None
@@ -443,6 +443,13 @@ def post_webhook(url: str, payload: dict[str, Any] | bytes, *, token: str | None
 
 
 # -- the HTTP side ---------------------------------------------------------------------------
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up (timeouts) is expected
+            super().handle_error(request, client_address)
+
+
 def _handler_for(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
