@@ -7,13 +7,14 @@ a loopback fake GitLab), and the number of GitLab calls the measured requests ma
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import os
+import sys
 import tempfile
 import urllib.request
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from harness import elapsed_ms, free_port, percentiles, serving
 
@@ -31,7 +32,10 @@ def _post(url: str, body: dict[str, Any], token: str | None) -> Any:
         return json.loads(resp.read() or b"{}")
 
 
-def _run(mode: str, gl: FakeGitLab, project: str, token: str, n: int, items: int) -> dict[str, Any]:
+@contextmanager
+def _server(mode: str, gl: FakeGitLab, project: str, token: str, items: int) -> Iterator[dict[str, Callable[[], None]]]:
+    """``stacflow serve`` with ``STACFLOW_AUTH=mode`` over a store of ``items`` items and one run:
+    yields the two timed calls."""
     root = Path(tempfile.mkdtemp(prefix=f"auth-bench-{mode}-"))
     store = LocalStore(root / "store", fsync=False)
     source = root / "items.ndjson"
@@ -56,14 +60,7 @@ def _run(mode: str, gl: FakeGitLab, project: str, token: str, n: int, items: int
         def search() -> None:
             _post(served.url + "/stac/search", {"limit": 10, "bbox": [-180, -90, 180, 90]}, token)
 
-        for _ in range(20):  # warm: caches filled, index loaded
-            log_batch()
-            search()
-        calls_before = len(gl.requests)
-        batch = [elapsed_ms(log_batch) for _ in range(n)]
-        found = [elapsed_ms(search) for _ in range(n)]
-        return {"log_batch": percentiles(batch), "search": percentiles(found),
-                "gitlab_calls": len(gl.requests) - calls_before}
+        yield {"log_batch": log_batch, "search": search}
 
 
 def main() -> None:
@@ -74,13 +71,26 @@ def main() -> None:
     with FakeGitLab() as gl:
         world = build_world(gl)
         token = world.tokens["developer"] or ""
-        results = {mode: _run(mode, gl, world.project_id("private"), token, args.n, args.items)
-                   for mode in ("off", "gitlab")}
+        with ExitStack() as stack:
+            calls = {mode: stack.enter_context(_server(mode, gl, world.project_id("private"), token, args.items))
+                     for mode in ("off", "gitlab")}
+            for _ in range(20):  # warm: caches filled, index loaded
+                for mode in calls:
+                    for call in calls[mode].values():
+                        call()
+            before = len(gl.requests)
+            samples: dict[tuple[str, str], list[float]] = {(m, w): [] for m in calls for w in ("log_batch", "search")}
+            # Interleaved, so the shared machine's load falls on both modes alike.
+            for _ in range(args.n):
+                for what in ("log_batch", "search"):
+                    for mode in calls:
+                        samples[(mode, what)].append(elapsed_ms(calls[mode][what]))
+            gitlab_calls = len(gl.requests) - before
     for what in ("log_batch", "search"):
-        off, on = results["off"][what], results["gitlab"][what]
+        off, on = percentiles(samples[("off", what)]), percentiles(samples[("gitlab", what)])
         print(f"{what:10s} p50 off {off[0]:7.2f} ms  on {on[0]:7.2f} ms  ratio {on[0] / off[0]:.2f}   "
               f"p95 off {off[1]:7.2f} ms  on {on[1]:7.2f} ms")
-    print(f"GitLab calls during {2 * args.n} measured authenticated requests: {results['gitlab']['gitlab_calls']}")
+    print(f"GitLab calls during {2 * args.n} measured authenticated requests: {gitlab_calls}")
 
 
 if __name__ == "__main__":
