@@ -210,3 +210,15 @@ def test_a_long_membership_listing_is_bounded_as_a_whole(world: AccessWorld) -> 
         assert time.monotonic() - started < 0.3 + 2 * 0.4 + 0.5
     finally:
         world.gl.delay = 0.0
+
+
+def test_a_cold_token_costs_its_identity_and_each_new_project_once(world: AccessWorld) -> None:
+    """First request of a token: GET /user, then GET /projects/:id; a second project: one call; then none."""
+    service = _service(world)
+    token = world.tokens["maintainer"] or ""
+    counts = []
+    for project in (world.project_id("private"), world.project_id("public"), world.project_id("private")):
+        before = len(world.gl.requests)
+        service.require(service.authenticate(Credentials(token)), project, Action.DELETE)
+        counts.append(len(world.gl.requests) - before)
+    assert counts == [2, 1, 0]
