@@ -148,6 +148,35 @@ def artifact(path: str, action: Action) -> None:
         experiment(head, action)
 
 
+def version_source(source: str | None) -> None:
+    """A model version's source is read (its files, signature and sizes reach the version's STAC item):
+    the caller must be able to read what it points at, whichever form it takes."""
+    if not enabled() or not source:
+        return
+    from urllib.parse import unquote, urlsplit
+
+    from ..registry import sources
+    scheme = urlsplit(source).scheme.lower()
+    if scheme == "runs":
+        run(sources.parse_runs_uri(source)[0], READ)
+        return
+    if scheme == "models":
+        head, _, rest = urlsplit(source).path.strip("/").partition("/")
+        if head.startswith("m-"):
+            logged_model(head, READ)
+        else:
+            registered_model(unquote(head), READ)
+        return
+    prefix = sources.artifact_prefix(services.store(), source)
+    root = services.settings().artifact_root
+    if prefix is None and root and sources.within(source, root):
+        prefix = sources.ARTIFACTS_PREFIX + unquote(urlsplit(source).path)[len(urlsplit(root).path):].strip("/")
+    if prefix is not None and prefix.startswith(sources.ARTIFACTS_PREFIX):
+        artifact(prefix[len(sources.ARTIFACTS_PREFIX):], READ)
+    elif prefix is not None:  # the store's own objects outside the artifacts: administrators only
+        auth.require(None, WRITE)
+
+
 # -- searches: filtered before they page --------------------------------------------------------
 def readable_experiments(eids: list[str]) -> list[str]:
     """The requested experiments the caller may read (the others simply show no runs or models)."""

@@ -142,6 +142,7 @@ def create_model_version() -> dict[str, Any]:
         acl.run(m.string("run_id") or "", READ)
     if m.string("model_id"):
         acl.logged_model(m.string("model_id") or "", READ)
+    acl.version_source(m.string("source"))
     return _version(_service().create_model_version(m.string("name"), m.string("source"), m.string("run_id"),
                                                     m.objects("tags"), m.string("run_link"), m.string("description"),
                                                     m.string("model_id")))

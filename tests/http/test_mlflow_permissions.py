@@ -423,3 +423,29 @@ def test_gitlab_unreachable_answers_503_and_writes_nothing(fx: Fixtures) -> None
     with Client(app) as client:
         _, run = _call(client, "GET", f"{A}/runs/get", {"run_id": fx.runs["public"]}, _bearer(fx.world.tokens["admin"]))
     assert "during-outage" not in {p["key"] for p in run["run"]["data"].get("params", [])}
+
+
+@pytest.mark.parametrize("source", [
+    lambda f: f"mlflow-artifacts:/{f.experiments['private']}/{f.runs['private']}/artifacts",
+    lambda f: f"runs:/{f.runs['private']}/artifacts",
+    lambda f: f"models:/{f.logged['private']}",
+    lambda f: f"models:/{f.models['private']}/1",
+    lambda f: f"{ORIGIN}/mlflow/api/2.0/mlflow-artifacts/artifacts/{f.experiments['private']}/{f.runs['private']}/artifacts",
+], ids=["mlflow-artifacts", "runs", "logged-model", "registered-model", "proxy-url"])
+def test_a_version_source_the_creator_cannot_read_is_refused(fx: Fixtures,
+                                                             source: Callable[[Fixtures], str]) -> None:
+    """Publishing a version reads its source: a public project's developer cannot point at private files."""
+    _configure(fx, False)
+    token = fx.world.gl.add_user("publisher")
+    fx.world.gl.add_member(fx.world.projects["public"].id, "publisher", 30)
+    with Client(app) as client:
+        status, _ = _call(client, "POST", f"{A}/model-versions/create",
+                          {"name": fx.models["public"], "source": source(fx)}, _bearer(token))
+        granted, _ = _call(client, "POST", f"{A}/model-versions/create",
+                           {"name": fx.models["public"], "source": source(fx).replace(
+                               fx.experiments["private"], fx.experiments["public"]).replace(
+                               fx.runs["private"], fx.runs["public"]).replace(
+                               fx.logged["private"], fx.logged["public"]).replace(
+                               fx.models["private"], fx.models["public"])}, _bearer(token))
+    assert status == 403
+    assert granted not in (401, 403)  # the same source in the public project is not refused for access
