@@ -7,6 +7,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 dest=${1:-$repo/build/ui/browser}
+case "$dest" in /*) ;; *) dest=$(pwd)/$dest ;; esac  # relative to where it was called from
 src=$repo/build/stac-browser-src
 cd "$here"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -19,7 +20,6 @@ ln -s "$here/node_modules" "$src/node_modules"
 # Ours replaces the package's config.js (which it extends); SB_CONFIG is not honoured by its build.
 mv "$src/config.js" "$src/config.defaults.js"
 cp config.js "$src/config.js"
-case "$dest" in /*) ;; *) dest=$(pwd)/$dest ;; esac
 cd "$src"
 SB_pathPrefix="${SB_pathPrefix:-/browser/}" SB_historyMode=history \
     SB_noSourceMaps=true NODE_ENV=production node_modules/.bin/vue-cli-service build --dest "$dest"
