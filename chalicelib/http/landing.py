@@ -55,3 +55,9 @@ def landing() -> Response:
            "links": [{"rel": rel, "href": base + path, "type": kind, "title": title}
                      for rel, path, kind, title in LINKS]}
     return Response(body=json.dumps(doc), status_code=200, headers={"Content-Type": "application/json"})
+
+
+@landing_api.route("/favicon.ico", methods=["GET"])
+def favicon() -> Response:
+    """Browsers ask every host for one; "no content" (cached a day) rather than a 404 in every console."""
+    return Response(body="", status_code=204, headers={"Cache-Control": "public, max-age=86400"})
