@@ -14,6 +14,7 @@ from chalicelib.http.stac_routes import stac_api
 from chalicelib.http.static_routes import BINARY_TYPES as UI_BINARY_TYPES, site_blueprint
 from chalicelib.http.webhook_routes import webhook_api
 from chalicelib.settings import Settings
+from chalicelib.ui.static import STAC_BROWSER_CSP
 
 app = Chalice(app_name="stacflow")
 app.api.binary_types.extend(BINARY_TYPES)  # artifact uploads reach the Lambda as bytes
@@ -26,7 +27,7 @@ app.register_blueprint(registry_api, url_prefix="/mlflow")
 app.register_blueprint(artifact_api, url_prefix="/mlflow")
 app.register_blueprint(files_api, url_prefix="/files")
 app.register_blueprint(webhook_api, url_prefix="/webhooks")
-app.register_blueprint(site_blueprint("browser", history=True), url_prefix="/browser")  # STAC Browser
+app.register_blueprint(site_blueprint("browser", history=True, csp=STAC_BROWSER_CSP), url_prefix="/browser")
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
 # packages as CloudFormation and Terraform alike). See README "Deployment".

@@ -83,7 +83,7 @@ class Services:
         self._webhooks = _Once(lock, self._new_webhooks, given.get("webhooks"))
         self._datasets = _Once(lock, self._new_dataset_context, given.get("dataset_context"))
         self._lock = lock
-        self._sites: dict[tuple[str, bool], Site] = {}
+        self._sites: dict[str, Site] = {}
         if "store" in given:
             self._listen(given["store"])
 
@@ -117,15 +117,15 @@ class Services:
         """What the datasets event function needs: the store, GitLab, the DVC remotes."""
         return self._datasets.get()
 
-    def ui_site(self, name: str, *, history: bool) -> Site:
+    def ui_site(self, name: str, *, history: bool, csp: str | None = None) -> Site:
         """The static web UI ``name`` (``build/ui/<name>/``, or the store's ``ui/<name>/``)."""
         with self._lock:
-            site = self._sites.get((name, history))
+            site = self._sites.get(name)
             if site is None:
                 from .ui.static import Site, site_source
                 ui_dir = self.settings().ui_dir
                 source = site_source(name, Path(ui_dir) if ui_dir else None, self.store())
-                site = self._sites[(name, history)] = Site(name, source, history)
+                site = self._sites[name] = Site(name, source, history, csp)
             return site
 
     def close(self) -> None:
@@ -252,8 +252,8 @@ def stac_api() -> StacApi:
     return root().stac_api()
 
 
-def ui_site(name: str, *, history: bool) -> Site:
-    return root().ui_site(name, history=history)
+def ui_site(name: str, *, history: bool, csp: str | None = None) -> Site:
+    return root().ui_site(name, history=history, csp=csp)
 
 
 def tracking() -> TrackingService:

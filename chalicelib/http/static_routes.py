@@ -21,12 +21,13 @@ DEPTH = 12
 BINARY_TYPES = static.binary_types()  # app.py declares them: fonts, images, icons go out base64-encoded
 
 
-def site_blueprint(name: str, *, history: bool, depth: int = DEPTH) -> Blueprint:
+def site_blueprint(name: str, *, history: bool, csp: str | None = None, depth: int = DEPTH) -> Blueprint:
+    """``history``: missing page paths get ``index.html``; ``csp``: the pages' Content-Security-Policy."""
     blueprint = Blueprint(f"{__name__}.{name}")
 
     def serve_file(**segments: str) -> Response:
         request = blueprint.current_request
-        site = services.ui_site(name, history=history)
+        site = services.ui_site(name, history=history, csp=csp)
         real_path = str((request.context or {}).get("path") or request.path)
         raw = "/".join(segments[f"p{i}"] for i in range(1, len(segments) + 1))
         if not segments and not real_path.endswith("/"):

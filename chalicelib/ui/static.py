@@ -173,6 +173,8 @@ class Site:
     name: str
     source: Source
     history: bool = False
+    # Content-Security-Policy of its pages: the app runs on the service's origin, next to the APIs
+    csp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,8 +214,18 @@ def serve(site: Site, method: str, raw_path: str, headers: dict[str, str], base_
            "X-Content-Type-Options": "nosniff"}
     if served == INDEX:
         out["X-Frame-Options"] = "DENY"
+        if site.csp:
+            out["Content-Security-Policy"] = site.csp
     body = found.body or b""
     return Answer(200, out, b"" if method == "HEAD" else body)
+
+
+# STAC Browser: its own scripts only (no inline script, so injected markup in item metadata cannot run);
+# styles inline (Vue bindings); images, thumbnails and asset previews from anywhere; fetches to any
+# https host (remote STAC, schemas). Checked by its browser tests (a violation is a console error).
+STAC_BROWSER_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                    "img-src 'self' data: blob: https: http:; connect-src 'self' https:; font-src 'self' data:; "
+                    "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 
 
 def _cache(served: str) -> str:

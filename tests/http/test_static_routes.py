@@ -149,3 +149,8 @@ def test_mlflow_api_carries_no_cors(client: Client) -> None:
     response = client.http.get("/mlflow/api/2.0/mlflow/experiments/search?max_results=1",
                                headers={"Origin": "https://elsewhere.example"})
     assert "access-control-allow-origin" not in {k.lower() for k in response.headers}
+
+
+def test_stac_browser_pages_allow_only_their_own_scripts(client: Client) -> None:
+    response = client.http.get("/browser/stac/collections/dataset", headers=HTML)
+    assert "script-src 'self';" in (_h(response, "content-security-policy") or "")
