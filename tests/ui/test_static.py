@@ -1,6 +1,7 @@
 """The static UI server: media types, caching, ETag/304, history-mode fallback, traversal refused."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 
@@ -136,3 +137,15 @@ def test_publish_skips_unchanged_files_and_prunes_on_request(build: pathlib.Path
 def test_publish_refuses_an_unbuilt_folder(tmp_path: pathlib.Path, local_store: ObjectStore) -> None:
     with pytest.raises(FileNotFoundError):
         publish_site(local_store, "browser", tmp_path)
+
+
+def test_publish_ui_command_uploads_every_built_site(build: pathlib.Path, local_store: ObjectStore,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib import cli, services
+    try:
+        status = cli.main(["publish-ui", "--store", local_store.uri, "--source", str(build.parent)])
+    finally:
+        services.configure()
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (status, report["site"], report["uploaded"]) == (0, "browser", 4)
+    assert local_store.get("ui/browser/index.html").body == INDEX
