@@ -9,6 +9,7 @@ services: tests give a store, settings or any service of their own, the CLI its 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Generic, TypedDict, TypeVar
 
 from .settings import Settings
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .stac.api import StacApi
     from .tracking.artifacts import ArtifactService
     from .tracking.service import TrackingService
+    from .ui.static import Site
 
 T = TypeVar("T")
 
@@ -83,6 +85,8 @@ class Services:
         self._webhooks = _Once(lock, self._new_webhooks, given.get("webhooks"))
         self._datasets = _Once(lock, self._new_dataset_context, given.get("dataset_context"))
         self._access = _Once(lock, self._new_access, given.get("access"))
+        self._lock = lock
+        self._sites: dict[str, Site] = {}
         if "store" in given:
             self._listen(given["store"])
 
@@ -119,6 +123,16 @@ class Services:
     def access(self) -> AccessService:
         """Who the caller is and what they may do (GitLab roles; everything with auth off)."""
         return self._access.get()
+    def ui_site(self, name: str, *, history: bool, csp: str | None = None) -> Site:
+        """The static web UI ``name`` (``build/ui/<name>/``, or the store's ``ui/<name>/``)."""
+        with self._lock:
+            site = self._sites.get(name)
+            if site is None:
+                from .ui.static import Site, site_source
+                ui_dir = self.settings().ui_dir
+                source = site_source(name, Path(ui_dir) if ui_dir else None, self.store())
+                site = self._sites[name] = Site(name, source, history, csp)
+            return site
 
     def close(self) -> None:
         """Stop dispatching the store's changes (a root being replaced)."""
@@ -251,6 +265,10 @@ def store() -> ObjectStore:
 
 def stac_api() -> StacApi:
     return root().stac_api()
+
+
+def ui_site(name: str, *, history: bool, csp: str | None = None) -> Site:
+    return root().ui_site(name, history=history, csp=csp)
 
 
 def tracking() -> TrackingService:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_STORE = "file://data"
 DEFAULT_ONNX_INSPECT_LIMIT = 64 * 1024 * 1024
@@ -12,6 +13,8 @@ DEFAULT_DVC_DIR_ASSETS = 100
 AUTH_MODES = ("off", "gitlab")
 DEFAULT_AUTH_CACHE_TTL = 60.0  # seconds a GitLab answer (identity, role, memberships) is reused
 DEFAULT_GITLAB_TIMEOUT = 5.0  # seconds per GitLab call of an access check (API Gateway waits 29 s)
+# Where `make setup` builds the web UIs (build/ui/<name>/); absent in the Lambda package.
+BUILT_UI = Path(__file__).resolve().parent.parent / "build" / "ui"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Settings:
     gitlab_group: str | None = None
     # Key of the encrypted session cookies (else derived from signing_key); same on every server
     session_key: str | None = field(default=None, repr=False)
+    # The static web UIs' files: a directory holding <name>/ folders, or None for the store's ui/<name>/
+    ui_dir: str | None = None
+    # Origins whose browser apps may call the STAC API and /files ("*": any; never with credentials)
+    cors_origins: tuple[str, ...] = ("*",)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -76,6 +83,8 @@ class Settings:
             oauth_client_secret=_secret("STACFLOW_OAUTH_CLIENT_SECRET"),
             session_key=_secret("STACFLOW_SESSION_KEY"),
             gitlab_group=(os.environ.get("STACFLOW_GITLAB_GROUP") or "").strip("/ ") or None,
+            ui_dir=_ui_dir(os.environ.get("STACFLOW_UI", "")),
+            cors_origins=_origins(os.environ.get("STACFLOW_CORS_ORIGINS")),
         ).checked()
 
     def checked(self) -> "Settings":
@@ -127,6 +136,26 @@ def _flag(name: str, value: str) -> bool:
     if text in ("1", "true", "yes", "on"):
         return True
     raise ValueError(f"{name}: {value!r} is not true or false")
+
+
+def _ui_dir(value: str) -> str | None:
+    """``STACFLOW_UI``: ``store``, a directory, or unset: ``build/ui`` if it was built, else the store."""
+    if value.strip() == "store":
+        return None
+    if value.strip():
+        return value.strip()
+    return str(BUILT_UI) if BUILT_UI.is_dir() else None
+
+
+def _origins(value: str | None) -> tuple[str, ...]:
+    """``STACFLOW_CORS_ORIGINS``: unset means ``*``; empty means no cross-origin access at all."""
+    if value is None:
+        return ("*",)
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"STACFLOW_CORS_ORIGINS: {origin!r} is not '*' or an http(s)://host[:port] origin")
+    return origins
 
 
 def _remotes(value: str) -> tuple[str, ...]:

@@ -90,6 +90,9 @@ def test_item_of_a_pushed_repository(dvc_repo: DvcRepo, tmp_path: pathlib.Path) 
     assert item["properties"][PENDING] == []
     assert item["properties"]["eo:cloud_cover"] == 2
     assert item["properties"]["license"] == "CC-BY-4.0"
+    # STAC Browser shows it among the item's links: the dataset's GitLab project
+    assert {"rel": "via", "href": "https://gitlab.example/eo/sentinel-tiles", "type": "text/html",
+            "title": "GitLab project eo/sentinel-tiles"} in item["links"]
     assert normalize(item, "dataset", item["id"])[0] == item
     assert validate_object(item, max_errors=20) == []
     validate_with_cli(tmp_path, item)
