@@ -7,6 +7,7 @@ from chalice.app import SQSEvent
 from chalicelib.http.artifact_routes import BINARY_TYPES, artifact_api
 from chalicelib.http.files import files_api
 from chalicelib.http.mlflow_routes import mlflow_api
+from chalicelib.http.observe import http_middleware
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.stac_routes import stac_api
 from chalicelib.http.webhook_routes import webhook_api
@@ -14,6 +15,7 @@ from chalicelib.settings import Settings
 
 app = Chalice(app_name="stacflow")
 app.api.binary_types.extend(BINARY_TYPES)  # artifact uploads reach the Lambda as bytes
+app.register_middleware(http_middleware, "http")  # correlation ids, access log, request metrics
 app.register_blueprint(stac_api, url_prefix="/stac")
 app.register_blueprint(mlflow_api, url_prefix="/mlflow")
 app.register_blueprint(registry_api, url_prefix="/mlflow")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Callable, Generic, TypedDict, TypeVar
 
+from . import observability
 from .settings import Settings
 from .store import Change, ObjectStore, open_store
 
@@ -71,6 +72,7 @@ class Services:
         self._dispatch = dispatch
         self._listening: tuple[ObjectStore, Callable[[Change], None]] | None = None
         self._settings = _Once(lock, Settings.from_env, given.get("settings"))
+        self._secrets_known = False
         self._store = _Once(lock, self._open_store, given.get("store"))
         self._stac_api = _Once(lock, self._new_stac_api, given.get("stac_api"))
         self._tracking = _Once(lock, self._new_tracking, given.get("tracking"))
@@ -84,7 +86,11 @@ class Services:
             self._listen(given["store"])
 
     def settings(self) -> Settings:
-        return self._settings.get()
+        cfg = self._settings.get()
+        if not self._secrets_known:  # no log line may show them, whoever logs
+            observability.known_secrets([cfg.signing_key, cfg.gitlab_token, cfg.webhook_secret])
+            self._secrets_known = True
+        return cfg
 
     def store(self) -> ObjectStore:
         return self._store.get()

@@ -9,29 +9,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
 
+from ..observability import REDACTED, redact  # noqa: F401  (one redaction rule for access log and JSON logs)
 from . import files
 from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
-
-REDACTED = "<redacted>"
-_FILES_TOKEN = re.compile(r"(/files/)[^\s?#\"']+")
-# Query parameters that carry credentials: X-Amz-Signature/Credential/Security-Token, Signature, …
-_SECRET_PARAM = re.compile(r"([?&][^=&\s\"'#]*(?:signature|credential|token|secret|password|key)[^=&\s\"'#]*=)"
-                           r"[^&\s\"'#]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` (a request line, a URL, a log message) without signed-URL tokens or query secrets."""
-    return _SECRET_PARAM.sub(r"\g<1>" + REDACTED, _FILES_TOKEN.sub(r"\g<1>" + REDACTED, text))
-
 
 def _files_token(path: str) -> str | None:
     segments = urlsplit(path).path.split("/")
