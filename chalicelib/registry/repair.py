@@ -122,6 +122,15 @@ def _drop_stale_entries(store: ObjectStore, index: RegistryIndex, uids: set[str]
     return stale
 
 
+def _publishes(store: ObjectStore, uid: str, key: str, number: int) -> bool:
+    """Whether a live version ``number`` of live model ``uid`` has its item at ``key``."""
+    if not holds_item(store, uid, key, number):
+        return False
+    rm = rec.load_model(store, uid)
+    mv = rec.load_version(store, uid, rm.name, number) if rm is not None else None
+    return mv is not None and not mv.deleted
+
+
 def _drop_stray_items(store: ObjectStore) -> int:
     """Model items whose model (by uid) is gone, or publishes that version under another id."""
     dropped = 0
@@ -133,7 +142,7 @@ def _drop_stray_items(store: ObjectStore) -> int:
             continue
         owner = owner_of(item)
         version = str((item.get("properties") or {}).get("mlflow:model_version", ""))
-        if owner is None or not version.isdigit() or holds_item(store, owner, info.key, int(version)):
+        if owner is None or not version.isdigit() or _publishes(store, owner, info.key, int(version)):
             continue  # not a registry item, or still its model's
         try:
             store.delete(info.key, if_match=current.etag)
@@ -192,6 +201,6 @@ def check(ctx: Context) -> list[tuple[str, str]]:
             continue
         owner = owner_of(item)
         version = str((item.get("properties") or {}).get("mlflow:model_version", ""))
-        if owner is not None and version.isdigit() and not holds_item(store, owner, info.key, int(version)):
+        if owner is not None and version.isdigit() and not _publishes(store, owner, info.key, int(version)):
             problems.append((info.key, "a model item that no live version publishes here"))
     return problems
