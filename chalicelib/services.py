@@ -8,6 +8,7 @@ services: tests give a store, settings or any service of their own, the CLI its 
 """
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Callable, Generic, TypedDict, TypeVar
 
@@ -142,7 +143,14 @@ class Services:
 
         def listener(change: Change) -> None:
             from .events.dispatch import dispatch_change
-            dispatch_change(self, change)
+            try:
+                dispatch_change(self, change)
+            except Exception:
+                # As with S3 -> SQS, the write stands whatever becomes of its event: failing the writer's
+                # request would make its client retry a write that is done (a second model version).
+                # The event is lost here; `stacflow check` shows it, replay-events or reindex repairs it.
+                logging.getLogger(__name__).exception("event of %s failed; `stacflow check` reports what it "
+                                                      "left undone", change.key)
         store.subscribe(listener)
         self._listening = (store, listener)
 

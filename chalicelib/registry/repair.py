@@ -191,7 +191,13 @@ def check(ctx: Context) -> list[tuple[str, str]]:
         if want is None:
             problems.append((rec.model_key(entry.uid), "in the registry index but not an active model"))
         elif {k: want[k] for k in got} != got:
-            problems.append((rec.model_key(entry.uid), "its registry index entry differs from its records"))
+            diff = sorted(k for k in got if want[k] != got[k])
+            if "versions" in diff:
+                wv, gv = want["versions"], entry.versions
+                assert isinstance(wv, dict)
+                diff += [f"v{n}" for n in sorted(set(wv) | set(gv)) if wv.get(n) != gv.get(n)]
+            problems.append((rec.model_key(entry.uid), f"its registry index entry differs from its records "
+                                                       f"({', '.join(diff)}: `stacflow republish-models` refreshes it)"))
     for uid in expected:
         problems.append((rec.model_key(uid), "active but missing from the registry index"))
     for info in store.list(ITEMS):
