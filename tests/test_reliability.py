@@ -33,9 +33,10 @@ def _check(store_uri: str, capsys: pytest.CaptureFixture[str]) -> dict:
 
 
 def test_faults_under_load_give_no_wrong_answer_and_check_is_clean_after_replay(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     store_uri = f"file://{tmp_path / 'store'}"
     env = {"STACFLOW_PUBLIC_URL": "http://stacflow.test"}
+    monkeypatch.setenv("STACFLOW_PUBLIC_URL", env["STACFLOW_PUBLIC_URL"])  # check and replay: the service's settings
     with ThreadPoolExecutor(3) as pool:  # start the workers in parallel
         plain_f = pool.submit(LiveServer, store_uri, env)
         faulty_fs = [pool.submit(LiveServer, store_uri, dict(env, STACFLOW_TEST_FAULTS=QUICK_FAULTS.replace(
