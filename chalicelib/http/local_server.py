@@ -84,6 +84,13 @@ class RequestHandler(ChaliceRequestHandler):
                 log.exception("GET /files failed after the headers were sent")
                 self.close_connection = True  # the length cannot be honoured: end the connection
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers a method it has no handler for (TRACE, CONNECT, …) with 501, a server
+        # error; it is the client's: 405, as API Gateway refuses it too.
+        if code == 501 and (message or "").startswith("Unsupported method"):
+            code = 405
+        super().send_error(code, message, explain)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         super().log_message("%s", redact(format % args))
 
