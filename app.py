@@ -10,6 +10,7 @@ from chalicelib.http.auth import announce
 from chalicelib.http.files import files_api
 from chalicelib.http.landing import landing_api
 from chalicelib.http.mlflow_routes import mlflow_api
+from chalicelib.http.observe import http_middleware
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.signin import auth_api
 from chalicelib.http.stac_routes import stac_api
@@ -21,6 +22,7 @@ from chalicelib.ui.static import STAC_BROWSER_CSP
 app = Chalice(app_name="stacflow")
 app.api.binary_types.extend(BINARY_TYPES)  # artifact uploads reach the Lambda as bytes
 app.api.binary_types.extend(t for t in UI_BINARY_TYPES if t not in app.api.binary_types)  # UI fonts, icons
+app.register_middleware(http_middleware, "http")  # correlation ids, access log, request metrics
 app.register_middleware(cors.middleware, "http")
 app.register_blueprint(landing_api)
 app.register_blueprint(stac_api, url_prefix="/stac")

@@ -79,9 +79,17 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Everything derived against its source records; read-only, so safe while the service runs."""
     _use_store(args.store)
-    from .stac.check import check_catalog
-    report = check_catalog(services.store())
+    from .registry.repair import check as check_registry
+    from .stac.check import Problem, check_catalog, check_derived
+    store = services.store()
+    report = check_catalog(store)  # the static catalog as a STAC client walks it
+    check_derived(store, report)  # shards, extents and search index against the item JSONs
+    report.problems += [Problem(key, problem) for key, problem in check_registry(services.publication_context())]
+    report.problems += [Problem(prefix, "tracking snapshot differs from its log entries (`stacflow repair-logs "
+                                        "--all` refolds it)") for prefix in services.tracking().check_logs()]
+    report.problems = list(dict.fromkeys(report.problems))  # one line per (key, problem)
     print(json.dumps(report.as_dict()))
     return 0 if not report.problems else 1
 
@@ -159,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_reindex)
 
-    p = sub.add_parser("check", help="walk the static catalog with pystac through the store and validate it "
-                                     "(every linked item valid, every item linked)")
+    p = sub.add_parser("check", help="compare everything derived with its source records: the static catalog "
+                                     "(walked with pystac), shards, extents, search index, registry items and "
+                                     "index, tracking snapshots; read-only")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_check)
 

@@ -8,10 +8,12 @@ services: tests give a store, settings or any service of their own, the CLI its 
 """
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Generic, TypedDict, TypeVar
 
+from . import observability
 from .settings import Settings
 from .store import Change, ObjectStore, open_store
 
@@ -75,6 +77,7 @@ class Services:
         self._dispatch = dispatch
         self._listening: tuple[ObjectStore, Callable[[Change], None]] | None = None
         self._settings = _Once(lock, Settings.from_env, given.get("settings"))
+        self._secrets_known = False
         self._store = _Once(lock, self._open_store, given.get("store"))
         self._stac_api = _Once(lock, self._new_stac_api, given.get("stac_api"))
         self._tracking = _Once(lock, self._new_tracking, given.get("tracking"))
@@ -91,7 +94,11 @@ class Services:
             self._listen(given["store"])
 
     def settings(self) -> Settings:
-        return self._settings.get()
+        cfg = self._settings.get()
+        if not self._secrets_known:  # no log line may show them, whoever logs
+            observability.known_secrets([cfg.signing_key, cfg.gitlab_token, cfg.webhook_secret])
+            self._secrets_known = True
+        return cfg
 
     def store(self) -> ObjectStore:
         return self._store.get()
@@ -157,7 +164,14 @@ class Services:
 
         def listener(change: Change) -> None:
             from .events.dispatch import dispatch_change
-            dispatch_change(self, change)
+            try:
+                dispatch_change(self, change)
+            except Exception:
+                # As with S3 -> SQS, the write stands whatever becomes of its event: failing the writer's
+                # request would make its client retry a write that is done (a second model version).
+                # The event is lost here; `stacflow check` shows it, replay-events or reindex repairs it.
+                logging.getLogger(__name__).exception("event of %s failed; `stacflow check` reports what it "
+                                                      "left undone", change.key)
         store.subscribe(listener)
         self._listening = (store, listener)
 

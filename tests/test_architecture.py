@@ -17,7 +17,10 @@ from tests.helpers.paths import REPO
 # Layers, bottom up. A module may import its own layer and the ones below it, never one above.
 DOMAIN = ("chalicelib.store", "chalicelib.stac", "chalicelib.tracking", "chalicelib.registry",
           "chalicelib.mlflowapi", "chalicelib.datasets", "chalicelib.settings", "chalicelib.bounds",
-          "chalicelib.like", "chalicelib.auth", "chalicelib.ui")
+          "chalicelib.like", "chalicelib.auth", "chalicelib.ui",
+          # Logs, metrics, traces: a leaf every layer reports through (the store counts its requests,
+          # the events their publications, the HTTP edge its requests), so it sits at the bottom.
+          "chalicelib.observability")
 EVENTS = ("chalicelib.events",)  # the event functions: handed their services by the caller
 ROOT = ("chalicelib.services",)  # the composition root: builds the store and the services
 HTTP = ("chalicelib.http",)  # routes: take their services from the root
@@ -26,6 +29,9 @@ LAYERS = [DOMAIN, EVENTS, ROOT, HTTP, ENTRY]
 FRAMEWORKS = ("chalice", "boto3", "botocore", "aws_lambda_powertools", "gitlab")
 # What may import a framework (prefix of importer -> frameworks)
 FRAMEWORK_USERS = {"chalicelib.store.s3": ("boto3", "botocore"), "chalicelib.events": ("aws_lambda_powertools",),
+                   # Powertools' JSON formatter, EMF metrics and Tracer, imported lazily (first log line,
+                   # first flush), so a cold start that logs nothing pays nothing for them.
+                   "chalicelib.observability": ("aws_lambda_powertools",),
                    "chalicelib.http": ("chalice",), "app": ("chalice",),
                    "chalicelib.datasets.gitlab": ("gitlab",),
                    # Secret settings that name an SSM parameter or a Secrets Manager secret are read
@@ -236,3 +242,8 @@ def test_type_checking_imports_count(tmp_path: Path) -> None:
                                            ("chalicelib.http.files", 3), ("app", 4), ("functions.catalog", 4)])
 def test_layers_are_assigned(module: str, layer: int) -> None:
     assert layer_of(module) == layer
+
+
+def test_observability_is_a_leaf() -> None:
+    # Every layer reports through it, so it may import nothing of the project (else: a cycle in waiting).
+    assert project_graph().edges["chalicelib.observability"] == set()

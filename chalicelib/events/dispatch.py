@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from .. import observability
 from ..store import Change
 from . import catalog, datasets, registry
 from .base import EventServices, Handler, Route, StoreEvent
@@ -34,8 +35,26 @@ def handle_events(services: EventServices, events: Iterable[StoreEvent], routes:
 
 
 def handle_s3_event(event: Mapping[str, Any], services: EventServices, routes: Sequence[Route] = ROUTES) -> int:
-    events = parse_s3_event(event, services.store().event_source, services.settings().dvc_remotes)
-    return handle_events(services, events, routes)
+    records = event.get("Records") or [] if isinstance(event, Mapping) else []
+    # One invocation per notification (S3 sends one record each): its log lines, metrics and lag.
+    with observability.invocation(_record_id(records), "event"):
+        events = parse_s3_event(event, services.store().event_source, services.settings().dvc_remotes)
+        routed = handle_events(services, events, routes)
+        for record in records:
+            if isinstance(record, Mapping):
+                observability.event_lag(record.get("eventTime"))
+        return routed
+
+
+def _record_id(records: Sequence[Any]) -> str:
+    """S3's request id of the write (or the object's sequencer): the same across redeliveries."""
+    for record in records[:1]:
+        if isinstance(record, Mapping):
+            s3 = record.get("s3") or {}
+            return observability.new_correlation_id(
+                (record.get("responseElements") or {}).get("x-amz-request-id"),
+                (s3.get("object") or {}).get("sequencer") if isinstance(s3, Mapping) else None)
+    return observability.new_correlation_id()
 
 
 def handle_sqs_event(event: Mapping[str, Any], services: EventServices, routes: Sequence[Route] = ROUTES) -> int:

@@ -8,6 +8,7 @@ version registered before its files were uploaded is published, and completed, a
 """
 from __future__ import annotations
 
+from .. import observability
 from .base import EventServices, Route, StoreEvent
 
 RECORD_KEY = r"^mlflow/registry/(?:(?:models|versions)/.+\.json|sources/.+)$"
@@ -17,7 +18,9 @@ MODEL_FILE_KEY = (r"^(?!collections/|mlflow/|stac-index/|rejected/)(?:.+/)?"
 
 def on_registry_events(services: EventServices, events: list[StoreEvent]) -> None:
     from ..registry.publication import publish_keys
-    publish_keys(services.publication_context(), [ev.key for ev in events])
+    outcomes = publish_keys(services.publication_context(), [ev.key for ev in events])
+    if outcomes:  # a stand-in publisher (tests) may report nothing
+        observability.count("ModelPublications", len(outcomes))
 
 
 ROUTES: list[Route] = [(RECORD_KEY, on_registry_events), (MODEL_FILE_KEY, on_registry_events)]

@@ -10,30 +10,18 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, RouteMatcher, create_local_server
 
+from ..observability import REDACTED, redact  # noqa: F401  (one redaction rule for access log and JSON logs)
 from . import cors, files
 from .errors import JSON, no_route
 from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
-
-REDACTED = "<redacted>"
-_FILES_TOKEN = re.compile(r"(/files/)[^\s?#\"']+")
-# Query parameters that carry credentials: X-Amz-Signature/Credential/Security-Token, Signature, …
-_SECRET_PARAM = re.compile(r"([?&][^=&\s\"'#]*(?:signature|credential|token|secret|password|key)[^=&\s\"'#]*=)"
-                           r"[^&\s\"'#]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` (a request line, a URL, a log message) without signed-URL tokens or query secrets."""
-    return _SECRET_PARAM.sub(r"\g<1>" + REDACTED, _FILES_TOKEN.sub(r"\g<1>" + REDACTED, text))
-
 
 def _files_token(path: str) -> str | None:
     segments = urlsplit(path).path.split("/")
@@ -126,6 +114,13 @@ class RequestHandler(ChaliceRequestHandler):
             except Exception:
                 log.exception("GET /files failed after the headers were sent")
                 self.close_connection = True  # the length cannot be honoured: end the connection
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers a method it has no handler for (TRACE, CONNECT, …) with 501, a server
+        # error; it is the client's: 405, as API Gateway refuses it too.
+        if code == 501 and (message or "").startswith("Unsupported method"):
+            code = 405
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         super().log_message("%s", redact(format % args))

@@ -15,6 +15,7 @@ from chalice import Response
 from ..auth.errors import AuthError
 from ..bounds import InputBoundError, load_json
 from ..store import InvalidKey
+from ..store.errors import is_transient
 from ..mlflowapi.errors import MlflowError
 
 log = logging.getLogger("stacflow.mlflow")
@@ -60,7 +61,13 @@ def mlflow_handler(fn: Callable[..., Any]) -> Callable[..., Response]:
             return mlflow_error(err)
         except InvalidKey as err:
             return mlflow_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(err)})
-        except Exception:
+        except Exception as err:
+            if is_transient(err):  # the store's failure, not the request's: the client retries 503s
+                log.warning("store unavailable in %s: %s", fn.__name__, type(err).__name__, exc_info=True)
+                out = mlflow_json(503, {"error_code": "TEMPORARILY_UNAVAILABLE",
+                                        "message": "the store is temporarily unavailable, retry"})
+                out.headers["Retry-After"] = "1"
+                return out
             log.exception("unhandled error in %s", fn.__name__)
             return mlflow_json(500, {"error_code": "INTERNAL_ERROR", "message": "internal error"})
         if isinstance(result, Response):

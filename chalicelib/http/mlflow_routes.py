@@ -48,6 +48,19 @@ def health() -> Response:
     return Response(body="OK", status_code=200, headers={"Content-Type": "text/plain"})
 
 
+@mlflow_api.route("/api/openapi.json", methods=["GET"])
+def openapi() -> Response:
+    """The OpenAPI description of these routes (``openapi/mlflow.json``, written from MLflow's REST docs)."""
+    import json
+    from pathlib import Path
+
+    from .urls import base_url
+    doc = json.loads((Path(__file__).parent / "openapi" / "mlflow.json").read_text())
+    doc["servers"] = [{"url": base_url(mlflow_api.current_request) + "/mlflow"}]
+    return Response(body=json.dumps(doc), status_code=200,
+                    headers={"Content-Type": "application/vnd.oai.openapi+json;version=3.0"})
+
+
 @mlflow_api.route("/version", methods=["GET"])
 def version() -> Response:
     return Response(body=MLFLOW_VERSION, status_code=200, headers={"Content-Type": "text/plain"})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from typing import Any, Callable
 from urllib.parse import unquote
 
@@ -12,11 +13,13 @@ from .. import services
 from ..bounds import InputBoundError, load_json
 from ..stac import api
 from ..stac.errors import InvalidParameter, StacApiError
+from ..store.errors import is_transient
 from .cors import PreflightRoutes
 from .urls import base_url
 
 stac_api = Blueprint(__name__)
 _cors = PreflightRoutes(stac_api)  # routes with their CORS preflight (OPTIONS)
+log = logging.getLogger(__name__)
 
 
 # POST /search: clients send JSON under several media types; Chalice rejects unlisted ones.
@@ -51,6 +54,14 @@ def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Re
             except StacApiError as err:
                 return Response(body=err.to_json(), status_code=err.status,
                                 headers={"Content-Type": api.JSON})
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                # The store's failure, not the request's: a retryable answer, never a wrong one.
+                log.warning("store unavailable: %s", type(err).__name__, exc_info=True)
+                return Response(body=json.dumps({"code": "ServiceUnavailable",
+                                                 "description": "the store is temporarily unavailable, retry"}),
+                                status_code=503, headers={"Content-Type": api.JSON, "Retry-After": "1"})
             # Item pages come serialised already (spliced from stored bytes): passed through as is.
             body = doc if isinstance(doc, str) else json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
             return Response(body=body, status_code=200, headers={"Content-Type": media_type})

@@ -40,6 +40,7 @@ from ..stac.model_items import COLLECTION, OWNER, Dataset, ModelFacts, ModelFile
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
 from ..tracking.entities import Run, json_float
 from . import records as rec
+from .index import RegistryIndex
 from .lineage import Tracking
 from .records import ModelVersion, RegisteredModel
 from .sources import ARTIFACTS_PREFIX, artifact_prefix, mark_source
@@ -392,13 +393,22 @@ def _remove_own_item(store: ObjectStore, key: str, uid: str) -> None:
 def publish_keys(ctx: Context, keys: Iterable[str]) -> dict[str, str]:
     """Republish every version the changed keys concern (each once); ``{"<uid>@<n>": outcome}``."""
     todo: set[tuple[str, int]] = set()
+    reindex: dict[str, set[int]] = {}
     for key in dict.fromkeys(keys):
         parsed = rec.parse_registry_key(key)
+        if parsed is not None:
+            reindex.setdefault(parsed[1], set()).update([] if parsed[2] is None else [parsed[2]])
         if parsed is not None and parsed[2] is not None:  # a version record: its writer may have died before its marker
             rm = rec.load_model(ctx.store, parsed[1])
             if rm is not None:
                 ensure_source_marker(ctx.store, rm, parsed[2])
         todo |= targets(ctx.store, key)
+    # The search index is derived from the records as the items are: a writer that died (or lost the
+    # swap) before its own refresh is caught up by its record's event. A refresh with nothing to
+    # change writes nothing.
+    index = RegistryIndex(ctx.store)
+    for uid, numbers in sorted(reindex.items()):
+        index.refresh(uid, sorted(numbers))
     return {f"{uid}@{n}": publish_version(ctx, uid, n) for uid, n in sorted(todo)}
 
 

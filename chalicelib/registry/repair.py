@@ -23,8 +23,9 @@ from ..mlflowapi.clock import now_ms
 from ..stac.model_items import COLLECTION
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from . import records as rec
-from .index import RegistryIndex, all_shard_keys
-from .publication import Context, ensure_source_marker, holds_item, owner_of, publish_version
+from .index import RegistryIndex, all_shard_keys, model_summary, version_summary
+from .publication import (Context, _build, _comparable, ensure_source_marker, holds_item, item_key, owner_of,
+                          publish_version)
 from .records import RegisteredModel
 from .service import RegistryService
 
@@ -121,6 +122,25 @@ def _drop_stale_entries(store: ObjectStore, index: RegistryIndex, uids: set[str]
     return stale
 
 
+def _recorded(item: dict[str, object]) -> dict[str, object]:
+    """The item as the registry's records make it. Its ``metric:*`` properties are the run's metrics as
+    of publication (later log-batch calls do not republish it; ``republish-models`` refreshes them)."""
+    out = _comparable(item)
+    props = out.get("properties")
+    if isinstance(props, dict):
+        out["properties"] = {k: v for k, v in props.items() if not str(k).startswith("metric:")}
+    return out
+
+
+def _publishes(store: ObjectStore, uid: str, key: str, number: int) -> bool:
+    """Whether a live version ``number`` of live model ``uid`` has its item at ``key``."""
+    if not holds_item(store, uid, key, number):
+        return False
+    rm = rec.load_model(store, uid)
+    mv = rec.load_version(store, uid, rm.name, number) if rm is not None else None
+    return mv is not None and not mv.deleted
+
+
 def _drop_stray_items(store: ObjectStore) -> int:
     """Model items whose model (by uid) is gone, or publishes that version under another id."""
     dropped = 0
@@ -132,7 +152,7 @@ def _drop_stray_items(store: ObjectStore) -> int:
             continue
         owner = owner_of(item)
         version = str((item.get("properties") or {}).get("mlflow:model_version", ""))
-        if owner is None or not version.isdigit() or holds_item(store, owner, info.key, int(version)):
+        if owner is None or not version.isdigit() or _publishes(store, owner, info.key, int(version)):
             continue  # not a registry item, or still its model's
         try:
             store.delete(info.key, if_match=current.etag)
@@ -140,3 +160,63 @@ def _drop_stray_items(store: ObjectStore) -> int:
         except PreconditionFailed:
             pass  # republished meanwhile
     return dropped
+
+
+def check(ctx: Context) -> list[tuple[str, str]]:
+    """What ``repair`` would change, read-only: (key, problem) for every registry item that differs from
+    what the records publish, every item no version holds, every search-index entry that differs from
+    the records. Safe while the service runs (an in-flight event shows as a difference until it lands)."""
+    store = ctx.store
+    problems: list[tuple[str, str]] = []
+    expected: dict[str, dict[str, object]] = {}  # uid -> index entry the records make
+    uids = [parsed[1] for info in list(store.list(rec.MODELS))
+            if (parsed := rec.parse_registry_key(info.key)) is not None]
+    for uid in uids:
+        rm = rec.load_model(store, uid)
+        if rm is None or not rm.active:
+            continue
+        versions: dict[int, dict[str, object]] = {}
+        for number in _numbers(store, uid):
+            key = item_key(rm.name, number)
+            mv = rec.load_version(store, uid, rm.name, number)
+            if mv is not None and not mv.deleted:
+                versions[number] = version_summary(mv)
+            outcome, item = _build(ctx, rm, uid, number)
+            try:
+                current = store.get_json(key)
+            except NotFound:
+                current = None
+            if item is not None and current is None:
+                problems.append((key, f"version {number} of {rm.name!r} is publishable but has no item"))
+            elif item is None and current is not None and owner_of(current) == uid:
+                problems.append((key, f"version {number} of {rm.name!r} is {outcome} but has an item"))
+            elif item is not None and current is not None and _recorded(current) != _recorded(item):
+                problems.append((key, f"item differs from the records of version {number} of {rm.name!r}"))
+        expected[uid] = {**model_summary(rm), "versions": versions}
+    index = RegistryIndex(store)
+    for entry in index.entries():
+        want = expected.pop(entry.uid, None)
+        got = {"name": entry.name, "creation_timestamp": entry.creation_timestamp, "tags": entry.tags,
+               "versions": entry.versions}
+        if want is None:
+            problems.append((rec.model_key(entry.uid), "in the registry index but not an active model"))
+        elif {k: want[k] for k in got} != got:
+            diff = sorted(k for k in got if want[k] != got[k])
+            if "versions" in diff:
+                wv, gv = want["versions"], entry.versions
+                assert isinstance(wv, dict)
+                diff += [f"v{n}" for n in sorted(set(wv) | set(gv)) if wv.get(n) != gv.get(n)]
+            problems.append((rec.model_key(entry.uid), f"its registry index entry differs from its records "
+                                                       f"({', '.join(diff)}: `stacflow republish-models` refreshes it)"))
+    for uid in expected:
+        problems.append((rec.model_key(uid), "active but missing from the registry index"))
+    for info in store.list(ITEMS):
+        try:
+            item = store.get_json(info.key)
+        except (NotFound, ValueError):
+            continue
+        owner = owner_of(item)
+        version = str((item.get("properties") or {}).get("mlflow:model_version", ""))
+        if owner is not None and version.isdigit() and not _publishes(store, owner, info.key, int(version)):
+            problems.append((info.key, "a model item that no live version publishes here"))
+    return problems

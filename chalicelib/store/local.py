@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Sequence
 from urllib.parse import quote
 
+from .. import observability
 from .base import (CHUNK, CREATED, Change, CompletedPart, EventSource, InvalidKey, NotFound, NotModified, ObjectInfo,
                    ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key,
                    check_range)
@@ -155,6 +156,7 @@ class LocalStore(ObjectStore):
 
     # -- reads -----------------------------------------------------------------------
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
+        observability.count("StoreRequests")  # one S3 request in the cloud
         path = self._path(key)
         try:
             with open(path, "rb") as fh:
@@ -173,6 +175,7 @@ class LocalStore(ObjectStore):
         return StoredObject(key=key, body=body, etag=etag, last_modified=st.st_mtime)
 
     def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
+        observability.count("StoreRequests")  # one S3 request in the cloud
         check_range(start, length)
         path = self._path(key)
         try:
@@ -200,6 +203,7 @@ class LocalStore(ObjectStore):
             raise
 
     def head(self, key: str) -> ObjectInfo:
+        observability.count("StoreRequests")  # one S3 request in the cloud
         path = self._path(key)
         try:
             etag, st = self._current(path)
@@ -209,6 +213,7 @@ class LocalStore(ObjectStore):
 
     def list(self, prefix: str = "", *, start_after: str | None = None,
              limit: int | None = None) -> Iterator[ObjectInfo]:
+        observability.count("StoreRequests")  # one S3 request in the cloud
         # Walk only the deepest directory that can hold the prefix, then sort as S3 does.
         base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = self.root / base_dir if base_dir else self.root
@@ -268,6 +273,7 @@ class LocalStore(ObjectStore):
 
     def _put(self, key: str, body: bytes, *, if_none_match: bool, if_match: str | None,
              content_type: str | None) -> ObjectInfo:
+        observability.count("StoreRequests")  # one S3 request in the cloud
         path = self._path(key)
         tmp, info = self._write_tmp(path, [body])
         try:
@@ -293,6 +299,7 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
 
     def _delete(self, key: str, *, if_match: str | None) -> bool:
+        observability.count("StoreRequests")  # one S3 request in the cloud
         path = self._path(key)
         with self._locked(key):
             try:

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any, Iterator, Sequence
 
+from .. import observability
 from .base import (CREATED, Change, CompletedPart, EventSource, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
                    PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key, check_range)
 
@@ -47,6 +48,8 @@ class S3Store(ObjectStore):
                     self._client = boto3.client(
                         "s3", config=Config(retries={"mode": "standard", "max_attempts": 5},
                                             max_pool_connections=50))
+                    # every attempt, retries included: what S3 bills and throttles
+                    self._client.meta.events.register("before-send.s3", _count_request)
         return self._client
 
     @property
@@ -214,3 +217,7 @@ class S3Store(ObjectStore):
         except ClientError as err:
             if _code(err) != "NoSuchUpload":
                 raise
+
+
+def _count_request(**_: Any) -> None:
+    observability.count("StoreRequests")

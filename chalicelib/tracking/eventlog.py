@@ -246,6 +246,22 @@ class FoldedLog:
                 return True
         raise unavailable(f"{self.prefix}: snapshot kept changing during the repair; run it again")
 
+    def diverges(self) -> bool:
+        """Whether the snapshot differs from the fold of every entry it claims to cover (read-only:
+        what ``refold`` would repair). An absent snapshot diverges from nothing."""
+        try:
+            old = self.store.get(self._snapshot_key).json()
+        except NotFound:
+            return False
+        covered = old.get("covered", "")
+        keys = sorted(info.key[len(self._log):-5] for info in self.store.list(self._log)
+                      if info.key.endswith(".json"))
+        state = self._empty()
+        for entry in self._fetch([k for k in keys if k <= covered]):
+            if entry is not None:
+                self._fold(state, entry)
+        return _canonical(state) != _canonical(old.get("state"))
+
     def _forget(self) -> None:
         """Drop the warm copy: the next view rebuilds from the store."""
         self._snap_etag, self._snap_body, self._covered = None, None, ""

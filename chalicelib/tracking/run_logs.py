@@ -116,6 +116,18 @@ class RunLogs:
         parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, latest_only(entry))])
         return info
 
+    def check(self) -> list[str]:
+        """The logs (prefixes) whose snapshot differs from their entries: what ``repair`` refolds."""
+        out = []
+        for eid in sorted(e.experiment_id for e in self.experiments.list_all()):
+            exp_log = self.experiment_log(eid)
+            if exp_log.diverges():
+                out.append(exp_log.prefix)
+            with exp_log.view() as runs:
+                run_logs = [self.run_log(rid) for rid in sorted(runs)]
+            out += [log.prefix for log in run_logs if log.diverges()]
+        return out
+
     def repair(self, run_id: str | None = None, experiment_id: str | None = None) -> dict[str, Any]:
         """Refold logs from all their entries (``stacflow repair-logs``): one run's (and its
         experiment's), one experiment's and its runs', or, with neither, every experiment's."""

@@ -109,6 +109,10 @@ class TrackingService:
     def repair_logs(self, run_id: str | None = None, experiment_id: str | None = None) -> dict[str, Any]:
         return self.logs.repair(run_id, experiment_id)
 
+    def check_logs(self) -> list[str]:
+        """Logs whose snapshot differs from their entries (read-only; ``repair_logs`` fixes them)."""
+        return self.logs.check()
+
     # -- logged models ----------------------------------------------------------------------
     def create_logged_model(self, request: Fields | dict[str, Any]) -> LoggedModel:
         return self.logged_models.create_logged_model(request)

@@ -43,7 +43,7 @@ def new_bucket(endpoint: str) -> str:
 class LiveServer:
     """``stacflow serve`` in a subprocess: the real command, over real HTTP."""
 
-    def __init__(self, store_uri: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, store_uri: str, env: dict[str, str] | None = None, module: str = "chalicelib.cli") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.store_uri = store_uri
@@ -51,7 +51,7 @@ class LiveServer:
         # The access log goes to a file: an unread pipe would fill up and stall the server.
         self.log = tempfile.NamedTemporaryFile(prefix="stacflow-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(self.port), "--store", store_uri],
+            [sys.executable, "-m", module, "serve", "--port", str(self.port), "--store", store_uri],
             cwd=REPO, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_http(self.url + "/health", proc=self.proc)
 

@@ -124,3 +124,20 @@ def test_repair_logs_recovers_an_entry_hidden_below_the_cutoff(cli_store, small_
     assert [r.info.run_id for r in found] == [run_id]
     assert cli.main(["repair-logs", "--store", local_store.uri, *args]) == 0  # idempotent: nothing left
     assert json.loads(capsys.readouterr().out)["repaired"] == []
+
+
+def test_check_finds_a_snapshot_hiding_an_entry_and_repair_clears_it(cli_store, small_margin):
+    svc = TrackingService(cli_store)
+    eid = svc.create_experiment("check-me", None, [])
+    run_id = _run(svc, eid)
+    svc.log_batch(run_id, [_metric("m", 1.0)], [], [])
+    time.sleep(MARGIN + 0.1)
+    svc.get_run(run_id)  # compacts both logs
+    svc.search_runs([eid], None, None, None, [], None)
+    assert TrackingService(cli_store).check_logs() == []
+    lost = {"run": run_id, "time": 1, "metrics": [["lost", 7.0, 1000, 0, None, None, None]]}
+    _hide_entry(cli_store, f"mlflow/runs/{run_id}/", lost)
+    assert TrackingService(cli_store).check_logs() == [f"mlflow/runs/{run_id}/"]
+    assert cli.main(["check", "--store", cli_store.uri]) == 1
+    TrackingService(cli_store).repair_logs()
+    assert TrackingService(cli_store).check_logs() == []

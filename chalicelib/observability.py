@@ -1,0 +1,244 @@
+"""Logs, metrics and traces of every handler, with Powertools: one JSON log line per event, CloudWatch
+EMF metrics per invocation, X-Ray subsegments when tracing is on.
+
+A leaf module (it imports nothing of the project), so every layer may report through it: the store
+adapters count their requests, the event functions their publications, the HTTP edge its requests.
+Each HTTP request and each event record runs in an ``invocation``: it carries the correlation id that
+every log line of that work shows, and the counters flushed as one EMF document when it ends.
+
+Nothing secret reaches a log line: ``redact`` strips signed-URL tokens, presigned query signatures,
+bearer credentials and the configured secrets (``known_secrets``) from every formatted record,
+whatever module logged it and whatever it put in ``extra``.
+
+Metrics go out as EMF on stdout in Lambda (CloudWatch parses them from the function's log) and
+when ``STACFLOW_METRICS=emf``; elsewhere they are counted and dropped. Tracing needs the X-Ray SDK
+and Lambda (``POWERTOOLS_TRACE_DISABLED`` turns it off); locally the hooks are no-ops.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import re
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+SERVICE = "stacflow"
+NAMESPACE = "stacflow"
+LOGGERS = ("stacflow", "chalicelib")  # every module logger is one of these or a child
+REDACTED = "<redacted>"
+
+# A client's own correlation id is kept only if it is short and plain (it lands in every log line).
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_FILES_TOKEN = re.compile(r"(/files/)[^\s?#\"'\\]+")
+# Query parameters carrying credentials: X-Amz-Signature/Credential/Security-Token, Signature, token, …
+_SECRET_PARAM = re.compile(r"([?&][^=&\s\"'#\\]*(?:signature|credential|token|secret|password|key)[^=&\s\"'#\\]*=)"
+                           r"[^&\s\"'#\\]*", re.IGNORECASE)
+_BEARER = re.compile(r"((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+_secrets: tuple[str, ...] = ()
+
+
+def known_secrets(values: Iterable[str | None]) -> None:
+    """Values that must never appear in a log line (tokens, signing keys), whatever logs them."""
+    global _secrets
+    _secrets = tuple(sorted({v for v in values if v and len(v) >= 4} | set(_secrets), key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """``text`` without signed-URL tokens, query secrets, bearer credentials or configured secrets."""
+    text = _SECRET_PARAM.sub(r"\g<1>" + REDACTED, _FILES_TOKEN.sub(r"\g<1>" + REDACTED, text))
+    text = _BEARER.sub(r"\g<1>" + REDACTED, text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+# -- invocations: one HTTP request or one event record ---------------------------------------------
+@dataclass
+class Invocation:
+    correlation_id: str
+    kind: str  # "http" | "event"
+    started: float = field(default_factory=time.perf_counter)
+    counts: Counter[str] = field(default_factory=Counter)
+    values: dict[str, list[float]] = field(default_factory=dict)  # metric -> samples (milliseconds)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("stacflow_invocation", default=None)
+# Worker threads of a pool do not inherit the context: their counts go to the latest invocation
+# (exact in Lambda, one invocation per process at a time; approximate under the threaded local server).
+_latest: Invocation | None = None
+
+
+def correlation_id() -> str | None:
+    inv = _current.get()
+    return inv.correlation_id if inv else None
+
+
+def new_correlation_id(*candidates: str | None) -> str:
+    """The first usable candidate (a client's ``X-Request-Id``, API Gateway's request id), else a new one."""
+    for value in candidates:
+        if value and _CLIENT_ID.match(value):
+            return value
+    return os.urandom(16).hex()
+
+
+@contextmanager
+def invocation(correlation: str, kind: str, **dimensions: str) -> Iterator[Invocation]:
+    """Run one request or event record: its log lines carry ``correlation``; its metrics flush at the end."""
+    global _latest
+    setup()
+    inv = Invocation(correlation, kind)
+    token = _current.set(inv)
+    _latest = inv
+    try:
+        yield inv
+    finally:
+        _current.reset(token)
+        _flush(inv, dimensions)
+
+
+def _active() -> Invocation | None:
+    return _current.get() or _latest
+
+
+def count(metric: str, n: int = 1) -> None:
+    """Add ``n`` to a counter of the running invocation (a no-op outside one)."""
+    inv = _active()
+    if inv is not None:
+        with inv.lock:
+            inv.counts[metric] += n
+
+
+def observe_ms(metric: str, value: float) -> None:
+    inv = _active()
+    if inv is not None:
+        with inv.lock:
+            inv.values.setdefault(metric, []).append(value)
+
+
+def event_lag(event_time: str | None) -> None:
+    """Record the lag from an object's write (S3 ``eventTime``, ISO 8601) to now, its publication."""
+    if not event_time:
+        return
+    from datetime import datetime
+    try:
+        written = datetime.fromisoformat(event_time.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return
+    observe_ms("EventLag", max(0.0, (time.time() - written) * 1000))
+
+
+def metrics_enabled() -> bool:
+    wanted = os.environ.get("STACFLOW_METRICS", "").lower()
+    if wanted:
+        return wanted == "emf"
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def _flush(inv: Invocation, dimensions: dict[str, str]) -> None:
+    if not metrics_enabled() or not (inv.counts or inv.values):
+        return
+    # EphemeralMetrics: no state shared between instances, so concurrent requests never mix.
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    for name, dim in dimensions.items():
+        metrics.add_dimension(name=name, value=dim)
+    with inv.lock:
+        for name, n in inv.counts.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=n)
+        for name, samples in inv.values.items():
+            for sample in samples:
+                metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=sample)
+    metrics.add_metadata(key="correlation_id", value=inv.correlation_id)
+    metrics.flush_metrics()
+
+
+# -- logs ------------------------------------------------------------------------------------------
+_setup_lock = threading.Lock()
+_is_setup = False
+
+
+class _Correlation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id()
+        return True
+
+
+def _formatter() -> logging.Formatter:
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    class Redacting(LambdaPowertoolsFormatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact(super().format(record))
+
+    return Redacting(service=SERVICE)
+
+
+def handler(stream: Any = None) -> logging.Handler:
+    """A handler writing the service's JSON lines (redacted, with correlation ids) to ``stream`` (stderr)."""
+    out = logging.StreamHandler(stream)
+    out.setFormatter(_formatter())
+    out.addFilter(_Correlation())
+    return out
+
+
+def setup(level: str | None = None) -> None:
+    """Structured JSON logs (Powertools' formatter, redacted) on the project's loggers; once per process."""
+    global _is_setup
+    if _is_setup:
+        return
+    with _setup_lock:
+        if _is_setup:
+            return
+        out = handler()
+        in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            # Ours only: Chalice gives its app's logger ("stacflow") a plain-text handler of its own.
+            logger.handlers = [out]
+            logger.setLevel(level or os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO")
+            logger.propagate = not in_lambda  # Lambda's root handler would print every line twice
+        _is_setup = True
+
+
+def logger() -> logging.Logger:
+    setup()
+    return logging.getLogger(SERVICE)
+
+
+# -- traces ----------------------------------------------------------------------------------------
+_tracer: Any = None
+_tracer_checked = False
+
+
+def _get_tracer() -> Any:
+    global _tracer, _tracer_checked
+    if not _tracer_checked:
+        _tracer_checked = True
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() \
+                not in ("1", "true"):
+            try:
+                import aws_xray_sdk  # noqa: F401  (not in the Lambda runtime: tracing is opt-in by packaging it)
+                from aws_lambda_powertools import Tracer
+                _tracer = Tracer(service=SERVICE)
+            except ImportError:
+                _tracer = None
+    return _tracer
+
+
+@contextmanager
+def trace(name: str) -> Iterator[None]:
+    """An X-Ray subsegment named ``name`` when tracing is on; nothing otherwise."""
+    tracer = _get_tracer()
+    if tracer is None:
+        yield
+        return
+    with tracer.provider.in_subsegment(name=name) as sub:
+        sub.put_annotation(key="correlation_id", value=correlation_id() or "")
+        yield
