@@ -58,3 +58,33 @@ def resolve_bytes(raw: bytes, cid: str, stac_base: str) -> bytes:
     return _RELATIVE.sub(
         lambda m: b'"href":' + json.dumps(resolve(m.group(1).decode(), cid, stac_base),
                                           ensure_ascii=False).encode(), raw)
+
+
+DOWNLOAD = "download"  # <stac>/collections/<cid>/items/<id>/download?asset=<key>
+
+
+def stored_object(href: str, cid: str) -> str | None:
+    """The store key an item's relative href names (relative to ``collections/<cid>/items/``, wherever
+    the item itself is stored), or None when it names no object of the store."""
+    if not href.startswith(("./", "../")):
+        return None
+    cut = min((i for i in (href.find("?"), href.find("#")) if i >= 0), default=len(href))
+    key = posixpath.normpath(posixpath.join(f"collections/{cid}/items", href[:cut]))
+    return None if key.startswith(("../", "/")) or key in (".", "..") else key
+
+
+def download_url(stac_base: str, cid: str, item_id: str, asset: str) -> str:
+    from urllib.parse import quote
+    return f"{stac_base}/collections/{cid}/items/{item_id}/{DOWNLOAD}?asset={quote(asset, safe='')}"
+
+
+def route_downloads(item: dict[str, Any], stac_base: str) -> None:
+    """Point, in place, the assets of a non-public item that the service can presign (objects of the
+    store, ``s3://`` URLs) at its download route, which checks access before redirecting."""
+    cid, item_id, assets = item.get("collection"), item.get("id"), item.get("assets")
+    if not isinstance(cid, str) or not isinstance(item_id, str) or not isinstance(assets, dict):
+        return
+    for key, asset in assets.items():
+        href = asset.get("href") if isinstance(asset, dict) else None
+        if isinstance(href, str) and (href.startswith("s3://") or stored_object(href, cid) is not None):
+            asset["href"] = download_url(stac_base, cid, item_id, key)

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..auth.access import ReadScope
+from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners
 from .catalog import STRUCTURAL_RELS
 from .datetimes import try_instant
 
@@ -24,6 +26,7 @@ WORD = re.compile(r"\w+")
 TEXT_FIELDS = ("title", "description")
 _NUMBER = (int, float)
 _NAN = float("nan")
+_READABLE_CACHE = 64  # read-scope masks kept per table
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ class Table:
         self._by_id: dict[str, list[int]] | None = None
         self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
         self._postings: dict[str, np.ndarray] | None = None
+        self._readable: dict[ReadScope, np.ndarray] = {}
 
     # Derived lazily: a cold reader answers its first search without building what it does not use.
     @cached_property
@@ -313,6 +317,22 @@ class Table:
         mask = np.zeros(self.n, dtype=bool)
         for item_id in ids:
             mask[self._by_id.get(item_id, [])] = True
+        return mask
+
+    @cached_property
+    def owners(self) -> Owners:
+        return Owners(self.values(PROJECT), self.values(PROJECT_ID), self.values(VISIBILITY))
+
+    def readable(self, scope: ReadScope) -> np.ndarray | None:
+        """Rows ``scope`` may read (None: all of them, at no cost). Masks are kept for the last few
+        scopes: a caller's scope is the same object's equal on every request until its cache expires."""
+        if scope.everything:
+            return None
+        mask = self._readable.get(scope)
+        if mask is None:
+            if len(self._readable) >= _READABLE_CACHE:
+                self._readable.clear()  # atomic under concurrent requests, unlike evicting one
+            mask = self._readable[scope] = self.owners.readable(scope)
         return mask
 
     def collection_mask(self, collections: Iterable[str]) -> np.ndarray:
