@@ -60,7 +60,7 @@ def _body(*, what: str = "the item") -> Any:
 
 def _written(written: Written, status: int, cid: str) -> Response:
     doc = api.api_item(_base(), written.item)
-    headers = {"Content-Type": api.GEOJSON, "ETag": etag_header(written.etag)}
+    headers: dict[str, str | list[str]] = {"Content-Type": api.GEOJSON, "ETag": etag_header(written.etag)}
     if status == 201:
         headers["Location"] = f"{_base()}/collections/{cid}/items/{written.item['id']}"
     return Response(body=json.dumps(doc, separators=(",", ":"), ensure_ascii=False), status_code=status,
