@@ -162,7 +162,7 @@ def _current(store: ObjectStore, cid: str, iid: str, report: Report, *, known: d
             out.etags[key] = None
             continue
         out.item, out.summary, out.key = item, summary, key
-        out.etags[key] = _place(store, key, obj, item, out.etags, notify=notify)
+        out.etags[key] = _place(store, key, obj, item, notify=notify)
     return out
 
 
@@ -173,8 +173,8 @@ def _read(store: ObjectStore, key: str) -> StoredObject | None:
         return None
 
 
-def _place(store: ObjectStore, key: str, obj: StoredObject, item: dict[str, Any],
-           etags: dict[str, str | None], *, notify: bool = True) -> str | None:
+def _place(store: ObjectStore, key: str, obj: StoredObject, item: dict[str, Any], *,
+           notify: bool = True) -> str | None:
     """Store ``item`` (read as ``obj`` under ``key``) in its published form at the key its visibility
     gives it; a copy at the other key is then deleted. Returns the ETag ``key`` now has (None: moved).
 
@@ -187,16 +187,23 @@ def _place(store: ObjectStore, key: str, obj: StoredObject, item: dict[str, Any]
                 return obj.etag
             # Only this version: the rewrite's own event then finds nothing to change.
             return store.put_json(key, item, if_match=obj.etag, notify=notify).etag
-        held = etags.get(right) if right in etags else _etag(store, right)
-        if held is None:
+        there = _read(store, right)
+        if there is None:
             store.put_json(right, item, if_none_match=True, notify=notify)
-        else:
-            store.put_json(right, item, if_match=held, notify=notify)
+        elif _json(there) != item:  # an equal copy is left alone: its write's event is this very move
+            store.put_json(right, item, if_match=there.etag, notify=notify)
         store.delete(key, if_match=obj.etag)
         log.info("item moved to its visibility's place: %s -> %s", key, right)
         return None
     except (PreconditionFailed, NotFound):
         return obj.etag  # a key changed meanwhile: the check after the round redoes the item
+
+
+def _json(obj: StoredObject) -> Any:
+    try:
+        return obj.json()
+    except ValueError:
+        return None
 
 
 def _apply_items(store: ObjectStore, items: list[tuple[str, str]], report: Report) -> dict[str, str | None]:
