@@ -5,9 +5,11 @@ from chalice import Chalice
 from chalice.app import SQSEvent
 
 from chalicelib.http.artifact_routes import BINARY_TYPES, artifact_api
+from chalicelib.http.auth import announce
 from chalicelib.http.files import files_api
 from chalicelib.http.mlflow_routes import mlflow_api
 from chalicelib.http.registry_routes import registry_api
+from chalicelib.http.signin import auth_api
 from chalicelib.http.stac_routes import stac_api
 from chalicelib.http.webhook_routes import webhook_api
 from chalicelib.settings import Settings
@@ -20,6 +22,8 @@ app.register_blueprint(registry_api, url_prefix="/mlflow")
 app.register_blueprint(artifact_api, url_prefix="/mlflow")
 app.register_blueprint(files_api, url_prefix="/files")
 app.register_blueprint(webhook_api, url_prefix="/webhooks")
+app.register_blueprint(auth_api, url_prefix="/auth")
+announce()  # a loud warning in the cold start's log when access control is off
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
 # packages as CloudFormation and Terraform alike). See README "Deployment".

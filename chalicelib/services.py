@@ -17,6 +17,7 @@ from .store import Change, ObjectStore, open_store
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from .auth.service import AccessService
     from .datasets.publication import DatasetContext
     from .datasets.webhook import Webhooks
     from .registry.lineage import Tracking
@@ -56,6 +57,7 @@ class Given(TypedDict, total=False):
     registry: RegistryService
     webhooks: Webhooks
     dataset_context: DatasetContext
+    access: AccessService
 
 
 class Services:
@@ -80,6 +82,7 @@ class Services:
         self._publication = _Once(lock, self._new_publication_context)
         self._webhooks = _Once(lock, self._new_webhooks, given.get("webhooks"))
         self._datasets = _Once(lock, self._new_dataset_context, given.get("dataset_context"))
+        self._access = _Once(lock, self._new_access, given.get("access"))
         if "store" in given:
             self._listen(given["store"])
 
@@ -112,6 +115,10 @@ class Services:
     def dataset_context(self) -> DatasetContext:
         """What the datasets event function needs: the store, GitLab, the DVC remotes."""
         return self._datasets.get()
+
+    def access(self) -> AccessService:
+        """Who the caller is and what they may do (GitLab roles; everything with auth off)."""
+        return self._access.get()
 
     def close(self) -> None:
         """Stop dispatching the store's changes (a root being replaced)."""
@@ -181,6 +188,15 @@ class Services:
         return DatasetContext(store=self.store(), reader=reader, remote=ConfiguredRemotes(cfg.dvc_remotes),
                               build=BuildSettings(max_files_per_directory=cfg.dvc_dir_assets,
                                                   base_url=cfg.public_url))
+
+    def _new_access(self) -> AccessService:
+        from .auth.service import OPEN, AccessService
+        cfg = self.settings()
+        if not cfg.auth_enabled or not cfg.gitlab_url:
+            return OPEN
+        from .auth.gitlab import GitLabApi
+        return AccessService(GitLabApi(cfg.gitlab_url, cfg.gitlab_timeout), anonymous_read=cfg.anonymous_read,
+                             cache_ttl=cfg.auth_cache_ttl, service_token=cfg.gitlab_token)
 
 
 def keep_large_buffers() -> None:
@@ -259,3 +275,7 @@ def webhooks() -> Webhooks:
 
 def dataset_context() -> DatasetContext:
     return root().dataset_context()
+
+
+def access() -> AccessService:
+    return root().access()

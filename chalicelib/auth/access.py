@@ -42,6 +42,7 @@ class Principal:
     user_id: int | None = None
     token: str | None = field(default=None, repr=False, compare=False)
     via_cookie: bool = False  # a browser session: writes need the CSRF check
+    admin: bool = False  # a GitLab administrator: every project, and resources that belong to none
 
     @property
     def authenticated(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from chalice import Response
 
+from ..auth.errors import AuthError
 from ..bounds import InputBoundError, load_json
 from ..store import InvalidKey
 from ..mlflowapi.errors import MlflowError
@@ -54,6 +55,9 @@ def mlflow_handler(fn: Callable[..., Any]) -> Callable[..., Response]:
             result = fn(*args, **kwargs)
         except MlflowError as err:
             return mlflow_json(err.status, err.to_wire())
+        except AuthError as err:
+            from .auth import mlflow_error
+            return mlflow_error(err)
         except InvalidKey as err:
             return mlflow_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(err)})
         except Exception:

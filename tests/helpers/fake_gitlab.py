@@ -16,6 +16,16 @@ or deleted projects answer 404 ``{"message": "404 Project Not Found"}``. Files a
 (``git cat-file blob <ref>:<path>``, ``git ls-tree``, ``git for-each-ref refs/tags``), so what the
 fake serves is what the repository holds at that ref.
 
+Users and access (what ``chalicelib.auth`` reads): ``add_user`` gives a user a personal access token
+(sent as ``PRIVATE-TOKEN`` or ``Authorization: Bearer``), ``add_member``/``add_group_member`` give
+them an access level on a project or on its group (the namespace), ``revoke`` ends a token;
+``GET /api/v4/user``, ``GET /api/v4/projects/:id`` with ``permissions.project_access/group_access``
+and GitLab's visibility rules (private: members only, 404 otherwise; internal: any user; public:
+anyone, even without a token), ``GET /api/v4/projects?membership=true&min_access_level=N``; OAuth's
+authorization-code flow (``/oauth/authorize`` signs in ``oauth_user`` at once and redirects with a
+code, ``POST /oauth/token`` trades it for a user token). ``delay`` slows every answer (a GitLab that
+hangs), ``fail`` makes chosen requests error. The service token (``token``) sees every project.
+
 ``push_payload``/``tag_push_payload``/``system_payload`` build GitLab's documented webhook bodies
 from the repository's real commits; ``post_webhook`` delivers one as GitLab does (headers
 ``X-Gitlab-Event``, ``X-Gitlab-Token``, ``X-Gitlab-Event-UUID``, ...).
@@ -25,6 +35,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -57,9 +68,16 @@ def _iso(date: str) -> str:
 
 
 @dataclass
+class FakeUser:
+    id: int
+    username: str
+    admin: bool = False
+
+
+@dataclass
 class FakeProject:
     id: int
-    repo: Path
+    repo: Path | None
     path_with_namespace: str
     name: str
     description: str | None = None
@@ -71,6 +89,8 @@ class FakeProject:
 
     @property
     def default_branch(self) -> str | None:
+        if self.repo is None:
+            return None
         head = _git_ok(self.repo, "symbolic-ref", "--short", "HEAD")
         if head is None:
             return None
@@ -88,6 +108,14 @@ class FakeGitLab:
         self._failures: list[list[Any]] = []  # [path substring, status, times left]
         self._lock = threading.Lock()
         self._next_id = 101
+        self.users: dict[str, FakeUser] = {}  # username -> user
+        self.tokens: dict[str, str] = {}  # live token -> username
+        self.members: dict[tuple[int, str], int] = {}  # (project id, username) -> access level
+        self.group_members: dict[tuple[str, str], int] = {}  # (group full path, username) -> access level
+        self.delay = 0.0  # seconds every answer waits (a slow GitLab)
+        self.oauth_apps: dict[str, tuple[str, str]] = {}  # client id -> (secret, redirect uri)
+        self.oauth_user: str | None = None  # who is signed in to GitLab in "the browser"
+        self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (client id, redirect uri, username)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -122,6 +150,59 @@ class FakeGitLab:
                                   http_url_to_repo=http_url_to_repo)
             self.projects[pid] = project
             return project
+
+    def add_access_project(self, path_with_namespace: str, visibility: str = "private",
+                           project_id: int | None = None) -> FakeProject:
+        """A project with no repository: only its identity and visibility matter (access checks)."""
+        with self._lock:
+            pid = project_id if project_id is not None else self._next_id
+            self._next_id = max(self._next_id, pid) + 1
+            project = FakeProject(id=pid, repo=None, path_with_namespace=path_with_namespace,
+                                  name=path_with_namespace.rsplit("/", 1)[-1], visibility=visibility)
+            self.projects[pid] = project
+            return project
+
+    def add_user(self, username: str, *, admin: bool = False, token: str | None = None) -> str:
+        """A user and a personal access token of theirs (returned)."""
+        with self._lock:
+            user = self.users.get(username) or FakeUser(id=1000 + len(self.users), username=username, admin=admin)
+            self.users[username] = user
+            token = token or f"glpat-{username}-{uuid.uuid4().hex[:12]}"
+            self.tokens[token] = username
+            return token
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self.tokens.pop(token, None)
+
+    def add_member(self, pid: int, username: str, access_level: int) -> None:
+        self.members[(pid, username)] = access_level
+
+    def add_group_member(self, group: str, username: str, access_level: int) -> None:
+        self.group_members[(group, username)] = access_level
+
+    def add_oauth_app(self, client_id: str, secret: str, redirect_uri: str) -> None:
+        self.oauth_apps[client_id] = (secret, redirect_uri)
+
+    def access_levels(self, p: FakeProject, username: str) -> tuple[int | None, int | None]:
+        """(project access, group access) of ``username``: the direct level, the best level of a
+        group the project sits in (its namespace or any parent)."""
+        namespace = p.path_with_namespace.rpartition("/")[0]
+        groups = [lvl for (group, user), lvl in self.group_members.items()
+                  if user == username and (namespace == group or namespace.startswith(group + "/"))]
+        return self.members.get((p.id, username)), max(groups) if groups else None
+
+    def can_see(self, p: FakeProject, username: str | None) -> bool:
+        """GitLab's visibility rule for ``GET /projects/:id`` (``username`` None: no token)."""
+        if p.visibility == "public":
+            return True
+        if username is None:
+            return False
+        if username == SERVICE or self.users[username].admin:
+            return True
+        if p.visibility == "internal":
+            return True
+        return any(level is not None and level >= 10 for level in self.access_levels(p, username))
 
     def set_topics(self, pid: int, topics: list[str]) -> None:
         self.projects[pid].topics = list(topics)
@@ -330,6 +411,9 @@ class FakeGitLab:
         return payload
 
 
+SERVICE = "\0service"  # the caller name of the service token
+
+
 HOOK_EVENTS = {"push": "Push Hook", "tag_push": "Tag Push Hook"}
 
 
@@ -370,6 +454,54 @@ def _handler_for(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._route(head=False)
 
+        def do_POST(self) -> None:
+            with gl._lock:
+                gl.requests.append((self.command, self.path))
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode() if length else ""
+            if split.path == "/oauth/token":
+                ctype = self.headers.get("Content-Type") or ""
+                form = json.loads(raw) if "json" in ctype else {k: v[-1] for k, v in parse_qs(raw).items()}
+                return self._oauth_token(form)
+            return self._error(404, "404 Not Found")
+
+        def _caller(self) -> str | None | bool:
+            """The username of the request's token, SERVICE, None (no token) or False (a bad token)."""
+            token = self.headers.get("PRIVATE-TOKEN")
+            bearer = self.headers.get("Authorization") or ""
+            if token is None and bearer.lower().startswith("bearer "):
+                token = bearer[7:].strip()
+            if token is None:
+                return None
+            if token == gl.token:
+                return SERVICE
+            with gl._lock:
+                return gl.tokens.get(token, False)
+
+        def _oauth_authorize(self, query: dict[str, str]) -> None:
+            app = gl.oauth_apps.get(query.get("client_id", ""))
+            if app is None or query.get("redirect_uri") != app[1] or query.get("response_type") != "code":
+                return self._error(400, "invalid_request")
+            if gl.oauth_user is None:
+                return self._error(401, "not signed in to GitLab")
+            code = uuid.uuid4().hex
+            gl._codes[code] = (query["client_id"], app[1], gl.oauth_user)
+            target = f"{app[1]}{'&' if '?' in app[1] else '?'}{urlencode({'code': code, 'state': query.get('state', '')})}"
+            self._send(302, b"", {"Location": target})
+
+        def _oauth_token(self, form: dict[str, str]) -> None:
+            app = gl.oauth_apps.get(form.get("client_id", ""))
+            grant = gl._codes.pop(form.get("code", ""), None)
+            if (form.get("grant_type") != "authorization_code" or app is None or grant is None
+                    or form.get("client_secret") != app[0] or grant[0] != form.get("client_id")
+                    or form.get("redirect_uri") != grant[1]):
+                return self._json(400, {"error": "invalid_grant",
+                                        "error_description": "The provided authorization grant is invalid"})
+            token = gl.add_user(grant[2], token=f"gloas-{uuid.uuid4().hex}")
+            self._json(200, {"access_token": token, "token_type": "Bearer", "expires_in": 7200,
+                             "refresh_token": uuid.uuid4().hex, "scope": "read_api", "created_at": 1700000000})
+
         def do_HEAD(self) -> None:
             self._route(head=True)
 
@@ -395,21 +527,47 @@ def _handler_for(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
                 gl.requests.append((self.command, self.path))
             split = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-            if self.headers.get("PRIVATE-TOKEN") != gl.token:
+            if gl.delay:
+                time.sleep(gl.delay)
+            if split.path == "/oauth/authorize":
+                return self._oauth_authorize(query)
+            who = self._caller()
+            if who is False:
                 return self._error(401, "401 Unauthorized")
             failure = gl._failure(split.path)
             if failure is not None:
                 return self._error(failure, f"{failure} Internal Server Error")
+            if split.path == API + "/user":
+                if who is None or who == SERVICE:
+                    return self._error(401, "401 Unauthorized")
+                user = gl.users[str(who)]
+                return self._json(200, {"id": user.id, "username": user.username, "name": user.username.title(),
+                                        "state": "active", "locked": False, "web_url": f"{gl.url}/{user.username}",
+                                        "is_admin": user.admin}, head=head)
+            if split.path == API + "/projects":
+                if who is None:
+                    return self._error(401, "401 Unauthorized")
+                return self._membership(str(who), query, head)
             if not split.path.startswith(API + "/projects/"):
                 return self._error(404, "404 Not Found")
             # Segments stay percent-encoded until split: ids and file paths carry %2F.
             segments = split.path[len(API + "/projects/"):].split("/")
             project = gl.find(unquote(segments[0]))
-            if project is None:
+            if project is None or not gl.can_see(project, who if isinstance(who, str) else None):
                 return self._error(404, "404 Project Not Found")
             rest = segments[1:]
             if not rest:
-                return self._json(200, gl.project_json(project), head=head)
+                doc = gl.project_json(project)
+                if isinstance(who, str) and who != SERVICE:
+                    levels = gl.access_levels(project, who)
+                    doc["permissions"] = {
+                        key: None if level is None else {"access_level": level, "notification_level": 3}
+                        for key, level in zip(("project_access", "group_access"), levels)}
+                return self._json(200, doc, head=head)
+            if who is None:
+                return self._error(401, "401 Unauthorized")  # the readers' endpoints need a token
+            if project.repo is None:
+                return self._error(404, "404 Not Found")
             if rest[0] != "repository" or len(rest) < 2:
                 return self._error(404, "404 Not Found")
             what, args = rest[1], [unquote(s) for s in rest[2:]]
@@ -439,6 +597,21 @@ def _handler_for(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
                     return self._error(404, "404 Commit Not Found")
                 return self._json(200, commit, head=head)
             return self._error(404, "404 Not Found")
+
+        def _membership(self, who: str, query: dict[str, str], head: bool) -> None:
+            if query.get("membership") not in ("true", "1"):
+                return self._error(400, "400 Bad request - only membership listings are served")
+            floor = int(query.get("min_access_level") or 10)
+            listed = []
+            for p in sorted(gl.projects.values(), key=lambda p: p.id):
+                if p.deleted or who == SERVICE:
+                    continue
+                levels = [lvl for lvl in gl.access_levels(p, who) if lvl is not None]
+                if levels and max(levels) >= floor:
+                    listed.append({"id": p.id, "name": p.name, "path": p.path_with_namespace.rsplit("/", 1)[-1],
+                                   "path_with_namespace": p.path_with_namespace,
+                                   "web_url": f"{gl.url}/{p.path_with_namespace}", "created_at": p.created_at})
+            self._paginated(listed, query, head)
 
         def _tags(self, project: FakeProject, args: list[str], query: dict[str, str], head: bool) -> None:
             tags = gl.tags_json(project)
@@ -535,5 +708,5 @@ def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD").decode().strip()
 
 
-__all__ = ["FakeGitLab", "FakeProject", "ZERO_SHA", "commit", "event_header", "git", "head", "init_repo",
+__all__ = ["FakeGitLab", "FakeProject", "FakeUser", "ZERO_SHA", "commit", "event_header", "git", "head", "init_repo",
            "post_webhook", "tag"]
