@@ -9,11 +9,13 @@ from urllib.parse import unquote
 from chalice import Blueprint, Response
 
 from .. import services
-from ..auth.access import EVERYTHING, ReadScope
+from ..auth.access import ReadScope
+from ..auth.errors import AuthError
 from ..bounds import InputBoundError, load_json
 from ..stac import api
 from ..stac.errors import InvalidParameter, PayloadTooLarge, StacApiError
 from ..stac.transactions import MAX_BODY_BYTES, MAX_BODY_DEPTH, Caller, Transactions, Written, etag_header
+from . import auth
 from .urls import base_url
 
 stac_api = Blueprint(__name__)
@@ -32,11 +34,15 @@ def _base() -> str:
 
 
 def _scope() -> ReadScope:
-    return EVERYTHING
+    """What the caller may read (401 for an anonymous caller when anonymous read is off)."""
+    return auth.read_scope()
 
 
 def _caller() -> Caller:
-    return Caller()
+    access = services.access()
+    # With access control off an item keeps the visibility it states; with it on, GitLab's word wins.
+    return Caller(scope=auth.read_scope(), require=auth.require,
+                  visibility=access.visibility if access.enabled else lambda project: None)
 
 
 def _transactions() -> Transactions:
@@ -87,6 +93,8 @@ def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Re
             except StacApiError as err:
                 return Response(body=err.to_json(), status_code=err.status,
                                 headers={"Content-Type": api.JSON})
+            except AuthError as err:
+                return auth.stac_error(err)
             if isinstance(doc, Response):
                 return doc
             # Item pages come serialised already (spliced from stored bytes): passed through as is.
@@ -117,12 +125,14 @@ def conformance() -> dict[str, Any]:
 @stac_api.route("/collections", methods=["GET"])
 @_respond(api.JSON)
 def collections() -> dict[str, Any]:
+    _scope()  # extents summarise public items only, but reading them is reading public data
     return _api().collections(_base())
 
 
 @stac_api.route("/collections/{collection_id}", methods=["GET"])
 @_respond(api.JSON)
 def collection(collection_id: str) -> dict[str, Any]:
+    _scope()
     return _api().collection(_base(), _segment(collection_id))
 
 
