@@ -22,12 +22,12 @@ from . import catalog
 from .access import VISIBILITY, allows, project_of
 from .errors import ConflictError, InvalidParameter, NotFoundError, PreconditionFailedError
 from .items import InvalidItem, normalize
+from .model_items import OWNER
 
 CONFORMANCE = ["https://api.stacspec.org/v1.0.0/ogcapi-features/extensions/transaction",
                "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/simpletx"]
 MAX_BODY_BYTES = 1 << 20  # an item with its assets; larger bodies answer 413
 MAX_BODY_DEPTH = 32
-_REGISTRY_FIELD = "stacflow:registry"  # items the model registry publishes: it rewrites them
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Transactions:
             raise NotFoundError(f"item {iid!r} not found in collection {cid!r}")
         if not _matches(if_match, found[1]):
             raise PreconditionFailedError(f"item {iid!r} has changed (its ETag is no longer {if_match})")
-        if _REGISTRY_FIELD in (found[0].get("properties") or {}):
+        if OWNER in (found[0].get("properties") or {}):  # the registry rewrites its items from its records
             raise ConflictError(f"item {iid!r} is published by the model registry: change the model version instead")
         return found
 
@@ -152,6 +152,8 @@ class Transactions:
         if body.get("collection", cid) != cid:
             raise InvalidParameter(f"the body's collection {body.get('collection')!r} differs from the path's ({cid!r})")
         body = dict(body, id=body.get("id", iid), collection=cid)
+        if isinstance(body.get("properties"), dict) and OWNER in body["properties"]:
+            raise InvalidParameter(f"{OWNER} is set by the model registry only")
         project = project_of(body)
         caller.require(project, Action.WRITE)
         props = body.get("properties")
