@@ -166,3 +166,20 @@ def test_bodies_are_bounded_and_errors_are_stac_json(client: Client, wired: Obje
         assert answer.status_code in (400, 404)
         assert set(json.loads(answer.body)) == {"code", "description"}
     assert stored_keys(wired) == set()
+
+
+def test_concurrent_patches_never_lose_an_update(local_store: ObjectStore) -> None:
+    """Writer a reads the item, is held before its PUT while writer b patches: a's compare-and-swap
+    fails (412) and b's change stands."""
+    from tests.helpers.stores import InstrumentedStore
+    from tests.helpers.threads import run_paused
+    store = InstrumentedStore(local_store)
+    tx, who = Transactions(store), writer("grp/open")
+    tx.create("dataset", owned("r", "public"), who)
+    held = store.pause("before", "PUT", lambda call: call.key == catalog.item_key("dataset", "r"), thread="a")
+    _, a_error, _, b_error = run_paused(
+        held, lambda: tx.patch("dataset", "r", {"properties": {"platform": "a"}}, who), "a",
+        lambda: tx.patch("dataset", "r", {"properties": {"platform": "b"}}, who))
+    assert b_error is None
+    assert isinstance(a_error, PreconditionFailedError)
+    assert store.get_json(catalog.item_key("dataset", "r"))["properties"]["platform"] == "b"
