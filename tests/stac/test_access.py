@@ -229,3 +229,14 @@ def test_reindex_keeps_private_items_out_of_the_static_catalog(tmp_path: Path) -
                                   for i in ALL}
     assert ids(StacApi(store).search_get(BASE, {"limit": ["100"]}, EVERYTHING)) == ALL
     assert check_catalog(store).problems == []
+
+
+def test_check_reports_a_private_item_left_in_the_static_catalog(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store", fsync=False)
+    reindex(store, progress=False)
+    store.put_json(catalog.item_key("dataset", "leak"), owned("leak", "private"), notify=False)
+    problems = check_catalog(store).problems
+    assert [(p.key, "not public" in p.problem) for p in problems] == [(catalog.item_key("dataset", "leak"), True)]
+    reindex(store, progress=False)
+    assert check_catalog(store).problems == []
+    assert stored_keys(store) == {catalog.item_key("dataset", "leak", private=True)}
