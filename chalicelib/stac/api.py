@@ -395,6 +395,14 @@ def openapi(base: str) -> dict[str, Any]:
              param("collections", "query", string, "comma-separated collection ids"),
              param("intersects", "query", string, "GeoJSON geometry")]
     cid = param("collectionId", "path", string, "collection id")
+    if_match = param("If-Match", "header", string, "ETag of the item as last read (compare-and-swap)")
+    item_body = {"required": True, "content": {GEOJSON: {"schema": {"type": "object"}},
+                                               JSON: {"schema": {"type": "object"}}}}
+    write_errors = {**errors, "401": json_response("Sign in", ref="Exception"),
+                    "403": json_response("Permission denied", ref="Exception"),
+                    "409": json_response("Conflict", ref="Exception"),
+                    "412": json_response("ETag mismatch", ref="Exception"),
+                    "413": json_response("Body too large", ref="Exception")}
     item_id = param("itemId", "path", string, "item id")
     paths = {
         "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage",
@@ -410,10 +418,27 @@ def openapi(base: str) -> dict[str, Any]:
             "responses": {"200": json_response("Collection"), **errors}}},
         "/collections/{collectionId}/items": {"get": {
             "summary": "Items of a collection", "operationId": "getFeatures", "parameters": [cid] + search_params,
-            "responses": {"200": json_response("Items", GEOJSON), **errors}}},
-        "/collections/{collectionId}/items/{itemId}": {"get": {
-            "summary": "One item", "operationId": "getFeature", "parameters": [cid, item_id],
-            "responses": {"200": json_response("Item", GEOJSON), **errors}}},
+            "responses": {"200": json_response("Items", GEOJSON), **errors}},
+            "post": {"summary": "Create an item (Transaction extension)", "operationId": "postFeature",
+                     "parameters": [cid], "requestBody": item_body,
+                     "responses": {"201": json_response("The item as stored", GEOJSON), **write_errors}}},
+        "/collections/{collectionId}/items/{itemId}": {
+            "get": {"summary": "One item", "operationId": "getFeature", "parameters": [cid, item_id],
+                    "responses": {"200": json_response("Item", GEOJSON), **errors}},
+            "put": {"summary": "Replace an item", "operationId": "putFeature", "parameters": [cid, item_id, if_match],
+                    "requestBody": item_body, "responses": {"200": json_response("Item", GEOJSON), **write_errors}},
+            "patch": {"summary": "Merge-patch an item (RFC 7396)", "operationId": "patchFeature",
+                      "parameters": [cid, item_id, if_match],
+                      "requestBody": {"required": True, "content": {"application/merge-patch+json": {
+                          "schema": {"type": "object"}}}},
+                      "responses": {"200": json_response("Item", GEOJSON), **write_errors}},
+            "delete": {"summary": "Delete an item", "operationId": "deleteFeature",
+                       "parameters": [cid, item_id, if_match],
+                       "responses": {"204": {"description": "Deleted"}, **write_errors}}},
+        "/collections/{collectionId}/items/{itemId}/download": {"get": {
+            "summary": "Redirect to a short-lived presigned URL of an asset", "operationId": "downloadAsset",
+            "parameters": [cid, item_id, param("asset", "query", string, "asset key", required=True)],
+            "responses": {"302": {"description": "Redirect to the asset"}, **errors}}},
         "/collections/{collectionId}/queryables": {"get": {
             "summary": "Queryables of a collection", "operationId": "getCollectionQueryables", "parameters": [cid],
             "responses": {"200": json_response("JSON Schema", SCHEMA_JSON), **errors}}},
