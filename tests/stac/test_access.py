@@ -240,3 +240,24 @@ def test_check_reports_a_private_item_left_in_the_static_catalog(tmp_path: Path)
     reindex(store, progress=False)
     assert check_catalog(store).problems == []
     assert stored_keys(store) == {catalog.item_key("dataset", "leak", private=True)}
+
+
+def test_a_private_asset_in_a_dvc_remote_is_presigned_from_that_remote(tmp_path: Path) -> None:
+    store, remote = LocalStore(tmp_path / "store", fsync=False), LocalStore(tmp_path / "remote", fsync=False)
+    opened: list[str] = []
+
+    class Remotes:
+        def store_for(self, url: str) -> ObjectStore | None:
+            opened.append(url)
+            return remote if url == "s3://dvc-bucket" else None
+
+    item = owned("dvc-a", "private", href="s3://dvc-bucket/files/md5/ab/cdef")
+    store.put_json(catalog.item_key("dataset", "dvc-a", private=True), item, notify=False)
+    api = StacApi(store)
+    assert api.item(BASE, "dataset", "dvc-a", MEMBER)["assets"]["data"]["href"].endswith("/download?asset=data")
+    url = api.download("dataset", "dvc-a", "data", MEMBER, remotes=Remotes(), base_url="http://stac.test")
+    assert remote.signed_urls is not None
+    assert remote.signed_urls.verify(url.rsplit("/", 1)[1])["k"] == "files/md5/ab/cdef"
+    assert opened == ["s3://dvc-bucket"]  # no store opened for anything but the remote itself
+    with pytest.raises(NotFoundError):
+        api.download("dataset", "dvc-a", "data", SIGNED_IN, remotes=Remotes(), base_url="http://stac.test")
