@@ -15,7 +15,7 @@ from ..auth.access import EVERYTHING, ReadScope
 from ..bounds import RESPONSE_BUDGET, payload_size
 from ..store import InvalidKey, NotFound, ObjectStore
 from . import catalog
-from .access import PROJECT, PROJECT_ID, VISIBILITY, allows, is_public
+from .access import allows, is_public
 from .errors import NotFoundError
 from .hrefs import resolve_bytes, resolve_item, route_downloads, stored_object
 
@@ -107,13 +107,9 @@ class _Features:
                  f'{{"rel":"root","href":"{self.base}","type":"{JSON}"}}').encode())
 
     def __call__(self, hits: list[tuple[Table, int]]) -> list[bytes]:
-        """Each hit's feature JSON (a non-public item's is built from its parsed JSON: its assets
-        point at the download route)."""
+        """Each hit's feature JSON."""
         out = []
         for table, row in hits:
-            if not _row_public(table, row):
-                out.append(_dumps(api_item(self.raw_base, table.item(row))).encode())
-                continue
             cid = table.coll_list[row]
             head = self._heads.get(cid)
             if head is None:
@@ -160,25 +156,16 @@ def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _row_public(table: Table, row: int) -> bool:
-    """Whether the item of ``row`` is public (reads three property columns, only for the page's rows)."""
-    names = (PROJECT, PROJECT_ID, VISIBILITY)
-    cols = [table.props.get(name) for name in names]
-    if cols[0] is None and cols[1] is None:
-        return True  # no item of the table names a project
-    return is_public({"properties": {name: col[row] if col else None for name, col in zip(names, cols)}})
-
-
-def api_item(base: str, item: Mapping[str, Any], *, public: bool | None = None) -> dict[str, Any]:
-    """An item as the API serves it; items trimmed by ``fields`` keep their shape. ``public``: whether
-    the full item is (for a trimmed one), else read from ``item``."""
+def api_item(base: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as the API serves it; items trimmed by ``fields`` keep their shape. A non-public
+    item's assets point at the download route (those of the index already do)."""
     out = dict(item)
     if "links" in out and "id" in out and "collection" in out:
         out["links"] = item_links(base, out["collection"], out["id"]) + [dict(link) for link in _own_links(item)]
     if isinstance(out.get("assets"), dict):  # copies: hrefs are resolved in place, never in a cached item
         out["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in out["assets"].items()}
-        if not (is_public(item) if public is None else public):
-            route_downloads(out, base)
+        if not is_public(item):
+            route_downloads(out)
     resolve_item(out, base)
     return out
 
@@ -306,8 +293,7 @@ class StacApi:
         if full.fields is None:
             features = _Features(base)(full.hits)
         else:
-            features = [_dumps(api_item(base, item, public=_row_public(table, row))).encode()
-                        for item, (table, row) in zip(full.items, full.hits)]
+            features = [_dumps(api_item(base, item)).encode() for item in full.items]
         before = '{"type":"FeatureCollection","features":['
         n, costs = len(features), None  # type: int, list[int] | None
         while True:

@@ -18,9 +18,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..auth.access import ReadScope
-from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners
+from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners, is_public
 from .catalog import STRUCTURAL_RELS
 from .datetimes import try_instant
+from .hrefs import route_downloads
 
 WORD = re.compile(r"\w+")
 TEXT_FIELDS = ("title", "description")
@@ -104,9 +105,13 @@ def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
     """(the item's JSON without links, its non-structural links as a JSON array).
 
     The API writes its own structural links in front of the kept ones, so responses are
-    spliced from these bytes instead of parsing and re-serialising each item.
+    spliced from these bytes instead of parsing and re-serialising each item. A non-public item's
+    assets already point at the download route (``hrefs.route_downloads``).
     """
     core = {k: v for k, v in item.items() if k != "links"}
+    if isinstance(core.get("assets"), dict) and not is_public(item):
+        core["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in core["assets"].items()}
+        route_downloads(core)
     links = item.get("links")
     own = [link for link in links if not (isinstance(link, dict) and link.get("rel") in STRUCTURAL_RELS)] \
         if isinstance(links, list) else []
