@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -136,6 +137,8 @@ def table(title: str, results: dict[str, dict[str, float]]) -> str:
         cells = [f"{results[n][label]:.2f}" + ("" if n == names[0] else f" ({results[n][label] / base[label]:.2f}x)")
                  for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    medians = [f"{statistics.median(results[n][q] / base[q] for q in SEARCHES):.2f}x" for n in names[1:]]
+    lines.append("| median ratio | - | " + " | ".join(medians) + " |")
     return "\n".join(lines)
 
 
