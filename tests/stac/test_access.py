@@ -261,3 +261,18 @@ def test_a_private_asset_in_a_dvc_remote_is_presigned_from_that_remote(tmp_path:
     assert opened == ["s3://dvc-bucket"]  # no store opened for anything but the remote itself
     with pytest.raises(NotFoundError):
         api.download("dataset", "dvc-a", "data", SIGNED_IN, remotes=Remotes(), base_url="http://stac.test")
+
+
+def test_access_control_off_builds_nothing_per_table(tmp_path: Path) -> None:
+    """``ReadScope.everything`` skips the filter outright: no owner grouping, no mask, on any table."""
+    store = LocalStore(tmp_path / "store", fsync=False)
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(json.dumps(i) for i in world()))
+    publish_paths(store, [source], progress=False)
+    api = StacApi(store)
+    assert ids(api.search_get(BASE, {"limit": ["100"]}, EVERYTHING)) == ALL
+    api.queryables(BASE, None, EVERYTHING)
+    tables = [table for table, _ in api.index.snapshot().parts]
+    assert [("owners" in vars(t), t._readable) for t in tables] == [(False, {})] * len(tables)
+    api.search_get(BASE, {}, MEMBER)
+    assert all("owners" in vars(t) for t in tables)
