@@ -77,7 +77,7 @@ def publish(store: ObjectStore, remote: Remote, build: Build,
     record(store, build.references)
     keys = []
     for item in build.items:
-        key = catalog.item_key(item["collection"], item["id"])
+        key = catalog.stored_item_key(item)
         if write is None:
             store.put_json(key, item)
         else:

@@ -427,10 +427,10 @@ def build(snapshot: ProjectSnapshot, remote: Remote, settings: BuildSettings = B
     iid = item_id(snapshot.path, snapshot.ref, is_tag=snapshot.is_tag)
     assets, directories = _dvc_assets(snapshot, remote, settings, warn, known_objects(previous))
     for cid in collections:
-        key = catalog.item_key(cid, iid)
         item_assets = {k: dict(a) for k, a in assets.items()}
         _rule_assets(snapshot, fm, item_assets, warn)
         item = _item(snapshot, fm, iid, cid, item_assets, settings, warn)
+        key = catalog.stored_item_key(item)  # a non-public project's items stay out of the static catalog
         result.items.append(item)
         for asset in item_assets.values():  # only pending assets: the index serves their arrival
             ref = reference_of(asset, key, directories)

@@ -80,7 +80,10 @@ def project_key(project_id: int) -> str:
 
 
 def item_key(item: dict[str, Any]) -> str:
-    return f"collections/{item['collection']}/items/{item['id']}.json"
+    """Where the item is written: the static catalog for a public project, else the private prefix
+    (a project changing visibility moves its items: new keys written, old ones deleted)."""
+    from ..stac import catalog
+    return catalog.stored_item_key(item)
 
 
 def change_project(key: str) -> int | None:

@@ -8,8 +8,8 @@ from .base import EventServices, Route, StoreEvent
 
 log = logging.getLogger(__name__)
 
-# collections/<collection id>/items/<item id>.json
-ITEM_KEY = r"^collections/[^/]+/items/[^/]+\.json$"
+# [private/]collections/<collection id>/items/<item id>.json (stac.catalog.PRIVATE_PREFIX)
+ITEM_KEY = r"^(private/)?collections/[^/]+/items/[^/]+\.json$"
 
 
 def on_item_events(services: EventServices, events: list[StoreEvent]) -> None:

@@ -55,8 +55,16 @@ _STRUCTURAL = {"root", "parent", "collection", "self"}
 _ITEM_URL = re.compile(r"/collections/([A-Za-z0-9_.-]+)/items/([A-Za-z0-9_.:@~+=,-]+?)(?:\.json)?(?:[?#]|$)")
 
 
-def item_key(name: str, version: int) -> str:
-    return f"collections/{COLLECTION}/items/{item_id(name, version)}.json"
+def item_key(name: str, version: int, *, private: bool = False) -> str:
+    """The version's item key; ``private``: under the private prefix, out of the static catalog."""
+    from ..stac import catalog
+    return catalog.item_key(COLLECTION, item_id(name, version), private=private)
+
+
+def _private(rm: RegisteredModel) -> bool:
+    """A model owned by a GitLab project publishes out of the static catalog: its items do not record
+    the project's visibility, so they are not public (fail closed; chalicelib.stac.access)."""
+    return bool(rm.tags.get("stacflow.project"))
 
 
 @dataclass
@@ -337,17 +345,17 @@ def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> 
     stale = set(rm.former_names) | (set() if rm.active else {rm.name})
     for name in stale:
         if not (rm.active and item_id(name, number) == item_id(rm.name, number)):
-            _remove_own_item(ctx.store, item_key(name, number), uid)
+            _remove_own_item(ctx.store, item_key(name, number, private=_private(rm)), uid)
     if not rm.active:
         return "removed"
-    key = item_key(rm.name, number)
+    key = item_key(rm.name, number, private=_private(rm))  # the owner tag never changes: nor does the prefix
     for _ in range(attempts):
         try:
             current = ctx.store.get(key)
         except NotFound:
             current = None
         latest = rec.load_model(ctx.store, uid)  # records are read after the item's ETag
-        if latest is None or not latest.active or item_key(latest.name, number) != key:
+        if latest is None or not latest.active or item_key(latest.name, number, private=_private(latest)) != key:
             return publish_version(ctx, uid, number, attempts)  # deleted or renamed meanwhile: start over
         outcome, item = _build(ctx, latest, uid, number)
         owner = owner_of(current.json()) if current is not None else None
@@ -374,7 +382,7 @@ def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> 
 def holds_item(store: ObjectStore, uid: str, key: str, number: int) -> bool:
     """Whether model ``uid`` is live and publishes version ``number`` at ``key``."""
     rm = rec.load_model(store, uid)
-    return rm is not None and rm.active and item_key(rm.name, number) == key
+    return rm is not None and rm.active and item_key(rm.name, number, private=_private(rm)) == key
 
 
 def _remove_own_item(store: ObjectStore, key: str, uid: str) -> None:
@@ -420,6 +428,6 @@ def latest_published(store: ObjectStore, name: Any) -> str | None:
     numbers = [rec.version_number(info.key) for info in store.list(rec.versions_prefix(rm.uid))]
     for number in sorted(numbers, reverse=True):
         mv = rec.load_version(store, rm.uid, rm.name, number)
-        if mv is not None and not mv.deleted and store.exists(item_key(rm.name, number)):
+        if mv is not None and not mv.deleted and store.exists(item_key(rm.name, number, private=_private(rm))):
             return item_id(rm.name, number)
     return None

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 from urllib.parse import urlencode
 
+from ..auth.access import EVERYTHING, ReadScope
 from ..bounds import RESPONSE_BUDGET, payload_size
 from ..store import InvalidKey, NotFound, ObjectStore
 from . import catalog
+from .access import allows, is_public
 from .errors import NotFoundError
-from .hrefs import resolve_bytes, resolve_item
+from .hrefs import resolve_bytes, resolve_item, route_downloads, stored_object
 
 if TYPE_CHECKING:
     from .table import Table
@@ -37,8 +39,9 @@ _OWN = [f"{_STAC}/core", f"{_STAC}/collections", f"{_STAC}/ogcapi-features", f"{
 @lru_cache(maxsize=1)
 def conformance_classes() -> list[str]:
     """Ours plus what each search extension module declares it implements."""
-    from . import fields, filter, freetext, sort
-    return _OWN + filter.CONFORMANCE + sort.CONFORMANCE + fields.CONFORMANCE + freetext.CONFORMANCE
+    from . import fields, filter, freetext, sort, transactions
+    return (_OWN + filter.CONFORMANCE + sort.CONFORMANCE + fields.CONFORMANCE + freetext.CONFORMANCE
+            + transactions.CONFORMANCE)
 
 
 def _link(rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
@@ -121,6 +124,25 @@ class _Features:
 
 
 MAX_PAGE_BYTES = RESPONSE_BUDGET  # a page's share of the Lambda response payload
+DOWNLOAD_EXPIRES = 300  # seconds a presigned download URL of an asset stays valid
+
+
+class Remotes(Protocol):
+    """The DVC remotes the service may presign (chalicelib.datasets.remotes.ConfiguredRemotes)."""
+
+    def store_for(self, url: str) -> ObjectStore | None:
+        """``s3://bucket/prefix`` -> a store rooted there; None if not under a configured remote."""
+
+
+def _remote_object(remotes: Remotes, href: str) -> tuple[ObjectStore, str] | None:
+    """(store, key) of an ``s3://`` href under a configured remote: its shortest covered prefix is the
+    remote itself, so no store is opened for anything else."""
+    parts = href[len("s3://"):].split("/")
+    for n in range(1, len(parts)):
+        store = remotes.store_for("s3://" + "/".join(parts[:n]))
+        if store is not None:
+            return store, "/".join(parts[n:])
+    return None
 
 
 def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -135,12 +157,15 @@ def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def api_item(base: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    """An item as the API serves it; items trimmed by ``fields`` keep their shape."""
+    """An item as the API serves it; items trimmed by ``fields`` keep their shape. A non-public
+    item's assets point at the download route (those of the index already do)."""
     out = dict(item)
     if "links" in out and "id" in out and "collection" in out:
         out["links"] = item_links(base, out["collection"], out["id"]) + [dict(link) for link in _own_links(item)]
     if isinstance(out.get("assets"), dict):  # copies: hrefs are resolved in place, never in a cached item
         out["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in out["assets"].items()}
+        if not is_public(item):
+            route_downloads(out)
     resolve_item(out, base)
     return out
 
@@ -184,42 +209,79 @@ class StacApi:
         if cid not in self.known:
             raise NotFoundError(f"collection {cid!r} not found")
 
-    def item(self, base: str, cid: str, item_id: str) -> dict[str, Any]:
+    def stored_item(self, cid: str, item_id: str, scope: ReadScope = EVERYTHING) -> tuple[dict[str, Any], str]:
+        """(the item as stored, its ETag); NotFoundError when absent or not readable by ``scope``, with
+        the same message either way, so an answer never tells a private item from a missing one.
+
+        A public item is read from the static catalog with one GET; any other from the private prefix
+        (an item the publication function has not moved yet is found where it was written)."""
         self._check_collection(cid)
         missing = NotFoundError(f"item {item_id!r} not found in collection {cid!r}")
-        try:
-            doc = self.store.get_json(catalog.item_key(cid, item_id))
-        except (NotFound, InvalidKey, ValueError):  # ValueError: an upload not yet rejected as malformed
-            raise missing from None
-        if not isinstance(doc, dict) or doc.get("type") != "Feature":
+        found = None
+        for private in (False, True):
+            got = self._read_item(catalog.item_key(cid, item_id, private=private))
+            if got is not None and (private or is_public(got[0])):
+                found = got
+                break
+            found = found or got
+        if found is None or not allows(scope, found[0]):
             raise missing
-        return api_item(base, doc)
+        return found
 
-    def items(self, base: str, cid: str, params: Mapping[str, list[str]]) -> str:
+    def _read_item(self, key: str) -> tuple[dict[str, Any], str] | None:
+        try:
+            obj = self.store.get(key)
+            doc = obj.json()
+        except (NotFound, InvalidKey, ValueError):  # ValueError: an upload not yet rejected as malformed
+            return None
+        return (doc, obj.etag) if isinstance(doc, dict) and doc.get("type") == "Feature" else None
+
+    def item(self, base: str, cid: str, item_id: str, scope: ReadScope = EVERYTHING) -> dict[str, Any]:
+        return api_item(base, self.stored_item(cid, item_id, scope)[0])
+
+    def download(self, cid: str, item_id: str, asset: str, scope: ReadScope = EVERYTHING, *,
+                 remotes: Remotes | None = None, base_url: str | None = None) -> str:
+        """A short-lived presigned URL of an item's asset, for a caller ``scope`` lets read the item."""
+        doc, _ = self.stored_item(cid, item_id, scope)
+        entry = (doc.get("assets") or {}).get(asset)
+        href = entry.get("href") if isinstance(entry, dict) else None
+        if not isinstance(href, str):
+            raise NotFoundError(f"asset {asset!r} not found in item {item_id!r}")
+        key = stored_object(href, cid)
+        if key is not None:
+            return self.store.presign_get(key, expires=DOWNLOAD_EXPIRES, base_url=base_url)
+        remote = _remote_object(remotes, href) if remotes is not None and href.startswith("s3://") else None
+        if remote is not None:
+            return remote[0].presign_get(remote[1], expires=DOWNLOAD_EXPIRES, base_url=base_url)
+        if href.startswith(("http://", "https://")):
+            return href
+        raise NotFoundError(f"asset {asset!r} of item {item_id!r} cannot be downloaded through this service")
+
+    def items(self, base: str, cid: str, params: Mapping[str, list[str]], scope: ReadScope = EVERYTHING) -> str:
         from . import search
         self._check_collection(cid)
         req = search.parse_get(params, collection=cid)
         url = f"{base}/collections/{cid}/items"
         extra = [_link("collection", f"{base}/collections/{cid}"), _link("parent", f"{base}/collections/{cid}")]
-        return self._page(base, req, get_url=url, params=params, extra_links=extra)
+        return self._page(base, req, scope, get_url=url, params=params, extra_links=extra)
 
-    def search_get(self, base: str, params: Mapping[str, list[str]]) -> str:
+    def search_get(self, base: str, params: Mapping[str, list[str]], scope: ReadScope = EVERYTHING) -> str:
         from . import search
-        return self._page(base, search.parse_get(params), get_url=f"{base}/search", params=params)
+        return self._page(base, search.parse_get(params), scope, get_url=f"{base}/search", params=params)
 
-    def search_post(self, base: str, body: Any) -> str:
+    def search_post(self, base: str, body: Any, scope: ReadScope = EVERYTHING) -> str:
         from . import search
-        return self._page(base, search.parse_post(body), post_url=f"{base}/search", body=body)
+        return self._page(base, search.parse_post(body), scope, post_url=f"{base}/search", body=body)
 
-    def queryables(self, base: str, cid: str | None) -> dict[str, Any]:
+    def queryables(self, base: str, cid: str | None, scope: ReadScope = EVERYTHING) -> dict[str, Any]:
         from . import search
         if cid is not None:
             self._check_collection(cid)
-        doc = dict(search.queryables(self.index.snapshot(), cid))
+        doc = dict(search.queryables(self.index.snapshot(), cid, scope))
         doc["$id"] = f"{base}/collections/{cid}/queryables" if cid else f"{base}/queryables"
         return doc
 
-    def _page(self, base: str, req: Any, *, get_url: str | None = None, params: Mapping[str, list[str]] | None = None,
+    def _page(self, base: str, req: Any, scope: ReadScope, *, get_url: str | None = None, params: Mapping[str, list[str]] | None = None,
               post_url: str | None = None, body: Mapping[str, Any] | None = None,
               extra_links: list[dict[str, Any]] | None = None) -> str:
         """The FeatureCollection, already serialised: items are spliced from stored bytes.
@@ -227,7 +289,7 @@ class StacApi:
         A page ends early when its items would not fit ``max_page_bytes``: the next (or, paging
         backwards, prev) token then starts after its last item, so no item is skipped."""
         from . import search
-        full = search.execute(self.index.snapshot(), req, known_collections=self.known)
+        full = search.execute(self.index.snapshot(), req, known_collections=self.known, scope=scope)
         if full.fields is None:
             features = _Features(base)(full.hits)
         else:
@@ -319,6 +381,14 @@ def openapi(base: str) -> dict[str, Any]:
              param("collections", "query", string, "comma-separated collection ids"),
              param("intersects", "query", string, "GeoJSON geometry")]
     cid = param("collectionId", "path", string, "collection id")
+    if_match = param("If-Match", "header", string, "ETag of the item as last read (compare-and-swap)")
+    item_body = {"required": True, "content": {GEOJSON: {"schema": {"type": "object"}},
+                                               JSON: {"schema": {"type": "object"}}}}
+    write_errors = {**errors, "401": json_response("Sign in", ref="Exception"),
+                    "403": json_response("Permission denied", ref="Exception"),
+                    "409": json_response("Conflict", ref="Exception"),
+                    "412": json_response("ETag mismatch", ref="Exception"),
+                    "413": json_response("Body too large", ref="Exception")}
     item_id = param("itemId", "path", string, "item id")
     paths = {
         "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage",
@@ -334,10 +404,27 @@ def openapi(base: str) -> dict[str, Any]:
             "responses": {"200": json_response("Collection"), **errors}}},
         "/collections/{collectionId}/items": {"get": {
             "summary": "Items of a collection", "operationId": "getFeatures", "parameters": [cid] + search_params,
-            "responses": {"200": json_response("Items", GEOJSON), **errors}}},
-        "/collections/{collectionId}/items/{itemId}": {"get": {
-            "summary": "One item", "operationId": "getFeature", "parameters": [cid, item_id],
-            "responses": {"200": json_response("Item", GEOJSON), **errors}}},
+            "responses": {"200": json_response("Items", GEOJSON), **errors}},
+            "post": {"summary": "Create an item (Transaction extension)", "operationId": "postFeature",
+                     "parameters": [cid], "requestBody": item_body,
+                     "responses": {"201": json_response("The item as stored", GEOJSON), **write_errors}}},
+        "/collections/{collectionId}/items/{itemId}": {
+            "get": {"summary": "One item", "operationId": "getFeature", "parameters": [cid, item_id],
+                    "responses": {"200": json_response("Item", GEOJSON), **errors}},
+            "put": {"summary": "Replace an item", "operationId": "putFeature", "parameters": [cid, item_id, if_match],
+                    "requestBody": item_body, "responses": {"200": json_response("Item", GEOJSON), **write_errors}},
+            "patch": {"summary": "Merge-patch an item (RFC 7396)", "operationId": "patchFeature",
+                      "parameters": [cid, item_id, if_match],
+                      "requestBody": {"required": True, "content": {"application/merge-patch+json": {
+                          "schema": {"type": "object"}}}},
+                      "responses": {"200": json_response("Item", GEOJSON), **write_errors}},
+            "delete": {"summary": "Delete an item", "operationId": "deleteFeature",
+                       "parameters": [cid, item_id, if_match],
+                       "responses": {"204": {"description": "Deleted"}, **write_errors}}},
+        "/collections/{collectionId}/items/{itemId}/download": {"get": {
+            "summary": "Redirect to a short-lived presigned URL of an asset", "operationId": "downloadAsset",
+            "parameters": [cid, item_id, param("asset", "query", string, "asset key", required=True)],
+            "responses": {"302": {"description": "Redirect to the asset"}, **errors}}},
         "/collections/{collectionId}/queryables": {"get": {
             "summary": "Queryables of a collection", "operationId": "getCollectionQueryables", "parameters": [cid],
             "responses": {"200": json_response("JSON Schema", SCHEMA_JSON), **errors}}},

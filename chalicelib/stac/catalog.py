@@ -52,7 +52,11 @@ STRUCTURAL_RELS = frozenset({"self", "root", "parent", "collection", "child", "i
 CLOCK_SKEW_NS = 5_000_000_000
 _SHARD_IDS = frozenset(f"{i:02x}" for i in range(SHARD_COUNT))
 
-_ITEM_KEY = re.compile(r"^collections/([^/]+)/items/([^/]+)\.json$")
+# Items the static catalog must not hold (of a private or internal project, or of a project whose
+# visibility is unknown) live under this prefix: never linked, readable only through the API, and
+# a bucket policy that makes the static catalog public leaves it out.
+PRIVATE_PREFIX = "private/"
+_ITEM_KEY = re.compile(r"^(private/)?collections/([^/]+)/items/([^/]+)\.json$")
 
 # [minx, miny, maxx, maxy, start, end]; bbox entries are None for an item without geometry,
 # instants are fixed-width UTC strings so that they order as text.
@@ -105,18 +109,28 @@ def shard_key(cid: str, shard: str) -> str:
     return f"collections/{cid}/shards/{shard}.json"
 
 
-def item_key(cid: str, item_id: str) -> str:
-    return f"collections/{cid}/items/{item_id}.json"
+def item_key(cid: str, item_id: str, *, private: bool = False) -> str:
+    return f"{PRIVATE_PREFIX if private else ''}collections/{cid}/items/{item_id}.json"
 
 
-def items_prefix(cid: str) -> str:
-    return f"collections/{cid}/items/"
+def stored_item_key(item: Mapping[str, Any]) -> str:
+    """Where ``item`` belongs: the static catalog if it is public, else the private prefix."""
+    from .access import is_public
+    return item_key(item["collection"], item["id"], private=not is_public(item))
+
+
+def items_prefix(cid: str, *, private: bool = False) -> str:
+    return f"{PRIVATE_PREFIX if private else ''}collections/{cid}/items/"
 
 
 def parse_item_key(key: str) -> tuple[str, str] | None:
-    """(collection id, item id) of an item key, or None."""
+    """(collection id, item id) of an item key, public or private, or None."""
     m = _ITEM_KEY.match(key)
-    return (m.group(1), m.group(2)) if m else None
+    return (m.group(2), m.group(3)) if m else None
+
+
+def is_private_key(key: str) -> bool:
+    return key.startswith(PRIVATE_PREFIX)
 
 
 def shard_of(item_id: str) -> str:

@@ -56,9 +56,15 @@ def check_catalog(store: ObjectStore) -> CheckReport:
         report.collections += 1
         linked = _check_collection(collection, root, io, report)
         for info in store.list(catalog.items_prefix(collection.id)):
-            if catalog.parse_item_key(info.key) and info.key not in linked:
+            if not catalog.parse_item_key(info.key):
+                continue
+            if info.key in linked:
+                continue
+            if _public_item(store, info.key):
                 report.problems.append(Problem(info.key, "not linked from the catalog (its event is pending or was "
                                                          "lost: `stacflow reindex` links it)"))
+            else:
+                report.problems.append(Problem(info.key, _NOT_PUBLIC))
     return report
 
 
@@ -99,6 +105,9 @@ def _item_problem(io: StoreStacIO, root: pystac.Catalog, cid: str, key: str) -> 
         stored, _ = normalize(doc, cid, where[1])
     except InvalidItem as err:
         return f"invalid: {err}"
+    from .access import is_public
+    if not is_public(stored):
+        return _NOT_PUBLIC
     if stored != doc:
         return "not in its published form (its event is pending, or it was changed behind the catalog's back)"
     try:
@@ -106,6 +115,19 @@ def _item_problem(io: StoreStacIO, root: pystac.Catalog, cid: str, key: str) -> 
     except Exception as err:  # pystac raises several types for what it cannot read
         return f"pystac cannot read it: {err}"
     return None
+
+
+_NOT_PUBLIC = ("in the static catalog's prefix but not public (its event is pending or was lost: "
+               "`stacflow reindex` moves it under " + catalog.PRIVATE_PREFIX + ")")
+
+
+def _public_item(store: ObjectStore, key: str) -> bool:
+    from .access import is_public
+    try:
+        doc = store.get_json(key)
+    except (NotFound, ValueError):
+        return True  # reported as missing or unreadable by the walk
+    return not isinstance(doc, dict) or is_public(doc)
 
 
 def _resolve(link: pystac.Link, root: pystac.Catalog, io: StoreStacIO, report: CheckReport) -> Any:

@@ -29,3 +29,13 @@ class NotFoundError(StacApiError):
 class ConflictError(StacApiError):
     status = 409
     code = "Conflict"
+
+
+class PreconditionFailedError(StacApiError):
+    status = 412
+    code = "PreconditionFailed"
+
+
+class PayloadTooLarge(StacApiError):
+    status = 413
+    code = "PayloadTooLarge"

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from ..store import InvalidKey, NotFound, ObjectStore, PreconditionFailed, StoredObject
 from . import catalog
+from .access import is_public
 from .items import InvalidItem, normalize, parse
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,15 @@ def _index(store: ObjectStore) -> Any:
 
 @dataclass
 class _Batch:
-    """Derived changes collected from many items, applied together."""
+    """Derived changes collected from many items, applied together. Every item goes to the search
+    index; only public ones (``summary`` not None) are linked from the static catalog."""
 
-    upserts: dict[str, dict[str, tuple[dict[str, Any], catalog.Summary]]] = field(default_factory=dict)
+    upserts: dict[str, dict[str, tuple[dict[str, Any], catalog.Summary | None]]] = field(default_factory=dict)
     deletes: dict[str, set[str]] = field(default_factory=dict)
 
     def upsert(self, cid: str, item: dict[str, Any], summary: catalog.Summary) -> None:
-        self.upserts.setdefault(cid, {})[item["id"]] = (item, summary)
+        listed = summary if is_public(item) else None
+        self.upserts.setdefault(cid, {})[item["id"]] = (item, listed)
         self.deletes.get(cid, set()).discard(item["id"])
 
     def delete(self, cid: str, iid: str) -> None:
@@ -77,8 +80,10 @@ class _Batch:
     def apply(self, store: ObjectStore, version: int, *, bulk: bool = False) -> None:
         """Catalog pages, then the index; ``version``: when the items were read (or written)."""
         for cid in sorted(set(self.upserts) | set(self.deletes)):
-            ups = {iid: summary for iid, (_, summary) in self.upserts.get(cid, {}).items()}
-            catalog.update(store, cid, ups, self.deletes.get(cid, ()))
+            per = self.upserts.get(cid, {})
+            ups = {iid: summary for iid, (_, summary) in per.items() if summary is not None}
+            unlisted = {iid for iid, (_, summary) in per.items() if summary is None}
+            catalog.update(store, cid, ups, self.deletes.get(cid, set()) | unlisted)
         items = [item for per in self.upserts.values() for item, _ in per.values()]
         gone = [(cid, iid) for cid, ids in self.deletes.items() for iid in sorted(ids)]
         if items or gone:
@@ -99,18 +104,19 @@ def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> Non
 
 
 def apply_item_events(store: ObjectStore, events: Iterable[Any]) -> Report:
-    """Bring the catalog and index in line with the current state of the events' item keys.
+    """Bring the catalog and index in line with the current state of the events' items.
 
     Two workers handling events of one key can interleave (read v1, read v2, write v2's pages,
     write v1's pages). So after its writes a round checks each key's ETag again and redoes the
-    keys that changed meanwhile: the last writer of the derived pages has seen the last version.
+    items whose keys changed meanwhile: the last writer of the derived pages has seen the last version.
     """
-    keys = list(dict.fromkeys(ev.key for ev in events if catalog.parse_item_key(ev.key)))
+    items = list(dict.fromkeys(where for ev in events if (where := catalog.parse_item_key(ev.key))))
     report = Report()
     for _ in range(VERIFY_ROUNDS):
-        applied = _apply_keys(store, keys, report)
-        keys = [key for key, etag in applied.items() if _etag(store, key) != etag]
-        if not keys:
+        applied = _apply_items(store, items, report)
+        items = list(dict.fromkeys(catalog.parse_item_key(key) for key, etag in applied.items()  # type: ignore[misc]
+                                   if _etag(store, key) != etag))
+        if not items:
             break
     return report
 
@@ -122,40 +128,101 @@ def _etag(store: ObjectStore, key: str) -> str | None:
         return None
 
 
-def _apply_keys(store: ObjectStore, keys: list[str], report: Report) -> dict[str, str | None]:
-    """One round: the derived updates for ``keys``; returns the ETag (None: absent) each was applied at."""
-    batch = _Batch()
-    applied: dict[str, str | None] = {}
-    observed = time.time_ns()  # before any read: the version of what this round sees
-    for key in keys:
-        cid, iid = catalog.parse_item_key(key)  # type: ignore[misc]
-        known = catalog.config().category(cid) is not None
-        try:
-            obj = store.get(key)
-        except NotFound:
-            if known:
-                batch.delete(cid, iid)
-                applied[key] = None
-                report.deleted += 1
+@dataclass
+class _Current:
+    """What the store holds for one item: its winning copy (None: none valid) and the ETag each of
+    its two keys was read at (None: absent)."""
+
+    item: dict[str, Any] | None = None
+    summary: catalog.Summary | None = None
+    key: str | None = None
+    etags: dict[str, str | None] = field(default_factory=dict)
+
+
+def _current(store: ObjectStore, cid: str, iid: str, report: Report, *, known: dict[str, StoredObject | None]
+             | None = None, notify: bool = True) -> _Current:
+    """The item as stored now, placed where its visibility says (see ``_place``).
+
+    An item has two possible keys, the static catalog's and the private prefix's; the private copy
+    wins while both exist (fail closed: a project turning private writes its private copy first,
+    one turning public deletes its private copy last). ``known``: objects already read, by key;
+    ``notify``: whether the writes of ``_place`` raise events (bulk paths apply their own updates)."""
+    out = _Current()
+    for private in (True, False):
+        key = catalog.item_key(cid, iid, private=private)
+        obj = known[key] if known is not None and key in known else _read(store, key)
+        out.etags[key] = obj.etag if obj is not None else None
+        if obj is None or out.item is not None:
             continue
         try:
             item, summary = normalize(parse(obj.body), cid, iid)
         except InvalidItem as err:
             report.rejected.append(Rejection(key, str(err)))
             _reject(store, key, obj, str(err))
-            if known:
-                batch.delete(cid, iid)  # an earlier valid version may be listed
+            out.etags[key] = None
             continue
-        etag = obj.etag
-        if item != obj.json():
-            try:
-                # Only this version: the rewrite's own event then finds nothing to change.
-                etag = store.put_json(key, item, if_match=obj.etag).etag
-            except (PreconditionFailed, NotFound):
-                applied[key] = obj.etag  # replaced meanwhile: the check after this round redoes it
-                continue
-        batch.upsert(cid, item, summary)
-        applied[key] = etag
+        out.item, out.summary, out.key = item, summary, key
+        out.etags[key] = _place(store, key, obj, item, notify=notify)
+    return out
+
+
+def _read(store: ObjectStore, key: str) -> StoredObject | None:
+    try:
+        return store.get(key)
+    except (NotFound, InvalidKey):
+        return None
+
+
+def _place(store: ObjectStore, key: str, obj: StoredObject, item: dict[str, Any], *,
+           notify: bool = True) -> str | None:
+    """Store ``item`` (read as ``obj`` under ``key``) in its published form at the key its visibility
+    gives it; a copy at the other key is then deleted. Returns the ETag ``key`` now has (None: moved).
+
+    Items written straight into the bucket under the wrong prefix move; every write is conditional
+    on what was read, so a newer upload always wins and its own event publishes it."""
+    right = catalog.stored_item_key(item)
+    try:
+        if right == key:
+            if item == obj.json():
+                return obj.etag
+            # Only this version: the rewrite's own event then finds nothing to change.
+            return store.put_json(key, item, if_match=obj.etag, notify=notify).etag
+        there = _read(store, right)
+        if there is None:
+            store.put_json(right, item, if_none_match=True, notify=notify)
+        elif _json(there) != item:  # an equal copy is left alone: its write's event is this very move
+            store.put_json(right, item, if_match=there.etag, notify=notify)
+        store.delete(key, if_match=obj.etag)
+        log.info("item moved to its visibility's place: %s -> %s", key, right)
+        return None
+    except (PreconditionFailed, NotFound):
+        return obj.etag  # a key changed meanwhile: the check after the round redoes the item
+
+
+def _json(obj: StoredObject) -> Any:
+    try:
+        return obj.json()
+    except ValueError:
+        return None
+
+
+def _apply_items(store: ObjectStore, items: list[tuple[str, str]], report: Report) -> dict[str, str | None]:
+    """One round: the derived updates for ``items``; returns the ETag (None: absent) each key was applied at."""
+    batch = _Batch()
+    applied: dict[str, str | None] = {}
+    observed = time.time_ns()  # before any read: the version of what this round sees
+    for cid, iid in items:
+        known = catalog.config().category(cid) is not None
+        now = _current(store, cid, iid, report)
+        applied.update(now.etags)
+        if now.item is None:
+            if known:
+                batch.delete(cid, iid)
+                report.deleted += 1
+            continue
+        if now.etags.get(now.key or "") is None:
+            continue  # moved: the event of its new key publishes it
+        batch.upsert(cid, now.item, now.summary)  # type: ignore[arg-type]
         report.published += 1
     batch.apply(store, observed)
     return applied
@@ -238,11 +305,15 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
     def write(entry: tuple[str, str, dict[str, Any]]) -> str | None:
         cid, iid, item = entry
         try:
-            store.put_json(catalog.item_key(cid, iid), item, notify=False)
+            key = catalog.stored_item_key(item)
+            store.put_json(key, item, notify=False)
+            if catalog.is_private_key(key):  # never left readable in the static catalog's prefix
+                store.delete(catalog.item_key(cid, iid))  # notifies only if it existed
         except InvalidKey as err:
             return str(err)
         return None
 
+    _drop_private_copies(store, batch)
     for (cid, iid, _), error in zip(writes, pool.map(write, writes)):
         bar.update()
         if error is None:
@@ -252,6 +323,19 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
             batch.upserts[cid].pop(iid)
     # Versioned after the writes: an item another writer replaces later gets a newer version.
     batch.apply(store, time.time_ns(), bulk=True)
+
+
+def _drop_private_copies(store: ObjectStore, batch: _Batch) -> None:
+    """Delete private copies of the batch's public items (they would win over the new public ones):
+    one listing of each collection's private prefix, which is usually small."""
+    for cid, per in batch.upserts.items():
+        public = {iid for iid, (_, summary) in per.items() if summary is not None}
+        if not public:
+            continue
+        for info in store.list(catalog.items_prefix(cid, private=True)):
+            where = catalog.parse_item_key(info.key)
+            if where is not None and where[1] in public:
+                store.delete(info.key)
 
 
 def reindex(store: ObjectStore, collection: str | None = None, progress: bool = True) -> Report:
@@ -269,7 +353,7 @@ def reindex(store: ObjectStore, collection: str | None = None, progress: bool = 
     observed = time.time_ns()  # before the first read: the version of the rebuilt items
     for cid in cids:
         items = _reload(store, cid, report, progress)
-        catalog.rebuild(store, cid, {item["id"]: summary for item, summary in items}, since=observed,
+        catalog.rebuild(store, cid, {item["id"]: summary for item, summary in items if is_public(item)}, since=observed,
                         current=partial(_summary_now, store, cid))
         every.extend(item for item, _ in items)
     # All collections: one rebuild also drops index entries of collections no longer configured.
@@ -278,16 +362,17 @@ def reindex(store: ObjectStore, collection: str | None = None, progress: bool = 
 
 
 def _summary_now(store: ObjectStore, cid: str, iid: str) -> catalog.Summary | None:
-    """The catalog summary of the item as the store holds it now (None: absent or invalid)."""
-    try:
-        return normalize(parse(store.get(catalog.item_key(cid, iid)).body), cid, iid)[1]
-    except (NotFound, InvalidItem):
-        return None
+    """The static catalog's summary of the item as the store holds it now (None: absent, invalid or
+    not public)."""
+    now = _current(store, cid, iid, Report())
+    return now.summary if now.item is not None and is_public(now.item) else None
 
 
 def _reload(store: ObjectStore, cid: str, report: Report, progress: bool) -> list[tuple[dict[str, Any], catalog.Summary]]:
-    """Every valid item of ``cid`` (normalized in place when needed); invalid ones are rejected."""
-    keys = [info.key for info in store.list(catalog.items_prefix(cid)) if catalog.parse_item_key(info.key)]
+    """Every valid item of ``cid``, public and private, each placed where its visibility says and in
+    its published form; invalid ones are rejected."""
+    keys = [info.key for private in (True, False) for info in store.list(catalog.items_prefix(cid, private=private))
+            if catalog.parse_item_key(info.key)]
 
     def load(key: str) -> StoredObject | None:
         try:
@@ -295,22 +380,18 @@ def _reload(store: ObjectStore, cid: str, report: Report, progress: bool) -> lis
         except NotFound:
             return None  # deleted while listing
 
-    out = []
+    read: dict[str, StoredObject | None] = {}
     with _progress(len(keys), f"reindex {cid}", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
         for key, obj in zip(keys, pool.map(load, keys)):
             bar.update()
-            if obj is None:
-                continue
-            try:
-                item, summary = normalize(parse(obj.body), cid, catalog.parse_item_key(key)[1])  # type: ignore[index]
-            except InvalidItem as err:
-                report.rejected.append(Rejection(key, str(err)))
-                _reject(store, key, obj, str(err))
-                continue
-            if item != obj.json():
-                try:
-                    store.put_json(key, item, if_match=obj.etag, notify=False)
-                except PreconditionFailed:
-                    pass  # replaced meanwhile: its event publishes the newer version
-            out.append((item, summary))
+            read[key] = obj
+    ids = list(dict.fromkeys(catalog.parse_item_key(key)[1] for key in keys))  # type: ignore[index]
+    for iid in ids:
+        for private in (True, False):
+            read.setdefault(catalog.item_key(cid, iid, private=private), None)
+    out = []
+    for iid in ids:
+        now = _current(store, cid, iid, report, known=read, notify=False)
+        if now.item is not None and now.summary is not None:
+            out.append((now.item, now.summary))
     return out

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from ..auth.access import EVERYTHING, ReadScope
 from .index import Snapshot
 
 SCHEMA = "https://json-schema.org/draft/2019-09/schema"
@@ -20,12 +21,16 @@ _KIND_SCHEMA = {"num": {"type": "number"}, "bool": {"type": "boolean"}, "str": {
                 "time": {"type": "string", "format": "date-time"}}
 
 
-def queryables(snapshot: Snapshot, collection: str | None) -> dict[str, Any]:
-    """JSON Schema (draft 2019-09) without "$id": the caller sets it to the request URL."""
+def queryables(snapshot: Snapshot, collection: str | None, scope: ReadScope = EVERYTHING) -> dict[str, Any]:
+    """JSON Schema (draft 2019-09) without "$id": the caller sets it to the request URL. Only the
+    items ``scope`` may read contribute: a property name can say something of its item."""
     props: dict[str, dict[str, Any]] = dict(_CORE)
     found: dict[str, set[str]] = {}
     for table, alive in snapshot.parts:
         rows = alive if collection is None else alive & (table.colls == collection)
+        readable = table.readable(scope)
+        if readable is not None:
+            rows = rows & readable
         if not rows.any():
             continue
         for name in table.props:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..auth.access import EVERYTHING, ReadScope
 from ..bounds import InputBoundError, load_json
 from . import fields as fields_ext
 from . import filter as filter_ext
@@ -252,8 +253,11 @@ def parse_datetime(value: Any) -> tuple[float, float]:
 
 
 # == execution ===================================================================================
-def _matches(t: Table, alive: np.ndarray, req: SearchRequest, compiled: Any, geom: Any) -> np.ndarray:
-    mask = alive.copy()
+def _matches(t: Table, alive: np.ndarray, req: SearchRequest, compiled: Any, geom: Any,
+             scope: ReadScope) -> np.ndarray:
+    # What the caller may not read is gone before anything counts, sorts or pages.
+    readable = t.readable(scope)
+    mask = alive.copy() if readable is None else alive & readable
     if req.ids is not None:
         mask &= t.id_mask(req.ids)
     if req.collections is not None:
@@ -271,7 +275,10 @@ def _matches(t: Table, alive: np.ndarray, req: SearchRequest, compiled: Any, geo
     return mask
 
 
-def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[str]) -> SearchPage:
+def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[str],
+            scope: ReadScope = EVERYTHING) -> SearchPage:
+    """The page of ``req`` among the items ``scope`` may read: ``numberMatched`` counts only those, and
+    page tokens hold the sort values of a returned (so readable) item."""
     for coll in req.collections or ():
         if coll not in known_collections:
             raise InvalidParameter(f"unknown collection: {coll!r}")
@@ -281,7 +288,7 @@ def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[st
         geom = bbox_geometry(list(req.bbox))
     elif req.intersects is not None:
         geom = literal_geometry(req.intersects)
-    masks = [_matches(t, alive, req, compiled, geom) for t, alive in snapshot.parts]
+    masks = [_matches(t, alive, req, compiled, geom, scope) for t, alive in snapshot.parts]
     parts = [(t, np.flatnonzero(mask)) for (t, _), mask in zip(snapshot.parts, masks)]
     total = sum(len(rows) for _, rows in parts)
     keys = (req.sortby or sort.DEFAULT_SORT) + sort.TIE_BREAK

@@ -17,13 +17,17 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..auth.access import ReadScope
+from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners, is_public
 from .catalog import STRUCTURAL_RELS
 from .datetimes import try_instant
+from .hrefs import route_downloads
 
 WORD = re.compile(r"\w+")
 TEXT_FIELDS = ("title", "description")
 _NUMBER = (int, float)
 _NAN = float("nan")
+_READABLE_CACHE = 64  # read-scope masks kept per table
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,13 @@ def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
     """(the item's JSON without links, its non-structural links as a JSON array).
 
     The API writes its own structural links in front of the kept ones, so responses are
-    spliced from these bytes instead of parsing and re-serialising each item.
+    spliced from these bytes instead of parsing and re-serialising each item. A non-public item's
+    assets already point at the download route (``hrefs.route_downloads``).
     """
     core = {k: v for k, v in item.items() if k != "links"}
+    if isinstance(core.get("assets"), dict) and not is_public(item):
+        core["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in core["assets"].items()}
+        route_downloads(core)
     links = item.get("links")
     own = [link for link in links if not (isinstance(link, dict) and link.get("rel") in STRUCTURAL_RELS)] \
         if isinstance(links, list) else []
@@ -186,6 +194,7 @@ class Table:
         self._by_id: dict[str, list[int]] | None = None
         self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
         self._postings: dict[str, np.ndarray] | None = None
+        self._readable: dict[ReadScope, np.ndarray] = {}
 
     # Derived lazily: a cold reader answers its first search without building what it does not use.
     @cached_property
@@ -313,6 +322,22 @@ class Table:
         mask = np.zeros(self.n, dtype=bool)
         for item_id in ids:
             mask[self._by_id.get(item_id, [])] = True
+        return mask
+
+    @cached_property
+    def owners(self) -> Owners:
+        return Owners(self.values(PROJECT), self.values(PROJECT_ID), self.values(VISIBILITY))
+
+    def readable(self, scope: ReadScope) -> np.ndarray | None:
+        """Rows ``scope`` may read (None: all of them, at no cost). Masks are kept for the last few
+        scopes: a caller's scope is the same object's equal on every request until its cache expires."""
+        if scope.everything:
+            return None
+        mask = self._readable.get(scope)
+        if mask is None:
+            if len(self._readable) >= _READABLE_CACHE:
+                self._readable.clear()  # atomic under concurrent requests, unlike evicting one
+            mask = self._readable[scope] = self.owners.readable(scope)
         return mask
 
     def collection_mask(self, collections: Iterable[str]) -> np.ndarray:

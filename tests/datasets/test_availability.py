@@ -1,6 +1,8 @@
 """Assets are not available until their objects are in the DVC remote; landings converge under races."""
 from __future__ import annotations
 
+from chalicelib.stac import catalog
+
 import json
 import threading
 from typing import Any
@@ -150,7 +152,7 @@ def test_an_object_landing_before_the_item_is_written_is_caught_by_settle(
     push(remote_store, A)
     assert landed(local_store, remote, md5(A)) == []  # the item is not written yet
     [item] = result.items
-    key = f"collections/dataset/items/{item['id']}.json"
+    key = catalog.stored_item_key(item)  # an internal project's item: under the private prefix
     local_store.put_json(key, item)  # written with the stale availability
     assert availability.settle(local_store, remote, [key]) == [key]
     assert local_store.get_json(key)["properties"][PENDING] == ["b.bin"]
