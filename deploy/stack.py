@@ -241,7 +241,10 @@ def _queue_policy_document(stage: Stage, queue_arn: Any, account: Any) -> dict[s
 
 def sam_merge_template(stage: Stage) -> dict[str, Any]:
     queue_arn = {"Fn::GetAtt": ["EventsQueue", "Arn"]}
-    mapping: dict[str, Any] = {"Queue": queue_arn, "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    # Chalice names the queue by an ``Fn::Sub`` of its ARN; merging another ``Fn::Sub`` replaces that string
+    # (the merge is deep: a GetAtt would be added beside it), and makes the mapping depend on the queue.
+    mapping: dict[str, Any] = {"Queue": {"Fn::Sub": "${EventsQueue.Arn}"},
+                               "FunctionResponseTypes": ["ReportBatchItemFailures"]}
     if stage.event_concurrency:
         # Lambda polls no faster than the function may run: no throttled batches counting towards the DLQ.
         mapping["ScalingConfig"] = {"MaximumConcurrency": max(2, stage.event_concurrency)}
