@@ -41,13 +41,18 @@ DLQ_RETENTION_S = 14 * 86400  # the dead-letter queue keeps messages as long as 
 BATCH_SIZE = 10  # app.on_store_event's batch_size
 
 # Store keys whose writes the event functions take (chalicelib/events/*.ROUTES), as S3 filter rules
-# (prefix, suffix). ``collections/`` also carries catalog pages: those events are dropped by dispatch.
-STORE_RULES: tuple[tuple[str, str], ...] = (
-    ("collections/", ".json"),  # item JSONs -> catalog
-    ("mlflow/registry/", ""),  # registry records and source markers -> STAC MLM items
-    ("datasets/changes/", ".json"),  # GitLab change records -> dataset items
-    ("mlflow-artifacts/", ""),  # proxied artifacts: model files landing -> their versions published
-)
+# (prefix, suffix). Items are notified per collection (the set is fixed by chalicelib/stac/collections.json),
+# so the catalog's own pages (shards, collection documents) raise no events.
+def store_rules() -> tuple[tuple[str, str], ...]:
+    from chalicelib.stac.catalog import config
+    items = tuple((f"collections/{cid}/items/", ".json") for cid in sorted(config().collection_ids))
+    return items + (
+        ("mlflow/registry/", ""),  # registry records and source markers -> STAC MLM items
+        ("datasets/changes/", ".json"),  # GitLab change records -> dataset items
+        ("mlflow-artifacts/", ""),  # proxied artifacts: model files landing -> their versions published
+    )
+
+
 STORE_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
 REMOTE_EVENTS = ("s3:ObjectCreated:*",)  # a DVC remote's objects landing mark assets available
 
@@ -137,10 +142,11 @@ class Stage:
     def notifications(self) -> dict[str, list[Rule]]:
         """Per bucket, its notification rules to the queue; S3 refuses overlapping rules, so do we."""
         rules: dict[str, list[Rule]] = {}
-        for prefix, suffix in STORE_RULES:
+        rules_of_store = store_rules()
+        for prefix, suffix in rules_of_store:
             rules.setdefault(self.store.bucket, []).append(Rule(self.store.prefix + prefix, suffix, STORE_EVENTS))
         if self.artifact_root is not None and not any(
-                self.artifact_root.prefix.startswith(self.store.prefix + p) for p, _ in STORE_RULES):
+                self.artifact_root.prefix.startswith(self.store.prefix + p) for p, _ in rules_of_store):
             rules[self.store.bucket].append(Rule(self.artifact_root.prefix, "", STORE_EVENTS))
         for remote in self.dvc_remotes:
             rules.setdefault(remote.bucket, []).append(Rule(remote.prefix, "", REMOTE_EVENTS))

@@ -145,7 +145,7 @@ def test_the_queue_outlives_six_function_timeouts_and_redrives_to_its_dlq(stage_
 
 def test_overlapping_notification_prefixes_are_refused() -> None:
     stage = stack.load_stage("dev")
-    clash = stack.Stage(**{**stage.__dict__, "dvc_remotes": (stack.Location(stage.store.bucket, "collections/x/"),)})
+    clash = stack.Stage(**{**stage.__dict__, "dvc_remotes": (stack.Location(stage.store.bucket, "collections/dataset/"),)})
     with pytest.raises(ValueError, match="overlap"):
         clash.notifications()
 

@@ -81,3 +81,16 @@ def test_a_batch_that_fails_entirely_is_still_a_partial_response(local_store) ->
     store.fail("before", "GET", lambda call: call.key == item_key("a"))
     response = handle_sqs_batch(batch(message("m-a", notification(item_key("a")))), Services(store=store))
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-a"}]}
+
+
+def test_a_notification_without_optional_fields_is_processed_not_dropped(local_store, caplog) -> None:
+    # S3-compatible servers (moto among them) may leave out the sequencer and the ETag.
+    local_store.put_json(item_key("a"), make_item("a", collection="dataset"))
+    body = json.loads(notification(item_key("a")))
+    for field in ("sequencer", "eTag"):
+        del body["Records"][0]["s3"]["object"][field]
+    with caplog.at_level("WARNING", logger="chalicelib.events.sqs"):
+        response = handle_sqs_batch(batch(message("m", json.dumps(body))), Services(store=local_store))
+    assert response == {"batchItemFailures": []}
+    assert caplog.records == []
+    assert indexed(local_store) == {("dataset", "a")}
