@@ -8,6 +8,7 @@ stage=${1:?usage: scripts/package.sh STAGE [OUT]}
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${2:-build/$stage}")
 py=${PYTHON:-.venv/bin/python}
+py=$(cd "$(dirname "$py")" && pwd)/$(basename "$py")  # absolute, links kept (a venv's python is one)
 chalice=("$py" -c "import sys; from chalice.cli import main; sys.exit(main())")
 
 # The roles' policies are generated from the stage's settings; a stale checked-in copy is an error.
@@ -23,9 +24,15 @@ rm -rf "$out" && mkdir -p "$out"
 export $("$py" -m deploy.stack env --stage "$stage")
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-1}  # packaging needs a region, not credentials
 "$py" -m deploy.stack sam --stage "$stage" > "$out/merge.json"
-"${chalice[@]}" package --stage "$stage" --merge-template "$out/merge.json" "$out/sam"
-"${chalice[@]}" package --stage "$stage" --pkg-format terraform "$out/terraform"
+# Chalice zips chalicelib/ as it finds it: package a clean copy (no __pycache__ of local runs).
+src=$(mktemp -d)
+trap 'rm -rf "$src"' EXIT
+tar --exclude=__pycache__ -cf - app.py requirements.txt chalicelib .chalice | tar -xf - -C "$src"
+(cd "$src" && "${chalice[@]}" package --stage "$stage" --merge-template "$out/merge.json" "$out/sam" &&
+               "${chalice[@]}" package --stage "$stage" --pkg-format terraform "$out/terraform")
 "$py" -m deploy.stack terraform --stage "$stage" --out "$out/terraform"
+# Lambda cannot write __pycache__: ship the cold-start modules compiled (deploy/bytecode.py).
+"$py" -m deploy.bytecode "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
 "$py" - "$out/sam/deployment.zip" <<'PY'
 import os, sys, zipfile
 path = sys.argv[1]

@@ -55,6 +55,15 @@ def test_package_is_within_lambdas_limits(package_dir: Package) -> None:
     assert unzipped < 250 * MB
 
 
+def test_package_carries_bytecode_of_the_cold_start_modules(package_dir: Package) -> None:
+    # Lambda's code directory is read-only: without them every cold start compiles its modules.
+    tag = sys.implementation.cache_tag
+    pyc = package_dir.unzipped / "chalicelib" / "stac" / "__pycache__" / f"search.{tag}.pyc"
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based, unchecked: valid whatever the extracted files' timestamps
+    assert (package_dir.unzipped / "numpy" / "__pycache__" / f"__init__.{tag}.pyc").is_file()
+
+
 def test_sam_template_passes_cfn_lint(package_dir: Package) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run([str(cfn_lint), str(package_dir.out / "sam" / "sam.json")],
