@@ -75,10 +75,7 @@ def main() -> None:
             (pkg.root / "out").symlink_to(args.package.resolve())
             with zipfile.ZipFile(pkg.out / "sam" / "deployment.zip") as zf:
                 zf.extractall(pkg.unzipped)
-            pkg.runtime.mkdir()
-            site = Path(__import__("boto3").__file__).parent.parent
-            for name in lambda_package.RUNTIME_PACKAGES:
-                (pkg.runtime / name).symlink_to(site / name)
+            lambda_package.link_runtime(pkg)
         else:
             pkg = lambda_package.build(root / "project")
         uri = build_store(root, args.n)

@@ -60,8 +60,8 @@ def add_bytecode(zips: list[Path]) -> int:
             zf.extractall(root)
         compiled = []
         for source in cold_start_modules(root):
-            target = Path(py_compile.compile(str(source), doraise=True,
-                                             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH))
+            target = Path(str(py_compile.compile(str(source), doraise=True,
+                                                 invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)))
             name = target.relative_to(root).as_posix()
             if name not in present:
                 compiled.append(name)

@@ -55,11 +55,17 @@ def build(root: Path, stage: str = "dev") -> Package:
                    capture_output=True, timeout=900)
     with zipfile.ZipFile(pkg.out / "sam" / "deployment.zip") as zf:
         zf.extractall(pkg.unzipped)
+    link_runtime(pkg)
+    return pkg
+
+
+def link_runtime(pkg: Package) -> None:
+    """The Lambda runtime's packages, as links to the dev venv's copies of exactly those."""
+    import boto3
     pkg.runtime.mkdir()
-    site = Path(__import__("boto3").__file__).parent.parent
+    site = Path(str(boto3.__file__)).parent.parent
     for name in RUNTIME_PACKAGES:
         (pkg.runtime / name).symlink_to(site / name)
-    return pkg
 
 
 # argv: package dir, runtime dir, results file, event files... Each event goes to the handler Lambda
