@@ -2,7 +2,7 @@
 ``chalice package`` output (only the Lambda runtime's boto3 besides it) and answers a sample API
 Gateway event for ``GET /stac/search``, over a local store of N published items. Target: < 0.3 s.
 
-    python bench/cold_start.py [--package OUT] [--n 1000] [--runs 5]
+    python bench/cold_start.py [--package OUT] [--n 1000] [--runs 5] [--strip-bytecode]
 
 ``--package`` takes an existing ``scripts/package.sh`` output (else the dev stage is packaged first,
 about 2 minutes). Per run, three fresh processes on the same store and the same event:
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--package", type=Path, help="scripts/package.sh output (has sam/deployment.zip)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--strip-bytecode", action="store_true",
+                        help="remove the zip's .pyc first: the baseline of deploy/bytecode.py")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -78,6 +81,9 @@ def main() -> None:
             lambda_package.link_runtime(pkg)
         else:
             pkg = lambda_package.build(root / "project")
+        if args.strip_bytecode:
+            for cache in list(pkg.unzipped.rglob("__pycache__")):
+                shutil.rmtree(cache)
         uri = build_store(root, args.n)
         env = {"STACFLOW_STORE": uri, "AWS_DEFAULT_REGION": "eu-west-1"}
         events = root / "events"
@@ -96,7 +102,8 @@ def main() -> None:
             with stacflow_serve(uri, f"/stac/search?{query}") as server:
                 serve.append(server.start_s)
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
-    print(f"cold start of GET /stac/search, {args.n} items, median of {args.runs} fresh processes")
+    print(f"cold start of GET /stac/search, {args.n} items, median of {args.runs} fresh processes"
+          f"{', zip without bytecode' if args.strip_bytecode else ''}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (contention inflates wall clocks, not CPU time)")
     print(f"{'':18} {'import (s)':>10} {'first answer (s)':>17} {'its CPU time (s)':>17} {'process wall (s)':>17}")
     for name, m in med.items():
