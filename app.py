@@ -45,8 +45,11 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# Chalice's SQS wrapper returns the handler's value to Lambda: the partial batch response (only the
+# failed messages are retried). The mapping's ReportBatchItemFailures, the queue, its dead-letter queue
+# and the bucket notifications come from deploy/stack.py (Chalice 1.34 cannot express them).
 @app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10)
-def on_store_event(event: SQSEvent) -> None:
+def on_store_event(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     from chalicelib import services
-    from chalicelib.events.dispatch import handle_sqs_event
-    handle_sqs_event(event.to_dict(), services.root())
+    from chalicelib.events.sqs import handle_sqs_batch
+    return handle_sqs_batch(event.to_dict(), services.root())

@@ -39,7 +39,8 @@ def parse_s3_event(event: Mapping[str, Any], source: EventSource, remotes: Seque
             continue
         out.append(StoreEvent(created=record.event_name.startswith("ObjectCreated"), key=key,
                               etag=record.s3.get_object.etag or "",
-                              sequencer=record.s3.get_object.sequencer or "",
+                              # optional: S3-compatible servers (and moto) may leave it out
+                              sequencer=record.s3.get_object.get("sequencer") or "",
                               size=int(record.s3.get_object.get("size") or 0)))  # deletions carry none
     return out
 

@@ -1,0 +1,1 @@
+"""Deployment tooling (not in the Lambda package): the AWS stack around the Chalice app."""
