@@ -6,7 +6,8 @@ Every mode comes through here: the deployed Lambda (S3 -> SQS -> ``app.on_store_
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .. import observability
 from ..store import Change
@@ -35,15 +36,20 @@ def handle_events(services: EventServices, events: Iterable[StoreEvent], routes:
 
 
 def handle_s3_event(event: Mapping[str, Any], services: EventServices, routes: Sequence[Route] = ROUTES) -> int:
-    records = event.get("Records") or [] if isinstance(event, Mapping) else []
-    # One invocation per notification (S3 sends one record each): its log lines, metrics and lag.
-    with observability.invocation(_record_id(records), "event"):
+    with observed(event):
         events = parse_s3_event(event, services.store().event_source, services.settings().dvc_remotes)
-        routed = handle_events(services, events, routes)
+        return handle_events(services, events, routes)
+
+
+@contextmanager
+def observed(event: Mapping[str, Any]) -> Iterator[None]:
+    """One invocation per notification (S3 sends one record each): its log lines, metrics and lag."""
+    records = event.get("Records") or [] if isinstance(event, Mapping) else []
+    with observability.invocation(_record_id(records), "event"):
+        yield
         for record in records:
             if isinstance(record, Mapping):
                 observability.event_lag(record.get("eventTime"))
-        return routed
 
 
 def _record_id(records: Sequence[Any]) -> str:

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .base import EventServices, Route, StoreEvent
-from .dispatch import ROUTES, handle_events
+from .dispatch import ROUTES, handle_events, observed
 from .notifications import parse_s3_event
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ class Poison(ValueError):
     """A message that no retry can process: not JSON, or not an S3 notification."""
 
 
-def store_events_of(body: str, services: EventServices) -> list[StoreEvent]:
-    """The store events an SQS message body carries; ``Poison`` when it is not an S3 notification."""
+def notification_of(body: str) -> dict[str, Any] | None:
+    """The S3 notification an SQS message body carries (None: S3's test event); ``Poison`` otherwise."""
     try:
         notification = json.loads(body)
     except ValueError as exc:
@@ -38,8 +38,13 @@ def store_events_of(body: str, services: EventServices) -> list[StoreEvent]:
         raise Poison(f"body is a JSON {type(notification).__name__}, not an S3 notification")
     if "Records" not in notification:
         if notification.get("Event") == "s3:TestEvent":
-            return []  # S3 sends one when the notification configuration is saved
+            return None  # S3 sends one when the notification configuration is saved
         raise Poison("body has no Records")
+    return notification
+
+
+def store_events_of(notification: dict[str, Any], services: EventServices) -> list[StoreEvent]:
+    """The store events of an S3 notification; ``Poison`` when its records are not S3's shape."""
     source, remotes = services.store().event_source, services.settings().dvc_remotes  # outside the shape check
     try:
         return parse_s3_event(notification, source, remotes)
@@ -54,14 +59,16 @@ def handle_sqs_batch(event: Mapping[str, Any], services: EventServices,
 
     def record_handler(record: SQSRecord) -> None:
         try:
-            events = store_events_of(record.body, services)
+            notification = notification_of(record.body)
+            events = store_events_of(notification, services) if notification is not None else []
         except Poison as exc:
             # Logged without the body: it is not ours to print. Dropped: a retry cannot fix it.
             log.warning("dropping poison message %s: %s", record.message_id, exc,
                         extra={"message_id": record.message_id, "body_length": len(record.body or "")})
             return
         try:
-            handle_events(services, events, routes)
+            with observed(notification or {}):
+                handle_events(services, events, routes)
         except Exception:
             log.warning("message %s failed; the queue will redeliver it", record.message_id, exc_info=True,
                         extra={"message_id": record.message_id, "keys": [ev.key for ev in events][:20]})
