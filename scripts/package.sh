@@ -31,6 +31,8 @@ tar --exclude=__pycache__ -cf - app.py requirements.txt chalicelib .chalice | ta
 (cd "$src" && "${chalice[@]}" package --stage "$stage" --merge-template "$out/merge.json" "$out/sam" &&
                "${chalice[@]}" package --stage "$stage" --pkg-format terraform "$out/terraform")
 "$py" -m deploy.stack terraform --stage "$stage" --out "$out/terraform"
+# Third-party wheels' own test suites (onnx: 12 MB zipped) are never imported: drop them.
+"$py" -m deploy.prune "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
 # Lambda cannot write __pycache__: ship the cold-start modules compiled (deploy/bytecode.py).
 "$py" -m deploy.bytecode "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
 "$py" - "$out/sam/deployment.zip" <<'PY'
