@@ -40,7 +40,12 @@ $(DVC)/.installed:
 $(CHROMIUM):
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM)
+# MLflow's web UI, copied out of the pinned mlflow wheel (served at /mlflow/; the service never imports mlflow).
+MLFLOW_UI := build/ui/mlflow/MLFLOW_VERSION
+$(MLFLOW_UI): $(STAMP) scripts/build_mlflow_ui.py
+	$(VENV)/bin/python scripts/build_mlflow_ui.py
+
+setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM) $(MLFLOW_UI)
 
 serve: $(RUNTIME)
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)
