@@ -7,6 +7,7 @@ from chalice.app import SQSEvent
 from chalicelib.http.artifact_routes import BINARY_TYPES, artifact_api
 from chalicelib.http.files import files_api
 from chalicelib.http.mlflow_routes import mlflow_api
+from chalicelib.http.mlflow_ui_routes import ui_api
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.stac_routes import stac_api
 from chalicelib.http.webhook_routes import webhook_api
@@ -18,6 +19,7 @@ app.register_blueprint(stac_api, url_prefix="/stac")
 app.register_blueprint(mlflow_api, url_prefix="/mlflow")
 app.register_blueprint(registry_api, url_prefix="/mlflow")
 app.register_blueprint(artifact_api, url_prefix="/mlflow")
+app.register_blueprint(ui_api, url_prefix="/mlflow")  # what the MLflow web UI calls
 app.register_blueprint(files_api, url_prefix="/files")
 app.register_blueprint(webhook_api, url_prefix="/webhooks")
 
