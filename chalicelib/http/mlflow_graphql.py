@@ -41,6 +41,7 @@ from graphql import (
 
 from .. import services
 from ..mlflowapi.errors import MlflowError
+from .mlflow_artifact_lists import list_run_artifacts
 
 if TYPE_CHECKING:
     from ..tracking.entities import Run
@@ -172,7 +173,6 @@ def _metric_history(context: dict[str, Any], data: dict[str, Any]) -> dict[str, 
 
 
 def _list_artifacts(context: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    from .mlflow_ui_routes import list_run_artifacts
     return list_run_artifacts(data.get("runId") or data.get("runUuid"), data.get("path"))
 
 

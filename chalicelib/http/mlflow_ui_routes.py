@@ -14,9 +14,10 @@ from chalice import Blueprint, Response
 from .. import services
 from ..bounds import InputBoundError, load_json
 from ..mlflowapi import validation as v
-from ..mlflowapi.errors import invalid
+from ..mlflowapi.errors import invalid, missing
 from ..mlflowapi.fields import Fields
 from ..tracking.artifacts import ArtifactService
+from .mlflow_artifact_lists import list_run_artifacts
 from .mlflow_common import mlflow_handler, mlflow_json, mlflow_route, request_message
 from .urls import base_url
 
@@ -57,19 +58,6 @@ def graphql() -> Response:
 
 
 # -- artifacts, as the UI reads them (by run or model version, relative paths) -----------------------
-def list_run_artifacts(run_id: Any, path: Any) -> dict[str, Any]:
-    """MLflow's ``artifacts/list`` for a run: entries named by their path from the run's root."""
-    run = services.tracking().get_run(v.run_id(run_id))
-    relative = v.artifact_path(path if isinstance(path, str) else "", allow_root=True)
-    root = run.info.artifact_uri or ""
-    files = services.artifacts().list_artifacts(ArtifactService.proxied_path(root, relative))
-    out: dict[str, Any] = {"root_uri": root}
-    if files:
-        out["files"] = [{**f.to_wire(), "path": posixpath.join(relative, f.path) if relative else f.path}
-                        for f in files]
-    return out
-
-
 @mlflow_route(ui_api, "/artifacts/list", "GET")
 def list_artifacts() -> dict[str, Any]:
     m = _msg()
@@ -79,7 +67,7 @@ def list_artifacts() -> dict[str, Any]:
 def _send_artifact(artifact_uri: str, path: str | None) -> Response:
     """A file under ``artifact_uri`` as ``mlflow server`` sends it: its media type, as an attachment."""
     if not path:
-        raise invalid("Missing value for required parameter 'path'")
+        raise missing("path")
     found = services.artifacts().download_artifact(ArtifactService.proxied_path(artifact_uri, path),
                                                    base_url=base_url(ui_api.current_request))
     name = posixpath.basename(path)
@@ -136,3 +124,37 @@ def search_datasets() -> dict[str, Any]:
     ids = _msg().strings("experiment_ids")
     return {"dataset_summaries": services.tracking().search_datasets(ids)}
 
+
+
+# -- features this service does not have, answered as ``mlflow server`` answers with them off or empty --
+# The UI probes these on its pages; an error (or Chalice's 403 for an unknown route) would pop an
+# error dialog. Protobuf's JSON omits empty lists, so MLflow's "nothing here" is mostly ``{}``.
+# (path under /mlflow, methods, status, body)
+UNAVAILABLE: list[tuple[str, tuple[str, ...], int, Any]] = [
+    # No deployments target: MLflow "pretends an empty gateway service is running".
+    ("/ajax-api/2.0/mlflow/gateway-proxy", ("GET", "POST"), 200, {"endpoints": []}),
+    # No assistant provider installed: empty config, setup incomplete; remote access never allowed.
+    ("/ajax-api/3.0/mlflow/assistant/config", ("GET",), 200,
+     {"providers": {}, "projects": {}, "remote_access_allowed": False}),
+    ("/ajax-api/3.0/mlflow/assistant/providers", ("GET",), 200,
+     {"providers": [], "resolved": None, "gateway_vendor_options": {}}),
+    # No traces, trace metrics, scorers, evaluation datasets, webhooks: empty results.
+    ("/ajax-api/3.0/mlflow/traces/metrics", ("POST",), 200, {}),
+    ("/ajax-api/3.0/mlflow/traces/search", ("GET", "POST"), 200, {}),
+    ("/ajax-api/2.0/mlflow/traces", ("GET",), 200, {}),
+    ("/ajax-api/3.0/mlflow/scorers/list", ("GET",), 200, {}),
+    ("/ajax-api/3.0/mlflow/datasets/search", ("GET", "POST"), 200, {}),
+    ("/ajax-api/2.0/mlflow/webhooks", ("GET",), 200, {}),
+    # No authentication yet (issue 10 replaces this): MLflow without its auth app answers 404.
+    ("/ajax-api/2.0/mlflow/users/current", ("GET",), 404,
+     {"error_code": "ENDPOINT_NOT_FOUND", "message": "Authentication is not enabled on this server"}),
+]
+
+
+def _answer(status: int, body: Any) -> Any:
+    return lambda: mlflow_json(status, body)
+
+
+for _path, _methods, _status, _body in UNAVAILABLE:
+    ui_api.route(_path, methods=list(_methods), name="unavailable" + _path.replace("/", "_").replace("-", "_"))(
+        _answer(_status, _body))

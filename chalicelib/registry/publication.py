@@ -39,7 +39,9 @@ from ..stac import mlm
 from ..stac.model_items import COLLECTION, OWNER, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
 from ..tracking.entities import Run, json_float
+from ..mlflowapi.errors import MlflowError
 from . import records as rec
+from .core import RegistryCore
 from .lineage import Tracking
 from .records import ModelVersion, RegisteredModel
 from .sources import ARTIFACTS_PREFIX, artifact_prefix, mark_source
@@ -357,16 +359,42 @@ def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> 
                     ctx.store.delete(key, if_match=current.etag)
                 return outcome
             if current is not None and _comparable(current.json()) == _comparable(item):
-                return "unchanged"
-            if current is None:
+                outcome = "unchanged"
+            elif current is None:
                 ctx.store.put_json(key, item, if_none_match=True)
             else:
                 ctx.store.put_json(key, item, if_match=current.etag)
-            return outcome
         except PreconditionFailed:
             continue
+        link_back(ctx, latest, number, item)
+        return outcome
     raise PreconditionFailed(f"too much contention publishing {key}")
 
+
+ITEM_URL_TAG = "stac.item_url"  # on a model version: its item's page in STAC Browser
+
+
+def run_item_tag(iid: str) -> str:
+    """The run's tag for the item of one version registered from it (a run may feed several)."""
+    return f"{ITEM_URL_TAG}.{iid}"
+
+
+def link_back(ctx: Context, rm: RegisteredModel, number: int, item: dict[str, Any]) -> None:
+    """Tag the version and its run with the item's STAC Browser URL (only with a public URL: a
+    request's host is never stored). Idempotent: a tag already right is not written again, so the
+    version event this write causes republishes once and stops."""
+    url = Urls(ctx.base_url()).browser(item["id"])
+    mv = rec.load_version(ctx.store, rm.uid, rm.name, number)
+    if url is None or mv is None or mv.deleted:
+        return
+    if mv.tags.get(ITEM_URL_TAG) != url:
+        try:
+            RegistryCore(ctx.store).change_version(rm, number, lambda v: v.tags.__setitem__(ITEM_URL_TAG, url))
+        except MlflowError as err:  # deleted or contended meanwhile: its own event republishes it
+            log.info("version %s v%s not tagged with its item: %s", rm.name, number, err.message)
+    run = ctx.tracking.get_run(mv.run_id) if ctx.tracking and mv.run_id else None
+    if ctx.tracking and run is not None and run.tags.get(run_item_tag(item["id"])) != url:
+        ctx.tracking.set_run_tag(run.info.run_id, run_item_tag(item["id"]), url)
 
 def holds_item(store: ObjectStore, uid: str, key: str, number: int) -> bool:
     """Whether model ``uid`` is live and publishes version ``number`` at ``key``."""

@@ -151,6 +151,13 @@ class ArtifactService:
                 entries[name] = FileInfo(name, False, info.size)
         return [entries[name] for name in sorted(entries)]
 
+    def list_under(self, artifact_uri: str, relative: str = "") -> list[FileInfo]:
+        """MLflow's ``artifacts/list`` for a run or model version: entries of directory ``relative``
+        under ``artifact_uri``, each named by its path from that root."""
+        relative = artifact_path(relative, allow_root=True)
+        return [FileInfo(posixpath.join(relative, f.path) if relative else f.path, f.is_dir, f.file_size)
+                for f in self.list_artifacts(self.proxied_path(artifact_uri, relative))]
+
     def delete_artifact(self, path: str) -> int:
         """Delete the file ``path`` or everything under directory ``path``; returns the count."""
         key = self.key(artifact_path(path))
