@@ -12,7 +12,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= file://data
 
-.PHONY: serve test test-quick setup
+# The web UIs, built into build/ui/<name>/ (served by `stacflow serve`; `stacflow publish-ui` uploads
+# them into the store for AWS). STAC Browser: the npm package pinned by ui/stac-browser/package-lock.json.
+UI := build/ui
+STAC_BROWSER := $(UI)/browser/index.html
+
+.PHONY: serve test test-quick setup ui
 
 # The service alone needs only the runtime requirements; the tests add the clients and ML stacks.
 $(RUNTIME): requirements.txt pyproject.toml
@@ -40,12 +45,18 @@ $(DVC)/.installed:
 $(CHROMIUM):
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
+$(STAC_BROWSER): ui/stac-browser/package.json ui/stac-browser/package-lock.json ui/stac-browser/config.js \
+		ui/stac-browser/build.sh
+	sh ui/stac-browser/build.sh $(UI)/browser
+
 # MLflow's web UI, copied out of the pinned mlflow wheel (served at /mlflow/; the service never imports mlflow).
-MLFLOW_UI := build/ui/mlflow/MLFLOW_VERSION
+MLFLOW_UI := $(UI)/mlflow/MLFLOW_VERSION
 $(MLFLOW_UI): $(STAMP) scripts/build_mlflow_ui.py
 	$(VENV)/bin/python scripts/build_mlflow_ui.py
 
-setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM) $(MLFLOW_UI)
+ui: $(STAC_BROWSER) $(MLFLOW_UI)
+
+setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM) ui
 
 serve: $(RUNTIME)
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)

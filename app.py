@@ -4,17 +4,23 @@ from __future__ import annotations
 from chalice import Chalice
 from chalice.app import SQSEvent
 
+from chalicelib.http import cors
 from chalicelib.http.artifact_routes import BINARY_TYPES, artifact_api
 from chalicelib.http.files import files_api
+from chalicelib.http.landing import landing_api
 from chalicelib.http.mlflow_routes import mlflow_api
 from chalicelib.http.mlflow_ui_routes import ui_api
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.stac_routes import stac_api
+from chalicelib.http.static_routes import BINARY_TYPES as UI_BINARY_TYPES, site_blueprint
 from chalicelib.http.webhook_routes import webhook_api
 from chalicelib.settings import Settings
 
 app = Chalice(app_name="stacflow")
 app.api.binary_types.extend(BINARY_TYPES)  # artifact uploads reach the Lambda as bytes
+app.api.binary_types.extend(t for t in UI_BINARY_TYPES if t not in app.api.binary_types)  # UI fonts, icons
+app.register_middleware(cors.middleware, "http")
+app.register_blueprint(landing_api)
 app.register_blueprint(stac_api, url_prefix="/stac")
 app.register_blueprint(mlflow_api, url_prefix="/mlflow")
 app.register_blueprint(registry_api, url_prefix="/mlflow")
@@ -22,6 +28,7 @@ app.register_blueprint(artifact_api, url_prefix="/mlflow")
 app.register_blueprint(ui_api, url_prefix="/mlflow")  # what the MLflow web UI calls
 app.register_blueprint(files_api, url_prefix="/files")
 app.register_blueprint(webhook_api, url_prefix="/webhooks")
+app.register_blueprint(site_blueprint("browser", history=True), url_prefix="/browser")  # STAC Browser
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
 # packages as CloudFormation and Terraform alike). See README "Deployment".

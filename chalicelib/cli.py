@@ -1,4 +1,5 @@
-"""``stacflow`` command line: serve, publish, reindex, check, replay-events, repair-logs, republish-models."""
+"""``stacflow`` command line: serve, publish, reindex, check, replay-events, repair-logs, republish-models,
+publish-ui."""
 from __future__ import annotations
 
 import argparse
@@ -117,6 +118,20 @@ def cmd_republish_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish_ui(args: argparse.Namespace) -> int:
+    _use_store(args.store)
+    from .settings import BUILT_UI
+    from .ui.publish import publish_site
+    root = Path(args.source) if args.source else BUILT_UI
+    names = args.names or (sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+    if not names:
+        print(f"stacflow publish-ui: no built UI under {root} (run make setup)", file=sys.stderr)
+        return 1
+    for name in names:
+        print(json.dumps(publish_site(services.store(), name, root / name, prune=args.prune).as_dict()), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stacflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  "republish every model version")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_republish_models)
+
+    p = sub.add_parser("publish-ui", help="upload the built web UIs (build/ui/<name>/) into the store's ui/<name>/, "
+                                           "where the service reads them when STACFLOW_UI=store (AWS)")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--source", help="the folder holding <name>/ builds (default build/ui)")
+    p.add_argument("--prune", action="store_true", help="delete published files the build no longer has")
+    p.add_argument("names", nargs="*", help="which UIs (default: every folder of --source)")
+    p.set_defaults(func=cmd_publish_ui)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -9,6 +9,7 @@ services: tests give a store, settings or any service of their own, the CLI its 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Generic, TypedDict, TypeVar
 
 from .settings import Settings
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .stac.api import StacApi
     from .tracking.artifacts import ArtifactService
     from .tracking.service import TrackingService
+    from .ui.static import Site
 
 T = TypeVar("T")
 
@@ -80,6 +82,8 @@ class Services:
         self._publication = _Once(lock, self._new_publication_context)
         self._webhooks = _Once(lock, self._new_webhooks, given.get("webhooks"))
         self._datasets = _Once(lock, self._new_dataset_context, given.get("dataset_context"))
+        self._lock = lock
+        self._sites: dict[tuple[str, bool], Site] = {}
         if "store" in given:
             self._listen(given["store"])
 
@@ -112,6 +116,17 @@ class Services:
     def dataset_context(self) -> DatasetContext:
         """What the datasets event function needs: the store, GitLab, the DVC remotes."""
         return self._datasets.get()
+
+    def ui_site(self, name: str, *, history: bool) -> Site:
+        """The static web UI ``name`` (``build/ui/<name>/``, or the store's ``ui/<name>/``)."""
+        with self._lock:
+            site = self._sites.get((name, history))
+            if site is None:
+                from .ui.static import Site, site_source
+                ui_dir = self.settings().ui_dir
+                source = site_source(name, Path(ui_dir) if ui_dir else None, self.store())
+                site = self._sites[(name, history)] = Site(name, source, history)
+            return site
 
     def close(self) -> None:
         """Stop dispatching the store's changes (a root being replaced)."""
@@ -235,6 +250,10 @@ def store() -> ObjectStore:
 
 def stac_api() -> StacApi:
     return root().stac_api()
+
+
+def ui_site(name: str, *, history: bool) -> Site:
+    return root().ui_site(name, history=history)
 
 
 def tracking() -> TrackingService:

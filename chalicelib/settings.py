@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_STORE = "file://data"
 DEFAULT_ONNX_INSPECT_LIMIT = 64 * 1024 * 1024
 DEFAULT_EVENTS_QUEUE = "stacflow-store-events"
 DEFAULT_DVC_DIR_ASSETS = 100
+# Where `make setup` builds the web UIs (build/ui/<name>/); absent in the Lambda package.
+BUILT_UI = Path(__file__).resolve().parent.parent / "build" / "ui"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Settings:
     dvc_remotes: tuple[str, ...] = ()
     dvc_dir_assets: int = DEFAULT_DVC_DIR_ASSETS  # a tracked directory with more files: one manifest asset
     events_queue: str = DEFAULT_EVENTS_QUEUE  # the SQS queue the bucket's notifications go to (deployment)
+    # The static web UIs' files: a directory holding <name>/ folders, or None for the store's ui/<name>/
+    ui_dir: str | None = None
+    # Origins whose browser apps may call the STAC API and /files ("*": any; never with credentials)
+    cors_origins: tuple[str, ...] = ("*",)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -52,7 +59,29 @@ class Settings:
             webhook_secret=os.environ.get("STACFLOW_WEBHOOK_SECRET") or None,
             dvc_remotes=_remotes(os.environ.get("STACFLOW_DVC_REMOTES", "")),
             dvc_dir_assets=int(os.environ.get("STACFLOW_DVC_DIR_ASSETS") or DEFAULT_DVC_DIR_ASSETS),
+            ui_dir=_ui_dir(os.environ.get("STACFLOW_UI", "")),
+            cors_origins=_origins(os.environ.get("STACFLOW_CORS_ORIGINS")),
         )
+
+
+def _ui_dir(value: str) -> str | None:
+    """``STACFLOW_UI``: ``store``, a directory, or unset: ``build/ui`` if it was built, else the store."""
+    if value.strip() == "store":
+        return None
+    if value.strip():
+        return value.strip()
+    return str(BUILT_UI) if BUILT_UI.is_dir() else None
+
+
+def _origins(value: str | None) -> tuple[str, ...]:
+    """``STACFLOW_CORS_ORIGINS``: unset means ``*``; empty means no cross-origin access at all."""
+    if value is None:
+        return ("*",)
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"STACFLOW_CORS_ORIGINS: {origin!r} is not '*' or an http(s)://host[:port] origin")
+    return origins
 
 
 def _remotes(value: str) -> tuple[str, ...]:

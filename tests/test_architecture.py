@@ -17,7 +17,7 @@ from tests.helpers.paths import REPO
 # Layers, bottom up. A module may import its own layer and the ones below it, never one above.
 DOMAIN = ("chalicelib.store", "chalicelib.stac", "chalicelib.tracking", "chalicelib.registry",
           "chalicelib.mlflowapi", "chalicelib.datasets", "chalicelib.settings", "chalicelib.bounds",
-          "chalicelib.like", "chalicelib.auth")
+          "chalicelib.like", "chalicelib.auth", "chalicelib.ui")
 EVENTS = ("chalicelib.events",)  # the event functions: handed their services by the caller
 ROOT = ("chalicelib.services",)  # the composition root: builds the store and the services
 HTTP = ("chalicelib.http",)  # routes: take their services from the root

@@ -18,8 +18,10 @@ from chalice import Blueprint, Response
 from .. import services
 from ..store import NotFound, ObjectReader, RangeNotSatisfiable, SignedUrls, StoreError
 from ..tracking.artifacts import PROXY_LIMIT
+from .cors import PreflightRoutes
 
 files_api = Blueprint(__name__)
+_cors = PreflightRoutes(files_api)  # routes with their CORS preflight (OPTIONS)
 
 
 class _Denied(Exception):
@@ -121,7 +123,7 @@ def _byte_range(header: str | None) -> tuple[int, int | None] | None:
     return int(first), int(last) - int(first) + 1
 
 
-@files_api.route("/{token}", methods=["GET"])
+@_cors.route("/{token}", methods=["GET"])
 def get_signed(token: str) -> Response:
     answer = signed_get(token, files_api.current_request.headers.get("range"))
     if answer.reader is None:
@@ -138,7 +140,7 @@ def get_signed(token: str) -> Response:
         return Response(body=reader.read(PROXY_LIMIT), status_code=206, headers=headers)
 
 
-@files_api.route("/{token}", methods=["PUT"], content_types=["*/*"])
+@_cors.route("/{token}", methods=["PUT"], content_types=["*/*"])
 def put_signed(token: str) -> Response:
     try:
         claims = _claims(token, "PUT")

@@ -1,6 +1,7 @@
 """The embedded HTTP server of ``stacflow serve``: Chalice's local server, tuned for real clients.
 
-Two things differ from Chalice's own: ``GET /files/{token}`` streams from the store (Chalice
+Three things differ from Chalice's own: a path no route matches answers 404 in the API's error
+shape (Chalice, like API Gateway, says 403 "Missing Authentication Token"; see ``errors``), ``GET /files/{token}`` streams from the store (Chalice
 would build the whole body, and base64 it, in memory: a 300 MB artifact cost 1.1 GB), and the
 access log never shows a bearer credential (signed-URL tokens, presigned query signatures).
 """
@@ -14,9 +15,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer, create_local_server
+from chalice.local import ChaliceRequestHandler, LocalDevServer, RouteMatcher, create_local_server
 
-from . import files
+from . import cors, files
+from .errors import JSON, no_route
 from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,35 @@ class RequestHandler(ChaliceRequestHandler):
         del self.headers[PEER_HEADER]
         self.headers[PEER_HEADER] = self.client_address[0]
         return super()._parse_payload()
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Config) -> None:
+        self._routes = _matcher(app_object)
+        super().__init__(request, client_address, server, app_object, config)
+
+    def _generic_handle(self) -> None:
+        try:
+            self._routes.match_route(self.path)
+        except ValueError:
+            self._no_route()
+            return
+        super()._generic_handle()
+
+    do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def _no_route(self) -> None:
+        if int(self.headers.get("Content-Length") or 0):
+            self.close_connection = True  # the unread body would be taken for the next request
+        path = urlsplit(self.path).path
+        body = no_route(path)
+        self.send_response(404)
+        if cors.applies(path):
+            for name, value in cors.headers_for(self.headers.get("Origin")).items():
+                self.send_header(name, value)
+        self.send_header("Content-Type", JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def do_GET(self) -> None:
         token = _files_token(self.path)
@@ -98,6 +129,12 @@ class RequestHandler(ChaliceRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         super().log_message("%s", redact(format % args))
+
+
+@functools.lru_cache(maxsize=4)
+def _matcher(app: Any) -> RouteMatcher:
+    """Chalice's own route matching (what its gateway would answer 403 to), once per app."""
+    return RouteMatcher(list(app.routes))
 
 
 def make_server(app: Any, host: str, port: int) -> LocalDevServer:

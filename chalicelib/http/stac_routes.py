@@ -12,9 +12,11 @@ from .. import services
 from ..bounds import InputBoundError, load_json
 from ..stac import api
 from ..stac.errors import InvalidParameter, StacApiError
+from .cors import PreflightRoutes
 from .urls import base_url
 
 stac_api = Blueprint(__name__)
+_cors = PreflightRoutes(stac_api)  # routes with their CORS preflight (OPTIONS)
 
 
 # POST /search: clients send JSON under several media types; Chalice rejects unlisted ones.
@@ -56,55 +58,55 @@ def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Re
     return wrap
 
 
-@stac_api.route("/", methods=["GET"])
+@_cors.route("/", methods=["GET"])
 @_respond(api.JSON)
 def landing_page() -> dict[str, Any]:
     return api.landing_page(_base())
 
 
-@stac_api.route("/api", methods=["GET"])
+@_cors.route("/api", methods=["GET"])
 @_respond(api.OPENAPI)
 def service_desc() -> dict[str, Any]:
     return api.openapi(_base())
 
 
-@stac_api.route("/conformance", methods=["GET"])
+@_cors.route("/conformance", methods=["GET"])
 @_respond(api.JSON)
 def conformance() -> dict[str, Any]:
     return api.conformance()
 
 
-@stac_api.route("/collections", methods=["GET"])
+@_cors.route("/collections", methods=["GET"])
 @_respond(api.JSON)
 def collections() -> dict[str, Any]:
     return _api().collections(_base())
 
 
-@stac_api.route("/collections/{collection_id}", methods=["GET"])
+@_cors.route("/collections/{collection_id}", methods=["GET"])
 @_respond(api.JSON)
 def collection(collection_id: str) -> dict[str, Any]:
     return _api().collection(_base(), _segment(collection_id))
 
 
-@stac_api.route("/collections/{collection_id}/items", methods=["GET"])
+@_cors.route("/collections/{collection_id}/items", methods=["GET"])
 @_respond(api.GEOJSON)
 def items(collection_id: str) -> str:
     return _api().items(_base(), _segment(collection_id), _params())
 
 
-@stac_api.route("/collections/{collection_id}/items/{item_id}", methods=["GET"])
+@_cors.route("/collections/{collection_id}/items/{item_id}", methods=["GET"])
 @_respond(api.GEOJSON)
 def item(collection_id: str, item_id: str) -> dict[str, Any]:
     return _api().item(_base(), _segment(collection_id), _segment(item_id))
 
 
-@stac_api.route("/search", methods=["GET"])
+@_cors.route("/search", methods=["GET"])
 @_respond(api.GEOJSON)
 def search_get() -> str:
     return _api().search_get(_base(), _params())
 
 
-@stac_api.route("/search", methods=["POST"], content_types=_BODY_TYPES)
+@_cors.route("/search", methods=["POST"], content_types=_BODY_TYPES)
 @_respond(api.GEOJSON)
 def search_post() -> str:
     raw = stac_api.current_request.raw_body or b""
@@ -115,13 +117,13 @@ def search_post() -> str:
     return _api().search_post(_base(), body)
 
 
-@stac_api.route("/queryables", methods=["GET"])
+@_cors.route("/queryables", methods=["GET"])
 @_respond(api.SCHEMA_JSON)
 def queryables() -> dict[str, Any]:
     return _api().queryables(_base(), None)
 
 
-@stac_api.route("/collections/{collection_id}/queryables", methods=["GET"])
+@_cors.route("/collections/{collection_id}/queryables", methods=["GET"])
 @_respond(api.SCHEMA_JSON)
 def collection_queryables(collection_id: str) -> dict[str, Any]:
     return _api().queryables(_base(), _segment(collection_id))
