@@ -9,7 +9,7 @@ from chalicelib.http.artifact_routes import BINARY_TYPES, artifact_api
 from chalicelib.http.files import files_api
 from chalicelib.http.landing import landing_api
 from chalicelib.http.mlflow_routes import mlflow_api
-from chalicelib.http.mlflow_ui_routes import ui_api
+from chalicelib.http.mlflow_ui_routes import MLFLOW_BUNDLE_DEPTH, ui_api
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.stac_routes import stac_api
 from chalicelib.http.static_routes import BINARY_TYPES as UI_BINARY_TYPES, site_blueprint
@@ -29,6 +29,11 @@ app.register_blueprint(ui_api, url_prefix="/mlflow")  # what the MLflow web UI c
 app.register_blueprint(files_api, url_prefix="/files")
 app.register_blueprint(webhook_api, url_prefix="/webhooks")
 app.register_blueprint(site_blueprint("browser", history=True), url_prefix="/browser")  # STAC Browser
+# MLflow's UI as `mlflow server --static-prefix /mlflow` serves it: index.html at /mlflow/, the bundle
+# (4 segments deep) under /mlflow/static-files/; its routes are hash routes, so no history fallback.
+app.register_blueprint(site_blueprint("mlflow", history=False, depth=0), url_prefix="/mlflow")
+app.register_blueprint(site_blueprint("mlflow", history=False, depth=MLFLOW_BUNDLE_DEPTH),
+                       url_prefix="/mlflow/static-files")
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;
 # packages as CloudFormation and Terraform alike). See README "Deployment".

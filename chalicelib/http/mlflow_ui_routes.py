@@ -23,6 +23,10 @@ from .urls import base_url
 
 ui_api = Blueprint(__name__)
 
+# Path segments of the deepest file in the bundle (``lib/notebook-trace-renderer/js/…``), with margin:
+# app.py mounts the bundle's files under /mlflow/static-files/ with D's static site server.
+MLFLOW_BUNDLE_DEPTH = 6
+
 # MLflow's get_text_extensions(): previewed as text/plain whatever mimetypes says.
 TEXT_EXTENSIONS = frozenset(
     "txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 csv tsv md rst "

@@ -11,10 +11,10 @@ from typing import Any, Iterator
 
 import pytest
 
+from scripts.build_mlflow_ui import DEFAULT_DEST, build
 from tests.helpers.browser import Console, chromium, screenshot
 from tests.helpers.mlflow_seed import IMAGE_ARTIFACT, METRIC, MODELS, TEXT_ARTIFACT, TEXT_CONTENT, Seeded, seed
 from tests.helpers.servers import LiveServer
-from tests.helpers.ui_front import UiFront
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,14 @@ class Ui:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
+    if not (DEFAULT_DEST / "index.html").is_file():
+        build()  # what `make setup` does: the bundle out of the installed mlflow wheel
     server = LiveServer(f"file://{tmp_path_factory.mktemp('mlflow-ui')}/store")
-    front = UiFront(server.url)
     try:
-        seeded = seed(front.url + "/mlflow", runs=RUNS, steps=STEPS)
+        seeded = seed(server.url + "/mlflow", runs=RUNS, steps=STEPS)
         with chromium() as browser:
-            yield Ui(front.url, seeded, browser)
+            yield Ui(server.url, seeded, browser)
     finally:
-        front.stop()
         server.stop()
 
 
