@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import stacflow_serve  # first: puts REPO on sys.path
+from harness import free_port, serving, stacflow_serve  # first: puts REPO on sys.path
 
 from scripts.build_mlflow_ui import DEFAULT_DEST, build
 from tests.helpers.browser import chromium
@@ -69,6 +69,18 @@ def measure(browser: Any, base: str, eid: str, runs: int, repeat: int) -> dict[s
     return {"cold": statistics.median(cold), "warm": statistics.median(warm)}
 
 
+def mlflow_server_baseline(browser: Any, tmp: str, runs: int, repeat: int) -> dict[str, float]:
+    """The same UI and table against ``mlflow server`` + SQLite (seeded with the mlflow client)."""
+    import shutil
+    from tests.helpers.mlflow_seed import seed
+    port = free_port()
+    cmd = [shutil.which("mlflow") or "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
+           "--artifacts-destination", f"{tmp}/mlflow-artifacts", "--port", str(port), "--static-prefix", "/mlflow"]
+    with serving(cmd, port, "/mlflow/health") as served:
+        seeded = seed(served.url + "/mlflow", runs=runs, steps=STEPS, models=False, name_width=5)
+        return measure(browser, served.url, seeded.experiment_id, runs, repeat)
+
+
 def transferred(browser: Any, base: str, eid: str, runs: int) -> tuple[int, int]:
     """(requests, bytes) a cold load of the runs table fetched, bodies as received."""
     sizes: list[int] = []
@@ -92,6 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mlflow-server", action="store_true",
+                        help=f"also time the same UI against `mlflow server` + SQLite with {BASELINE_RUNS} runs")
     args = parser.parse_args()
     if not (DEFAULT_DEST / "index.html").is_file():
         build()
@@ -105,11 +119,17 @@ def main() -> None:
             base_t = measure(browser, served.url, small, BASELINE_RUNS, args.repeat)
             big_t = measure(browser, served.url, big, args.runs, args.repeat)
             requests, received = transferred(browser, served.url, big, args.runs)
+        with chromium() as browser:
+            ref_t = mlflow_server_baseline(browser, tmp, BASELINE_RUNS, args.repeat) if args.mlflow_server else None
     print(f"runs table, {BASELINE_RUNS} runs: cold {base_t['cold']:.2f} s, warm {base_t['warm']:.2f} s (p50 of "
           f"{args.repeat})")
     print(f"runs table, {args.runs} runs: cold {big_t['cold']:.2f} s, warm {big_t['warm']:.2f} s "
           f"(target < 2 s); ratio to {BASELINE_RUNS} runs: cold {big_t['cold'] / base_t['cold']:.2f}, "
           f"warm {big_t['warm'] / base_t['warm']:.2f}")
+    if ref_t:
+        print(f"runs table, {BASELINE_RUNS} runs on mlflow server + SQLite: cold {ref_t['cold']:.2f} s, warm "
+              f"{ref_t['warm']:.2f} s; stacflow / mlflow server: cold {base_t['cold'] / ref_t['cold']:.2f}, "
+              f"warm {base_t['warm'] / ref_t['warm']:.2f}")
     files, size, gz = bundle_size(DEFAULT_DEST)
     print(f"MLflow UI bundle: {files} files, {size / 1e6:.1f} MB on disk, {gz / 1e6:.1f} MB gzipped")
     print(f"cold load of the runs table: {requests} requests, {received / 1e6:.1f} MB received")

@@ -39,7 +39,6 @@ from ..stac import mlm
 from ..stac.model_items import COLLECTION, OWNER, Dataset, ModelFacts, ModelFile, Urls, build_item, item_id
 from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
 from ..tracking.entities import Run, json_float
-from ..mlflowapi.errors import MlflowError
 from . import records as rec
 from .core import RegistryCore
 from .lineage import Tracking
@@ -381,17 +380,31 @@ def run_item_tag(iid: str) -> str:
 
 def link_back(ctx: Context, rm: RegisteredModel, number: int, item: dict[str, Any]) -> None:
     """Tag the version and its run with the item's STAC Browser URL (only with a public URL: a
-    request's host is never stored). Idempotent: a tag already right is not written again, so the
-    version event this write causes republishes once and stops."""
+    request's host is never stored). The version's tag is a bookkeeping write: it leaves the
+    version's update time alone, so the item (built from records, not from this tag) is unchanged
+    and the event this write causes republishes nothing; a tag already right is never rewritten."""
     url = Urls(ctx.base_url()).browser(item["id"])
-    mv = rec.load_version(ctx.store, rm.uid, rm.name, number)
-    if url is None or mv is None or mv.deleted:
+    if url is None:
         return
-    if mv.tags.get(ITEM_URL_TAG) != url:
-        try:
-            RegistryCore(ctx.store).change_version(rm, number, lambda v: v.tags.__setitem__(ITEM_URL_TAG, url))
-        except MlflowError as err:  # deleted or contended meanwhile: its own event republishes it
-            log.info("version %s v%s not tagged with its item: %s", rm.name, number, err.message)
+
+    changed: list[bool] = []
+
+    def tag(doc: dict[str, Any]) -> dict[str, Any] | None:
+        mv = ModelVersion.from_record(doc, rm.name)
+        if mv.deleted or mv.tags.get(ITEM_URL_TAG) == url:
+            return None
+        mv.tags[ITEM_URL_TAG] = url
+        changed[:] = [True]
+        return mv.to_record()
+
+    try:
+        doc = ctx.store.update_json(rec.version_key(rm.uid, number), tag)
+    except (NotFound, PreconditionFailed) as err:  # gone, or contended: its own event republishes it
+        log.info("version %s v%s not tagged with its item: %s", rm.name, number, err)
+        return
+    if changed:
+        RegistryCore(ctx.store).reindex(rm.uid, [number])  # tags are searchable
+    mv = ModelVersion.from_record(doc, rm.name)
     run = ctx.tracking.get_run(mv.run_id) if ctx.tracking and mv.run_id else None
     if ctx.tracking and run is not None and run.tags.get(run_item_tag(item["id"])) != url:
         ctx.tracking.set_run_tag(run.info.run_id, run_item_tag(item["id"]), url)

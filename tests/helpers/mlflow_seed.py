@@ -40,7 +40,7 @@ def png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 30, 3
 
 
 def seed(tracking_uri: str, runs: int = 24, steps: int = 10, models: bool = True,
-         experiment: str = EXPERIMENT) -> Seeded:
+         experiment: str = EXPERIMENT, name_width: int = 4) -> Seeded:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
@@ -48,7 +48,7 @@ def seed(tracking_uri: str, runs: int = 24, steps: int = 10, models: bool = True
     eid = client.create_experiment(experiment)
     run_ids: list[str] = []
     for i in range(runs):
-        run = client.create_run(eid, run_name=f"run-{i:04d}", tags={"team": "eo" if i % 2 else "ml"})
+        run = client.create_run(eid, run_name=f"run-{i:0{name_width}d}", tags={"team": "eo" if i % 2 else "ml"})
         rid = run.info.run_id
         metrics = [Metric(METRIC, 1.0 / (i + 1) + 1.0 / (s + 1), 1_700_000_000_000 + s, s) for s in range(steps)]
         metrics.append(Metric("accuracy", i / max(runs, 1), 1_700_000_000_000, 0))
