@@ -81,11 +81,14 @@ def _views(s: Seeded) -> dict[str, tuple[str, str]]:
         "models": ("models", MODELS[1]),
         "model": (f"models/{MODELS[0]}", "Version 2"),
         "model-version": (f"models/{MODELS[0]}/versions/1", "run-0000"),
+        # GenAI pages over features this service does not have: empty, never an error
+        "traces": (f"experiments/{eid}/traces", "Start tracing"),
+        "prompts": ("prompts", "Create your first prompt"),
     }
 
 
 VIEWS = ["experiments", "overview", "runs", "run", "run-metrics", "run-artifacts", "compare", "models", "model",
-         "model-version"]
+         "model-version", "traces", "prompts"]
 
 
 @pytest.mark.parametrize("view", VIEWS)
