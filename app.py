@@ -11,6 +11,7 @@ from chalicelib.http.files import files_api
 from chalicelib.http.landing import landing_api
 from chalicelib.http.mlflow_routes import mlflow_api
 from chalicelib.http.observe import http_middleware
+from chalicelib.http.mlflow_ui_routes import MLFLOW_BUNDLE_DEPTH, ui_api
 from chalicelib.http.registry_routes import registry_api
 from chalicelib.http.signin import auth_api
 from chalicelib.http.stac_routes import stac_api
@@ -29,10 +30,16 @@ app.register_blueprint(stac_api, url_prefix="/stac")
 app.register_blueprint(mlflow_api, url_prefix="/mlflow")
 app.register_blueprint(registry_api, url_prefix="/mlflow")
 app.register_blueprint(artifact_api, url_prefix="/mlflow")
+app.register_blueprint(ui_api, url_prefix="/mlflow")  # what the MLflow web UI calls
 app.register_blueprint(files_api, url_prefix="/files")
 app.register_blueprint(webhook_api, url_prefix="/webhooks")
 app.register_blueprint(auth_api, url_prefix="/auth")
 app.register_blueprint(site_blueprint("browser", history=True, csp=STAC_BROWSER_CSP), url_prefix="/browser")
+# MLflow's UI as `mlflow server --static-prefix /mlflow` serves it: index.html at /mlflow/, the bundle
+# (4 segments deep) under /mlflow/static-files/; its routes are hash routes, so no history fallback.
+app.register_blueprint(site_blueprint("mlflow", history=False, depth=0), url_prefix="/mlflow")
+app.register_blueprint(site_blueprint("mlflow", history=False, depth=MLFLOW_BUNDLE_DEPTH),
+                       url_prefix="/mlflow/static-files")
 announce()  # a loud warning in the cold start's log when access control is off
 
 # S3 notifications reach the functions through SQS (retries and a dead-letter queue;

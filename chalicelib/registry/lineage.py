@@ -22,6 +22,8 @@ class Tracking(Protocol):
 
     def get_experiment(self, experiment_id: str) -> Experiment | None: ...
 
+    def set_run_tag(self, run_id: str, key: str, value: str) -> bool: ...
+
 
 class ServiceTracking:
     """``Tracking`` over the tracking service (``chalicelib.tracking.service``); unknown ids -> None."""
@@ -44,3 +46,11 @@ class ServiceTracking:
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         return self._get(self.service.get_experiment, experiment_id)
+
+    def set_run_tag(self, run_id: str, key: str, value: str) -> bool:
+        """Whether the tag is set (False: the run is gone or deleted; tags are last-write-wins)."""
+        try:
+            self.service.log_batch(run_id, [], [], [{"key": key, "value": value}])
+        except MlflowError:
+            return False
+        return True

@@ -41,6 +41,7 @@ from ..store import NotFound, ObjectInfo, ObjectStore, PreconditionFailed
 from ..tracking.entities import Run, json_float
 from . import records as rec
 from .index import RegistryIndex
+from .core import RegistryCore
 from .lineage import Tracking
 from .records import ModelVersion, RegisteredModel
 from .sources import ARTIFACTS_PREFIX, artifact_prefix, mark_source
@@ -368,16 +369,56 @@ def publish_version(ctx: Context, uid: str, number: int, attempts: int = 20) -> 
                     ctx.store.delete(key, if_match=current.etag)
                 return outcome
             if current is not None and _comparable(current.json()) == _comparable(item):
-                return "unchanged"
-            if current is None:
+                outcome = "unchanged"
+            elif current is None:
                 ctx.store.put_json(key, item, if_none_match=True)
             else:
                 ctx.store.put_json(key, item, if_match=current.etag)
-            return outcome
         except PreconditionFailed:
             continue
+        link_back(ctx, latest, number, item)
+        return outcome
     raise PreconditionFailed(f"too much contention publishing {key}")
 
+
+ITEM_URL_TAG = "stac.item_url"  # on a model version: its item's page in STAC Browser
+
+
+def run_item_tag(iid: str) -> str:
+    """The run's tag for the item of one version registered from it (a run may feed several)."""
+    return f"{ITEM_URL_TAG}.{iid}"
+
+
+def link_back(ctx: Context, rm: RegisteredModel, number: int, item: dict[str, Any]) -> None:
+    """Tag the version and its run with the item's STAC Browser URL (only with a public URL: a
+    request's host is never stored). The version's tag is a bookkeeping write: it leaves the
+    version's update time alone, so the item (built from records, not from this tag) is unchanged
+    and the event this write causes republishes nothing; a tag already right is never rewritten."""
+    url = Urls(ctx.base_url()).browser(item["id"])
+    if url is None:
+        return
+
+    changed: list[bool] = []
+
+    def tag(doc: dict[str, Any]) -> dict[str, Any] | None:
+        mv = ModelVersion.from_record(doc, rm.name)
+        if mv.deleted or mv.tags.get(ITEM_URL_TAG) == url:
+            return None
+        mv.tags[ITEM_URL_TAG] = url
+        changed[:] = [True]
+        return mv.to_record()
+
+    try:
+        doc = ctx.store.update_json(rec.version_key(rm.uid, number), tag)
+    except (NotFound, PreconditionFailed) as err:  # gone, or contended: its own event republishes it
+        log.info("version %s v%s not tagged with its item: %s", rm.name, number, err)
+        return
+    if changed:
+        RegistryCore(ctx.store).reindex(rm.uid, [number])  # tags are searchable
+    mv = ModelVersion.from_record(doc, rm.name)
+    run = ctx.tracking.get_run(mv.run_id) if ctx.tracking and mv.run_id else None
+    if ctx.tracking and run is not None and run.tags.get(run_item_tag(item["id"])) != url:
+        ctx.tracking.set_run_tag(run.info.run_id, run_item_tag(item["id"]), url)
 
 def holds_item(store: ObjectStore, uid: str, key: str, number: int) -> bool:
     """Whether model ``uid`` is live and publishes version ``number`` at ``key``."""

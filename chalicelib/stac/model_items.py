@@ -130,6 +130,10 @@ class Urls:
     def mlflow_ui(self, fragment: str) -> str | None:
         return f"{self.base}/mlflow/#/{fragment}" if self.base else None
 
+    def browser(self, iid: str) -> str | None:
+        """The item's page in STAC Browser (served at /browser/, history-mode paths)."""
+        return f"{self.base}/browser/stac/collections/{COLLECTION}/items/{iid}" if self.base else None
+
     def latest(self, name: str) -> str | None:
         return f"{self.base}/mlflow/registry/latest-item?name={quote(name, safe='')}" if self.base else None
 
@@ -306,6 +310,9 @@ def build_item(facts: ModelFacts, urls: Urls) -> dict[str, Any]:
                    "application/json", "Model version (API)")
     links += _link("mlflow-registered-model", urls.mlflow_ui(f"models/{quote(facts.name, safe='')}"), "text/html",
                    "Registered model")
+    links += _link("mlflow-model-version",
+                   urls.mlflow_ui(f"models/{quote(facts.name, safe='')}/versions/{facts.version}"), "text/html",
+                   "Model version")
     if facts.gitlab_project:
         links += _link("related", facts.gitlab_project, "text/html", "GitLab project")
     for ds in facts.datasets:

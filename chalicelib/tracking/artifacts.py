@@ -98,6 +98,17 @@ class ArtifactService:
         """What ``/api/3.0/mlflow/server-info`` advertises: both adapters presign."""
         return {"multipart_uploads_enabled": True, "multipart_downloads_enabled": True}
 
+    @staticmethod
+    def proxied_path(artifact_uri: str, relative: str = "") -> str:
+        """The proxied path of ``relative`` under a run's or logged model's root (``mlflow-artifacts:/<path>``,
+        with or without an authority), as MLflow's ``_get_proxied_run_artifact_destination_path``."""
+        scheme, sep, rest = artifact_uri.partition(":")
+        if not sep or scheme != "mlflow-artifacts":
+            raise invalid(f"Artifacts at {artifact_uri!r} are not served through this service")
+        root = rest[2:].partition("/")[2] if rest.startswith("//") else rest.lstrip("/")
+        relative = artifact_path(relative, allow_root=True)
+        return artifact_path(posixpath.join(root, relative) if relative else root, allow_root=True)
+
     # -- single objects ------------------------------------------------------------------
     def upload_artifact(self, path: str, body: bytes) -> None:
         self.store.put(self.key(artifact_path(path)), body)
@@ -139,6 +150,13 @@ class ArtifactService:
             else:
                 entries[name] = FileInfo(name, False, info.size)
         return [entries[name] for name in sorted(entries)]
+
+    def list_under(self, artifact_uri: str, relative: str = "") -> list[FileInfo]:
+        """MLflow's ``artifacts/list`` for a run or model version: entries of directory ``relative``
+        under ``artifact_uri``, each named by its path from that root."""
+        relative = artifact_path(relative, allow_root=True)
+        return [FileInfo(posixpath.join(relative, f.path) if relative else f.path, f.is_dir, f.file_size)
+                for f in self.list_artifacts(self.proxied_path(artifact_uri, relative))]
 
     def delete_artifact(self, path: str) -> int:
         """Delete the file ``path`` or everything under directory ``path``; returns the count."""

@@ -25,6 +25,8 @@ from .runs import RUN_NAME_TAG, effective_stage, fold_run, history, random_name
 RUN_STATUSES = set(v.RUN_STATUS)
 BULK_MAX_RESULTS = 2500  # GetMetricHistoryBulkInterval's ceiling (MLflow's MAX_RESULTS_PER_RUN)
 BULK_MAX_RUNS = 100
+DATASET_SUMMARIES = 1000  # MLflow's MAX_DATASET_SUMMARIES_RESULTS
+DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
 def _run_subject(run: dict[str, Any], stage: str) -> search.Subject:
@@ -228,6 +230,23 @@ class RunService:
             found = search.RUNS.sort(search.RUNS.filter(found, filter_string), order_by)
             return pages.page(found, page_token, limit, wire=Run.to_wire,
                               load=lambda window: [Run.from_record(*s.record) for s in window])
+
+    def search_datasets(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
+        """MLflow's ``experiments/search-datasets``: distinct (experiment, name, digest, context) of the
+        datasets logged to the experiments' runs, at most ``DATASET_SUMMARIES`` (as its SQL store)."""
+        found: dict[tuple[str, str, str, str | None], None] = {}
+        for eid in sorted({v.experiment_id(e) for e in experiment_ids}):
+            with self.logs.experiment_log(eid).view() as runs:
+                for run in runs.values():
+                    for dataset_input in run["datasets"]:
+                        dataset = dataset_input.get("dataset") or {}
+                        context = next((t.get("value") for t in dataset_input.get("tags") or []
+                                        if t.get("key") == DATASET_CONTEXT_TAG), None)
+                        found.setdefault((eid, dataset.get("name", ""), dataset.get("digest", ""), context))
+                        if len(found) >= DATASET_SUMMARIES:
+                            break
+        return [{k: val for k, val in zip(("experiment_id", "name", "digest", "context"), key) if val is not None}
+                for key in list(found)[:DATASET_SUMMARIES]]
 
 
 def _sample(steps: list[int], limit: int) -> list[int]:

@@ -106,6 +106,9 @@ class TrackingService:
                     max_results: int | None, order_by: list[str], page_token: str | None) -> Page[Run]:
         return self.runs.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by, page_token)
 
+    def search_datasets(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
+        return self.runs.search_datasets(experiment_ids)
+
     def repair_logs(self, run_id: str | None = None, experiment_id: str | None = None) -> dict[str, Any]:
         return self.logs.repair(run_id, experiment_id)
 

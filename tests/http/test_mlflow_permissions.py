@@ -169,7 +169,37 @@ ARTIFACTS: dict[str, tuple[Action, Call]] = {
     "presigned multipart upload": (W, _op("POST", "", lambda f, v: {"path": "big.bin", "num_parts": 1},
                                           url=lambda f, v: f"{ART}/mpu/create/{f.experiments[v]}/{f.runs[v]}/artifacts")),
 }
-FAMILIES = {"mlflow-read": MLFLOW_READ, "mlflow-write": MLFLOW_WRITE, "registry": REGISTRY, "artifacts": ARTIFACTS}
+_API_ERRORS = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
+
+
+def _graphql(operation: str, field: str, variables: Callable[[Fixtures, str], dict[str, Any]]) -> Call:
+    """A GraphQL query of the web UI: a refused resolver shows as its field's ``apiError`` (HTTP 200)."""
+    def run(client: Client, f: Fixtures, vis: str, headers: dict[str, str]) -> int:
+        input_type = field[0].upper() + field[1:] + "Input"
+        query = f"query {operation}($data: {input_type}) {{ {field}(input: $data) {{ apiError {{ code }} }} }}"
+        status, body = _call(client, "POST", "/mlflow/graphql",
+                              {"query": query, "operationName": operation, "variables": {"data": variables(f, vis)}},
+                              headers)
+        error = ((body.get("data") or {}).get(field) or {}).get("apiError") or {}
+        assert not body.get("errors"), body
+        return _API_ERRORS.get(error.get("code"), status)
+    return run
+
+
+# What the MLflow web UI calls besides the REST API (chalicelib/http/mlflow_ui_routes.py, mlflow_graphql.py)
+WEB_UI: dict[str, tuple[Action, Call]] = {
+    "get-artifact": (R, _op("GET", "/mlflow/get-artifact", lambda f, v: {"run_id": f.runs[v], "path": "a.txt"})),
+    "ajax artifacts/list": (R, _op("GET", "/mlflow/ajax-api/2.0/mlflow/artifacts/list", lambda f, v: {"run_id": f.runs[v]})),
+    "model-versions/get-artifact": (R, _op("GET", "/mlflow/model-versions/get-artifact",
+                                           lambda f, v: {"name": f.models[v], "version": "1", "path": "a.txt"})),
+    "graphql GetRun": (R, _graphql("GetRun", "mlflowGetRun", lambda f, v: {"runId": f.runs[v]})),
+    "graphql GetExperiment": (R, _graphql("MlflowGetExperimentQuery", "mlflowGetExperiment",
+                                          lambda f, v: {"experimentId": f.experiments[v]})),
+    "graphql metric history": (R, _graphql("GetMetricHistoryBulkInterval", "mlflowGetMetricHistoryBulkInterval",
+                                           lambda f, v: {"runIds": [f.runs[v]], "metricKey": "m"})),
+}
+FAMILIES = {"mlflow-read": MLFLOW_READ, "mlflow-write": MLFLOW_WRITE, "registry": REGISTRY, "artifacts": ARTIFACTS,
+            "web-ui": WEB_UI}
 CELLS = [(family, name) for family, ops in FAMILIES.items() for name in ops]
 
 
@@ -205,6 +235,12 @@ def _search_results(client: Client, fx: Fixtures, headers: dict[str, str]) -> di
     out["models"] = {m["name"] for m in body.get("registered_models", [])}
     _, body = _call(client, "GET", f"{A}/model-versions/search", {"max_results": 1000}, headers)
     out["versions"] = {m["name"] for m in body.get("model_versions", [])}
+    query = ("query SearchRuns($data: MlflowSearchRunsInput) "
+             "{ mlflowSearchRuns(input: $data) { runs { info { experimentId } } } }")
+    _, body = _call(client, "POST", "/mlflow/graphql", {"query": query, "operationName": "SearchRuns",
+                                                        "variables": {"data": {"experimentIds": eids}}}, headers)
+    runs = ((body.get("data") or {}).get("mlflowSearchRuns") or {}).get("runs") or []
+    out["ui runs"] = {r["info"]["experimentId"] for r in runs}
     return out
 
 
@@ -222,6 +258,7 @@ def test_searches_return_only_what_the_caller_may_read(fx: Fixtures, caller: str
     known = set(fx.experiments.values()) | default  # other tests add experiments of their own
     assert found["experiments"] & known == {fx.experiments[v] for v in readable} | default
     assert found["runs"] == {fx.experiments[v] for v in readable}
+    assert found["ui runs"] == {fx.experiments[v] for v in readable}
     assert found["logged"] == {fx.experiments[v] for v in readable}
     assert found["models"] == {fx.models[v] for v in readable}
     assert found["versions"] == {fx.models[v] for v in readable}
