@@ -51,14 +51,14 @@ $(STAC_BROWSER): ui/stac-browser/package.json ui/stac-browser/package-lock.json 
 
 # MLflow's web UI, copied out of the pinned mlflow wheel (served at /mlflow/; the service never imports mlflow).
 MLFLOW_UI := $(UI)/mlflow/MLFLOW_VERSION
-$(MLFLOW_UI): $(STAMP) scripts/build_mlflow_ui.py
+$(MLFLOW_UI): $(RUNTIME) scripts/build_mlflow_ui.py
 	$(VENV)/bin/python scripts/build_mlflow_ui.py
 
 ui: $(STAC_BROWSER) $(MLFLOW_UI)
 
 setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM) ui
 
-serve: $(RUNTIME)
+serve: $(RUNTIME) ui
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)
 
 test: setup
