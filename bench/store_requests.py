@@ -42,6 +42,7 @@ SEARCHES: dict[str, dict[str, Any]] = {
 class Sample:
     api_calls: int = 0
     api_ms: float = 0.0
+    api_store_requests: int = 0  # of ``requests``, those the API function made (the rest: event functions)
     event_invocations: int = 0  # notifications delivered (one SQS message each)
     event_ms: float = 0.0
     requests: Counter[str] = field(default_factory=Counter)
@@ -78,9 +79,11 @@ class Bench:
              sample: Sample) -> Any:
         headers = {"Content-Type": "application/octet-stream" if raw is not None else "application/json"}
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        before = self.store.meter.usage()
         started = time.perf_counter()
         resp = getattr(self.client.http, method.lower())(path, body=data, headers=headers)
         sample.api_ms += (time.perf_counter() - started) * 1000
+        sample.api_store_requests += (self.store.meter.usage() - before).total
         sample.api_calls += 1
         sample.response_bytes += len(resp.body or b"")
         if resp.status_code >= 300:
@@ -129,6 +132,7 @@ class Bench:
             return float(statistics.median(get(s) for s in samples))
         kinds = sorted({k for s in samples for k in s.requests})
         return {"api_calls": med(lambda s: s.api_calls), "api_ms": round(med(lambda s: s.api_ms), 2),
+                "api_store_requests": med(lambda s: s.api_store_requests),
                 "event_invocations": med(lambda s: s.event_invocations),
                 "event_ms": round(med(lambda s: s.event_ms), 2),
                 "requests": {k: med(lambda s: s.requests.get(k, 0)) for k in kinds},
@@ -136,7 +140,8 @@ class Bench:
                 "response_bytes": med(lambda s: s.response_bytes)}
 
 
-def seed_items(store: Any, n: int, tmp: Path) -> None:
+def seed_items(store: Any, n: int, tmp: Path) -> float:
+    """Publish ``n`` synthetic items; the bytes the store holds per item (item JSON, pages, index)."""
     from chalicelib.stac.publish import publish_paths
     from tests.helpers.synthetic import make_items
     path = tmp / "items.ndjson"
@@ -146,6 +151,7 @@ def seed_items(store: Any, n: int, tmp: Path) -> None:
             fh.write(json.dumps(item) + "\n")
     report = publish_paths(store, [path], progress=False)
     assert report.published == n, report.as_dict()
+    return sum(o.size for o in store.list("")) / n
 
 
 def operations(b: Bench, items: int, repeat: int) -> dict[str, dict[str, Any]]:
@@ -250,17 +256,19 @@ def main() -> None:
     import logging
     logging.disable(logging.WARNING)
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    stored: dict[str, int] = {}
     for kind in args.stores.split(","):
         with tempfile.TemporaryDirectory() as tmp, backend(kind, Path(tmp)) as store:
-            seed_items(store, args.items, Path(tmp))
+            stored[kind] = round(seed_items(store, args.items, Path(tmp)))
             results[kind] = operations(Bench(store), args.items, args.repeat)
     from chalicelib import services
     services.configure()
-    doc = {"measured": time.strftime("%Y-%m-%d"), "items": args.items, "repeat": args.repeat,
+    doc = {"measured": time.strftime("%Y-%m-%d"), "items": args.items, "repeat": args.repeat, "bytes_per_item": stored,
            "machine": f"{os.cpu_count()} cores, python {sys.version.split()[0]}", "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(table(results))
+    print(f"\nstore bytes per catalog item (item, pages, search index) at {args.items} items: {stored}")
     print(f"\nwritten to {args.out}")
 
 
