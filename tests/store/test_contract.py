@@ -383,4 +383,5 @@ def test_meter_is_exact_under_concurrent_requests(store):
     for t in threads:
         t.join()
     used = store.meter.usage() - before
-    assert used.requests == {"GET": 40} and used.bytes_read == 120
+    assert used.requests == {"GET": 40}
+    assert used.bytes_read == 120

@@ -229,4 +229,5 @@ def test_local_meter_counts_a_part_upload_and_its_bytes(tmp_path):
     etag = store.upload_part("big", upload_id, 1, b"x" * 100)
     store.complete_multipart("big", upload_id, [CompletedPart(1, etag)])
     used = store.meter.usage() - before
-    assert used.requests == {"MULTIPART": 3} and used.bytes_written == 100
+    assert used.requests == {"MULTIPART": 3}
+    assert used.bytes_written == 100
