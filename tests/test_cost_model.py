@@ -27,7 +27,9 @@ def cost() -> ModuleType:
 @pytest.fixture(scope="module")
 def prices() -> dict:  # type: ignore[type-arg]
     doc = json.loads((REPO / "bench" / "aws_prices_us-east-1.json").read_text())
-    assert doc["as_of"] and doc["source"] and "verify" in doc["warning"]
+    assert doc["as_of"]
+    assert doc["source"]
+    assert "verify" in doc["warning"]
     return doc  # type: ignore[no-any-return]
 
 
