@@ -40,22 +40,24 @@ SQS_PER_MESSAGE = 3
 TIER1 = ("PUT", "LIST", "MULTIPART")  # $/1,000 class (PUT, COPY, POST, LIST)
 TIER2 = ("GET", "HEAD")  # GET, SELECT and all other requests
 
-# workload label -> (measured operation(s), default count per month)
+# workload label -> (measured operation(s), default count per month, units per operation)
 SEARCH_KINDS = ("search: ids (5)", "search: bbox", "search: datetime", "search: CQL2 filter", "search: free text (q)")
-WORKLOAD: dict[str, tuple[tuple[str, ...], float]] = {
-    "searches (5 kinds, evenly)": (SEARCH_KINDS, 1_000_000),
-    "items read by id": (("item by id",), 200_000),
-    "items published": (("publish one item",), 10_000),
-    "log_batch calls": (("log_batch (10 metrics)",), 100_000),
-    "runs created": (("create_run",), 10_000),
-    "search_runs calls": (("search_runs (1 experiment, 20+ runs)",), 50_000),
-    "models registered": (("model registration (create + version + publication)",), 1_000),
-    "artifact MB uploaded (proxied)": (("artifact upload, 1 MB (proxied)",), 10 * 1024),
+WORKLOAD: dict[str, tuple[tuple[str, ...], float, float]] = {
+    "searches (5 kinds, evenly)": (SEARCH_KINDS, 1_000_000, 1),
+    "items read by id": (("item by id",), 200_000, 1),
+    "items published": (("publish one item",), 10_000, 1),
+    "log_batch calls": (("log_batch (10 metrics)",), 100_000, 1),
+    "runs created": (("create_run",), 10_000, 1),
+    "search_runs calls": (("search_runs (1 experiment, 20+ runs)",), 50_000, 1),
+    "models registered": (("model registration (create + version + publication)",), 1_000, 1),
+    "artifact MB uploaded (proxied, 1 MB files)": (("artifact upload, 1 MB (proxied)",), 10 * 1024, 1),
+    "artifact MB uploaded (straight to S3, 64 MB files)": (("artifact upload, 64 MB (straight to S3)",), 0, 64),
 }
 FLAGS = {"searches (5 kinds, evenly)": "searches", "items read by id": "item_reads",
          "items published": "publications", "log_batch calls": "log_batches", "runs created": "runs",
          "search_runs calls": "run_searches", "models registered": "registrations",
-         "artifact MB uploaded (proxied)": "artifact_mb"}
+         "artifact MB uploaded (proxied, 1 MB files)": "artifact_mb",
+         "artifact MB uploaded (straight to S3, 64 MB files)": "direct_artifact_mb"}
 
 
 @dataclass
@@ -144,14 +146,16 @@ def report(args: argparse.Namespace) -> str:
              "| per month | count | Lambda | API Gateway | SQS | S3 requests | transfer out | CloudWatch | total |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     month = Cost()
-    for label, (ops, _) in WORKLOAD.items():
+    for label, (ops, _, units) in WORKLOAD.items():
         count = getattr(args, FLAGS[label])
+        if not count:
+            continue
         per = Cost()
         for op in ops:
             per.add(operation_cost(results[op], prices, mem, args.s3_ms), 1 / len(ops))
-        month.add(per, count)
+        month.add(per, count / units)
         row = Cost()
-        row.add(per, count)
+        row.add(per, count / units)
         lines.append(f"| {label} | {count:,.0f} | {money(row.lambda_)} | {money(row.api_gateway)} | {money(row.sqs)} | "
                      f"{money(row.s3_requests)} | {money(row.transfer)} | {money(row.cloudwatch)} | "
                      f"**{money(row.total)}** |")
@@ -188,7 +192,7 @@ def main() -> None:
     ap.add_argument("--store", default="s3", help="which measurement of --measured (s3 or local)")
     ap.add_argument("--stage", default="dev", help="stage of .chalice/config.json giving the memory sizes")
     ap.add_argument("--s3-ms", type=float, default=0.0, help="latency added per store request (ms)")
-    for label, (_, default) in WORKLOAD.items():
+    for label, (_, default, _) in WORKLOAD.items():
         ap.add_argument("--" + FLAGS[label].replace("_", "-"), dest=FLAGS[label], type=float, default=default,
                         help=f"{label} per month")
     ap.add_argument("--items-stored", type=float, default=100_000)

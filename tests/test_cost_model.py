@@ -63,7 +63,7 @@ def test_each_price_applies_to_what_it_bills(cost: ModuleType, prices: dict) -> 
 def _args(cost: ModuleType, tmp_path, **counts: float) -> argparse.Namespace:  # type: ignore[no-untyped-def]
     op = {"api_calls": 1, "api_ms": 10, "api_store_requests": 1, "event_invocations": 0, "event_ms": 0,
           "requests": {"GET": 1}, "bytes_read": 0, "bytes_written": 0, "response_bytes": 0}
-    ops = {name: op for names, _ in cost.WORKLOAD.values() for name in names}
+    ops = {name: op for names, *_ in cost.WORKLOAD.values() for name in names}
     measured = tmp_path / "m.json"
     measured.write_text(json.dumps({"measured": "today", "items": 1, "repeat": 1, "bytes_per_item": {"s3": 1024},
                                     "results": {"s3": ops}}))
