@@ -86,3 +86,38 @@ def test_traffic_is_priced_per_operation_count(cost: ModuleType, tmp_path) -> No
     row = next(line for line in text.splitlines() if line.startswith("| log_batch calls"))
     assert "| $3.50 |" in row  # one API Gateway request per call
     assert "| $0.40 |" in row  # one GET per call
+
+
+def test_the_bench_measures_each_operation_through_the_routes_and_events(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """bench/store_requests.py over a small local catalog: what a search, a write, a publication cost."""
+    spec = importlib.util.spec_from_file_location("bench_store_requests", REPO / "bench" / "store_requests.py")
+    assert spec is not None
+    assert spec.loader is not None
+    sys.path.insert(0, str(REPO / "bench"))  # its ``harness`` import
+    try:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        from chalicelib import services
+        from chalicelib.store.local import LocalStore
+        store = LocalStore(tmp_path / "store", fsync=False)
+        module.seed_items(store, 30, tmp_path)
+        try:
+            out = module.operations(module.Bench(store), 30, 1)
+        finally:
+            services.configure()
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    for kind in module.SEARCHES:  # the index log's LIST and the manifest's conditional GET, nothing else
+        assert out[kind]["requests"] == {"GET": 1, "LIST": 1}, kind
+    assert out["item by id"]["requests"] == {"GET": 1}
+    publish = out["publish one item"]
+    assert publish["api_calls"] == 0
+    assert publish["event_invocations"] >= 1
+    assert publish["requests"]["PUT"] >= 2  # the producer's item, then the event function's pages and index
+    upload = out["artifact upload, 1 MB (proxied)"]
+    assert upload["bytes_written"] == module.MB
+    assert upload["requests"] == {"PUT": 1}
+    registration = out["model registration (create + version + publication)"]
+    assert registration["api_calls"] == 2
+    assert registration["event_invocations"] >= 1
