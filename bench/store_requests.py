@@ -174,8 +174,10 @@ def operations(b: Bench, items: int, repeat: int) -> dict[str, dict[str, Any]]:
             {"key": "lr", "value": str(i)}]}, sample=seed)
     b.drain(seed)
     out: dict[str, dict[str, Any]] = {}
+    def search(body: dict[str, Any]) -> Callable[[Sample], None]:
+        return lambda s: b.call("POST", "/stac/search", body, sample=s)
     for label, body in SEARCHES.items():
-        out[label] = b.measure(lambda s, body=body: b.call("POST", "/stac/search", body, sample=s), repeat)
+        out[label] = b.measure(search(body), repeat)
     out["item by id"] = b.measure(
         lambda s: b.call("GET", "/stac/collections/dataset/items/item-0000001", sample=s), repeat)
     rng = random.Random(7)
