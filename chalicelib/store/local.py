@@ -157,8 +157,8 @@ class LocalStore(ObjectStore):
 
     # -- reads -----------------------------------------------------------------------
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
+        path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(GET)  # what the same call costs on S3
-        path = self._path(key)
         try:
             with open(path, "rb") as fh:
                 fd = fh.fileno()
@@ -177,9 +177,9 @@ class LocalStore(ObjectStore):
         return StoredObject(key=key, body=body, etag=etag, last_modified=st.st_mtime)
 
     def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
-        self.meter.request(GET)  # what the same call costs on S3
         check_range(start, length)
         path = self._path(key)
+        self.meter.request(GET)  # what the same call costs on S3
         try:
             fh: IO[bytes] = open(path, "rb")
         except (FileNotFoundError, *_FOLDER):
@@ -206,8 +206,8 @@ class LocalStore(ObjectStore):
             raise
 
     def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(HEAD)  # what the same call costs on S3
-        path = self._path(key)
         try:
             etag, st = self._current(path)
         except (FileNotFoundError, *_FOLDER):
@@ -278,8 +278,8 @@ class LocalStore(ObjectStore):
 
     def _put(self, key: str, body: bytes, *, if_none_match: bool, if_match: str | None,
              content_type: str | None) -> ObjectInfo:
+        path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(PUT)  # what the same call costs on S3
-        path = self._path(key)
         self.meter.moved(written=len(body))
         tmp, info = self._write_tmp(path, [body])
         try:
@@ -305,8 +305,8 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
 
     def _delete(self, key: str, *, if_match: str | None) -> bool:
+        path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(DELETE)  # what the same call costs on S3
-        path = self._path(key)
         with self._locked(key):
             try:
                 if if_match is not None and self._current(path)[0] != if_match:

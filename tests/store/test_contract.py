@@ -385,3 +385,12 @@ def test_meter_is_exact_under_concurrent_requests(store):
     used = store.meter.usage() - before
     assert used.requests == {"GET": 40}
     assert used.bytes_read == 120
+
+
+def test_meter_counts_no_request_for_an_invalid_key(store):
+    before = store.meter.usage()
+    for call in (lambda: store.get("../x"), lambda: store.put("/abs", b"1"), lambda: store.head("a//b"),
+                 lambda: store.delete("a/./b"), lambda: store.open("..")):
+        with pytest.raises(InvalidKey):
+            call()
+    assert (store.meter.usage() - before).requests == {}
