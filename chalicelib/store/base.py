@@ -10,9 +10,13 @@ import io
 import json
 import posixpath
 import re
+import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence
+
+from .. import observability
 
 from .errors import (InvalidKey, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable,  # noqa: F401
                      StoreError)
@@ -140,6 +144,60 @@ class EventSource:
 
 LOCAL_BUCKET = "local"  # the bucket named by the local store's notifications
 
+# Request kinds as S3 bills them: PUT/LIST/MULTIPART (create, part upload, complete) are the $/1,000
+# class, GET/HEAD the cheaper class, DELETE and abort are free. PRESIGN is local signing, not a request:
+# whoever holds the URL makes the request, directly to S3.
+GET, PUT, LIST, HEAD, DELETE, MULTIPART, PRESIGN = "GET", "PUT", "LIST", "HEAD", "DELETE", "MULTIPART", "PRESIGN"
+KINDS = (GET, PUT, LIST, HEAD, DELETE, MULTIPART, PRESIGN)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a store was asked for: requests by kind, and bytes of object bodies read and written."""
+
+    requests: Mapping[str, int] = field(default_factory=dict)
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    @property
+    def total(self) -> int:
+        """Requests that reach the store (signing a URL is not one)."""
+        return sum(n for kind, n in self.requests.items() if kind != PRESIGN)
+
+    def __sub__(self, before: Usage) -> Usage:
+        counts = Counter(self.requests)
+        counts.subtract(before.requests)
+        return Usage({k: n for k, n in sorted(counts.items()) if n}, self.bytes_read - before.bytes_read,
+                     self.bytes_written - before.bytes_written)
+
+
+class Meter:
+    """Counts a store's requests by kind and the bytes it moved; every adapter reports here, thread-safe.
+
+    Each request also counts towards the running invocation's ``StoreRequests`` metric.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._read = self._written = 0
+
+    def request(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self._requests[kind] += n
+        if kind != PRESIGN:
+            observability.count("StoreRequests", n)
+
+    def moved(self, *, read: int = 0, written: int = 0) -> None:
+        with self._lock:
+            self._read += read
+            self._written += written
+
+    def usage(self) -> Usage:
+        """A snapshot; subtract an earlier one for what happened in between."""
+        with self._lock:
+            return Usage(dict(sorted(self._requests.items())), self._read, self._written)
+
 
 class SignedUrls(Protocol):
     """A store's own presigned URLs (``/files/{token}``, answered by the service) where S3 has none."""
@@ -179,6 +237,7 @@ class ObjectStore(ABC):
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Change], None]] = []
+        self.meter = Meter()
 
     # -- primitives -----------------------------------------------------------------
     @property

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Sequence
 from urllib.parse import quote
 
-from .. import observability
-from .base import (CHUNK, CREATED, Change, CompletedPart, EventSource, InvalidKey, NotFound, NotModified, ObjectInfo,
-                   ObjectReader, ObjectStore, PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key,
-                   check_range)
+from .base import (CHUNK, CREATED, DELETE, GET, HEAD, LIST, MULTIPART, PRESIGN, PUT, Change, CompletedPart,
+                   EventSource, InvalidKey, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
+                   PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key, check_range)
+
+_PAGE = 1000  # keys per LIST page, as S3's ListObjectsV2
 
 _INTERNAL = ".stacflow"  # locks, signing secret, multipart parts: never listed
 _TMP = ".tmp-"
@@ -156,8 +157,8 @@ class LocalStore(ObjectStore):
 
     # -- reads -----------------------------------------------------------------------
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
-        observability.count("StoreRequests")  # one S3 request in the cloud
-        path = self._path(key)
+        path = self._path(key)  # an invalid key never reaches S3 either
+        self.meter.request(GET)  # what the same call costs on S3
         try:
             with open(path, "rb") as fh:
                 fd = fh.fileno()
@@ -172,12 +173,13 @@ class LocalStore(ObjectStore):
                         raise NotModified(key)
         except (FileNotFoundError, *_FOLDER):
             raise NotFound(key) from None
+        self.meter.moved(read=len(body))
         return StoredObject(key=key, body=body, etag=etag, last_modified=st.st_mtime)
 
     def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
-        observability.count("StoreRequests")  # one S3 request in the cloud
         check_range(start, length)
         path = self._path(key)
+        self.meter.request(GET)  # what the same call costs on S3
         try:
             fh: IO[bytes] = open(path, "rb")
         except (FileNotFoundError, *_FOLDER):
@@ -196,6 +198,7 @@ class LocalStore(ObjectStore):
             count = size - first if length is None else min(length, size - first)
             etag = self._etag_of_fd(fh.fileno(), st)
             fh.seek(first)
+            self.meter.moved(read=count)  # what S3 sends for the range, read or not
             return ObjectReader(key, etag=etag, size=size, last_modified=st.st_mtime, start=first,
                                 length=count, raw=fh)
         except BaseException:
@@ -203,8 +206,8 @@ class LocalStore(ObjectStore):
             raise
 
     def head(self, key: str) -> ObjectInfo:
-        observability.count("StoreRequests")  # one S3 request in the cloud
-        path = self._path(key)
+        path = self._path(key)  # an invalid key never reaches S3 either
+        self.meter.request(HEAD)  # what the same call costs on S3
         try:
             etag, st = self._current(path)
         except (FileNotFoundError, *_FOLDER):
@@ -213,7 +216,7 @@ class LocalStore(ObjectStore):
 
     def list(self, prefix: str = "", *, start_after: str | None = None,
              limit: int | None = None) -> Iterator[ObjectInfo]:
-        observability.count("StoreRequests")  # one S3 request in the cloud
+        self.meter.request(LIST)  # what the same call costs on S3
         # Walk only the deepest directory that can hold the prefix, then sort as S3 does.
         base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = self.root / base_dir if base_dir else self.root
@@ -234,6 +237,8 @@ class LocalStore(ObjectStore):
         for key in keys:
             if limit is not None and count >= limit:
                 return
+            if count and count % _PAGE == 0:
+                self.meter.request(LIST)  # the next page
             try:
                 etag, st = self._current(self.root / key)
             except (FileNotFoundError, *_FOLDER):
@@ -273,8 +278,9 @@ class LocalStore(ObjectStore):
 
     def _put(self, key: str, body: bytes, *, if_none_match: bool, if_match: str | None,
              content_type: str | None) -> ObjectInfo:
-        observability.count("StoreRequests")  # one S3 request in the cloud
-        path = self._path(key)
+        path = self._path(key)  # an invalid key never reaches S3 either
+        self.meter.request(PUT)  # what the same call costs on S3
+        self.meter.moved(written=len(body))
         tmp, info = self._write_tmp(path, [body])
         try:
             if if_none_match:
@@ -299,8 +305,8 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
 
     def _delete(self, key: str, *, if_match: str | None) -> bool:
-        observability.count("StoreRequests")  # one S3 request in the cloud
-        path = self._path(key)
+        path = self._path(key)  # an invalid key never reaches S3 either
+        self.meter.request(DELETE)  # what the same call costs on S3
         with self._locked(key):
             try:
                 if if_match is not None and self._current(path)[0] != if_match:
@@ -395,10 +401,12 @@ class LocalStore(ObjectStore):
 
     def presign_get(self, key: str, *, expires: int = 3600, base_url: str | None = None) -> str:
         check_key(key)
+        self.meter.request(PRESIGN)
         return self._signed_url({"m": "GET", "k": key}, expires, base_url)
 
     def presign_put(self, key: str, *, expires: int = 3600, base_url: str | None = None) -> str:
         check_key(key)
+        self.meter.request(PRESIGN)
         return self._signed_url({"m": "PUT", "k": key}, expires, base_url)
 
     # -- multipart: parts are files under .stacflow/multipart/<upload id>/ ----------------
@@ -409,6 +417,7 @@ class LocalStore(ObjectStore):
 
     def create_multipart(self, key: str) -> str:
         check_key(key)
+        self.meter.request(MULTIPART)
         upload_id = uuid.uuid4().hex
         updir = self._upload_dir(upload_id)
         updir.mkdir(parents=True)
@@ -418,19 +427,24 @@ class LocalStore(ObjectStore):
     def presign_part(self, key: str, upload_id: str, part_number: int, *, expires: int = 3600,
                      base_url: str | None = None) -> str:
         check_key(key)
+        self.meter.request(PRESIGN)
         return self._signed_url({"m": "PUT", "k": key, "u": upload_id, "p": int(part_number)},
                                 expires, base_url)
 
     def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
+        # The request a presigned part URL makes; on S3 it goes to S3, past the adapter.
+        self.meter.request(MULTIPART)
         updir = self._upload_dir(upload_id)
         if not (updir / "key").is_file() or (updir / "key").read_text() != key:
             raise NotFound(f"no such upload {upload_id} for {key}")
         tmp = updir / f"{_TMP}{uuid.uuid4().hex}"
         tmp.write_bytes(body)
+        self.meter.moved(written=len(body))
         os.replace(tmp, updir / f"{int(part_number):05d}")
         return f'"{hashlib.md5(body).hexdigest()}"'
 
     def complete_multipart(self, key: str, upload_id: str, parts: Sequence[CompletedPart]) -> ObjectInfo:
+        self.meter.request(MULTIPART)
         updir = self._upload_dir(upload_id)
         if not (updir / "key").is_file() or (updir / "key").read_text() != key:
             raise NotFound(f"no such upload {upload_id} for {key}")
@@ -446,12 +460,16 @@ class LocalStore(ObjectStore):
             raise NotFound(f"missing part for upload {upload_id}") from None
         except IsADirectoryError:
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
-        self.abort_multipart(key, upload_id)
+        self._drop_upload(updir)
         self._notify(Change(CREATED, info.key, info.etag, info.size))
         return info
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        updir = self._upload_dir(upload_id)
+        self.meter.request(MULTIPART)
+        self._drop_upload(self._upload_dir(upload_id))
+
+    @staticmethod
+    def _drop_upload(updir: Path) -> None:
         if updir.is_dir():
             for child in updir.iterdir():
                 child.unlink(missing_ok=True)

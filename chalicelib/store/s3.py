@@ -11,12 +11,15 @@ import threading
 import time
 from typing import Any, Iterator, Sequence
 
-from .. import observability
-from .base import (CREATED, Change, CompletedPart, EventSource, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
+from .base import (CREATED, DELETE, GET, HEAD, LIST, MULTIPART, PRESIGN, PUT, Change, CompletedPart, EventSource, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
                    PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key, check_range)
 
 _client_lock = threading.Lock()
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(\d+)$")
+# botocore operation -> request kind (base.KINDS); anything else counts under its operation name
+_KIND = {"GetObject": GET, "PutObject": PUT, "ListObjectsV2": LIST, "HeadObject": HEAD, "DeleteObject": DELETE,
+         "CreateMultipartUpload": MULTIPART, "UploadPart": MULTIPART, "CompleteMultipartUpload": MULTIPART,
+         "AbortMultipartUpload": MULTIPART}
 
 
 def _code(err: Exception) -> str:
@@ -37,6 +40,8 @@ class S3Store(ObjectStore):
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.emit_events = emit_events
         self._client = client
+        if client is not None:
+            client.meta.events.register("before-send.s3", self._count_request)
 
     @property
     def client(self) -> Any:
@@ -49,8 +54,12 @@ class S3Store(ObjectStore):
                         "s3", config=Config(retries={"mode": "standard", "max_attempts": 5},
                                             max_pool_connections=50))
                     # every attempt, retries included: what S3 bills and throttles
-                    self._client.meta.events.register("before-send.s3", _count_request)
+                    self._client.meta.events.register("before-send.s3", self._count_request)
         return self._client
+
+    def _count_request(self, event_name: str = "", **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        self.meter.request(_KIND.get(operation, operation))
 
     @property
     def uri(self) -> str:
@@ -83,8 +92,9 @@ class S3Store(ObjectStore):
             if _code(err) in ("NoSuchKey", "404"):
                 raise NotFound(key) from None
             raise
-        return StoredObject(key=key, body=resp["Body"].read(), etag=resp["ETag"],
-                            last_modified=resp["LastModified"].timestamp())
+        body = resp["Body"].read()
+        self.meter.moved(read=len(body))
+        return StoredObject(key=key, body=body, etag=resp["ETag"], last_modified=resp["LastModified"].timestamp())
 
     def open(self, key: str, *, start: int = 0, length: int | None = None) -> ObjectReader:
         from botocore.exceptions import ClientError
@@ -104,6 +114,7 @@ class S3Store(ObjectStore):
                 raise RangeNotSatisfiable(key, int(size) if size is not None else self.head(key).size) from None
             raise
         count = int(resp["ContentLength"])
+        self.meter.moved(read=count)
         match = _CONTENT_RANGE.match(resp.get("ContentRange") or "")
         first, size = (int(match.group(1)), int(match.group(2))) if match else (0, count)
         return ObjectReader(key, etag=resp["ETag"], size=size, last_modified=resp["LastModified"].timestamp(),
@@ -130,6 +141,7 @@ class S3Store(ObjectStore):
             kwargs["IfNoneMatch"] = "*"
         if if_match is not None:
             kwargs["IfMatch"] = if_match
+        self.meter.moved(written=len(body))
         try:
             resp = self.client.put_object(**kwargs)
         except ClientError as err:
@@ -178,10 +190,12 @@ class S3Store(ObjectStore):
             kwargs.pop("StartAfter", None)
 
     def presign_get(self, key: str, *, expires: int = 3600, base_url: str | None = None) -> str:
+        self.meter.request(PRESIGN)
         return str(self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._k(key)}, ExpiresIn=expires))
 
     def presign_put(self, key: str, *, expires: int = 3600, base_url: str | None = None) -> str:
+        self.meter.request(PRESIGN)
         return str(self.client.generate_presigned_url(
             "put_object", Params={"Bucket": self.bucket, "Key": self._k(key)}, ExpiresIn=expires))
 
@@ -191,6 +205,7 @@ class S3Store(ObjectStore):
 
     def presign_part(self, key: str, upload_id: str, part_number: int, *, expires: int = 3600,
                      base_url: str | None = None) -> str:
+        self.meter.request(PRESIGN)
         return str(self.client.generate_presigned_url(
             "upload_part", Params={"Bucket": self.bucket, "Key": self._k(key), "UploadId": upload_id,
                                    "PartNumber": int(part_number)}, ExpiresIn=expires))
@@ -218,6 +233,3 @@ class S3Store(ObjectStore):
             if _code(err) != "NoSuchUpload":
                 raise
 
-
-def _count_request(**_: Any) -> None:
-    observability.count("StoreRequests")

@@ -59,6 +59,7 @@ class InstrumentedStore(ObjectStore):
     def __init__(self, inner: ObjectStore) -> None:
         super().__init__()
         self.inner = inner
+        self.meter = inner.meter  # the wrapped adapter meters what reaches it
         self.calls: Counter[str] = Counter()
         self.log: builtins.list[Call] = []
         self.written: Counter[str] = Counter()

@@ -340,3 +340,57 @@ def test_the_service_answers_presigned_urls_only_for_the_local_store(local_store
     claims = signer.verify(token)
     assert (claims["m"], claims["k"]) == ("PUT", "k")
     assert claims["exp"] == pytest.approx(time.time() + 3600, abs=5)
+
+
+# -- the meter: requests by kind and bytes moved, the same on every adapter --------------------------
+def test_meter_counts_each_request_kind_and_the_bytes_moved(store):
+    before = store.meter.usage()
+    store.put("m/a.bin", b"0123456789")
+    with pytest.raises(PreconditionFailed):
+        store.put("m/a.bin", b"xyz", if_none_match=True)  # refused writes are billed too
+    assert store.get("m/a.bin").body == b"0123456789"
+    with pytest.raises(NotFound):
+        store.get("m/missing")
+    with store.open("m/a.bin", start=2, length=3) as reader:
+        assert reader.read() == b"234"
+    store.head("m/a.bin")
+    assert [o.key for o in store.list("m/")] == ["m/a.bin"]
+    store.delete("m/a.bin")
+    used = store.meter.usage() - before
+    assert used.requests == {"DELETE": 1, "GET": 3, "HEAD": 1, "LIST": 1, "PUT": 2}
+    assert used.total == 8
+    assert (used.bytes_read, used.bytes_written) == (10 + 3, 10 + 3)
+
+
+def test_meter_counts_multipart_requests_and_presigning_apart(store):
+    before = store.meter.usage()
+    upload_id = store.create_multipart("m/big.bin")
+    store.presign_part("m/big.bin", upload_id, 1, base_url="http://svc")
+    store.presign_get("m/big.bin", base_url="http://svc")
+    store.presign_put("m/big.bin", base_url="http://svc")
+    store.abort_multipart("m/big.bin", upload_id)
+    used = store.meter.usage() - before
+    assert used.requests == {"MULTIPART": 2, "PRESIGN": 3}
+    assert used.total == 2  # signing a URL is no request: its holder's request goes to the store
+
+
+def test_meter_is_exact_under_concurrent_requests(store):
+    store.put("m/c", b"abc")
+    before = store.meter.usage()
+    threads = [threading.Thread(target=lambda: [store.get("m/c") for _ in range(10)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    used = store.meter.usage() - before
+    assert used.requests == {"GET": 40}
+    assert used.bytes_read == 120
+
+
+def test_meter_counts_no_request_for_an_invalid_key(store):
+    before = store.meter.usage()
+    for call in (lambda: store.get("../x"), lambda: store.put("/abs", b"1"), lambda: store.head("a//b"),
+                 lambda: store.delete("a/./b"), lambda: store.open("..")):
+        with pytest.raises(InvalidKey):
+            call()
+    assert (store.meter.usage() - before).requests == {}

@@ -206,3 +206,28 @@ def test_signing_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(ValueError):
         LocalStore(tmp_path / "four", signing_key=b"short")
     assert Settings.from_env().signing_key == "k" * 40
+
+
+def test_local_meter_counts_a_list_page_per_1000_keys_as_s3_pages(tmp_path):
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path / "s", fsync=False)
+    for i in range(1001):
+        store.put(f"p/{i:04d}", b"")
+    before = store.meter.usage()
+    assert len(list(store.list("p/", limit=1000))) == 1000  # one full page, no second request
+    assert (store.meter.usage() - before).requests == {"LIST": 1}
+    assert len(list(store.list("p/"))) == 1001
+    assert (store.meter.usage() - before).requests == {"LIST": 3}
+
+
+def test_local_meter_counts_a_part_upload_and_its_bytes(tmp_path):
+    from chalicelib.store import CompletedPart
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path / "s", fsync=False)
+    before = store.meter.usage()
+    upload_id = store.create_multipart("big")
+    etag = store.upload_part("big", upload_id, 1, b"x" * 100)
+    store.complete_multipart("big", upload_id, [CompletedPart(1, etag)])
+    used = store.meter.usage() - before
+    assert used.requests == {"MULTIPART": 3}
+    assert used.bytes_written == 100
