@@ -17,6 +17,16 @@ clocks of any two processes differ by less than ``MARGIN_S / 2``.
 
 Entries are never deleted, so ``refold`` can rebuild a snapshot from the whole log (the
 ``stacflow repair-logs`` command) if a snapshot ever covers an entry it does not hold.
+
+``tip.json`` spares a warm reader the LIST: every append PUTs it (body: the entry's key, so each
+version is unique) *after* its entry has landed, and an append is acknowledged only once both
+have (within ``MARGIN_S / 2`` of its key). A reader GETs the tip with ``If-None-Match`` before it
+LISTs; a 304 for the version it read before its last LIST means no append was acknowledged since
+that LIST began (a tip version never comes back), so its fold is current: one conditional GET,
+whatever the tail's length. Compaction's cutoff is taken before that GET, as before the LIST: an
+acknowledged entry keyed before it finished its tip PUT before the GET, hence is in the fold. A
+repair PUTs the tip too, so every process reloads the repaired snapshot. A log without a tip
+(written before tips existed) is LISTed on every read, as it always was.
 """
 from __future__ import annotations
 
@@ -29,7 +39,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from ..mlflowapi.errors import unavailable
-from ..store import NotFound, ObjectStore, PreconditionFailed
+from ..store import NotFound, NotModified, ObjectStore, PreconditionFailed
 
 MARGIN_S = 10.0
 COMPACT_AFTER = 200  # settled tail entries that trigger a compaction
@@ -90,6 +100,7 @@ class FoldedLog:
         self._tail: dict[str, dict[str, Any]] = {}  # entries after the snapshot, by key
         self._state: Any = empty()
         self._last_key = ""
+        self._tip_etag: str | None = None  # the tip's version read before the last LIST that completed
         self._own: dict[str, dict[str, Any]] = {}  # entries this process appended: no GET needed later
         # ``_own`` has its own lock: appends run on the shared store pool, and a refresh holds
         # ``_lock`` while it waits on that pool, so appends must never wait for ``_lock``.
@@ -103,6 +114,10 @@ class FoldedLog:
     def _snapshot_key(self) -> str:
         return self.prefix + "snapshot.json"
 
+    @property
+    def _tip_key(self) -> str:
+        return self.prefix + "tip.json"
+
     # -- writes -------------------------------------------------------------------------
     def append(self, key: str, entry: dict[str, Any]) -> None:
         started = time.time()
@@ -111,9 +126,13 @@ class FoldedLog:
         with self._own_lock:
             if len(self._own) < 1000:  # bounded: a writer that never reads this log must not grow
                 self._own[key] = entry
+        self._put_tip(key)  # only after the entry has landed: see the module docstring
         if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
             # A compaction may already have passed this key: make the client retry the write.
             raise unavailable("write took too long; retry")
+
+    def _put_tip(self, key: str) -> None:
+        self.store.put(self._tip_key, key.encode(), content_type="text/plain")
 
     # -- reads --------------------------------------------------------------------------
     @contextmanager
@@ -128,7 +147,24 @@ class FoldedLog:
         return self._last_key
 
     def _refresh(self) -> None:
-        listed_at = time.time()  # before the LIST: see the module docstring
+        listed_at = time.time()  # before the tip's GET and the LIST: see the module docstring
+        tip = self._read_tip()
+        if tip is not None and tip == self._tip_etag:
+            self._maybe_compact(listed_at)  # nothing acknowledged since the last LIST began
+            return
+        self._list_tail(listed_at)
+        self._tip_etag = tip
+
+    def _read_tip(self) -> str | None:
+        """The tip's current ETag (None if the log has none yet)."""
+        try:
+            return self.store.get(self._tip_key, if_none_match=self._tip_etag).etag
+        except NotModified:
+            return self._tip_etag
+        except NotFound:
+            return None
+
+    def _list_tail(self, listed_at: float) -> None:
         start = self._log + self._covered + ".json" if self._covered else None
         log_keys: list[str] = []
         snap_etag: str | None = None
@@ -242,6 +278,7 @@ class FoldedLog:
                         self.store.put_json(self._snapshot_key, doc, if_match=etag)
                 except PreconditionFailed:
                     continue
+                self._put_tip(new_entry_key())  # every process's next read LISTs and reloads the snapshot
                 self._forget()
                 return True
         raise unavailable(f"{self.prefix}: snapshot kept changing during the repair; run it again")
@@ -264,7 +301,7 @@ class FoldedLog:
 
     def _forget(self) -> None:
         """Drop the warm copy: the next view rebuilds from the store."""
-        self._snap_etag, self._snap_body, self._covered = None, None, ""
+        self._snap_etag, self._snap_body, self._covered, self._tip_etag = None, None, "", None
         self._tail, self._state, self._last_key = {}, self._empty(), ""
 
 
