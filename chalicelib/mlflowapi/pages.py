@@ -69,10 +69,17 @@ def envelope_size(doc: Any) -> int:
     return payload_size(json.dumps(doc, separators=(",", ":")).encode())
 
 
+def dumps(doc: Any) -> str:
+    """A response body's JSON (ASCII, compact: what ``mlflow_common.mlflow_json`` sends)."""
+    return json.dumps(doc, separators=(",", ":"))
+
+
 class Page(NamedTuple, Generic[Item]):
-    """One page of records, and the token of the next page (None on the last): MLflow's ``PagedList``."""
+    """One page of records, and the token of the next page (None on the last): MLflow's ``PagedList``.
+    ``texts``: each record's wire form, serialised, when the page was measured by its bytes."""
     items: list[Item]
     token: Optional[str]
+    texts: Optional[list[str]] = None
 
     def to_wire(self, field: str, render: Callable[[Item], Any]) -> dict[str, Any]:
         out: dict[str, Any] = {field: [render(item) for item in self.items]}
@@ -80,36 +87,47 @@ class Page(NamedTuple, Generic[Item]):
             out["next_page_token"] = self.token
         return out
 
+    def to_json(self, field: str, render: Callable[[Item], Any]) -> str:
+        """``dumps(to_wire(...))``, spliced from the records' serialised forms when the page has them."""
+        if self.texts is None:
+            return dumps(self.to_wire(field, render))
+        token = f',"next_page_token":{dumps(self.token)}' if self.token else ""
+        return f'{{{dumps(field)}:[{",".join(self.texts)}]{token}}}'
+
 
 def fill(candidates: Iterable[Item | None], wire: Callable[[Item], Any] | None,
-         budget: int | None = None) -> tuple[list[Item], int]:
+         budget: int | None = None, text: Callable[[Item], str] | None = None) -> tuple[list[Item], int, list[str]]:
     """Take ``candidates`` in order until their wire forms would pass ``budget`` bytes (``wire`` None:
     no byte budget); a None (a record gone since it was listed) is skipped. Returns the records
-    taken and how many candidates that consumed. A page holds at least one record, so paging
-    always advances."""
+    taken, how many candidates that consumed and the records' serialised wire forms (``text``, if
+    given, serialises a record: a cache of ``dumps(wire(item))``). A page holds at least one record,
+    so paging always advances."""
     budget = BUDGET if budget is None else budget
     taken: list[Item] = []
+    texts: list[str] = []
     used = consumed = 0
     for item in candidates:
         if item is not None:
             if wire is not None:
-                size = envelope_size(wire(item)) + 1  # and its comma
+                serialised = text(item) if text is not None else dumps(wire(item))
+                size = payload_size(serialised.encode()) + 1  # and its comma
                 if taken and used + size > budget:
                     break
                 used += size
+                texts.append(serialised)
             taken.append(item)
         consumed += 1
-    return taken, consumed
+    return taken, consumed, texts
 
 
 def page(items: Sequence[Any], token: str | None, limit: int, wire: Callable[[Item], Any] | None = None,
          load: Callable[[Sequence[Any]], Sequence[Item | None]] | None = None,
-         budget: int | None = None) -> Page[Item]:
+         budget: int | None = None, text: Callable[[Item], str] | None = None) -> Page[Item]:
     """The page of ``items`` the token points at: at most ``limit`` records and, with ``wire``, at
     most ``budget`` bytes of their wire forms. ``load`` turns the page's slice of ``items`` (search
-    summaries) into records, None for any gone since."""
+    summaries) into records, None for any gone since; ``text``: see ``fill``."""
     start = page_offset(token)
     window = items[start:start + limit]
-    taken, consumed = fill(load(window) if load else window, wire, budget)
+    taken, consumed, texts = fill(load(window) if load else window, wire, budget, text)
     end = start + consumed
-    return Page(taken, page_token(end) if end < len(items) else None)
+    return Page(taken, page_token(end) if end < len(items) else None, texts if wire is not None else None)

@@ -65,10 +65,6 @@ def conformance_json() -> str:
     return _dumps(conformance())
 
 
-def _dumps(doc: Any) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
 def _landing_page(base: str) -> dict[str, Any]:
     cfg = catalog.config()
     links = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from ..mlflowapi import pages, search
 from ..mlflowapi import validation as v
@@ -29,10 +29,32 @@ DATASET_SUMMARIES = 1000  # MLflow's MAX_DATASET_SUMMARIES_RESULTS
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
+class _LatestValues(Mapping[str, float]):
+    """A run's latest metric values, read through its ``{key: [value, timestamp, step]}`` (no copy:
+    a search builds a subject per run of the experiment, and most filters read one metric)."""
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: dict[str, list[Any]]) -> None:
+        self._metrics = metrics
+
+    def get(self, key: str, default: Any = None) -> Any:
+        rec = self._metrics.get(key)
+        return default if rec is None else rec[0]
+
+    def __getitem__(self, key: str) -> float:
+        return self._metrics[key][0]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._metrics)
+
+    def __len__(self) -> int:
+        return len(self._metrics)
+
+
 def _run_subject(run: dict[str, Any], stage: str) -> search.Subject:
     """What a run search reads; valid while the log's view() is held (it shares the run's dicts)."""
-    return search.Subject((run, stage), run["info"], tags=run["tags"], params=run["params"],
-                          metrics={k: m[0] for k, m in run["metrics"].items()}, datasets=run["datasets"])
+    return search.Subject((run, stage), run["info"], run["tags"], run["params"], _LatestValues(run["metrics"]),
+                          (), run["datasets"])
 
 
 class RunService:
@@ -229,7 +251,8 @@ class RunService:
                         found.append(_run_subject(run, stage))
             found = search.RUNS.sort(search.RUNS.filter(found, filter_string), order_by)
             return pages.page(found, page_token, limit, wire=Run.to_wire,
-                              load=lambda window: [Run.from_record(*s.record) for s in window])
+                              load=lambda window: [Run.from_record(*s.record) for s in window],
+                              text=self.logs.rendered)
 
     def search_datasets(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
         """MLflow's ``experiments/search-datasets``: distinct (experiment, name, digest, context) of the

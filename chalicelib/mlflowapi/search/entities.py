@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from ...like import like
@@ -58,14 +59,17 @@ class ModelMetric(NamedTuple):
     dataset_digest: str | None
 
 
-@dataclass(frozen=True)
-class Subject:
-    """One record as a search reads it; ``record`` is what the caller gets back."""
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+class Subject(NamedTuple):
+    """One record as a search reads it; ``record`` is what the caller gets back. A tuple: a run
+    search builds one per run of the experiment, so it must cost next to nothing."""
     record: Any
     attributes: Mapping[str, Any]
-    tags: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, str] = field(default_factory=dict)
-    metrics: Mapping[str, float] = field(default_factory=dict)  # runs: the latest value per key
+    tags: Mapping[str, str] = _NONE
+    params: Mapping[str, str] = _NONE
+    metrics: Mapping[str, float] = _NONE  # runs: the latest value per key
     model_metrics: Sequence[ModelMetric] = ()  # logged models: every value, in logged order
     datasets: Sequence[Mapping[str, Any]] = ()  # runs: DatasetInput proto-JSON
 
@@ -170,6 +174,27 @@ class RunSearch(Search):
         if not _check_logged(clause, key, self.dialect.numeric_keys, _NULLABLE_OPS):
             _check(clause.comparator, _STRING_OPS, _STRING_OPS, clause.type == ATTRIBUTE)
 
+    def filter(self, subjects: Iterable[Subject], filter_string: str | None) -> list[Subject]:
+        tests = [self._compiled(c) for c in self.parse(filter_string)]
+        if not tests:
+            return list(subjects)
+        if len(tests) == 1:
+            return [s for s in subjects if tests[0](s)]
+        return [s for s in subjects if all(test(s) for test in tests)]
+
+    def _compiled(self, clause: Clause) -> Callable[[Subject], bool]:
+        """``_matches`` for one clause with its key, operator and value resolved once: a search
+        tests every run of an experiment (10,000 runs: this is most of its time)."""
+        c, key, value = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key), clause.value
+        if clause.type == DATASET or c in (IS_NULL, IS_NOT_NULL) or c not in _OPS:
+            return lambda s: self._matches(s, clause)
+        op = _OPS[c]
+        if clause.type == METRIC:
+            number = float(value)
+            return lambda s: (lhs := s.metrics.get(key)) is not None and op(lhs, number)
+        source = operator.attrgetter({PARAM: "params", TAG: "tags"}.get(clause.type, "attributes"))
+        return lambda s: (lhs := source(s).get(key)) is not None and op(lhs, value)
+
     def _matches(self, s: Subject, clause: Clause) -> bool:
         # MLflow translates key aliases whatever the entity type ("params.created" reads param start_time).
         c, key, value = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key), clause.value
@@ -200,15 +225,14 @@ class RunSearch(Search):
                 raise invalid(f"Invalid order_by entity type '{kind}'")
         runs = sorted(subjects, key=lambda s: (-s.attributes["start_time"], s.attributes["run_id"]))
         for kind, key, ascending in reversed(keys):
-            runs.sort(key=lambda s: self._sort_value(s, kind, key, ascending), reverse=not ascending)
+            source = operator.attrgetter({METRIC: "metrics", PARAM: "params", TAG: "tags"}.get(kind, "attributes"))
+            key = _KEY_ALIASES.get(key, key)
+            runs.sort(key=lambda s: self._sort_value(source(s).get(key), ascending), reverse=not ascending)
         return runs
 
     @staticmethod
-    def _sort_value(s: Subject, kind: str, key: str, ascending: bool) -> tuple[bool, Any]:
+    def _sort_value(value: Any, ascending: bool) -> tuple[bool, Any]:
         """None and NaN sort last in either direction."""
-        key = _KEY_ALIASES.get(key, key)
-        source = {METRIC: s.metrics, PARAM: s.params, TAG: s.tags}.get(kind, s.attributes)
-        value = source.get(key)
         fill = math.inf if ascending else -math.inf
         if value is None:
             return (True, fill) if ascending else (False, fill)
