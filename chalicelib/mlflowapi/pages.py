@@ -75,11 +75,9 @@ def dumps(doc: Any) -> str:
 
 
 class Page(NamedTuple, Generic[Item]):
-    """One page of records, and the token of the next page (None on the last): MLflow's ``PagedList``.
-    ``texts``: each record's wire form, serialised, when the page was measured by its bytes."""
+    """One page of records, and the token of the next page (None on the last): MLflow's ``PagedList``."""
     items: list[Item]
     token: Optional[str]
-    texts: Optional[list[str]] = None
 
     def to_wire(self, field: str, render: Callable[[Item], Any]) -> dict[str, Any]:
         out: dict[str, Any] = {field: [render(item) for item in self.items]}
@@ -87,24 +85,21 @@ class Page(NamedTuple, Generic[Item]):
             out["next_page_token"] = self.token
         return out
 
-    def to_json(self, field: str, render: Callable[[Item], Any]) -> str:
-        """``dumps(to_wire(...))``, spliced from the records' serialised forms when the page has them."""
-        if self.texts is None:
-            return dumps(self.to_wire(field, render))
+    def to_json(self, field: str, text: Callable[[Item], str]) -> str:
+        """``dumps(to_wire(field, render))`` spliced from each record's serialised wire form (``text``:
+        a cache of ``dumps(render(item))``, as the page's measure filled it)."""
         token = f',"next_page_token":{dumps(self.token)}' if self.token else ""
-        return f'{{{dumps(field)}:[{",".join(self.texts)}]{token}}}'
+        return f'{{{dumps(field)}:[{",".join(text(item) for item in self.items)}]{token}}}'
 
 
 def fill(candidates: Iterable[Item | None], wire: Callable[[Item], Any] | None,
-         budget: int | None = None, text: Callable[[Item], str] | None = None) -> tuple[list[Item], int, list[str]]:
+         budget: int | None = None, text: Callable[[Item], str] | None = None) -> tuple[list[Item], int]:
     """Take ``candidates`` in order until their wire forms would pass ``budget`` bytes (``wire`` None:
     no byte budget); a None (a record gone since it was listed) is skipped. Returns the records
-    taken, how many candidates that consumed and the records' serialised wire forms (``text``, if
-    given, serialises a record: a cache of ``dumps(wire(item))``). A page holds at least one record,
-    so paging always advances."""
+    taken and how many candidates that consumed. ``text``, if given, serialises a record (a cache of
+    ``dumps(wire(item))``). A page holds at least one record, so paging always advances."""
     budget = BUDGET if budget is None else budget
     taken: list[Item] = []
-    texts: list[str] = []
     used = consumed = 0
     for item in candidates:
         if item is not None:
@@ -114,10 +109,9 @@ def fill(candidates: Iterable[Item | None], wire: Callable[[Item], Any] | None,
                 if taken and used + size > budget:
                     break
                 used += size
-                texts.append(serialised)
             taken.append(item)
         consumed += 1
-    return taken, consumed, texts
+    return taken, consumed
 
 
 def page(items: Sequence[Any], token: str | None, limit: int, wire: Callable[[Item], Any] | None = None,
@@ -128,6 +122,6 @@ def page(items: Sequence[Any], token: str | None, limit: int, wire: Callable[[It
     summaries) into records, None for any gone since; ``text``: see ``fill``."""
     start = page_offset(token)
     window = items[start:start + limit]
-    taken, consumed, texts = fill(load(window) if load else window, wire, budget, text)
+    taken, consumed = fill(load(window) if load else window, wire, budget, text)
     end = start + consumed
-    return Page(taken, page_token(end) if end < len(items) else None, texts if wire is not None else None)
+    return Page(taken, page_token(end) if end < len(items) else None)

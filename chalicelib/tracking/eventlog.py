@@ -30,6 +30,7 @@ repair PUTs the tip too, so every process reloads the repaired snapshot. A log w
 """
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -49,6 +50,7 @@ Fold = Callable[[Any, dict[str, Any]], None]
 T = TypeVar("T")
 
 _pool: ThreadPoolExecutor | None = None
+_generations = itertools.count(1)  # unique across every log of the process
 _pool_lock = threading.Lock()
 
 
@@ -101,6 +103,7 @@ class FoldedLog:
         self._state: Any = empty()
         self._last_key = ""
         self._tip_etag: str | None = None  # the tip's version read before the last LIST that completed
+        self.generation = next(_generations)  # renewed whenever the fold changes (keys caches derived from it)
         self._own: dict[str, dict[str, Any]] = {}  # entries this process appended: no GET needed later
         # ``_own`` has its own lock: appends run on the shared store pool, and a refresh holds
         # ``_lock`` while it waits on that pool, so appends must never wait for ``_lock``.
@@ -190,6 +193,8 @@ class FoldedLog:
                     self._tail[key] = entry
             if not rebuild and self._last_key and min(fresh) < self._last_key:
                 rebuild = True  # a late write sorts before entries already applied
+        if rebuild or fresh:
+            self.generation = next(_generations)
         if rebuild:
             self._state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
             for key in sorted(self._tail):
@@ -224,19 +229,24 @@ class FoldedLog:
         settled = sorted(k for k in self._tail if entry_time_us(k) < _cutoff_us(listed_at))
         if len(settled) < COMPACT_AFTER:
             return
-        state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
-        for key in settled:
-            self._fold(state, self._tail[key])
-        doc = {"covered": settled[-1], "state": state}
+        if len(settled) == len(self._tail):
+            state = self._state  # the fold of the snapshot and the whole tail, in key order: no re-fold
+        else:
+            state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
+            for key in settled:
+                self._fold(state, self._tail[key])
+        body = json.dumps({"covered": settled[-1], "state": state}, separators=(",", ":"),
+                          ensure_ascii=False).encode()  # once: the PUT's body is the warm copy's too
         try:
             if self._snap_etag is None:
-                info = self.store.put_json(self._snapshot_key, doc, if_none_match=True)
+                info = self.store.put(self._snapshot_key, body, if_none_match=True, content_type="application/json")
             else:
-                info = self.store.put_json(self._snapshot_key, doc, if_match=self._snap_etag)
+                info = self.store.put(self._snapshot_key, body, if_match=self._snap_etag,
+                                      content_type="application/json")
         except PreconditionFailed:
             return  # another process compacted first; the next refresh loads its snapshot
         self._snap_etag = info.etag
-        self._snap_body = json.dumps(doc, separators=(",", ":")).encode()
+        self._snap_body = body
         self._covered = settled[-1]
         for key in settled:
             del self._tail[key]
@@ -303,6 +313,7 @@ class FoldedLog:
         """Drop the warm copy: the next view rebuilds from the store."""
         self._snap_etag, self._snap_body, self._covered, self._tip_etag = None, None, "", None
         self._tail, self._state, self._last_key = {}, self._empty(), ""
+        self.generation = next(_generations)
 
 
 def _canonical(doc: Any) -> str:

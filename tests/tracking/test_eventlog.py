@@ -157,11 +157,17 @@ def test_a_warm_reader_revalidates_with_one_conditional_get(store):
     # the experiment's record and the log's tip, both answered 304: no LIST however long the tail
     assert hooked.calls == {"GET": 2}
     assert f"mlflow/experiment-runs/{eid}/tip.json" in {c.key for c in hooked.log}
+    assert reader.search_runs([eid], "metrics.m > 50", None, None, [], None).items == []
     writer.log_batch(run_ids[0], [_metric("m", 100.0, 1)], [], [])  # another process writes
     hooked.calls.clear()
     found = reader.search_runs([eid], "metrics.m > 50", None, None, [], None).items
-    assert [r.info.run_id for r in found] == [run_ids[0]]  # seen by the next read
+    assert [r.info.run_id for r in found] == [run_ids[0]]  # seen by the next read, the same search
     assert hooked.calls["LIST"] == 1
+    writer.delete_run(run_ids[0])
+    assert reader.search_runs([eid], "metrics.m > 50", None, None, [], None).items == []
+    writer.delete_experiment(eid)  # the runs' lifecycle changes with no entry in their log
+    assert reader.search_runs([eid], "metrics.m >= 0", None, None, [], None).items == []
+    assert len(reader.search_runs([eid], "metrics.m >= 0", "ALL", None, [], None).items) == 30
 
 
 def test_a_write_is_seen_once_acknowledged_whatever_the_readers_interleaving(store):

@@ -113,6 +113,14 @@ def _check_logged(clause: Clause, key: str, numeric_keys: Sequence[str], param_t
     return True
 
 
+def _test(get: Callable[[Any], Any], op: Callable[[Any, Any], bool], value: Any) -> Callable[[Any, Any], bool]:
+    """A compiled clause: the record's value exists and compares true."""
+    def test(record: Any, stage: Any) -> bool:
+        lhs = get(record)
+        return lhs is not None and op(lhs, value)
+    return test
+
+
 def _compare(comparator: str, lhs: Any, value: Any) -> bool:
     return _OPS[comparator](lhs, value)
 
@@ -174,26 +182,29 @@ class RunSearch(Search):
         if not _check_logged(clause, key, self.dialect.numeric_keys, _NULLABLE_OPS):
             _check(clause.comparator, _STRING_OPS, _STRING_OPS, clause.type == ATTRIBUTE)
 
-    def filter(self, subjects: Iterable[Subject], filter_string: str | None) -> list[Subject]:
-        tests = [self._compiled(c) for c in self.parse(filter_string)]
+    def predicate(self, filter_string: str | None, getter: Callable[[str, str], Callable[[Any], Any]],
+                  subject: Callable[[Any, Any], Subject]) -> Callable[[Any, Any], bool]:
+        """The filter as one test of a stored record and its stage, ``_matches``'s semantics without
+        a Subject per record (a search tests every run of an experiment: at 10,000 runs the
+        allocations alone would cost more than the tests). ``getter(type, key)`` reads a metric's
+        latest value, a param, a tag or an attribute from a record; the clauses it does not cover
+        (datasets, IS [NOT] NULL) test ``subject(record, stage)``."""
+        tests: list[Callable[[Any, Any], bool]] = []
+        for clause in self.parse(filter_string):
+            c, key, value = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key), clause.value
+            if clause.type == DATASET or c not in _OPS:
+                tests.append(self._fallback(clause, subject))
+            else:
+                tests.append(_test(getter(clause.type, key), _OPS[c],
+                                   float(value) if clause.type == METRIC else value))
         if not tests:
-            return list(subjects)
+            return lambda r, st: True
         if len(tests) == 1:
-            return [s for s in subjects if tests[0](s)]
-        return [s for s in subjects if all(test(s) for test in tests)]
+            return tests[0]
+        return lambda r, st: all(test(r, st) for test in tests)
 
-    def _compiled(self, clause: Clause) -> Callable[[Subject], bool]:
-        """``_matches`` for one clause with its key, operator and value resolved once: a search
-        tests every run of an experiment (10,000 runs: this is most of its time)."""
-        c, key, value = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key), clause.value
-        if clause.type == DATASET or c in (IS_NULL, IS_NOT_NULL) or c not in _OPS:
-            return lambda s: self._matches(s, clause)
-        op = _OPS[c]
-        if clause.type == METRIC:
-            number = float(value)
-            return lambda s: (lhs := s.metrics.get(key)) is not None and op(lhs, number)
-        source = operator.attrgetter({PARAM: "params", TAG: "tags"}.get(clause.type, "attributes"))
-        return lambda s: (lhs := source(s).get(key)) is not None and op(lhs, value)
+    def _fallback(self, clause: Clause, subject: Callable[[Any, Any], Subject]) -> Callable[[Any, Any], bool]:
+        return lambda record, stage: self._matches(subject(record, stage), clause)
 
     def _matches(self, s: Subject, clause: Clause) -> bool:
         # MLflow translates key aliases whatever the entity type ("params.created" reads param start_time).
