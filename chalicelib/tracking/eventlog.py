@@ -18,7 +18,8 @@ clocks of any two processes differ by less than ``MARGIN_S / 2``.
 Entries are never deleted, so ``refold`` can rebuild a snapshot from the whole log (the
 ``stacflow repair-logs`` command) if a snapshot ever covers an entry it does not hold.
 
-``tip.json`` spares a warm reader the LIST: every append PUTs it (body: the entry's key, so each
+``tip.json`` (logs created with ``tip=True``: the experiments' logs, which every search reads and
+whose tail grows with every run's writes) spares a warm reader the LIST: every append PUTs it (body: the entry's key, so each
 version is unique) *after* its entry has landed, and an append is acknowledged only once both
 have (within ``MARGIN_S / 2`` of its key). A reader GETs the tip with ``If-None-Match`` before it
 LISTs; a 304 for the version it read before its last LIST means no append was acknowledged since
@@ -90,8 +91,10 @@ def entry_time_us(key: str) -> int:
 class FoldedLog:
     """One log's warm, revalidated fold. Thread-safe; hold ``view()`` while reading the state."""
 
-    def __init__(self, store: ObjectStore, prefix: str, fold: Fold, empty: Callable[[], Any]) -> None:
+    def __init__(self, store: ObjectStore, prefix: str, fold: Fold, empty: Callable[[], Any], *,
+                 tip: bool = False) -> None:
         self.store = store
+        self.tip = tip  # keep a tip (worth its PUT per append where reads outnumber appends)
         self.prefix = prefix.rstrip("/") + "/"
         self._fold = fold
         self._empty = empty
@@ -129,7 +132,8 @@ class FoldedLog:
         with self._own_lock:
             if len(self._own) < 1000:  # bounded: a writer that never reads this log must not grow
                 self._own[key] = entry
-        self._put_tip(key)  # only after the entry has landed: see the module docstring
+        if self.tip:
+            self._put_tip(key)  # only after the entry has landed: see the module docstring
         if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
             # A compaction may already have passed this key: make the client retry the write.
             raise unavailable("write took too long; retry")
@@ -151,7 +155,7 @@ class FoldedLog:
 
     def _refresh(self) -> None:
         listed_at = time.time()  # before the tip's GET and the LIST: see the module docstring
-        tip = self._read_tip()
+        tip = self._read_tip() if self.tip else None
         if tip is not None and tip == self._tip_etag:
             self._maybe_compact(listed_at)  # nothing acknowledged since the last LIST began
             return
@@ -288,7 +292,8 @@ class FoldedLog:
                         self.store.put_json(self._snapshot_key, doc, if_match=etag)
                 except PreconditionFailed:
                     continue
-                self._put_tip(new_entry_key())  # every process's next read LISTs and reloads the snapshot
+                if self.tip:
+                    self._put_tip(new_entry_key())  # every process's next read LISTs and reloads the snapshot
                 self._forget()
                 return True
         raise unavailable(f"{self.prefix}: snapshot kept changing during the repair; run it again")

@@ -40,11 +40,11 @@ class RunLogs:
         self._render_lock = threading.Lock()
         self._rendered: dict[str, tuple[Run, str]] = {}  # run id -> (run, its wire JSON)
 
-    def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None]) -> FoldedLog:
+    def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None], tip: bool = False) -> FoldedLog:
         with self._lock:
             log = self._logs.get(prefix)
             if log is None:
-                log = self._logs[prefix] = FoldedLog(self.store, prefix, fold, dict)
+                log = self._logs[prefix] = FoldedLog(self.store, prefix, fold, dict, tip=tip)
                 if len(self._logs) > _LOG_CACHE_SIZE:
                     self._logs.popitem(last=False)
             else:
@@ -55,7 +55,9 @@ class RunLogs:
         return self._log(f"{RUNS}{run_id}", fold_run)
 
     def experiment_log(self, experiment_id: str) -> FoldedLog:
-        return self._log(f"{EXPERIMENT_RUNS}{experiment_id}", fold_experiment)
+        # A run's log is read mostly by its own writer, just after the append that changed it: a tip
+        # would cost a PUT per write and save nothing. An experiment's log is read by every search.
+        return self._log(f"{EXPERIMENT_RUNS}{experiment_id}", fold_experiment, tip=True)
 
     def rendered(self, run: Run) -> str:
         """``pages.dumps(run.to_wire())``, kept while the run stays equal to the one rendered: a
