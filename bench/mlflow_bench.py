@@ -3,8 +3,10 @@
 
 Workload per server: N runs x (10 params + 3 tags in one log_batch, 5 metrics x 100 steps in one
 log_batch, set_terminated); search_runs with a filter and an order_by (p50/p95); get_metric_history
-for 20 runs. Also: service start time and RSS, search_runs p50 at --search-runs runs (stacflow only),
-and store requests per call (in-process, over a counting local store).
+for 20 runs. Also: service start time and RSS, search_runs p50 at --search-runs runs (stacflow only:
+one filter repeated, and 30 different filters), and store requests per call (in-process, over a
+counting local store). Ratios: the peer's time over ours, whole workload and search p50 (through the
+client, and as raw HTTP: the servers' time without the client's decoding, which both pay).
 
     .venv/bin/python bench/mlflow_bench.py [--runs 100] [--search-runs 1000] [--skip-mlflow] [--s3]
 """
@@ -56,6 +58,13 @@ def _workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
                                                       order_by=["metrics.m1 DESC"], max_results=100))
                 for _ in range(30)]
     out["search_p50_ms"], out["search_p95_ms"] = percentiles(searches)
+    # The same search as raw HTTP: the server's time without the client's protobuf decoding.
+    body = json.dumps({"experiment_ids": [exp_id], "filter": "metrics.m0 > 0.5 and params.p1 != '3'",
+                       "order_by": ["metrics.m1 DESC"], "max_results": 100}).encode()
+    req = urllib.request.Request(f"{uri}/api/2.0/mlflow/runs/search", data=body,
+                                 headers={"Content-Type": "application/json"})
+    out["search_http_p50_ms"], out["search_http_p95_ms"] = percentiles(
+        [elapsed_ms(lambda: urllib.request.urlopen(req).read()) for _ in range(30)])
     t0 = time.perf_counter()
     for run_id in run_ids[:20]:
         assert len(client.get_metric_history(run_id, "m2")) == 100
@@ -82,6 +91,10 @@ def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
     searches = [elapsed_ms(lambda: client.search_runs([exp_id], "metrics.acc > 0.5 and params.model = 'rf'",
                                                       order_by=["metrics.loss ASC"], max_results=100))
                 for _ in range(30)]
+    # 30 different filters: no search repeats one before it (what a cache of results cannot serve).
+    varied = [elapsed_ms(lambda k=k: client.search_runs([exp_id], f"metrics.acc > {k / 31:.4f} and params.model = 'rf'",
+                                                         order_by=["metrics.loss ASC"], max_results=100))
+              for k in range(30)]
     # The same search as raw HTTP: the server's time without the client's protobuf decoding.
     body = json.dumps({"experiment_ids": [exp_id], "filter": "metrics.acc > 0.5 and params.model = 'rf'",
                        "order_by": ["metrics.loss ASC"], "max_results": 100}).encode()
@@ -89,8 +102,10 @@ def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
                                  headers={"Content-Type": "application/json"})
     raw = [elapsed_ms(lambda: urllib.request.urlopen(req).read()) for _ in range(30)]
     (search_p50, search_p95), (http_p50, http_p95) = percentiles(searches), percentiles(raw)
+    varied_p50, varied_p95 = percentiles(varied)
     return {"runs": n_runs, "search_p50_ms": search_p50, "search_p95_ms": search_p95,
-            "search_http_p50_ms": http_p50, "search_http_p95_ms": http_p95}
+            "search_http_p50_ms": http_p50, "search_http_p95_ms": http_p95,
+            "search_varied_filters_p50_ms": varied_p50, "search_varied_filters_p95_ms": varied_p95}
 
 
 def store_requests_per_call() -> dict[str, dict[str, float]]:
@@ -176,6 +191,10 @@ def main() -> int:
                 report["mlflow_sqlite"]["rss_mb_after"] = memory_mb(pid, children=True)
             report["speedup_end_to_end"] = (report["mlflow_sqlite"]["end_to_end_s"]
                                             / report["stacflow"]["end_to_end_s"])
+            report["speedup_search_p50"] = (report["mlflow_sqlite"]["search_p50_ms"]
+                                            / report["stacflow"]["search_p50_ms"])
+            report["speedup_search_http_p50"] = (report["mlflow_sqlite"]["search_http_p50_ms"]
+                                                 / report["stacflow"]["search_http_p50_ms"])
     report["store_requests_per_call"] = store_requests_per_call()
     print(json.dumps(report, indent=2))
     return 0

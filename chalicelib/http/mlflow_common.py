@@ -43,8 +43,12 @@ def request_message(request: Any, repeated: frozenset[str] = frozenset()) -> dic
 
 
 def mlflow_json(status: int, body: Any) -> Response:
-    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
-                    headers={"Content-Type": "application/json"})
+    return mlflow_text(status, json.dumps(body, separators=(",", ":")))
+
+
+def mlflow_text(status: int, text: str) -> Response:
+    """A response whose JSON body is serialised already (a page spliced from its records' JSON)."""
+    return Response(body=text, status_code=status, headers={"Content-Type": "application/json"})
 
 
 def mlflow_handler(fn: Callable[..., Any]) -> Callable[..., Response]:

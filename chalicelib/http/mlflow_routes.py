@@ -20,7 +20,7 @@ from ..mlflowapi.validation import MODEL_STATUS, RUN_STATUS, VIEW_TYPE
 from ..tracking.entities import Experiment, LoggedModel, Metric, Run
 from . import mlflow_access as acl
 from .mlflow_access import DELETE, READ, WRITE
-from .mlflow_common import mlflow_route, request_message
+from .mlflow_common import mlflow_route, mlflow_text, request_message
 
 if TYPE_CHECKING:
     from ..tracking.service import TrackingService
@@ -262,12 +262,12 @@ def log_model() -> dict[str, Any]:
 
 
 @_route("/runs/search", "POST")
-def search_runs() -> dict[str, Any]:
+def search_runs() -> Response:
     m = _msg()
     page: Page[Run] = _service().search_runs(acl.readable_experiments(m.strings("experiment_ids")), m.string("filter"),
                                              m.enum("run_view_type", VIEW_TYPE), m.integer("max_results"),
                                              m.strings("order_by"), m.string("page_token"))
-    return page.to_wire("runs", Run.to_wire)
+    return mlflow_text(200, page.to_json("runs", _service().run_json))
 
 
 @_route("/metrics/get-history", "GET")

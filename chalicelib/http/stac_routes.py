@@ -110,7 +110,7 @@ def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Re
                                 status_code=503, headers={"Content-Type": api.JSON, "Retry-After": "1"})
             if isinstance(doc, Response):
                 return doc
-            # Item pages come serialised already (spliced from stored bytes): passed through as is.
+            # Item pages (spliced from stored bytes) and cached documents come serialised: passed through.
             body = doc if isinstance(doc, str) else json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
             return Response(body=body, status_code=200, headers={"Content-Type": media_type})
         return run
@@ -119,8 +119,8 @@ def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Re
 
 @_cors.route("/", methods=["GET"])
 @_respond(api.JSON)
-def landing_page() -> dict[str, Any]:
-    return api.landing_page(_base())
+def landing_page() -> str:
+    return api.landing_page_json(_base())
 
 
 @_cors.route("/api", methods=["GET"])
@@ -131,22 +131,22 @@ def service_desc() -> dict[str, Any]:
 
 @_cors.route("/conformance", methods=["GET"])
 @_respond(api.JSON)
-def conformance() -> dict[str, Any]:
-    return api.conformance()
+def conformance() -> str:
+    return api.conformance_json()
 
 
 @_cors.route("/collections", methods=["GET"])
 @_respond(api.JSON)
-def collections() -> dict[str, Any]:
+def collections() -> str:
     _scope()  # extents summarise public items only, but reading them is reading public data
-    return _api().collections(_base())
+    return _api().collections_json(_base())
 
 
 @_cors.route("/collections/{collection_id}", methods=["GET"])
 @_respond(api.JSON)
-def collection(collection_id: str) -> dict[str, Any]:
+def collection(collection_id: str) -> str:
     _scope()
-    return _api().collection(_base(), _segment(collection_id))
+    return _api().collection_json(_base(), _segment(collection_id))
 
 
 @_cors.route("/collections/{collection_id}/items", methods=["GET"])

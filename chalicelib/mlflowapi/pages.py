@@ -69,6 +69,11 @@ def envelope_size(doc: Any) -> int:
     return payload_size(json.dumps(doc, separators=(",", ":")).encode())
 
 
+def dumps(doc: Any) -> str:
+    """A response body's JSON (ASCII, compact: what ``mlflow_common.mlflow_json`` sends)."""
+    return json.dumps(doc, separators=(",", ":"))
+
+
 class Page(NamedTuple, Generic[Item]):
     """One page of records, and the token of the next page (None on the last): MLflow's ``PagedList``."""
     items: list[Item]
@@ -80,20 +85,27 @@ class Page(NamedTuple, Generic[Item]):
             out["next_page_token"] = self.token
         return out
 
+    def to_json(self, field: str, text: Callable[[Item], str]) -> str:
+        """``dumps(to_wire(field, render))`` spliced from each record's serialised wire form (``text``:
+        a cache of ``dumps(render(item))``, as the page's measure filled it)."""
+        token = f',"next_page_token":{dumps(self.token)}' if self.token else ""
+        return f'{{{dumps(field)}:[{",".join(text(item) for item in self.items)}]{token}}}'
+
 
 def fill(candidates: Iterable[Item | None], wire: Callable[[Item], Any] | None,
-         budget: int | None = None) -> tuple[list[Item], int]:
+         budget: int | None = None, text: Callable[[Item], str] | None = None) -> tuple[list[Item], int]:
     """Take ``candidates`` in order until their wire forms would pass ``budget`` bytes (``wire`` None:
     no byte budget); a None (a record gone since it was listed) is skipped. Returns the records
-    taken and how many candidates that consumed. A page holds at least one record, so paging
-    always advances."""
+    taken and how many candidates that consumed. ``text``, if given, serialises a record (a cache of
+    ``dumps(wire(item))``). A page holds at least one record, so paging always advances."""
     budget = BUDGET if budget is None else budget
     taken: list[Item] = []
     used = consumed = 0
     for item in candidates:
         if item is not None:
             if wire is not None:
-                size = envelope_size(wire(item)) + 1  # and its comma
+                serialised = text(item) if text is not None else dumps(wire(item))
+                size = payload_size(serialised.encode()) + 1  # and its comma
                 if taken and used + size > budget:
                     break
                 used += size
@@ -104,12 +116,12 @@ def fill(candidates: Iterable[Item | None], wire: Callable[[Item], Any] | None,
 
 def page(items: Sequence[Any], token: str | None, limit: int, wire: Callable[[Item], Any] | None = None,
          load: Callable[[Sequence[Any]], Sequence[Item | None]] | None = None,
-         budget: int | None = None) -> Page[Item]:
+         budget: int | None = None, text: Callable[[Item], str] | None = None) -> Page[Item]:
     """The page of ``items`` the token points at: at most ``limit`` records and, with ``wire``, at
     most ``budget`` bytes of their wire forms. ``load`` turns the page's slice of ``items`` (search
-    summaries) into records, None for any gone since."""
+    summaries) into records, None for any gone since; ``text``: see ``fill``."""
     start = page_offset(token)
     window = items[start:start + limit]
-    taken, consumed = fill(load(window) if load else window, wire, budget)
+    taken, consumed = fill(load(window) if load else window, wire, budget, text)
     end = start + consumed
     return Page(taken, page_token(end) if end < len(items) else None)

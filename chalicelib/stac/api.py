@@ -7,13 +7,15 @@ carry relative static-catalog links; here they get the API's absolute ones inste
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 from urllib.parse import urlencode
 
 from ..auth.access import EVERYTHING, ReadScope
 from ..bounds import RESPONSE_BUDGET, payload_size
-from ..store import InvalidKey, NotFound, ObjectStore
+from ..store import InvalidKey, NotFound, NotModified, ObjectStore
 from . import catalog
 from .access import allows, is_public
 from .errors import NotFoundError
@@ -49,6 +51,21 @@ def _link(rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str
 
 
 def landing_page(base: str) -> dict[str, Any]:
+    return json.loads(landing_page_json(base))  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=64)  # per base URL (hosts a deployment answers on): the configuration is fixed per process
+def landing_page_json(base: str) -> str:
+    """The landing page, serialised: it depends only on the base URL and the catalog's configuration."""
+    return _dumps(_landing_page(base))
+
+
+@lru_cache(maxsize=1)
+def conformance_json() -> str:
+    return _dumps(conformance())
+
+
+def _landing_page(base: str) -> dict[str, Any]:
     cfg = catalog.config()
     links = [
         _link("self", base), _link("root", base),
@@ -170,6 +187,56 @@ def api_item(base: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_RENDERED_PAGES = 64  # (base URL, collection versions) -> body; bounded: Host headers are the client's
+
+
+class _CollectionPages:
+    """Collection documents as the API serves them, rendered once per version of the stored documents.
+
+    Each read revalidates every document it uses with a conditional GET (``If-None-Match``: a 304
+    carries no body and costs no parse), so a publication is served by the next request, in every
+    process, while an unchanged catalog costs no JSON work at all."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._docs: dict[str, tuple[str | None, dict[str, Any]]] = {}  # cid -> (ETag, None if absent; doc)
+        self._pages: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+
+    def doc(self, cid: str) -> tuple[str | None, dict[str, Any]]:
+        """(version, document) of a configured collection: stored, else the empty one of its category."""
+        cat = catalog.config().category(cid)
+        if cat is None:
+            raise NotFoundError(f"collection {cid!r} not found")
+        cached = self._docs.get(cid)
+        try:
+            obj = self.store.get(catalog.collection_key(cid), if_none_match=cached[0] if cached else None)
+        except NotModified:
+            assert cached is not None  # only a conditional GET answers 304
+            return cached
+        except NotFound:
+            current: tuple[str | None, dict[str, Any]] = (None, catalog.empty_collection(cat))
+        else:
+            current = (obj.etag, obj.json())
+        with self._lock:
+            self._docs[cid] = current
+        return current
+
+    def page(self, key: tuple[Any, ...], render: Callable[[], Any]) -> str:
+        """The body cached under ``key`` (which names every version it depends on), rendered on a miss."""
+        with self._lock:
+            body = self._pages.get(key)
+            if body is not None:
+                self._pages.move_to_end(key)
+                return body
+        body = _dumps(render())
+        with self._lock:
+            self._pages[key] = body
+            while len(self._pages) > _RENDERED_PAGES:
+                self._pages.popitem(last=False)
+        return body
+
+
 class StacApi:
     """The read side of the STAC API over one store and its search index."""
 
@@ -177,6 +244,7 @@ class StacApi:
         self.store = store
         self._index = index
         self.max_page_bytes = max_page_bytes
+        self._collection_pages = _CollectionPages(store)
 
     @property
     def index(self) -> Any:
@@ -190,20 +258,26 @@ class StacApi:
     def known(self) -> set[str]:
         return catalog.config().collection_ids
 
-    def _collection_doc(self, cid: str) -> dict[str, Any]:
-        doc = catalog.read_collection(self.store, cid)
-        if doc is None:
-            raise NotFoundError(f"collection {cid!r} not found")
-        return doc
-
     def collections(self, base: str) -> dict[str, Any]:
-        docs = [api_collection(base, self._collection_doc(c.id)) for c in catalog.config().categories]
-        return {"collections": docs, "links": [_link("self", f"{base}/collections"), _link("root", base),
-                                               _link("parent", base)],
-                "numberMatched": len(docs), "numberReturned": len(docs)}
+        return json.loads(self.collections_json(base))  # type: ignore[no-any-return]
+
+    def collections_json(self, base: str) -> str:
+        """``/collections``, serialised; one conditional GET per collection when nothing changed."""
+        current = [(c.id, *self._collection_pages.doc(c.id)) for c in catalog.config().categories]
+
+        def render() -> dict[str, Any]:
+            docs = [api_collection(base, doc) for _, _, doc in current]
+            return {"collections": docs, "links": [_link("self", f"{base}/collections"), _link("root", base),
+                                                   _link("parent", base)],
+                    "numberMatched": len(docs), "numberReturned": len(docs)}
+        return self._collection_pages.page(("all", base, tuple((cid, etag) for cid, etag, _ in current)), render)
 
     def collection(self, base: str, cid: str) -> dict[str, Any]:
-        return api_collection(base, self._collection_doc(cid))
+        return json.loads(self.collection_json(base, cid))  # type: ignore[no-any-return]
+
+    def collection_json(self, base: str, cid: str) -> str:
+        etag, doc = self._collection_pages.doc(cid)
+        return self._collection_pages.page(("one", base, cid, etag), lambda: api_collection(base, doc))
 
     def _check_collection(self, cid: str) -> None:
         if cid not in self.known:

@@ -17,9 +17,21 @@ clocks of any two processes differ by less than ``MARGIN_S / 2``.
 
 Entries are never deleted, so ``refold`` can rebuild a snapshot from the whole log (the
 ``stacflow repair-logs`` command) if a snapshot ever covers an entry it does not hold.
+
+``tip.json`` (logs created with ``tip=True``: the experiments' logs, which every search reads and
+whose tail grows with every run's writes) spares a warm reader the LIST: every append PUTs it (body: the entry's key, so each
+version is unique) *after* its entry has landed, and an append is acknowledged only once both
+have (within ``MARGIN_S / 2`` of its key). A reader GETs the tip with ``If-None-Match`` before it
+LISTs; a 304 for the version it read before its last LIST means no append was acknowledged since
+that LIST began (a tip version never comes back), so its fold is current: one conditional GET,
+whatever the tail's length. Compaction's cutoff is taken before that GET, as before the LIST: an
+acknowledged entry keyed before it finished its tip PUT before the GET, hence is in the fold. A
+repair PUTs the tip too, so every process reloads the repaired snapshot. A log without a tip
+(written before tips existed) is LISTed on every read, as it always was.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -29,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from ..mlflowapi.errors import unavailable
-from ..store import NotFound, ObjectStore, PreconditionFailed
+from ..store import NotFound, NotModified, ObjectStore, PreconditionFailed
 
 MARGIN_S = 10.0
 COMPACT_AFTER = 200  # settled tail entries that trigger a compaction
@@ -39,6 +51,7 @@ Fold = Callable[[Any, dict[str, Any]], None]
 T = TypeVar("T")
 
 _pool: ThreadPoolExecutor | None = None
+_generations = itertools.count(1)  # unique across every log of the process
 _pool_lock = threading.Lock()
 
 
@@ -78,8 +91,10 @@ def entry_time_us(key: str) -> int:
 class FoldedLog:
     """One log's warm, revalidated fold. Thread-safe; hold ``view()`` while reading the state."""
 
-    def __init__(self, store: ObjectStore, prefix: str, fold: Fold, empty: Callable[[], Any]) -> None:
+    def __init__(self, store: ObjectStore, prefix: str, fold: Fold, empty: Callable[[], Any], *,
+                 tip: bool = False) -> None:
         self.store = store
+        self.tip = tip  # keep a tip (worth its PUT per append where reads outnumber appends)
         self.prefix = prefix.rstrip("/") + "/"
         self._fold = fold
         self._empty = empty
@@ -90,6 +105,8 @@ class FoldedLog:
         self._tail: dict[str, dict[str, Any]] = {}  # entries after the snapshot, by key
         self._state: Any = empty()
         self._last_key = ""
+        self._tip_etag: str | None = None  # the tip's version read before the last LIST that completed
+        self.generation = next(_generations)  # renewed whenever the fold changes (keys caches derived from it)
         self._own: dict[str, dict[str, Any]] = {}  # entries this process appended: no GET needed later
         # ``_own`` has its own lock: appends run on the shared store pool, and a refresh holds
         # ``_lock`` while it waits on that pool, so appends must never wait for ``_lock``.
@@ -103,6 +120,10 @@ class FoldedLog:
     def _snapshot_key(self) -> str:
         return self.prefix + "snapshot.json"
 
+    @property
+    def _tip_key(self) -> str:
+        return self.prefix + "tip.json"
+
     # -- writes -------------------------------------------------------------------------
     def append(self, key: str, entry: dict[str, Any]) -> None:
         started = time.time()
@@ -111,9 +132,14 @@ class FoldedLog:
         with self._own_lock:
             if len(self._own) < 1000:  # bounded: a writer that never reads this log must not grow
                 self._own[key] = entry
+        if self.tip:
+            self._put_tip(key)  # only after the entry has landed: see the module docstring
         if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
             # A compaction may already have passed this key: make the client retry the write.
             raise unavailable("write took too long; retry")
+
+    def _put_tip(self, key: str) -> None:
+        self.store.put(self._tip_key, key.encode(), content_type="text/plain")
 
     # -- reads --------------------------------------------------------------------------
     @contextmanager
@@ -128,7 +154,24 @@ class FoldedLog:
         return self._last_key
 
     def _refresh(self) -> None:
-        listed_at = time.time()  # before the LIST: see the module docstring
+        listed_at = time.time()  # before the tip's GET and the LIST: see the module docstring
+        tip = self._read_tip() if self.tip else None
+        if tip is not None and tip == self._tip_etag:
+            self._maybe_compact(listed_at)  # nothing acknowledged since the last LIST began
+            return
+        self._list_tail(listed_at)
+        self._tip_etag = tip
+
+    def _read_tip(self) -> str | None:
+        """The tip's current ETag (None if the log has none yet)."""
+        try:
+            return self.store.get(self._tip_key, if_none_match=self._tip_etag).etag
+        except NotModified:
+            return self._tip_etag
+        except NotFound:
+            return None
+
+    def _list_tail(self, listed_at: float) -> None:
         start = self._log + self._covered + ".json" if self._covered else None
         log_keys: list[str] = []
         snap_etag: str | None = None
@@ -154,6 +197,8 @@ class FoldedLog:
                     self._tail[key] = entry
             if not rebuild and self._last_key and min(fresh) < self._last_key:
                 rebuild = True  # a late write sorts before entries already applied
+        if rebuild or fresh:
+            self.generation = next(_generations)
         if rebuild:
             self._state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
             for key in sorted(self._tail):
@@ -188,19 +233,24 @@ class FoldedLog:
         settled = sorted(k for k in self._tail if entry_time_us(k) < _cutoff_us(listed_at))
         if len(settled) < COMPACT_AFTER:
             return
-        state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
-        for key in settled:
-            self._fold(state, self._tail[key])
-        doc = {"covered": settled[-1], "state": state}
+        if len(settled) == len(self._tail):
+            state = self._state  # the fold of the snapshot and the whole tail, in key order: no re-fold
+        else:
+            state = json.loads(self._snap_body)["state"] if self._snap_body else self._empty()
+            for key in settled:
+                self._fold(state, self._tail[key])
+        body = json.dumps({"covered": settled[-1], "state": state}, separators=(",", ":"),
+                          ensure_ascii=False).encode()  # once: the PUT's body is the warm copy's too
         try:
             if self._snap_etag is None:
-                info = self.store.put_json(self._snapshot_key, doc, if_none_match=True)
+                info = self.store.put(self._snapshot_key, body, if_none_match=True, content_type="application/json")
             else:
-                info = self.store.put_json(self._snapshot_key, doc, if_match=self._snap_etag)
+                info = self.store.put(self._snapshot_key, body, if_match=self._snap_etag,
+                                      content_type="application/json")
         except PreconditionFailed:
             return  # another process compacted first; the next refresh loads its snapshot
         self._snap_etag = info.etag
-        self._snap_body = json.dumps(doc, separators=(",", ":")).encode()
+        self._snap_body = body
         self._covered = settled[-1]
         for key in settled:
             del self._tail[key]
@@ -242,6 +292,8 @@ class FoldedLog:
                         self.store.put_json(self._snapshot_key, doc, if_match=etag)
                 except PreconditionFailed:
                     continue
+                if self.tip:
+                    self._put_tip(new_entry_key())  # every process's next read LISTs and reloads the snapshot
                 self._forget()
                 return True
         raise unavailable(f"{self.prefix}: snapshot kept changing during the repair; run it again")
@@ -264,8 +316,9 @@ class FoldedLog:
 
     def _forget(self) -> None:
         """Drop the warm copy: the next view rebuilds from the store."""
-        self._snap_etag, self._snap_body, self._covered = None, None, ""
+        self._snap_etag, self._snap_body, self._covered, self._tip_etag = None, None, "", None
         self._tail, self._state, self._last_key = {}, self._empty(), ""
+        self.generation = next(_generations)
 
 
 def _canonical(doc: Any) -> str:

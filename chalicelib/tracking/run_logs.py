@@ -26,6 +26,7 @@ from .runs import effective_stage, fold_experiment, fold_run, latest_only
 RUNS = "mlflow/runs/"
 EXPERIMENT_RUNS = "mlflow/experiment-runs/"
 _LOG_CACHE_SIZE = 4096
+_RENDERED_RUNS = 20_000  # wire forms kept (~1 KB each for a typical run)
 T = TypeVar("T")
 
 
@@ -36,12 +37,14 @@ class RunLogs:
         self._lock = threading.Lock()
         self._logs: OrderedDict[str, FoldedLog] = OrderedDict()
         self._run_experiment: dict[str, str] = {}  # immutable, so safe to cache
+        self._render_lock = threading.Lock()
+        self._rendered: dict[str, tuple[Run, str]] = {}  # run id -> (run, its wire JSON)
 
-    def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None]) -> FoldedLog:
+    def _log(self, prefix: str, fold: Callable[[Any, dict[str, Any]], None], tip: bool = False) -> FoldedLog:
         with self._lock:
             log = self._logs.get(prefix)
             if log is None:
-                log = self._logs[prefix] = FoldedLog(self.store, prefix, fold, dict)
+                log = self._logs[prefix] = FoldedLog(self.store, prefix, fold, dict, tip=tip)
                 if len(self._logs) > _LOG_CACHE_SIZE:
                     self._logs.popitem(last=False)
             else:
@@ -52,7 +55,24 @@ class RunLogs:
         return self._log(f"{RUNS}{run_id}", fold_run)
 
     def experiment_log(self, experiment_id: str) -> FoldedLog:
-        return self._log(f"{EXPERIMENT_RUNS}{experiment_id}", fold_experiment)
+        # A run's log is read mostly by its own writer, just after the append that changed it: a tip
+        # would cost a PUT per write and save nothing. An experiment's log is read by every search.
+        return self._log(f"{EXPERIMENT_RUNS}{experiment_id}", fold_experiment, tip=True)
+
+    def rendered(self, run: Run) -> str:
+        """``pages.dumps(run.to_wire())``, kept while the run stays equal to the one rendered: a
+        search page serialises up to 1,000 runs, and repeated searches (the UI polls) mostly serve
+        runs that did not change. Comparing costs a fraction of rendering, and is exact."""
+        with self._render_lock:
+            cached = self._rendered.get(run.info.run_id)
+        if cached is not None and cached[0] == run:
+            return cached[1]
+        text = pages.dumps(run.to_wire())
+        with self._render_lock:
+            if len(self._rendered) >= _RENDERED_RUNS:
+                self._rendered.clear()
+            self._rendered[run.info.run_id] = (run, text)
+        return text
 
     def pointer_key(self, run_id: str) -> str:
         return f"{RUNS}{run_id}.json"

@@ -5,9 +5,11 @@ Every change to a run is one entry in its logs (``run_logs.RunLogs.write``); rea
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping
 
 from ..mlflowapi import pages, search
 from ..mlflowapi import validation as v
@@ -16,7 +18,7 @@ from ..mlflowapi.errors import MlflowError, invalid, invalid_status, tag_not_fou
 from ..mlflowapi.fields import Fields, Objects, fields_of
 from ..store import PreconditionFailed
 from .entities import Metric, Run, RunInfo
-from .eventlog import new_entry_key, parallel
+from .eventlog import FoldedLog, new_entry_key, parallel
 from .experiment_service import ExperimentService, stages_of
 from .logged_model_service import LoggedModelService
 from .run_logs import RunLogs
@@ -29,10 +31,66 @@ DATASET_SUMMARIES = 1000  # MLflow's MAX_DATASET_SUMMARIES_RESULTS
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
+class _LatestValues(Mapping[str, float]):
+    """A run's latest metric values, read through its ``{key: [value, timestamp, step]}`` (no copy:
+    a search builds a subject per run of the experiment, and most filters read one metric)."""
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: dict[str, list[Any]]) -> None:
+        self._metrics = metrics
+
+    def get(self, key: str, default: Any = None) -> Any:
+        rec = self._metrics.get(key)
+        return default if rec is None else rec[0]
+
+    def __getitem__(self, key: str) -> float:
+        return self._metrics[key][0]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._metrics)
+
+    def __len__(self) -> int:
+        return len(self._metrics)
+
+
+class _Found:
+    """Recent searches' sorted runs, keyed by everything they read: each log's identity and
+    ``generation`` (bumped by any change to its fold), the experiments' lifecycles, the stages, the
+    filter and the order. A hit is exact; the runs it holds are the folds' own dicts, read under the
+    logs' views like a fresh search's. Few entries: a key names one state of the logs."""
+    SIZE = 16
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Any, list[search.Subject]] = OrderedDict()
+
+    def get(self, key: Any) -> list[search.Subject] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: Any, found: list[search.Subject]) -> list[search.Subject]:
+        with self._lock:
+            self._entries[key] = found
+            while len(self._entries) > self.SIZE:
+                self._entries.popitem(last=False)
+        return found
+
+
+def _run_value(kind: str, key: str) -> Callable[[dict[str, Any]], Any]:
+    """How a search reads a metric's latest value, a param, a tag or an attribute from a folded run."""
+    if kind == search.METRIC:
+        return lambda run: None if (rec := run["metrics"].get(key)) is None else rec[0]
+    part = {search.PARAM: "params", search.TAG: "tags"}.get(kind, "info")
+    return lambda run: run[part].get(key)
+
+
 def _run_subject(run: dict[str, Any], stage: str) -> search.Subject:
     """What a run search reads; valid while the log's view() is held (it shares the run's dicts)."""
-    return search.Subject((run, stage), run["info"], tags=run["tags"], params=run["params"],
-                          metrics={k: m[0] for k, m in run["metrics"].items()}, datasets=run["datasets"])
+    return search.Subject((run, stage), run["info"], run["tags"], run["params"], _LatestValues(run["metrics"]),
+                          (), run["datasets"])
 
 
 class RunService:
@@ -40,6 +98,7 @@ class RunService:
         self.logs = logs
         self.experiments = experiments
         self.logged_models = logged_models
+        self._found = _Found()
 
     def create_run(self, request: Fields | dict[str, Any]) -> Run:
         msg = Fields(request)
@@ -211,8 +270,10 @@ class RunService:
         limit = v.max_results(max_results, 1000)
         eids = sorted({v.experiment_id(e) for e in experiment_ids})
         lifecycles = {eid: self.logs.lifecycle(eid) for eid in eids}
+        matches = search.RUNS.predicate(filter_string, _run_value, _run_subject)  # a bad filter fails first
+        search.RUNS.sort([], order_by)  # and a bad order_by
         with ExitStack() as stack:  # hold every log's view until the page's runs are copied out
-            found: list[search.Subject] = []
+            sources: list[tuple[str, tuple[str, str], FoldedLog, dict[str, Any]]] = []
             for eid in eids:
                 try:
                     experiment = lifecycles[eid].result()
@@ -222,14 +283,23 @@ class RunService:
                     raise
                 if experiment[0] == "deleted" and "deleted" not in stages:
                     continue
-                runs = stack.enter_context(self.logs.experiment_log(eid).view())
-                for run in runs.values():
-                    stage = effective_stage(run["info"], experiment)
-                    if stage in stages:
-                        found.append(_run_subject(run, stage))
-            found = search.RUNS.sort(search.RUNS.filter(found, filter_string), order_by)
+                log = self.logs.experiment_log(eid)
+                sources.append((eid, experiment, log, stack.enter_context(log.view())))
+            # The same search over the same folds gives the same runs: the UI polls, clients page.
+            key = (tuple((eid, experiment, log.generation) for eid, experiment, log, _ in sources),
+                   frozenset(stages), filter_string, tuple(order_by))
+            found = self._found.get(key)
+            if found is None:
+                found = []
+                for _, experiment, _, runs in sources:
+                    for run in runs.values():
+                        stage = effective_stage(run["info"], experiment)
+                        if stage in stages and matches(run, stage):
+                            found.append(_run_subject(run, stage))
+                found = self._found.put(key, search.RUNS.sort(found, order_by))
             return pages.page(found, page_token, limit, wire=Run.to_wire,
-                              load=lambda window: [Run.from_record(*s.record) for s in window])
+                              load=lambda window: [Run.from_record(*s.record) for s in window],
+                              text=self.logs.rendered)
 
     def search_datasets(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
         """MLflow's ``experiments/search-datasets``: distinct (experiment, name, digest, context) of the

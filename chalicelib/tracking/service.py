@@ -106,6 +106,10 @@ class TrackingService:
                     max_results: int | None, order_by: list[str], page_token: str | None) -> Page[Run]:
         return self.runs.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by, page_token)
 
+    def run_json(self, run: Run) -> str:
+        """A search's run in MLflow's wire form, serialised (cached while the run is unchanged)."""
+        return self.runs.logs.rendered(run)
+
     def search_datasets(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
         return self.runs.search_datasets(experiment_ids)
 

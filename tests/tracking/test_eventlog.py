@@ -117,11 +117,11 @@ def test_repair_logs_recovers_an_entry_hidden_below_the_cutoff(cli_store, small_
     report = json.loads(capsys.readouterr().out)
     assert set(report["repaired"]) == {f"mlflow/runs/{run_id}/", f"mlflow/experiment-runs/{eid}/"}
 
-    fresh = TrackingService(local_store)
-    assert _values(fresh, run_id, "lost") == [7.0]
-    assert fresh.get_run(run_id).to_wire()["data"]["params"] == [{"key": "p", "value": "v"}]
-    found = fresh.search_runs([eid], "params.p = 'v'", None, None, [], None).items
-    assert [r.info.run_id for r in found] == [run_id]
+    for reader in (TrackingService(local_store), svc):  # svc: warm since before the repair (it bumps the tip)
+        assert _values(reader, run_id, "lost") == [7.0]
+        assert reader.get_run(run_id).to_wire()["data"]["params"] == [{"key": "p", "value": "v"}]
+        found = reader.search_runs([eid], "params.p = 'v'", None, None, [], None).items
+        assert [r.info.run_id for r in found] == [run_id]
     assert cli.main(["repair-logs", "--store", local_store.uri, *args]) == 0  # idempotent: nothing left
     assert json.loads(capsys.readouterr().out)["repaired"] == []
 
@@ -141,3 +141,61 @@ def test_check_finds_a_snapshot_hiding_an_entry_and_repair_clears_it(cli_store, 
     assert cli.main(["check", "--store", cli_store.uri]) == 1
     TrackingService(cli_store).repair_logs()
     assert TrackingService(cli_store).check_logs() == []
+
+
+def test_a_warm_reader_revalidates_with_one_conditional_get(store):
+    hooked = InstrumentedStore(store)
+    writer, reader = TrackingService(store), TrackingService(hooked)
+    eid = writer.create_experiment("tip", None, [])
+    run_ids = [_run(writer, eid) for _ in range(30)]
+    for i, run_id in enumerate(run_ids):
+        writer.log_batch(run_id, [_metric("m", float(i))], [], [])
+    assert len(reader.search_runs([eid], "metrics.m >= 0", None, None, [], None).items) == 30
+    hooked.calls.clear()
+    hooked.log.clear()
+    assert len(reader.search_runs([eid], "metrics.m >= 0", None, None, [], None).items) == 30
+    # the experiment's record and the log's tip, both answered 304: no LIST however long the tail
+    assert hooked.calls == {"GET": 2}
+    assert f"mlflow/experiment-runs/{eid}/tip.json" in {c.key for c in hooked.log}
+    assert reader.search_runs([eid], "metrics.m > 50", None, None, [], None).items == []
+    writer.log_batch(run_ids[0], [_metric("m", 100.0, 1)], [], [])  # another process writes
+    hooked.calls.clear()
+    found = reader.search_runs([eid], "metrics.m > 50", None, None, [], None).items
+    assert [r.info.run_id for r in found] == [run_ids[0]]  # seen by the next read, the same search
+    assert hooked.calls["LIST"] == 1
+    writer.delete_run(run_ids[0])
+    assert reader.search_runs([eid], "metrics.m > 50", None, None, [], None).items == []
+    writer.delete_experiment(eid)  # the runs' lifecycle changes with no entry in their log
+    assert reader.search_runs([eid], "metrics.m >= 0", None, None, [], None).items == []
+    assert len(reader.search_runs([eid], "metrics.m >= 0", "ALL", None, [], None).items) == 30
+
+
+def test_a_write_is_seen_once_acknowledged_whatever_the_readers_interleaving(store):
+    """The entry has landed but its tip PUT is held: a read then may miss it (nothing was acknowledged),
+    and must not cache that view past the tip; once the write returns, every reader sees it."""
+    hooked = InstrumentedStore(store)
+    writer, reader = TrackingService(hooked), TrackingService(store)
+    eid = writer.create_experiment("held", None, [])
+    run_id = _run(writer, eid)
+    reader.search_runs([eid], None, None, None, [], None)  # warm
+    tip = f"mlflow/experiment-runs/{eid}/tip.json"
+    held, release = hooked.pause("before", "PUT", lambda call: call.key == tip)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            writer.log_batch(run_id, [_metric("late", 1.0)], [], [])
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+    thread = threading.Thread(target=write)
+    thread.start()
+    assert held.wait(5)  # the experiment log's entry is stored, its tip not yet
+    assert store.exists(next(i.key for i in store.list(f"mlflow/experiment-runs/{eid}/log/")
+                             if b"late" in store.get(i.key).body))
+    reader.search_runs([eid], "metrics.late = 1", None, None, [], None)  # may or may not see it
+    release.set()
+    thread.join(5)
+    assert not errors, errors
+    for svc in (reader, TrackingService(store)):
+        found = svc.search_runs([eid], "metrics.late = 1", None, None, [], None).items
+        assert [r.info.run_id for r in found] == [run_id]

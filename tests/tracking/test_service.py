@@ -95,7 +95,8 @@ def test_identical_concurrent_creates_are_distinct_runs(store):
 
 
 def test_compaction_keeps_every_entry(store, monkeypatch):
-    monkeypatch.setattr(eventlog, "MARGIN_S", 0.4)
+    # A write (entry, then tip) must land within MARGIN_S / 2 on a loaded machine's moto server.
+    monkeypatch.setattr(eventlog, "MARGIN_S", 1.0)
     monkeypatch.setattr(eventlog, "COMPACT_AFTER", 5)
     writer, reader = TrackingService(store), TrackingService(store)
     run_id = _run(writer)
@@ -103,8 +104,8 @@ def test_compaction_keeps_every_entry(store, monkeypatch):
         writer.log_batch(run_id, [_metric("m", float(i), i)], [], [])
         if i % 7 == 0:
             reader.get_run(run_id)  # a warm reader revalidating across compactions
-        time.sleep(0.04)
-    time.sleep(0.5)
+        time.sleep(0.08)
+    time.sleep(1.1)
     writer.get_run(run_id)
     writer.search_runs(["0"], None, None, None, [], None)
     assert store.exists(f"mlflow/runs/{run_id}/snapshot.json")

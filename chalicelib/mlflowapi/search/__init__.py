@@ -8,5 +8,7 @@ in ``mlflowapi.pages``.
 from __future__ import annotations
 
 from .entities import EXPERIMENTS, LOGGED_MODELS, MODEL_VERSIONS, REGISTERED_MODELS, RUNS, ModelMetric, Subject
+from .grammar import METRIC, PARAM, TAG
 
-__all__ = ["EXPERIMENTS", "LOGGED_MODELS", "MODEL_VERSIONS", "REGISTERED_MODELS", "RUNS", "ModelMetric", "Subject"]
+__all__ = ["EXPERIMENTS", "LOGGED_MODELS", "MODEL_VERSIONS", "REGISTERED_MODELS", "RUNS", "METRIC", "PARAM", "TAG",
+           "ModelMetric", "Subject"]

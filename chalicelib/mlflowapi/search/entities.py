@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from ...like import like
@@ -58,14 +59,17 @@ class ModelMetric(NamedTuple):
     dataset_digest: str | None
 
 
-@dataclass(frozen=True)
-class Subject:
-    """One record as a search reads it; ``record`` is what the caller gets back."""
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+class Subject(NamedTuple):
+    """One record as a search reads it; ``record`` is what the caller gets back. A tuple: a run
+    search builds one per run of the experiment, so it must cost next to nothing."""
     record: Any
     attributes: Mapping[str, Any]
-    tags: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, str] = field(default_factory=dict)
-    metrics: Mapping[str, float] = field(default_factory=dict)  # runs: the latest value per key
+    tags: Mapping[str, str] = _NONE
+    params: Mapping[str, str] = _NONE
+    metrics: Mapping[str, float] = _NONE  # runs: the latest value per key
     model_metrics: Sequence[ModelMetric] = ()  # logged models: every value, in logged order
     datasets: Sequence[Mapping[str, Any]] = ()  # runs: DatasetInput proto-JSON
 
@@ -107,6 +111,14 @@ def _check_logged(clause: Clause, key: str, numeric_keys: Sequence[str], param_t
     else:
         return False
     return True
+
+
+def _test(get: Callable[[Any], Any], op: Callable[[Any, Any], bool], value: Any) -> Callable[[Any, Any], bool]:
+    """A compiled clause: the record's value exists and compares true."""
+    def test(record: Any, stage: Any) -> bool:
+        lhs = get(record)
+        return lhs is not None and op(lhs, value)
+    return test
 
 
 def _compare(comparator: str, lhs: Any, value: Any) -> bool:
@@ -170,6 +182,30 @@ class RunSearch(Search):
         if not _check_logged(clause, key, self.dialect.numeric_keys, _NULLABLE_OPS):
             _check(clause.comparator, _STRING_OPS, _STRING_OPS, clause.type == ATTRIBUTE)
 
+    def predicate(self, filter_string: str | None, getter: Callable[[str, str], Callable[[Any], Any]],
+                  subject: Callable[[Any, Any], Subject]) -> Callable[[Any, Any], bool]:
+        """The filter as one test of a stored record and its stage, ``_matches``'s semantics without
+        a Subject per record (a search tests every run of an experiment: at 10,000 runs the
+        allocations alone would cost more than the tests). ``getter(type, key)`` reads a metric's
+        latest value, a param, a tag or an attribute from a record; the clauses it does not cover
+        (datasets, IS [NOT] NULL) test ``subject(record, stage)``."""
+        tests: list[Callable[[Any, Any], bool]] = []
+        for clause in self.parse(filter_string):
+            c, key, value = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key), clause.value
+            if clause.type == DATASET or c not in _OPS:
+                tests.append(self._fallback(clause, subject))
+            else:
+                tests.append(_test(getter(clause.type, key), _OPS[c],
+                                   float(value) if clause.type == METRIC else value))
+        if not tests:
+            return lambda r, st: True
+        if len(tests) == 1:
+            return tests[0]
+        return lambda r, st: all(test(r, st) for test in tests)
+
+    def _fallback(self, clause: Clause, subject: Callable[[Any, Any], Subject]) -> Callable[[Any, Any], bool]:
+        return lambda record, stage: self._matches(subject(record, stage), clause)
+
     def _matches(self, s: Subject, clause: Clause) -> bool:
         # MLflow translates key aliases whatever the entity type ("params.created" reads param start_time).
         c, key, value = clause.comparator, _KEY_ALIASES.get(clause.key, clause.key), clause.value
@@ -200,15 +236,14 @@ class RunSearch(Search):
                 raise invalid(f"Invalid order_by entity type '{kind}'")
         runs = sorted(subjects, key=lambda s: (-s.attributes["start_time"], s.attributes["run_id"]))
         for kind, key, ascending in reversed(keys):
-            runs.sort(key=lambda s: self._sort_value(s, kind, key, ascending), reverse=not ascending)
+            source = operator.attrgetter({METRIC: "metrics", PARAM: "params", TAG: "tags"}.get(kind, "attributes"))
+            key = _KEY_ALIASES.get(key, key)
+            runs.sort(key=lambda s: self._sort_value(source(s).get(key), ascending), reverse=not ascending)
         return runs
 
     @staticmethod
-    def _sort_value(s: Subject, kind: str, key: str, ascending: bool) -> tuple[bool, Any]:
+    def _sort_value(value: Any, ascending: bool) -> tuple[bool, Any]:
         """None and NaN sort last in either direction."""
-        key = _KEY_ALIASES.get(key, key)
-        source = {METRIC: s.metrics, PARAM: s.params, TAG: s.tags}.get(kind, s.attributes)
-        value = source.get(key)
         fill = math.inf if ascending else -math.inf
         if value is None:
             return (True, fill) if ascending else (False, fill)
