@@ -17,9 +17,10 @@ segment per batch (merged into one at the end).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -77,13 +78,14 @@ class _Batch:
         self.deletes.setdefault(cid, set()).add(iid)
         self.upserts.get(cid, {}).pop(iid, None)
 
-    def apply(self, store: ObjectStore, version: int, *, bulk: bool = False) -> None:
-        """Catalog pages, then the index; ``version``: when the items were read (or written)."""
+    def apply(self, store: ObjectStore, version: int, *, bulk: bool = False, pool: Executor | None = None) -> None:
+        """Catalog pages, then the index; ``version``: when the items were read (or written);
+        ``pool``: runs the shards' compare-and-swaps side by side."""
         for cid in sorted(set(self.upserts) | set(self.deletes)):
             per = self.upserts.get(cid, {})
             ups = {iid: summary for iid, (_, summary) in per.items() if summary is not None}
             unlisted = {iid for iid, (_, summary) in per.items() if summary is None}
-            catalog.update(store, cid, ups, self.deletes.get(cid, set()) | unlisted)
+            catalog.update(store, cid, ups, self.deletes.get(cid, set()) | unlisted, pool=pool)
         items = [item for per in self.upserts.values() for item, _ in per.values()]
         gone = [(cid, iid) for cid, ids in self.deletes.items() for iid in sorted(ids)]
         if items or gone:
@@ -237,15 +239,13 @@ def _sources(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
         else:
             files = [path]
         for file in files:
+            if file.suffix == ".ndjson":  # streamed: a file of any size in the memory of one line
+                yield from _ndjson(file)
+                continue
             try:
                 text = file.read_text()
             except (OSError, UnicodeDecodeError) as err:
                 yield str(file), InvalidItem(f"unreadable: {err}")
-                continue
-            if file.suffix == ".ndjson":
-                for n, line in enumerate(text.splitlines(), 1):
-                    if line.strip():
-                        yield f"{file}:{n}", _parsed(line)
                 continue
             doc = _parsed(text)
             if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
@@ -253,6 +253,16 @@ def _sources(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
                     yield f"{file}#{n}", feature
             else:
                 yield str(file), doc
+
+
+def _ndjson(file: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        with file.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield f"{file}:{n}", _parsed(line)
+    except (OSError, UnicodeDecodeError) as err:
+        yield str(file), InvalidItem(f"unreadable: {err}")
 
 
 def _parsed(text: str) -> Any:
@@ -300,29 +310,28 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
            sources: dict[tuple[str, str], str], report: Report) -> None:
     """Write the batch's items, then their derived updates; an item the store refuses (its key)
     is a rejection, and the others are published all the same."""
-    writes = [(cid, iid, item) for cid, per in batch.upserts.items() for iid, (item, _) in per.items()]
-
-    def write(entry: tuple[str, str, dict[str, Any]]) -> str | None:
-        cid, iid, item = entry
-        try:
-            key = catalog.stored_item_key(item)
-            store.put_json(key, item, notify=False)
-            if catalog.is_private_key(key):  # never left readable in the static catalog's prefix
-                store.delete(catalog.item_key(cid, iid))  # notifies only if it existed
-        except InvalidKey as err:
-            return str(err)
-        return None
-
+    writes = [(cid, iid, catalog.stored_item_key(item), item) for cid, per in batch.upserts.items()
+              for iid, (item, _) in per.items()]
     _drop_private_copies(store, batch)
-    for (cid, iid, _), error in zip(writes, pool.map(write, writes)):
-        bar.update()
-        if error is None:
-            report.published += 1
-        else:
-            report.rejected.append(Rejection(sources.get((cid, iid), iid), f"cannot be stored: {error}"))
+    stored = store.put_many([(key, _body(item)) for _, _, key, item in writes], workers=WORKERS)
+    private = []
+    for (cid, iid, key, _), result in zip(writes, stored):
+        if isinstance(result, InvalidKey):
+            report.rejected.append(Rejection(sources.get((cid, iid), iid), f"cannot be stored: {result}"))
             batch.upserts[cid].pop(iid)
+            continue
+        report.published += 1
+        if catalog.is_private_key(key):
+            private.append(catalog.item_key(cid, iid))
+    # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
+    list(pool.map(store.delete, private))
+    bar.update(len(writes))
     # Versioned after the writes: an item another writer replaces later gets a newer version.
-    batch.apply(store, time.time_ns(), bulk=True)
+    batch.apply(store, time.time_ns(), bulk=True, pool=pool)
+
+
+def _body(item: dict[str, Any]) -> bytes:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _drop_private_copies(store: ObjectStore, batch: _Batch) -> None:
