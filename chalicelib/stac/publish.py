@@ -17,10 +17,9 @@ segment per batch (merged into one at the end).
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -281,8 +280,18 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
                   collection: str | None = None) -> Report:
     """Publish every item found in ``paths``, into its ``collection`` (else ``collection``)."""
     report = Report()
-    with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
-        batch, pending = _Batch(), 0  # items are written and their pages updated BATCH at a time
+    # Items are written and their pages updated BATCH at a time, one batch at a time, by ``flusher``
+    # while this thread parses and checks the next one (at most two batches in memory).
+    with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool, \
+            ThreadPoolExecutor(1) as flusher:
+        flushing: Future[None] | None = None
+
+        def flush(batch: _Batch, sources: dict[tuple[str, str], str]) -> Future[None]:
+            if flushing is not None:
+                flushing.result()
+            return flusher.submit(_flush, store, batch, pool, bar, sources, report)
+
+        batch, pending = _Batch(), 0
         sources: dict[tuple[str, str], str] = {}
         for source, doc in _sources(paths):
             try:
@@ -299,9 +308,9 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
             sources[cid, item["id"]] = source
             pending += 1
             if pending >= BATCH:
-                _flush(store, batch, pool, bar, sources, report)
+                flushing = flush(batch, sources)
                 batch, pending, sources = _Batch(), 0, {}
-        _flush(store, batch, pool, bar, sources, report)
+        flush(batch, sources).result()
     _index(store).optimize()
     return report
 
@@ -310,10 +319,11 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
            sources: dict[tuple[str, str], str], report: Report) -> None:
     """Write the batch's items, then their derived updates; an item the store refuses (its key)
     is a rejection, and the others are published all the same."""
+    from .table import compact_json  # numpy: off the single-item event path's imports
     writes = [(cid, iid, catalog.stored_item_key(item), item) for cid, per in batch.upserts.items()
               for iid, (item, _) in per.items()]
     _drop_private_copies(store, batch)
-    stored = store.put_many([(key, _body(item)) for _, _, key, item in writes], workers=WORKERS)
+    stored = store.put_many([(key, compact_json(item)) for _, _, key, item in writes], workers=WORKERS)
     private = []
     for (cid, iid, key, _), result in zip(writes, stored):
         if isinstance(result, InvalidKey):
@@ -330,8 +340,7 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
     batch.apply(store, time.time_ns(), bulk=True, pool=pool)
 
 
-def _body(item: dict[str, Any]) -> bytes:
-    return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
+
 
 
 def _drop_private_copies(store: ObjectStore, batch: _Batch) -> None:

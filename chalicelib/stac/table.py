@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import orjson
 
 from ..auth.access import ReadScope
 from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners, is_public
@@ -118,8 +119,16 @@ def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
     return _dumps(core), _dumps(own)
 
 
-def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+def compact_json(doc: Any) -> bytes:
+    """``doc`` as compact UTF-8 JSON (orjson: ~10x ``json.dumps``, which bulk loads feel per item);
+    what orjson refuses (integers beyond 64 bits) goes through ``json``."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_dumps = compact_json
 
 
 def property_name(name: str) -> str:

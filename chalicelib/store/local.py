@@ -317,8 +317,10 @@ class LocalStore(ObjectStore):
                 continue
             todo.append((n, str(path), body))
 
-        def write(entry: tuple[int, str, bytes]) -> tuple[int, str, str, ObjectInfo]:
-            n, path, body = entry
+        def write_all(chunk: list[tuple[int, str, bytes]]) -> list[tuple[int, str, str, ObjectInfo]]:
+            return [write(*entry) for entry in chunk]
+
+        def write(n: int, path: str, body: bytes) -> tuple[int, str, str, ObjectInfo]:
             tmp = f"{os.path.dirname(path)}/{_TMP}{uuid.uuid4().hex}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
@@ -340,7 +342,9 @@ class LocalStore(ObjectStore):
         written: list[tuple[int, str, str, ObjectInfo]] = []
         try:
             with ThreadPoolExecutor(workers) as pool:
-                written = list(pool.map(write, todo, chunksize=256))
+                step = max(1, -(-len(todo) // workers))  # one task per worker: no per-object future
+                written = [w for chunk in pool.map(write_all, [todo[i:i + step] for i in range(0, len(todo), step)])
+                           for w in chunk]
                 if self.fsync and written:
                     _syncfs(self.root)
                 stripes: dict[int, list[tuple[int, str, str, ObjectInfo]]] = {}
