@@ -317,8 +317,11 @@ class LocalStore(ObjectStore):
                 continue
             todo.append((n, str(path), body))
 
-        def write_all(chunk: list[tuple[int, str, bytes]]) -> list[tuple[int, str, str, ObjectInfo]]:
-            return [write(*entry) for entry in chunk]
+        written: list[tuple[int, str, str, ObjectInfo]] = []  # appended as they are: all removed on failure
+
+        def write_all(chunk: list[tuple[int, str, bytes]]) -> None:
+            for entry in chunk:
+                written.append(write(*entry))
 
         def write(n: int, path: str, body: bytes) -> tuple[int, str, str, ObjectInfo]:
             tmp = f"{os.path.dirname(path)}/{_TMP}{uuid.uuid4().hex}"
@@ -339,12 +342,10 @@ class LocalStore(ObjectStore):
                                             last_modified=st.st_mtime)
 
         from concurrent.futures import ThreadPoolExecutor
-        written: list[tuple[int, str, str, ObjectInfo]] = []
         try:
             with ThreadPoolExecutor(workers) as pool:
                 step = max(1, -(-len(todo) // workers))  # one task per worker: no per-object future
-                written = [w for chunk in pool.map(write_all, [todo[i:i + step] for i in range(0, len(todo), step)])
-                           for w in chunk]
+                list(pool.map(write_all, [todo[i:i + step] for i in range(0, len(todo), step)]))
                 if self.fsync and written:
                     _syncfs(self.root)
                 stripes: dict[int, list[tuple[int, str, str, ObjectInfo]]] = {}

@@ -340,3 +340,19 @@ def test_the_service_answers_presigned_urls_only_for_the_local_store(local_store
     claims = signer.verify(token)
     assert (claims["m"], claims["k"]) == ("PUT", "k")
     assert claims["exp"] == pytest.approx(time.time() + 3600, abs=5)
+
+
+def test_put_many_writes_each_object_whole_and_reports_refused_keys(store):
+    heard: list[Change] = []
+    store.subscribe(heard.append)
+    store.put("bulk/b.json", b"old")
+    heard.clear()
+    entries = [(f"bulk/{name}.json", name.encode() * 3) for name in "abcdefgh"] + [("bulk/../x", b"no")]
+    results = store.put_many(entries, workers=3)
+    assert len(results) == len(entries)
+    assert isinstance(results[-1], InvalidKey)
+    for (key, body), info in zip(entries[:-1], results[:-1]):
+        obj = store.get(key)
+        assert obj.body == body and obj.etag == info.etag and info.key == key and info.size == len(body)
+    assert [info.key for info in store.list("bulk/")] == [key for key, _ in entries[:-1]]
+    assert heard == []  # bulk writers apply their derived updates themselves

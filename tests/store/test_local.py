@@ -206,3 +206,25 @@ def test_signing_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(ValueError):
         LocalStore(tmp_path / "four", signing_key=b"short")
     assert Settings.from_env().signing_key == "k" * 40
+
+
+def test_put_many_failing_midway_changes_nothing_and_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
+    """Every body is written and synced before the first rename: a failure while writing (disk full)
+    leaves every key at its old content."""
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path)
+    store.put("items/a.json", b"old-a")
+    real, calls = store._stamp, []
+
+    def failing_stamp(fd: int, digest: str, st: os.stat_result) -> None:
+        calls.append(digest)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(fd, digest, st)
+
+    monkeypatch.setattr(store, "_stamp", failing_stamp)
+    with pytest.raises(OSError):
+        store.put_many([(f"items/{c}.json", b"new") for c in "abcd"], workers=1)
+    assert store.get("items/a.json").body == b"old-a"
+    assert [info.key for info in store.list("items/")] == ["items/a.json"]
+    assert not [p for p in (tmp_path / "items").iterdir() if p.name.startswith(".tmp-")]
