@@ -36,6 +36,9 @@ REJECTED_PREFIX = "rejected/"
 BATCH = 10_000  # items per derived-update batch in bulk publishing
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
+# A bulk load merges its index segments into one only up to this many rows (a merge holds them all in
+# memory); larger loads leave one segment per batch, merged size-tiered by later publishing.
+MERGE_ROWS = 20_000
 
 
 @dataclass
@@ -89,7 +92,10 @@ class _Batch:
         gone = [(cid, iid) for cid, ids in self.deletes.items() for iid in sorted(ids)]
         if items or gone:
             index = _index(store)
-            (index.add if bulk else index.apply)(items, gone, version=version)
+            if bulk:
+                index.add(items, gone, version=version, compact=False)
+            else:
+                index.apply(items, gone, version=version)
 
 
 def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> None:
@@ -311,7 +317,7 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
                 flushing = flush(batch, sources)
                 batch, pending, sources = _Batch(), 0, {}
         flush(batch, sources).result()
-    _index(store).optimize()
+    _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 
 
