@@ -48,7 +48,10 @@ def load_json(raw: bytes | str, *, what: str = "the request body", max_bytes: in
         raise InputBoundError(f"{what} is nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise InputBoundError(f"{what} is not JSON: {err}") from None
-    check_depth(value, what=what, max_depth=max_depth)
+    # Each level opens with a bracket: text with no more brackets than levels allowed needs no walk.
+    opening = raw.count("[") + raw.count("{") if isinstance(raw, str) else raw.count(b"[") + raw.count(b"{")
+    if opening > max_depth:
+        check_depth(value, what=what, max_depth=max_depth)
     return value
 
 

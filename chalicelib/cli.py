@@ -61,8 +61,19 @@ def _public_url(args: argparse.Namespace, cfg: Settings, port: int) -> str | Non
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+def _few_malloc_arenas() -> None:
+    """glibc gives threads their own malloc arenas, each keeping freed batches resident: bulk
+    publishing's writer threads would hold ~10% more memory (M_ARENA_MAX, as MALLOC_ARENA_MAX=2)."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX; threads started later share the 2 arenas
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     _use_store(args.store)
+    _few_malloc_arenas()
     from .stac.publish import publish_paths
     report = publish_paths(services.store(), [Path(p) for p in args.paths], progress=not args.quiet,
                            collection=args.collection)

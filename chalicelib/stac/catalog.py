@@ -28,6 +28,7 @@ import hashlib
 import json
 import re
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -309,9 +310,11 @@ def _category(cid: str) -> Category:
     return cat
 
 
-def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str]) -> None:
-    """Apply item changes of one collection: one CAS per touched shard, then at most one on the
-    collection, for the shards whose view this call changed or found already written."""
+def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str], *,
+           pool: Executor | None = None) -> None:
+    """Apply item changes of one collection: one CAS per touched shard (``pool``: several at once, they
+    are independent), then at most one on the collection, for the shards whose view this call changed
+    or found already written."""
     cat = _category(cid)
     per_shard: dict[str, tuple[dict[str, Summary], set[str]]] = {}
     for iid, summary in upserts.items():
@@ -319,8 +322,13 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     for iid in deletes:
         per_shard.setdefault(shard_of(iid), ({}, set()))[1].add(iid)
     views: dict[str, ShardView] = {}
-    for hh, (ups, dels) in sorted(per_shard.items()):
-        before, after = _write_shard(store, cid, hh, partial(apply_to_shard, shard=hh, upserts=ups, deletes=dels))
+
+    def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        hh, (ups, dels) = entry
+        return _write_shard(store, cid, hh, partial(apply_to_shard, shard=hh, upserts=ups, deletes=dels))
+
+    shards = sorted(per_shard.items())
+    for (hh, _), (before, after) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
         view = ShardView.of(after)
         # A write that left the view as it was needs nothing of the collection: the writer that made
         # this view records it. A call that wrote nothing (a redelivered event) records the current

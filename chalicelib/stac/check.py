@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import NotFound, ObjectStore
 from . import catalog
+from .access import is_public
 from .items import InvalidItem, normalize
 from .stacio import StoreStacIO
 
@@ -156,17 +157,21 @@ def check_derived(store: ObjectStore, report: CheckReport) -> dict[tuple[str, st
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for cid in catalog.config().collection_ids:
         summaries: dict[str, catalog.Summary] = {}
-        for info in store.list(catalog.items_prefix(cid)):
-            where = catalog.parse_item_key(info.key)
-            if where is None:
-                continue
-            try:
-                doc = store.get_json(info.key)
-                _, summary = normalize(doc, cid, where[1])
-            except (NotFound, InvalidItem, ValueError):
-                continue  # deleted meanwhile, or invalid: the catalog walk reports it
-            summaries[where[1]] = summary
-            items[(cid, where[1])] = doc
+        # Private copies first: they win over a public one (as in publishing); only public items are
+        # in the static catalog's shards, every item is in the search index.
+        for private in (True, False):
+            for info in store.list(catalog.items_prefix(cid, private=private)):
+                where = catalog.parse_item_key(info.key)
+                if where is None or (cid, where[1]) in items:
+                    continue
+                try:
+                    doc = store.get_json(info.key)
+                    _, summary = normalize(doc, cid, where[1])
+                except (NotFound, InvalidItem, ValueError):
+                    continue  # deleted meanwhile, or invalid: the catalog walk reports it
+                if not private and is_public(doc):
+                    summaries[where[1]] = summary
+                items[(cid, where[1])] = doc
         _check_shards(store, cid, summaries, report)
     _check_index(store, items, report)
     return items

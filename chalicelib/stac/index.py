@@ -250,8 +250,10 @@ class SearchIndex:
         self._maybe_compact(manifest, etag, pending)
 
     def add(self, upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, str]], *,
-            version: int | None = None) -> None:
-        """Bulk ``apply``: the changes go straight into a new segment (no log entry to compact later)."""
+            version: int | None = None, compact: bool = True) -> None:
+        """Bulk ``apply``: the changes go straight into a new segment (no log entry to compact later).
+        ``compact=False``: leave merging segments to later writers (a bulk load's memory stays that of
+        one batch; merging holds every row of the merged segments)."""
         ups, dels = self._entries(upserts, deletes)
         if not ups and not dels:
             return
@@ -276,13 +278,16 @@ class SearchIndex:
         except Contention:
             self._drop([seg for _, seg in written])
             raise
-        manifest, etag = self._read_manifest()
-        self._compact_segments(manifest, etag, [])
+        if compact:
+            manifest, etag = self._read_manifest()
+            self._compact_segments(manifest, etag, [])
 
-    def optimize(self) -> None:
-        """Merge every segment into one (after a bulk load: the fastest cold start); best effort."""
+    def optimize(self, max_rows: int | None = None) -> None:
+        """Merge every segment into one (after a bulk load: the fastest cold start); best effort.
+        ``max_rows``: only if they hold at most that many rows (the merge holds them all in memory)."""
         manifest, etag = self._read_manifest()
-        if len(manifest["segments"]) > 1:
+        if len(manifest["segments"]) > 1 and (max_rows is None or
+                                               sum(seg["count"] for seg in manifest["segments"]) <= max_rows):
             self._compact_segments(manifest, etag, [], everything=True)
 
     @staticmethod

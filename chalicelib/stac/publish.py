@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,9 @@ REJECTED_PREFIX = "rejected/"
 BATCH = 10_000  # items per derived-update batch in bulk publishing
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
+# A bulk load merges its index segments into one only up to this many rows (a merge holds them all in
+# memory); larger loads leave one segment per batch, merged size-tiered by later publishing.
+MERGE_ROWS = 20_000
 
 
 @dataclass
@@ -77,18 +80,22 @@ class _Batch:
         self.deletes.setdefault(cid, set()).add(iid)
         self.upserts.get(cid, {}).pop(iid, None)
 
-    def apply(self, store: ObjectStore, version: int, *, bulk: bool = False) -> None:
-        """Catalog pages, then the index; ``version``: when the items were read (or written)."""
+    def apply(self, store: ObjectStore, version: int, *, bulk: bool = False, pool: Executor | None = None) -> None:
+        """Catalog pages, then the index; ``version``: when the items were read (or written);
+        ``pool``: runs the shards' compare-and-swaps side by side."""
         for cid in sorted(set(self.upserts) | set(self.deletes)):
             per = self.upserts.get(cid, {})
             ups = {iid: summary for iid, (_, summary) in per.items() if summary is not None}
             unlisted = {iid for iid, (_, summary) in per.items() if summary is None}
-            catalog.update(store, cid, ups, self.deletes.get(cid, set()) | unlisted)
+            catalog.update(store, cid, ups, self.deletes.get(cid, set()) | unlisted, pool=pool)
         items = [item for per in self.upserts.values() for item, _ in per.values()]
         gone = [(cid, iid) for cid, ids in self.deletes.items() for iid in sorted(ids)]
         if items or gone:
             index = _index(store)
-            (index.add if bulk else index.apply)(items, gone, version=version)
+            if bulk:
+                index.add(items, gone, version=version, compact=False)
+            else:
+                index.apply(items, gone, version=version)
 
 
 def _reject(store: ObjectStore, key: str, obj: StoredObject, reason: str) -> None:
@@ -237,15 +244,13 @@ def _sources(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
         else:
             files = [path]
         for file in files:
+            if file.suffix == ".ndjson":  # streamed: a file of any size in the memory of one line
+                yield from _ndjson(file)
+                continue
             try:
                 text = file.read_text()
             except (OSError, UnicodeDecodeError) as err:
                 yield str(file), InvalidItem(f"unreadable: {err}")
-                continue
-            if file.suffix == ".ndjson":
-                for n, line in enumerate(text.splitlines(), 1):
-                    if line.strip():
-                        yield f"{file}:{n}", _parsed(line)
                 continue
             doc = _parsed(text)
             if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
@@ -253,6 +258,16 @@ def _sources(paths: Sequence[Path]) -> Iterator[tuple[str, Any]]:
                     yield f"{file}#{n}", feature
             else:
                 yield str(file), doc
+
+
+def _ndjson(file: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        with file.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield f"{file}:{n}", _parsed(line)
+    except (OSError, UnicodeDecodeError) as err:
+        yield str(file), InvalidItem(f"unreadable: {err}")
 
 
 def _parsed(text: str) -> Any:
@@ -271,8 +286,18 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
                   collection: str | None = None) -> Report:
     """Publish every item found in ``paths``, into its ``collection`` (else ``collection``)."""
     report = Report()
-    with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool:
-        batch, pending = _Batch(), 0  # items are written and their pages updated BATCH at a time
+    # Items are written and their pages updated BATCH at a time, one batch at a time, by ``flusher``
+    # while this thread parses and checks the next one (at most two batches in memory).
+    with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool, \
+            ThreadPoolExecutor(1) as flusher:
+        flushing: Future[None] | None = None
+
+        def flush(batch: _Batch, sources: dict[tuple[str, str], str]) -> Future[None]:
+            if flushing is not None:
+                flushing.result()
+            return flusher.submit(_flush, store, batch, pool, bar, sources, report)
+
+        batch, pending = _Batch(), 0
         sources: dict[tuple[str, str], str] = {}
         for source, doc in _sources(paths):
             try:
@@ -289,10 +314,10 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
             sources[cid, item["id"]] = source
             pending += 1
             if pending >= BATCH:
-                _flush(store, batch, pool, bar, sources, report)
+                flushing = flush(batch, sources)
                 batch, pending, sources = _Batch(), 0, {}
-        _flush(store, batch, pool, bar, sources, report)
-    _index(store).optimize()
+        flush(batch, sources).result()
+    _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 
 
@@ -300,29 +325,28 @@ def _flush(store: ObjectStore, batch: _Batch, pool: ThreadPoolExecutor, bar: Any
            sources: dict[tuple[str, str], str], report: Report) -> None:
     """Write the batch's items, then their derived updates; an item the store refuses (its key)
     is a rejection, and the others are published all the same."""
-    writes = [(cid, iid, item) for cid, per in batch.upserts.items() for iid, (item, _) in per.items()]
-
-    def write(entry: tuple[str, str, dict[str, Any]]) -> str | None:
-        cid, iid, item = entry
-        try:
-            key = catalog.stored_item_key(item)
-            store.put_json(key, item, notify=False)
-            if catalog.is_private_key(key):  # never left readable in the static catalog's prefix
-                store.delete(catalog.item_key(cid, iid))  # notifies only if it existed
-        except InvalidKey as err:
-            return str(err)
-        return None
-
+    from .table import compact_json  # numpy: off the single-item event path's imports
+    writes = [(cid, iid, catalog.stored_item_key(item), item) for cid, per in batch.upserts.items()
+              for iid, (item, _) in per.items()]
     _drop_private_copies(store, batch)
-    for (cid, iid, _), error in zip(writes, pool.map(write, writes)):
-        bar.update()
-        if error is None:
-            report.published += 1
-        else:
-            report.rejected.append(Rejection(sources.get((cid, iid), iid), f"cannot be stored: {error}"))
+    stored = store.put_many([(key, compact_json(item)) for _, _, key, item in writes], workers=WORKERS)
+    private = []
+    for (cid, iid, key, _), result in zip(writes, stored):
+        if isinstance(result, InvalidKey):
+            report.rejected.append(Rejection(sources.get((cid, iid), iid), f"cannot be stored: {result}"))
             batch.upserts[cid].pop(iid)
+            continue
+        report.published += 1
+        if catalog.is_private_key(key):
+            private.append(catalog.item_key(cid, iid))
+    # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
+    list(pool.map(store.delete, private))
+    bar.update(len(writes))
     # Versioned after the writes: an item another writer replaces later gets a newer version.
-    batch.apply(store, time.time_ns(), bulk=True)
+    batch.apply(store, time.time_ns(), bulk=True, pool=pool)
+
+
+
 
 
 def _drop_private_copies(store: ObjectStore, batch: _Batch) -> None:

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import orjson
 
 from ..auth.access import ReadScope
 from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners, is_public
@@ -94,11 +95,33 @@ class Columns(Mapping[str, list[Any]]):
             col = self._decoded[name] = json.loads(self._encoded[name])
         return col
 
+    def encoded(self, name: str) -> bytes | None:
+        """The column as its JSON array text (None: no such column)."""
+        return self._encoded.get(name)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._encoded)
 
     def __len__(self) -> int:
         return len(self._encoded)
+
+
+def _whole_columns(parts: Sequence[tuple[Any, np.ndarray]], keys: set[str]) -> Columns | None:
+    """When every part is taken whole, in order, and still holds its columns as JSON (segments that
+    share no item: a bulk load's), their columns joined as JSON text, so merging parses no property;
+    else None."""
+    for t, rows in parts:
+        if not isinstance(t.props, Columns) or len(rows) != t.n or not np.array_equal(rows, np.arange(t.n)):
+            return None
+    joined = {}
+    for k in keys:
+        pieces = []
+        for t, _ in parts:
+            if t.n:
+                enc = t.props.encoded(k)
+                pieces.append(enc.strip()[1:-1] if enc is not None else b",".join([b"null"] * t.n))
+        joined[k] = b"[" + b",".join(pieces) + b"]"
+    return Columns(joined)
 
 
 def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -118,8 +141,16 @@ def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
     return _dumps(core), _dumps(own)
 
 
-def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+def compact_json(doc: Any) -> bytes:
+    """``doc`` as compact UTF-8 JSON (orjson: ~10x ``json.dumps``, which bulk loads feel per item);
+    what orjson refuses (integers beyond 64 bits) goes through ``json``."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_dumps = compact_json
 
 
 def property_name(name: str) -> str:
@@ -260,7 +291,8 @@ class Table:
             return parts[0][0]
         n = sum(len(rows) for _, rows in parts)
         keys = {k for t, _ in parts for k in t.props}
-        props: dict[str, list[Any]] = {k: [] for k in keys}
+        whole = _whole_columns(parts, keys)
+        props: dict[str, list[Any]] = {k: [] for k in keys} if whole is None else {}
         raw: list[bytes] = []
         links: list[bytes] = []
         ids: list[str] = []
@@ -268,7 +300,7 @@ class Table:
         lkeys: list[str] = []
         for t, rows in parts:
             pick = rows.tolist()
-            for k in keys:
+            for k in props:
                 col = t.props.get(k)
                 props[k].extend([col[r] for r in pick] if col is not None else [None] * len(pick))
             raw.extend(t.raw.take(pick))
@@ -282,7 +314,8 @@ class Table:
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
         table = cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=ids, colls=colls,
                     version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
-                    times=stack("times", 3, np.float64), props=props, has_geom=stack("has_geom", 0, bool))
+                    times=stack("times", 3, np.float64), props=props if whole is None else whole,
+                    has_geom=stack("has_geom", 0, bool))
         assert table.n == n
         return table
 

@@ -326,6 +326,24 @@ class ObjectStore(ABC):
             self._notify(Change(CREATED, key, info.etag, info.size))
         return info
 
+    def put_many(self, entries: Sequence[tuple[str, bytes]], *, workers: int = 16) -> Sequence[ObjectInfo | InvalidKey]:
+        """Unconditional writes of many objects, without local notifications (bulk publishing applies
+        the derived updates itself); per entry, in order, its info or the ``InvalidKey`` refusing it.
+
+        Each object is written whole or not at all, as by ``put``; the default runs ``workers`` puts
+        at once (S3: parallel PUTs on the client's connection pool)."""
+        def one(entry: tuple[str, bytes]) -> ObjectInfo | InvalidKey:
+            try:
+                return self.put(entry[0], entry[1], content_type="application/json", notify=False)
+            except InvalidKey as err:
+                return err
+
+        if len(entries) <= 1:
+            return [one(entry) for entry in entries]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(workers, len(entries))) as pool:
+            return list(pool.map(one, entries))
+
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Delete ``key``; deleting a missing key is not an error (as in S3)."""
         check_key(key)

@@ -5,6 +5,8 @@ import copy
 from typing import Any, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stac_offline import validate_object
 
 from chalicelib.stac.items import InvalidItem, normalize, parse
@@ -93,3 +95,19 @@ def test_key_and_collection_rules() -> None:
         parse(b"{nope")
     with pytest.raises(InvalidItem, match="nested deeper"):  # was a RecursionError, which aborted a bulk publish
         parse(b'{"properties": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+
+
+_coord = st.one_of(st.integers(-180, 180), st.floats(-180, 180, allow_nan=False), st.just(float("nan")), st.text(max_size=1))
+_position = st.lists(_coord, min_size=1, max_size=4)
+_ring = st.lists(_position, min_size=0, max_size=6).map(lambda r: r + r[:1] if r and len(r) % 2 else r)
+
+
+@given(st.one_of(st.fixed_dictionaries({"type": st.just("Point"), "coordinates": _position}),
+                 st.fixed_dictionaries({"type": st.just("Polygon"), "coordinates": st.lists(_ring, max_size=3)})))
+@settings(max_examples=300, deadline=None)
+def test_plain_bounds_agree_with_shapely_or_defer_to_it(geometry) -> None:
+    import shapely.geometry
+    from chalicelib.stac.items import _plain_bounds
+    bounds = _plain_bounds(geometry)
+    if bounds is not None:
+        assert bounds == [float(v) for v in shapely.geometry.shape(geometry).bounds]

@@ -394,3 +394,19 @@ def test_meter_counts_no_request_for_an_invalid_key(store):
         with pytest.raises(InvalidKey):
             call()
     assert (store.meter.usage() - before).requests == {}
+
+
+def test_put_many_writes_each_object_whole_and_reports_refused_keys(store):
+    heard: list[Change] = []
+    store.subscribe(heard.append)
+    store.put("bulk/b.json", b"old")
+    heard.clear()
+    entries = [(f"bulk/{name}.json", name.encode() * 3) for name in "abcdefgh"] + [("bulk/../x", b"no")]
+    results = store.put_many(entries, workers=3)
+    assert len(results) == len(entries)
+    assert isinstance(results[-1], InvalidKey)
+    for (key, body), info in zip(entries[:-1], results[:-1]):
+        obj = store.get(key)
+        assert obj.body == body and obj.etag == info.etag and info.key == key and info.size == len(body)
+    assert [info.key for info in store.list("bulk/")] == [key for key, _ in entries[:-1]]
+    assert heard == []  # bulk writers apply their derived updates themselves

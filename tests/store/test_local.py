@@ -231,3 +231,25 @@ def test_local_meter_counts_a_part_upload_and_its_bytes(tmp_path):
     used = store.meter.usage() - before
     assert used.requests == {"MULTIPART": 3}
     assert used.bytes_written == 100
+
+
+def test_put_many_failing_midway_changes_nothing_and_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
+    """Every body is written and synced before the first rename: a failure while writing (disk full)
+    leaves every key at its old content."""
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path)
+    store.put("items/a.json", b"old-a")
+    real, calls = store._stamp, []
+
+    def failing_stamp(fd: int, digest: str, st: os.stat_result) -> None:
+        calls.append(digest)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(fd, digest, st)
+
+    monkeypatch.setattr(store, "_stamp", failing_stamp)
+    with pytest.raises(OSError):
+        store.put_many([(f"items/{c}.json", b"new") for c in "abcd"], workers=1)
+    assert store.get("items/a.json").body == b"old-a"
+    assert [info.key for info in store.list("items/")] == ["items/a.json"]
+    assert not [p for p in (tmp_path / "items").iterdir() if p.name.startswith(".tmp-")]
