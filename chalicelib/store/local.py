@@ -361,7 +361,8 @@ class LocalStore(ObjectStore):
                 def place(group: list[tuple[int, str, str, ObjectInfo]]) -> None:
                     with self._locked(entries[group[0][0]][0]):
                         for n, path, tmp, info in group:
-                            observability.count("StoreRequests")  # one S3 request in the cloud
+                            self.meter.request(PUT)  # one PUT each on S3
+                            self.meter.moved(written=info.size)
                             try:
                                 os.replace(tmp, path)
                                 out[n] = info

@@ -402,11 +402,15 @@ def test_put_many_writes_each_object_whole_and_reports_refused_keys(store):
     store.put("bulk/b.json", b"old")
     heard.clear()
     entries = [(f"bulk/{name}.json", name.encode() * 3) for name in "abcdefgh"] + [("bulk/../x", b"no")]
+    before = store.meter.usage()
     results = store.put_many(entries, workers=3)
+    used = store.meter.usage() - before
+    assert used.requests == {"PUT": 8}  # one PUT per valid object, as S3 bills them
+    assert used.bytes_written == sum(len(body) for _, body in entries[:-1])
     assert len(results) == len(entries)
     assert isinstance(results[-1], InvalidKey)
     for (key, body), info in zip(entries[:-1], results[:-1]):
         obj = store.get(key)
-        assert obj.body == body and obj.etag == info.etag and info.key == key and info.size == len(body)
+        assert (obj.body, obj.etag, info.key, info.size) == (body, info.etag, key, len(body))
     assert [info.key for info in store.list("bulk/")] == [key for key, _ in entries[:-1]]
     assert heard == []  # bulk writers apply their derived updates themselves
