@@ -267,7 +267,7 @@ def search_runs() -> Response:
     page: Page[Run] = _service().search_runs(acl.readable_experiments(m.strings("experiment_ids")), m.string("filter"),
                                              m.enum("run_view_type", VIEW_TYPE), m.integer("max_results"),
                                              m.strings("order_by"), m.string("page_token"))
-    return mlflow_text(200, page.to_json("runs", _service().run_json))
+    return mlflow_text(200, page.to_wire_text("runs", _service().run_wire_text))
 
 
 @_route("/metrics/get-history", "GET")

@@ -85,7 +85,7 @@ class Page(NamedTuple, Generic[Item]):
             out["next_page_token"] = self.token
         return out
 
-    def to_json(self, field: str, text: Callable[[Item], str]) -> str:
+    def to_wire_text(self, field: str, text: Callable[[Item], str]) -> str:
         """``dumps(to_wire(field, render))`` spliced from each record's serialised wire form (``text``:
         a cache of ``dumps(render(item))``, as the page's measure filled it)."""
         token = f',"next_page_token":{dumps(self.token)}' if self.token else ""

@@ -106,7 +106,7 @@ class TrackingService:
                     max_results: int | None, order_by: list[str], page_token: str | None) -> Page[Run]:
         return self.runs.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by, page_token)
 
-    def run_json(self, run: Run) -> str:
+    def run_wire_text(self, run: Run) -> str:
         """A search's run in MLflow's wire form, serialised (cached while the run is unchanged)."""
         return self.runs.logs.rendered(run)
 
