@@ -153,6 +153,11 @@ def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
     out = catalog.public(doc)
     out["links"] = collection_links(base, out["id"]) + _own_links(doc)
+    # Its stac-geoparquet mirror, served through the API (a collection stored before it existed lacks it).
+    assets = {k: dict(v) if isinstance(v, dict) else v for k, v in (doc.get("assets") or {}).items()}
+    assets[catalog.GEOPARQUET_ASSET] = dict(catalog.geoparquet_asset(out["id"]),
+                                            href=f"{base}/collections/{out['id']}/{catalog.GEOPARQUET_ASSET}")
+    out["assets"] = assets
     return out
 
 
@@ -256,6 +261,17 @@ class StacApi:
         if href.startswith(("http://", "https://")):
             return href
         raise NotFoundError(f"asset {asset!r} of item {item_id!r} cannot be downloaded through this service")
+
+    def geoparquet(self, cid: str, *, base_url: str | None = None) -> str:
+        """A short-lived presigned URL of the collection's stac-geoparquet file (public items only,
+        like the static catalog); NotFoundError before its first regeneration."""
+        self._check_collection(cid)
+        key = catalog.geoparquet_key(cid)
+        try:
+            self.store.head(key)
+        except NotFound:
+            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet file yet") from None
+        return self.store.presign_get(key, expires=DOWNLOAD_EXPIRES, base_url=base_url)
 
     def items(self, base: str, cid: str, params: Mapping[str, list[str]], scope: ReadScope = EVERYTHING) -> str:
         from . import search
