@@ -188,7 +188,8 @@ def link_from_collection(store: ObjectStore, cid: str) -> None:
     want = catalog.geoparquet_asset(cid)
 
     def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
-        assets = doc.get("assets") if isinstance(doc.get("assets"), dict) else {}
+        found = doc.get("assets")
+        assets: dict[str, Any] = found if isinstance(found, dict) else {}
         if assets.get(catalog.GEOPARQUET_ASSET) == want:
             return None
         return dict(doc, assets=dict(assets, **{catalog.GEOPARQUET_ASSET: want}))
@@ -235,6 +236,81 @@ def export(store: ObjectStore, index: Any, out: str, *, collections: Sequence[st
         os.replace(tmp, path)  # a reader never sees half a file
         done.append({"collection": sel.cid, "path": path, "items": sel.count, "bytes": len(body)})
     return done
+
+
+class Refresher:
+    """``stacflow serve``'s regenerator: every write of the search index (a publication or a deletion
+    landing) marks the files stale; a daemon thread regenerates them once writes have paused for
+    ``quiet`` seconds, or ``max_delay`` after the first one under a steady stream (debounced, so a
+    bulk publish costs a few regenerations, not one per item). Unchanged collections are skipped by
+    their fingerprint."""
+
+    def __init__(self, store: ObjectStore, *, public_url: str | None = None, quiet: float = 1.0,
+                 max_delay: float = 10.0, index: Any = None) -> None:
+        import threading
+        from ..observability import logger
+        from .index import PREFIX, SearchIndex
+        self.store = store
+        self.public_url = public_url
+        self.quiet, self.max_delay = quiet, max_delay
+        self.index = index if index is not None else SearchIndex(store)
+        self._prefix = PREFIX
+        self._cond = threading.Condition()
+        self._first: float | None = None  # when the oldest unhandled change arrived
+        self._last = 0.0
+        self._log = logger
+        self.runs = 0  # regenerations done (tests wait on it)
+        self._thread = threading.Thread(target=self._loop, name="geoparquet", daemon=True)
+
+    def start(self) -> Refresher:
+        self.store.subscribe(self._changed)
+        self._thread.start()
+        self.mark()  # a store published into while nobody served it
+        return self
+
+    def _changed(self, change: Any) -> None:
+        if change.key.startswith(self._prefix):
+            self.mark()
+
+    def mark(self) -> None:
+        with self._cond:
+            now = time.monotonic()
+            self._first = self._first if self._first is not None else now
+            self._last = now
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._first is None:
+                    self._cond.wait()
+                while True:
+                    now = time.monotonic()
+                    due = min(self._last + self.quiet, self._first + self.max_delay)
+                    if now >= due:
+                        break
+                    self._cond.wait(due - now)
+                self._first = None
+            try:
+                results = regenerate_all(self.store, self.index, public_url=self.public_url)
+                self._log().info("geoparquet", extra={"results": [r.as_dict() for r in results if r.written]})
+            except Exception:  # noqa: BLE001 - logged; the next change or `stacflow geoparquet` retries
+                self._log().exception("geoparquet regeneration failed")
+            with self._cond:
+                self.runs += 1
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no change is pending and a regeneration has run since (tests)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            start = self.runs
+            while self._first is not None or self.runs == start:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
 
 def summary(results: Sequence[Result]) -> str:
