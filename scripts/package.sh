@@ -2,6 +2,7 @@
 # Package one stage for AWS in both formats, each a complete stack:
 #   OUT/sam/        sam.json + deployment.zip   (chalice package --merge-template OUT/merge.json)
 #   OUT/terraform/  chalice.tf.json + stack.tf.json + stack_override.tf.json + deployment.zip
+#   both also get geoparquet.zip: the scheduled stac-geoparquet function (deploy/geoparquet_package.py)
 # Usage: scripts/package.sh STAGE [OUT]   (OUT defaults to build/STAGE; PYTHON defaults to .venv/bin/python)
 set -euo pipefail
 stage=${1:?usage: scripts/package.sh STAGE [OUT]}
@@ -35,6 +36,8 @@ tar --exclude=__pycache__ -cf - app.py requirements.txt chalicelib .chalice | ta
 "$py" -m deploy.prune "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
 # Lambda cannot write __pycache__: ship the cold-start modules compiled (deploy/bytecode.py).
 "$py" -m deploy.bytecode "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
+# The geoparquet function's own zip (pyarrow: never in deployment.zip), next to each template.
+"$py" -m deploy.geoparquet_package "$out/sam/geoparquet.zip" "$out/terraform/geoparquet.zip"
 "$py" - "$out/sam/deployment.zip" <<'PY'
 import os, sys, zipfile
 path = sys.argv[1]
