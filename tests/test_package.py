@@ -55,6 +55,16 @@ def test_package_is_within_lambdas_limits(package_dir: Package) -> None:
     assert unzipped < 250 * MB
 
 
+def test_geoparquet_function_has_its_own_zip_and_pyarrow_stays_out_of_the_api(package_dir: Package) -> None:
+    own = zipfile.ZipFile(package_dir.out / "sam" / "geoparquet.zip")
+    names = set(own.namelist())
+    assert {"functions/geoparquet.py", "chalicelib/stac/geoparquet.py", "pyarrow/__init__.py",
+            "stac_geoparquet/__init__.py"} <= names
+    assert sum(i.file_size for i in own.infolist()) < 250 * MB
+    api_names = zipfile.ZipFile(package_dir.out / "sam" / "deployment.zip").namelist()
+    assert not any(n.split("/")[0] in ("pyarrow", "pandas", "geopandas", "stac_geoparquet") for n in api_names)
+
+
 def test_package_carries_bytecode_of_the_cold_start_modules(package_dir: Package) -> None:
     # Lambda's code directory is read-only: without them every cold start compiles its modules.
     tag = sys.implementation.cache_tag
@@ -182,7 +192,11 @@ def test_terraform_configuration_holds_the_complete_stack(package_dir: Package) 
     assert set(notified) == {"${aws_s3_bucket.stacflow_dev_data.id}", "${aws_s3_bucket.stacflow_dev_dvc.id}"}
     assert {q["queue_arn"] for n in notified.values() for q in n["queue"]} == {"${aws_sqs_queue.events.arn}"}
     policies = {name: json.loads(p["policy"]) for name, p in res["aws_iam_role_policy"].items()}
-    assert policies == {"api_handler_role": policy_file("api_handler"), "on_store_event_role": policy_file("on_store_event")}
+    assert policies == {"api_handler_role": policy_file("api_handler"), "on_store_event_role": policy_file("on_store_event"),
+                        stack.GEOPARQUET_FUNCTION: stack.policy(stage, stack.GEOPARQUET_FUNCTION)}
+    geoparquet = functions[stack.GEOPARQUET_FUNCTION]
+    assert (geoparquet["runtime"], geoparquet["handler"]) == ("python3.12", "functions.geoparquet.handler")
+    assert res["aws_cloudwatch_event_target"]["geoparquet"]["arn"] == "${aws_lambda_function.geoparquet.arn}"
     assert res["aws_api_gateway_gateway_response"]["not_found"]["status_code"] == "404"
     assert "aws_api_gateway_gateway_response.not_found" in res["aws_api_gateway_deployment"]["rest_api"]["depends_on"]
 
