@@ -159,14 +159,14 @@ def regenerate(store: ObjectStore, index: Any, cid: str, *, public_url: str | No
     """Bring ``collections/<cid>/<cid>.parquet`` up to the index's current state (see the module doc)."""
     key = catalog.geoparquet_key(cid)
     start = time.monotonic()
-    collection = catalog.read_collection(store, cid)
-    if collection is None:
+    if catalog.config().category(cid) is None:
         raise ValueError(f"unknown collection {cid!r}")
     for attempt in range(1, ATTEMPTS + 1):
         stored = stored_fingerprint(store, key)  # before the snapshot: what we replace is older than it
         selection = select(index.snapshot(), cid, public_url)
         if stored is not None and stored[1] == selection.fingerprint and not force:
             return Result(cid, key, selection.count, False, 0, time.monotonic() - start, attempt)
+        collection = catalog.read_collection(store, cid) or {}  # the file's STAC collection metadata
         body = encode(selection.items(public_url), cid, fingerprint=selection.fingerprint,
                       collection=catalog.public(collection))
         try:
