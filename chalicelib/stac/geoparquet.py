@@ -9,7 +9,8 @@ as UTC timestamps). The collection links it as an asset with role ``collection-m
 The items come from the search index (its snapshot holds every item's JSON), never from listing
 item files, so a regeneration reads the index's segments once per process and then only what
 changed. A fingerprint of the selection (ids, versions and log keys of the rows, the public URL
-that absolute hrefs are built from, the format) is kept in the file's key-value metadata, so an
+that absolute hrefs are built from, the format) is kept in the file's collection metadata
+(``stacflow:fingerprint``), so an
 unchanged collection costs a HEAD and two ranged GETs of the footer and no write.
 
 Writes are conditional: a regeneration reads the file's ETag *before* taking the index snapshot and
@@ -40,7 +41,8 @@ from . import catalog
 from .hrefs import resolve_item
 
 FORMAT = "stacflow-geoparquet/1"  # bump to rewrite every file after a change of how they are built
-FINGERPRINT_KEY = b"stacflow:fingerprint"
+FINGERPRINT_FIELD = "stacflow:fingerprint"  # in the file's collection metadata
+GEOPARQUET_META = b"stac-geoparquet"  # the spec's key-value metadata key
 PUBLIC = ReadScope(public=True)  # what the static catalog (and so its mirror) holds
 ATTEMPTS = 8  # lost compare-and-swaps before giving up (each retry re-reads the index)
 
@@ -90,7 +92,6 @@ def select(snapshot: Any, cid: str, public_url: str | None, *, scope: ReadScope 
 def encode(items: Sequence[dict[str, Any]] | Iterator[dict[str, Any]], cid: str, *,
            fingerprint: str = "", collection: dict[str, Any] | None = None) -> bytes:
     """The stac-geoparquet file of ``items`` (an empty collection gets the core columns, no rows)."""
-    import pyarrow.parquet as pq
     from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
     items = list(items)
@@ -98,14 +99,14 @@ def encode(items: Sequence[dict[str, Any]] | Iterator[dict[str, Any]], cid: str,
         table = parse_stac_items_to_arrow(items).read_all()
     else:  # stac-geoparquet infers its schema from items: take the shape of a placeholder, no rows
         table = parse_stac_items_to_arrow([_placeholder(cid)]).read_all().slice(0, 0)
+    # The fingerprint rides in the file's STAC collection metadata (one pass: the writer replaces the
+    # schema's key-value metadata with its own), as a namespaced field of the collection.
+    meta = dict(collection or {"type": "Collection", "id": cid})
+    if fingerprint:
+        meta[FINGERPRINT_FIELD] = fingerprint
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"{cid}.parquet")
-        to_parquet(table, path, collections={cid: collection} if collection else None)
-        if fingerprint:  # one more pass to add our key: the writer takes no extra key-value metadata
-            written = pq.read_table(path)
-            meta = dict(written.schema.metadata or {})
-            meta[FINGERPRINT_KEY] = fingerprint.encode()
-            pq.write_table(written.replace_schema_metadata(meta), path, compression="zstd")
+        to_parquet(table, path, collections={cid: meta}, compression="zstd")
         with open(path, "rb") as fh:
             return fh.read()
 
@@ -135,8 +136,12 @@ def stored_fingerprint(store: ObjectStore, key: str) -> tuple[str, str] | None:
         meta = pq.read_metadata(io.BytesIO(b"PAR1" + footer + tail))
     except Exception:  # noqa: BLE001 - not ours or damaged: rewrite it
         return info.etag, ""
-    kv = meta.metadata or {}
-    return info.etag, kv.get(FINGERPRINT_KEY, b"").decode()
+    try:
+        doc = json.loads((meta.metadata or {}).get(GEOPARQUET_META, b"{}"))
+        found = [c.get(FINGERPRINT_FIELD) for c in (doc.get("collections") or {}).values() if isinstance(c, dict)]
+    except (ValueError, AttributeError):
+        found = []
+    return info.etag, next((f for f in found if isinstance(f, str)), "")
 
 
 @dataclass(frozen=True)
@@ -242,24 +247,25 @@ class Refresher:
     """``stacflow serve``'s regenerator: every write of the search index (a publication or a deletion
     landing) marks the files stale; a daemon thread regenerates them once writes have paused for
     ``quiet`` seconds, or ``max_delay`` after the first one under a steady stream (debounced, so a
-    bulk publish costs a few regenerations, not one per item). Unchanged collections are skipped by
-    their fingerprint."""
+    bulk publish costs a few regenerations, not one per item), and every ``interval`` seconds anyway
+    (another process's writes to the same store notify no one here). Unchanged collections are
+    skipped by their fingerprint."""
 
     def __init__(self, store: ObjectStore, *, public_url: str | None = None, quiet: float = 1.0,
-                 max_delay: float = 10.0, index: Any = None) -> None:
+                 max_delay: float = 10.0, interval: float = 60.0, index: Any = None) -> None:
         import threading
         from ..observability import logger
         from .index import PREFIX, SearchIndex
         self.store = store
         self.public_url = public_url
         self.quiet, self.max_delay = quiet, max_delay
+        self.interval = interval  # also check this often: other processes' writes notify no one here
         self.index = index if index is not None else SearchIndex(store)
         self._prefix = PREFIX
         self._cond = threading.Condition()
         self._first: float | None = None  # when the oldest unhandled change arrived
         self._last = 0.0
         self._log = logger
-        self.runs = 0  # regenerations done (tests wait on it)
         self._thread = threading.Thread(target=self._loop, name="geoparquet", daemon=True)
 
     def start(self) -> Refresher:
@@ -283,7 +289,8 @@ class Refresher:
         while True:
             with self._cond:
                 while self._first is None:
-                    self._cond.wait()
+                    if not self._cond.wait(self.interval):
+                        self._first = self._last = time.monotonic()
                 while True:
                     now = time.monotonic()
                     due = min(self._last + self.quiet, self._first + self.max_delay)
@@ -296,21 +303,6 @@ class Refresher:
                 self._log().info("geoparquet", extra={"results": [r.as_dict() for r in results if r.written]})
             except Exception:  # noqa: BLE001 - logged; the next change or `stacflow geoparquet` retries
                 self._log().exception("geoparquet regeneration failed")
-            with self._cond:
-                self.runs += 1
-                self._cond.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no change is pending and a regeneration has run since (tests)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            start = self.runs
-            while self._first is not None or self.runs == start:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
 
 
 def summary(results: Sequence[Result]) -> str:
