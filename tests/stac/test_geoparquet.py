@@ -253,3 +253,20 @@ def test_route_answers_404_before_the_first_regeneration(tmp_path: Path) -> None
     store = published(tmp_path, [make_item("one", "dataset")])
     with pytest.raises(NotFoundError):
         StacApi(store).geoparquet("dataset")
+
+
+def test_file_reads_back_as_the_stored_items_with_stac_geoparquet_and_geopandas(tmp_path: Path) -> None:
+    import geopandas
+    import pyarrow.parquet as pq
+    from stac_geoparquet.arrow import stac_table_to_items
+    items = synthetic(60)
+    store = published(tmp_path, items)
+    geoparquet.regenerate(store, SearchIndex(store), "ai-model")
+    path = store.root / catalog.geoparquet_key("ai-model")
+    back = {item["id"]: item for item in stac_table_to_items(pq.read_table(path))}
+    wanted = {item["id"]: item for item in items if item["collection"] == "ai-model"}
+    assert set(back) == set(wanted)
+    some = next(iter(wanted))
+    assert back[some]["properties"]["platform"] == wanted[some]["properties"]["platform"]
+    assert back[some]["bbox"] == pytest.approx(wanted[some]["bbox"])
+    assert len(geopandas.read_parquet(path)) == len(wanted)
