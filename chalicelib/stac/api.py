@@ -441,6 +441,10 @@ def openapi(base: str) -> dict[str, Any]:
             "summary": "Redirect to a short-lived presigned URL of an asset", "operationId": "downloadAsset",
             "parameters": [cid, item_id, param("asset", "query", string, "asset key", required=True)],
             "responses": {"302": {"description": "Redirect to the asset"}, **errors}}},
+        "/collections/{collectionId}/geoparquet": {"get": {
+            "summary": "Redirect to a short-lived presigned URL of the collection's stac-geoparquet file",
+            "operationId": "getCollectionGeoparquet", "parameters": [cid],
+            "responses": {"302": {"description": "Redirect to the file"}, **errors}}},
         "/collections/{collectionId}/queryables": {"get": {
             "summary": "Queryables of a collection", "operationId": "getCollectionQueryables", "parameters": [cid],
             "responses": {"200": json_response("JSON Schema", SCHEMA_JSON), **errors}}},
