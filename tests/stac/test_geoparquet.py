@@ -270,3 +270,20 @@ def test_file_reads_back_as_the_stored_items_with_stac_geoparquet_and_geopandas(
     assert back[some]["properties"]["platform"] == wanted[some]["properties"]["platform"]
     assert back[some]["bbox"] == pytest.approx(wanted[some]["bbox"])
     assert len(geopandas.read_parquet(path)) == len(wanted)
+
+
+def test_the_api_never_imports_pyarrow(tmp_path: Path) -> None:
+    """Serving the collection and the file's route (the API's whole geoparquet path) loads no pyarrow."""
+    import subprocess
+    import sys
+    published(tmp_path, [make_item("one", "dataset")])
+    code = ("import sys\nfrom chalice.test import Client\nfrom app import app\n"
+            "with Client(app) as c:\n"
+            "    assert c.http.get('/stac/collections/dataset').status_code == 200\n"
+            "    assert c.http.get('/stac/collections/dataset/geoparquet').status_code == 404\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'stac_geoparquet', 'pandas')))\n")
+    env = {"PATH": "/usr/bin:/bin", "STACFLOW_STORE": (tmp_path / "store").as_uri(),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"  # (after the auth-off warning)
