@@ -32,6 +32,9 @@ tar --exclude=__pycache__ -cf - app.py requirements.txt chalicelib .chalice | ta
 (cd "$src" && "${chalice[@]}" package --stage "$stage" --merge-template "$out/merge.json" "$out/sam" &&
                "${chalice[@]}" package --stage "$stage" --pkg-format terraform "$out/terraform")
 "$py" -m deploy.stack terraform --stage "$stage" --out "$out/terraform"
+# CloudFormation reads templates up to 1 MB (through S3); Chalice indents its swagger, which alone nears it.
+"$py" -c 'import json, sys; p = sys.argv[1]; d = json.load(open(p)); json.dump(d, open(p, "w"), separators=(",", ":"))' \
+    "$out/sam/sam.json"
 # Third-party wheels' own test suites (onnx: 12 MB zipped) are never imported: drop them.
 "$py" -m deploy.prune "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
 # Lambda cannot write __pycache__: ship the cold-start modules compiled (deploy/bytecode.py).
