@@ -4,7 +4,7 @@ Lambda platform and its runtime, the few runtime pins the index reader needs, ``
 Not Chalice's package: pyarrow, pandas and geopandas never reach the API's zip or cold start. pyarrow 25's
 wheels need glibc 2.28, so this function runs on python3.12 (Amazon Linux 2023); the API stays on 3.11.
 What it never imports is dropped to stay under Lambda's 250 MB unzipped: pyogrio and its GDAL (geopandas'
-file IO, imported only by ``read_file``/``to_file``), Arrow Flight and Substrait, headers, test suites.
+file IO, imported only by ``read_file``/``to_file``), Arrow Flight, headers and Cython sources, test suites.
 
 Usage: python -m deploy.geoparquet_package OUT.zip [COPY.zip ...]
 """
@@ -27,9 +27,11 @@ PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x8
 RUNTIME_PINS = ("tenacity", "aws-lambda-powertools")
 # The zip comes first on sys.path: what it ships must suit the runtime's boto3/botocore too (dateutil < 3).
 SHARED_PINS = ("python-dateutil==2.9.0.post0",)
+# (pyarrow.lib links libarrow_substrait: it stays; only Flight's libraries are separate modules.)
 DROP = ("pyogrio", "pyogrio.libs", "pyogrio-*", "pyarrow/include", "pyarrow/src", "pyarrow/tests",
-        "pyarrow/libarrow_flight.so*", "pyarrow/_flight*.so", "pyarrow/libarrow_substrait.so*",
-        "pyarrow/_substrait*.so", "*/tests", "*/__pycache__", "bin", "types_psutil*", "psutil-stubs")
+        "pyarrow/libarrow_flight.so*", "pyarrow/libarrow_python_flight.so*", "pyarrow/_flight*.so",
+        "pyarrow/*.pyx", "pyarrow/*.pxd", "pyarrow/*.pxi", "*/tests", "*/__pycache__", "bin", "types_psutil*",
+        "psutil-stubs")
 LIMIT_UNZIPPED = 250_000_000
 
 

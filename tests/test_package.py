@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -63,6 +64,35 @@ def test_geoparquet_function_has_its_own_zip_and_pyarrow_stays_out_of_the_api(pa
     assert sum(i.file_size for i in own.infolist()) < 250 * MB
     api_names = zipfile.ZipFile(package_dir.out / "sam" / "deployment.zip").namelist()
     assert not any(n.split("/")[0] in ("pyarrow", "pandas", "geopandas", "stac_geoparquet") for n in api_names)
+
+
+def _python312() -> str | None:
+    found = shutil.which("python3.12")
+    if found is None:
+        return None
+    out = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def test_geoparquet_function_runs_from_its_zip_alone(package_dir: Package, tmp_path: Path) -> None:
+    """The zip on Lambda's python3.12 with nothing else on the path: writes the files, then nothing."""
+    python = _python312()
+    if python is None:
+        pytest.skip("no python3.12 on this machine")
+    code = tmp_path / "code"
+    zipfile.ZipFile(package_dir.out / "sam" / "geoparquet.zip").extractall(code)
+    store = tmp_path / "store"
+    source = tmp_path / "items.ndjson"
+    source.write_text(json.dumps(make_item("one", "dataset")))
+    from chalicelib.stac.publish import publish_paths
+    from chalicelib.store.local import LocalStore
+    publish_paths(LocalStore(store, fsync=False), [source], progress=False)
+    run = ("import json; from functions.geoparquet import handler; "
+           "print(json.dumps([[r['written'] for r in handler({}, None)] for _ in range(2)]))")
+    out = subprocess.run([python, "-c", run], capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(code), "STACFLOW_STORE": store.as_uri()})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[True, True], [False, False]]
 
 
 def test_package_carries_bytecode_of_the_cold_start_modules(package_dir: Package) -> None:
