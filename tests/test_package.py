@@ -67,11 +67,13 @@ def test_geoparquet_function_has_its_own_zip_and_pyarrow_stays_out_of_the_api(pa
 
 
 def _python312() -> str | None:
-    found = shutil.which("python3.12")
-    if found is None:
-        return None
-    out = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else None
+    """A python3.12 (Lambda's runtime for the geoparquet function): on the PATH, or a pyenv version."""
+    candidates = [shutil.which("python3.12")] + sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    for found in filter(None, candidates):
+        out = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return None
 
 
 def test_geoparquet_function_runs_from_its_zip_alone(package_dir: Package, tmp_path: Path) -> None:
