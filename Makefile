@@ -26,8 +26,8 @@ $(RUNTIME): requirements.txt pyproject.toml
 	$(VENV)/bin/pip install -q -r requirements.txt -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements-dev.txt
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+$(STAMP): $(RUNTIME) requirements-dev.txt requirements-geoparquet.txt
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -r requirements-geoparquet.txt
 	touch $(STAMP)
 
 $(SAV)/.installed:

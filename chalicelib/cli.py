@@ -1,5 +1,5 @@
-"""``stacflow`` command line: serve, publish, reindex, check, replay-events, repair-logs, republish-models,
-publish-ui."""
+"""``stacflow`` command line: serve, publish, reindex, check, export, geoparquet, replay-events, repair-logs,
+republish-models, publish-ui."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     public = _public_url(args, cfg, server.server.server_address[1])
     if public:
         services.configure(settings=dataclasses.replace(cfg, public_url=public))  # the store reopens on first use
+    _watch_geoparquet()
     print(f"stacflow serving {services.settings().store_uri} on "
           f"http://{args.host}:{server.server.server_address[1]}", flush=True)
     try:
@@ -42,6 +43,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _watch_geoparquet() -> None:
+    """Keep the store's stac-geoparquet files current while serving (when the package is installed)."""
+    from importlib.util import find_spec
+    if find_spec("stac_geoparquet") is None:
+        print("stacflow: stac-geoparquet not installed, collections/<cid>/<cid>.parquet is not kept current "
+              "(pip install -r requirements-geoparquet.txt)", file=sys.stderr)
+        return
+    from .stac.geoparquet import Refresher
+    Refresher(services.store(), public_url=services.settings().public_url).start()
 
 
 def _public_url(args: argparse.Namespace, cfg: Settings, port: int) -> str | None:
@@ -103,6 +115,52 @@ def cmd_check(args: argparse.Namespace) -> int:
     report.problems = list(dict.fromkeys(report.problems))  # one line per (key, problem)
     print(json.dumps(report.as_dict()))
     return 0 if not report.problems else 1
+
+
+def _geoparquet_missing() -> bool:
+    from importlib.util import find_spec
+    if find_spec("stac_geoparquet") is None or find_spec("pyarrow") is None:
+        print("stacflow: stac-geoparquet is not installed (pip install -r requirements-geoparquet.txt)",
+              file=sys.stderr)
+        return True
+    return False
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The catalog's public items, from the search index, as stac-geoparquet files on this machine."""
+    cfg = _use_store(args.store)
+    if _geoparquet_missing():
+        return 1
+    from tqdm import tqdm
+
+    from .stac import catalog, geoparquet
+    from .stac.index import SearchIndex
+    if args.collection and args.collection not in catalog.config().collection_ids:
+        print(f"stacflow export: unknown collection {args.collection!r}", file=sys.stderr)
+        return 1
+    with tqdm(desc="export", unit="item", disable=args.quiet, mininterval=0.5) as bar:
+        def total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+        done = geoparquet.export(services.store(), SearchIndex(services.store()), args.out,
+                                 collections=[args.collection] if args.collection else None,
+                                 public_url=cfg.public_url, progress=bar.update, on_total=total)
+    print(json.dumps(done))
+    return 0
+
+
+def cmd_geoparquet(args: argparse.Namespace) -> int:
+    """Regenerate the store's stac-geoparquet files now (what the scheduled function does)."""
+    cfg = _use_store(args.store)
+    if _geoparquet_missing():
+        return 1
+    from .stac import geoparquet
+    from .stac.index import SearchIndex
+    results = geoparquet.regenerate_all(services.store(), SearchIndex(services.store()), public_url=cfg.public_url,
+                                        collections=[args.collection] if args.collection else None,
+                                        force=args.force)
+    print(geoparquet.summary(results))
+    return 0
 
 
 def cmd_replay_events(args: argparse.Namespace) -> int:
@@ -183,6 +241,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      "index, tracking snapshots; read-only")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="write the catalog's public items as stac-geoparquet files, one per "
+                                      "collection, with a progress bar")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--format", choices=["geoparquet"], default="geoparquet")
+    p.add_argument("--collection", help="only this collection (OUT may then be a .parquet file)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("out", metavar="OUT", help="a folder (one <collection>.parquet each) or, with --collection, "
+                                             "a .parquet file")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("geoparquet", help="regenerate the store's stac-geoparquet files "
+                                          "(collections/<cid>/<cid>.parquet) if the catalog changed")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--collection", help="only this collection")
+    p.add_argument("--force", action="store_true", help="rewrite even if current")
+    p.set_defaults(func=cmd_geoparquet)
 
     p = sub.add_parser("replay-events", help="feed S3 notification JSON (Lambda or SQS format) to the functions")
     p.add_argument("--store", help=store_help)

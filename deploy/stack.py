@@ -34,6 +34,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 EVENT_FUNCTION = "on_store_event"
 API_FUNCTION = "api_handler"
+# The stac-geoparquet function (functions/geoparquet.py): its own zip (requirements-geoparquet.txt: pyarrow,
+# pandas, geopandas), never in Chalice's package; pyarrow 25's wheels need glibc 2.28 (python3.12+ runtime).
+GEOPARQUET_FUNCTION = "geoparquet"
+GEOPARQUET_HANDLER = "functions.geoparquet.handler"
+GEOPARQUET_RUNTIME = "python3.12"
+GEOPARQUET_MEMORY = 2048
+GEOPARQUET_TIMEOUT = 120  # a 100k-item collection regenerates in well under a minute (README)
+GEOPARQUET_SCHEDULE = "rate(1 minute)"  # freshness bound: a change is in the files within ~1 min + a run
+GEOPARQUET_ZIP = "geoparquet.zip"
 VISIBILITY_FACTOR = 6  # AWS's advice for SQS event sources: at least 6x the function timeout
 MAX_RECEIVE_COUNT = 5  # deliveries before a message moves to the dead-letter queue
 RETENTION_S = 4 * 86400  # the queue's message retention (SQS default)
@@ -59,7 +68,7 @@ REMOTE_EVENTS = ("s3:ObjectCreated:*",)  # a DVC remote's objects landing mark a
 # Settings given when the stack is deployed, never written in the repository: (variable, parameter,
 # secret?, functions that read it).
 DEPLOY_SETTINGS: tuple[tuple[str, str, bool, tuple[str, ...]], ...] = (
-    ("STACFLOW_PUBLIC_URL", "PublicUrl", False, (API_FUNCTION, EVENT_FUNCTION)),
+    ("STACFLOW_PUBLIC_URL", "PublicUrl", False, (API_FUNCTION, EVENT_FUNCTION, GEOPARQUET_FUNCTION)),
     ("STACFLOW_GITLAB_URL", "GitLabUrl", False, (API_FUNCTION, EVENT_FUNCTION)),
     ("STACFLOW_WEBHOOK_SECRET", "WebhookSecret", True, (API_FUNCTION,)),
     ("STACFLOW_GITLAB_TOKEN", "GitLabToken", True, (EVENT_FUNCTION,)),
@@ -136,6 +145,10 @@ class Stage:
         return f"{self.app_name}-{self.name}-{EVENT_FUNCTION}"
 
     @property
+    def geoparquet_function(self) -> str:
+        return f"{self.app_name}-{self.name}-{GEOPARQUET_FUNCTION}"
+
+    @property
     def visibility_timeout(self) -> int:
         return VISIBILITY_FACTOR * self.event_timeout
 
@@ -202,7 +215,8 @@ def policy(stage: Stage, function: str = EVENT_FUNCTION) -> dict[str, Any]:
 
     Both functions read and write the store; only the event function reads the DVC remotes (dataset
     availability) and the queue (its event source mapping)."""
-    name = stage.event_function if function == EVENT_FUNCTION else stage.api_function
+    name = {EVENT_FUNCTION: stage.event_function, GEOPARQUET_FUNCTION: stage.geoparquet_function}.get(
+        function, stage.api_function)
     statements: list[dict[str, Any]] = [
         {"Sid": "Logs", "Effect": "Allow", "Action": list(LOG_ACTIONS),
          "Resource": [f"arn:aws:logs:*:*:log-group:/aws/lambda/{name}", f"arn:aws:logs:*:*:log-group:/aws/lambda/{name}:*"]},
@@ -295,7 +309,17 @@ def sam_merge_template(stage: Stage) -> dict[str, Any]:
                     for rule in rules for event in rule.events]}}}
     parameters = {param: {"Type": "String", "Default": "", "NoEcho": secret, "Description": f"{var} (README)"}
                   for var, param, secret, _ in DEPLOY_SETTINGS}
+    # The geoparquet function: a SAM function of its own (CodeUri is the zip scripts/package.sh builds next to
+    # sam.json; `aws cloudformation package` uploads it), run every minute, one at a time.
+    resources["GeoparquetFunction"] = {"Type": "AWS::Serverless::Function", "Properties": {
+        "FunctionName": stage.geoparquet_function, "CodeUri": f"./{GEOPARQUET_ZIP}",
+        "Handler": GEOPARQUET_HANDLER, "Runtime": GEOPARQUET_RUNTIME, "MemorySize": GEOPARQUET_MEMORY,
+        "Timeout": GEOPARQUET_TIMEOUT, "ReservedConcurrentExecutions": 1,
+        "Environment": {"Variables": {**stage.environment, **deploy_env(GEOPARQUET_FUNCTION)["Environment"]["Variables"]}},
+        "Policies": [policy(stage, GEOPARQUET_FUNCTION)],
+        "Events": {"EveryMinute": {"Type": "Schedule", "Properties": {"Schedule": GEOPARQUET_SCHEDULE}}}}}
     return {"Parameters": parameters, "Resources": resources, "Outputs": {
+        "GeoparquetFunction": {"Value": {"Ref": "GeoparquetFunction"}},
         "EventsQueueUrl": {"Value": {"Ref": "EventsQueue"}},
         "EventsQueueArn": {"Value": queue_arn},
         "DeadLetterQueueUrl": {"Value": {"Ref": "EventsDeadLetterQueue"}}}}
@@ -349,6 +373,31 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
             "bucket": f"${{aws_s3_bucket.{name}.id}}", "block_public_acls": True, "block_public_policy": True,
             "ignore_public_acls": True, "restrict_public_buckets": True} for name in buckets},
         "aws_s3_bucket_notification": notifications,
+        # The geoparquet function, its role (the same store grants as the API's) and its schedule.
+        "aws_iam_role": {GEOPARQUET_FUNCTION: {"name": stage.geoparquet_function, "assume_role_policy": json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]})}},
+        "aws_iam_role_policy": {GEOPARQUET_FUNCTION: {
+            "name": stage.geoparquet_function, "role": f"${{aws_iam_role.{GEOPARQUET_FUNCTION}.id}}",
+            "policy": json.dumps(policy(stage, GEOPARQUET_FUNCTION))}},
+        "aws_lambda_function": {GEOPARQUET_FUNCTION: {
+            "function_name": stage.geoparquet_function, "filename": f"${{path.module}}/{GEOPARQUET_ZIP}",
+            "source_code_hash": f"${{filebase64sha256(\"${{path.module}}/{GEOPARQUET_ZIP}\")}}",
+            "handler": GEOPARQUET_HANDLER, "runtime": GEOPARQUET_RUNTIME, "memory_size": GEOPARQUET_MEMORY,
+            "timeout": GEOPARQUET_TIMEOUT, "reserved_concurrent_executions": 1,
+            "role": f"${{aws_iam_role.{GEOPARQUET_FUNCTION}.arn}}",
+            "environment": {"variables": {**stage.environment, **{
+                var: f"${{var.{param_var(param)}}}" for var, param, _, fns in DEPLOY_SETTINGS
+                if GEOPARQUET_FUNCTION in fns}}}}},
+        "aws_cloudwatch_event_rule": {GEOPARQUET_FUNCTION: {
+            "name": stage.geoparquet_function, "schedule_expression": GEOPARQUET_SCHEDULE}},
+        "aws_cloudwatch_event_target": {GEOPARQUET_FUNCTION: {
+            "rule": f"${{aws_cloudwatch_event_rule.{GEOPARQUET_FUNCTION}.name}}",
+            "arn": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.arn}}"}},
+        "aws_lambda_permission": {GEOPARQUET_FUNCTION: {
+            "statement_id": "EveryMinute", "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com",
+            "function_name": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.function_name}}",
+            "source_arn": f"${{aws_cloudwatch_event_rule.{GEOPARQUET_FUNCTION}.arn}}"}},
         "aws_api_gateway_gateway_response": {"not_found": {
             "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
             "response_type": "MISSING_AUTHENTICATION_TOKEN", "status_code": "404",
@@ -358,6 +407,7 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
                                         "description": f"{var} (README)"}
                      for var, param, secret, _ in DEPLOY_SETTINGS},
        "output": {"EventsQueueUrl": {"value": "${aws_sqs_queue.events.id}"},
+                  "GeoparquetFunction": {"value": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.function_name}}"},
                   "DeadLetterQueueUrl": {"value": "${aws_sqs_queue.events_dlq.id}"}}}
     mapping: dict[str, Any] = {"event_source_arn": queue_arn, "function_response_types": ["ReportBatchItemFailures"]}
     if stage.event_concurrency:

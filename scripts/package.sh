@@ -2,6 +2,7 @@
 # Package one stage for AWS in both formats, each a complete stack:
 #   OUT/sam/        sam.json + deployment.zip   (chalice package --merge-template OUT/merge.json)
 #   OUT/terraform/  chalice.tf.json + stack.tf.json + stack_override.tf.json + deployment.zip
+#   both also get geoparquet.zip: the scheduled stac-geoparquet function (deploy/geoparquet_package.py)
 # Usage: scripts/package.sh STAGE [OUT]   (OUT defaults to build/STAGE; PYTHON defaults to .venv/bin/python)
 set -euo pipefail
 stage=${1:?usage: scripts/package.sh STAGE [OUT]}
@@ -31,10 +32,15 @@ tar --exclude=__pycache__ -cf - app.py requirements.txt chalicelib .chalice | ta
 (cd "$src" && "${chalice[@]}" package --stage "$stage" --merge-template "$out/merge.json" "$out/sam" &&
                "${chalice[@]}" package --stage "$stage" --pkg-format terraform "$out/terraform")
 "$py" -m deploy.stack terraform --stage "$stage" --out "$out/terraform"
+# CloudFormation reads templates up to 1 MB (through S3); Chalice indents its swagger, which alone nears it.
+"$py" -c 'import json, sys; p = sys.argv[1]; d = json.load(open(p)); json.dump(d, open(p, "w"), separators=(",", ":"))' \
+    "$out/sam/sam.json"
 # Third-party wheels' own test suites (onnx: 12 MB zipped) are never imported: drop them.
 "$py" -m deploy.prune "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
 # Lambda cannot write __pycache__: ship the cold-start modules compiled (deploy/bytecode.py).
 "$py" -m deploy.bytecode "$out/sam/deployment.zip" "$out/terraform/deployment.zip"
+# The geoparquet function's own zip (pyarrow: never in deployment.zip), next to each template.
+"$py" -m deploy.geoparquet_package "$out/sam/geoparquet.zip" "$out/terraform/geoparquet.zip"
 "$py" - "$out/sam/deployment.zip" <<'PY'
 import os, sys, zipfile
 path = sys.argv[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -53,6 +54,47 @@ def test_package_is_within_lambdas_limits(package_dir: Package) -> None:
     unzipped = sum(i.file_size for i in zipfile.ZipFile(zipped).infolist())
     assert zipped.stat().st_size < 50 * MB
     assert unzipped < 250 * MB
+
+
+def test_geoparquet_function_has_its_own_zip_and_pyarrow_stays_out_of_the_api(package_dir: Package) -> None:
+    own = zipfile.ZipFile(package_dir.out / "sam" / "geoparquet.zip")
+    names = set(own.namelist())
+    assert {"functions/geoparquet.py", "chalicelib/stac/geoparquet.py", "pyarrow/__init__.py",
+            "stac_geoparquet/__init__.py"} <= names
+    assert sum(i.file_size for i in own.infolist()) < 250 * MB
+    api_names = zipfile.ZipFile(package_dir.out / "sam" / "deployment.zip").namelist()
+    assert not any(n.split("/")[0] in ("pyarrow", "pandas", "geopandas", "stac_geoparquet") for n in api_names)
+
+
+def _python312() -> str | None:
+    """A python3.12 (Lambda's runtime for the geoparquet function): on the PATH, or a pyenv version."""
+    candidates = [shutil.which("python3.12")] + sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    for found in filter(None, candidates):
+        out = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return None
+
+
+def test_geoparquet_function_runs_from_its_zip_alone(package_dir: Package, tmp_path: Path) -> None:
+    """The zip on Lambda's python3.12 with nothing else on the path: writes the files, then nothing."""
+    python = _python312()
+    if python is None:
+        pytest.skip("no python3.12 on this machine")
+    code = tmp_path / "code"
+    zipfile.ZipFile(package_dir.out / "sam" / "geoparquet.zip").extractall(code)
+    store = tmp_path / "store"
+    source = tmp_path / "items.ndjson"
+    source.write_text(json.dumps(make_item("one", "dataset")))
+    from chalicelib.stac.publish import publish_paths
+    from chalicelib.store.local import LocalStore
+    publish_paths(LocalStore(store, fsync=False), [source], progress=False)
+    run = ("import json; from functions.geoparquet import handler; "
+           "print(json.dumps([[r['written'] for r in handler({}, None)] for _ in range(2)]))")
+    out = subprocess.run([python, "-c", run], capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(code), "STACFLOW_STORE": store.as_uri()})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[True, True], [False, False]]
 
 
 def test_package_carries_bytecode_of_the_cold_start_modules(package_dir: Package) -> None:
@@ -182,7 +224,11 @@ def test_terraform_configuration_holds_the_complete_stack(package_dir: Package) 
     assert set(notified) == {"${aws_s3_bucket.stacflow_dev_data.id}", "${aws_s3_bucket.stacflow_dev_dvc.id}"}
     assert {q["queue_arn"] for n in notified.values() for q in n["queue"]} == {"${aws_sqs_queue.events.arn}"}
     policies = {name: json.loads(p["policy"]) for name, p in res["aws_iam_role_policy"].items()}
-    assert policies == {"api_handler_role": policy_file("api_handler"), "on_store_event_role": policy_file("on_store_event")}
+    assert policies == {"api_handler_role": policy_file("api_handler"), "on_store_event_role": policy_file("on_store_event"),
+                        stack.GEOPARQUET_FUNCTION: stack.policy(stage, stack.GEOPARQUET_FUNCTION)}
+    geoparquet = functions[stack.GEOPARQUET_FUNCTION]
+    assert (geoparquet["runtime"], geoparquet["handler"]) == ("python3.12", "functions.geoparquet.handler")
+    assert res["aws_cloudwatch_event_target"]["geoparquet"]["arn"] == "${aws_lambda_function.geoparquet.arn}"
     assert res["aws_api_gateway_gateway_response"]["not_found"]["status_code"] == "404"
     assert "aws_api_gateway_gateway_response.not_found" in res["aws_api_gateway_deployment"]["rest_api"]["depends_on"]
 

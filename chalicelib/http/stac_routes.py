@@ -176,6 +176,16 @@ def download(collection_id: str, item_id: str) -> Response:
     return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
+@_cors.route("/collections/{collection_id}/geoparquet", methods=["GET"])
+@_respond(api.JSON)
+def geoparquet(collection_id: str) -> Response:
+    """The collection's public items as stac-geoparquet: a redirect to a short-lived presigned URL
+    (the file may exceed Lambda's 6 MB response), for any caller who may read public data."""
+    _scope()
+    url = _api().geoparquet(_segment(collection_id), base_url=base_url(stac_api.current_request))
+    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
 @_cors.route("/collections/{collection_id}/items", methods=["POST"], content_types=_BODY_TYPES)
 @_respond(api.GEOJSON)
 def create_item(collection_id: str) -> Response:

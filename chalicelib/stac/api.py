@@ -170,6 +170,11 @@ def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
     out = catalog.public(doc)
     out["links"] = collection_links(base, out["id"]) + _own_links(doc)
+    # Its stac-geoparquet mirror, served through the API (a collection stored before it existed lacks it).
+    assets = {k: dict(v) if isinstance(v, dict) else v for k, v in (doc.get("assets") or {}).items()}
+    assets[catalog.GEOPARQUET_ASSET] = dict(catalog.geoparquet_asset(out["id"]),
+                                            href=f"{base}/collections/{out['id']}/{catalog.GEOPARQUET_ASSET}")
+    out["assets"] = assets
     return out
 
 
@@ -330,6 +335,17 @@ class StacApi:
         if href.startswith(("http://", "https://")):
             return href
         raise NotFoundError(f"asset {asset!r} of item {item_id!r} cannot be downloaded through this service")
+
+    def geoparquet(self, cid: str, *, base_url: str | None = None) -> str:
+        """A short-lived presigned URL of the collection's stac-geoparquet file (public items only,
+        like the static catalog); NotFoundError before its first regeneration."""
+        self._check_collection(cid)
+        key = catalog.geoparquet_key(cid)
+        try:
+            self.store.head(key)
+        except NotFound:
+            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet file yet") from None
+        return self.store.presign_get(key, expires=DOWNLOAD_EXPIRES, base_url=base_url)
 
     def items(self, base: str, cid: str, params: Mapping[str, list[str]], scope: ReadScope = EVERYTHING) -> str:
         from . import search
@@ -499,6 +515,10 @@ def openapi(base: str) -> dict[str, Any]:
             "summary": "Redirect to a short-lived presigned URL of an asset", "operationId": "downloadAsset",
             "parameters": [cid, item_id, param("asset", "query", string, "asset key", required=True)],
             "responses": {"302": {"description": "Redirect to the asset"}, **errors}}},
+        "/collections/{collectionId}/geoparquet": {"get": {
+            "summary": "Redirect to a short-lived presigned URL of the collection's stac-geoparquet file",
+            "operationId": "getCollectionGeoparquet", "parameters": [cid],
+            "responses": {"302": {"description": "Redirect to the file"}, **errors}}},
         "/collections/{collectionId}/queryables": {"get": {
             "summary": "Queryables of a collection", "operationId": "getCollectionQueryables", "parameters": [cid],
             "responses": {"200": json_response("JSON Schema", SCHEMA_JSON), **errors}}},

@@ -40,6 +40,8 @@ STAC_VERSION = "1.1.0"
 ROOT_KEY = "catalog.json"
 JSON = "application/json"
 GEOJSON = "application/geo+json"
+PARQUET = "application/vnd.apache.parquet"
+GEOPARQUET_ASSET = "geoparquet"  # the collection's asset naming its stac-geoparquet mirror
 SHARD_COUNT = 256
 SHARDS_FIELD = "stacflow:shards"  # collection: {hh: {"rev", "linked", "summary"} of the shard}
 ITEMS_FIELD = "stacflow:items"  # shard: {item id: Summary of the item}
@@ -106,6 +108,17 @@ def collection_key(cid: str) -> str:
     return f"collections/{cid}/collection.json"
 
 
+def geoparquet_key(cid: str) -> str:
+    """The collection's items as stac-geoparquet (``chalicelib.stac.geoparquet`` writes it)."""
+    return f"collections/{cid}/{cid}.parquet"
+
+
+def geoparquet_asset(cid: str) -> dict[str, Any]:
+    """The collection asset linking its stac-geoparquet mirror (href relative to collection.json)."""
+    return {"href": f"./{cid}.parquet", "type": PARQUET, "title": "All public items as stac-geoparquet",
+            "roles": ["data", "collection-mirror"]}
+
+
 def shard_key(cid: str, shard: str) -> str:
     return f"collections/{cid}/shards/{shard}.json"
 
@@ -164,7 +177,8 @@ def empty_collection(cat: Category) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "type": "Collection", "stac_version": STAC_VERSION, "id": cat.id, "title": cat.title,
         "description": cat.description, "keywords": list(cat.keywords), "license": cat.license,
-        "extent": _extent([]), "links": [], SHARDS_FIELD: {}}
+        "extent": _extent([]), "links": [], "assets": {GEOPARQUET_ASSET: geoparquet_asset(cat.id)},
+        SHARDS_FIELD: {}}
     doc["links"] = _collection_links({})
     return doc
 

@@ -17,7 +17,7 @@ from .paths import REPO
 
 # What the python3.11 Lambda runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
-PROJECT_FILES = ("app.py", "requirements.txt")
+PROJECT_FILES = ("app.py", "requirements.txt", "requirements-geoparquet.txt")
 PROJECT_DIRS = ("chalicelib", "functions", ".chalice", "deploy", "scripts")
 
 

@@ -1,0 +1,36 @@
+"""The scheduled geoparquet function: writes the files once, then (warm, nothing changed) writes nothing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("stac_geoparquet")
+
+from chalicelib import services  # noqa: E402
+from chalicelib.stac import catalog  # noqa: E402
+from chalicelib.stac.publish import publish_paths  # noqa: E402
+from chalicelib.store.local import LocalStore  # noqa: E402
+from functions import geoparquet  # noqa: E402
+from tests.helpers.stac_items import make_item  # noqa: E402
+from tests.helpers.stores import InstrumentedStore  # noqa: E402
+
+
+def test_scheduled_runs_write_only_what_changed(tmp_path: Path) -> None:
+    local = LocalStore(tmp_path / "store", fsync=False)
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(json.dumps(make_item(f"i{n}", "dataset")) for n in range(5)))
+    publish_paths(local, [source], progress=False)
+    store = InstrumentedStore(local)
+    services.configure(store=store)
+    try:
+        first = geoparquet.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+        store.calls.clear()
+        second = geoparquet.handler({}, None)
+    finally:
+        services.configure()
+    assert {r["collection"]: r["items"] for r in first if r["written"]} == {"ai-model": 0, "dataset": 5}
+    assert not any(r["written"] for r in second)
+    assert store.calls["PUT"] == 0
+    assert local.head(catalog.geoparquet_key("dataset")).size > 0

@@ -1,0 +1,289 @@
+"""The catalog as stac-geoparquet: the files read back with DuckDB answer the STAC API's queries with
+the same ids; conditional regeneration; the collection asset and its API route; `stacflow export`."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("stac_geoparquet")
+
+from chalicelib.cli import main as cli  # noqa: E402
+from chalicelib.stac import catalog, geoparquet  # noqa: E402
+from chalicelib.stac.api import StacApi  # noqa: E402
+from chalicelib.stac.index import SearchIndex  # noqa: E402
+from chalicelib.events.base import StoreEvent  # noqa: E402
+from chalicelib.stac.publish import apply_item_events, publish_paths  # noqa: E402
+from chalicelib.store import ObjectStore  # noqa: E402
+from chalicelib.store.local import LocalStore  # noqa: E402
+from tests.helpers.servers import LiveServer  # noqa: E402
+from tests.helpers.stac_items import make_item  # noqa: E402
+from tests.helpers.stores import InstrumentedStore  # noqa: E402
+from tests.helpers.synthetic import make_items  # noqa: E402
+
+BASE = "http://stac.test/stac"
+LARGE = {"bbox": [-60, -40, 60, 40], "datetime": "2020-01-01T00:00:00Z/2020-12-31T23:59:59Z"}
+# bench/stac_bench.py's mix, the queries DuckDB can express (no free text, sorting or field selection)
+QUERIES: dict[str, dict[str, Any]] = {
+    "ids (5)": {"ids": ["item-0000007", "item-0000500", "item-0000999", "item-0000042", "item-0000300"]},
+    "collections": {"collections": ["ai-model"]},
+    "small bbox": {"bbox": [10.0, 40.0, 12.0, 42.0]},
+    "large bbox + datetime": LARGE,
+    "CQL2 filter": {"filter": "eo:cloud_cover < 10 AND platform = 'sentinel-2a'", "filter-lang": "cql2-text"},
+    "bbox across the antimeridian": {"bbox": [170.0, -85.0, -170.0, 85.0]},
+    "open datetime": {"datetime": "../2019-01-01T00:00:00Z", "collections": ["dataset"]},
+}
+
+
+def synthetic(n: int) -> list[dict[str, Any]]:
+    """The benchmark's items (bench/stac_bench.py): both configured collections."""
+    items = make_items(n)
+    for i, item in enumerate(items):
+        item["collection"] = "ai-model" if i % 3 == 0 else "dataset"
+    return items
+
+
+def published(root: Path, items: list[dict[str, Any]]) -> LocalStore:
+    store = LocalStore(root / "store", fsync=False)
+    source = root / "items.ndjson"
+    source.write_text("\n".join(json.dumps(i) for i in items))
+    report = publish_paths(store, [source], progress=False)
+    assert not report.rejected
+    return store
+
+
+def api_ids(api: StacApi, body: dict[str, Any]) -> set[str]:
+    """Every id the STAC API answers ``body`` with, following its next links."""
+    ids: set[str] = set()
+    req = dict(body, limit=10000)
+    while True:
+        page = json.loads(api.search_post(BASE, req))
+        ids |= {f["id"] for f in page["features"]}
+        nxt = next((link for link in page["links"] if link["rel"] == "next"), None)
+        if nxt is None:
+            return ids
+        req = nxt["body"]
+
+
+def _files(store: LocalStore, cids: list[str]) -> str:
+    return "[" + ", ".join(f"'{store.root / catalog.geoparquet_key(c)}'" for c in cids) + "]"
+
+
+def _time(value: str | None, default: str) -> str:
+    return f"TIMESTAMPTZ '{value}'" if value and value != ".." else f"TIMESTAMPTZ '{default}'"
+
+
+def duckdb_ids(store: LocalStore, body: dict[str, Any]) -> set[str]:
+    """The same query in SQL over the stac-geoparquet files (plain columns: no spatial extension
+    offline); a bbox selects on the ``bbox`` struct, then footprints are refined with shapely on the
+    WKB ``geometry`` DuckDB returns (the API intersects geometries, not bboxes)."""
+    cids = body.get("collections") or sorted(catalog.config().collection_ids)
+    where = ["true"]
+    if "ids" in body:
+        where.append("id IN (" + ", ".join(f"'{i}'" for i in body["ids"]) + ")")
+    if "datetime" in body:
+        start, _, end = body["datetime"].partition("/")
+        where.append(f"coalesce(end_datetime, datetime) >= {_time(start, '0001-01-01T00:00:00Z')}")
+        where.append(f"coalesce(start_datetime, datetime) <= {_time(end or start, '9999-12-31T00:00:00Z')}")
+    if "filter" in body:
+        where.append(body["filter"].replace("eo:cloud_cover", '"eo:cloud_cover"'))
+    box = body.get("bbox")
+    if box:
+        west, south, east, north = box
+        lat = f"bbox.ymax >= {south} AND bbox.ymin <= {north}"
+        # an item's bbox crosses the antimeridian when xmin > xmax; so may the query's
+        item_spans = ["(bbox.xmin <= bbox.xmax AND {a})", "(bbox.xmin > bbox.xmax AND {b})"]
+        if west <= east:
+            lon = [item_spans[0].format(a=f"bbox.xmax >= {west} AND bbox.xmin <= {east}"),
+                   item_spans[1].format(b=f"(bbox.xmin <= {east} OR bbox.xmax >= {west})")]
+        else:
+            lon = [item_spans[0].format(a=f"(bbox.xmax >= {west} OR bbox.xmin <= {east})"), "bbox.xmin > bbox.xmax"]
+        where.append(f"({lat}) AND ({' OR '.join(lon)})")
+    rows = duckdb.sql(f"SELECT id, geometry FROM read_parquet({_files(store, cids)}) WHERE "
+                      + " AND ".join(where)).fetchall()
+    if not box:
+        return {r[0] for r in rows}
+    import shapely
+    from chalicelib.stac.geometry import bbox_geometry
+    area = bbox_geometry(list(box))
+    return {iid for iid, wkb in rows if shapely.intersects(shapely.from_wkb(bytes(wkb)), area)}
+
+
+def check_mix(store: LocalStore) -> dict[str, int]:
+    api = StacApi(store)
+    counts = {}
+    for label, body in QUERIES.items():
+        expected = api_ids(api, body)
+        assert duckdb_ids(store, body) == expected, label
+        counts[label] = len(expected)
+    return counts
+
+
+def test_duckdb_answers_the_query_mix_like_the_api(tmp_path: Path) -> None:
+    store = published(tmp_path, synthetic(500))
+    results = geoparquet.regenerate_all(store, SearchIndex(store))
+    assert sorted(r.items for r in results) == [167, 333]
+    counts = check_mix(store)
+    assert sum(n > 0 for n in counts.values()) >= len(QUERIES) - 1, counts  # (500 items: the small bbox may hit none)
+
+
+@pytest.mark.slow
+def test_duckdb_answers_the_query_mix_like_the_api_at_10k(tmp_path: Path) -> None:
+    store = published(tmp_path, synthetic(10_000))
+    geoparquet.regenerate_all(store, SearchIndex(store))
+    counts = check_mix(store)
+    assert counts["collections"] == 3334
+
+
+def test_the_mirror_holds_public_items_only(tmp_path: Path) -> None:
+    private = make_item("secret", "dataset")
+    private["properties"].update({"stacflow:project": "g/p", "stacflow:visibility": "private"})
+    store = published(tmp_path, [make_item("open", "dataset"), private])
+    geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    ids = duckdb.sql(f"SELECT id FROM read_parquet({_files(store, ['dataset'])})").fetchall()
+    assert ids == [("open",)]
+
+
+def test_unchanged_collection_is_not_rewritten_and_a_change_is(tmp_path: Path) -> None:
+    store = published(tmp_path, synthetic(30))
+    index = SearchIndex(store)
+    first = geoparquet.regenerate(store, index, "dataset")
+    again = geoparquet.regenerate(store, index, "dataset")
+    assert (first.written, again.written) == (True, False)
+    key = catalog.item_key("dataset", "item-0000001")
+    store.delete(key)
+    apply_item_events(store, [StoreEvent(False, key, "", "")])  # what its store event does
+    after = geoparquet.regenerate(store, index, "dataset")
+    assert (after.written, after.items) == (True, first.items - 1)
+
+
+def test_empty_collection_gets_a_file_with_no_rows(tmp_path: Path) -> None:
+    store = published(tmp_path, [make_item("one", "dataset")])
+    geoparquet.regenerate(store, SearchIndex(store), "ai-model")
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet({_files(store, ['ai-model'])})").fetchall()
+    assert rows == [(0,)]
+
+
+def test_racing_regenerations_converge_on_the_newest_state(tmp_path: Path) -> None:
+    """A regeneration that read the index before a publication is held just before its write; another
+    one, after the publication, writes first. The held one's conditional write fails; it reads the
+    index again, so the file ends with the new item."""
+    local = published(tmp_path, synthetic(20))
+    store = InstrumentedStore(local)
+    key = catalog.geoparquet_key("dataset")
+    geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    held = store.pause("before", "PUT", lambda call: call.key == key, thread="slow")
+    slow = threading.Thread(target=geoparquet.regenerate, args=(store, SearchIndex(store), "dataset"),
+                            kwargs={"force": True}, name="slow")
+    slow.start()
+    assert held.reached.wait(10)
+    late = catalog.item_key("dataset", "late")
+    local.put_json(late, make_item("late", "dataset"))
+    apply_item_events(local, [StoreEvent(True, late, "", "")])
+    fast = geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    held.release.set()
+    slow.join(10)
+    assert fast.written
+    assert store.lost[key] == 1
+    ids = {r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet({_files(local, ['dataset'])})").fetchall()}
+    assert "late" in ids
+
+
+def test_collection_links_its_mirror(tmp_path: Path) -> None:
+    store = published(tmp_path, [make_item("one", "dataset")])
+    stored = store.get_json(catalog.collection_key("dataset"))
+    asset = stored["assets"][catalog.GEOPARQUET_ASSET]
+    assert (asset["href"], asset["type"], "collection-mirror" in asset["roles"]) == (
+        "./dataset.parquet", "application/vnd.apache.parquet", True)
+    served = StacApi(store).collection(BASE, "dataset")["assets"][catalog.GEOPARQUET_ASSET]
+    assert served["href"] == f"{BASE}/collections/dataset/geoparquet"
+
+
+def test_a_collection_stored_before_the_mirror_gets_its_asset(tmp_path: Path) -> None:
+    store = published(tmp_path, [make_item("one", "dataset")])
+    store.update_json(catalog.collection_key("dataset"), lambda doc: {k: v for k, v in doc.items() if k != "assets"})
+    geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    assert catalog.GEOPARQUET_ASSET in store.get_json(catalog.collection_key("dataset"))["assets"]
+
+
+def test_export_command_writes_one_file_per_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = published(tmp_path, synthetic(40))
+    assert cli(["export", "--store", store.uri, "--format", "geoparquet", str(tmp_path / "out")]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert {d["collection"]: d["items"] for d in done} == {"ai-model": 14, "dataset": 26}
+    rows = duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'dataset.parquet'}'").fetchall()
+    assert rows == [(26,)]
+
+
+def test_export_one_collection_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = published(tmp_path, synthetic(40))
+    out = tmp_path / "models.parquet"
+    assert cli(["export", "--store", store.uri, "--collection", "ai-model", "-q", str(out)]) == 0
+    assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchall() == [(14,)]
+
+
+def test_serve_regenerates_after_a_publication_and_serves_the_file(tmp_path: Path) -> None:
+    store: ObjectStore = published(tmp_path, [make_item("one", "dataset")])
+    server = LiveServer(store.uri)
+    try:
+        stac = server.url + "/stac"
+        r = requests.post(f"{stac}/collections/dataset/items", json=make_item("two", "dataset"), timeout=10)
+        assert r.status_code == 201, r.text
+        deadline, ids = time.monotonic() + 20, set()
+        target = tmp_path / "served.parquet"
+        while time.monotonic() < deadline and ids != {"one", "two"}:
+            got = requests.get(f"{stac}/collections/dataset/geoparquet", timeout=10)
+            if got.status_code == 200:
+                target.write_bytes(got.content)
+                ids = {row[0] for row in duckdb.sql(f"SELECT id FROM '{target}'").fetchall()}
+            time.sleep(0.2)
+        assert ids == {"one", "two"}
+    finally:
+        server.stop()
+
+
+def test_route_answers_404_before_the_first_regeneration(tmp_path: Path) -> None:
+    from chalicelib.stac.errors import NotFoundError
+    store = published(tmp_path, [make_item("one", "dataset")])
+    with pytest.raises(NotFoundError):
+        StacApi(store).geoparquet("dataset")
+
+
+def test_file_reads_back_as_the_stored_items_with_stac_geoparquet_and_geopandas(tmp_path: Path) -> None:
+    import geopandas
+    import pyarrow.parquet as pq
+    from stac_geoparquet.arrow import stac_table_to_items
+    items = synthetic(60)
+    store = published(tmp_path, items)
+    geoparquet.regenerate(store, SearchIndex(store), "ai-model")
+    path = store.root / catalog.geoparquet_key("ai-model")
+    back = {item["id"]: item for item in stac_table_to_items(pq.read_table(path))}
+    wanted = {item["id"]: item for item in items if item["collection"] == "ai-model"}
+    assert set(back) == set(wanted)
+    some = next(iter(wanted))
+    assert back[some]["properties"]["platform"] == wanted[some]["properties"]["platform"]
+    assert back[some]["bbox"] == pytest.approx(wanted[some]["bbox"])
+    assert len(geopandas.read_parquet(path)) == len(wanted)
+
+
+def test_the_api_never_imports_pyarrow(tmp_path: Path) -> None:
+    """Serving the collection and the file's route (the API's whole geoparquet path) loads no pyarrow."""
+    import subprocess
+    import sys
+    published(tmp_path, [make_item("one", "dataset")])
+    code = ("import sys\nfrom chalice.test import Client\nfrom app import app\n"
+            "with Client(app) as c:\n"
+            "    assert c.http.get('/stac/collections/dataset').status_code == 200\n"
+            "    assert c.http.get('/stac/collections/dataset/geoparquet').status_code == 404\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'stac_geoparquet', 'pandas')))\n")
+    env = {"PATH": "/usr/bin:/bin", "STACFLOW_STORE": (tmp_path / "store").as_uri(),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"  # (after the auth-off warning)
