@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import threading
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -45,8 +46,19 @@ def current_request() -> Any:
 
 
 # -- credentials ----------------------------------------------------------------------------
+# GitLab tokens (personal, project, OAuth) are short printable ASCII; anything else is refused before
+# it costs a GitLab call or a cache entry (and before an HTTP client refuses to send it).
+_TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
+
+
 def credentials(request: Any) -> Credentials | None:
-    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    found = _credentials({k.lower(): v for k, v in (request.headers or {}).items()})
+    if found is not None and not _TOKEN.fullmatch(found.token):
+        raise Unauthenticated("malformed token: a GitLab token is printable ASCII, at most 512 characters")
+    return found
+
+
+def _credentials(headers: dict[str, str]) -> Credentials | None:
     authorization = (headers.get("authorization") or "").strip()
     if authorization:
         scheme, _, value = authorization.partition(" ")

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, RouteMatcher, create_local_server
 
-from ..observability import REDACTED, redact  # noqa: F401  (one redaction rule for access log and JSON logs)
+from ..observability import redact  # one redaction rule for the access log and the JSON logs
 from . import cors, files
 from .errors import JSON, no_route
 from .urls import PEER_HEADER

@@ -70,6 +70,17 @@ def test_bad_credentials_get_401_with_a_challenge_and_no_echo(client: Client, he
     assert "forged" not in body["message"]
 
 
+@pytest.mark.parametrize("token", ["x" * 513, "glpat-\u00e9t\u00e9", "glpat-\u20ac", "tab\tinside"])
+def test_a_malformed_token_is_refused_without_asking_gitlab(client: Client, world: AccessWorld, token: str) -> None:
+    asked = len(world.gl.requests)
+    for headers in ({"Authorization": f"Bearer {token}"}, {"PRIVATE-TOKEN": token},
+                    {"Authorization": _basic("u", token)}):
+        status, body, _ = _whoami(client, headers)
+        assert status == 401
+        assert body["error_code"] == "UNAUTHENTICATED"
+    assert len(world.gl.requests) == asked
+
+
 def test_a_tampered_session_cookie_is_no_session(client: Client, world: AccessWorld) -> None:
     sealed = session_codec().seal(world.tokens["maintainer"] or "")
     tampered = sealed[:-6] + ("A" if sealed[-6] != "A" else "B") + sealed[-5:]

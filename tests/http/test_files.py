@@ -117,7 +117,7 @@ def test_in_process_route_reads_only_the_range(client: Client, local_store: Loca
 
 
 def test_redact_removes_bearer_tokens_and_query_signatures() -> None:
-    from chalicelib.http.local_server import REDACTED, redact
+    from chalicelib.observability import REDACTED, redact
     line = ('"GET /files/eyJtIjoiR0VUIn0.c2lnbmF0dXJl?X-Amz-Signature=abc123&X-Amz-Credential=AKIA%2Fx'
             '&X-Amz-Security-Token=tok&partNumber=2 HTTP/1.1" 206 -')
     cleaned = redact(line)
