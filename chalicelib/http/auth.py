@@ -53,9 +53,14 @@ _TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
 
 def credentials(request: Any) -> Credentials | None:
     found = _credentials({k.lower(): v for k, v in (request.headers or {}).items()})
-    if found is not None and not _TOKEN.fullmatch(found.token):
+    return checked(found.token, via_cookie=found.via_cookie) if found is not None else None
+
+
+def checked(token: str, *, via_cookie: bool = False) -> Credentials:
+    """``token`` as credentials, if it has a GitLab token's shape (else 401, nothing asked of GitLab)."""
+    if not _TOKEN.fullmatch(token):
         raise Unauthenticated("malformed token: a GitLab token is printable ASCII, at most 512 characters")
-    return found
+    return Credentials(token, via_cookie)
 
 
 def _credentials(headers: dict[str, str]) -> Credentials | None:

@@ -22,7 +22,7 @@ from .. import services
 from ..auth.errors import AuthError
 from ..auth.service import Credentials
 from ..auth.session import SESSION_TTL
-from .auth import COOKIE, auth_api, caller, check_origin, cookie, mlflow_error, session_codec, session_cookie
+from .auth import COOKIE, auth_api, caller, check_origin, checked, cookie, mlflow_error, session_codec, session_cookie
 from .urls import base_url
 
 __all__ = ["auth_api"]
@@ -92,14 +92,17 @@ def login() -> Response:
         return _page("Sign-in is off", "<p>Access control is off: no sign-in is needed.</p>", 404)
     raw = request.raw_body or b""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    form = {k: v[-1] for k, v in parse_qs(text).items()}
+    try:
+        form = {k: v[-1] for k, v in parse_qs(text, max_num_fields=16).items()}
+    except ValueError:  # more fields than a sign-in form has: no work spent on it
+        return _form("Malformed form.", _next(None), 400)
     next_path = _next(form.get("next"))
     try:
         check_origin(request)  # no login CSRF: only this service's own form may sign a browser in
         token = form.get("token", "").strip()
-        access.authenticate(Credentials(token) if token else None)
         if not token:
             return _form("Enter a GitLab access token.", next_path, 400)
+        access.authenticate(checked(token))
     except AuthError as err:
         return _form(err.message, next_path, err.status)
     return _redirect(next_path, [session_cookie(request, session_codec().seal(token), SESSION_TTL)])

@@ -94,6 +94,19 @@ def test_a_bad_token_sets_no_cookie(client: Client, world: AccessWorld, local_st
     assert b"glpat-wrong" not in resp.body
 
 
+def test_a_malformed_form_costs_no_gitlab_call(client: Client, world: AccessWorld, local_store: Any) -> None:
+    _configure(world, local_store, HTTPS)
+    asked = len(world.gl.requests)
+    resp = _login(client, "t" * 10_000, HTTPS)
+    assert resp.status_code == 401
+    assert _cookies(resp) == []
+    many = "&".join(f"f{i}=x" for i in range(10_000))
+    resp = client.http.post("/auth/login", body=many,
+                            headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": HTTPS})
+    assert resp.status_code == 400
+    assert len(world.gl.requests) == asked
+
+
 def test_a_cross_site_form_cannot_sign_a_browser_in(client: Client, world: AccessWorld, local_store: Any) -> None:
     _configure(world, local_store, HTTPS)
     resp = _login(client, world.tokens["developer"] or "", "https://evil.example")
