@@ -69,6 +69,7 @@ class Dialect:
 # sqlparse's cost grows with its input (about 1 ms per KB); it stops itself at 100 nesting levels
 # and 10,000 grouped tokens, with an exception reported as a bad filter.
 MAX_FILTER_LENGTH = 64 * 1024  # an IN list of ~1,800 run ids fits
+MAX_PARENTHESES = 64
 MAX_ORDER_BY_LENGTH = 1024
 
 
@@ -101,6 +102,9 @@ def _parse_filter(dialect: Dialect, filter_string: str | None) -> list[Clause]:
     if not filter_string:
         return []
     _bounded(filter_string, "filter", MAX_FILTER_LENGTH)
+    if filter_string.count("(") > MAX_PARENTHESES:
+        # MLflow's grammar groups only IN lists; deep nesting would cost sqlparse ~1 s to refuse.
+        raise invalid(f"Invalid filter: more than {MAX_PARENTHESES} parentheses")
     try:
         # Two statements are enough to refuse "a; b; ...": parsing the rest would cost ~40 us each.
         statements = list(islice(sqlparse.parsestream(filter_string), 2))
