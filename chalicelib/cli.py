@@ -49,7 +49,7 @@ def _watch_geoparquet() -> None:
     """Keep the store's stac-geoparquet files current while serving (when the package is installed)."""
     from importlib.util import find_spec
     if find_spec("stac_geoparquet") is None:
-        print("stacflow: stac-geoparquet not installed, collections/<cid>/<cid>.parquet is not kept current "
+        print("stacflow: stac-geoparquet not installed, collections/<cid>/geoparquet/ is not kept current "
               "(pip install -r requirements-geoparquet.txt)", file=sys.stderr)
         return
     from .stac.geoparquet import Refresher
@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("geoparquet", help="regenerate the store's stac-geoparquet files "
-                                          "(collections/<cid>/<cid>.parquet) if the catalog changed")
+                                          "(collections/<cid>/geoparquet/) where the catalog changed")
     p.add_argument("--store", help=store_help)
     p.add_argument("--collection", help="only this collection")
     p.add_argument("--force", action="store_true", help="rewrite even if current")

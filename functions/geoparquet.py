@@ -1,10 +1,12 @@
-"""The geoparquet function: keeps ``collections/<cid>/<cid>.parquet`` current, run every minute by an
-EventBridge schedule (``deploy/stack.py``), packaged apart from the API with
-``requirements-geoparquet.txt`` (pyarrow never enters the API's package or cold start).
+"""The geoparquet function: keeps each collection's stac-geoparquet dataset
+(``collections/<cid>/geoparquet/``) current, run every minute by an EventBridge schedule
+(``deploy/stack.py``), packaged apart from the API with ``requirements-geoparquet.txt`` (pyarrow
+never enters the API's package or cold start).
 
-A warm instance keeps the search index's reader, so a run where nothing changed costs one LIST of the
-index log, one conditional GET of its manifest and, per collection, a HEAD and two ranged GETs of
-the file's footer; a change rewrites only the collections it touched.
+A warm instance keeps the search index's reader and the footers it has seen (by ETag), so a run
+where nothing changed costs one LIST of the index log, one conditional GET of its manifest and, per
+collection, one conditional GET of the dataset's manifest and one LIST of its files; a change
+rewrites only the partitions it touched.
 """
 from __future__ import annotations
 

@@ -178,11 +178,20 @@ def download(collection_id: str, item_id: str) -> Response:
 
 @_cors.route("/collections/{collection_id}/geoparquet", methods=["GET"])
 @_respond(api.JSON)
-def geoparquet(collection_id: str) -> Response:
-    """The collection's public items as stac-geoparquet: a redirect to a short-lived presigned URL
-    (the file may exceed Lambda's 6 MB response), for any caller who may read public data."""
+def geoparquet(collection_id: str) -> dict[str, Any]:
+    """The collection's public items as a stac-geoparquet dataset: its partition files (one route
+    each), for any caller who may read public data."""
     _scope()
-    url = _api().geoparquet(_segment(collection_id), base_url=base_url(stac_api.current_request))
+    return _api().geoparquet(_base(), _segment(collection_id))
+
+
+@_cors.route("/collections/{collection_id}/geoparquet/{part}", methods=["GET"])
+@_respond(api.JSON)
+def geoparquet_part(collection_id: str, part: str) -> Response:
+    """One partition file: a redirect to a short-lived presigned URL (a file may exceed Lambda's 6 MB
+    response)."""
+    _scope()
+    url = _api().geoparquet_part(_segment(collection_id), _segment(part), base_url=base_url(stac_api.current_request))
     return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 

@@ -170,10 +170,16 @@ def _own_links(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 def api_collection(base: str, doc: Mapping[str, Any]) -> dict[str, Any]:
     out = catalog.public(doc)
     out["links"] = collection_links(base, out["id"]) + _own_links(doc)
-    # Its stac-geoparquet mirror, served through the API (a collection stored before it existed lacks it).
-    assets = {k: dict(v) if isinstance(v, dict) else v for k, v in (doc.get("assets") or {}).items()}
-    assets[catalog.GEOPARQUET_ASSET] = dict(catalog.geoparquet_asset(out["id"]),
-                                            href=f"{base}/collections/{out['id']}/{catalog.GEOPARQUET_ASSET}")
+    # Its stac-geoparquet mirror's files, served through the API (the route presigns each one); the
+    # single-file asset of the unpartitioned layout is gone once the dataset's first layout is linked.
+    assets = {}
+    for key, asset in (doc.get("assets") or {}).items():
+        part = catalog.geoparquet_asset_part(key, asset)
+        if part is not None:
+            asset = dict(asset, href=f"{base}/collections/{out['id']}/geoparquet/{part}")
+        elif key == catalog.GEOPARQUET_ASSET:
+            continue
+        assets[key] = dict(asset) if isinstance(asset, dict) else asset
     out["assets"] = assets
     return out
 
@@ -336,15 +342,34 @@ class StacApi:
             return href
         raise NotFoundError(f"asset {asset!r} of item {item_id!r} cannot be downloaded through this service")
 
-    def geoparquet(self, cid: str, *, base_url: str | None = None) -> str:
-        """A short-lived presigned URL of the collection's stac-geoparquet file (public items only,
-        like the static catalog); NotFoundError before its first regeneration."""
+    def _mirror(self, cid: str) -> dict[str, Any]:
         self._check_collection(cid)
-        key = catalog.geoparquet_key(cid)
+        try:
+            doc = self.store.get_json(catalog.geoparquet_manifest_key(cid))
+            return {"layout": str(doc["layout"]), "partitions": int(doc["partitions"])}
+        except (NotFound, KeyError, TypeError, ValueError):
+            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet dataset yet") from None
+
+    def geoparquet(self, base: str, cid: str) -> dict[str, Any]:
+        """The collection's stac-geoparquet dataset (public items only, like the static catalog): its
+        partition files, each a route that redirects to a presigned URL; NotFoundError before the
+        first regeneration."""
+        mirror = self._mirror(cid)
+        files = [{"href": f"{base}/collections/{cid}/geoparquet/{k}", "type": catalog.PARQUET}
+                 for k in range(mirror["partitions"])]
+        return {"collection": cid, "partitions": mirror["partitions"], "files": files,
+                "links": [_link("collection", f"{base}/collections/{cid}")]}
+
+    def geoparquet_part(self, cid: str, part: str, *, base_url: str | None = None) -> str:
+        """A short-lived presigned URL of one partition file of the current layout."""
+        mirror = self._mirror(cid)
+        if not part.isdigit() or int(part) >= mirror["partitions"]:
+            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet partition {part!r}")
+        key = catalog.geoparquet_part_key(cid, mirror["layout"], int(part))
         try:
             self.store.head(key)
         except NotFound:
-            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet file yet") from None
+            raise NotFoundError(f"stac-geoparquet partition {part!r} of {cid!r} is being replaced; retry") from None
         return self.store.presign_get(key, expires=DOWNLOAD_EXPIRES, base_url=base_url)
 
     def items(self, base: str, cid: str, params: Mapping[str, list[str]], scope: ReadScope = EVERYTHING) -> str:
@@ -516,8 +541,14 @@ def openapi(base: str) -> dict[str, Any]:
             "parameters": [cid, item_id, param("asset", "query", string, "asset key", required=True)],
             "responses": {"302": {"description": "Redirect to the asset"}, **errors}}},
         "/collections/{collectionId}/geoparquet": {"get": {
-            "summary": "Redirect to a short-lived presigned URL of the collection's stac-geoparquet file",
+            "summary": "The files of the collection's stac-geoparquet dataset (one per partition)",
             "operationId": "getCollectionGeoparquet", "parameters": [cid],
+            "responses": {"200": json_response("The dataset's partition files", JSON), **errors}}},
+        "/collections/{collectionId}/geoparquet/{part}": {"get": {
+            "summary": "Redirect to a short-lived presigned URL of one partition file of the stac-geoparquet dataset",
+            "operationId": "getCollectionGeoparquetPart",
+            "parameters": [cid, param("part", "path", {"type": "integer", "minimum": 0}, "partition number",
+                                      required=True)],
             "responses": {"302": {"description": "Redirect to the file"}, **errors}}},
         "/collections/{collectionId}/queryables": {"get": {
             "summary": "Queryables of a collection", "operationId": "getCollectionQueryables", "parameters": [cid],

@@ -41,7 +41,8 @@ ROOT_KEY = "catalog.json"
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 PARQUET = "application/vnd.apache.parquet"
-GEOPARQUET_ASSET = "geoparquet"  # the collection's asset naming its stac-geoparquet mirror
+GEOPARQUET_ASSET = "geoparquet"  # the collection's assets naming its stac-geoparquet mirror: geoparquet-<k>
+MIRROR_ROLE = "collection-mirror"  # stac-geoparquet spec: the role of a collection's Parquet mirror
 SHARD_COUNT = 256
 SHARDS_FIELD = "stacflow:shards"  # collection: {hh: {"rev", "linked", "summary"} of the shard}
 ITEMS_FIELD = "stacflow:items"  # shard: {item id: Summary of the item}
@@ -108,15 +109,40 @@ def collection_key(cid: str) -> str:
     return f"collections/{cid}/collection.json"
 
 
-def geoparquet_key(cid: str) -> str:
-    """The collection's items as stac-geoparquet (``chalicelib.stac.geoparquet`` writes it)."""
+def geoparquet_prefix(cid: str) -> str:
+    """Where the collection's stac-geoparquet dataset lives (``chalicelib.stac.geoparquet`` writes it):
+    ``manifest.json`` naming the current layout, and one folder of partition files per layout."""
+    return f"collections/{cid}/geoparquet/"
+
+
+def geoparquet_manifest_key(cid: str) -> str:
+    return f"{geoparquet_prefix(cid)}manifest.json"
+
+
+def geoparquet_part_key(cid: str, layout: str, part: int) -> str:
+    return f"{geoparquet_prefix(cid)}{layout}/part-{part:05d}.parquet"
+
+
+def geoparquet_legacy_key(cid: str) -> str:
+    """The single file of the unpartitioned layout (before ``stacflow-geoparquet/2``): retired on upgrade."""
     return f"collections/{cid}/{cid}.parquet"
 
 
-def geoparquet_asset(cid: str) -> dict[str, Any]:
-    """The collection asset linking its stac-geoparquet mirror (href relative to collection.json)."""
-    return {"href": f"./{cid}.parquet", "type": PARQUET, "title": "All public items as stac-geoparquet",
-            "roles": ["data", "collection-mirror"]}
+def geoparquet_asset_part(key: str, asset: Any) -> int | None:
+    """The partition an asset of the collection mirrors (``geoparquet-<k>``, role collection-mirror), else None."""
+    head, _, tail = key.partition("-")
+    if head != GEOPARQUET_ASSET or not tail.isdigit() or not isinstance(asset, dict):
+        return None
+    return int(tail) if MIRROR_ROLE in (asset.get("roles") or []) else None
+
+
+def geoparquet_assets(cid: str, layout: str, partitions: int) -> dict[str, dict[str, Any]]:
+    """The collection's assets linking its stac-geoparquet mirror, one per partition file (hrefs
+    relative to collection.json): every file is one GET away over plain HTTPS, no listing needed."""
+    return {f"{GEOPARQUET_ASSET}-{k}": {
+        "href": f"./geoparquet/{layout}/part-{k:05d}.parquet", "type": PARQUET,
+        "title": f"Public items as stac-geoparquet, partition {k + 1} of {partitions}",
+        "roles": ["data", MIRROR_ROLE]} for k in range(partitions)}
 
 
 def shard_key(cid: str, shard: str) -> str:
@@ -177,7 +203,7 @@ def empty_collection(cat: Category) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "type": "Collection", "stac_version": STAC_VERSION, "id": cat.id, "title": cat.title,
         "description": cat.description, "keywords": list(cat.keywords), "license": cat.license,
-        "extent": _extent([]), "links": [], "assets": {GEOPARQUET_ASSET: geoparquet_asset(cat.id)},
+        "extent": _extent([]), "links": [], "assets": {},  # the mirror's, once it exists (geoparquet.link)
         SHARDS_FIELD: {}}
     doc["links"] = _collection_links({})
     return doc
@@ -388,7 +414,7 @@ def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *
         if not refresh:
             return new
         base = new or doc
-        fields = {k: v for k, v in empty_collection(cat).items() if k not in ("extent", "links", SHARDS_FIELD)}
+        fields = {k: v for k, v in empty_collection(cat).items() if k not in ("extent", "links", "assets", SHARDS_FIELD)}
         possible = {hh: e for hh, e in base.get(SHARDS_FIELD, {}).items() if hh in _SHARD_IDS}
         fixed = _derive(dict(base, **fields), possible)
         return None if fixed == doc else fixed

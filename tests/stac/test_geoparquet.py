@@ -71,8 +71,15 @@ def api_ids(api: StacApi, body: dict[str, Any]) -> set[str]:
         req = nxt["body"]
 
 
+def dataset(store: LocalStore, cid: str) -> Path:
+    """The folder of the collection's current layout (its manifest names it)."""
+    manifest = store.get_json(catalog.geoparquet_manifest_key(cid))
+    return store.root / catalog.geoparquet_prefix(cid) / manifest["layout"]
+
+
 def _files(store: LocalStore, cids: list[str]) -> str:
-    return "[" + ", ".join(f"'{store.root / catalog.geoparquet_key(c)}'" for c in cids) + "]"
+    """The datasets as DuckDB reads them: a glob of each layout's folder."""
+    return "[" + ", ".join(f"'{dataset(store, c)}/*.parquet'" for c in cids) + "]"
 
 
 def _time(value: str | None, default: str) -> str:
@@ -161,6 +168,8 @@ def test_unchanged_collection_is_not_rewritten_and_a_change_is(tmp_path: Path) -
     apply_item_events(store, [StoreEvent(False, key, "", "")])  # what its store event does
     after = geoparquet.regenerate(store, index, "dataset")
     assert (after.written, after.items) == (True, first.items - 1)
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet({_files(store, ['dataset'])}) "
+                      "WHERE id = 'item-0000001'").fetchall() == [(0,)]
 
 
 def test_empty_collection_gets_a_file_with_no_rows(tmp_path: Path) -> None:
@@ -171,20 +180,24 @@ def test_empty_collection_gets_a_file_with_no_rows(tmp_path: Path) -> None:
 
 
 def test_racing_regenerations_converge_on_the_newest_state(tmp_path: Path) -> None:
-    """A regeneration that read the index before a publication is held just before its write; another
-    one, after the publication, writes first. The held one's conditional write fails; it reads the
-    index again, so the file ends with the new item."""
+    """A regeneration that read the index before a publication is held just before its write of the
+    partition; another one, after the publication, writes first. The held one's conditional write
+    fails; it reads the index again, so the partition ends with the new item."""
     local = published(tmp_path, synthetic(20))
     store = InstrumentedStore(local)
-    key = catalog.geoparquet_key("dataset")
     geoparquet.regenerate(store, SearchIndex(store), "dataset")
-    held = store.pause("before", "PUT", lambda call: call.key == key, thread="slow")
-    slow = threading.Thread(target=geoparquet.regenerate, args=(store, SearchIndex(store), "dataset"),
-                            kwargs={"force": True}, name="slow")
-    slow.start()
-    assert held.reached.wait(10)
+    layout = local.get_json(catalog.geoparquet_manifest_key("dataset"))["layout"]
+    key = catalog.geoparquet_part_key("dataset", layout, 0)  # one partition at this size
     late = catalog.item_key("dataset", "late")
     local.put_json(late, make_item("late", "dataset"))
+    held = store.pause("before", "PUT", lambda call: call.key == key, thread="slow")
+    slow_index = SearchIndex(store)
+    slow = threading.Thread(target=geoparquet.regenerate, args=(store, slow_index, "dataset"), name="slow")
+    early = catalog.item_key("dataset", "early")
+    local.put_json(early, make_item("early", "dataset"))
+    apply_item_events(local, [StoreEvent(True, early, "", "")])
+    slow.start()
+    assert held.reached.wait(10)
     apply_item_events(local, [StoreEvent(True, late, "", "")])
     fast = geoparquet.regenerate(store, SearchIndex(store), "dataset")
     held.release.set()
@@ -192,24 +205,39 @@ def test_racing_regenerations_converge_on_the_newest_state(tmp_path: Path) -> No
     assert fast.written
     assert store.lost[key] == 1
     ids = {r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet({_files(local, ['dataset'])})").fetchall()}
-    assert "late" in ids
+    assert {"early", "late"} <= ids
 
 
 def test_collection_links_its_mirror(tmp_path: Path) -> None:
     store = published(tmp_path, [make_item("one", "dataset")])
-    stored = store.get_json(catalog.collection_key("dataset"))
-    asset = stored["assets"][catalog.GEOPARQUET_ASSET]
-    assert (asset["href"], asset["type"], "collection-mirror" in asset["roles"]) == (
-        "./dataset.parquet", "application/vnd.apache.parquet", True)
-    served = StacApi(store).collection(BASE, "dataset")["assets"][catalog.GEOPARQUET_ASSET]
-    assert served["href"] == f"{BASE}/collections/dataset/geoparquet"
-
-
-def test_a_collection_stored_before_the_mirror_gets_its_asset(tmp_path: Path) -> None:
-    store = published(tmp_path, [make_item("one", "dataset")])
-    store.update_json(catalog.collection_key("dataset"), lambda doc: {k: v for k, v in doc.items() if k != "assets"})
+    assert not store.get_json(catalog.collection_key("dataset"))["assets"]  # nothing to link yet
     geoparquet.regenerate(store, SearchIndex(store), "dataset")
-    assert catalog.GEOPARQUET_ASSET in store.get_json(catalog.collection_key("dataset"))["assets"]
+    layout = store.get_json(catalog.geoparquet_manifest_key("dataset"))["layout"]
+    stored = store.get_json(catalog.collection_key("dataset"))
+    asset = stored["assets"]["geoparquet-0"]
+    assert (asset["href"], asset["type"], "collection-mirror" in asset["roles"]) == (
+        f"./geoparquet/{layout}/part-00000.parquet", "application/vnd.apache.parquet", True)
+    assert (store.root / "collections/dataset" / asset["href"]).is_file()
+    served = StacApi(store).collection(BASE, "dataset")["assets"]
+    assert served["geoparquet-0"]["href"] == f"{BASE}/collections/dataset/geoparquet/0"
+
+
+def test_a_collection_stored_before_the_mirror_gets_its_assets_and_loses_the_single_file(tmp_path: Path) -> None:
+    """A store written by the unpartitioned version: its asset and file are replaced by the dataset's."""
+    store = published(tmp_path, [make_item("one", "dataset")])
+    legacy = catalog.geoparquet_legacy_key("dataset")
+    store.put(legacy, b"PAR1 old")
+    store.update_json(catalog.collection_key("dataset"), lambda doc: dict(doc, assets={"geoparquet": {
+        "href": "./dataset.parquet", "type": catalog.PARQUET, "roles": ["data", "collection-mirror"]}}))
+    clock = [1000.0]
+    geoparquet.regenerate(store, SearchIndex(store), "dataset", now=lambda: clock[0])
+    assets = store.get_json(catalog.collection_key("dataset"))["assets"]
+    assert set(assets) == {"geoparquet-0"}
+    assert store.exists(legacy)  # retired, still readable for GRACE
+    clock[0] += geoparquet.GRACE
+    geoparquet.regenerate(store, SearchIndex(store), "dataset", now=lambda: clock[0])
+    assert not store.exists(legacy)
+    assert store.get_json(catalog.geoparquet_manifest_key("dataset"))["retired"] == []
 
 
 def test_export_command_writes_one_file_per_collection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -236,14 +264,19 @@ def test_serve_regenerates_after_a_publication_and_serves_the_file(tmp_path: Pat
         r = requests.post(f"{stac}/collections/dataset/items", json=make_item("two", "dataset"), timeout=10)
         assert r.status_code == 201, r.text
         deadline, ids = time.monotonic() + 20, set()
-        target = tmp_path / "served.parquet"
         while time.monotonic() < deadline and ids != {"one", "two"}:
-            got = requests.get(f"{stac}/collections/dataset/geoparquet", timeout=10)
-            if got.status_code == 200:
-                target.write_bytes(got.content)
-                ids = {row[0] for row in duckdb.sql(f"SELECT id FROM '{target}'").fetchall()}
+            listed = requests.get(f"{stac}/collections/dataset/geoparquet", timeout=10)
+            if listed.status_code == 200:
+                ids = set()
+                for n, f in enumerate(listed.json()["files"]):
+                    target = tmp_path / f"served-{n}.parquet"
+                    target.write_bytes(requests.get(f["href"], timeout=10).content)  # follows the 302
+                    ids |= {row[0] for row in duckdb.sql(f"SELECT id FROM '{target}'").fetchall()}
             time.sleep(0.2)
         assert ids == {"one", "two"}
+        assert requests.get(f"{stac}/collections/dataset/geoparquet/7", timeout=10).status_code == 404
+        bad = requests.get(f"{stac}/collections/dataset/geoparquet/x", timeout=10)
+        assert (bad.status_code, bad.json()["code"]) == (404, "NotFound")
     finally:
         server.stop()
 
@@ -252,7 +285,9 @@ def test_route_answers_404_before_the_first_regeneration(tmp_path: Path) -> None
     from chalicelib.stac.errors import NotFoundError
     store = published(tmp_path, [make_item("one", "dataset")])
     with pytest.raises(NotFoundError):
-        StacApi(store).geoparquet("dataset")
+        StacApi(store).geoparquet(BASE, "dataset")
+    with pytest.raises(NotFoundError):
+        StacApi(store).geoparquet_part("dataset", "0")
 
 
 def test_file_reads_back_as_the_stored_items_with_stac_geoparquet_and_geopandas(tmp_path: Path) -> None:
@@ -262,7 +297,7 @@ def test_file_reads_back_as_the_stored_items_with_stac_geoparquet_and_geopandas(
     items = synthetic(60)
     store = published(tmp_path, items)
     geoparquet.regenerate(store, SearchIndex(store), "ai-model")
-    path = store.root / catalog.geoparquet_key("ai-model")
+    path = dataset(store, "ai-model")  # the folder: one dataset
     back = {item["id"]: item for item in stac_table_to_items(pq.read_table(path))}
     wanted = {item["id"]: item for item in items if item["collection"] == "ai-model"}
     assert set(back) == set(wanted)
@@ -281,6 +316,7 @@ def test_the_api_never_imports_pyarrow(tmp_path: Path) -> None:
             "with Client(app) as c:\n"
             "    assert c.http.get('/stac/collections/dataset').status_code == 200\n"
             "    assert c.http.get('/stac/collections/dataset/geoparquet').status_code == 404\n"
+            "    assert c.http.get('/stac/collections/dataset/geoparquet/0').status_code == 404\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'stac_geoparquet', 'pandas')))\n")
     env = {"PATH": "/usr/bin:/bin", "STACFLOW_STORE": (tmp_path / "store").as_uri(),
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
