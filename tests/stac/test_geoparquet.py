@@ -112,7 +112,8 @@ def duckdb_ids(store: LocalStore, body: dict[str, Any]) -> set[str]:
         else:
             lon = [item_spans[0].format(a=f"(bbox.xmax >= {west} OR bbox.xmin <= {east})"), "bbox.xmin > bbox.xmax"]
         where.append(f"({lat}) AND ({' OR '.join(lon)})")
-    rows = duckdb.sql(f"SELECT id, geometry FROM read_parquet({_files(store, cids)}) WHERE "
+    # (collections are separate datasets, each with its own schema: union_by_name when reading several)
+    rows = duckdb.sql(f"SELECT id, geometry FROM read_parquet({_files(store, cids)}, union_by_name=true) WHERE "
                       + " AND ".join(where)).fetchall()
     if not box:
         return {r[0] for r in rows}
@@ -323,3 +324,163 @@ def test_the_api_never_imports_pyarrow(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"  # (after the auth-off warning)
+
+
+# == partitions (small ones here: MAX_ROWS 40, MIN_ROWS 10) ==================================
+@pytest.fixture
+def small_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(geoparquet, "MAX_ROWS", 40)
+    monkeypatch.setattr(geoparquet, "MIN_ROWS", 10)
+
+
+def manifest(store: ObjectStore, cid: str = "dataset") -> dict[str, Any]:
+    return store.get_json(catalog.geoparquet_manifest_key(cid))  # type: ignore[no-any-return]
+
+
+def layouts(store: LocalStore, cid: str = "dataset") -> set[str]:
+    return {info.key.split("/")[3] for info in store.list(catalog.geoparquet_prefix(cid)) if info.key.endswith(".parquet")}
+
+
+def parquet_puts(store: InstrumentedStore) -> list[str]:
+    return [call.key for call in store.log if call.verb == "PUT" and call.key.endswith(".parquet")]
+
+
+def publish_one(store: ObjectStore, item: dict[str, Any]) -> None:
+    key = catalog.item_key(item["collection"], item["id"])
+    store.put_json(key, item)
+    apply_item_events(store, [StoreEvent(True, key, "", "")])
+
+
+def like_synthetic(iid: str, n: int = 1) -> dict[str, Any]:
+    """One more item of the benchmark's shape (the same columns as its others: no schema change)."""
+    return dict(synthetic(n + 1)[n], id=iid, collection="dataset")
+
+
+def delete_one(store: ObjectStore, cid: str, iid: str) -> None:
+    key = catalog.item_key(cid, iid)
+    store.delete(key)
+    apply_item_events(store, [StoreEvent(False, key, "", "")])
+
+
+def test_partitioned_dataset_reads_as_one_and_answers_the_query_mix(tmp_path: Path, small_partitions: None) -> None:
+    import geopandas
+    import pyarrow.dataset as ds
+    store = published(tmp_path, synthetic(500))
+    results = {r.cid: r for r in geoparquet.regenerate_all(store, SearchIndex(store))}
+    assert {cid: r.partitions for cid, r in results.items()} == {"ai-model": 8, "dataset": 16}  # 167 and 333 items
+    assert len(list((dataset(store, "dataset")).glob("*.parquet"))) == 16
+    check_mix(store)
+    folder = dataset(store, "dataset")
+    assert ds.dataset(folder, format="parquet").count_rows() == 333
+    assert len(geopandas.read_parquet(folder)) == 333
+    schemas = {str(ds.dataset(path, format="parquet").schema.remove_metadata()) for path in folder.glob("*.parquet")}
+    assert len(schemas) == 1  # one schema across the files: readers need no union_by_name
+
+
+def test_a_change_rewrites_only_its_partition(tmp_path: Path, small_partitions: None) -> None:
+    local = published(tmp_path, synthetic(300))
+    store = InstrumentedStore(local)
+    index = SearchIndex(store)
+    geoparquet.regenerate(store, index, "dataset")
+    parts = manifest(local)["partitions"]
+    assert parts == 8
+    store.log.clear()
+    publish_one(local, like_synthetic("new-one"))
+    result = geoparquet.regenerate(store, index, "dataset")
+    k = geoparquet.partition_of("new-one", parts)
+    assert result.parts_written == (k,)
+    assert parquet_puts(store) == [catalog.geoparquet_part_key("dataset", manifest(local)["layout"], k)]
+    store.log.clear()
+    delete_one(local, "dataset", "new-one")  # a deletion: the same partition, once more
+    assert geoparquet.regenerate(store, index, "dataset").parts_written == (k,)
+    assert len(parquet_puts(store)) == 1
+    assert "new-one" not in {r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet({_files(local, ['dataset'])})").fetchall()}
+    store.log.clear()
+    assert not geoparquet.regenerate(store, index, "dataset").written
+    assert parquet_puts(store) == []
+
+
+def test_a_new_property_widens_every_partition_to_one_schema(tmp_path: Path, small_partitions: None) -> None:
+    local = published(tmp_path, synthetic(110))  # 73 items in dataset: 2 partitions
+    store = InstrumentedStore(local)
+    index = SearchIndex(store)
+    geoparquet.regenerate(store, index, "dataset")
+    parts = manifest(local)["partitions"]
+    store.log.clear()
+    item = like_synthetic("odd-one")
+    item["properties"]["sar:polarizations"] = ["VV"]
+    publish_one(local, item)
+    result = geoparquet.regenerate(store, index, "dataset")
+    assert len(result.parts_written) == parts == len(parquet_puts(store))  # unchanged ones conformed from Parquet
+    rows = duckdb.sql(f"SELECT count(*), count(\"sar:polarizations\") FROM read_parquet({_files(local, ['dataset'])})")
+    assert rows.fetchall() == [(74, 1)]
+
+
+def test_repartitioning_publishes_a_new_layout_and_retires_the_old_one(tmp_path: Path, small_partitions: None) -> None:
+    local = published(tmp_path, [like_synthetic(f"i{n:03d}", n) for n in range(30)])
+    index = SearchIndex(local)
+    clock = [1000.0]
+    first = geoparquet.regenerate(local, index, "dataset", now=lambda: clock[0])
+    geoparquet.regenerate(local, index, "ai-model")  # (empty: the query mix reads both)
+    old = dataset(local, "dataset")
+    assert first.partitions == 1
+    for n in range(30, 100):
+        publish_one(local, like_synthetic(f"i{n:03d}", n))
+    grown = geoparquet.regenerate(local, index, "dataset", now=lambda: clock[0])
+    assert (grown.partitions, grown.relayout) == (4, True)
+    assert check_mix(local)
+    assert duckdb.sql(f"SELECT count(*) FROM '{old}/*.parquet'").fetchall() == [(30,)]  # retired, still whole
+    assert {a["href"].split("/")[2] for a in local.get_json(catalog.collection_key("dataset"))["assets"].values()} \
+        == {manifest(local)["layout"]}
+    clock[0] += geoparquet.GRACE
+    geoparquet.regenerate(local, index, "dataset", now=lambda: clock[0])
+    assert layouts(local) == {manifest(local)["layout"]}
+    for n in range(0, 85):  # 15 left: fewer than 4 x MIN_ROWS
+        delete_one(local, "dataset", f"i{n:03d}")
+    shrunk = geoparquet.regenerate(local, index, "dataset", now=lambda: clock[0])
+    assert (shrunk.partitions, shrunk.items) == (1, 15)
+    assert check_mix(local)
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet({_files(local, ['dataset'])})").fetchall() == [(15,)]
+
+
+def test_an_update_racing_a_new_layout_converges(tmp_path: Path, small_partitions: None) -> None:
+    """A re-layout built from an older snapshot (41 items: 2 partitions) is held before publishing
+    its manifest; meanwhile an update from a newer snapshot (39 items: 1 partition) rewrites the old
+    layout. Released, the re-layout publishes, sees the old layout moved, and updates its own layout
+    from a fresh snapshot: the dataset ends without the items deleted meanwhile."""
+    local = published(tmp_path, [make_item(f"i{n:03d}", "dataset") for n in range(40)])
+    store = InstrumentedStore(local)
+    geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    publish_one(local, make_item("i040", "dataset"))
+    key = catalog.geoparquet_manifest_key("dataset")
+    held = store.pause("before", "PUT", lambda call: call.key == key, thread="relayout")
+    slow = threading.Thread(target=geoparquet.regenerate, args=(store, SearchIndex(store), "dataset"), name="relayout")
+    slow.start()
+    assert held.reached.wait(10)
+    delete_one(local, "dataset", "i040")
+    delete_one(local, "dataset", "i003")
+    update = geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    assert (update.written, update.relayout, update.partitions) == (True, False, 1)
+    held.release.set()
+    slow.join(10)
+    assert manifest(local)["partitions"] == 2
+    ids = {r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet({_files(local, ['dataset'])})").fetchall()}
+    assert ids == {f"i{n:03d}" for n in range(40)} - {"i003"}
+
+
+def test_racing_first_layouts_leave_one(tmp_path: Path, small_partitions: None) -> None:
+    """Two regenerations of a collection with no dataset: the one that loses the manifest's
+    create-only write deletes the layout it wrote, then finds the winner's current."""
+    local = published(tmp_path, [make_item(f"i{n:03d}", "dataset") for n in range(50)])
+    store = InstrumentedStore(local)
+    key = catalog.geoparquet_manifest_key("dataset")
+    held = store.pause("before", "PUT", lambda call: call.key == key, thread="slow")
+    slow = threading.Thread(target=geoparquet.regenerate, args=(store, SearchIndex(store), "dataset"), name="slow")
+    slow.start()
+    assert held.reached.wait(10)
+    assert geoparquet.regenerate(store, SearchIndex(store), "dataset").written
+    held.release.set()
+    slow.join(10)
+    assert store.lost[key] == 1
+    assert layouts(local) == {manifest(local)["layout"]}
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet({_files(local, ['dataset'])})").fetchall() == [(50,)]
