@@ -5,7 +5,7 @@ API and event function time, notifications, response size), the functions' memor
 ``.chalice/config.json`` (per stage) and a dated table of list prices (``bench/aws_prices_us-east-1.json``,
 verify before relying on it), and prints, for a stated monthly workload and for an idle month:
 Lambda (requests + GB-s of the measured durations), API Gateway, SQS, S3 requests and storage, data
-transfer out and CloudWatch; then the always-on floor of the peers (pgstac on RDS, stac-server on
+transfer out and CloudWatch, and the stac-geoparquet function's scheduled upkeep; then the always-on floor of the peers (pgstac on RDS, stac-server on
 OpenSearch, MLflow on EC2 + RDS).
 
     .venv/bin/python bench/cost.py [--store s3] [--stage dev] [--s3-ms 0] [--searches 1000000] ...
@@ -37,6 +37,13 @@ LOG_BYTES = 1536
 METRICS = 9  # Requests, Errors, ClientErrors, Latency, StoreRequests, Publications, ModelPublications, RejectedItems, EventLag
 IDLE_SQS_REQUESTS = 5 * 3 * 60 * 24 * 30  # 5 pollers, one 20 s long poll each, all month: 648,000
 SQS_PER_MESSAGE = 3
+# The geoparquet function's scheduled runs (deploy/stack.py: every minute, 2048 MB). A warm run where nothing
+# changed makes, per collection (2), one LIST of the index log and two conditional GETs (the index's
+# manifest, the dataset's manifest): tests/functions/test_geoparquet.py counts them. Its billed duration is
+# mostly those six requests' latency: GEOPARQUET_RUN_MS assumes ~20 ms each plus the fingerprinting.
+GEOPARQUET_RUN_REQUESTS = {"LIST": 2, "GET": 4}
+GEOPARQUET_RUN_MS = 150.0
+GEOPARQUET_MEMORY_MB = 2048
 TIER1 = ("PUT", "LIST", "MULTIPART")  # $/1,000 class (PUT, COPY, POST, LIST)
 TIER2 = ("GET", "HEAD")  # GET, SELECT and all other requests
 
@@ -118,6 +125,18 @@ def storage_cost(p: dict[str, Any], items: float, bytes_per_item: float, artifac
     return (items * bytes_per_item / GB + artifact_gb) * p["s3"]["standard_gb_month"]
 
 
+def geoparquet_schedule(p: dict[str, Any], every_min: float) -> tuple[float, Cost]:
+    """Runs a month and their cost when nothing changes (the stac-geoparquet dataset's upkeep)."""
+    runs = 30 * 24 * 60 / every_min if every_min else 0.0
+    c = Cost()
+    c.lambda_ = runs * invocation_cost(p, GEOPARQUET_RUN_MS, GEOPARQUET_MEMORY_MB)
+    s3 = p["s3"]
+    c.s3_requests = runs * (sum(GEOPARQUET_RUN_REQUESTS.get(k, 0) for k in TIER1) * s3["put_copy_post_list_per_1000"]
+                            + sum(GEOPARQUET_RUN_REQUESTS.get(k, 0) for k in TIER2) * s3["get_select_other_per_1000"]) / 1000
+    c.cloudwatch = runs * LOG_BYTES / GB * p["cloudwatch"]["logs_ingest_gb"]
+    return runs, c  # (EventBridge: a scheduled rule's events are free, prices["eventbridge"])
+
+
 def peers(p: dict[str, Any]) -> list[tuple[str, str, float]]:
     q, h = p["peers"], p["peers"]["hours_per_month"]
     rds = q["rds_postgresql_db.t4g.micro_hour"] * h + q["rds_gp3_gb_month"] * q["rds_min_storage_gb"]
@@ -167,16 +186,21 @@ def report(args: argparse.Namespace) -> str:
     month.s3_storage += storage
     month.sqs += idle_sqs
     month.cloudwatch += metrics
+    runs, upkeep = geoparquet_schedule(prices, args.geoparquet_every)
+    month.add(upkeep)
     lines += [f"| S3 storage: {args.items_stored:,.0f} items ({bytes_per_item:,.0f} B each with pages and index) "
               f"+ {args.artifact_gb_stored:g} GB of artifacts | | | | | | | | **{money(storage)}** |",
               f"| SQS long polling of the event source mapping (idle or not) | {IDLE_SQS_REQUESTS:,} | | | "
               f"{money(idle_sqs)} | | | | **{money(idle_sqs)}** |",
               f"| CloudWatch custom metrics (EMF) | {METRICS} | | | | | | {money(metrics)} | **{money(metrics)}** |",
+              f"| stac-geoparquet upkeep: scheduled runs, nothing changed | {runs:,.0f} | {money(upkeep.lambda_)} | | | "
+              f"{money(upkeep.s3_requests)} | | {money(upkeep.cloudwatch)} | **{money(upkeep.total)}** |",
               f"| **the month** | | {money(month.lambda_)} | {money(month.api_gateway)} | {money(month.sqs)} | "
               f"{money(month.s3_requests)} | {money(month.transfer)} | {money(month.cloudwatch)} | "
               f"**{money(month.total)}** |", "",
               f"Idle month (same data stored, no request): S3 storage {money(storage)} + SQS polling {money(idle_sqs)} "
-              f"= **{money(storage + idle_sqs)}** (the SQS polling is inside SQS's free tier of 1M requests).", "",
+              f"+ stac-geoparquet upkeep {money(upkeep.total)} = **{money(storage + idle_sqs + upkeep.total)}** "
+              "(the SQS polling is inside SQS's free tier of 1M requests).", "",
               "| peer: always running for the same job | smallest instance | per month, idle |",
               "| --- | --- | --- |"]
     for name, what, dollars in peers(prices):
@@ -195,6 +219,8 @@ def main() -> None:
     for label, (_, default, _) in WORKLOAD.items():
         ap.add_argument("--" + FLAGS[label].replace("_", "-"), dest=FLAGS[label], type=float, default=default,
                         help=f"{label} per month")
+    ap.add_argument("--geoparquet-every", type=float, default=1.0,
+                    help="minutes between the geoparquet function's scheduled runs (0: no schedule)")
     ap.add_argument("--items-stored", type=float, default=100_000)
     ap.add_argument("--artifact-gb-stored", type=float, default=50)
     print(report(ap.parse_args()))

@@ -484,3 +484,21 @@ def test_racing_first_layouts_leave_one(tmp_path: Path, small_partitions: None) 
     assert store.lost[key] == 1
     assert layouts(local) == {manifest(local)["layout"]}
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet({_files(local, ['dataset'])})").fetchall() == [(50,)]
+
+
+def test_a_file_changed_behind_the_process_is_repaired_at_the_next_full_check(
+        tmp_path: Path, small_partitions: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm runs trust what this process wrote while the index and the manifest match it (no LIST);
+    every VERIFY_EVERY seconds they list the files and repair any another writer left behind."""
+    local = published(tmp_path, synthetic(150))
+    store = InstrumentedStore(local)
+    index = SearchIndex(store)
+    geoparquet.regenerate(store, index, "dataset")
+    victim = catalog.geoparquet_part_key("dataset", manifest(local)["layout"], 1)
+    local.delete(victim)
+    store.log.clear()
+    assert not geoparquet.regenerate(store, index, "dataset").written  # trusted: not listed
+    assert not any(call.verb == "LIST" and "geoparquet" in call.key for call in store.log)
+    monkeypatch.setattr(geoparquet, "VERIFY_EVERY", 0.0)
+    assert geoparquet.regenerate(store, index, "dataset").parts_written == (1,)
+    assert local.exists(victim)
