@@ -40,8 +40,17 @@ GEOPARQUET_FUNCTION = "geoparquet"
 GEOPARQUET_HANDLER = "functions.geoparquet.handler"
 GEOPARQUET_RUNTIME = "python3.12"
 GEOPARQUET_MEMORY = 2048
-GEOPARQUET_TIMEOUT = 120  # a 100k-item collection regenerates in well under a minute (README)
-GEOPARQUET_SCHEDULE = "rate(1 minute)"  # freshness bound: a change is in the files within ~1 min + a run
+GEOPARQUET_TIMEOUT = 120  # a change rewrites one partition (a few seconds at 100k items); a re-layout all
+# Freshness comes from a trigger: every search-index log write (stac-index/log/, one per publication or
+# deletion the event function applies) is notified by S3 to a queue of its own, which invokes the
+# function (batched over GEOPARQUET_BATCH_WINDOW_S). The schedule is the backstop (a failed run, layouts
+# to retire): every 5 minutes.
+GEOPARQUET_SCHEDULE = "rate(5 minutes)"
+GEOPARQUET_CONCURRENCY = 2  # the trigger's event source mapping polls with 2 at least (Lambda's minimum)
+GEOPARQUET_BATCH_WINDOW_S = 2  # publications within 2 s cost one regeneration
+GEOPARQUET_BATCH_SIZE = 100
+INDEX_PREFIX = "stac-index/log/"  # chalicelib.stac.index.LOG_PREFIX (not imported: no numpy here)
+INDEX_QUEUE_RETENTION_S = 900  # a trigger not handled in 15 minutes is moot: the schedule has run since
 GEOPARQUET_ZIP = "geoparquet.zip"
 VISIBILITY_FACTOR = 6  # AWS's advice for SQS event sources: at least 6x the function timeout
 MAX_RECEIVE_COUNT = 5  # deliveries before a message moves to the dead-letter queue
@@ -64,6 +73,7 @@ def store_rules() -> tuple[tuple[str, str], ...]:
 
 STORE_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
 REMOTE_EVENTS = ("s3:ObjectCreated:*",)  # a DVC remote's objects landing mark assets available
+INDEX_EVENTS = ("s3:ObjectCreated:*",)  # a search-index log entry: the geoparquet dataset may be stale
 
 # Settings given when the stack is deployed, never written in the repository: (variable, parameter,
 # secret?, functions that read it).
@@ -110,13 +120,18 @@ class Location:
         return self.bucket == other.bucket and self.prefix.startswith(other.prefix)
 
 
+EVENTS_QUEUE, INDEX_QUEUE = "events", "index"  # a notification's destination
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One bucket notification: keys starting with ``prefix`` and ending with ``suffix``, these events."""
+    """One bucket notification: keys starting with ``prefix`` and ending with ``suffix``, these events,
+    sent to the events queue (the event function) or the index-writes queue (the geoparquet function)."""
 
     prefix: str
     suffix: str
     events: tuple[str, ...]
+    queue: str = EVENTS_QUEUE
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,10 @@ class Stage:
         return f"{self.app_name}-{self.name}-{GEOPARQUET_FUNCTION}"
 
     @property
+    def index_queue(self) -> str:
+        return f"{self.app_name}-{self.name}-index-writes"
+
+    @property
     def visibility_timeout(self) -> int:
         return VISIBILITY_FACTOR * self.event_timeout
 
@@ -161,6 +180,7 @@ class Stage:
         if self.artifact_root is not None and not any(
                 self.artifact_root.prefix.startswith(self.store.prefix + p) for p, _ in rules_of_store):
             rules[self.store.bucket].append(Rule(self.artifact_root.prefix, "", STORE_EVENTS))
+        rules[self.store.bucket].append(Rule(self.store.prefix + INDEX_PREFIX, ".json", INDEX_EVENTS, INDEX_QUEUE))
         for remote in self.dvc_remotes:
             rules.setdefault(remote.bucket, []).append(Rule(remote.prefix, "", REMOTE_EVENTS))
         for bucket, bucket_rules in rules.items():
@@ -224,6 +244,9 @@ def policy(stage: Stage, function: str = EVENT_FUNCTION) -> dict[str, Any]:
          "Resource": [f"arn:aws:s3:::{stage.store.bucket}/{stage.store.prefix}*"]},
         _list_statement("StoreList", stage.store.bucket, [stage.store.prefix]),
     ]
+    if function == GEOPARQUET_FUNCTION:  # its trigger's event source mapping
+        statements.append({"Sid": "IndexWritesQueue", "Effect": "Allow", "Action": list(QUEUE_ACTIONS),
+                           "Resource": [f"arn:aws:sqs:*:*:{stage.index_queue}"]})
     if function != EVENT_FUNCTION:
         return {"Version": "2012-10-17", "Statement": statements}
     remotes = [r for r in stage.dvc_remotes if not r.under(stage.store)]  # the store's grant covers the others
@@ -261,6 +284,7 @@ def _queue_policy_document(stage: Stage, queue_arn: Any, account: Any) -> dict[s
 
 def sam_merge_template(stage: Stage) -> dict[str, Any]:
     queue_arn = {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+    queue_arns = {EVENTS_QUEUE: queue_arn, INDEX_QUEUE: {"Fn::GetAtt": ["IndexWritesQueue", "Arn"]}}
     # Chalice names the queue by an ``Fn::Sub`` of its ARN; merging another ``Fn::Sub`` replaces that string
     # (the merge is deep: a GetAtt would be added beside it), and makes the mapping depend on the queue.
     mapping: dict[str, Any] = {"Queue": {"Fn::Sub": "${EventsQueue.Arn}"},
@@ -292,12 +316,20 @@ def sam_merge_template(stage: Stage) -> dict[str, Any]:
         "EventsQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
             "Queues": [{"Ref": "EventsQueue"}],
             "PolicyDocument": _queue_policy_document(stage, queue_arn, {"Ref": "AWS::AccountId"})}},
+        # The geoparquet function's trigger: index log writes (no dead-letter queue: a trigger that fails
+        # is retried until it expires, and the schedule covers what it missed).
+        "IndexWritesQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": stage.index_queue, "VisibilityTimeout": 2 * GEOPARQUET_TIMEOUT,
+            "MessageRetentionPeriod": INDEX_QUEUE_RETENTION_S, "SqsManagedSseEnabled": True}},
+        "IndexWritesQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [{"Ref": "IndexWritesQueue"}],
+            "PolicyDocument": _queue_policy_document(stage, queue_arns[INDEX_QUEUE], {"Ref": "AWS::AccountId"})}},
     }
     for bucket, rules in stage.notifications().items():
         resources[_cfn_name(bucket)] = {
             "Type": "AWS::S3::Bucket",
             # S3 checks that it may send to the queue when the configuration is saved.
-            "DependsOn": ["EventsQueuePolicy"],
+            "DependsOn": ["EventsQueuePolicy", "IndexWritesQueuePolicy"],
             # Tearing the stack down keeps the data (and S3 would refuse to delete a non-empty bucket).
             "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
             "Properties": {
@@ -305,21 +337,27 @@ def sam_merge_template(stage: Stage) -> dict[str, Any]:
                 "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                    "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
                 "NotificationConfiguration": {"QueueConfigurations": [
-                    {"Event": event, "Queue": queue_arn, "Filter": {"S3Key": {"Rules": _filter_rules(rule)}}}
+                    {"Event": event, "Queue": queue_arns[rule.queue], "Filter": {"S3Key": {"Rules": _filter_rules(rule)}}}
                     for rule in rules for event in rule.events]}}}
     parameters = {param: {"Type": "String", "Default": "", "NoEcho": secret, "Description": f"{var} (README)"}
                   for var, param, secret, _ in DEPLOY_SETTINGS}
     # The geoparquet function: a SAM function of its own (CodeUri is the zip scripts/package.sh builds next to
-    # sam.json; `aws cloudformation package` uploads it), run every minute, one at a time.
+    # sam.json; `aws cloudformation package` uploads it), run on index writes and every 5 minutes.
     resources["GeoparquetFunction"] = {"Type": "AWS::Serverless::Function", "Properties": {
         "FunctionName": stage.geoparquet_function, "CodeUri": f"./{GEOPARQUET_ZIP}",
         "Handler": GEOPARQUET_HANDLER, "Runtime": GEOPARQUET_RUNTIME, "MemorySize": GEOPARQUET_MEMORY,
-        "Timeout": GEOPARQUET_TIMEOUT, "ReservedConcurrentExecutions": 1,
+        "Timeout": GEOPARQUET_TIMEOUT, "ReservedConcurrentExecutions": GEOPARQUET_CONCURRENCY,
         "Environment": {"Variables": {**stage.environment, **deploy_env(GEOPARQUET_FUNCTION)["Environment"]["Variables"]}},
         "Policies": [policy(stage, GEOPARQUET_FUNCTION)],
-        "Events": {"EveryMinute": {"Type": "Schedule", "Properties": {"Schedule": GEOPARQUET_SCHEDULE}}}}}
+        "Events": {
+            "Backstop": {"Type": "Schedule", "Properties": {"Schedule": GEOPARQUET_SCHEDULE}},
+            "IndexWrites": {"Type": "SQS", "Properties": {
+                "Queue": queue_arns[INDEX_QUEUE], "BatchSize": GEOPARQUET_BATCH_SIZE,
+                "MaximumBatchingWindowInSeconds": GEOPARQUET_BATCH_WINDOW_S,
+                "ScalingConfig": {"MaximumConcurrency": GEOPARQUET_CONCURRENCY}}}}}}
     return {"Parameters": parameters, "Resources": resources, "Outputs": {
         "GeoparquetFunction": {"Value": {"Ref": "GeoparquetFunction"}},
+        "IndexWritesQueueUrl": {"Value": {"Ref": "IndexWritesQueue"}},
         "EventsQueueUrl": {"Value": {"Ref": "EventsQueue"}},
         "EventsQueueArn": {"Value": queue_arn},
         "DeadLetterQueueUrl": {"Value": {"Ref": "EventsDeadLetterQueue"}}}}
@@ -344,6 +382,7 @@ def _tf_name(bucket: str) -> str:
 def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
     """``stack.tf.json`` (new resources) and ``stack_override.tf.json`` (merged into Chalice's blocks)."""
     queue_arn = "${aws_sqs_queue.events.arn}"
+    queue_arns = {EVENTS_QUEUE: queue_arn, INDEX_QUEUE: "${aws_sqs_queue.index_writes.arn}"}
     account = "${data.aws_caller_identity.chalice.account_id}"
     buckets: dict[str, Any] = {}
     notifications: dict[str, Any] = {}
@@ -352,10 +391,10 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
         buckets[name] = {"bucket": bucket}
         notifications[name] = {
             "bucket": f"${{aws_s3_bucket.{name}.id}}",
-            "queue": [{"queue_arn": queue_arn, "events": list(rule.events),
+            "queue": [{"queue_arn": queue_arns[rule.queue], "events": list(rule.events),
                        **({"filter_prefix": rule.prefix} if rule.prefix else {}),
                        **({"filter_suffix": rule.suffix} if rule.suffix else {})} for rule in rules],
-            "depends_on": ["aws_sqs_queue_policy.events"]}
+            "depends_on": ["aws_sqs_queue_policy.events", "aws_sqs_queue_policy.index_writes"]}
     stack = {"resource": {
         "aws_sqs_queue": {
             "events_dlq": {"name": stage.dead_letter_queue, "message_retention_seconds": DLQ_RETENTION_S,
@@ -363,17 +402,21 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
             "events": {"name": stage.queue, "visibility_timeout_seconds": stage.visibility_timeout,
                        "message_retention_seconds": RETENTION_S, "sqs_managed_sse_enabled": True,
                        "redrive_policy": json.dumps({"deadLetterTargetArn": "${aws_sqs_queue.events_dlq.arn}",
-                                                     "maxReceiveCount": MAX_RECEIVE_COUNT})}},
+                                                     "maxReceiveCount": MAX_RECEIVE_COUNT})},
+            "index_writes": {"name": stage.index_queue, "visibility_timeout_seconds": 2 * GEOPARQUET_TIMEOUT,
+                             "message_retention_seconds": INDEX_QUEUE_RETENTION_S, "sqs_managed_sse_enabled": True}},
         "aws_sqs_queue_policy": {"events": {
             "queue_url": "${aws_sqs_queue.events.id}",
-            "policy": json.dumps(_queue_policy_document(stage, queue_arn, account))}},
+            "policy": json.dumps(_queue_policy_document(stage, queue_arn, account))}, "index_writes": {
+            "queue_url": "${aws_sqs_queue.index_writes.id}",
+            "policy": json.dumps(_queue_policy_document(stage, queue_arns[INDEX_QUEUE], account))}},
         # Buckets are created here; to adopt existing ones: terraform import aws_s3_bucket.<name> <bucket>.
         "aws_s3_bucket": buckets,
         "aws_s3_bucket_public_access_block": {name: {
             "bucket": f"${{aws_s3_bucket.{name}.id}}", "block_public_acls": True, "block_public_policy": True,
             "ignore_public_acls": True, "restrict_public_buckets": True} for name in buckets},
         "aws_s3_bucket_notification": notifications,
-        # The geoparquet function, its role (the same store grants as the API's) and its schedule.
+        # The geoparquet function, its role (the store grants, and its trigger queue), its trigger and schedule.
         "aws_iam_role": {GEOPARQUET_FUNCTION: {"name": stage.geoparquet_function, "assume_role_policy": json.dumps({
             "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]})}},
@@ -384,7 +427,7 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
             "function_name": stage.geoparquet_function, "filename": f"${{path.module}}/{GEOPARQUET_ZIP}",
             "source_code_hash": f"${{filebase64sha256(\"${{path.module}}/{GEOPARQUET_ZIP}\")}}",
             "handler": GEOPARQUET_HANDLER, "runtime": GEOPARQUET_RUNTIME, "memory_size": GEOPARQUET_MEMORY,
-            "timeout": GEOPARQUET_TIMEOUT, "reserved_concurrent_executions": 1,
+            "timeout": GEOPARQUET_TIMEOUT, "reserved_concurrent_executions": GEOPARQUET_CONCURRENCY,
             "role": f"${{aws_iam_role.{GEOPARQUET_FUNCTION}.arn}}",
             "environment": {"variables": {**stage.environment, **{
                 var: f"${{var.{param_var(param)}}}" for var, param, _, fns in DEPLOY_SETTINGS
@@ -394,8 +437,13 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
         "aws_cloudwatch_event_target": {GEOPARQUET_FUNCTION: {
             "rule": f"${{aws_cloudwatch_event_rule.{GEOPARQUET_FUNCTION}.name}}",
             "arn": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.arn}}"}},
+        "aws_lambda_event_source_mapping": {GEOPARQUET_FUNCTION: {
+            "event_source_arn": queue_arns[INDEX_QUEUE],
+            "function_name": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.arn}}",
+            "batch_size": GEOPARQUET_BATCH_SIZE, "maximum_batching_window_in_seconds": GEOPARQUET_BATCH_WINDOW_S,
+            "scaling_config": {"maximum_concurrency": GEOPARQUET_CONCURRENCY}}},
         "aws_lambda_permission": {GEOPARQUET_FUNCTION: {
-            "statement_id": "EveryMinute", "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com",
+            "statement_id": "Backstop", "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com",
             "function_name": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.function_name}}",
             "source_arn": f"${{aws_cloudwatch_event_rule.{GEOPARQUET_FUNCTION}.arn}}"}},
         "aws_api_gateway_gateway_response": {"not_found": {
@@ -407,6 +455,7 @@ def terraform_files(stage: Stage) -> dict[str, dict[str, Any]]:
                                         "description": f"{var} (README)"}
                      for var, param, secret, _ in DEPLOY_SETTINGS},
        "output": {"EventsQueueUrl": {"value": "${aws_sqs_queue.events.id}"},
+                  "IndexWritesQueueUrl": {"value": "${aws_sqs_queue.index_writes.id}"},
                   "GeoparquetFunction": {"value": f"${{aws_lambda_function.{GEOPARQUET_FUNCTION}.function_name}}"},
                   "DeadLetterQueueUrl": {"value": "${aws_sqs_queue.events_dlq.id}"}}}
     mapping: dict[str, Any] = {"event_source_arn": queue_arn, "function_response_types": ["ReportBatchItemFailures"]}

@@ -212,7 +212,7 @@ def test_terraform_configuration_holds_the_complete_stack(package_dir: Package) 
     assert functions["on_store_event"]["environment"]["variables"]["STACFLOW_GITLAB_TOKEN"] == "${var.gitlab_token}"
     assert tf["variable"]["gitlab_token"]["sensitive"] is True
     assert res["aws_api_gateway_rest_api"]["rest_api"]["name"] == "stacflow-dev"
-    (mapping,) = res["aws_lambda_event_source_mapping"].values()
+    mapping = res["aws_lambda_event_source_mapping"]["on_store_event-sqs-event-source"]
     assert mapping["event_source_arn"] == "${aws_sqs_queue.events.arn}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     queue = res["aws_sqs_queue"]["events"]
@@ -222,7 +222,8 @@ def test_terraform_configuration_holds_the_complete_stack(package_dir: Package) 
     assert res["aws_sqs_queue"]["events_dlq"]["name"] == "stacflow-dev-store-events-dlq"
     notified = {n["bucket"]: n for n in res["aws_s3_bucket_notification"].values()}
     assert set(notified) == {"${aws_s3_bucket.stacflow_dev_data.id}", "${aws_s3_bucket.stacflow_dev_dvc.id}"}
-    assert {q["queue_arn"] for n in notified.values() for q in n["queue"]} == {"${aws_sqs_queue.events.arn}"}
+    assert {q["queue_arn"] for n in notified.values() for q in n["queue"]} == {
+        "${aws_sqs_queue.events.arn}", "${aws_sqs_queue.index_writes.arn}"}  # (the geoparquet function's trigger)
     policies = {name: json.loads(p["policy"]) for name, p in res["aws_iam_role_policy"].items()}
     assert policies == {"api_handler_role": policy_file("api_handler"), "on_store_event_role": policy_file("on_store_event"),
                         stack.GEOPARQUET_FUNCTION: stack.policy(stage, stack.GEOPARQUET_FUNCTION)}
@@ -269,10 +270,11 @@ def test_event_handler_publishes_an_item_from_the_zip(package_dir: Package, tmp_
 
 # --- the event flow on moto's server -----------------------------------------------------------------
 
-def s3_api_notifications(cfn: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """A bucket's NotificationConfiguration, from CloudFormation's form to S3's API form."""
+def s3_api_notifications(cfn: dict[str, Any], queue_arns: dict[str, str]) -> dict[str, Any]:
+    """A bucket's NotificationConfiguration, from CloudFormation's form to S3's API form (``queue_arns``:
+    the queues' logical ids to their ARNs)."""
     return {"QueueConfigurations": [
-        {"QueueArn": queue_arn, "Events": [q["Event"]],
+        {"QueueArn": queue_arns[q["Queue"]["Fn::GetAtt"][0]], "Events": [q["Event"]],
          "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}}} for q in cfn["QueueConfigurations"]]}
 
 
@@ -314,14 +316,18 @@ def test_event_flow_on_moto(package_dir: Package, moto_endpoint: str, tmp_path: 
     url = sqs.create_queue(QueueName=queue_props["QueueName"], Attributes={
         "VisibilityTimeout": str(queue_props["VisibilityTimeout"]), "RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    index_url = sqs.create_queue(QueueName=resources["IndexWritesQueue"]["Properties"]["QueueName"])["QueueUrl"]
+    index_arn = sqs.get_queue_attributes(QueueUrl=index_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arns = {"EventsQueue": queue_arn, "IndexWritesQueue": index_arn}
     # The buckets and their notifications, from the template.
     for res in resources.values():
         if res["Type"] == "AWS::S3::Bucket":
             bucket = res["Properties"]["BucketName"]
             s3.create_bucket(Bucket=bucket)
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=s3_api_notifications(
-                res["Properties"]["NotificationConfiguration"], queue_arn))
+                res["Properties"]["NotificationConfiguration"], arns))
     drain(sqs, url)  # S3's test events on saving the configurations
+    drain(sqs, index_url)
     # Real writes: three items, then objects nothing listens to, and a DVC object landing in the remote.
     items = ["flood-a", "flood-b", "flood-c"]
     for item_id in items:
@@ -378,3 +384,6 @@ def test_event_flow_on_moto(package_dir: Package, moto_endpoint: str, tmp_path: 
     body = json.loads(found["body"])
     assert sorted(f["id"] for f in body["features"]) == items  # each good record published once
     assert body["numberMatched"] == 3
+    # The publications' search-index writes went to the geoparquet function's trigger queue, and only they.
+    triggers = [k for k in map(s3_key, drain(sqs, index_url)) if k]
+    assert triggers and all(k.startswith("stac-index/log/") for k in triggers)

@@ -37,3 +37,22 @@ def test_scheduled_runs_write_only_what_changed(tmp_path: Path) -> None:
     assert dict(store.calls) == {"LIST": 2, "GET": 4}
     layout = local.get_json(catalog.geoparquet_manifest_key("dataset"))["layout"]
     assert local.head(catalog.geoparquet_part_key("dataset", layout, 0)).size > 0
+
+
+def test_an_index_write_notified_through_the_queue_brings_the_dataset_up_to_date(tmp_path: Path) -> None:
+    """The trigger's batch (an S3 notification of a search-index log write, via SQS) is only a trigger:
+    the run regenerates what the index holds now."""
+    from chalicelib.events.base import StoreEvent
+    from chalicelib.stac.publish import apply_item_events
+    local = LocalStore(tmp_path / "store", fsync=False)
+    services.configure(store=local)
+    try:
+        geoparquet.handler({"source": "aws.events"}, None)
+        key = catalog.item_key("dataset", "fresh")
+        local.put_json(key, make_item("fresh", "dataset"))
+        apply_item_events(local, [StoreEvent(True, key, "", "")])  # the event function's index write
+        batch = json.loads((Path(__file__).parents[1] / "events" / "sqs_s3_index_log_created.json").read_text())
+        results = geoparquet.handler(batch, None)
+    finally:
+        services.configure()
+    assert {r["collection"]: r["items"] for r in results if r["written"]} == {"dataset": 1}
