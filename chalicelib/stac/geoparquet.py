@@ -309,7 +309,16 @@ _manifests: dict[tuple[int, str], Manifest | None] = {}  # (id(store), cid) -> l
 # process last wrote or checked file by file. While the index and the manifest still match it, a run
 # skips the LIST of the files (a LIST costs 12.5 GETs on S3); at least every VERIFY_EVERY seconds it
 # lists them anyway, in case another writer left a state this process did not see.
-_verified: dict[tuple[int, str], tuple[str, str | None, float]] = {}
+@dataclass(frozen=True)
+class _Seen:
+    fingerprint: str  # of the collection's rows
+    etag: str | None  # of the manifest
+    at: float  # monotonic
+    snapshot: Any  # the index view the rows came from (the same object while the index is unchanged)
+    count: int
+
+
+_verified: dict[tuple[int, str], _Seen] = {}
 VERIFY_EVERY = 600.0
 
 
@@ -358,18 +367,21 @@ def regenerate(store: ObjectStore, index: Any, cid: str, *, public_url: str | No
         _manifests[(id(store), cid)] = manifest
         current = manifest if manifest is not None and manifest.format == FORMAT else None
         seen = _verified.get((id(store), cid))
-        if current is not None and not force and seen is not None and seen[1] == current.etag \
-                and time.monotonic() - seen[2] < VERIFY_EVERY:
-            rows = select(index.snapshot(), cid, public_url)
-            if rows.fingerprint() == seen[0]:  # nothing changed since we wrote or checked it
+        if current is not None and not force and seen is not None and seen.etag == current.etag \
+                and time.monotonic() - seen.at < VERIFY_EVERY:
+            snapshot = index.snapshot()
+            rows = None if snapshot is seen.snapshot else select(snapshot, cid, public_url)  # same view, same rows
+            if rows is None or rows.fingerprint() == seen.fingerprint:  # unchanged since we wrote or checked it
+                _verified[(id(store), cid)] = _Seen(seen.fingerprint, seen.etag, seen.at, snapshot, seen.count)
                 _collect(store, cid, current, now())
-                return Result(cid, current.prefix(cid), rows.count, False, 0, time.monotonic() - start, attempt,
+                return Result(cid, current.prefix(cid), seen.count, False, 0, time.monotonic() - start, attempt,
                               current.partitions)
         # listed before the snapshot: whatever we replace is older than it
         listing = {o.key: o for o in store.list(current.prefix(cid))} if current is not None else {}
         timings["manifest_list_s"] = time.monotonic() - t
         t = time.monotonic()
-        rows = select(index.snapshot(), cid, public_url)
+        snapshot = index.snapshot()
+        rows = select(snapshot, cid, public_url)
         timings["index_select_s"] = time.monotonic() - t
         partitions = partitions_for(rows.count, current.partitions if current is not None else None)
         try:
@@ -384,7 +396,7 @@ def regenerate(store: ObjectStore, index: Any, cid: str, *, public_url: str | No
         _manifests[(id(store), cid)] = run.manifest
         if run.parts and _moved(store, cid, run, manifest, listing):
             continue  # a racing writer's newer state may be missing from what we wrote: again
-        _verified[(id(store), cid)] = (rows.fingerprint(), run.manifest.etag, time.monotonic())
+        _verified[(id(store), cid)] = _Seen(rows.fingerprint(), run.manifest.etag, time.monotonic(), snapshot, rows.count)
         t = time.monotonic()
         if run.parts:
             link(store, cid, run.manifest)
