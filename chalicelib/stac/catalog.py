@@ -37,10 +37,12 @@ import json
 import re
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+
+import orjson
 
 from ..store import NotFound, ObjectStore, PreconditionFailed
 from ..store.contention import DEFAULT
@@ -211,26 +213,35 @@ def _fill_shard(doc: dict[str, Any], shard: str) -> dict[str, Any]:
     """Derive the shard's links from its item map."""
     links = [_link("root", "../../../catalog.json"), _link("parent", "../collection.json"),
              _link("self", f"./{shard}.json")]
-    links += [_link("item", f"../items/{iid}.json", GEOJSON) for iid in sorted(doc[ITEMS_FIELD])]
+    links += [{"rel": "item", "href": f"../items/{iid}.json", "type": GEOJSON} for iid in sorted(doc[ITEMS_FIELD])]
     doc["links"] = links
     return doc
 
 
 def merge(summaries: Iterable[Summary]) -> Summary | None:
     """The bbox and interval covering ``summaries`` (None when there are none)."""
-    boxes, starts, ends = [], [], []
+    # One pass, no temporaries: a publish merges every summary of its shard.
+    x0 = y0 = x1 = y1 = start = end = None
     for s in summaries:
         if s[0] is not None:
-            boxes.append(s[:4])
-        if s[4] is not None:
-            starts.append(s[4])
-        if s[5] is not None:
-            ends.append(s[5])
-    if not (boxes or starts or ends):
+            if x0 is None:
+                x0, y0, x1, y1 = s[0], s[1], s[2], s[3]
+            else:
+                if s[0] < x0:
+                    x0 = s[0]
+                if s[1] < y0:
+                    y0 = s[1]
+                if s[2] > x1:
+                    x1 = s[2]
+                if s[3] > y1:
+                    y1 = s[3]
+        if s[4] is not None and (start is None or s[4] < start):
+            start = s[4]
+        if s[5] is not None and (end is None or s[5] > end):
+            end = s[5]
+    if x0 is None and start is None and end is None:
         return None
-    bbox = ([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-             max(b[3] for b in boxes)] if boxes else [None] * 4)
-    return bbox + [min(starts) if starts else None, max(ends) if ends else None]
+    return [x0, y0, x1, y1, start, end]
 
 
 def _extent(summaries: Iterable[Summary]) -> dict[str, Any]:
@@ -394,43 +405,54 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
         per_shard.setdefault(shard_of(iid), ({}, set()))[1].add(iid)
     views: dict[str, ShardView] = {}
 
-    def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[ShardView | None, ShardView]:
         hh, (ups, dels) = entry
         return _write_shard(store, cid, hh, partial(apply_to_shard, shard=hh, upserts=ups, deletes=dels))
 
     shards = sorted(per_shard.items())
-    for (hh, _), (before, after) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
-        view = ShardView.of(after)
+    for (hh, _), (before, view) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
         # A write that left the view as it was needs nothing of the collection: the writer that made
         # this view records it. A call that wrote nothing (a redelivered event) records the current
         # view, in case the writer that made it died before recording it.
-        if before is None or not view.looks_like(ShardView.of(before)):
+        if before is None or not view.looks_like(before):
             views[hh] = view
     if views:
         _record(store, cat, views, pool=pool)
 
 
 def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
-                 *, always: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """CAS ``change`` on the shard, bumping its revision; returns (the state it replaced, or None when it
-    wrote nothing; the state now). ``always``: write (a new revision) even if nothing changes."""
-    seen: list[dict[str, Any]] = []
+                 *, always: bool = False) -> tuple[ShardView | None, ShardView]:
+    """CAS ``change`` on the shard, bumping its revision; returns (the view of the state it replaced, or
+    None when it wrote nothing; the view now). ``always``: write (a new revision) even if nothing changes.
 
-    def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
-        seen.append(doc)
+    Shards are the largest pages a publish rewrites (~200 bytes per item), so they go through orjson."""
+    key = shard_key(cid, shard)
+
+    def attempt() -> tuple[ShardView | None, ShardView]:
+        try:
+            obj = store.get(key)
+            doc, etag = orjson.loads(obj.body), obj.etag
+        except NotFound:
+            doc, etag = empty_shard(cid, shard), None
+        before = ShardView.of(doc)
         new = change(doc)
         if new is None:
             if not always:
-                return None
+                return None, before
             new = _fill_shard(dict(doc), shard)
         # Greater than every earlier revision; time-based so a shard deleted by hand restarts above them.
         new[REV_FIELD] = max(int(doc.get(REV_FIELD, 0)) + 1, time.time_ns())
-        if not ShardView.of(new).holds(ShardView.of(doc)):
+        after = ShardView.of(new)
+        if not after.holds(before):
             new[SHRUNK_FIELD] = new[REV_FIELD]
-        return new
+            after = replace(after, shrunk=new[REV_FIELD])
+        if etag is None:
+            store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
+        else:
+            store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
+        return before, after
 
-    after = store.update_json(shard_key(cid, shard), mutate, default=lambda: empty_shard(cid, shard))
-    return (None if after is seen[-1] else seen[-1]), after
+    return DEFAULT.run(attempt, f"updating {key}")
 
 
 def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *,
@@ -455,7 +477,7 @@ def _read_shard(store: ObjectStore, cid: str, hh: str) -> tuple[str, ShardView] 
         obj = store.get(shard_key(cid, hh))
     except NotFound:
         return None
-    return obj.etag, ShardView.of(obj.json())
+    return obj.etag, ShardView.of(orjson.loads(obj.body))
 
 
 def _stored_shards(store: ObjectStore, cid: str) -> dict[str, str]:
