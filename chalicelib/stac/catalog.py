@@ -328,13 +328,34 @@ class _Unseen(Exception):
     """A shrink of a shard is missing from the collection: only a refresh can take it in."""
 
 
-def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView], *,
-                        unseen_ok: bool = False) -> dict[str, Any] | None:
+def _keeps_union(before: Summary | None, after: Summary | None, union: Summary | None) -> bool:
+    """Whether pulling a shard's extent in from ``before`` to ``after`` leaves ``union`` as it is: on
+    every side where it retreats, ``before`` was strictly inside ``union`` (another shard makes that edge)."""
+    if before is None:
+        return True
+    if union is None:
+        return False
+    for i, lower in ((0, True), (1, True), (2, False), (3, False), (4, True), (5, False)):
+        was = before[i]
+        if was is None:
+            continue
+        now = None if after is None else after[i]
+        if now is None or (now > was if lower else now < was):  # this side retreats
+            edge = union[i]
+            if edge is None or not (was > edge if lower else was < edge):
+                return False
+    return True
+
+
+def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView], *, unseen_ok: bool = False,
+                        before: Mapping[str, ShardView | None] | None = None) -> dict[str, Any] | None:
     """Merge the shards' views into the collection (None when its extent and links hold them already).
 
     A view no later than the revision recorded for its shard is skipped. A view whose shard shrank
-    after that revision raises ``_Unseen`` (``unseen_ok``: it is merged without recording its
-    revision, so the shrink's own writer still refreshes)."""
+    after that revision raises ``_Unseen``, unless the shrink is the write that made the view (its
+    state ``before``, with no earlier shrink unseen) and it leaves the extent as it is: then the view
+    is recorded, its link dropped if the shard emptied. ``unseen_ok``: such views are merged without
+    recording their revision, so the shrink's own writer still refreshes."""
     shards = {hh: {"rev": _rev(e), "linked": _linked(e)} for hh, e in doc.get(SHARDS_FIELD, {}).items()}
     union = _union(doc)
     changed = False
@@ -344,7 +365,14 @@ def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView], *,
             continue
         unseen = view.shrunk > max(_rev(cur), 0)  # 0: never shrank
         if unseen and not unseen_ok:
-            raise _Unseen(hh)
+            was = (before or {}).get(hh)
+            if was is None or was.shrunk > max(_rev(cur), 0) or view.shrunk != view.rev or \
+                    not _keeps_union(was.summary if was.linked else None, view.summary, union):
+                raise _Unseen(hh)
+            union = merge([s for s in (union, view.summary) if s is not None])
+            shards[hh] = {"rev": view.rev, "linked": view.linked}
+            changed = True
+            continue
         grown = merge([s for s in (union, view.summary) if s is not None])
         if grown == union and (_linked(cur) or not view.linked):
             continue  # nothing to show; the revision is recorded by whoever changes the collection next
@@ -404,6 +432,7 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     for iid in deletes:
         per_shard.setdefault(shard_of(iid), ({}, set()))[1].add(iid)
     views: dict[str, ShardView] = {}
+    befores: dict[str, ShardView | None] = {}
 
     def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[ShardView | None, ShardView]:
         hh, (ups, dels) = entry
@@ -415,9 +444,9 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
         # this view records it. A call that wrote nothing (a redelivered event) records the current
         # view, in case the writer that made it died before recording it.
         if before is None or not view.looks_like(before):
-            views[hh] = view
+            views[hh], befores[hh] = view, before
     if views:
-        _record(store, cat, views, pool=pool)
+        _record(store, cat, views, befores, pool=pool)
 
 
 def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
@@ -455,9 +484,10 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dic
     return DEFAULT.run(attempt, f"updating {key}")
 
 
-def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *,
-            pool: Executor | None = None) -> None:
-    """Merge the shards' views into the collection; refresh it instead if one of them shrank."""
+def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView],
+            befores: Mapping[str, ShardView | None], *, pool: Executor | None = None) -> None:
+    """Merge the shards' views into the collection (``befores``: the states the writes that made them
+    replaced); refresh it instead if one of them shrank it."""
     created = []
 
     def default() -> dict[str, Any]:
@@ -465,7 +495,8 @@ def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *
         return empty_collection(cat)
 
     try:
-        store.update_json(collection_key(cat.id), partial(apply_to_collection, views=views), default=default)
+        store.update_json(collection_key(cat.id), partial(apply_to_collection, views=views, before=befores),
+                          default=default)
     except _Unseen:
         _refresh(store, cat, pool=pool)
     if created:

@@ -344,3 +344,35 @@ def test_a_catalog_of_the_per_shard_summary_layout_upgrades_on_its_next_change(l
     local_store.delete(catalog.item_key("dataset", west["id"]))
     assert check_catalog(local_store).problems == []
     assert reachable(local_store) == {it["id"] for it in items if it is not west}
+
+
+def test_a_delete_that_leaves_the_collections_extent_as_it_is_reads_no_other_shard(local_store) -> None:
+    """Only a shrink at the collection's edge recomputes it from every shard; others record the shard's
+    revision (and drop its link if it emptied) in one write."""
+    from tests.helpers.stores import InstrumentedStore
+    west, east, mid = boundary_world(local_store)
+    mid2 = ids_in_shard("30", 2, prefix="m")[1]
+    south, north = ids_in_shard("40", 1, prefix="s")[0], ids_in_shard("50", 1, prefix="n")[0]
+    catalog.update(local_store, "dataset", {mid2: summary_of(mid2, lon=50, lat=0),
+                                            south: summary_of(south, lat=-50, dt="2020-01-01T00:00:00Z"),
+                                            north: summary_of(north, lat=50, dt="2023-01-01T00:00:00Z")}, ())
+    observed = InstrumentedStore(local_store)
+    catalog.update(observed, "dataset", {}, [mid2])  # shrinks shard 30, inside the extent
+    shard_reads = [c.key for c in observed.log if c.verb == "GET" and "/shards/" in c.key]
+    assert shard_reads == [catalog.shard_key("dataset", "30")]
+    assert observed.calls["LIST"] == 0
+    assert observed.written[catalog.collection_key("dataset")] == 1
+    coll = local_store.get_json(catalog.collection_key("dataset"))
+    assert coll[catalog.SHARDS_FIELD]["30"]["rev"] == local_store.get_json(catalog.shard_key("dataset", "30"))[
+        catalog.REV_FIELD]
+    assert bbox_of(local_store) == [-100, -50, 100, 50]
+
+    observed = InstrumentedStore(local_store)
+    catalog.update(observed, "dataset", {}, [mid])  # empties shard 30: its link goes, the extent stays
+    assert observed.calls["LIST"] == 0
+    assert reachable(local_store) == {west, east, south, north}
+    assert bbox_of(local_store) == [-100, -50, 100, 50]
+
+    catalog.update(observed, "dataset", {}, [east])  # the eastern edge: a refresh
+    assert observed.calls["LIST"] == 2  # the shards, before and after the swap
+    assert bbox_of(local_store) == [-100, -50, 10, 50]
