@@ -7,6 +7,8 @@ from typing import Any
 
 import pystac
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stac_offline import validate_object
 
 from chalicelib.stac import catalog
@@ -376,3 +378,35 @@ def test_a_delete_that_leaves_the_collections_extent_as_it_is_reads_no_other_sha
     catalog.update(observed, "dataset", {}, [east])  # the eastern edge: a refresh
     assert observed.calls["LIST"] == 2  # the shards, before and after the swap
     assert bbox_of(local_store) == [-100, -50, 10, 50]
+
+
+# Ids in four shards, so that grows, shrinks, empties and refreshes meet on few shards.
+_IDS = [iid for hh in ("30", "31", "a0", "ff") for iid in ids_in_shard(hh, 3, prefix=f"h{hh}")]
+_SUMMARIES = st.builds(lambda x, y, d, t: [x, y, x + d, y + d, t, t],
+                       st.integers(-5, 5).map(float), st.integers(-5, 5).map(float), st.integers(0, 3),
+                       st.sampled_from([None, "2021-01-01T00:00:00.000000Z", "2022-01-01T00:00:00.000000Z",
+                                        "2023-01-01T00:00:00.000000Z"]))
+_STEPS = st.lists(st.tuples(st.sampled_from(_IDS), st.none() | _SUMMARIES), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(_STEPS)
+def test_any_sequence_of_publishes_and_deletes_leaves_the_exact_extent_and_links(steps) -> None:
+    """After every change (a summary: publish; None: delete), the collection's extent is the merge of
+    the items held and it links exactly the non-empty shards, however extents grew and shrank."""
+    import tempfile
+
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tempfile.mkdtemp(prefix="extent-"), fsync=False)
+    held: dict[str, catalog.Summary] = {}
+    for iid, summary in steps:
+        if summary is None:
+            held.pop(iid, None)
+            catalog.update(store, "dataset", {}, [iid])
+        else:
+            held[iid] = summary
+            catalog.update(store, "dataset", {iid: summary}, ())
+        coll = store.get_json(catalog.collection_key("dataset"))
+        assert coll["extent"] == catalog._extent(held.values())
+        assert coll[catalog.UNION_FIELD] == catalog.merge(held.values())
+        assert reachable(store) == set(held)
