@@ -555,10 +555,9 @@ def _refresh(store: ObjectStore, cat: Category, *, fields: bool = False, pool: E
         fetch(hh for hh, e in recorded.items() if hh in _SHARD_IDS and (hh not in known or _rev(e) > known[hh][1].rev))
         shards = {hh: {"rev": max(view.rev, _rev(recorded.get(hh))), "linked": view.linked}
                   for hh, (_, view) in known.items() if view.linked or hh in recorded}
-        if fields:
-            doc = dict(doc, **{k: v for k, v in empty_collection(cat).items()
-                               if k not in ("extent", "links", SHARDS_FIELD, UNION_FIELD)})
-        new = _derive(doc, shards, merge(v.summary for _, v in known.values() if v.linked and v.summary is not None))
+        base = dict(doc, **{k: v for k, v in empty_collection(cat).items()
+                            if k not in ("extent", "links", SHARDS_FIELD, UNION_FIELD)}) if fields else doc
+        new = _derive(base, shards, merge(v.summary for _, v in known.values() if v.linked and v.summary is not None))
         if new == doc and etag is not None:
             return
         if etag is None:

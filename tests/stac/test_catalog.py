@@ -150,6 +150,17 @@ def test_rebuild_matches_incremental_updates(local_store) -> None:
     assert static_tree(local_store) == incremental
 
 
+def test_rebuild_restores_the_collections_fields_from_the_config(local_store) -> None:
+    items = random_items(10)
+    publish_direct(local_store, items)
+    key = catalog.collection_key("dataset")
+    coll = local_store.get_json(key)
+    local_store.put_json(key, dict(coll, title="edited by hand", description="stale"))
+    summaries = {i["id"]: normalize(i, "dataset")[1] for i in items}
+    catalog.rebuild(local_store, "dataset", summaries, since=time.time_ns(), current=lambda iid: None)
+    assert unrevised(local_store.get_json(key)) == unrevised(coll)
+
+
 def test_unknown_collection_is_refused(local_store) -> None:
     with pytest.raises(ValueError):
         catalog.update(local_store, "nope", {}, ["x"])
