@@ -8,19 +8,27 @@ Layout (every href relative, so the tree browses the same from a directory, a bu
     collections/<cid>/items/<id>.json              the items (written by publishers; truth)
 
 Items are spread over 256 hash shards so that publishing one item rewrites one small shard, never
-a page listing every item. Each shard keeps a compact summary (bbox + interval) per item and a
-revision that grows with every write; the collection keeps, per shard, the shard's "view" (linked
-or not, and its summary) tagged with the revision it was derived from, so deleting an item shrinks
-the extents without reading any item.
+a page listing every item. Each shard keeps a compact summary (bbox + interval) per item, a revision
+that grows with every write, and the revision of its last write that shrank its view (``shrunk``).
+The collection keeps only what it serves: its extent (``union``: the merge of the shards' views), a
+child link per non-empty shard, and per shard the revision whose view it has taken in.
 
-Writers race on these documents (one event per item, any number of workers), so the collection's
-entry for a shard is always derived from the shard's own state after the writer's compare-and-swap
-on it, never from the writer's delta, and an entry with a lower revision never replaces a higher
-one: whatever order writers reach the shard and the collection in, the collection ends up with
-the view of the shard's latest revision. A write that leaves the shard's view as it was (most
-publishes into a non-empty shard whose extent already covers the item) skips the collection: the
-writer that produced that view records it. Empty shards stay as unlinked documents so that their
-revision never restarts.
+So a publish writes the collection only when the collection's extent or links grow (an item outside
+the extent, or the first item of a shard): concurrent publishers into a populated collection do not
+meet on it. Growth is a merge; a shrink (a delete that pulls a shard's view in, or empties it) cannot
+be undone from a merge, so the writer that made it recomputes the collection from every shard
+(``_refresh``). Writers race on these documents (one event per item, any number of workers), and
+they converge because:
+
+- a shard's recorded revision only grows, and a view of a lower revision never updates it;
+- a view is merged only if no shrink of its shard is missing from the collection (``shrunk`` at most
+  the recorded revision); otherwise the writer refreshes, so a late grower never re-widens what a
+  shrink pulled in, and a redelivered event finishes the refresh of a writer that died before it;
+- a refresh swaps the collection conditionally on the state it read, then lists the shards once
+  more and merges the views of those written meanwhile: a grower that saw the extent of before the
+  refresh (and so wrote nothing) cannot be lost.
+
+Empty shards stay as unlinked documents so that their revision never restarts.
 """
 from __future__ import annotations
 
@@ -28,13 +36,16 @@ import hashlib
 import json
 import re
 import time
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import orjson
+
 from ..store import NotFound, ObjectStore, PreconditionFailed
+from ..store.contention import DEFAULT
 
 STAC_VERSION = "1.1.0"
 ROOT_KEY = "catalog.json"
@@ -44,10 +55,12 @@ PARQUET = "application/vnd.apache.parquet"
 GEOPARQUET_ASSET = "geoparquet"  # the collection's assets naming its stac-geoparquet mirror: geoparquet-<k>
 MIRROR_ROLE = "collection-mirror"  # stac-geoparquet spec: the role of a collection's Parquet mirror
 SHARD_COUNT = 256
-SHARDS_FIELD = "stacflow:shards"  # collection: {hh: {"rev", "linked", "summary"} of the shard}
+SHARDS_FIELD = "stacflow:shards"  # collection: {hh: {"rev", "linked"}} (older layouts: and "summary")
+UNION_FIELD = "stacflow:union"  # collection: Summary of its extent (None: no item)
 ITEMS_FIELD = "stacflow:items"  # shard: {item id: Summary of the item}
 REV_FIELD = "stacflow:rev"  # shard: revision, greater after every write
-PRIVATE_FIELDS = (SHARDS_FIELD, ITEMS_FIELD, REV_FIELD)
+SHRUNK_FIELD = "stacflow:shrunk"  # shard: revision of its last write that shrank its view
+PRIVATE_FIELDS = (SHARDS_FIELD, UNION_FIELD, ITEMS_FIELD, REV_FIELD, SHRUNK_FIELD)
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 # Links that place a document in a tree: the static catalog and the API each write their own.
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "collection", "child", "item", "items", "next", "prev",
@@ -55,6 +68,7 @@ STRUCTURAL_RELS = frozenset({"self", "root", "parent", "collection", "child", "i
 # Writers' clocks agree to better than this (as the search index's settle time assumes).
 CLOCK_SKEW_NS = 5_000_000_000
 _SHARD_IDS = frozenset(f"{i:02x}" for i in range(SHARD_COUNT))
+REFRESH_WORKERS = 8  # shard reads side by side when a shrink recomputes a collection (S3 latency)
 
 # Items the static catalog must not hold (of a private or internal project, or of a project whose
 # visibility is unknown) live under this prefix: never linked, readable only through the API, and
@@ -204,7 +218,7 @@ def empty_collection(cat: Category) -> dict[str, Any]:
         "type": "Collection", "stac_version": STAC_VERSION, "id": cat.id, "title": cat.title,
         "description": cat.description, "keywords": list(cat.keywords), "license": cat.license,
         "extent": _extent([]), "links": [], "assets": {},  # the mirror's, once it exists (geoparquet.link)
-        SHARDS_FIELD: {}}
+        SHARDS_FIELD: {}, UNION_FIELD: None}
     doc["links"] = _collection_links({})
     return doc
 
@@ -225,26 +239,35 @@ def _fill_shard(doc: dict[str, Any], shard: str) -> dict[str, Any]:
     """Derive the shard's links from its item map."""
     links = [_link("root", "../../../catalog.json"), _link("parent", "../collection.json"),
              _link("self", f"./{shard}.json")]
-    links += [_link("item", f"../items/{iid}.json", GEOJSON) for iid in sorted(doc[ITEMS_FIELD])]
+    links += [{"rel": "item", "href": f"../items/{iid}.json", "type": GEOJSON} for iid in sorted(doc[ITEMS_FIELD])]
     doc["links"] = links
     return doc
 
 
 def merge(summaries: Iterable[Summary]) -> Summary | None:
     """The bbox and interval covering ``summaries`` (None when there are none)."""
-    boxes, starts, ends = [], [], []
+    # One pass, no temporaries: a publish merges every summary of its shard.
+    x0 = y0 = x1 = y1 = start = end = None
     for s in summaries:
         if s[0] is not None:
-            boxes.append(s[:4])
-        if s[4] is not None:
-            starts.append(s[4])
-        if s[5] is not None:
-            ends.append(s[5])
-    if not (boxes or starts or ends):
+            if x0 is None:
+                x0, y0, x1, y1 = s[0], s[1], s[2], s[3]
+            else:
+                if s[0] < x0:
+                    x0 = s[0]
+                if s[1] < y0:
+                    y0 = s[1]
+                if s[2] > x1:
+                    x1 = s[2]
+                if s[3] > y1:
+                    y1 = s[3]
+        if s[4] is not None and (start is None or s[4] < start):
+            start = s[4]
+        if s[5] is not None and (end is None or s[5] > end):
+            end = s[5]
+    if x0 is None and start is None and end is None:
         return None
-    bbox = ([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-             max(b[3] for b in boxes)] if boxes else [None] * 4)
-    return bbox + [min(starts) if starts else None, max(ends) if ends else None]
+    return [x0, y0, x1, y1, start, end]
 
 
 def _extent(summaries: Iterable[Summary]) -> dict[str, Any]:
@@ -263,63 +286,135 @@ def apply_to_shard(doc: dict[str, Any], shard: str, upserts: Mapping[str, Summar
                    deletes: Iterable[str]) -> dict[str, Any] | None:
     """The shard with ``upserts`` and without ``deletes`` (None when that changes nothing)."""
     items = dict(doc.get(ITEMS_FIELD, {}))
-    before = dict(items)
-    items.update(upserts)
+    changed = False
+    for iid, summary in upserts.items():
+        if items.get(iid) != summary:
+            items[iid] = summary
+            changed = True
     for iid in deletes:
-        items.pop(iid, None)
-    if items == before:
+        changed = items.pop(iid, None) is not None or changed
+    if not changed:
         return None
     doc = dict(doc, **{ITEMS_FIELD: items})
     return _fill_shard(doc, shard)
 
 
+def covers(outer: Summary | None, inner: Summary | None) -> bool:
+    """Whether the extent ``outer`` holds ``inner`` (None: no extent)."""
+    return inner is None or (outer is not None and merge([outer, inner]) == outer)
+
+
 @dataclass(frozen=True)
 class ShardView:
-    """What the collection records of a shard: linked (it has items) or not, and its summary,
-    derived from the shard's state at revision ``rev``."""
+    """What the collection needs of a shard: linked (it has items) or not, and its summary, derived
+    from the shard's state at revision ``rev``, whose last shrinking write was revision ``shrunk``."""
 
     rev: int
     linked: bool
     summary: Summary | None
+    shrunk: int = 0
 
     @classmethod
     def of(cls, shard_doc: Mapping[str, Any]) -> ShardView:
         items = shard_doc.get(ITEMS_FIELD, {})
-        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items), merge(items.values()))
+        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items), merge(items.values()),
+                   int(shard_doc.get(SHRUNK_FIELD, 0)))
 
     def looks_like(self, other: ShardView) -> bool:
         return (self.linked, self.summary) == (other.linked, other.summary)
 
-    def entry(self) -> dict[str, Any]:
-        return {"rev": self.rev, "linked": self.linked, "summary": self.summary}
+    def holds(self, other: ShardView) -> bool:
+        """Whether this view covers ``other``'s (a change from ``other`` to this one only grew it)."""
+        return (self.linked or not other.linked) and covers(self.summary, other.summary)
 
 
-def _rev(entry: Mapping[str, Any]) -> int:
-    return int(entry.get("rev", -1))  # entries from before revisions: any view replaces them
+def _rev(entry: Mapping[str, Any] | None) -> int:
+    return -1 if entry is None else int(entry.get("rev", -1))  # entries from before revisions: any view wins
 
 
-def _linked(entry: Mapping[str, Any]) -> bool:
-    return bool(entry.get("linked", True))  # entries from before revisions exist only for non-empty shards
+def _linked(entry: Mapping[str, Any] | None) -> bool:
+    # Entries from before revisions exist only for non-empty shards.
+    return entry is not None and bool(entry.get("linked", True))
 
 
-def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView]) -> dict[str, Any] | None:
-    """Record each shard's view, unless the collection holds one of a later (or the same) revision."""
-    shards = dict(doc.get(SHARDS_FIELD, {}))
-    changed = False
-    for hh, view in views.items():
-        cur = shards.get(hh)
-        if (cur is None and not view.linked) or (cur is not None and _rev(cur) >= view.rev):
+def _union(doc: Mapping[str, Any]) -> Summary | None:
+    """The collection's extent as a summary; a collection of the per-shard-summary layout has none
+    stored, its linked entries' summaries make it."""
+    if UNION_FIELD in doc:
+        return doc[UNION_FIELD]  # type: ignore[no-any-return]
+    return merge(e["summary"] for e in doc.get(SHARDS_FIELD, {}).values()
+                 if _linked(e) and e.get("summary") is not None)
+
+
+def _upgraded(doc: Mapping[str, Any]) -> bool:
+    return UNION_FIELD in doc and not any("summary" in e for e in doc.get(SHARDS_FIELD, {}).values())
+
+
+class _Unseen(Exception):
+    """A shrink of a shard is missing from the collection: only a refresh can take it in."""
+
+
+def _keeps_union(before: Summary | None, after: Summary | None, union: Summary | None) -> bool:
+    """Whether pulling a shard's extent in from ``before`` to ``after`` leaves ``union`` as it is: on
+    every side where it retreats, ``before`` was strictly inside ``union`` (another shard makes that edge)."""
+    if before is None:
+        return True
+    if union is None:
+        return False
+    for i, lower in ((0, True), (1, True), (2, False), (3, False), (4, True), (5, False)):
+        was = before[i]
+        if was is None:
             continue
-        shards[hh] = view.entry()
+        now = None if after is None else after[i]
+        if now is None or (now > was if lower else now < was):  # this side retreats
+            edge = union[i]
+            if edge is None or not (was > edge if lower else was < edge):
+                return False
+    return True
+
+
+def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView], *, unseen_ok: bool = False,
+                        before: Mapping[str, ShardView | None] | None = None) -> dict[str, Any] | None:
+    """Merge the shards' views into the collection (None when its extent and links hold them already).
+
+    A view no later than the revision recorded for its shard is skipped. A view whose shard shrank
+    after that revision raises ``_Unseen``, unless the shrink is the write that made the view (its
+    state ``before``, with no earlier shrink unseen) and it leaves the extent as it is: then the view
+    is recorded, its link dropped if the shard emptied. ``unseen_ok``: such views are merged without
+    recording their revision, so the shrink's own writer still refreshes."""
+    shards = {hh: {"rev": _rev(e), "linked": _linked(e)} for hh, e in doc.get(SHARDS_FIELD, {}).items()}
+    union = _union(doc)
+    changed = False
+    for hh, view in sorted(views.items()):
+        cur = shards.get(hh)
+        if _rev(cur) >= view.rev:
+            continue
+        unseen = view.shrunk > max(_rev(cur), 0)  # 0: never shrank
+        if unseen and not unseen_ok:
+            was = (before or {}).get(hh)
+            if was is None or was.shrunk > max(_rev(cur), 0) or view.shrunk != view.rev or \
+                    not _keeps_union(was.summary if was.linked else None, view.summary, union):
+                raise _Unseen(hh)
+            union = merge([s for s in (union, view.summary) if s is not None])
+            shards[hh] = {"rev": view.rev, "linked": view.linked}
+            changed = True
+            continue
+        grown = merge([s for s in (union, view.summary) if s is not None])
+        if grown == union and (_linked(cur) or not view.linked):
+            continue  # nothing to show; the revision is recorded by whoever changes the collection next
+        union = grown
+        shards[hh] = {"rev": _rev(cur) if unseen else view.rev, "linked": _linked(cur) or view.linked}
         changed = True
-    return _derive(doc, shards) if changed else None
+    if not changed and _upgraded(doc):
+        return None
+    return _derive(doc, shards, union)
 
 
-def _derive(doc: dict[str, Any], shards: Mapping[str, Any]) -> dict[str, Any]:
-    """The collection with these shard entries, and the extent and child links they make."""
+def _derive(doc: dict[str, Any], shards: Mapping[str, Any], union: Summary | None) -> dict[str, Any]:
+    """The collection with these shard entries and extent, and the child links they make."""
     linked = {hh: e for hh, e in shards.items() if _linked(e)}
-    doc = dict(doc, **{SHARDS_FIELD: dict(shards)})
-    doc["extent"] = _extent(e["summary"] for e in linked.values() if e.get("summary") is not None)
+    doc = dict(doc, **{SHARDS_FIELD: dict(shards), UNION_FIELD: union})
+    doc["extent"] = _extent([union] if union is not None else [])
     doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in
                     ("root", "parent", "self", "child")] + _collection_links(linked)
     return doc
@@ -353,8 +448,9 @@ def _category(cid: str) -> Category:
 def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str], *,
            pool: Executor | None = None) -> None:
     """Apply item changes of one collection: one CAS per touched shard (``pool``: several at once, they
-    are independent), then at most one on the collection, for the shards whose view this call changed
-    or found already written."""
+    are independent), then, for the shards whose view this call changed or found already written, at
+    most one read of the collection, and a write only if its extent or links grow (or a refresh of it
+    if a view shrank)."""
     cat = _category(cid)
     per_shard: dict[str, tuple[dict[str, Summary], set[str]]] = {}
     for iid, summary in upserts.items():
@@ -362,66 +458,146 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     for iid in deletes:
         per_shard.setdefault(shard_of(iid), ({}, set()))[1].add(iid)
     views: dict[str, ShardView] = {}
+    befores: dict[str, ShardView | None] = {}
 
-    def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[ShardView | None, ShardView]:
         hh, (ups, dels) = entry
         return _write_shard(store, cid, hh, partial(apply_to_shard, shard=hh, upserts=ups, deletes=dels))
 
     shards = sorted(per_shard.items())
-    for (hh, _), (before, after) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
-        view = ShardView.of(after)
+    for (hh, _), (before, view) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
         # A write that left the view as it was needs nothing of the collection: the writer that made
         # this view records it. A call that wrote nothing (a redelivered event) records the current
         # view, in case the writer that made it died before recording it.
-        if before is None or not view.looks_like(ShardView.of(before)):
-            views[hh] = view
+        if before is None or not view.looks_like(before):
+            views[hh], befores[hh] = view, before
     if views:
-        _record(store, cat, views)
+        _record(store, cat, views, befores, pool=pool)
 
 
 def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
-                 *, always: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """CAS ``change`` on the shard, bumping its revision; returns (the state it replaced, or None when it
-    wrote nothing; the state now). ``always``: write (a new revision) even if nothing changes."""
-    seen: list[dict[str, Any]] = []
+                 *, always: bool = False) -> tuple[ShardView | None, ShardView]:
+    """CAS ``change`` on the shard, bumping its revision; returns (the view of the state it replaced, or
+    None when it wrote nothing; the view now). ``always``: write (a new revision) even if nothing changes.
 
-    def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
-        seen.append(doc)
+    Shards are the largest pages a publish rewrites (~200 bytes per item), so they go through orjson."""
+    key = shard_key(cid, shard)
+
+    def attempt() -> tuple[ShardView | None, ShardView]:
+        try:
+            obj = store.get(key)
+            doc, etag = orjson.loads(obj.body), obj.etag
+        except NotFound:
+            doc, etag = empty_shard(cid, shard), None
+        before = ShardView.of(doc)
         new = change(doc)
         if new is None:
             if not always:
-                return None
+                return None, before
             new = _fill_shard(dict(doc), shard)
         # Greater than every earlier revision; time-based so a shard deleted by hand restarts above them.
         new[REV_FIELD] = max(int(doc.get(REV_FIELD, 0)) + 1, time.time_ns())
-        return new
+        after = ShardView.of(new)
+        if not after.holds(before):
+            new[SHRUNK_FIELD] = new[REV_FIELD]
+            after = replace(after, shrunk=new[REV_FIELD])
+        if etag is None:
+            store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
+        else:
+            store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
+        return before, after
 
-    after = store.update_json(shard_key(cid, shard), mutate, default=lambda: empty_shard(cid, shard))
-    return (None if after is seen[-1] else seen[-1]), after
+    return DEFAULT.run(attempt, f"updating {key}")
 
 
-def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView], *, refresh: bool = False) -> None:
-    """CAS the shards' views into the collection (``refresh``: also its fields from the config, and
-    no entry for a shard that cannot exist)."""
+def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView],
+            befores: Mapping[str, ShardView | None], *, pool: Executor | None = None) -> None:
+    """Merge the shards' views into the collection (``befores``: the states the writes that made them
+    replaced); refresh it instead if one of them shrank it."""
     created = []
 
     def default() -> dict[str, Any]:
         created.append(True)
         return empty_collection(cat)
 
-    def mutate(doc: dict[str, Any]) -> dict[str, Any] | None:
-        new = apply_to_collection(doc, views)
-        if not refresh:
-            return new
-        base = new or doc
-        fields = {k: v for k, v in empty_collection(cat).items() if k not in ("extent", "links", "assets", SHARDS_FIELD)}
-        possible = {hh: e for hh, e in base.get(SHARDS_FIELD, {}).items() if hh in _SHARD_IDS}
-        fixed = _derive(dict(base, **fields), possible)
-        return None if fixed == doc else fixed
-
-    store.update_json(collection_key(cat.id), mutate, default=default)
+    try:
+        store.update_json(collection_key(cat.id), partial(apply_to_collection, views=views, before=befores),
+                          default=default)
+    except _Unseen:
+        _refresh(store, cat, pool=pool)
     if created:
         ensure_root(store)
+
+
+def _read_shard(store: ObjectStore, cid: str, hh: str) -> tuple[str, ShardView] | None:
+    try:
+        obj = store.get(shard_key(cid, hh))
+    except NotFound:
+        return None
+    return obj.etag, ShardView.of(orjson.loads(obj.body))
+
+
+def _stored_shards(store: ObjectStore, cid: str) -> dict[str, str]:
+    """ETag of every stored shard document, by shard."""
+    out = {}
+    for info in store.list(f"collections/{cid}/shards/"):
+        hh = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+        if hh in _SHARD_IDS:
+            out[hh] = info.etag
+    return out
+
+
+def _refresh(store: ObjectStore, cat: Category, *, fields: bool = False, pool: Executor | None = None) -> None:
+    """Recompute the collection from every shard: its extent, links and recorded revisions (``fields``:
+    also its fields from the config; ``pool``: reads shards side by side, else a pool of its own).
+
+    The swap is conditional on the collection read; a shard whose recorded revision is later than the
+    one read is read again. Writers that grew a shard after it was read here and found the extent of
+    before the swap covering it wrote nothing: listing the shards after the swap finds them, and their
+    views are merged."""
+    if pool is None:
+        with ThreadPoolExecutor(REFRESH_WORKERS) as own:
+            return _refresh(store, cat, fields=fields, pool=own)
+    cid = cat.id
+    known: dict[str, tuple[str, ShardView]] = {}
+
+    def fetch(hhs: Iterable[str]) -> None:
+        wanted = sorted(hhs)
+        for hh, got in zip(wanted, pool.map(partial(_read_shard, store, cid), wanted)):
+            if got is None:
+                known.pop(hh, None)
+            else:
+                known[hh] = got
+
+    fetch(hh for hh, etag in _stored_shards(store, cid).items() if known.get(hh, ("",))[0] != etag)
+
+    def attempt() -> None:
+        try:
+            obj = store.get(collection_key(cid))
+            doc, etag = obj.json(), obj.etag
+        except NotFound:
+            doc, etag = empty_collection(cat), None
+        recorded = doc.get(SHARDS_FIELD, {})
+        fetch(hh for hh, e in recorded.items() if hh in _SHARD_IDS and (hh not in known or _rev(e) > known[hh][1].rev))
+        shards = {hh: {"rev": max(view.rev, _rev(recorded.get(hh))), "linked": view.linked}
+                  for hh, (_, view) in known.items() if view.linked or hh in recorded}
+        base = dict(doc, **{k: v for k, v in empty_collection(cat).items()
+                            if k not in ("extent", "links", "assets", SHARDS_FIELD, UNION_FIELD)}) if fields else doc
+        new = _derive(base, shards, merge(v.summary for _, v in known.values() if v.linked and v.summary is not None))
+        if new == doc and etag is not None:
+            return
+        if etag is None:
+            store.put_json(collection_key(cid), new, if_none_match=True)
+        else:
+            store.put_json(collection_key(cid), new, if_match=etag)
+
+    DEFAULT.run(attempt, f"refreshing {collection_key(cid)}")
+    written = {hh for hh, etag in _stored_shards(store, cid).items() if known.get(hh, ("",))[0] != etag}
+    if written:
+        fetch(written)
+        late = {hh: known[hh][1] for hh in written if hh in known}
+        store.update_json(collection_key(cid), partial(apply_to_collection, views=late, unseen_ok=True),
+                          default=lambda: empty_collection(cat))
 
 
 def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, since: int,
@@ -432,7 +608,7 @@ def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, s
     meanwhile: a shard written after ``since`` (less the clock skew) may hold newer states than
     ``summaries``, so there each item on which the two disagree is read again (``current``: its
     summary now, None if gone) after reading the shard, and the compare-and-swap keeps it exact.
-    Every shard gets a new revision, so the collection is rewritten from the shards whatever it held.
+    The collection is then recomputed from every shard (and its fields from the config).
     """
     cat = _category(cid)
     per_shard: dict[str, dict[str, Summary]] = {}
@@ -456,10 +632,9 @@ def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, s
                     want[iid] = now
         return apply_to_shard(doc, hh, want, set(held) - set(want))
 
-    views = {}
     for hh in sorted(per_shard.keys() | (stored & _SHARD_IDS) | (recorded & _SHARD_IDS)):
-        views[hh] = ShardView.of(_write_shard(store, cid, hh, partial(reconcile, hh=hh), always=True)[1])
-    _record(store, cat, views, refresh=True)
+        _write_shard(store, cid, hh, partial(reconcile, hh=hh), always=True)
+    _refresh(store, cat, fields=True)
     ensure_root(store)
 
 

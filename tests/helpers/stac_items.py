@@ -98,7 +98,7 @@ def reachable(store: Any, cid: str = "dataset") -> set[str]:
 def unrevised(doc: Any) -> Any:
     """A catalog document without its revision numbers (they grow with every write, rebuilds included)."""
     from chalicelib.stac import catalog
-    out = {k: v for k, v in doc.items() if k != catalog.REV_FIELD}
+    out = {k: v for k, v in doc.items() if k not in (catalog.REV_FIELD, catalog.SHRUNK_FIELD)}
     if catalog.SHARDS_FIELD in out:
         out[catalog.SHARDS_FIELD] = {hh: {k: v for k, v in e.items() if k != "rev"}
                                      for hh, e in out[catalog.SHARDS_FIELD].items()}

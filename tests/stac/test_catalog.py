@@ -7,6 +7,8 @@ from typing import Any
 
 import pystac
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stac_offline import validate_object
 
 from chalicelib.stac import catalog
@@ -105,15 +107,23 @@ def test_extents_follow_items_and_shrink_when_items_go(store) -> None:
     assert validate_object(doc) == []
 
 
-def test_one_item_touches_one_shard_and_the_collection(local_store) -> None:
+def test_one_item_touches_one_shard_and_the_collection_only_if_it_widens_it(local_store) -> None:
     publish_direct(local_store, random_items(300))
     before = etags(local_store)
-    item, summary = normalize(make_item("new-one", lon=5, lat=5), "dataset")
+    _, summary = normalize(make_item("new-one", lon=5, lat=5, dt="2022-06-01T00:00:00Z"), "dataset")
     catalog.update(local_store, "dataset", {"new-one": summary}, ())
     changed = {k for k, v in etags(local_store).items() if before.get(k) != v}
-    assert changed == {catalog.shard_key("dataset", catalog.shard_of("new-one")), catalog.collection_key("dataset")}
+    assert changed == {catalog.shard_key("dataset", catalog.shard_of("new-one"))}  # inside the extent
     shard = local_store.get_json(catalog.shard_key("dataset", catalog.shard_of("new-one")))
     assert len(json.dumps(shard)) < 20_000  # ~300/256 items per shard: small pages
+
+    before = etags(local_store)
+    _, summary = normalize(make_item("far-one", lon=179, lat=89), "dataset")
+    catalog.update(local_store, "dataset", {"far-one": summary}, ())
+    changed = {k for k, v in etags(local_store).items() if before.get(k) != v}
+    assert changed == {catalog.shard_key("dataset", catalog.shard_of("far-one")), catalog.collection_key("dataset")}
+    bbox = local_store.get_json(catalog.collection_key("dataset"))["extent"]["spatial"]["bbox"][0]
+    assert bbox[2:] == [179, 89]
 
 
 def test_no_change_writes_nothing(local_store) -> None:
@@ -138,6 +148,17 @@ def test_rebuild_matches_incremental_updates(local_store) -> None:
     summaries = {i["id"]: normalize(i, "dataset")[1] for i in items}
     catalog.rebuild(local_store, "dataset", summaries, since=time.time_ns(), current=lambda iid: None)
     assert static_tree(local_store) == incremental
+
+
+def test_rebuild_restores_the_collections_fields_from_the_config(local_store) -> None:
+    items = random_items(10)
+    publish_direct(local_store, items)
+    key = catalog.collection_key("dataset")
+    coll = local_store.get_json(key)
+    local_store.put_json(key, dict(coll, title="edited by hand", description="stale"))
+    summaries = {i["id"]: normalize(i, "dataset")[1] for i in items}
+    catalog.rebuild(local_store, "dataset", summaries, since=time.time_ns(), current=lambda iid: None)
+    assert unrevised(local_store.get_json(key)) == unrevised(coll)
 
 
 def test_unknown_collection_is_refused(local_store) -> None:
@@ -209,3 +230,194 @@ def test_publishes_inside_a_shards_extent_leave_the_collection_alone(local_store
     assert observed.written[coll] == 0
     assert observed.lost[coll] == 0
     assert reachable(local_store) == set(seeds) | {iid for ids in news for iid in ids}
+
+
+def test_publishes_that_grow_shards_inside_the_collections_extent_leave_it_alone(local_store) -> None:
+    """16 concurrent publishers, each widening its own shard's extent but not the collection's."""
+    from tests.helpers.stores import InstrumentedStore
+    from tests.helpers.threads import together
+    corners = [make_item("sw", lon=-170, lat=-80, dt="2020-01-01T00:00:00Z"),
+               make_item("ne", lon=170, lat=80, dt="2024-01-01T00:00:00Z")]
+    seeds = [ids_in_shard(f"{s:02x}", 1, prefix="seed")[0] for s in range(0, 256, 16)]
+    publish_direct(local_store, corners + [make_item(iid) for iid in seeds])
+    observed = InstrumentedStore(local_store)
+    news = [ids_in_shard(catalog.shard_of(seed), 3, prefix="new") for seed in seeds]
+
+    def publish(ids: list[str]) -> None:
+        for k, iid in enumerate(ids):  # away from the seed: the shard's extent grows with each
+            catalog.update(observed, "dataset", {iid: summary_of(iid, lon=-60 + 40 * k, lat=-40 + 30 * k)}, ())
+
+    assert together(publish, [(ids,) for ids in news]) == []
+    coll = catalog.collection_key("dataset")
+    assert observed.written[coll] == 0 and observed.lost[coll] == 0
+    assert sum(n for k, n in observed.written.items() if "/shards/" in k) == 48
+    assert reachable(local_store) == {"sw", "ne"} | set(seeds) | {iid for ids in news for iid in ids}
+
+
+def boundary_world(store: ObjectStore) -> tuple[str, str, str]:
+    """Three items in three shards: ``west`` makes the collection's western edge (lon -100)."""
+    west, east, mid = ids_in_shard("10", 1, prefix="w")[0], ids_in_shard("20", 1, prefix="e")[0], \
+        ids_in_shard("30", 1, prefix="m")[0]
+    catalog.update(store, "dataset", {west: summary_of(west, lon=-100, lat=0), east: summary_of(east, lon=100, lat=0),
+                                      mid: summary_of(mid, lon=0, lat=0)}, ())
+    return west, east, mid
+
+
+def bbox_of(store: ObjectStore) -> list[float]:
+    return store.get_json(catalog.collection_key("dataset"))["extent"]["spatial"]["bbox"][0]  # type: ignore[no-any-return]
+
+
+def test_a_refresh_keeps_a_growth_whose_writer_saw_the_extent_of_before_it(local_store) -> None:
+    """A delete shrinks the extent: its writer reads every shard, then (held here) swaps the collection.
+    Meanwhile a publisher widens a shard it had already read, to a place the old extent covers, so it
+    writes nothing to the collection. The refresh must still end with that item inside the extent."""
+    from tests.helpers.stores import InstrumentedStore
+    from tests.helpers.threads import run_paused
+    west, _, mid = boundary_world(local_store)
+    deleter = InstrumentedStore(local_store)
+    held = deleter.pause("before", "PUT", lambda call: call.key == catalog.collection_key("dataset"))
+    grower = InstrumentedStore(local_store)
+    near = ids_in_shard("30", 2, prefix="m")[1]  # the mid item's shard
+
+    def grow() -> None:
+        catalog.update(grower, "dataset", {near: summary_of(near, lon=-90, lat=0)}, ())
+
+    _, error, _, other_error = run_paused(held, lambda: catalog.update(deleter, "dataset", {}, [west]), "deleter", grow)
+    assert error is None and other_error is None
+    assert grower.written[catalog.collection_key("dataset")] == 0, "the grower saw the old extent covering it"
+    assert bbox_of(local_store) == [-90, 0, 100, 0]
+    assert reachable(local_store) - {west} == reachable(local_store)
+
+
+def test_a_shrink_whose_writer_died_is_finished_by_the_next_writer_of_its_shard(local_store) -> None:
+    """The writer of a delete dies between the shard and the collection; a later publish into the same
+    shard (even one that only widens it) or the redelivered delete recomputes the extent."""
+    from tests.helpers.stores import Crash, InstrumentedStore
+    west, _, _ = boundary_world(local_store)
+    dying = InstrumentedStore(local_store)
+    dying.fail("before", "GET", lambda call: call.key == catalog.collection_key("dataset"))
+    with pytest.raises(Crash):
+        catalog.update(dying, "dataset", {}, [west])
+    assert bbox_of(local_store) == [-100, 0, 100, 0]  # the shrink has not reached the collection
+    other = ids_in_shard("10", 2, prefix="w")[1]  # west's shard, inside the old extent
+    catalog.update(local_store, "dataset", {other: summary_of(other, lon=-50, lat=0)}, ())
+    assert bbox_of(local_store) == [-50, 0, 100, 0]
+
+    dying = InstrumentedStore(local_store)
+    dying.fail("before", "GET", lambda call: call.key == catalog.collection_key("dataset"))
+    with pytest.raises(Crash):
+        catalog.update(dying, "dataset", {}, [other])
+    catalog.update(local_store, "dataset", {}, [other])  # the redelivered event: its shard write is a no-op
+    assert bbox_of(local_store) == [0, 0, 100, 0]
+
+
+def to_old_layout(store: ObjectStore, cid: str) -> None:
+    """Rewrite the collection and its shards as the per-shard-summary layout wrote them (commit 03ff5dc):
+    the collection keeps each shard's view, with no union; shards have no shrink revision."""
+    coll = store.get_json(catalog.collection_key(cid))
+    entries = {}
+    for info in store.list(f"collections/{cid}/shards/"):
+        shard = store.get_json(info.key)
+        shard.pop(catalog.SHRUNK_FIELD, None)
+        store.put_json(info.key, shard)
+        hh = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+        view = catalog.ShardView.of(shard)
+        entries[hh] = {"rev": view.rev, "linked": view.linked, "summary": view.summary}
+    coll.pop(catalog.UNION_FIELD)
+    coll[catalog.SHARDS_FIELD] = entries
+    store.put_json(catalog.collection_key(cid), coll)
+
+
+def test_a_catalog_of_the_per_shard_summary_layout_upgrades_on_its_next_change(local_store, offline_pystac) -> None:
+    from chalicelib.stac.check import check_catalog
+    items = random_items(40)
+    publish_direct(local_store, items)
+    upgraded = static_tree(local_store)
+    to_old_layout(local_store, "dataset")
+    old = local_store.get_json(catalog.collection_key("dataset"))
+    assert all("summary" in e for e in old[catalog.SHARDS_FIELD].values()) and catalog.UNION_FIELD not in old
+    assert check_catalog(local_store).problems == []  # the old layout is a consistent catalog
+
+    # A publish inside the extent upgrades the collection (same extent and links, no per-shard summaries).
+    first = items[0]
+    _, summary = normalize(dict(first, properties=dict(first["properties"], title="again")), "dataset")
+    catalog.update(local_store, "dataset", {"in-" + first["id"]: summary}, ())
+    catalog.update(local_store, "dataset", {}, ["in-" + first["id"]])
+    now = static_tree(local_store)
+    key = catalog.collection_key("dataset")
+    assert catalog.public(now[key]) == catalog.public(upgraded[key])
+    assert now[key][catalog.UNION_FIELD] == upgraded[key][catalog.UNION_FIELD]
+    stored = local_store.get_json(key)[catalog.SHARDS_FIELD]
+    assert all(set(e) == {"rev", "linked"} for e in stored.values())
+    # Deletes still shrink it: the edge-making items go, the extent follows the rest.
+    west = min(items, key=lambda it: it["bbox"][0])
+    catalog.update(local_store, "dataset", {}, [west["id"]])
+    rest = [normalize(it, "dataset")[1] for it in items if it is not west]
+    assert local_store.get_json(key)["extent"] == catalog._extent(rest)
+    local_store.delete(catalog.item_key("dataset", west["id"]))
+    assert check_catalog(local_store).problems == []
+    assert reachable(local_store) == {it["id"] for it in items if it is not west}
+
+
+def test_a_delete_that_leaves_the_collections_extent_as_it_is_reads_no_other_shard(local_store) -> None:
+    """Only a shrink at the collection's edge recomputes it from every shard; others record the shard's
+    revision (and drop its link if it emptied) in one write."""
+    from tests.helpers.stores import InstrumentedStore
+    west, east, mid = boundary_world(local_store)
+    mid2 = ids_in_shard("30", 2, prefix="m")[1]
+    south, north = ids_in_shard("40", 1, prefix="s")[0], ids_in_shard("50", 1, prefix="n")[0]
+    catalog.update(local_store, "dataset", {mid2: summary_of(mid2, lon=50, lat=0),
+                                            south: summary_of(south, lat=-50, dt="2020-01-01T00:00:00Z"),
+                                            north: summary_of(north, lat=50, dt="2023-01-01T00:00:00Z")}, ())
+    observed = InstrumentedStore(local_store)
+    catalog.update(observed, "dataset", {}, [mid2])  # shrinks shard 30, inside the extent
+    shard_reads = [c.key for c in observed.log if c.verb == "GET" and "/shards/" in c.key]
+    assert shard_reads == [catalog.shard_key("dataset", "30")]
+    assert observed.calls["LIST"] == 0
+    assert observed.written[catalog.collection_key("dataset")] == 1
+    coll = local_store.get_json(catalog.collection_key("dataset"))
+    assert coll[catalog.SHARDS_FIELD]["30"]["rev"] == local_store.get_json(catalog.shard_key("dataset", "30"))[
+        catalog.REV_FIELD]
+    assert bbox_of(local_store) == [-100, -50, 100, 50]
+
+    observed = InstrumentedStore(local_store)
+    catalog.update(observed, "dataset", {}, [mid])  # empties shard 30: its link goes, the extent stays
+    assert observed.calls["LIST"] == 0
+    assert reachable(local_store) == {west, east, south, north}
+    assert bbox_of(local_store) == [-100, -50, 100, 50]
+
+    catalog.update(observed, "dataset", {}, [east])  # the eastern edge: a refresh
+    assert observed.calls["LIST"] == 2  # the shards, before and after the swap
+    assert bbox_of(local_store) == [-100, -50, 10, 50]
+
+
+# Ids in four shards, so that grows, shrinks, empties and refreshes meet on few shards.
+_IDS = [iid for hh in ("30", "31", "a0", "ff") for iid in ids_in_shard(hh, 3, prefix=f"h{hh}")]
+_SUMMARIES = st.builds(lambda x, y, d, t: [x, y, x + d, y + d, t, t],
+                       st.integers(-5, 5).map(float), st.integers(-5, 5).map(float), st.integers(0, 3),
+                       st.sampled_from([None, "2021-01-01T00:00:00.000000Z", "2022-01-01T00:00:00.000000Z",
+                                        "2023-01-01T00:00:00.000000Z"]))
+_STEPS = st.lists(st.tuples(st.sampled_from(_IDS), st.none() | _SUMMARIES), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(_STEPS)
+def test_any_sequence_of_publishes_and_deletes_leaves_the_exact_extent_and_links(steps) -> None:
+    """After every change (a summary: publish; None: delete), the collection's extent is the merge of
+    the items held and it links exactly the non-empty shards, however extents grew and shrank."""
+    import tempfile
+
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tempfile.mkdtemp(prefix="extent-"), fsync=False)
+    held: dict[str, catalog.Summary] = {}
+    for iid, summary in steps:
+        if summary is None:
+            held.pop(iid, None)
+            catalog.update(store, "dataset", {}, [iid])
+        else:
+            held[iid] = summary
+            catalog.update(store, "dataset", {iid: summary}, ())
+        coll = store.get_json(catalog.collection_key("dataset"))
+        assert coll["extent"] == catalog._extent(held.values())
+        assert coll[catalog.UNION_FIELD] == catalog.merge(held.values())
+        assert reachable(store) == set(held)
