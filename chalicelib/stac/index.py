@@ -134,14 +134,18 @@ def _merge(parts: Sequence[Part]) -> Part:
     return Table.concat([(t, np.sort(np.array(r, dtype=np.intp))) for (t, _), r in zip(parts, rows)]), merged_tombs
 
 
-def _encode_segment(part: Part) -> bytes:
+def _encode_segment(part: Part) -> tuple[bytes, int]:
     table, tombs = part
     return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]})
 
 
+def _tombs(extra: dict[str, Any]) -> Tombs:
+    return {(c, i): (v, k) for c, i, v, k in extra["tombs"]}
+
+
 def _decode_segment(body: bytes) -> Part:
     table, extra = Table.from_bytes(body)
-    return table, {(c, i): (v, k) for c, i, v, k in extra["tombs"]}
+    return table, _tombs(extra)
 
 
 def _decode_log(key: str, body: bytes) -> list[Record]:
@@ -214,6 +218,7 @@ class SearchIndex:
         self.delta_max = delta_max
         self.grace = grace
         self._lock = threading.Lock()
+        self._tables: dict[str, Table] = {}  # segment key -> its table, while it may still read from it
         self._reset_reader(_empty_manifest(), None, Table.from_records([]), {})
 
     # == writers ============================================================================
@@ -397,9 +402,11 @@ class SearchIndex:
 
     def _write_segment(self, part: Part, *, level: int, covers: list[str] | None = None,
                        merges: list[str] | None = None) -> dict[str, Any]:
-        key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.npz"
-        self.store.put(key, _encode_segment(part), if_none_match=True, content_type="application/octet-stream")
-        seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level}
+        key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.seg"
+        body, core = _encode_segment(part)
+        self.store.put(key, body, if_none_match=True, content_type="application/octet-stream")
+        # ``core``: a reader's first ranged GET (header, ids, bounds, times...); version-1 entries lack it.
+        seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level, "core": core}
         if covers is not None:
             seg["covers"] = covers
         if merges is not None:
@@ -407,7 +414,23 @@ class SearchIndex:
         return seg
 
     def _read_segment(self, key: str) -> Part:
+        """A whole segment in one GET (writers: a merge reads all of it)."""
         return _decode_segment(self.store.get(key).body)
+
+    def _open_segment(self, seg: dict[str, Any]) -> Part:
+        """A segment for a reader: one ranged GET of its core; property columns and item bodies are
+        read with ranged GETs when first used. Version-1 segments are read whole."""
+        core = seg.get("core")
+        if core is None:
+            return self._read_segment(seg["key"])
+        key = seg["key"]
+
+        def fetch(start: int, length: int) -> bytes:
+            with self.store.open(key, start=start, length=length) as reader:
+                return reader.read()
+        table, extra = Table.open(fetch, fetch(0, core))
+        self._tables[key] = table
+        return table, _tombs(extra)
 
     def _drop(self, segments: list[dict[str, Any]]) -> None:
         for seg in segments:
@@ -513,13 +536,23 @@ class SearchIndex:
                 and set(seg.get("merges", [])) <= self._known)
             for seg in manifest["segments"])
         if same:
+            # The tables of segments this manifest retires still serve: read the rest of them now,
+            # while the objects outlive their retirement (``grace``); gone already: load afresh.
+            kept = {seg["key"] for seg in manifest["segments"]}
+            try:
+                for key in [k for k in self._tables if k not in kept]:
+                    self._tables.pop(key).load_all()
+            except NotFound:
+                same = False
+        if same:
             # Later compactions name only segments of this manifest and entries past its floor.
             self._known = {seg["key"] for seg in manifest["segments"]}
             self._seen = {key for key in self._seen if key > manifest["floor"]}
             self._manifest, self._etag = manifest, etag
             return True
+        self._tables = {}
         try:
-            base, tombs = _merge([self._read_segment(seg["key"]) for seg in manifest["segments"]] or [_part([])])
+            base, tombs = _merge([self._open_segment(seg) for seg in manifest["segments"]] or [_part([])])
         except NotFound:
             return False
         self._reset_reader(manifest, etag, base, tombs)
@@ -530,7 +563,7 @@ class SearchIndex:
         if cur is not None:
             version, log_key = cur.version, cur.log_key
         else:
-            row = self._base.index.get(rec.key)
+            row = self._base.row_of(rec.key)
             if row is not None:
                 version, log_key = int(self._base.version[row]), self._base.log_keys[row]
             else:
@@ -545,7 +578,7 @@ class SearchIndex:
         delta = Table.from_records(list(self._delta.values()))
         keep = np.ones(self._base.n, dtype=bool)
         for key, rec in self._delta.items():
-            row = self._base.index.get(key)
+            row = self._base.row_of(key)
             if row is not None:
                 keep[row] = False
             if rec.deleted:
@@ -554,11 +587,14 @@ class SearchIndex:
                 self._tombs.pop(key, None)
         self._base = Table.concat([(self._base, np.flatnonzero(keep)), (delta, np.arange(delta.n))])
         self._delta = {}
+        # Segments whose rows were copied out are no longer read from.
+        held = {id(blobs) for blobs, _ in self._base.raw.parts}
+        self._tables = {k: t for k, t in self._tables.items() if any(id(b) in held for b, _ in t.raw.parts)}
 
     def _build_snapshot(self) -> None:
         alive = np.ones(self._base.n, dtype=bool)
         for key in self._delta:
-            row = self._base.index.get(key)
+            row = self._base.row_of(key)
             if row is not None:
                 alive[row] = False
         delta = Table.from_records([r for r in self._delta.values() if not r.deleted])

@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
+import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -54,9 +56,10 @@ class Record:
 
 
 class Blobs:
-    """Byte strings stored back to back (one buffer + offsets): cheap to persist and to load."""
+    """Byte strings stored back to back (one buffer + offsets): cheap to persist and to load. ``data``
+    may be a ``Ranged`` section of a segment object, fetched in chunks as rows are read."""
 
-    def __init__(self, data: bytes, offsets: np.ndarray) -> None:
+    def __init__(self, data: bytes | Ranged, offsets: np.ndarray) -> None:
         self.data = data
         self.offsets = offsets  # int64, len n + 1
 
@@ -66,62 +69,283 @@ class Blobs:
         np.cumsum([len(p) for p in parts], out=offsets[1:])
         return cls(b"".join(parts), offsets)
 
-    @cached_property
-    def bounds(self) -> list[int]:
-        """``offsets`` as Python ints: row ``r`` is ``data[bounds[r]:bounds[r + 1]]``."""
-        return self.offsets.tolist()  # type: ignore[no-any-return]
-
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def __getitem__(self, row: int) -> bytes:
-        return self.data[self.bounds[row]:self.bounds[row + 1]]
+        return self.data[int(self.offsets[row]):int(self.offsets[row + 1])]
 
     def take(self, rows: Sequence[int]) -> list[bytes]:
-        data, off = self.data, self.bounds
-        return [data[off[r]:off[r + 1]] for r in rows]
+        data, off = self.data, self.offsets
+        if isinstance(data, Ranged) and len(rows):
+            data.prefetch(off[np.asarray(rows)], off[np.asarray(rows) + 1])
+        return [data[int(off[r]):int(off[r + 1])] for r in rows]
+
+
+Fetch = Callable[[int, int], bytes]  # (start, length) -> those bytes of a segment object
+
+
+class Ranged:
+    """A byte range of a stored object read in ``chunk``-sized pieces on first use (ranged GETs), kept once
+    read: a reader holds only the item bodies of pages it has returned."""
+
+    def __init__(self, fetch: Fetch, start: int, size: int, chunk: int = 256 << 10) -> None:
+        self.fetch, self.start, self.size, self.chunk = fetch, start, size, chunk
+        self._chunks: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _get(self, c: int) -> bytes:
+        got = self._chunks.get(c)
+        if got is None:
+            at = c * self.chunk
+            got = self._chunks[c] = self.fetch(self.start + at, min(self.chunk, self.size - at))
+        return got
+
+    def prefetch(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Fetch the chunks holding these ranges, adjacent missing chunks in one request each."""
+        wanted = set()
+        for a, b in zip((starts // self.chunk).tolist(), ((np.maximum(ends, starts + 1) - 1) // self.chunk).tolist()):
+            wanted.update(range(a, b + 1))
+        missing = sorted(c for c in wanted if c not in self._chunks)
+        i = 0
+        while i < len(missing):
+            j = i
+            while j + 1 < len(missing) and missing[j + 1] == missing[j] + 1:
+                j += 1
+            at, stop = missing[i] * self.chunk, min(self.size, (missing[j] + 1) * self.chunk)
+            body = self.fetch(self.start + at, stop - at)
+            for c in range(missing[i], missing[j] + 1):
+                self._chunks[c] = body[(c - missing[i]) * self.chunk:(c - missing[i] + 1) * self.chunk]
+            i = j + 1
+
+    def __getitem__(self, span: slice) -> bytes:
+        a, b = span.start, span.stop
+        if b <= a:
+            return b""
+        first, last = a // self.chunk, (b - 1) // self.chunk
+        if first == last:
+            base = first * self.chunk
+            return self._get(first)[a - base:b - base]
+        self.prefetch(np.array([a]), np.array([b]))
+        return b"".join(self._get(c) for c in range(first, last + 1))[a - first * self.chunk:b - first * self.chunk]
+
+    @property
+    def loaded(self) -> int:
+        return sum(len(c) for c in self._chunks.values())
+
+
+# -- compression: zstd; item bodies each on its own with a dictionary trained per segment -------------
+_local = threading.local()
+
+
+def _zstd() -> Any:
+    import zstandard
+    return zstandard
+
+
+def zcompress(data: bytes) -> bytes:
+    comp = getattr(_local, "comp", None)
+    if comp is None:
+        comp = _local.comp = _zstd().ZstdCompressor(level=3)
+    return comp.compress(data)  # type: ignore[no-any-return]
+
+
+def zdecompress(data: bytes) -> bytes:
+    dec = getattr(_local, "dec", None)
+    if dec is None:
+        dec = _local.dec = _zstd().ZstdDecompressor()
+    return dec.decompress(data)  # type: ignore[no-any-return]
+
+
+DICT_SAMPLES = 2000  # item bodies a segment's dictionary is trained on
+DICT_BYTES = 64 << 10
+MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
+
+
+class Codec:
+    """How a body is stored: ``dictionary`` None = as is, b"" = zstd, else zstd with that dictionary.
+    Compressors are per thread (zstandard's objects must not be shared by concurrent calls)."""
+
+    def __init__(self, dictionary: bytes | None) -> None:
+        self.dictionary = dictionary
+        self._local = threading.local()
+
+    def _pair(self) -> tuple[Any, Any]:
+        pair = getattr(self._local, "pair", None)
+        if pair is None:
+            zs = _zstd()
+            data = zs.ZstdCompressionDict(self.dictionary) if self.dictionary else None
+            pair = self._local.pair = (
+                zs.ZstdCompressor(level=3, dict_data=data, write_checksum=False, write_dict_id=False),
+                zs.ZstdDecompressor(dict_data=data))
+        return pair  # type: ignore[no-any-return]
+
+    def encode(self, body: bytes) -> bytes:
+        return body if self.dictionary is None else self._pair()[0].compress(body)  # type: ignore[no-any-return]
+
+    def decode(self, frame: bytes) -> bytes:
+        return frame if self.dictionary is None else self._pair()[1].decompress(frame)  # type: ignore[no-any-return]
+
+    @classmethod
+    def trained(cls, sample: Sequence[bytes]) -> Codec:
+        if len(sample) >= MIN_DICT_ROWS:
+            try:
+                return cls(_zstd().train_dictionary(DICT_BYTES, list(sample)).as_bytes())
+            except Exception:  # zstd refuses samples it cannot learn from: no dictionary
+                pass
+        return cls(b"")
+
+
+RAW = Codec(None)
+
+
+class Bodies:
+    """Item bodies, each compressed on its own (any row is read without its neighbours). Rows of a
+    concatenation keep their frames and codecs; parts taken whole stay lazy (``Ranged``)."""
+
+    def __init__(self, parts: Sequence[tuple[Blobs, Codec]]) -> None:
+        self.parts = list(parts)
+        self.starts = np.cumsum([0] + [len(b) for b, _ in self.parts])
+        self.n = int(self.starts[-1])
+
+    @classmethod
+    def plain(cls, bodies: Sequence[bytes]) -> Bodies:
+        return cls([(Blobs.of(bodies), RAW)])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _locate(self, row: int) -> tuple[Blobs, Codec, int]:
+        if len(self.parts) == 1:
+            blobs, codec = self.parts[0]
+            return blobs, codec, row
+        p = int(np.searchsorted(self.starts, row, side="right")) - 1
+        blobs, codec = self.parts[p]
+        return blobs, codec, row - int(self.starts[p])
+
+    def __getitem__(self, row: int) -> bytes:
+        blobs, codec, local = self._locate(row)
+        return codec.decode(blobs[local])
+
+    def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
+        """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
+        out: list[tuple[bytes, Codec]] = []
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for p, (blobs, codec) in enumerate(self.parts):
+            mine = rows[which == p] - self.starts[p]
+            out.extend((f, codec) for f in blobs.take(mine.tolist()))
+        order = np.argsort(which, kind="stable")
+        back = np.empty(len(rows), dtype=np.intp)
+        back[order] = np.arange(len(rows))
+        return [out[i] for i in back.tolist()]
+
+    @classmethod
+    def concat(cls, parts: Sequence[tuple[Bodies, np.ndarray, bool]]) -> Bodies:
+        """(bodies, rows, whole) per part; whole parts keep their (lazy) storage."""
+        out: list[tuple[Blobs, Codec]] = []
+        for bodies, rows, whole in parts:
+            if whole:
+                out.extend(bodies.parts)
+                continue
+            frames = bodies.frames(rows)
+            run: list[bytes] = []
+            for i, (frame, codec) in enumerate(frames):
+                run.append(frame)
+                if i + 1 == len(frames) or frames[i + 1][1] is not codec:
+                    out.append((Blobs.of(run), codec))
+                    run = []
+        return cls([p for p in out if len(p[0])] or [(Blobs.of([]), RAW)])
+
+    def single(self) -> tuple[Blobs, Codec] | None:
+        """The storage when every row is in one frame buffer under one trained dictionary."""
+        if len(self.parts) == 1 and self.parts[0][1].dictionary:
+            return self.parts[0]
+        return None
+
+    def compressed(self) -> tuple[Blobs, Codec]:
+        """All rows under one codec trained on a sample of them (as they are when already so)."""
+        same = self.single()
+        if same is not None:
+            return same
+        step = max(1, self.n // DICT_SAMPLES)
+        codec = Codec.trained([self[r] for r in range(0, self.n, step)])
+        frames = []
+        for blobs, old in self.parts:
+            for r in range(len(blobs)):
+                frames.append(codec.encode(old.decode(blobs[r])))
+        return Blobs.of(frames), codec
+
+
+Source = Callable[[], bytes]  # -> a property column as zstd-compressed JSON array text
 
 
 class Columns(Mapping[str, list[Any]]):
-    """Property columns kept as JSON until first used: a cold reader parses only what queries touch."""
+    """Property columns kept as zstd-compressed JSON arrays (a segment's are fetched on first use): a
+    reader holds what queries touch, compressed. Only the last decoded column is kept as Python
+    objects; the typed views built from it are what tables cache."""
 
-    def __init__(self, encoded: dict[str, bytes]) -> None:
-        self._encoded = encoded
-        self._decoded: dict[str, list[Any]] = {}
+    def __init__(self, sources: Mapping[str, Source]) -> None:
+        self._sources = dict(sources)
+        self._packed: dict[str, bytes] = {}
+        self._last: tuple[str, list[Any]] | None = None
 
-    def __getitem__(self, name: str) -> list[Any]:
-        col = self._decoded.get(name)
-        if col is None:
-            col = self._decoded[name] = json.loads(self._encoded[name])
-        return col
+    @classmethod
+    def of(cls, lists: Mapping[str, list[Any]]) -> Columns:
+        return cls({k: _const(zcompress(compact_json(v))) for k, v in lists.items()})
+
+    def packed(self, name: str) -> bytes:
+        got = self._packed.get(name)
+        if got is None:
+            got = self._packed[name] = self._sources[name]()
+        return got
 
     def encoded(self, name: str) -> bytes | None:
         """The column as its JSON array text (None: no such column)."""
-        return self._encoded.get(name)
+        return zdecompress(self.packed(name)) if name in self._sources else None
+
+    def __getitem__(self, name: str) -> list[Any]:
+        last = self._last
+        if last is not None and last[0] == name:
+            return last[1]
+        text = zdecompress(self.packed(name))
+        try:
+            col = orjson.loads(text)
+        except orjson.JSONDecodeError:  # integers beyond 64 bits
+            col = json.loads(text)
+        self._last = (name, col)
+        return col  # type: ignore[no-any-return]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._sources
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._encoded)
+        return iter(self._sources)
 
     def __len__(self) -> int:
-        return len(self._encoded)
+        return len(self._sources)
 
 
-def _whole_columns(parts: Sequence[tuple[Any, np.ndarray]], keys: set[str]) -> Columns | None:
-    """When every part is taken whole, in order, and still holds its columns as JSON (segments that
-    share no item: a bulk load's), their columns joined as JSON text, so merging parses no property;
-    else None."""
-    for t, rows in parts:
-        if not isinstance(t.props, Columns) or len(rows) != t.n or not np.array_equal(rows, np.arange(t.n)):
-            return None
-    joined = {}
-    for k in keys:
+def _const(value: bytes) -> Source:
+    return lambda: value
+
+
+def _joined(tables: Sequence[Any], name: str) -> Source:
+    """Column ``name`` of ``tables`` one after another, joined as JSON text when first read."""
+    def load() -> bytes:
         pieces = []
-        for t, _ in parts:
+        for t in tables:
             if t.n:
-                enc = t.props.encoded(k)
+                enc = t.props.encoded(name)
                 pieces.append(enc.strip()[1:-1] if enc is not None else b",".join([b"null"] * t.n))
-        joined[k] = b"[" + b",".join(pieces) + b"]"
-    return Columns(joined)
+        return zcompress(b"[" + b",".join(pieces) + b"]")
+    return load
+
+
+def _whole(parts: Sequence[tuple[Any, np.ndarray]]) -> list[bool]:
+    return [len(rows) == t.n and (not len(rows) or (rows[0] == 0 and bool(np.all(np.diff(rows) == 1))))
+            for t, rows in parts]
 
 
 def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -202,35 +426,41 @@ def _text(values: Sequence[Any]) -> str:
 
 
 class Table:
-    """Items in rows. Build with ``from_records``, ``concat`` or ``from_bytes``; never mutated afterwards."""
+    """Items in rows. Build with ``from_records``, ``concat`` or ``from_bytes``/``open``; never mutated afterwards."""
 
-    def __init__(self, *, raw: Blobs, links: Blobs, ids: list[str], colls: list[str], version: np.ndarray,
-                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: Mapping[str, list[Any]],
+    def __init__(self, *, raw: Bodies, links: Blobs, ids: list[str], colls: list[str], version: np.ndarray,
+                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: Columns,
                  has_geom: np.ndarray) -> None:
         self.n = len(ids)
-        self.raw = raw  # item JSON without links (see split_links)
+        self.raw = raw  # item JSON without links (see split_links), each row compressed on its own
         self.links = links  # the item's own (non-structural) links, a JSON array each
         self.id_list = ids
-        self.coll_list = colls
+        self.coll_list = colls  # one string object per distinct collection
         self.version = version
-        self.log_keys = log_keys
+        self.log_keys = log_keys  # one string object per distinct log key
         self.box = box  # (n, 4): minx, miny, maxx, maxy (minx > maxx crosses the antimeridian)
         self.times = times  # (n, 3): start, end, sort instant (epoch seconds)
         self.props = props
         self.has_geom = has_geom  # the geometry itself is parsed from ``raw`` when a query needs it
         self._views: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._shapes = np.full(self.n, None, dtype=object)
-        self._shaped = np.zeros(self.n, dtype=bool)
+        self._shapes: np.ndarray | None = None
+        self._shaped: np.ndarray | None = None
         self._kinds: dict[str, str | None] = {}
-        self._by_id: dict[str, list[int]] | None = None
         self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
         self._postings: dict[str, np.ndarray] | None = None
         self._readable: dict[ReadScope, np.ndarray] = {}
 
     # Derived lazily: a cold reader answers its first search without building what it does not use.
     @cached_property
-    def index(self) -> dict[tuple[str, str], int]:
-        return {key: row for row, key in enumerate(zip(self.coll_list, self.id_list))}
+    def _by_id(self) -> _Lookup:
+        return _Lookup(self.id_list)
+
+    def row_of(self, key: tuple[str, str]) -> int | None:
+        """The row of item (collection, id), if this table holds it."""
+        for row in self._by_id.rows(key[1]):
+            if self.coll_list[row] == key[0]:
+                return row
+        return None
 
     @cached_property
     def ids(self) -> np.ndarray:
@@ -238,17 +468,32 @@ class Table:
 
     @cached_property
     def colls(self) -> np.ndarray:
-        return np.array(self.coll_list, dtype=str) if self.n else np.zeros(0, dtype="U1")
+        names, codes = self.coll_codes
+        return names[codes] if self.n else np.zeros(0, dtype="U1")
+
+    @property
+    def coll_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted distinct collections, each row's index into them)."""
+        if self._coll_codes is None:
+            seen: dict[str, int] = {}
+            codes = np.fromiter((seen.setdefault(c, len(seen)) for c in self.coll_list), dtype=np.int32,
+                                count=self.n)
+            names = np.array(list(seen), dtype=str) if seen else np.zeros(0, dtype="U1")
+            order = np.argsort(names)
+            rank = np.empty(len(names), dtype=np.int32)
+            rank[order] = np.arange(len(names), dtype=np.int32)
+            self._coll_codes = (names[order], rank[codes] if len(names) else codes)
+        return self._coll_codes
 
     @cached_property
     def texts(self) -> list[str]:
-        cols = [self.props.get(f) or [None] * self.n for f in TEXT_FIELDS + ("keywords",)]
+        cols = [self.props[f] if f in self.props else [None] * self.n for f in TEXT_FIELDS + ("keywords",)]
         return [_text(values) for values in zip(*cols)] if cols else []
 
     def item(self, row: int) -> dict[str, Any]:
         """The stored item of ``row`` with its own links."""
-        item = json.loads(self.raw[row])
-        item["links"] = json.loads(self.links[row])
+        item = orjson.loads(self.raw[row])
+        item["links"] = orjson.loads(self.links[row])
         return item  # type: ignore[no-any-return]
 
     # -- construction -------------------------------------------------------------------
@@ -278,83 +523,157 @@ class Table:
             core, own = split_links(item)
             raw.append(core)
             links.append(own)
-        return cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=[r.id for r in live],
-                   colls=[r.collection for r in live], version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, has_geom=has_geom)
+        shared: dict[str, str] = {}
+        return cls(raw=Bodies.plain(raw), links=Blobs.of(links), ids=[r.id for r in live],
+                   colls=[shared.setdefault(r.collection, r.collection) for r in live],
+                   version=np.array([r.version for r in live], dtype=np.int64),
+                   log_keys=[shared.setdefault(r.log_key, r.log_key) for r in live], box=box, times=times,
+                   props=Columns.of(props), has_geom=has_geom)
 
     @classmethod
     def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
-        """Rows ``rows`` of each table, in order (folding new items into the base, merging segments)."""
+        """Rows ``rows`` of each table, in order (folding new items into the base, merging segments).
+        Parts taken whole keep their storage as it is (a segment's lazily read columns stay unread)."""
         parts = [(t, np.asarray(rows, dtype=np.intp)) for t, rows in parts]
-        if len(parts) == 1 and len(parts[0][1]) == parts[0][0].n and \
-                np.array_equal(parts[0][1], np.arange(parts[0][0].n)):
+        whole = _whole(parts)
+        if len(parts) == 1 and whole[0]:
             return parts[0][0]
         n = sum(len(rows) for _, rows in parts)
-        keys = {k for t, _ in parts for k in t.props}
-        whole = _whole_columns(parts, keys)
-        props: dict[str, list[Any]] = {k: [] for k in keys} if whole is None else {}
-        raw: list[bytes] = []
+        keys = list(dict.fromkeys(k for t, _ in parts for k in t.props))
+        sources: dict[str, Source] = {}
+        if all(whole):
+            sources = {k: _joined([t for t, _ in parts], k) for k in keys}
+        else:
+            for k in keys:  # one column at a time as Python objects
+                col: list[Any] = []
+                for t, rows in parts:
+                    if k in t.props:
+                        values = t.props[k]
+                        col.extend([values[r] for r in rows.tolist()])
+                    else:
+                        col.extend([None] * len(rows))
+                sources[k] = _const(zcompress(compact_json(col)))
         links: list[bytes] = []
         ids: list[str] = []
         colls: list[str] = []
         lkeys: list[str] = []
         for t, rows in parts:
             pick = rows.tolist()
-            for k in props:
-                col = t.props.get(k)
-                props[k].extend([col[r] for r in pick] if col is not None else [None] * len(pick))
-            raw.extend(t.raw.take(pick))
             links.extend(t.links.take(pick))
-            ids.extend(t.id_list[r] for r in pick)
-            colls.extend(t.coll_list[r] for r in pick)
-            lkeys.extend(t.log_keys[r] for r in pick)
+            ids.extend([t.id_list[r] for r in pick])
+            colls.extend([t.coll_list[r] for r in pick])
+            lkeys.extend([t.log_keys[r] for r in pick])
 
         def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
             arrays = [getattr(t, attr)[rows] for t, rows in parts]
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
-        table = cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=ids, colls=colls,
+        raw = Bodies.concat([(t.raw, rows, w) for (t, rows), w in zip(parts, whole)])
+        table = cls(raw=raw, links=Blobs.of(links), ids=ids, colls=colls,
                     version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
-                    times=stack("times", 3, np.float64), props=props if whole is None else whole,
+                    times=stack("times", 3, np.float64), props=Columns(sources),
                     has_geom=stack("has_geom", 0, bool))
         assert table.n == n
         return table
 
-    # -- persistence: numpy columns + one JSON document, so loading parses no item ------------
-    def to_bytes(self, extra: dict[str, Any]) -> bytes:
-        """The table (and ``extra``, a JSON-able dict) as one uncompressed .npz."""
-        names = sorted(self.props)
-        meta = _dumps({"ids": self.id_list, "colls": self.coll_list, "log_keys": self.log_keys, "props": names,
-                       "extra": extra})
-        columns: dict[str, Any] = {f"prop{i}": np.frombuffer(_dumps(self.props[name]), dtype=np.uint8)
-                                   for i, name in enumerate(names)}
-        buf = io.BytesIO()
-        np.savez(buf, version=self.version, box=self.box, times=self.times, has_geom=self.has_geom,
-                 raw=np.frombuffer(self.raw.data, dtype=np.uint8), raw_offsets=self.raw.offsets,
-                 links=np.frombuffer(self.links.data, dtype=np.uint8), links_offsets=self.links.offsets,
-                 meta=np.frombuffer(meta, dtype=np.uint8), **columns)
-        return buf.getvalue()
+    # -- persistence ------------------------------------------------------------------------
+    # A segment object: MAGIC, a little-endian u32 header length, the JSON header (section directory),
+    # then the sections. The "core" sections come first, so one ranged GET of ``core`` bytes loads
+    # everything but the property columns and the item bodies, which are read on first use.
+    def to_bytes(self, extra: dict[str, Any]) -> tuple[bytes, int]:
+        """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core)."""
+        out = _Sections()
+        out.array("version", self.version)
+        out.array("box", self.box)
+        out.array("times", self.times)
+        out.array("has_geom", self.has_geom)
+        out.json("ids", self.id_list)
+        for name, values in (("colls", self.coll_list), ("log_keys", self.log_keys)):
+            codes: dict[str, int] = {}
+            out.array(name + "_codes", np.fromiter((codes.setdefault(v, len(codes)) for v in values),
+                                                   dtype=np.int32, count=self.n))
+            out.json(name, list(codes))
+        out.array("links_offsets", self.links.offsets)
+        out.add("links", zcompress(self.links.data[0:len(self.links.data)]), "zstd")
+        frames, codec = self.raw.compressed()
+        out.array("body_offsets", frames.offsets)
+        out.add("dict", codec.dictionary or b"", "raw" if codec.dictionary is None else "dict")
+        out.json("extra", extra)
+        core = out.at
+        names = list(self.props)
+        for i, name in enumerate(names):
+            out.add(f"prop{i}", self.props.packed(name), "zstd")
+        out.add("bodies", frames.data[0:len(frames.data)], "raw")
+        header = compact_json({"format": 2, "n": self.n, "props": names, "core": core, "dir": out.dir})
+        lead = MAGIC + struct.pack("<I", len(header)) + header
+        return lead + b"".join(out.parts), len(lead) + core
 
     @classmethod
     def from_bytes(cls, body: bytes) -> tuple[Table, dict[str, Any]]:
-        with np.load(io.BytesIO(body), allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes())
-            props = Columns({name: z[f"prop{i}"].tobytes() for i, name in enumerate(meta["props"])})
-            table = cls(raw=Blobs(z["raw"].tobytes(), z["raw_offsets"]),
-                        links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"], colls=meta["colls"],
-                        version=z["version"], log_keys=meta["log_keys"], box=z["box"], times=z["times"],
-                        props=props, has_geom=z["has_geom"])
-        return table, meta["extra"]
+        """A segment object read whole (this format or the version-1 .npz)."""
+        if body[:len(MAGIC)] != MAGIC:
+            return _from_npz(body)
+        return cls.open(lambda start, length: body[start:start + length], body)
+
+    @classmethod
+    def open(cls, fetch: Fetch, head: bytes) -> tuple[Table, dict[str, Any]]:
+        """A segment from its first bytes ``head`` (at least the header and core); the rest is read with
+        ``fetch`` when first used."""
+        if head[:len(MAGIC)] != MAGIC:
+            raise ValueError("not a search index segment")
+        (size,) = struct.unpack("<I", head[len(MAGIC):len(MAGIC) + 4])
+        at = len(MAGIC) + 4 + size
+        meta = json.loads(head[len(MAGIC) + 4:at])
+        if meta.get("format") != 2:
+            raise ValueError(f"unknown segment format {meta.get('format')!r}")
+        sections: dict[str, list[Any]] = meta["dir"]
+
+        def section(name: str) -> bytes:
+            start, length, _ = sections[name]
+            if at + start + length <= len(head):
+                return head[at + start:at + start + length]
+            return fetch(at + start, length)
+
+        def array(name: str) -> np.ndarray:
+            kind = sections[name][2]
+            dtype, shape = kind.split(":")
+            data = zdecompress(section(name))
+            return np.frombuffer(data, dtype=np.dtype(dtype)).reshape([int(x) for x in shape.split(",")])
+
+        def listed(name: str) -> Any:
+            return json.loads(zdecompress(section(name)))
+
+        def coded(name: str) -> list[str]:
+            names = listed(name)
+            return [names[c] for c in array(name + "_codes").tolist()]
+
+        dictionary = section("dict")
+        codec = RAW if sections["dict"][2] == "raw" else Codec(dictionary)
+        start, length, _ = sections["bodies"]
+        data: bytes | Ranged
+        if at + start + length <= len(head):
+            data = head[at + start:at + start + length]
+        else:
+            data = Ranged(fetch, at + start, length)
+        props = Columns({name: _fetcher(section, f"prop{i}") for i, name in enumerate(meta["props"])})
+        table = cls(raw=Bodies([(Blobs(data, array("body_offsets")), codec)]),
+                    links=Blobs(zdecompress(section("links")), array("links_offsets")), ids=listed("ids"),
+                    colls=coded("colls"), version=array("version"), log_keys=coded("log_keys"),
+                    box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"))
+        return table, listed("extra")
+
+    def load_all(self) -> None:
+        """Read now whatever is still to be fetched from the segment object (before it may be deleted)."""
+        for blobs, _ in self.raw.parts:
+            if isinstance(blobs.data, Ranged):
+                blobs.data.prefetch(np.array([0]), np.array([len(blobs.data)]))
+        for name in self.props:
+            self.props.packed(name)
 
     # -- core filters ------------------------------------------------------------------------
     def id_mask(self, ids: Iterable[str]) -> np.ndarray:
-        if self._by_id is None:
-            by_id: dict[str, list[int]] = {}
-            for row, item_id in enumerate(self.id_list):
-                by_id.setdefault(item_id, []).append(row)
-            self._by_id = by_id
         mask = np.zeros(self.n, dtype=bool)
         for item_id in ids:
-            mask[self._by_id.get(item_id, [])] = True
+            mask[self._by_id.rows(item_id)] = True
         return mask
 
     @cached_property
@@ -374,9 +693,7 @@ class Table:
         return mask
 
     def collection_mask(self, collections: Iterable[str]) -> np.ndarray:
-        if self._coll_codes is None:
-            self._coll_codes = np.unique(self.colls, return_inverse=True)
-        names, codes = self._coll_codes
+        names, codes = self.coll_codes
         wanted = np.flatnonzero(np.isin(names, list(collections)))
         return np.isin(codes, wanted)
 
@@ -387,7 +704,8 @@ class Table:
             return self.id_list
         if name == "collection":
             return self.coll_list
-        return self.props.get(property_name(name)) or [None] * self.n
+        prop = property_name(name)
+        return self.props[prop] if prop in self.props else [None] * self.n
 
     def view(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(values, valid) for kind "num", "str", "time" or "bool"; cached per table."""
@@ -476,10 +794,10 @@ class Table:
             return np.ones(self.n, dtype=bool)
         if name == "geometry":
             return self.has_geom
-        col = self.props.get(property_name(name))
-        if col is None:
+        prop = property_name(name)
+        if prop not in self.props:
             return np.zeros(self.n, dtype=bool)
-        return np.array([v is not None for v in col], dtype=bool)
+        return np.array([v is not None for v in self.props[prop]], dtype=bool)
 
     def kind_of(self, name: str) -> str | None:
         """The view kind that covers every non-null value of ``name`` (None: mixed or empty)."""
@@ -505,10 +823,12 @@ class Table:
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of ``rows`` (None where absent or invalid), parsed on first use."""
         import shapely
+        if self._shapes is None or self._shaped is None:
+            self._shapes, self._shaped = np.full(self.n, None, dtype=object), np.zeros(self.n, dtype=bool)
         todo = rows[~self._shaped[rows] & self.has_geom[rows]]
         for row in todo.tolist():
             try:
-                self._shapes[row] = shapely.geometry.shape(json.loads(self.raw[row])["geometry"])
+                self._shapes[row] = shapely.geometry.shape(orjson.loads(self.raw[row])["geometry"])
             except Exception:  # an invalid item geometry never matches
                 self._shapes[row] = None
         self._shaped[todo] = True
@@ -534,3 +854,63 @@ class Table:
             self._postings = {w: np.array(rows, dtype=np.intp) for w, rows in acc.items()}
         return self._postings
 
+
+
+MAGIC = b"STACSEG2"
+
+
+class _Sections:
+    """Sections of a segment object, back to back, and their directory (offset, length, kind)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.dir: dict[str, list[Any]] = {}
+        self.at = 0
+
+    def add(self, name: str, data: bytes, kind: str) -> None:
+        self.dir[name] = [self.at, len(data), kind]
+        self.parts.append(data)
+        self.at += len(data)
+
+    def array(self, name: str, a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a)
+        self.add(name, zcompress(a.tobytes()), f"{a.dtype.str}:{','.join(map(str, a.shape))}")
+
+    def json(self, name: str, doc: Any) -> None:
+        self.add(name, zcompress(compact_json(doc)), "json")
+
+
+def _fetcher(section: Callable[[str], bytes], name: str) -> Source:
+    return lambda: section(name)
+
+
+def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
+    """A version-1 segment (an uncompressed .npz written before the format above): still read, so an
+    upgraded reader serves an index written by an older release until compaction or ``reindex``
+    rewrites it."""
+    with np.load(io.BytesIO(body), allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes())
+        props = Columns({name: _const(zcompress(z[f"prop{i}"].tobytes())) for i, name in enumerate(meta["props"])})
+        shared: dict[str, str] = {}
+        table = Table(raw=Bodies([(Blobs(z["raw"].tobytes(), z["raw_offsets"]), RAW)]),
+                      links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"],
+                      colls=[shared.setdefault(c, c) for c in meta["colls"]], version=z["version"],
+                      log_keys=[shared.setdefault(k, k) for k in meta["log_keys"]], box=z["box"],
+                      times=z["times"], props=props, has_geom=z["has_geom"])
+    return table, meta["extra"]
+
+
+class _Lookup:
+    """Rows by string key without a dict entry per row: sorted hashes and a binary search (16 B/row)."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        hashes = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
+        self.order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[self.order]
+        self.keys = keys
+
+    def rows(self, key: str) -> list[int]:
+        h = hash(key)
+        lo = int(np.searchsorted(self.hashes, h, side="left"))
+        hi = int(np.searchsorted(self.hashes, h, side="right"))
+        return [r for r in self.order[lo:hi].tolist() if self.keys[r] == key]
