@@ -56,7 +56,7 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import Record, Table
+from .table import Lazy, Record, Table
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
@@ -218,7 +218,8 @@ class SearchIndex:
         self.delta_max = delta_max
         self.grace = grace
         self._lock = threading.Lock()
-        self._tables: dict[str, Table] = {}  # segment key -> its table, while it may still read from it
+        # segment key -> what of its table is still read from the object (not its loaded columns)
+        self._tables: dict[str, Lazy] = {}
         self._reset_reader(_empty_manifest(), None, Table.from_records([]), {})
 
     # == writers ============================================================================
@@ -429,7 +430,7 @@ class SearchIndex:
             with self.store.open(key, start=start, length=length) as reader:
                 return reader.read()
         table, extra = Table.open(fetch, fetch(0, core))
-        self._tables[key] = table
+        self._tables[key] = table.lazy()
         return table, _tombs(extra)
 
     def _drop(self, segments: list[dict[str, Any]]) -> None:
@@ -589,7 +590,7 @@ class SearchIndex:
         self._delta = {}
         # Segments whose rows were copied out are no longer read from.
         held = {id(blobs) for blobs, _ in self._base.raw.parts}
-        self._tables = {k: t for k, t in self._tables.items() if any(id(b) in held for b, _ in t.raw.parts)}
+        self._tables = {k: lazy for k, lazy in self._tables.items() if any(id(b) in held for b, _ in lazy.raw.parts)}
 
     def _build_snapshot(self) -> None:
         alive = np.ones(self._base.n, dtype=bool)

@@ -447,7 +447,7 @@ class Table:
         self._shaped: np.ndarray | None = None
         self._kinds: dict[str, str | None] = {}
         self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
-        self._postings: dict[str, np.ndarray] | None = None
+        self._postings: Postings | None = None
         self._readable: dict[ReadScope, np.ndarray] = {}
 
     # Derived lazily: a cold reader answers its first search without building what it does not use.
@@ -485,10 +485,10 @@ class Table:
             self._coll_codes = (names[order], rank[codes] if len(names) else codes)
         return self._coll_codes
 
-    @cached_property
-    def texts(self) -> list[str]:
-        cols = [self.props[f] if f in self.props else [None] * self.n for f in TEXT_FIELDS + ("keywords",)]
-        return [_text(values) for values in zip(*cols)] if cols else []
+    def text(self, row: int) -> str:
+        """The searchable text of ``row`` (see ``_text``), from its stored item."""
+        props = orjson.loads(self.raw[row]).get("properties") or {}
+        return _text([props.get(f) for f in TEXT_FIELDS + ("keywords",)])
 
     def item(self, row: int) -> dict[str, Any]:
         """The stored item of ``row`` with its own links."""
@@ -661,13 +661,9 @@ class Table:
                     box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"))
         return table, listed("extra")
 
-    def load_all(self) -> None:
-        """Read now whatever is still to be fetched from the segment object (before it may be deleted)."""
-        for blobs, _ in self.raw.parts:
-            if isinstance(blobs.data, Ranged):
-                blobs.data.prefetch(np.array([0]), np.array([len(blobs.data)]))
-        for name in self.props:
-            self.props.packed(name)
+    def lazy(self) -> Lazy:
+        """What of this table is still read from its segment object on first use."""
+        return Lazy(self.raw, self.props)
 
     # -- core filters ------------------------------------------------------------------------
     def id_mask(self, ids: Iterable[str]) -> np.ndarray:
@@ -844,14 +840,11 @@ class Table:
             cached = self._views[key] = (np.array(folded, dtype=str) if folded else vals, ok)
         return cached
 
-    def postings(self) -> dict[str, np.ndarray]:
+    def postings(self) -> Postings:
         """Word -> sorted rows whose title/description/keywords contain it."""
         if self._postings is None:
-            acc: dict[str, list[int]] = {}
-            for row, text in enumerate(self.texts):
-                for word in set(text.split()):
-                    acc.setdefault(word, []).append(row)
-            self._postings = {w: np.array(rows, dtype=np.intp) for w, rows in acc.items()}
+            self._postings = Postings.of(self.n, [self.props[f] if f in self.props else [None] * self.n
+                                                  for f in TEXT_FIELDS + ("keywords",)])
         return self._postings
 
 
@@ -898,6 +891,55 @@ def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
                       log_keys=[shared.setdefault(k, k) for k in meta["log_keys"]], box=z["box"],
                       times=z["times"], props=props, has_geom=z["has_geom"])
     return table, meta["extra"]
+
+
+class Postings:
+    """Word -> rows without an object per word: sorted word hashes, offsets into one array of rows. Two
+    words with one 64-bit hash would share rows; phrases are checked against the text itself."""
+
+    def __init__(self, hashes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> None:
+        self.hashes, self.offsets, self.rows = hashes, offsets, rows
+
+    @classmethod
+    def of(cls, n: int, cols: list[list[Any]], chunk: int = 50_000) -> Postings:
+        hashes: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        for lo in range(0, n, chunk):  # Python ints for one chunk at a time
+            hs: list[int] = []
+            rs: list[int] = []
+            for row, values in enumerate(zip(*(c[lo:lo + chunk] for c in cols)), lo):
+                words = set(_text(values).split())
+                hs.extend(hash(w) for w in words)
+                rs.extend([row] * len(words))
+            hashes.append(np.array(hs, dtype=np.int64))
+            rows.append(np.array(rs, dtype=np.int32))
+        h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
+        r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
+        order = np.argsort(h, kind="stable")  # rows stay ascending within a word
+        h, r = h[order], r[order]
+        uniq, starts = np.unique(h, return_index=True)
+        return cls(uniq, np.append(starts, len(h)), r)
+
+    def get(self, word: str) -> np.ndarray | None:
+        h = hash(word)
+        i = int(np.searchsorted(self.hashes, h))
+        if i == len(self.hashes) or self.hashes[i] != h:
+            return None
+        return self.rows[self.offsets[i]:self.offsets[i + 1]].astype(np.intp)
+
+
+@dataclass(frozen=True)
+class Lazy:
+    raw: Bodies
+    props: Columns
+
+    def load_all(self) -> None:
+        """Read now whatever is still to be fetched from the segment object (before it may be deleted)."""
+        for blobs, _ in self.raw.parts:
+            if isinstance(blobs.data, Ranged):
+                blobs.data.prefetch(np.array([0]), np.array([len(blobs.data)]))
+        for name in self.props:
+            self.props.packed(name)
 
 
 class _Lookup:
