@@ -126,6 +126,11 @@ class _Features:
     def __call__(self, hits: list[tuple[Table, int]]) -> list[bytes]:
         """Each hit's feature JSON."""
         out = []
+        by_table: dict[int, tuple[Table, list[int]]] = {}
+        for table, row in hits:
+            by_table.setdefault(id(table), (table, []))[1].append(row)
+        for table, rows in by_table.values():  # lazily read bodies: one ranged GET per run of chunks
+            table.raw.prefetch(rows)
         for table, row in hits:
             cid = table.coll_list[row]
             head = self._heads.get(cid)

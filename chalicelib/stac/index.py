@@ -56,7 +56,7 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import Lazy, Record, Table
+from .table import Record, Table
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
@@ -218,8 +218,7 @@ class SearchIndex:
         self.delta_max = delta_max
         self.grace = grace
         self._lock = threading.Lock()
-        # segment key -> what of its table is still read from the object (not its loaded columns)
-        self._tables: dict[str, Lazy] = {}
+        self._lazy: set[str] = set()  # segments the base table still reads from (ranged GETs on first use)
         self._reset_reader(_empty_manifest(), None, Table.from_records([]), {})
 
     # == writers ============================================================================
@@ -418,7 +417,7 @@ class SearchIndex:
         """A whole segment in one GET (writers: a merge reads all of it)."""
         return _decode_segment(self.store.get(key).body)
 
-    def _open_segment(self, seg: dict[str, Any]) -> Part:
+    def _open_segment(self, seg: dict[str, Any], lazy: set[str]) -> Part:
         """A segment for a reader: one ranged GET of its core; property columns and item bodies are
         read with ranged GETs when first used. Version-1 segments are read whole."""
         core = seg.get("core")
@@ -430,7 +429,7 @@ class SearchIndex:
             with self.store.open(key, start=start, length=length) as reader:
                 return reader.read()
         table, extra = Table.open(fetch, fetch(0, core))
-        self._tables[key] = table.lazy()
+        lazy.add(key)
         return table, _tombs(extra)
 
     def _drop(self, segments: list[dict[str, Any]]) -> None:
@@ -537,25 +536,21 @@ class SearchIndex:
                 and set(seg.get("merges", [])) <= self._known)
             for seg in manifest["segments"])
         if same:
-            # The tables of segments this manifest retires still serve: read the rest of them now,
-            # while the objects outlive their retirement (``grace``); gone already: load afresh.
+            # A retired segment is deleted ``grace`` after: the base must not read from it lazily by then.
             kept = {seg["key"] for seg in manifest["segments"]}
-            try:
-                for key in [k for k in self._tables if k not in kept]:
-                    self._tables.pop(key).load_all()
-            except NotFound:
-                same = False
+            same = self._lazy <= kept
         if same:
             # Later compactions name only segments of this manifest and entries past its floor.
             self._known = {seg["key"] for seg in manifest["segments"]}
             self._seen = {key for key in self._seen if key > manifest["floor"]}
             self._manifest, self._etag = manifest, etag
             return True
-        self._tables = {}
+        lazy: set[str] = set()
         try:
-            base, tombs = _merge([self._open_segment(seg) for seg in manifest["segments"]] or [_part([])])
+            base, tombs = _merge([self._open_segment(seg, lazy) for seg in manifest["segments"]] or [_part([])])
         except NotFound:
             return False
+        self._lazy = lazy
         self._reset_reader(manifest, etag, base, tombs)
         return False  # list again from the new floor
 
@@ -588,9 +583,6 @@ class SearchIndex:
                 self._tombs.pop(key, None)
         self._base = Table.concat([(self._base, np.flatnonzero(keep)), (delta, np.arange(delta.n))])
         self._delta = {}
-        # Segments whose rows were copied out are no longer read from.
-        held = {id(blobs) for blobs, _ in self._base.raw.parts}
-        self._tables = {k: lazy for k, lazy in self._tables.items() if any(id(b) in held for b, _ in lazy.raw.parts)}
 
     def _build_snapshot(self) -> None:
         alive = np.ones(self._base.n, dtype=bool)

@@ -105,7 +105,7 @@ class Ranged:
 
     def prefetch(self, starts: np.ndarray, ends: np.ndarray) -> None:
         """Fetch the chunks holding these ranges, adjacent missing chunks in one request each."""
-        wanted = set()
+        wanted: set[int] = set()
         for a, b in zip((starts // self.chunk).tolist(), ((np.maximum(ends, starts + 1) - 1) // self.chunk).tolist()):
             wanted.update(range(a, b + 1))
         missing = sorted(c for c in wanted if c not in self._chunks)
@@ -183,10 +183,11 @@ class Codec:
         return pair  # type: ignore[no-any-return]
 
     def encode(self, body: bytes) -> bytes:
-        return body if self.dictionary is None else self._pair()[0].compress(body)  # type: ignore[no-any-return]
+        """An empty body stays empty (a rectangle's geometry frame)."""
+        return body if self.dictionary is None or not body else self._pair()[0].compress(body)  # type: ignore[no-any-return]
 
     def decode(self, frame: bytes) -> bytes:
-        return frame if self.dictionary is None else self._pair()[1].decompress(frame)  # type: ignore[no-any-return]
+        return frame if self.dictionary is None or not frame else self._pair()[1].decompress(frame)  # type: ignore[no-any-return]
 
     @classmethod
     def trained(cls, sample: Sequence[bytes]) -> Codec:
@@ -229,6 +230,28 @@ class Bodies:
         blobs, codec, local = self._locate(row)
         return codec.decode(blobs[local])
 
+    def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
+        """Fetch the chunks holding ``rows`` of lazily read parts (adjacent ones in one request)."""
+        if not any(isinstance(blobs.data, Ranged) for blobs, _ in self.parts):
+            return
+        rows = np.asarray(rows, dtype=np.intp)
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for p, (blobs, _) in enumerate(self.parts):
+            if isinstance(blobs.data, Ranged):
+                local = rows[which == p] - self.starts[p]
+                if len(local):
+                    blobs.data.prefetch(blobs.offsets[local], blobs.offsets[local + 1])
+
+    def sizes(self, rows: np.ndarray) -> np.ndarray:
+        """The stored frame length of each of ``rows`` (0: empty)."""
+        out = np.zeros(len(rows), dtype=np.int64)
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for p, (blobs, _) in enumerate(self.parts):
+            mine = which == p
+            local = rows[mine] - self.starts[p]
+            out[mine] = blobs.offsets[local + 1] - blobs.offsets[local]
+        return out
+
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
         out: list[tuple[bytes, Codec]] = []
@@ -270,7 +293,7 @@ class Bodies:
         if same is not None:
             return same
         step = max(1, self.n // DICT_SAMPLES)
-        codec = Codec.trained([self[r] for r in range(0, self.n, step)])
+        codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
         frames = []
         for blobs, old in self.parts:
             for r in range(len(blobs)):
@@ -295,15 +318,18 @@ class Columns(Mapping[str, list[Any]]):
     def of(cls, lists: Mapping[str, list[Any]]) -> Columns:
         return cls({k: _const(zcompress(compact_json(v))) for k, v in lists.items()})
 
-    def packed(self, name: str) -> bytes:
+    def packed(self, name: str, keep: bool = True) -> bytes:
         got = self._packed.get(name)
         if got is None:
-            got = self._packed[name] = self._sources[name]()
+            got = self._sources[name]()
+            if keep:
+                self._packed[name] = got
         return got
 
-    def encoded(self, name: str) -> bytes | None:
-        """The column as its JSON array text (None: no such column)."""
-        return zdecompress(self.packed(name)) if name in self._sources else None
+    def encoded(self, name: str, keep: bool = True) -> bytes | None:
+        """The column as its JSON array text (None: no such column); ``keep=False``: a column read to be
+        joined into another is not kept here too."""
+        return zdecompress(self.packed(name, keep)) if name in self._sources else None
 
     def __getitem__(self, name: str) -> list[Any]:
         last = self._last
@@ -332,13 +358,15 @@ def _const(value: bytes) -> Source:
 
 
 def _joined(tables: Sequence[Any], name: str) -> Source:
-    """Column ``name`` of ``tables`` one after another, joined as JSON text when first read."""
+    """Column ``name`` of ``tables`` one after another, joined as JSON text when first read (what is
+    held until then: each table's column source, not the table)."""
+    parts = [(t.n, t.props) for t in tables if t.n]
+
     def load() -> bytes:
         pieces = []
-        for t in tables:
-            if t.n:
-                enc = t.props.encoded(name)
-                pieces.append(enc.strip()[1:-1] if enc is not None else b",".join([b"null"] * t.n))
+        for n, props in parts:
+            enc = props.encoded(name, keep=False)
+            pieces.append(enc.strip()[1:-1] if enc is not None else b",".join([b"null"] * n))
         return zcompress(b"[" + b",".join(pieces) + b"]")
     return load
 
@@ -401,6 +429,23 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
     return (_NAN, _NAN, _NAN, _NAN)
 
 
+def _is_box(geometry: Any, box: np.ndarray) -> bool:
+    """Whether ``geometry`` is the rectangle ``box`` (minx, miny, maxx, maxy): then the bbox is exact."""
+    if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not box[0] <= box[2]:
+        return False
+    rings = geometry.get("coordinates")
+    if not isinstance(rings, list) or len(rings) != 1 or not isinstance(rings[0], list) or len(rings[0]) != 5:
+        return False
+    ring = rings[0]
+    try:
+        corners = {(float(p[0]), float(p[1])) for p in ring[:4] if len(p) == 2}
+        closed = float(ring[0][0]) == float(ring[4][0]) and float(ring[0][1]) == float(ring[4][1])
+    except (TypeError, ValueError, IndexError):
+        return False
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return closed and corners == {(x0, y0), (x1, y0), (x1, y1), (x0, y1)}
+
+
 def _interval(props: dict[str, Any]) -> tuple[float, float, float]:
     """(start, end, sort instant) of an item; NaN where unknown."""
     dt = try_instant(props.get("datetime"))
@@ -430,8 +475,11 @@ class Table:
 
     def __init__(self, *, raw: Bodies, links: Blobs, ids: list[str], colls: list[str], version: np.ndarray,
                  log_keys: list[str], box: np.ndarray, times: np.ndarray, props: Columns,
-                 has_geom: np.ndarray) -> None:
+                 has_geom: np.ndarray, geoms: Bodies | None = None) -> None:
         self.n = len(ids)
+        # Each item's geometry as GeoJSON, empty where it is its bbox as a rectangle (or absent); None:
+        # read from ``raw`` (version-1 segments). A spatial query reads no item body.
+        self.geoms = geoms
         self.raw = raw  # item JSON without links (see split_links), each row compressed on its own
         self.links = links  # the item's own (non-structural) links, a JSON array each
         self.id_list = ids
@@ -505,7 +553,7 @@ class Table:
         box = np.empty((n, 4), dtype=np.float64)
         times = np.empty((n, 3), dtype=np.float64)
         has_geom = np.zeros(n, dtype=bool)
-        raw, links = [], []
+        raw, links, geoms = [], [], []
         for row, rec in enumerate(live):
             item = rec.item
             assert item is not None
@@ -519,7 +567,9 @@ class Table:
                 col[row] = value
             box[row] = _bbox(item)
             times[row] = _interval(p)
-            has_geom[row] = bool(item.get("geometry"))
+            geometry = item.get("geometry")
+            has_geom[row] = bool(geometry)
+            geoms.append(b"" if not geometry or _is_box(geometry, box[row]) else compact_json(geometry))
             core, own = split_links(item)
             raw.append(core)
             links.append(own)
@@ -528,7 +578,7 @@ class Table:
                    colls=[shared.setdefault(r.collection, r.collection) for r in live],
                    version=np.array([r.version for r in live], dtype=np.int64),
                    log_keys=[shared.setdefault(r.log_key, r.log_key) for r in live], box=box, times=times,
-                   props=Columns.of(props), has_geom=has_geom)
+                   props=Columns.of(props), has_geom=has_geom, geoms=Bodies.plain(geoms))
 
     @classmethod
     def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
@@ -568,10 +618,12 @@ class Table:
             arrays = [getattr(t, attr)[rows] for t, rows in parts]
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
         raw = Bodies.concat([(t.raw, rows, w) for (t, rows), w in zip(parts, whole)])
+        geoms = Bodies.concat([(t.geoms, rows, w) for (t, rows), w in zip(parts, whole) if t.geoms is not None]) \
+            if all(t.geoms is not None for t, _ in parts) else None
         table = cls(raw=raw, links=Blobs.of(links), ids=ids, colls=colls,
                     version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
                     times=stack("times", 3, np.float64), props=Columns(sources),
-                    has_geom=stack("has_geom", 0, bool))
+                    has_geom=stack("has_geom", 0, bool), geoms=geoms)
         assert table.n == n
         return table
 
@@ -580,7 +632,11 @@ class Table:
     # then the sections. The "core" sections come first, so one ranged GET of ``core`` bytes loads
     # everything but the property columns and the item bodies, which are read on first use.
     def to_bytes(self, extra: dict[str, Any]) -> tuple[bytes, int]:
-        """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core)."""
+        """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core). Rows are
+        written in the default search order (newest first), so a first page reads few body chunks."""
+        order = self.default_order()
+        if not np.array_equal(order, np.arange(self.n)):
+            return Table.concat([(self, order)]).to_bytes(extra)
         out = _Sections()
         out.array("version", self.version)
         out.array("box", self.box)
@@ -597,11 +653,15 @@ class Table:
         frames, codec = self.raw.compressed()
         out.array("body_offsets", frames.offsets)
         out.add("dict", codec.dictionary or b"", "raw" if codec.dictionary is None else "dict")
+        geoms, gcodec = (self.geoms if self.geoms is not None else self._geoms_from_raw()).compressed()
+        out.array("geom_offsets", geoms.offsets)
+        out.add("geom_dict", gcodec.dictionary or b"", "raw" if gcodec.dictionary is None else "dict")
         out.json("extra", extra)
         core = out.at
         names = list(self.props)
         for i, name in enumerate(names):
             out.add(f"prop{i}", self.props.packed(name), "zstd")
+        out.add("geoms", geoms.data[0:len(geoms.data)], "raw")
         out.add("bodies", frames.data[0:len(frames.data)], "raw")
         header = compact_json({"format": 2, "n": self.n, "props": names, "core": core, "dir": out.dir})
         lead = MAGIC + struct.pack("<I", len(header)) + header
@@ -654,16 +714,21 @@ class Table:
             data = head[at + start:at + start + length]
         else:
             data = Ranged(fetch, at + start, length)
-        props = Columns({name: _fetcher(section, f"prop{i}") for i, name in enumerate(meta["props"])})
+        props = Columns({name: _fetcher(fetch, at, sections[f"prop{i}"]) for i, name in enumerate(meta["props"])})
+
+        def frames(name: str) -> bytes | Ranged:
+            start, length, _ = sections[name]
+            if at + start + length <= len(head):
+                return head[at + start:at + start + length]
+            return Ranged(fetch, at + start, length)
+        gcodec = RAW if sections["geom_dict"][2] == "raw" else Codec(section("geom_dict"))
+        geoms = Bodies([(Blobs(frames("geoms"), array("geom_offsets")), gcodec)])
         table = cls(raw=Bodies([(Blobs(data, array("body_offsets")), codec)]),
                     links=Blobs(zdecompress(section("links")), array("links_offsets")), ids=listed("ids"),
                     colls=coded("colls"), version=array("version"), log_keys=coded("log_keys"),
-                    box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"))
+                    box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"),
+                    geoms=geoms)
         return table, listed("extra")
-
-    def lazy(self) -> Lazy:
-        """What of this table is still read from its segment object on first use."""
-        return Lazy(self.raw, self.props)
 
     # -- core filters ------------------------------------------------------------------------
     def id_mask(self, ids: Iterable[str]) -> np.ndarray:
@@ -817,18 +882,42 @@ class Table:
 
     # -- geometry and text ---------------------------------------------------------------
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
-        """Shapely geometries of ``rows`` (None where absent or invalid), parsed on first use."""
+        """Shapely geometries of ``rows`` (None where absent or invalid), made on first use."""
         import shapely
         if self._shapes is None or self._shaped is None:
             self._shapes, self._shaped = np.full(self.n, None, dtype=object), np.zeros(self.n, dtype=bool)
         todo = rows[~self._shaped[rows] & self.has_geom[rows]]
+        if self.geoms is not None and len(todo):
+            boxes = todo[self.geoms.sizes(todo) == 0]  # the geometry is the bbox: no GeoJSON to parse
+            b = self.box[boxes]
+            self._shapes[boxes] = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+            todo = np.setdiff1d(todo, boxes)
+            self.geoms.prefetch(todo)
         for row in todo.tolist():
             try:
-                self._shapes[row] = shapely.geometry.shape(orjson.loads(self.raw[row])["geometry"])
+                if self.geoms is not None:
+                    self._shapes[row] = shapely.from_geojson(self.geoms[row])
+                else:
+                    self._shapes[row] = shapely.geometry.shape(orjson.loads(self.raw[row])["geometry"])
             except Exception:  # an invalid item geometry never matches
                 self._shapes[row] = None
-        self._shaped[todo] = True
+        self._shaped[rows] = True
         return self._shapes[rows]
+
+    def default_order(self) -> np.ndarray:
+        """Rows in the default search order: newest first (no time last), then collection, id."""
+        if not self.n:
+            return np.zeros(0, dtype=np.intp)
+        t = self.times[:, 2]
+        newest = np.where(np.isnan(t), np.inf, -t)
+        return np.lexsort((np.array(self.id_list, dtype=str), self.colls, newest))
+
+    def _geoms_from_raw(self) -> Bodies:
+        out = []
+        for r in range(self.n):
+            g = orjson.loads(self.raw[r]).get("geometry") if self.has_geom[r] else None
+            out.append(b"" if not g or _is_box(g, self.box[r]) else compact_json(g))
+        return Bodies.plain(out)
 
     def folded(self, name: str, mode: str, fold: Any) -> tuple[np.ndarray, np.ndarray]:
         """The string view of ``name`` case- and/or accent-folded (CASEI/ACCENTI)."""
@@ -873,8 +962,9 @@ class _Sections:
         self.add(name, zcompress(compact_json(doc)), "json")
 
 
-def _fetcher(section: Callable[[str], bytes], name: str) -> Source:
-    return lambda: section(name)
+def _fetcher(fetch: Fetch, at: int, entry: list[Any]) -> Source:
+    """A section past the core: read when first used (the reader holds no bytes of the object for it)."""
+    return lambda: fetch(at + entry[0], entry[1])
 
 
 def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
@@ -926,20 +1016,6 @@ class Postings:
         if i == len(self.hashes) or self.hashes[i] != h:
             return None
         return self.rows[self.offsets[i]:self.offsets[i + 1]].astype(np.intp)
-
-
-@dataclass(frozen=True)
-class Lazy:
-    raw: Bodies
-    props: Columns
-
-    def load_all(self) -> None:
-        """Read now whatever is still to be fetched from the segment object (before it may be deleted)."""
-        for blobs, _ in self.raw.parts:
-            if isinstance(blobs.data, Ranged):
-                blobs.data.prefetch(np.array([0]), np.array([len(blobs.data)]))
-        for name in self.props:
-            self.props.packed(name)
 
 
 class _Lookup:
