@@ -301,24 +301,38 @@ class Bodies:
         return Blobs.of(frames), codec
 
 
-Source = Callable[[], bytes]  # -> a property column as zstd-compressed JSON array text
+Source = Callable[[], list[bytes]]  # -> a property column as blocks: zstd-compressed JSON arrays
+BLOCK = 16384  # rows per block: what is decoded into Python objects at once to build a view
+
+
+def _pack(values: Sequence[Any]) -> list[bytes]:
+    return [zcompress(compact_json(list(values[i:i + BLOCK]))) for i in range(0, len(values), BLOCK)]
+
+
+def _unpack(block: bytes) -> list[Any]:
+    text = zdecompress(block)
+    try:
+        return orjson.loads(text)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:  # integers beyond 64 bits
+        return json.loads(text)  # type: ignore[no-any-return]
 
 
 class Columns(Mapping[str, list[Any]]):
-    """Property columns kept as zstd-compressed JSON arrays (a segment's are fetched on first use): a
-    reader holds what queries touch, compressed. Only the last decoded column is kept as Python
-    objects; the typed views built from it are what tables cache."""
+    """Property columns kept as blocks of zstd-compressed JSON arrays (a segment's are fetched on first
+    use): a reader holds what queries touch, compressed. Decoded columns (Python objects, ~10x their
+    JSON) are not kept: views are built block by block, and they are what tables cache."""
 
     def __init__(self, sources: Mapping[str, Source]) -> None:
         self._sources = dict(sources)
-        self._packed: dict[str, bytes] = {}
-        self._last: tuple[str, list[Any]] | None = None
+        self._packed: dict[str, list[bytes]] = {}
 
     @classmethod
-    def of(cls, lists: Mapping[str, list[Any]]) -> Columns:
-        return cls({k: _const(zcompress(compact_json(v))) for k, v in lists.items()})
+    def of(cls, lists: Mapping[str, Sequence[Any]]) -> Columns:
+        return cls({k: _const(_pack(v)) for k, v in lists.items()})
 
-    def packed(self, name: str, keep: bool = True) -> bytes:
+    def packed(self, name: str, keep: bool = True) -> list[bytes]:
+        """The blocks of ``name``; ``keep=False``: a column read to be joined into another is not kept
+        here too."""
         got = self._packed.get(name)
         if got is None:
             got = self._sources[name]()
@@ -326,22 +340,17 @@ class Columns(Mapping[str, list[Any]]):
                 self._packed[name] = got
         return got
 
-    def encoded(self, name: str, keep: bool = True) -> bytes | None:
-        """The column as its JSON array text (None: no such column); ``keep=False``: a column read to be
-        joined into another is not kept here too."""
-        return zdecompress(self.packed(name, keep)) if name in self._sources else None
+    def chunks(self, name: str) -> Iterator[list[Any]]:
+        """The column's values a block at a time."""
+        for block in self.packed(name):
+            yield _unpack(block)
 
     def __getitem__(self, name: str) -> list[Any]:
-        last = self._last
-        if last is not None and last[0] == name:
-            return last[1]
-        text = zdecompress(self.packed(name))
-        try:
-            col = orjson.loads(text)
-        except orjson.JSONDecodeError:  # integers beyond 64 bits
-            col = json.loads(text)
-        self._last = (name, col)
-        return col  # type: ignore[no-any-return]
+        """The whole column decoded (not kept)."""
+        out: list[Any] = []
+        for chunk in self.chunks(name):
+            out.extend(chunk)
+        return out
 
     def __contains__(self, name: object) -> bool:
         return name in self._sources
@@ -353,21 +362,20 @@ class Columns(Mapping[str, list[Any]]):
         return len(self._sources)
 
 
-def _const(value: bytes) -> Source:
+def _const(value: list[bytes]) -> Source:
     return lambda: value
 
 
 def _joined(tables: Sequence[Any], name: str) -> Source:
-    """Column ``name`` of ``tables`` one after another, joined as JSON text when first read (what is
-    held until then: each table's column source, not the table)."""
+    """Column ``name`` of ``tables`` one after another: their blocks, read when first used (what is held
+    until then: each table's column source, not the table)."""
     parts = [(t.n, t.props) for t in tables if t.n]
 
-    def load() -> bytes:
-        pieces = []
+    def load() -> list[bytes]:
+        blocks: list[bytes] = []
         for n, props in parts:
-            enc = props.encoded(name, keep=False)
-            pieces.append(enc.strip()[1:-1] if enc is not None else b",".join([b"null"] * n))
-        return zcompress(b"[" + b",".join(pieces) + b"]")
+            blocks.extend(props.packed(name, keep=False) if name in props else _pack([None] * n))
+        return blocks
     return load
 
 
@@ -427,6 +435,26 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
     except Exception:  # a broken geometry just never matches spatially
         pass
     return (_NAN, _NAN, _NAN, _NAN)
+
+
+def _view_of(raw: list[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, valid) of ``raw`` as ``kind`` ("num", "str", "time" or "bool")."""
+    if kind == "num":
+        nums = [v if type(v) in _NUMBER else _NAN for v in raw]
+        vals = np.array(nums, dtype=np.float64) if nums else np.zeros(0)
+        return vals, np.array([type(v) in _NUMBER for v in raw], dtype=bool)
+    if kind == "str":
+        ok = np.array([type(v) is str for v in raw], dtype=bool)
+        strs = [v if type(v) is str else "" for v in raw]
+        return (np.array(strs, dtype=str) if strs else np.zeros(0, dtype="U1")), ok
+    if kind == "time":
+        parsed = [try_instant(v) if type(v) is str else None for v in raw]
+        ok = np.array([t is not None for t in parsed], dtype=bool)
+        return np.array([_NAN if t is None else t for t in parsed], dtype=np.float64), ok
+    if kind == "bool":
+        ok = np.array([type(v) is bool for v in raw], dtype=bool)
+        return np.array([v is True for v in raw], dtype=bool), ok
+    raise ValueError(kind)
 
 
 def _is_box(geometry: Any, box: np.ndarray) -> bool:
@@ -602,7 +630,7 @@ class Table:
                         col.extend([values[r] for r in rows.tolist()])
                     else:
                         col.extend([None] * len(rows))
-                sources[k] = _const(zcompress(compact_json(col)))
+                sources[k] = _const(_pack(col))
         links: list[bytes] = []
         ids: list[str] = []
         colls: list[str] = []
@@ -659,11 +687,15 @@ class Table:
         out.json("extra", extra)
         core = out.at
         names = list(self.props)
+        blocks = {}
         for i, name in enumerate(names):
-            out.add(f"prop{i}", self.props.packed(name), "zstd")
+            packed = self.props.packed(name)
+            blocks[f"prop{i}"] = [len(b) for b in packed]
+            out.add(f"prop{i}", b"".join(packed), "blocks")
         out.add("geoms", geoms.data[0:len(geoms.data)], "raw")
         out.add("bodies", frames.data[0:len(frames.data)], "raw")
-        header = compact_json({"format": 2, "n": self.n, "props": names, "core": core, "dir": out.dir})
+        header = compact_json({"format": 2, "n": self.n, "props": names, "core": core, "dir": out.dir,
+                               "blocks": blocks})
         lead = MAGIC + struct.pack("<I", len(header)) + header
         return lead + b"".join(out.parts), len(lead) + core
 
@@ -714,7 +746,8 @@ class Table:
             data = head[at + start:at + start + length]
         else:
             data = Ranged(fetch, at + start, length)
-        props = Columns({name: _fetcher(fetch, at, sections[f"prop{i}"]) for i, name in enumerate(meta["props"])})
+        props = Columns({name: _fetcher(fetch, at, sections[f"prop{i}"], meta["blocks"][f"prop{i}"])
+                         for i, name in enumerate(meta["props"])})
 
         def frames(name: str) -> bytes | Ranged:
             start, length, _ = sections[name]
@@ -782,24 +815,21 @@ class Table:
         if kind == "time" and property_name(name) == "datetime":
             vals = self.times[:, 2]
             return vals, ~np.isnan(vals)
-        raw = self.values(name)
-        if kind == "num":
-            nums = [v if type(v) in _NUMBER else _NAN for v in raw]
-            vals = np.array(nums, dtype=np.float64) if nums else np.zeros(0)
-            ok = np.array([type(v) in _NUMBER for v in raw], dtype=bool)
-            return vals, ok
-        if kind == "str":
-            ok = np.array([type(v) is str for v in raw], dtype=bool)
-            strs = [v if type(v) is str else "" for v in raw]
-            return (np.array(strs, dtype=str) if strs else np.zeros(0, dtype="U1")), ok
-        if kind == "time":
-            parsed = [try_instant(v) if type(v) is str else None for v in raw]
-            ok = np.array([t is not None for t in parsed], dtype=bool)
-            return np.array([_NAN if t is None else t for t in parsed], dtype=np.float64), ok
-        if kind == "bool":
-            ok = np.array([type(v) is bool for v in raw], dtype=bool)
-            return np.array([v is True for v in raw], dtype=bool), ok
-        raise ValueError(kind)
+        parts = [_view_of(chunk, kind) for chunk in self._chunks(name)]
+        if not parts:
+            return _view_of([], kind)
+        return np.concatenate([v for v, _ in parts]), np.concatenate([ok for _, ok in parts])
+
+    def _chunks(self, name: str) -> Iterator[list[Any]]:
+        """The values of ``name`` a block at a time (see ``Columns``)."""
+        prop = property_name(name)
+        if name in ("id", "collection"):
+            yield self.values(name)
+        elif prop in self.props:
+            yield from self.props.chunks(prop)
+        else:
+            for lo in range(0, self.n, BLOCK):
+                yield [None] * min(BLOCK, self.n - lo)
 
     def rank(self, name: str, kind: str) -> np.ndarray:
         """A float per row ordering ``name`` within this table (nulls last, as ``inf``): the paging key."""
@@ -855,10 +885,8 @@ class Table:
             return np.ones(self.n, dtype=bool)
         if name == "geometry":
             return self.has_geom
-        prop = property_name(name)
-        if prop not in self.props:
-            return np.zeros(self.n, dtype=bool)
-        return np.array([v is not None for v in self.props[prop]], dtype=bool)
+        parts = [np.array([v is not None for v in chunk], dtype=bool) for chunk in self._chunks(name)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
     def kind_of(self, name: str) -> str | None:
         """The view kind that covers every non-null value of ``name`` (None: mixed or empty)."""
@@ -871,14 +899,27 @@ class Table:
         return self._kinds[name]
 
     def _kind_of(self, name: str) -> str | None:
-        present = self.present(name)
-        count = int(present.sum())
-        if count == 0:
+        """As the views would say (a kind whose view is valid wherever a value is present), from one
+        decoding of the column."""
+        kinds = {"num", "bool", "time", "str"}
+        seen = False
+        for v in (v for chunk in self._chunks(name) for v in chunk):
+            if v is None:
+                continue
+            seen = True
+            t = type(v)
+            if t is not str:
+                kinds &= {"num"} if t in _NUMBER else {"bool"} if t is bool else set()
+            else:
+                kinds.discard("num")
+                kinds.discard("bool")
+                if "time" in kinds and try_instant(v) is None:
+                    kinds.discard("time")
+            if not kinds:
+                return None
+        if not seen:
             return None
-        for kind in ("num", "bool", "time", "str"):
-            if int(self.view(name, kind)[1].sum()) == count:
-                return kind
-        return None
+        return next(k for k in ("num", "bool", "time", "str") if k in kinds)
 
     # -- geometry and text ---------------------------------------------------------------
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
@@ -932,8 +973,8 @@ class Table:
     def postings(self) -> Postings:
         """Word -> sorted rows whose title/description/keywords contain it."""
         if self._postings is None:
-            self._postings = Postings.of(self.n, [self.props[f] if f in self.props else [None] * self.n
-                                                  for f in TEXT_FIELDS + ("keywords",)])
+            self._postings = Postings.of((f == "keywords", self.props.chunks(f))
+                                         for f in TEXT_FIELDS + ("keywords",) if f in self.props)
         return self._postings
 
 
@@ -962,9 +1003,14 @@ class _Sections:
         self.add(name, zcompress(compact_json(doc)), "json")
 
 
-def _fetcher(fetch: Fetch, at: int, entry: list[Any]) -> Source:
-    """A section past the core: read when first used (the reader holds no bytes of the object for it)."""
-    return lambda: fetch(at + entry[0], entry[1])
+def _fetcher(fetch: Fetch, at: int, entry: list[Any], sizes: list[int]) -> Source:
+    """A column's section (past the core): read when first used, split into its blocks (the reader holds
+    no bytes of the object for it until then)."""
+    def load() -> list[bytes]:
+        data = fetch(at + entry[0], entry[1]) if entry[1] else b""
+        bounds = np.cumsum([0] + sizes).tolist()
+        return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return load
 
 
 def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
@@ -973,7 +1019,8 @@ def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
     rewrites it."""
     with np.load(io.BytesIO(body), allow_pickle=False) as z:
         meta = json.loads(z["meta"].tobytes())
-        props = Columns({name: _const(zcompress(z[f"prop{i}"].tobytes())) for i, name in enumerate(meta["props"])})
+        props = Columns({name: _const(_pack(json.loads(z[f"prop{i}"].tobytes())))
+                         for i, name in enumerate(meta["props"])})
         shared: dict[str, str] = {}
         table = Table(raw=Bodies([(Blobs(z["raw"].tobytes(), z["raw_offsets"]), RAW)]),
                       links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"],
@@ -991,22 +1038,34 @@ class Postings:
         self.hashes, self.offsets, self.rows = hashes, offsets, rows
 
     @classmethod
-    def of(cls, n: int, cols: list[list[Any]], chunk: int = 50_000) -> Postings:
+    def of(cls, columns: Iterable[tuple[bool, Iterable[list[Any]]]]) -> Postings:
+        """From the text columns (listed: keywords, an array of strings; else one string), a block of
+        rows at a time (a decoded column is ~10x its JSON); the words of ``_text``."""
         hashes: list[np.ndarray] = []
         rows: list[np.ndarray] = []
-        for lo in range(0, n, chunk):  # Python ints for one chunk at a time
-            hs: list[int] = []
-            rs: list[int] = []
-            for row, values in enumerate(zip(*(c[lo:lo + chunk] for c in cols)), lo):
-                words = set(_text(values).split())
-                hs.extend(hash(w) for w in words)
-                rs.extend([row] * len(words))
-            hashes.append(np.array(hs, dtype=np.int64))
-            rows.append(np.array(rs, dtype=np.int32))
+        for listed, chunks in columns:
+            row = 0
+            for chunk in chunks:  # Python ints for one block at a time
+                hs: list[int] = []
+                rs: list[int] = []
+                for value in chunk:
+                    if listed:
+                        value = " \n ".join(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
+                    if isinstance(value, str):
+                        words = set(tokens(value))
+                        hs.extend(hash(w) for w in words)
+                        rs.extend([row] * len(words))
+                    row += 1
+                hashes.append(np.array(hs, dtype=np.int64))
+                rows.append(np.array(rs, dtype=np.int32))
         h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
         r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
-        order = np.argsort(h, kind="stable")  # rows stay ascending within a word
+        order = np.lexsort((r, h))  # by word, rows ascending within a word
         h, r = h[order], r[order]
+        if len(h):  # a word in two fields of one row counts once
+            keep = np.ones(len(h), dtype=bool)
+            keep[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1])
+            h, r = h[keep], r[keep]
         uniq, starts = np.unique(h, return_index=True)
         return cls(uniq, np.append(starts, len(h)), r)
 
