@@ -89,7 +89,7 @@ class Ranged:
     """A byte range of a stored object read in ``chunk``-sized pieces on first use (ranged GETs), kept once
     read: a reader holds only the item bodies of pages it has returned."""
 
-    def __init__(self, fetch: Fetch, start: int, size: int, chunk: int = 256 << 10) -> None:
+    def __init__(self, fetch: Fetch, start: int, size: int, chunk: int = 64 << 10) -> None:
         self.fetch, self.start, self.size, self.chunk = fetch, start, size, chunk
         self._chunks: dict[int, bytes] = {}
 
