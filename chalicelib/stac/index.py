@@ -5,9 +5,10 @@ Layout (all under ``stac-index/``):
 - ``log/<ns time>-<random>.json``: one create-only object per ``apply()`` call, holding the full
   upserted items and the deletes, each with a version. Publishing is one PUT, whatever the
   catalog size.
-- ``segments/<uuid>.npz``: immutable, merged item versions: the live items as a persisted
-  ``Table`` (numpy columns + item bytes, so a reader loads them without parsing any item) and
-  the tombstones.
+- ``segments/<uuid>.seg``: immutable, merged item versions: the live items as a persisted
+  ``Table`` (format 2, see ``Table.to_bytes``: a reader loads its core with one ranged GET and the
+  rest on first use, without parsing any item) and the tombstones. ``.npz`` segments (format 1,
+  read whole) are still served; merges and rebuilds write format 2.
 - ``manifest.json`` (compare-and-swap): the segment list, the last log key the segments cover
   (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content, and
   ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything.
@@ -37,8 +38,8 @@ Every retry loop (a lost manifest swap, a slow log write) backs off with jitter 
 with ``Contention`` after a bounded time, so an event handler fails and is redelivered instead
 of spinning.
 
-Readers keep the merged segments as a columnar base table and the log entries past the floor
-as a small delta table, refreshed per ``snapshot()`` with one LIST of the log and one
+Readers keep the merged segments as a columnar base table (parts of it still in the segment
+objects until first used) and the log entries past the floor as a small delta table, refreshed per ``snapshot()`` with one LIST of the log and one
 conditional GET of the manifest; the delta is folded into the base when it grows. What a reader
 remembers of log keys is bounded by the entries past the floor.
 """
@@ -63,6 +64,7 @@ LOG_PREFIX = PREFIX + "log/"
 SEGMENT_PREFIX = PREFIX + "segments/"
 MANIFEST = PREFIX + "manifest.json"
 ALL = ""  # the ``rebuilt`` entry of a rebuild of every collection
+OPEN_WORKERS = 8  # segments a cold reader fetches at once
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -113,6 +115,8 @@ def _merge(parts: Sequence[Part]) -> Part:
     """The winning version of each item over ``parts`` (no item is parsed)."""
     if len(parts) == 1:
         return parts[0]
+    if _disjoint(parts):  # a bulk load's segments: every row wins, tables stay as read (lazily)
+        return Table.concat([(t, np.arange(t.n)) for t, _ in parts]), {}
     best: dict[tuple[str, str], tuple[int, str, int, int]] = {}  # key -> version, log key, part, row (-1: tomb)
     for p, (table, tombs) in enumerate(parts):
         for row, (key, version, log_key) in enumerate(zip(zip(table.coll_list, table.id_list),
@@ -132,6 +136,16 @@ def _merge(parts: Sequence[Part]) -> Part:
         else:
             rows[p].append(row)
     return Table.concat([(t, np.sort(np.array(r, dtype=np.intp))) for (t, _), r in zip(parts, rows)]), merged_tombs
+
+
+def _disjoint(parts: Sequence[Part]) -> bool:
+    """Whether no item is in two parts and there are no tombstones (then merging keeps every row). Row
+    keys are compared by hash: a collision only sends the merge down the general path."""
+    if any(tombs for _, tombs in parts):
+        return False
+    hashes = np.concatenate([np.fromiter(map(hash, zip(t.coll_list, t.id_list)), dtype=np.int64, count=t.n)
+                             for t, _ in parts])
+    return len(np.unique(hashes)) == len(hashes)
 
 
 def _encode_segment(part: Part) -> tuple[bytes, int]:
@@ -417,6 +431,15 @@ class SearchIndex:
         """A whole segment in one GET (writers: a merge reads all of it)."""
         return _decode_segment(self.store.get(key).body)
 
+    def _open_segments(self, segments: list[dict[str, Any]], lazy: set[str]) -> list[Part]:
+        """Each segment's core, side by side (on S3 a GET's latency, not its bytes, is what a cold
+        reader of many segments waits for)."""
+        if len(segments) <= 1:
+            return [self._open_segment(seg, lazy) for seg in segments]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(OPEN_WORKERS, len(segments))) as pool:
+            return list(pool.map(lambda seg: self._open_segment(seg, lazy), segments))
+
     def _open_segment(self, seg: dict[str, Any], lazy: set[str]) -> Part:
         """A segment for a reader: one ranged GET of its core; property columns and item bodies are
         read with ranged GETs when first used. Version-1 segments are read whole."""
@@ -547,7 +570,7 @@ class SearchIndex:
             return True
         lazy: set[str] = set()
         try:
-            base, tombs = _merge([self._open_segment(seg, lazy) for seg in manifest["segments"]] or [_part([])])
+            base, tombs = _merge(self._open_segments(manifest["segments"], lazy) or [_part([])])
         except NotFound:
             return False
         self._lazy = lazy
