@@ -139,12 +139,12 @@ def _merge(parts: Sequence[Part]) -> Part:
 
 
 def _disjoint(parts: Sequence[Part]) -> bool:
-    """Whether no item is in two parts and there are no tombstones (then merging keeps every row). Row
-    keys are compared by hash: a collision only sends the merge down the general path."""
+    """Whether no item is in two parts and there are no tombstones (then merging keeps every row). Ids
+    are compared by hash: one id in two collections, or a collision, only sends the merge down the
+    general path."""
     if any(tombs for _, tombs in parts):
         return False
-    hashes = np.concatenate([np.fromiter(map(hash, zip(t.coll_list, t.id_list)), dtype=np.int64, count=t.n)
-                             for t, _ in parts])
+    hashes = np.concatenate([np.fromiter(map(hash, t.id_list), dtype=np.int64, count=t.n) for t, _ in parts])
     return len(np.unique(hashes)) == len(hashes)
 
 

@@ -74,6 +74,14 @@ class Blobs:
         np.cumsum([len(p) for p in parts], out=offsets[1:])
         return cls(b"".join(parts), offsets)
 
+    @classmethod
+    def joined(cls, parts: Sequence[Blobs]) -> Blobs:
+        """``parts`` one after another (each read whole)."""
+        datas = [p.data[0:len(p.data)] for p in parts]
+        starts = np.cumsum([0] + [len(d) for d in datas])
+        offsets = [p.offsets[:-1] + s for p, s in zip(parts, starts)] + [np.array([starts[-1]], dtype=np.int64)]
+        return cls(b"".join(datas), np.concatenate(offsets).astype(np.int64))
+
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
@@ -636,24 +644,30 @@ class Table:
                     else:
                         col.extend([None] * len(rows))
                 sources[k] = _const(_pack(col))
-        links: list[bytes] = []
+        links: list[Blobs] = []
         ids: list[str] = []
         colls: list[str] = []
         lkeys: list[str] = []
-        for t, rows in parts:
+        for (t, rows), w in zip(parts, whole):
+            if w:  # as it is: a cold reader joins a bulk load's segments without a per-row step
+                links.append(t.links)
+                ids.extend(t.id_list)
+                colls.extend(t.coll_list)
+                lkeys.extend(t.log_keys)
+                continue
             pick = rows.tolist()
-            links.extend(t.links.take(pick))
+            links.append(Blobs.of(t.links.take(pick)))
             ids.extend([t.id_list[r] for r in pick])
             colls.extend([t.coll_list[r] for r in pick])
             lkeys.extend([t.log_keys[r] for r in pick])
 
         def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
-            arrays = [getattr(t, attr)[rows] for t, rows in parts]
+            arrays = [getattr(t, attr) if w else getattr(t, attr)[rows] for (t, rows), w in zip(parts, whole)]
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
         raw = Bodies.concat([(t.raw, rows, w) for (t, rows), w in zip(parts, whole)])
         geoms = Bodies.concat([(t.geoms, rows, w) for (t, rows), w in zip(parts, whole) if t.geoms is not None]) \
             if all(t.geoms is not None for t, _ in parts) else None
-        table = cls(raw=raw, links=Blobs.of(links), ids=ids, colls=colls,
+        table = cls(raw=raw, links=Blobs.joined(links), ids=ids, colls=colls,
                     version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
                     times=stack("times", 3, np.float64), props=Columns(sources),
                     has_geom=stack("has_geom", 0, bool), geoms=geoms)
