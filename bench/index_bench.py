@@ -165,8 +165,9 @@ def run_child(root: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
 
 @contextmanager
 def moto() -> Iterator[str]:
-    import boto3
+    import logging
     from moto.server import ThreadedMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -63,8 +63,7 @@ class Selection:
         """The stored items, their relative hrefs made absolute when the public URL is known."""
         base = f"{public_url.rstrip('/')}/stac" if public_url else None
         for table, rows in self.rows:
-            for row in rows:
-                item = table.item(int(row))
+            for item in table.items(rows):
                 if base:
                     resolve_item(item, base)
                 yield item

@@ -57,7 +57,7 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import Record, Table
+from .table import BIG, Record, Table, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
@@ -575,6 +575,8 @@ class SearchIndex:
             return False
         self._lazy = lazy
         self._reset_reader(manifest, etag, base, tombs)
+        if base.n >= BIG:
+            release_memory()
         return False  # list again from the new floor
 
     def _offer(self, rec: Record) -> bool:

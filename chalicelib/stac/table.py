@@ -172,6 +172,25 @@ def zdecompress(data: bytes) -> bytes:
     return dec.decompress(data)  # type: ignore[no-any-return]
 
 
+_libc: Any = None
+
+
+def release_memory() -> None:
+    """Hand memory freed after a one-off build (a snapshot's load, a view, the postings) back to the
+    OS: glibc keeps freed blocks mapped (the STAC API raises its trim threshold for page buffers), so a
+    process serving a million items would otherwise hold the build's peak. No-op off glibc."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        try:
+            _libc = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc(0)
+
+
+BIG = 1 << 14  # rows from which building a derived column is worth a release_memory()
 DICT_SAMPLES = 2000  # item bodies a segment's dictionary is trained on
 DICT_BYTES = 64 << 10
 MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
@@ -585,6 +604,16 @@ class Table:
         item["links"] = orjson.loads(self.links[row])
         return item  # type: ignore[no-any-return]
 
+    def items(self, rows: Sequence[int] | np.ndarray, batch: int = 4096) -> Iterator[dict[str, Any]]:
+        """The stored items of ``rows``, in order (all of a collection: the geoparquet export). Bodies
+        still in the segment object are fetched a batch at a time, adjacent chunks in one request."""
+        rows = np.asarray(rows, dtype=np.intp)
+        for lo in range(0, len(rows), batch):
+            part = rows[lo:lo + batch]
+            self.raw.prefetch(part)
+            for row in part.tolist():
+                yield self.item(row)
+
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Sequence[Record]) -> Table:
@@ -826,6 +855,8 @@ class Table:
         cached = self._views.get(key)
         if cached is None:
             cached = self._views[key] = self._build_view(name, kind)
+            if self.n >= BIG:
+                release_memory()
         return cached
 
     def _build_view(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -915,6 +946,8 @@ class Table:
             return "time"
         if name not in self._kinds:
             self._kinds[name] = self._kind_of(name)
+            if self.n >= BIG:
+                release_memory()
         return self._kinds[name]
 
     def _kind_of(self, name: str) -> str | None:
@@ -994,6 +1027,8 @@ class Table:
         if self._postings is None:
             self._postings = Postings.of((f == "keywords", self.props.chunks(f))
                                          for f in TEXT_FIELDS + ("keywords",) if f in self.props)
+            if self.n >= BIG:
+                release_memory()
         return self._postings
 
 
