@@ -144,7 +144,7 @@ def _disjoint(parts: Sequence[Part]) -> bool:
     general path."""
     if any(tombs for _, tombs in parts):
         return False
-    hashes = np.concatenate([np.fromiter(map(hash, t.id_list), dtype=np.int64, count=t.n) for t, _ in parts])
+    hashes = np.concatenate([t.id_hashes for t, _ in parts])
     return len(np.unique(hashes)) == len(hashes)
 
 

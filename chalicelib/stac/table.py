@@ -13,6 +13,7 @@ log key) are shared, and lookups by id use sorted hashes instead of a dict entry
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -20,7 +21,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 import orjson
@@ -93,6 +94,94 @@ class Blobs:
         if isinstance(data, Ranged) and len(rows):
             data.prefetch(off[np.asarray(rows)], off[np.asarray(rows) + 1])
         return [data[int(off[r]):int(off[r + 1])] for r in rows]
+
+
+def id_hash(item_id: str) -> int:
+    """A stable 64-bit hash of an item id (persisted with each segment: a reader finds ids and checks
+    segments for shared items without a Python object per row)."""
+    return int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+class Strings(Sequence[str]):
+    """Strings as one UTF-8 buffer and offsets (~20 B per short id, against ~70 B as Python strings),
+    decoded when read."""
+
+    def __init__(self, blobs: Blobs) -> None:
+        self.blobs = blobs
+
+    @classmethod
+    def of(cls, values: Iterable[str]) -> Strings:
+        return cls(Blobs.of([v.encode() for v in values]))
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [self[r] for r in range(*row.indices(len(self)))]
+        return self.blobs[row].decode()
+
+    def __iter__(self) -> Iterator[str]:
+        data = self.blobs.data[0:len(self.blobs.data)]
+        bounds = self.blobs.offsets.tolist()
+        for a, b in zip(bounds, bounds[1:]):
+            yield data[a:b].decode()
+
+
+class Coded(Sequence[str]):
+    """Strings repeated on many rows (collection, log key): distinct values and a code per row."""
+
+    def __init__(self, names: list[str], codes: np.ndarray) -> None:
+        self.names, self.codes = names, codes
+
+    @classmethod
+    def of(cls, values: Iterable[str]) -> Coded:
+        seen: dict[str, int] = {}
+        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int32)
+        return cls(list(seen), codes)
+
+    @classmethod
+    def concat(cls, parts: Sequence[tuple[Coded, np.ndarray | None]]) -> Coded:
+        """Rows of each part (None: all of them), in order."""
+        names: dict[str, int] = {}
+        codes = []
+        for coded, rows in parts:
+            remap = np.array([names.setdefault(n, len(names)) for n in coded.names], dtype=np.int32)
+            picked = coded.codes if rows is None else coded.codes[rows]
+            codes.append(remap[picked] if len(remap) else picked.astype(np.int32))
+        return cls(list(names), np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [self.names[c] for c in self.codes[row].tolist()]
+        return self.names[self.codes[row]]
+
+    def __iter__(self) -> Iterator[str]:
+        names = self.names
+        return (names[c] for c in self.codes.tolist())
+
+
+def _coded(values: Sequence[str]) -> Coded:
+    return values if isinstance(values, Coded) else Coded.of(values)
+
+
+def _strings(values: Sequence[str]) -> Strings:
+    return values if isinstance(values, Strings) else Strings.of(values)
 
 
 Fetch = Callable[[int, int], bytes]  # (start, length) -> those bytes of a segment object
@@ -469,7 +558,7 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
     return (_NAN, _NAN, _NAN, _NAN)
 
 
-def _view_of(raw: list[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
+def _view_of(raw: Sequence[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(values, valid) of ``raw`` as ``kind`` ("num", "str", "time" or "bool")."""
     if kind == "num":
         nums = [v if type(v) in _NUMBER else _NAN for v in raw]
@@ -533,19 +622,20 @@ def _text(values: Sequence[Any]) -> str:
 class Table:
     """Items in rows. Build with ``from_records``, ``concat`` or ``from_bytes``/``open``; never mutated afterwards."""
 
-    def __init__(self, *, raw: Bodies, links: Blobs, ids: list[str], colls: list[str], version: np.ndarray,
-                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: Columns,
-                 has_geom: np.ndarray, geoms: Bodies | None = None) -> None:
+    def __init__(self, *, raw: Bodies, links: Blobs, ids: Sequence[str], colls: Sequence[str], version: np.ndarray,
+                 log_keys: Sequence[str], box: np.ndarray, times: np.ndarray, props: Columns,
+                 has_geom: np.ndarray, geoms: Bodies | None = None, hashes: np.ndarray | None = None) -> None:
         self.n = len(ids)
         # Each item's geometry as GeoJSON, empty where it is its bbox as a rectangle (or absent); None:
         # read from ``raw`` (version-1 segments). A spatial query reads no item body.
         self.geoms = geoms
         self.raw = raw  # item JSON without links (see split_links), each row compressed on its own
         self.links = links  # the item's own (non-structural) links, a JSON array each
-        self.id_list = ids
-        self.coll_list = colls  # one string object per distinct collection
+        self.id_list = _strings(ids)
+        self.coll_list = _coded(colls)
         self.version = version
-        self.log_keys = log_keys  # one string object per distinct log key
+        self.log_keys = _coded(log_keys)
+        self._hashes = hashes
         self.box = box  # (n, 4): minx, miny, maxx, maxy (minx > maxx crosses the antimeridian)
         self.times = times  # (n, 3): start, end, sort instant (epoch seconds)
         self.props = props
@@ -559,9 +649,16 @@ class Table:
         self._readable: dict[ReadScope, np.ndarray] = {}
 
     # Derived lazily: a cold reader answers its first search without building what it does not use.
+    @property
+    def id_hashes(self) -> np.ndarray:
+        """``id_hash`` of each row's id."""
+        if self._hashes is None:
+            self._hashes = np.fromiter(map(id_hash, self.id_list), dtype=np.int64, count=self.n)
+        return self._hashes
+
     @cached_property
     def _by_id(self) -> _Lookup:
-        return _Lookup(self.id_list)
+        return _Lookup(self.id_hashes, self.id_list)
 
     def row_of(self, key: tuple[str, str]) -> int | None:
         """The row of item (collection, id), if this table holds it."""
@@ -572,7 +669,7 @@ class Table:
 
     @cached_property
     def ids(self) -> np.ndarray:
-        return np.array(self.id_list, dtype=str) if self.n else np.zeros(0, dtype="U1")
+        return np.array(list(self.id_list), dtype=str) if self.n else np.zeros(0, dtype="U1")
 
     @cached_property
     def colls(self) -> np.ndarray:
@@ -583,14 +680,11 @@ class Table:
     def coll_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted distinct collections, each row's index into them)."""
         if self._coll_codes is None:
-            seen: dict[str, int] = {}
-            codes = np.fromiter((seen.setdefault(c, len(seen)) for c in self.coll_list), dtype=np.int32,
-                                count=self.n)
-            names = np.array(list(seen), dtype=str) if seen else np.zeros(0, dtype="U1")
+            names = np.array(self.coll_list.names, dtype=str) if self.coll_list.names else np.zeros(0, dtype="U1")
             order = np.argsort(names)
             rank = np.empty(len(names), dtype=np.int32)
             rank[order] = np.arange(len(names), dtype=np.int32)
-            self._coll_codes = (names[order], rank[codes] if len(names) else codes)
+            self._coll_codes = (names[order], rank[self.coll_list.codes] if len(names) else self.coll_list.codes)
         return self._coll_codes
 
     def text(self, row: int) -> str:
@@ -643,11 +737,9 @@ class Table:
             core, own = split_links(item)
             raw.append(core)
             links.append(own)
-        shared: dict[str, str] = {}
         return cls(raw=Bodies.plain(raw), links=Blobs.of(links), ids=[r.id for r in live],
-                   colls=[shared.setdefault(r.collection, r.collection) for r in live],
-                   version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[shared.setdefault(r.log_key, r.log_key) for r in live], box=box, times=times,
+                   colls=[r.collection for r in live], version=np.array([r.version for r in live], dtype=np.int64),
+                   log_keys=[r.log_key for r in live], box=box, times=times,
                    props=Columns.of(props), has_geom=has_geom, geoms=Bodies.plain(geoms))
 
     @classmethod
@@ -674,21 +766,17 @@ class Table:
                         col.extend([None] * len(rows))
                 sources[k] = _const(_pack(col))
         links: list[Blobs] = []
-        ids: list[str] = []
-        colls: list[str] = []
-        lkeys: list[str] = []
+        ids: list[Blobs] = []
         for (t, rows), w in zip(parts, whole):
             if w:  # as it is: a cold reader joins a bulk load's segments without a per-row step
                 links.append(t.links)
-                ids.extend(t.id_list)
-                colls.extend(t.coll_list)
-                lkeys.extend(t.log_keys)
+                ids.append(t.id_list.blobs)
                 continue
             pick = rows.tolist()
             links.append(Blobs.of(t.links.take(pick)))
-            ids.extend([t.id_list[r] for r in pick])
-            colls.extend([t.coll_list[r] for r in pick])
-            lkeys.extend([t.log_keys[r] for r in pick])
+            ids.append(Blobs.of(t.id_list.blobs.take(pick)))
+        colls = Coded.concat([(t.coll_list, None if w else rows) for (t, rows), w in zip(parts, whole)])
+        lkeys = Coded.concat([(t.log_keys, None if w else rows) for (t, rows), w in zip(parts, whole)])
 
         def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
             arrays = [getattr(t, attr) if w else getattr(t, attr)[rows] for (t, rows), w in zip(parts, whole)]
@@ -696,7 +784,9 @@ class Table:
         raw = Bodies.concat([(t.raw, rows, w) for (t, rows), w in zip(parts, whole)])
         geoms = Bodies.concat([(t.geoms, rows, w) for (t, rows), w in zip(parts, whole) if t.geoms is not None]) \
             if all(t.geoms is not None for t, _ in parts) else None
-        table = cls(raw=raw, links=Blobs.joined(links), ids=ids, colls=colls,
+        hashes = np.concatenate([t.id_hashes if w else t.id_hashes[rows] for (t, rows), w in zip(parts, whole)]) \
+            if parts else np.zeros(0, dtype=np.int64)
+        table = cls(raw=raw, links=Blobs.joined(links), ids=Strings(Blobs.joined(ids)), colls=colls, hashes=hashes,
                     version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
                     times=stack("times", 3, np.float64), props=Columns(sources),
                     has_geom=stack("has_geom", 0, bool), geoms=geoms)
@@ -718,12 +808,12 @@ class Table:
         out.array("box", self.box)
         out.array("times", self.times)
         out.array("has_geom", self.has_geom)
-        out.json("ids", self.id_list)
-        for name, values in (("colls", self.coll_list), ("log_keys", self.log_keys)):
-            codes: dict[str, int] = {}
-            out.array(name + "_codes", np.fromiter((codes.setdefault(v, len(codes)) for v in values),
-                                                   dtype=np.int32, count=self.n))
-            out.json(name, list(codes))
+        out.array("ids_offsets", self.id_list.blobs.offsets)
+        out.add("ids", zcompress(self.id_list.blobs.data[0:len(self.id_list.blobs.data)]), "zstd")
+        out.array("id_hashes", self.id_hashes)
+        for name, coded in (("colls", self.coll_list), ("log_keys", self.log_keys)):
+            out.array(name + "_codes", coded.codes.astype(np.int32))
+            out.json(name, coded.names)
         out.array("links_offsets", self.links.offsets)
         out.add("links", zcompress(self.links.data[0:len(self.links.data)]), "zstd")
         frames, codec = self.raw.compressed()
@@ -782,9 +872,8 @@ class Table:
         def listed(name: str) -> Any:
             return json.loads(zdecompress(section(name)))
 
-        def coded(name: str) -> list[str]:
-            names = listed(name)
-            return [names[c] for c in array(name + "_codes").tolist()]
+        def coded(name: str) -> Coded:
+            return Coded(listed(name), array(name + "_codes"))
 
         dictionary = section("dict")
         codec = RAW if sections["dict"][2] == "raw" else Codec(dictionary)
@@ -805,7 +894,8 @@ class Table:
         gcodec = RAW if sections["geom_dict"][2] == "raw" else Codec(section("geom_dict"))
         geoms = Bodies([(Blobs(frames("geoms"), array("geom_offsets")), gcodec)])
         table = cls(raw=Bodies([(Blobs(data, array("body_offsets")), codec)]),
-                    links=Blobs(zdecompress(section("links")), array("links_offsets")), ids=listed("ids"),
+                    links=Blobs(zdecompress(section("links")), array("links_offsets")),
+                    ids=Strings(Blobs(zdecompress(section("ids")), array("ids_offsets"))), hashes=array("id_hashes"),
                     colls=coded("colls"), version=array("version"), log_keys=coded("log_keys"),
                     box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"),
                     geoms=geoms)
@@ -820,7 +910,7 @@ class Table:
 
     @cached_property
     def owners(self) -> Owners:
-        return Owners(self.values(PROJECT), self.values(PROJECT_ID), self.values(VISIBILITY))
+        return Owners(list(self.values(PROJECT)), list(self.values(PROJECT_ID)), list(self.values(VISIBILITY)))
 
     def readable(self, scope: ReadScope) -> np.ndarray | None:
         """Rows ``scope`` may read (None: all of them, at no cost). Masks are kept for the last few
@@ -840,7 +930,7 @@ class Table:
         return np.isin(codes, wanted)
 
     # -- typed views of a queryable ---------------------------------------------------------
-    def values(self, name: str) -> list[Any]:
+    def values(self, name: str) -> Sequence[Any]:
         """Raw values of a queryable per row (None where absent)."""
         if name == "id":
             return self.id_list
@@ -870,7 +960,7 @@ class Table:
             return _view_of([], kind)
         return np.concatenate([v for v, _ in parts]), np.concatenate([ok for _, ok in parts])
 
-    def _chunks(self, name: str) -> Iterator[list[Any]]:
+    def _chunks(self, name: str) -> Iterator[Sequence[Any]]:
         """The values of ``name`` a block at a time (see ``Columns``)."""
         prop = property_name(name)
         if name in ("id", "collection"):
@@ -1003,7 +1093,7 @@ class Table:
             return np.zeros(0, dtype=np.intp)
         t = self.times[:, 2]
         newest = np.where(np.isnan(t), np.inf, -t)
-        return np.lexsort((np.array(self.id_list, dtype=str), self.colls, newest))
+        return np.lexsort((self.ids, self.colls, newest))
 
     def _geoms_from_raw(self) -> Bodies:
         out = []
@@ -1075,11 +1165,9 @@ def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
         meta = json.loads(z["meta"].tobytes())
         props = Columns({name: _const(_pack(json.loads(z[f"prop{i}"].tobytes())))
                          for i, name in enumerate(meta["props"])})
-        shared: dict[str, str] = {}
         table = Table(raw=Bodies([(Blobs(z["raw"].tobytes(), z["raw_offsets"]), RAW)]),
                       links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"],
-                      colls=[shared.setdefault(c, c) for c in meta["colls"]], version=z["version"],
-                      log_keys=[shared.setdefault(k, k) for k in meta["log_keys"]], box=z["box"],
+                      colls=meta["colls"], version=z["version"], log_keys=meta["log_keys"], box=z["box"],
                       times=z["times"], props=props, has_geom=z["has_geom"])
     return table, meta["extra"]
 
@@ -1132,16 +1220,15 @@ class Postings:
 
 
 class _Lookup:
-    """Rows by string key without a dict entry per row: sorted hashes and a binary search (16 B/row)."""
+    """Rows by id without a dict entry per row: sorted ``id_hash``es and a binary search (16 B/row)."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
-        hashes = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
+    def __init__(self, hashes: np.ndarray, keys: Sequence[str]) -> None:
         self.order = np.argsort(hashes, kind="stable")
         self.hashes = hashes[self.order]
         self.keys = keys
 
     def rows(self, key: str) -> list[int]:
-        h = hash(key)
+        h = id_hash(key)
         lo = int(np.searchsorted(self.hashes, h, side="left"))
         hi = int(np.searchsorted(self.hashes, h, side="right"))
         return [r for r in self.order[lo:hi].tolist() if self.keys[r] == key]
