@@ -14,8 +14,9 @@ only that checkout (PYTHONPATH=its root):
   the store requests and bytes read for it (the store's meter: what the same calls cost on S3);
 - warm: p50 of ``stac_bench.SEARCHES`` plus 100 items of one collection and paging 10 x 100 in-process;
   RSS after imports and after the mix, bytes per item of the loaded index (RSS growth / N);
-- http: ``stacflow serve`` on the store: p50 of paging 1,000 items (10 pages of 100) and one page of
-  1,000, keep-alive client.
+- http: the API served as ``stacflow serve`` does, without its stac-geoparquet refresher (a Lambda's
+  API function has none): the query mix, then the server's RSS, then p50 of paging 1,000 items (10
+  pages of 100) and one page of 1,000, keep-alive client.
 The stored bytes per item are the segment objects' total size / N.
 """
 from __future__ import annotations
@@ -119,10 +120,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# ``stacflow serve`` without its stac-geoparquet refresher (which regenerates every collection's parquet
+# file from a second index in the same process, ~200 MB at 100k items): the API as a Lambda runs it.
+API_ONLY = """
+import sys
+from chalicelib import cli, services
+from chalicelib.stac.catalog import ensure_root
+from chalicelib.http.local_server import make_server
+cli._use_store(sys.argv[1])
+ensure_root(services.store())
+sys.path.insert(0, ".")
+from app import app
+make_server(app, "127.0.0.1", int(sys.argv[2])).server.serve_forever()
+"""
+
+
 def http_paging(root: Path, uri: str, env: dict[str, str], repeat: int) -> dict[str, float]:
     import requests
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(port), "--store", uri],
+    proc = subprocess.Popen([sys.executable, "-c", API_ONLY, uri, str(port)],
                             cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/stac"
     try:
@@ -136,11 +152,19 @@ def http_paging(root: Path, uri: str, env: dict[str, str], repeat: int) -> dict[
                 if proc.poll() is not None or time.time() > deadline:
                     raise
                 time.sleep(0.05)
+        sys.path.insert(0, str(HERE))
+        from stac_bench import SEARCHES
+        for body in SEARCHES.values():  # the query mix, then the server's RSS (as stac_bench.py reads it)
+            session.post(url + "/search", json=body, timeout=120).raise_for_status()
+        session.get(url + "/collections/dataset/items?limit=100", timeout=120).raise_for_status()
+        status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        rss = {f: int(next(x for x in status if x.startswith(f + ":")).split()[1]) / 1024 for f in ("VmRSS", "VmHWM")}
         pages = [url + "/search?limit=100"]
         while len(pages) < 10:
             doc = session.get(pages[-1], timeout=60).json()
             pages.append(next(link["href"] for link in doc["links"] if link["rel"] == "next"))
-        return {"paging 1,000 (10 x 100)": _p50(lambda: [session.get(p, timeout=60).raise_for_status()
+        return {"server RSS after the mix (MB)": round(rss["VmRSS"], 1), "server peak RSS (MB)": round(rss["VmHWM"], 1),
+                "paging 1,000 (10 x 100)": _p50(lambda: [session.get(p, timeout=60).raise_for_status()
                                                         for p in pages], max(5, repeat // 5)),
                 "1 page of 1,000": _p50(lambda: session.post(url + "/search", json={"limit": 1000},
                                                              timeout=60).raise_for_status(), repeat)}
@@ -286,7 +310,8 @@ def report(results: dict[str, dict[str, Any]], n: int) -> None:
             [statistics.median(r["inprocess_ms"][label] for r in results[k]["serve"]) for k in names], "{:,.2f}")
     if "http_ms" in results[names[0]]:
         for label in results[names[0]]["http_ms"]:
-            add(f"{label} p50 ms (HTTP)", [results[k]["http_ms"][label] for k in names], "{:,.2f}")
+            add(label if "RSS" in label else f"{label} p50 ms (HTTP)", [results[k]["http_ms"][label] for k in names],
+                "{:,.2f}")
     rows.insert(1, ["---"] * len(rows[0]))
     print(f"N = {n:,}")
     print("\n".join("| " + " | ".join(r) + " |" for r in rows))
