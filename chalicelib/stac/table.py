@@ -287,28 +287,34 @@ MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
 
 class Codec:
     """How a body is stored: ``dictionary`` None = as is, b"" = zstd, else zstd with that dictionary.
-    Compressors are per thread (zstandard's objects must not be shared by concurrent calls)."""
+    One (de)compressor per codec behind a lock: zstandard's objects must not serve concurrent calls,
+    and a per-thread copy would load the dictionary again for each request thread."""
 
     def __init__(self, dictionary: bytes | None) -> None:
         self.dictionary = dictionary
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pair: tuple[Any, Any] | None = None
 
-    def _pair(self) -> tuple[Any, Any]:
-        pair = getattr(self._local, "pair", None)
-        if pair is None:
+    def _made(self) -> tuple[Any, Any]:
+        if self._pair is None:
             zs = _zstd()
             data = zs.ZstdCompressionDict(self.dictionary) if self.dictionary else None
-            pair = self._local.pair = (
-                zs.ZstdCompressor(level=3, dict_data=data, write_checksum=False, write_dict_id=False),
-                zs.ZstdDecompressor(dict_data=data))
-        return pair  # type: ignore[no-any-return]
+            self._pair = (zs.ZstdCompressor(level=3, dict_data=data, write_checksum=False, write_dict_id=False),
+                          zs.ZstdDecompressor(dict_data=data))
+        return self._pair
 
     def encode(self, body: bytes) -> bytes:
         """An empty body stays empty (a rectangle's geometry frame)."""
-        return body if self.dictionary is None or not body else self._pair()[0].compress(body)  # type: ignore[no-any-return]
+        if self.dictionary is None or not body:
+            return body
+        with self._lock:
+            return self._made()[0].compress(body)  # type: ignore[no-any-return]
 
     def decode(self, frame: bytes) -> bytes:
-        return frame if self.dictionary is None or not frame else self._pair()[1].decompress(frame)  # type: ignore[no-any-return]
+        if self.dictionary is None or not frame:
+            return frame
+        with self._lock:
+            return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
 
     @classmethod
     def trained(cls, sample: Sequence[bytes]) -> Codec:
