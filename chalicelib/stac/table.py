@@ -307,12 +307,16 @@ class Codec:
         """An empty body stays empty (a rectangle's geometry frame)."""
         if self.dictionary is None or not body:
             return body
+        if not self.dictionary:  # no dictionary: the thread's shared context (small segments are many)
+            return zcompress(body)
         with self._lock:
             return self._made()[0].compress(body)  # type: ignore[no-any-return]
 
     def decode(self, frame: bytes) -> bytes:
         if self.dictionary is None or not frame:
             return frame
+        if not self.dictionary:
+            return zdecompress(frame)
         with self._lock:
             return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
 
@@ -1121,8 +1125,8 @@ class Table:
     def postings(self) -> Postings:
         """Word -> sorted rows whose title/description/keywords contain it."""
         if self._postings is None:
-            self._postings = Postings.of((f == "keywords", self.props.chunks(f))
-                                         for f in TEXT_FIELDS + ("keywords",) if f in self.props)
+            self._postings = Postings.of([(f == "keywords", self.props.chunks(f))
+                                          for f in TEXT_FIELDS + ("keywords",) if f in self.props])
             if self.n >= BIG:
                 release_memory()
         return self._postings
@@ -1179,50 +1183,49 @@ def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
 
 
 class Postings:
-    """Word -> rows without an object per word: sorted word hashes, offsets into one array of rows. Two
+    """Word -> rows without an object per word: per block of rows, sorted word hashes and offsets into
+    one array of rows (a block at a time, so building it never holds more than a block's pairs). Two
     words with one 64-bit hash would share rows; phrases are checked against the text itself."""
 
-    def __init__(self, hashes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> None:
-        self.hashes, self.offsets, self.rows = hashes, offsets, rows
+    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.blocks = blocks  # (sorted distinct hashes, offsets, rows) per block, rows ascending
 
     @classmethod
-    def of(cls, columns: Iterable[tuple[bool, Iterable[list[Any]]]]) -> Postings:
-        """From the text columns (listed: keywords, an array of strings; else one string), a block of
-        rows at a time (a decoded column is ~10x its JSON); the words of ``_text``."""
-        hashes: list[np.ndarray] = []
-        rows: list[np.ndarray] = []
-        for listed, chunks in columns:
-            row = 0
-            for chunk in chunks:  # Python ints for one block at a time
-                hs: list[int] = []
-                rs: list[int] = []
-                for value in chunk:
-                    if listed:
+    def of(cls, columns: Sequence[tuple[bool, Iterable[Sequence[Any]]]]) -> Postings:
+        """From the text columns (listed: keywords, an array of strings; else one string), read a block
+        at a time together (a decoded column is ~10x its JSON; a table's columns share their blocking);
+        the words of ``_text``."""
+        blocks = []
+        row = 0
+        listed = [flag for flag, _ in columns]
+        for chunks in zip(*(chunked for _, chunked in columns), strict=True):
+            hs: list[int] = []
+            rs: list[int] = []
+            for values in zip(*chunks, strict=True):
+                words: set[str] = set()
+                for flag, value in zip(listed, values):
+                    if flag:
                         value = " \n ".join(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
                     if isinstance(value, str):
-                        words = set(tokens(value))
-                        hs.extend(hash(w) for w in words)
-                        rs.extend([row] * len(words))
-                    row += 1
-                hashes.append(np.array(hs, dtype=np.int64))
-                rows.append(np.array(rs, dtype=np.int32))
-        h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
-        r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
-        order = np.lexsort((r, h))  # by word, rows ascending within a word
-        h, r = h[order], r[order]
-        if len(h):  # a word in two fields of one row counts once
-            keep = np.ones(len(h), dtype=bool)
-            keep[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1])
-            h, r = h[keep], r[keep]
-        uniq, starts = np.unique(h, return_index=True)
-        return cls(uniq, np.append(starts, len(h)), r)
+                        words.update(tokens(value))
+                hs.extend(hash(w) for w in words)
+                rs.extend([row] * len(words))
+                row += 1
+            h = np.array(hs, dtype=np.int64)
+            order = np.argsort(h, kind="stable")  # rows stay ascending within a word
+            h, r = h[order], np.array(rs, dtype=np.int32)[order]
+            starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.intp)
+            blocks.append((h[starts], np.append(starts, len(h)), r))
+        return cls(blocks)
 
     def get(self, word: str) -> np.ndarray | None:
         h = hash(word)
-        i = int(np.searchsorted(self.hashes, h))
-        if i == len(self.hashes) or self.hashes[i] != h:
-            return None
-        return self.rows[self.offsets[i]:self.offsets[i + 1]].astype(np.intp)
+        hits = []
+        for hashes, offsets, rows in self.blocks:
+            i = int(np.searchsorted(hashes, h))
+            if i < len(hashes) and hashes[i] == h:
+                hits.append(rows[offsets[i]:offsets[i + 1]])
+        return np.concatenate(hits).astype(np.intp) if hits else None
 
 
 class _Lookup:
