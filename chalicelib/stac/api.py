@@ -126,17 +126,21 @@ class _Features:
     def __call__(self, hits: list[tuple[Table, int]]) -> list[bytes]:
         """Each hit's feature JSON."""
         out = []
+        by_table: dict[int, tuple[Table, list[int]]] = {}
+        for table, row in hits:
+            by_table.setdefault(id(table), (table, []))[1].append(row)
+        for table, rows in by_table.values():  # lazily read bodies: one ranged GET per run of chunks
+            table.raw.prefetch(rows)
         for table, row in hits:
             cid = table.coll_list[row]
             head = self._heads.get(cid)
             if head is None:
                 head = self._heads[cid] = self._head(cid)
-            raw, bounds = table.raw.data, table.raw.bounds
-            start, end = table.links.bounds[row], table.links.bounds[row + 1]
-            core = resolve_bytes(raw[bounds[row]:bounds[row + 1] - 1], cid, self.raw_base)
-            own = resolve_bytes(table.links.data[start + 1:end], cid, self.raw_base)
+            links = table.links[row]
+            core = resolve_bytes(table.raw[row][:-1], cid, self.raw_base)
+            own = resolve_bytes(links[1:], cid, self.raw_base)
             out.append(b"".join((core, head[0], _escaped(table.id_list[row]).encode(),
-                                 head[1], b"]}" if end - start == 2 else b"," + own + b"}")))
+                                 head[1], b"]}" if len(links) == 2 else b"," + own + b"}")))
         return out
 
 

@@ -215,6 +215,7 @@ def _check_index(store: ObjectStore, items: dict[tuple[str, str], dict[str, Any]
     snapshot = SearchIndex(store).snapshot()  # a reader: it writes nothing
     seen: dict[tuple[str, str], bytes] = {}
     for table, alive in snapshot.parts:
+        table.raw.prefetch(alive.nonzero()[0])  # bodies still in segment objects: adjacent chunks per request
         for row in alive.nonzero()[0]:
             seen[(table.coll_list[row], table.id_list[row])] = table.raw[int(row)]
     for cid, iid in sorted(set(items) - set(seen)):

@@ -162,6 +162,6 @@ def _phrase(table: Table, words: tuple[str, ...]) -> np.ndarray:
         rows = np.intersect1d(rows, other, assume_unique=True)
     if len(words) > 1:
         needle = " " + " ".join(words) + " "
-        rows = np.array([r for r in rows.tolist() if needle in table.texts[r]], dtype=np.intp)
+        rows = np.array([r for r in rows.tolist() if needle in table.text(r)], dtype=np.intp)
     out[rows] = True
     return out

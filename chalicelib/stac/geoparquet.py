@@ -49,6 +49,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -108,11 +109,12 @@ class Rows:
         """The stored items, their relative hrefs made absolute when the public URL is known."""
         url = public_url if public_url is not None else self.public_url
         base = f"{url.rstrip('/')}/stac" if url else None
-        for _, _, _, table, row in self.entries:
-            item = table.item(row)
-            if base:
-                resolve_item(item, base)
-            yield item
+        # A segment's bodies are read a batch at a time (Table.items), so rows go by table.
+        for table, run in groupby(self.entries, key=lambda entry: entry[3]):
+            for item in table.items([entry[4] for entry in run]):
+                if base:
+                    resolve_item(item, base)
+                yield item
 
     def split(self, partitions: int) -> list[Rows]:
         buckets: list[list[tuple[str, int, str, Any, int]]] = [[] for _ in range(partitions)]

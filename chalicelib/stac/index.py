@@ -5,9 +5,10 @@ Layout (all under ``stac-index/``):
 - ``log/<ns time>-<random>.json``: one create-only object per ``apply()`` call, holding the full
   upserted items and the deletes, each with a version. Publishing is one PUT, whatever the
   catalog size.
-- ``segments/<uuid>.npz``: immutable, merged item versions: the live items as a persisted
-  ``Table`` (numpy columns + item bytes, so a reader loads them without parsing any item) and
-  the tombstones.
+- ``segments/<uuid>.seg``: immutable, merged item versions: the live items as a persisted
+  ``Table`` (format 2, see ``Table.to_bytes``: a reader loads its core with one ranged GET and the
+  rest on first use, without parsing any item) and the tombstones. ``.npz`` segments (format 1,
+  read whole) are still served; merges and rebuilds write format 2.
 - ``manifest.json`` (compare-and-swap): the segment list, the last log key the segments cover
   (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content, and
   ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything.
@@ -37,8 +38,8 @@ Every retry loop (a lost manifest swap, a slow log write) backs off with jitter 
 with ``Contention`` after a bounded time, so an event handler fails and is redelivered instead
 of spinning.
 
-Readers keep the merged segments as a columnar base table and the log entries past the floor
-as a small delta table, refreshed per ``snapshot()`` with one LIST of the log and one
+Readers keep the merged segments as a columnar base table (parts of it still in the segment
+objects until first used) and the log entries past the floor as a small delta table, refreshed per ``snapshot()`` with one LIST of the log and one
 conditional GET of the manifest; the delta is folded into the base when it grows. What a reader
 remembers of log keys is bounded by the entries past the floor.
 """
@@ -56,13 +57,14 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import Record, Table
+from .table import BIG, Record, Table, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
 SEGMENT_PREFIX = PREFIX + "segments/"
 MANIFEST = PREFIX + "manifest.json"
 ALL = ""  # the ``rebuilt`` entry of a rebuild of every collection
+OPEN_WORKERS = 8  # segments a cold reader fetches at once
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -113,6 +115,8 @@ def _merge(parts: Sequence[Part]) -> Part:
     """The winning version of each item over ``parts`` (no item is parsed)."""
     if len(parts) == 1:
         return parts[0]
+    if _disjoint(parts):  # a bulk load's segments: every row wins, tables stay as read (lazily)
+        return Table.concat([(t, np.arange(t.n)) for t, _ in parts]), {}
     best: dict[tuple[str, str], tuple[int, str, int, int]] = {}  # key -> version, log key, part, row (-1: tomb)
     for p, (table, tombs) in enumerate(parts):
         for row, (key, version, log_key) in enumerate(zip(zip(table.coll_list, table.id_list),
@@ -134,14 +138,28 @@ def _merge(parts: Sequence[Part]) -> Part:
     return Table.concat([(t, np.sort(np.array(r, dtype=np.intp))) for (t, _), r in zip(parts, rows)]), merged_tombs
 
 
-def _encode_segment(part: Part) -> bytes:
+def _disjoint(parts: Sequence[Part]) -> bool:
+    """Whether no item is in two parts and there are no tombstones (then merging keeps every row). Ids
+    are compared by hash: one id in two collections, or a collision, only sends the merge down the
+    general path."""
+    if any(tombs for _, tombs in parts):
+        return False
+    hashes = np.concatenate([t.id_hashes for t, _ in parts])
+    return len(np.unique(hashes)) == len(hashes)
+
+
+def _encode_segment(part: Part) -> tuple[bytes, int]:
     table, tombs = part
     return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]})
 
 
+def _tombs(extra: dict[str, Any]) -> Tombs:
+    return {(c, i): (v, k) for c, i, v, k in extra["tombs"]}
+
+
 def _decode_segment(body: bytes) -> Part:
     table, extra = Table.from_bytes(body)
-    return table, {(c, i): (v, k) for c, i, v, k in extra["tombs"]}
+    return table, _tombs(extra)
 
 
 def _decode_log(key: str, body: bytes) -> list[Record]:
@@ -214,6 +232,7 @@ class SearchIndex:
         self.delta_max = delta_max
         self.grace = grace
         self._lock = threading.Lock()
+        self._lazy: set[str] = set()  # segments the base table still reads from (ranged GETs on first use)
         self._reset_reader(_empty_manifest(), None, Table.from_records([]), {})
 
     # == writers ============================================================================
@@ -397,9 +416,11 @@ class SearchIndex:
 
     def _write_segment(self, part: Part, *, level: int, covers: list[str] | None = None,
                        merges: list[str] | None = None) -> dict[str, Any]:
-        key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.npz"
-        self.store.put(key, _encode_segment(part), if_none_match=True, content_type="application/octet-stream")
-        seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level}
+        key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.seg"
+        body, core = _encode_segment(part)
+        self.store.put(key, body, if_none_match=True, content_type="application/octet-stream")
+        # ``core``: a reader's first ranged GET (header, ids, bounds, times...); version-1 entries lack it.
+        seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level, "core": core}
         if covers is not None:
             seg["covers"] = covers
         if merges is not None:
@@ -407,7 +428,32 @@ class SearchIndex:
         return seg
 
     def _read_segment(self, key: str) -> Part:
+        """A whole segment in one GET (writers: a merge reads all of it)."""
         return _decode_segment(self.store.get(key).body)
+
+    def _open_segments(self, segments: list[dict[str, Any]], lazy: set[str]) -> list[Part]:
+        """Each segment's core, side by side (on S3 a GET's latency, not its bytes, is what a cold
+        reader of many segments waits for)."""
+        if len(segments) <= 1:
+            return [self._open_segment(seg, lazy) for seg in segments]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(OPEN_WORKERS, len(segments))) as pool:
+            return list(pool.map(lambda seg: self._open_segment(seg, lazy), segments))
+
+    def _open_segment(self, seg: dict[str, Any], lazy: set[str]) -> Part:
+        """A segment for a reader: one ranged GET of its core; property columns and item bodies are
+        read with ranged GETs when first used. Version-1 segments are read whole."""
+        core = seg.get("core")
+        if core is None:
+            return self._read_segment(seg["key"])
+        key = seg["key"]
+
+        def fetch(start: int, length: int) -> bytes:
+            with self.store.open(key, start=start, length=length) as reader:
+                return reader.read()
+        table, extra = Table.open(fetch, fetch(0, core))
+        lazy.add(key)
+        return table, _tombs(extra)
 
     def _drop(self, segments: list[dict[str, Any]]) -> None:
         for seg in segments:
@@ -513,16 +559,24 @@ class SearchIndex:
                 and set(seg.get("merges", [])) <= self._known)
             for seg in manifest["segments"])
         if same:
+            # A retired segment is deleted ``grace`` after: the base must not read from it lazily by then.
+            kept = {seg["key"] for seg in manifest["segments"]}
+            same = self._lazy <= kept
+        if same:
             # Later compactions name only segments of this manifest and entries past its floor.
             self._known = {seg["key"] for seg in manifest["segments"]}
             self._seen = {key for key in self._seen if key > manifest["floor"]}
             self._manifest, self._etag = manifest, etag
             return True
+        lazy: set[str] = set()
         try:
-            base, tombs = _merge([self._read_segment(seg["key"]) for seg in manifest["segments"]] or [_part([])])
+            base, tombs = _merge(self._open_segments(manifest["segments"], lazy) or [_part([])])
         except NotFound:
             return False
+        self._lazy = lazy
         self._reset_reader(manifest, etag, base, tombs)
+        if base.n >= BIG:
+            release_memory()
         return False  # list again from the new floor
 
     def _offer(self, rec: Record) -> bool:
@@ -530,7 +584,7 @@ class SearchIndex:
         if cur is not None:
             version, log_key = cur.version, cur.log_key
         else:
-            row = self._base.index.get(rec.key)
+            row = self._base.row_of(rec.key)
             if row is not None:
                 version, log_key = int(self._base.version[row]), self._base.log_keys[row]
             else:
@@ -545,7 +599,7 @@ class SearchIndex:
         delta = Table.from_records(list(self._delta.values()))
         keep = np.ones(self._base.n, dtype=bool)
         for key, rec in self._delta.items():
-            row = self._base.index.get(key)
+            row = self._base.row_of(key)
             if row is not None:
                 keep[row] = False
             if rec.deleted:
@@ -558,7 +612,7 @@ class SearchIndex:
     def _build_snapshot(self) -> None:
         alive = np.ones(self._base.n, dtype=bool)
         for key in self._delta:
-            row = self._base.index.get(key)
+            row = self._base.row_of(key)
             if row is not None:
                 alive[row] = False
         delta = Table.from_records([r for r in self._delta.values() if not r.deleted])

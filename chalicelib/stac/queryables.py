@@ -27,7 +27,7 @@ def queryables(snapshot: Snapshot, collection: str | None, scope: ReadScope = EV
     props: dict[str, dict[str, Any]] = dict(_CORE)
     found: dict[str, set[str]] = {}
     for table, alive in snapshot.parts:
-        rows = alive if collection is None else alive & (table.colls == collection)
+        rows = alive if collection is None else alive & table.collection_mask([collection])
         readable = table.readable(scope)
         if readable is not None:
             rows = rows & readable

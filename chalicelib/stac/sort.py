@@ -113,7 +113,14 @@ class Column:
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vals, oks = [], []
         for p, local in self._split(idx):
-            v, ok = self._view(self.parts[p][0])
+            t = self.parts[p][0]
+            if self.kind == "str" and self.field in ("id", "collection"):  # tie-breakers: no column of every row
+                names = t.id_list if self.field == "id" else t.coll_list
+                picked = [names[r] for r in local.tolist()]
+                vals.append(np.array(picked, dtype=str) if picked else np.zeros(0, dtype="U1"))
+                oks.append(np.ones(len(picked), dtype=bool))
+                continue
+            v, ok = self._view(t)
             vals.append(v[local])
             oks.append(ok[local])
         if not vals:

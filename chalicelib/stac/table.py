@@ -5,15 +5,23 @@ with each index segment, so a reader loads them without parsing items); typed
 views of any property (number, string, time, boolean), the shapely geometries and the
 free-text postings are derived on first use and cached, so a query pays only for the
 columns it touches.
+
+Memory per item is kept small for a million items in one process: item bodies stay compressed one
+by one (zstd with a per-segment dictionary, ~125 B for a ~750 B item), property columns stay
+compressed in blocks and are decoded a block at a time, strings repeated on every row (collection,
+log key) are shared, and lookups by id use sorted hashes instead of a dict entry per row.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
+import struct
+import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 import orjson
@@ -54,9 +62,10 @@ class Record:
 
 
 class Blobs:
-    """Byte strings stored back to back (one buffer + offsets): cheap to persist and to load."""
+    """Byte strings stored back to back (one buffer + offsets): cheap to persist and to load. ``data``
+    may be a ``Ranged`` section of a segment object, fetched in chunks as rows are read."""
 
-    def __init__(self, data: bytes, offsets: np.ndarray) -> None:
+    def __init__(self, data: bytes | Ranged, offsets: np.ndarray) -> None:
         self.data = data
         self.offsets = offsets  # int64, len n + 1
 
@@ -66,62 +75,444 @@ class Blobs:
         np.cumsum([len(p) for p in parts], out=offsets[1:])
         return cls(b"".join(parts), offsets)
 
-    @cached_property
-    def bounds(self) -> list[int]:
-        """``offsets`` as Python ints: row ``r`` is ``data[bounds[r]:bounds[r + 1]]``."""
-        return self.offsets.tolist()  # type: ignore[no-any-return]
+    @classmethod
+    def joined(cls, parts: Sequence[Blobs]) -> Blobs:
+        """``parts`` one after another (each read whole)."""
+        datas = [p.data[0:len(p.data)] for p in parts]
+        starts = np.cumsum([0] + [len(d) for d in datas])
+        offsets = [p.offsets[:-1] + s for p, s in zip(parts, starts)] + [np.array([starts[-1]], dtype=np.int64)]
+        return cls(b"".join(datas), np.concatenate(offsets).astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def __getitem__(self, row: int) -> bytes:
-        return self.data[self.bounds[row]:self.bounds[row + 1]]
+        return self.data[int(self.offsets[row]):int(self.offsets[row + 1])]
 
     def take(self, rows: Sequence[int]) -> list[bytes]:
-        data, off = self.data, self.bounds
-        return [data[off[r]:off[r + 1]] for r in rows]
+        data, off = self.data, self.offsets
+        if isinstance(data, Ranged) and len(rows):
+            data.prefetch(off[np.asarray(rows)], off[np.asarray(rows) + 1])
+        return [data[int(off[r]):int(off[r + 1])] for r in rows]
+
+
+def id_hash(item_id: str) -> int:
+    """A stable 64-bit hash of an item id (persisted with each segment: a reader finds ids and checks
+    segments for shared items without a Python object per row)."""
+    return int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+class Strings(Sequence[str]):
+    """Strings as one UTF-8 buffer and offsets (~20 B per short id, against ~70 B as Python strings),
+    decoded when read."""
+
+    def __init__(self, blobs: Blobs) -> None:
+        self.blobs = blobs
+
+    @classmethod
+    def of(cls, values: Iterable[str]) -> Strings:
+        return cls(Blobs.of([v.encode() for v in values]))
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [self[r] for r in range(*row.indices(len(self)))]
+        return self.blobs[row].decode()
+
+    def __iter__(self) -> Iterator[str]:
+        data = self.blobs.data[0:len(self.blobs.data)]
+        bounds = self.blobs.offsets.tolist()
+        for a, b in zip(bounds, bounds[1:]):
+            yield data[a:b].decode()
+
+
+class Coded(Sequence[str]):
+    """Strings repeated on many rows (collection, log key): distinct values and a code per row."""
+
+    def __init__(self, names: list[str], codes: np.ndarray) -> None:
+        self.names, self.codes = names, codes
+
+    @classmethod
+    def of(cls, values: Iterable[str]) -> Coded:
+        seen: dict[str, int] = {}
+        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int32)
+        return cls(list(seen), codes)
+
+    @classmethod
+    def concat(cls, parts: Sequence[tuple[Coded, np.ndarray | None]]) -> Coded:
+        """Rows of each part (None: all of them), in order."""
+        names: dict[str, int] = {}
+        codes = []
+        for coded, rows in parts:
+            remap = np.array([names.setdefault(n, len(names)) for n in coded.names], dtype=np.int32)
+            picked = coded.codes if rows is None else coded.codes[rows]
+            codes.append(remap[picked] if len(remap) else picked.astype(np.int32))
+        return cls(list(names), np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [self.names[c] for c in self.codes[row].tolist()]
+        return self.names[self.codes[row]]
+
+    def __iter__(self) -> Iterator[str]:
+        names = self.names
+        return (names[c] for c in self.codes.tolist())
+
+
+def _coded(values: Sequence[str]) -> Coded:
+    return values if isinstance(values, Coded) else Coded.of(values)
+
+
+def _strings(values: Sequence[str]) -> Strings:
+    return values if isinstance(values, Strings) else Strings.of(values)
+
+
+Fetch = Callable[[int, int], bytes]  # (start, length) -> those bytes of a segment object
+
+
+class Ranged:
+    """A byte range of a stored object read in ``chunk``-sized pieces on first use (ranged GETs), kept once
+    read: a reader holds only the item bodies of pages it has returned."""
+
+    def __init__(self, fetch: Fetch, start: int, size: int, chunk: int = 64 << 10) -> None:
+        self.fetch, self.start, self.size, self.chunk = fetch, start, size, chunk
+        self._chunks: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _get(self, c: int) -> bytes:
+        got = self._chunks.get(c)
+        if got is None:
+            at = c * self.chunk
+            got = self._chunks[c] = self.fetch(self.start + at, min(self.chunk, self.size - at))
+        return got
+
+    def prefetch(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Fetch the chunks holding these ranges, adjacent missing chunks in one request each."""
+        wanted: set[int] = set()
+        for a, b in zip((starts // self.chunk).tolist(), ((np.maximum(ends, starts + 1) - 1) // self.chunk).tolist()):
+            wanted.update(range(a, b + 1))
+        missing = sorted(c for c in wanted if c not in self._chunks)
+        i = 0
+        while i < len(missing):
+            j = i
+            while j + 1 < len(missing) and missing[j + 1] == missing[j] + 1:
+                j += 1
+            at, stop = missing[i] * self.chunk, min(self.size, (missing[j] + 1) * self.chunk)
+            body = self.fetch(self.start + at, stop - at)
+            for c in range(missing[i], missing[j] + 1):
+                self._chunks[c] = body[(c - missing[i]) * self.chunk:(c - missing[i] + 1) * self.chunk]
+            i = j + 1
+
+    def __getitem__(self, span: slice) -> bytes:
+        a, b = span.start, span.stop
+        if b <= a:
+            return b""
+        first, last = a // self.chunk, (b - 1) // self.chunk
+        if first == last:
+            base = first * self.chunk
+            return self._get(first)[a - base:b - base]
+        self.prefetch(np.array([a]), np.array([b]))
+        return b"".join(self._get(c) for c in range(first, last + 1))[a - first * self.chunk:b - first * self.chunk]
+
+    @property
+    def loaded(self) -> int:
+        return sum(len(c) for c in self._chunks.values())
+
+
+# -- compression: zstd; item bodies each on its own with a dictionary trained per segment -------------
+_local = threading.local()
+
+
+def _zstd() -> Any:
+    import zstandard
+    return zstandard
+
+
+def zcompress(data: bytes) -> bytes:
+    comp = getattr(_local, "comp", None)
+    if comp is None:
+        comp = _local.comp = _zstd().ZstdCompressor(level=3)
+    return comp.compress(data)  # type: ignore[no-any-return]
+
+
+def zdecompress(data: bytes) -> bytes:
+    dec = getattr(_local, "dec", None)
+    if dec is None:
+        dec = _local.dec = _zstd().ZstdDecompressor()
+    return dec.decompress(data)  # type: ignore[no-any-return]
+
+
+_libc: Any = None
+
+
+def release_memory() -> None:
+    """Hand memory freed after a one-off build (a snapshot's load, a view, the postings) back to the
+    OS: glibc keeps freed blocks mapped (the STAC API raises its trim threshold for page buffers), so a
+    process serving a million items would otherwise hold the build's peak. No-op off glibc."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        try:
+            _libc = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc(0)
+
+
+BIG = 1 << 14  # rows from which building a derived column is worth a release_memory()
+DICT_SAMPLES = 2000  # item bodies a segment's dictionary is trained on
+DICT_BYTES = 64 << 10
+MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
+
+
+class Codec:
+    """How a body is stored: ``dictionary`` None = as is, b"" = zstd, else zstd with that dictionary.
+    One (de)compressor per codec behind a lock: zstandard's objects must not serve concurrent calls,
+    and a per-thread copy would load the dictionary again for each request thread."""
+
+    def __init__(self, dictionary: bytes | None) -> None:
+        self.dictionary = dictionary
+        self._lock = threading.Lock()
+        self._pair: tuple[Any, Any] | None = None
+
+    def _made(self) -> tuple[Any, Any]:
+        if self._pair is None:
+            zs = _zstd()
+            data = zs.ZstdCompressionDict(self.dictionary) if self.dictionary else None
+            self._pair = (zs.ZstdCompressor(level=3, dict_data=data, write_checksum=False, write_dict_id=False),
+                          zs.ZstdDecompressor(dict_data=data))
+        return self._pair
+
+    def encode(self, body: bytes) -> bytes:
+        """An empty body stays empty (a rectangle's geometry frame)."""
+        if self.dictionary is None or not body:
+            return body
+        if not self.dictionary:  # no dictionary: the thread's shared context (small segments are many)
+            return zcompress(body)
+        with self._lock:
+            return self._made()[0].compress(body)  # type: ignore[no-any-return]
+
+    def decode(self, frame: bytes) -> bytes:
+        if self.dictionary is None or not frame:
+            return frame
+        if not self.dictionary:
+            return zdecompress(frame)
+        with self._lock:
+            return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
+
+    @classmethod
+    def trained(cls, sample: Sequence[bytes]) -> Codec:
+        if len(sample) >= MIN_DICT_ROWS:
+            try:
+                return cls(_zstd().train_dictionary(DICT_BYTES, list(sample)).as_bytes())
+            except Exception:  # zstd refuses samples it cannot learn from: no dictionary
+                pass
+        return cls(b"")
+
+
+RAW = Codec(None)
+
+
+class Bodies:
+    """Item bodies, each compressed on its own (any row is read without its neighbours). Rows of a
+    concatenation keep their frames and codecs; parts taken whole stay lazy (``Ranged``)."""
+
+    def __init__(self, parts: Sequence[tuple[Blobs, Codec]]) -> None:
+        self.parts = list(parts)
+        self.starts = np.cumsum([0] + [len(b) for b, _ in self.parts])
+        self.n = int(self.starts[-1])
+
+    @classmethod
+    def plain(cls, bodies: Sequence[bytes]) -> Bodies:
+        return cls([(Blobs.of(bodies), RAW)])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _locate(self, row: int) -> tuple[Blobs, Codec, int]:
+        if len(self.parts) == 1:
+            blobs, codec = self.parts[0]
+            return blobs, codec, row
+        p = int(np.searchsorted(self.starts, row, side="right")) - 1
+        blobs, codec = self.parts[p]
+        return blobs, codec, row - int(self.starts[p])
+
+    def __getitem__(self, row: int) -> bytes:
+        blobs, codec, local = self._locate(row)
+        return codec.decode(blobs[local])
+
+    def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
+        """Fetch the chunks holding ``rows`` of lazily read parts (adjacent ones in one request)."""
+        if not any(isinstance(blobs.data, Ranged) for blobs, _ in self.parts):
+            return
+        rows = np.asarray(rows, dtype=np.intp)
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for p, (blobs, _) in enumerate(self.parts):
+            if isinstance(blobs.data, Ranged):
+                local = rows[which == p] - self.starts[p]
+                if len(local):
+                    blobs.data.prefetch(blobs.offsets[local], blobs.offsets[local + 1])
+
+    def sizes(self, rows: np.ndarray) -> np.ndarray:
+        """The stored frame length of each of ``rows`` (0: empty)."""
+        out = np.zeros(len(rows), dtype=np.int64)
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for p, (blobs, _) in enumerate(self.parts):
+            mine = which == p
+            local = rows[mine] - self.starts[p]
+            out[mine] = blobs.offsets[local + 1] - blobs.offsets[local]
+        return out
+
+    def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
+        """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
+        out: list[tuple[bytes, Codec]] = []
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for p, (blobs, codec) in enumerate(self.parts):
+            mine = rows[which == p] - self.starts[p]
+            out.extend((f, codec) for f in blobs.take(mine.tolist()))
+        order = np.argsort(which, kind="stable")
+        back = np.empty(len(rows), dtype=np.intp)
+        back[order] = np.arange(len(rows))
+        return [out[i] for i in back.tolist()]
+
+    @classmethod
+    def concat(cls, parts: Sequence[tuple[Bodies, np.ndarray, bool]]) -> Bodies:
+        """(bodies, rows, whole) per part; whole parts keep their (lazy) storage."""
+        out: list[tuple[Blobs, Codec]] = []
+        for bodies, rows, whole in parts:
+            if whole:
+                out.extend(bodies.parts)
+                continue
+            frames = bodies.frames(rows)
+            run: list[bytes] = []
+            for i, (frame, codec) in enumerate(frames):
+                run.append(frame)
+                if i + 1 == len(frames) or frames[i + 1][1] is not codec:
+                    out.append((Blobs.of(run), codec))
+                    run = []
+        return cls([p for p in out if len(p[0])] or [(Blobs.of([]), RAW)])
+
+    def single(self) -> tuple[Blobs, Codec] | None:
+        """The storage when every row is in one frame buffer under one trained dictionary."""
+        if len(self.parts) == 1 and self.parts[0][1].dictionary:
+            return self.parts[0]
+        return None
+
+    def compressed(self) -> tuple[Blobs, Codec]:
+        """All rows under one codec trained on a sample of them (as they are when already so)."""
+        same = self.single()
+        if same is not None:
+            return same
+        step = max(1, self.n // DICT_SAMPLES)
+        codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
+        frames = []
+        for blobs, old in self.parts:
+            for r in range(len(blobs)):
+                frames.append(codec.encode(old.decode(blobs[r])))
+        return Blobs.of(frames), codec
+
+
+Source = Callable[[], list[bytes]]  # -> a property column as blocks: zstd-compressed JSON arrays
+BLOCK = 16384  # rows per block: what is decoded into Python objects at once to build a view
+
+
+def _pack(values: Sequence[Any]) -> list[bytes]:
+    return [zcompress(compact_json(list(values[i:i + BLOCK]))) for i in range(0, len(values), BLOCK)]
+
+
+def _unpack(block: bytes) -> list[Any]:
+    text = zdecompress(block)
+    try:
+        return orjson.loads(text)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:  # integers beyond 64 bits
+        return json.loads(text)  # type: ignore[no-any-return]
 
 
 class Columns(Mapping[str, list[Any]]):
-    """Property columns kept as JSON until first used: a cold reader parses only what queries touch."""
+    """Property columns kept as blocks of zstd-compressed JSON arrays (a segment's are fetched on first
+    use): a reader holds what queries touch, compressed. Decoded columns (Python objects, ~10x their
+    JSON) are not kept: views are built block by block, and they are what tables cache."""
 
-    def __init__(self, encoded: dict[str, bytes]) -> None:
-        self._encoded = encoded
-        self._decoded: dict[str, list[Any]] = {}
+    def __init__(self, sources: Mapping[str, Source]) -> None:
+        self._sources = dict(sources)
+        self._packed: dict[str, list[bytes]] = {}
+
+    @classmethod
+    def of(cls, lists: Mapping[str, Sequence[Any]]) -> Columns:
+        return cls({k: _const(_pack(v)) for k, v in lists.items()})
+
+    def packed(self, name: str, keep: bool = True) -> list[bytes]:
+        """The blocks of ``name``; ``keep=False``: a column read to be joined into another is not kept
+        here too."""
+        got = self._packed.get(name)
+        if got is None:
+            got = self._sources[name]()
+            if keep:
+                self._packed[name] = got
+        return got
+
+    def chunks(self, name: str) -> Iterator[list[Any]]:
+        """The column's values a block at a time."""
+        for block in self.packed(name):
+            yield _unpack(block)
 
     def __getitem__(self, name: str) -> list[Any]:
-        col = self._decoded.get(name)
-        if col is None:
-            col = self._decoded[name] = json.loads(self._encoded[name])
-        return col
+        """The whole column decoded (not kept)."""
+        out: list[Any] = []
+        for chunk in self.chunks(name):
+            out.extend(chunk)
+        return out
 
-    def encoded(self, name: str) -> bytes | None:
-        """The column as its JSON array text (None: no such column)."""
-        return self._encoded.get(name)
+    def __contains__(self, name: object) -> bool:
+        return name in self._sources
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._encoded)
+        return iter(self._sources)
 
     def __len__(self) -> int:
-        return len(self._encoded)
+        return len(self._sources)
 
 
-def _whole_columns(parts: Sequence[tuple[Any, np.ndarray]], keys: set[str]) -> Columns | None:
-    """When every part is taken whole, in order, and still holds its columns as JSON (segments that
-    share no item: a bulk load's), their columns joined as JSON text, so merging parses no property;
-    else None."""
-    for t, rows in parts:
-        if not isinstance(t.props, Columns) or len(rows) != t.n or not np.array_equal(rows, np.arange(t.n)):
-            return None
-    joined = {}
-    for k in keys:
-        pieces = []
-        for t, _ in parts:
-            if t.n:
-                enc = t.props.encoded(k)
-                pieces.append(enc.strip()[1:-1] if enc is not None else b",".join([b"null"] * t.n))
-        joined[k] = b"[" + b",".join(pieces) + b"]"
-    return Columns(joined)
+def _const(value: list[bytes]) -> Source:
+    return lambda: value
+
+
+def _joined(tables: Sequence[Any], name: str) -> Source:
+    """Column ``name`` of ``tables`` one after another: their blocks, read when first used (what is held
+    until then: each table's column source, not the table)."""
+    parts = [(t.n, t.props) for t in tables if t.n]
+
+    def load() -> list[bytes]:
+        blocks: list[bytes] = []
+        for n, props in parts:
+            blocks.extend(props.packed(name, keep=False) if name in props else _pack([None] * n))
+        return blocks
+    return load
+
+
+def _whole(parts: Sequence[tuple[Any, np.ndarray]]) -> list[bool]:
+    return [len(rows) == t.n and (not len(rows) or (rows[0] == 0 and bool(np.all(np.diff(rows) == 1))))
+            for t, rows in parts]
 
 
 def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -177,6 +568,43 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
     return (_NAN, _NAN, _NAN, _NAN)
 
 
+def _view_of(raw: Sequence[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, valid) of ``raw`` as ``kind`` ("num", "str", "time" or "bool")."""
+    if kind == "num":
+        nums = [v if type(v) in _NUMBER else _NAN for v in raw]
+        vals = np.array(nums, dtype=np.float64) if nums else np.zeros(0)
+        return vals, np.array([type(v) in _NUMBER for v in raw], dtype=bool)
+    if kind == "str":
+        ok = np.array([type(v) is str for v in raw], dtype=bool)
+        strs = [v if type(v) is str else "" for v in raw]
+        return (np.array(strs, dtype=str) if strs else np.zeros(0, dtype="U1")), ok
+    if kind == "time":
+        parsed = [try_instant(v) if type(v) is str else None for v in raw]
+        ok = np.array([t is not None for t in parsed], dtype=bool)
+        return np.array([_NAN if t is None else t for t in parsed], dtype=np.float64), ok
+    if kind == "bool":
+        ok = np.array([type(v) is bool for v in raw], dtype=bool)
+        return np.array([v is True for v in raw], dtype=bool), ok
+    raise ValueError(kind)
+
+
+def _is_box(geometry: Any, box: np.ndarray) -> bool:
+    """Whether ``geometry`` is the rectangle ``box`` (minx, miny, maxx, maxy): then the bbox is exact."""
+    if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not box[0] <= box[2]:
+        return False
+    rings = geometry.get("coordinates")
+    if not isinstance(rings, list) or len(rings) != 1 or not isinstance(rings[0], list) or len(rings[0]) != 5:
+        return False
+    ring = rings[0]
+    try:
+        corners = {(float(p[0]), float(p[1])) for p in ring[:4] if len(p) == 2}
+        closed = float(ring[0][0]) == float(ring[4][0]) and float(ring[0][1]) == float(ring[4][1])
+    except (TypeError, ValueError, IndexError):
+        return False
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return closed and corners == {(x0, y0), (x1, y0), (x1, y1), (x0, y1)}
+
+
 def _interval(props: dict[str, Any]) -> tuple[float, float, float]:
     """(start, end, sort instant) of an item; NaN where unknown."""
     dt = try_instant(props.get("datetime"))
@@ -202,54 +630,93 @@ def _text(values: Sequence[Any]) -> str:
 
 
 class Table:
-    """Items in rows. Build with ``from_records``, ``concat`` or ``from_bytes``; never mutated afterwards."""
+    """Items in rows. Build with ``from_records``, ``concat`` or ``from_bytes``/``open``; never mutated afterwards."""
 
-    def __init__(self, *, raw: Blobs, links: Blobs, ids: list[str], colls: list[str], version: np.ndarray,
-                 log_keys: list[str], box: np.ndarray, times: np.ndarray, props: Mapping[str, list[Any]],
-                 has_geom: np.ndarray) -> None:
+    def __init__(self, *, raw: Bodies, links: Blobs, ids: Sequence[str], colls: Sequence[str], version: np.ndarray,
+                 log_keys: Sequence[str], box: np.ndarray, times: np.ndarray, props: Columns,
+                 has_geom: np.ndarray, geoms: Bodies | None = None, hashes: np.ndarray | None = None) -> None:
         self.n = len(ids)
-        self.raw = raw  # item JSON without links (see split_links)
+        # Each item's geometry as GeoJSON, empty where it is its bbox as a rectangle (or absent); None:
+        # read from ``raw`` (version-1 segments). A spatial query reads no item body.
+        self.geoms = geoms
+        self.raw = raw  # item JSON without links (see split_links), each row compressed on its own
         self.links = links  # the item's own (non-structural) links, a JSON array each
-        self.id_list = ids
-        self.coll_list = colls
+        self.id_list = _strings(ids)
+        self.coll_list = _coded(colls)
         self.version = version
-        self.log_keys = log_keys
+        self.log_keys = _coded(log_keys)
+        self._hashes = hashes
         self.box = box  # (n, 4): minx, miny, maxx, maxy (minx > maxx crosses the antimeridian)
         self.times = times  # (n, 3): start, end, sort instant (epoch seconds)
         self.props = props
         self.has_geom = has_geom  # the geometry itself is parsed from ``raw`` when a query needs it
         self._views: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._shapes = np.full(self.n, None, dtype=object)
-        self._shaped = np.zeros(self.n, dtype=bool)
+        self._shapes: np.ndarray | None = None
+        self._shaped: np.ndarray | None = None
         self._kinds: dict[str, str | None] = {}
-        self._by_id: dict[str, list[int]] | None = None
         self._coll_codes: tuple[np.ndarray, np.ndarray] | None = None
-        self._postings: dict[str, np.ndarray] | None = None
+        self._postings: Postings | None = None
         self._readable: dict[ReadScope, np.ndarray] = {}
 
     # Derived lazily: a cold reader answers its first search without building what it does not use.
+    @property
+    def id_hashes(self) -> np.ndarray:
+        """``id_hash`` of each row's id."""
+        if self._hashes is None:
+            self._hashes = np.fromiter(map(id_hash, self.id_list), dtype=np.int64, count=self.n)
+        return self._hashes
+
     @cached_property
-    def index(self) -> dict[tuple[str, str], int]:
-        return {key: row for row, key in enumerate(zip(self.coll_list, self.id_list))}
+    def _by_id(self) -> _Lookup:
+        return _Lookup(self.id_hashes, self.id_list)
+
+    def row_of(self, key: tuple[str, str]) -> int | None:
+        """The row of item (collection, id), if this table holds it."""
+        for row in self._by_id.rows(key[1]):
+            if self.coll_list[row] == key[0]:
+                return row
+        return None
 
     @cached_property
     def ids(self) -> np.ndarray:
-        return np.array(self.id_list, dtype=str) if self.n else np.zeros(0, dtype="U1")
+        return np.array(list(self.id_list), dtype=str) if self.n else np.zeros(0, dtype="U1")
 
     @cached_property
     def colls(self) -> np.ndarray:
-        return np.array(self.coll_list, dtype=str) if self.n else np.zeros(0, dtype="U1")
+        names, codes = self.coll_codes
+        return names[codes] if self.n else np.zeros(0, dtype="U1")
 
-    @cached_property
-    def texts(self) -> list[str]:
-        cols = [self.props.get(f) or [None] * self.n for f in TEXT_FIELDS + ("keywords",)]
-        return [_text(values) for values in zip(*cols)] if cols else []
+    @property
+    def coll_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted distinct collections, each row's index into them)."""
+        if self._coll_codes is None:
+            names = np.array(self.coll_list.names, dtype=str) if self.coll_list.names else np.zeros(0, dtype="U1")
+            order = np.argsort(names)
+            rank = np.empty(len(names), dtype=np.int32)
+            rank[order] = np.arange(len(names), dtype=np.int32)
+            self._coll_codes = (names[order], rank[self.coll_list.codes] if len(names) else self.coll_list.codes)
+        return self._coll_codes
+
+    def text(self, row: int) -> str:
+        """The searchable text of ``row`` (see ``_text``), from its stored item."""
+        props = orjson.loads(self.raw[row]).get("properties") or {}
+        return _text([props.get(f) for f in TEXT_FIELDS + ("keywords",)])
 
     def item(self, row: int) -> dict[str, Any]:
         """The stored item of ``row`` with its own links."""
-        item = json.loads(self.raw[row])
-        item["links"] = json.loads(self.links[row])
+        item = orjson.loads(self.raw[row])
+        item["links"] = orjson.loads(self.links[row])
         return item  # type: ignore[no-any-return]
+
+    def items(self, rows: Sequence[int] | np.ndarray, batch: int = 4096) -> Iterator[dict[str, Any]]:
+        """The stored items of ``rows``, in order (all of a collection: the geoparquet export). Bodies
+        still in the segment object are fetched a batch at a time, adjacent chunks in one request."""
+        rows = np.asarray(rows, dtype=np.intp)
+        for lo in range(0, len(rows), batch):
+            part = rows[lo:lo + batch]
+            self.raw.prefetch(part)
+            for row in part.tolist():
+                yield self.item(row)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -260,7 +727,7 @@ class Table:
         box = np.empty((n, 4), dtype=np.float64)
         times = np.empty((n, 3), dtype=np.float64)
         has_geom = np.zeros(n, dtype=bool)
-        raw, links = [], []
+        raw, links, geoms = [], [], []
         for row, rec in enumerate(live):
             item = rec.item
             assert item is not None
@@ -274,92 +741,186 @@ class Table:
                 col[row] = value
             box[row] = _bbox(item)
             times[row] = _interval(p)
-            has_geom[row] = bool(item.get("geometry"))
+            geometry = item.get("geometry")
+            has_geom[row] = bool(geometry)
+            geoms.append(b"" if not geometry or _is_box(geometry, box[row]) else compact_json(geometry))
             core, own = split_links(item)
             raw.append(core)
             links.append(own)
-        return cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=[r.id for r in live],
+        return cls(raw=Bodies.plain(raw), links=Blobs.of(links), ids=[r.id for r in live],
                    colls=[r.collection for r in live], version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[r.log_key for r in live], box=box, times=times, props=props, has_geom=has_geom)
+                   log_keys=[r.log_key for r in live], box=box, times=times,
+                   props=Columns.of(props), has_geom=has_geom, geoms=Bodies.plain(geoms))
 
     @classmethod
     def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
-        """Rows ``rows`` of each table, in order (folding new items into the base, merging segments)."""
+        """Rows ``rows`` of each table, in order (folding new items into the base, merging segments).
+        Parts taken whole keep their storage as it is (a segment's lazily read columns stay unread)."""
         parts = [(t, np.asarray(rows, dtype=np.intp)) for t, rows in parts]
-        if len(parts) == 1 and len(parts[0][1]) == parts[0][0].n and \
-                np.array_equal(parts[0][1], np.arange(parts[0][0].n)):
+        whole = _whole(parts)
+        if len(parts) == 1 and whole[0]:
             return parts[0][0]
         n = sum(len(rows) for _, rows in parts)
-        keys = {k for t, _ in parts for k in t.props}
-        whole = _whole_columns(parts, keys)
-        props: dict[str, list[Any]] = {k: [] for k in keys} if whole is None else {}
-        raw: list[bytes] = []
-        links: list[bytes] = []
-        ids: list[str] = []
-        colls: list[str] = []
-        lkeys: list[str] = []
-        for t, rows in parts:
+        keys = list(dict.fromkeys(k for t, _ in parts for k in t.props))
+        sources: dict[str, Source] = {}
+        if all(whole):
+            sources = {k: _joined([t for t, _ in parts], k) for k in keys}
+        else:
+            for k in keys:  # one column at a time as Python objects
+                col: list[Any] = []
+                for t, rows in parts:
+                    if k in t.props:
+                        values = t.props[k]
+                        col.extend([values[r] for r in rows.tolist()])
+                    else:
+                        col.extend([None] * len(rows))
+                sources[k] = _const(_pack(col))
+        links: list[Blobs] = []
+        ids: list[Blobs] = []
+        for (t, rows), w in zip(parts, whole):
+            if w:  # as it is: a cold reader joins a bulk load's segments without a per-row step
+                links.append(t.links)
+                ids.append(t.id_list.blobs)
+                continue
             pick = rows.tolist()
-            for k in props:
-                col = t.props.get(k)
-                props[k].extend([col[r] for r in pick] if col is not None else [None] * len(pick))
-            raw.extend(t.raw.take(pick))
-            links.extend(t.links.take(pick))
-            ids.extend(t.id_list[r] for r in pick)
-            colls.extend(t.coll_list[r] for r in pick)
-            lkeys.extend(t.log_keys[r] for r in pick)
+            links.append(Blobs.of(t.links.take(pick)))
+            ids.append(Blobs.of(t.id_list.blobs.take(pick)))
+        colls = Coded.concat([(t.coll_list, None if w else rows) for (t, rows), w in zip(parts, whole)])
+        lkeys = Coded.concat([(t.log_keys, None if w else rows) for (t, rows), w in zip(parts, whole)])
 
         def stack(attr: str, width: int, dtype: Any) -> np.ndarray:
-            arrays = [getattr(t, attr)[rows] for t, rows in parts]
+            arrays = [getattr(t, attr) if w else getattr(t, attr)[rows] for (t, rows), w in zip(parts, whole)]
             return np.concatenate(arrays) if arrays else np.empty((0, width) if width else 0, dtype=dtype)
-        table = cls(raw=Blobs.of(raw), links=Blobs.of(links), ids=ids, colls=colls,
+        raw = Bodies.concat([(t.raw, rows, w) for (t, rows), w in zip(parts, whole)])
+        geoms = Bodies.concat([(t.geoms, rows, w) for (t, rows), w in zip(parts, whole) if t.geoms is not None]) \
+            if all(t.geoms is not None for t, _ in parts) else None
+        hashes = np.concatenate([t.id_hashes if w else t.id_hashes[rows] for (t, rows), w in zip(parts, whole)]) \
+            if parts else np.zeros(0, dtype=np.int64)
+        table = cls(raw=raw, links=Blobs.joined(links), ids=Strings(Blobs.joined(ids)), colls=colls, hashes=hashes,
                     version=stack("version", 0, np.int64), log_keys=lkeys, box=stack("box", 4, np.float64),
-                    times=stack("times", 3, np.float64), props=props if whole is None else whole,
-                    has_geom=stack("has_geom", 0, bool))
+                    times=stack("times", 3, np.float64), props=Columns(sources),
+                    has_geom=stack("has_geom", 0, bool), geoms=geoms)
         assert table.n == n
         return table
 
-    # -- persistence: numpy columns + one JSON document, so loading parses no item ------------
-    def to_bytes(self, extra: dict[str, Any]) -> bytes:
-        """The table (and ``extra``, a JSON-able dict) as one uncompressed .npz."""
-        names = sorted(self.props)
-        meta = _dumps({"ids": self.id_list, "colls": self.coll_list, "log_keys": self.log_keys, "props": names,
-                       "extra": extra})
-        columns: dict[str, Any] = {f"prop{i}": np.frombuffer(_dumps(self.props[name]), dtype=np.uint8)
-                                   for i, name in enumerate(names)}
-        buf = io.BytesIO()
-        np.savez(buf, version=self.version, box=self.box, times=self.times, has_geom=self.has_geom,
-                 raw=np.frombuffer(self.raw.data, dtype=np.uint8), raw_offsets=self.raw.offsets,
-                 links=np.frombuffer(self.links.data, dtype=np.uint8), links_offsets=self.links.offsets,
-                 meta=np.frombuffer(meta, dtype=np.uint8), **columns)
-        return buf.getvalue()
+    # -- persistence ------------------------------------------------------------------------
+    # A segment object: MAGIC, a little-endian u32 header length, the JSON header (section directory),
+    # then the sections. The "core" sections come first, so one ranged GET of ``core`` bytes loads
+    # everything but the property columns and the item bodies, which are read on first use.
+    def to_bytes(self, extra: dict[str, Any]) -> tuple[bytes, int]:
+        """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core). Rows are
+        written in the default search order (newest first), so a first page reads few body chunks."""
+        order = self.default_order()
+        if not np.array_equal(order, np.arange(self.n)):
+            return Table.concat([(self, order)]).to_bytes(extra)
+        out = _Sections()
+        out.array("version", self.version)
+        out.array("box", self.box)
+        out.array("times", self.times)
+        out.array("has_geom", self.has_geom)
+        out.array("ids_offsets", self.id_list.blobs.offsets)
+        out.add("ids", zcompress(self.id_list.blobs.data[0:len(self.id_list.blobs.data)]), "zstd")
+        out.array("id_hashes", self.id_hashes)
+        for name, coded in (("colls", self.coll_list), ("log_keys", self.log_keys)):
+            out.array(name + "_codes", coded.codes.astype(np.int32))
+            out.json(name, coded.names)
+        out.array("links_offsets", self.links.offsets)
+        out.add("links", zcompress(self.links.data[0:len(self.links.data)]), "zstd")
+        frames, codec = self.raw.compressed()
+        out.array("body_offsets", frames.offsets)
+        out.add("dict", codec.dictionary or b"", "raw" if codec.dictionary is None else "dict")
+        geoms, gcodec = (self.geoms if self.geoms is not None else self._geoms_from_raw()).compressed()
+        out.array("geom_offsets", geoms.offsets)
+        out.add("geom_dict", gcodec.dictionary or b"", "raw" if gcodec.dictionary is None else "dict")
+        out.json("extra", extra)
+        core = out.at
+        names = list(self.props)
+        blocks = {}
+        for i, name in enumerate(names):
+            packed = self.props.packed(name)
+            blocks[f"prop{i}"] = [len(b) for b in packed]
+            out.add(f"prop{i}", b"".join(packed), "blocks")
+        out.add("geoms", geoms.data[0:len(geoms.data)], "raw")
+        out.add("bodies", frames.data[0:len(frames.data)], "raw")
+        header = compact_json({"format": 2, "n": self.n, "props": names, "core": core, "dir": out.dir,
+                               "blocks": blocks})
+        lead = MAGIC + struct.pack("<I", len(header)) + header
+        return lead + b"".join(out.parts), len(lead) + core
 
     @classmethod
     def from_bytes(cls, body: bytes) -> tuple[Table, dict[str, Any]]:
-        with np.load(io.BytesIO(body), allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes())
-            props = Columns({name: z[f"prop{i}"].tobytes() for i, name in enumerate(meta["props"])})
-            table = cls(raw=Blobs(z["raw"].tobytes(), z["raw_offsets"]),
-                        links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"], colls=meta["colls"],
-                        version=z["version"], log_keys=meta["log_keys"], box=z["box"], times=z["times"],
-                        props=props, has_geom=z["has_geom"])
-        return table, meta["extra"]
+        """A segment object read whole (this format or the version-1 .npz)."""
+        if body[:len(MAGIC)] != MAGIC:
+            return _from_npz(body)
+        return cls.open(lambda start, length: body[start:start + length], body)
+
+    @classmethod
+    def open(cls, fetch: Fetch, head: bytes) -> tuple[Table, dict[str, Any]]:
+        """A segment from its first bytes ``head`` (at least the header and core); the rest is read with
+        ``fetch`` when first used."""
+        if head[:len(MAGIC)] != MAGIC:
+            raise ValueError("not a search index segment")
+        (size,) = struct.unpack("<I", head[len(MAGIC):len(MAGIC) + 4])
+        at = len(MAGIC) + 4 + size
+        meta = json.loads(head[len(MAGIC) + 4:at])
+        if meta.get("format") != 2:
+            raise ValueError(f"unknown segment format {meta.get('format')!r}")
+        sections: dict[str, list[Any]] = meta["dir"]
+
+        def section(name: str) -> bytes:
+            start, length, _ = sections[name]
+            if at + start + length <= len(head):
+                return head[at + start:at + start + length]
+            return fetch(at + start, length)
+
+        def array(name: str) -> np.ndarray:
+            kind = sections[name][2]
+            dtype, shape = kind.split(":")
+            data = zdecompress(section(name))
+            return np.frombuffer(data, dtype=np.dtype(dtype)).reshape([int(x) for x in shape.split(",")])
+
+        def listed(name: str) -> Any:
+            return json.loads(zdecompress(section(name)))
+
+        def coded(name: str) -> Coded:
+            return Coded(listed(name), array(name + "_codes"))
+
+        dictionary = section("dict")
+        codec = RAW if sections["dict"][2] == "raw" else Codec(dictionary)
+        start, length, _ = sections["bodies"]
+        data: bytes | Ranged
+        if at + start + length <= len(head):
+            data = head[at + start:at + start + length]
+        else:
+            data = Ranged(fetch, at + start, length)
+        props = Columns({name: _fetcher(fetch, at, sections[f"prop{i}"], meta["blocks"][f"prop{i}"])
+                         for i, name in enumerate(meta["props"])})
+
+        def frames(name: str) -> bytes | Ranged:
+            start, length, _ = sections[name]
+            if at + start + length <= len(head):
+                return head[at + start:at + start + length]
+            return Ranged(fetch, at + start, length)
+        gcodec = RAW if sections["geom_dict"][2] == "raw" else Codec(section("geom_dict"))
+        geoms = Bodies([(Blobs(frames("geoms"), array("geom_offsets")), gcodec)])
+        table = cls(raw=Bodies([(Blobs(data, array("body_offsets")), codec)]),
+                    links=Blobs(zdecompress(section("links")), array("links_offsets")),
+                    ids=Strings(Blobs(zdecompress(section("ids")), array("ids_offsets"))), hashes=array("id_hashes"),
+                    colls=coded("colls"), version=array("version"), log_keys=coded("log_keys"),
+                    box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"),
+                    geoms=geoms)
+        return table, listed("extra")
 
     # -- core filters ------------------------------------------------------------------------
     def id_mask(self, ids: Iterable[str]) -> np.ndarray:
-        if self._by_id is None:
-            by_id: dict[str, list[int]] = {}
-            for row, item_id in enumerate(self.id_list):
-                by_id.setdefault(item_id, []).append(row)
-            self._by_id = by_id
         mask = np.zeros(self.n, dtype=bool)
         for item_id in ids:
-            mask[self._by_id.get(item_id, [])] = True
+            mask[self._by_id.rows(item_id)] = True
         return mask
 
     @cached_property
     def owners(self) -> Owners:
-        return Owners(self.values(PROJECT), self.values(PROJECT_ID), self.values(VISIBILITY))
+        return Owners(list(self.values(PROJECT)), list(self.values(PROJECT_ID)), list(self.values(VISIBILITY)))
 
     def readable(self, scope: ReadScope) -> np.ndarray | None:
         """Rows ``scope`` may read (None: all of them, at no cost). Masks are kept for the last few
@@ -374,20 +935,19 @@ class Table:
         return mask
 
     def collection_mask(self, collections: Iterable[str]) -> np.ndarray:
-        if self._coll_codes is None:
-            self._coll_codes = np.unique(self.colls, return_inverse=True)
-        names, codes = self._coll_codes
+        names, codes = self.coll_codes
         wanted = np.flatnonzero(np.isin(names, list(collections)))
         return np.isin(codes, wanted)
 
     # -- typed views of a queryable ---------------------------------------------------------
-    def values(self, name: str) -> list[Any]:
+    def values(self, name: str) -> Sequence[Any]:
         """Raw values of a queryable per row (None where absent)."""
         if name == "id":
             return self.id_list
         if name == "collection":
             return self.coll_list
-        return self.props.get(property_name(name)) or [None] * self.n
+        prop = property_name(name)
+        return self.props[prop] if prop in self.props else [None] * self.n
 
     def view(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(values, valid) for kind "num", "str", "time" or "bool"; cached per table."""
@@ -395,6 +955,8 @@ class Table:
         cached = self._views.get(key)
         if cached is None:
             cached = self._views[key] = self._build_view(name, kind)
+            if self.n >= BIG:
+                release_memory()
         return cached
 
     def _build_view(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -403,24 +965,21 @@ class Table:
         if kind == "time" and property_name(name) == "datetime":
             vals = self.times[:, 2]
             return vals, ~np.isnan(vals)
-        raw = self.values(name)
-        if kind == "num":
-            nums = [v if type(v) in _NUMBER else _NAN for v in raw]
-            vals = np.array(nums, dtype=np.float64) if nums else np.zeros(0)
-            ok = np.array([type(v) in _NUMBER for v in raw], dtype=bool)
-            return vals, ok
-        if kind == "str":
-            ok = np.array([type(v) is str for v in raw], dtype=bool)
-            strs = [v if type(v) is str else "" for v in raw]
-            return (np.array(strs, dtype=str) if strs else np.zeros(0, dtype="U1")), ok
-        if kind == "time":
-            parsed = [try_instant(v) if type(v) is str else None for v in raw]
-            ok = np.array([t is not None for t in parsed], dtype=bool)
-            return np.array([_NAN if t is None else t for t in parsed], dtype=np.float64), ok
-        if kind == "bool":
-            ok = np.array([type(v) is bool for v in raw], dtype=bool)
-            return np.array([v is True for v in raw], dtype=bool), ok
-        raise ValueError(kind)
+        parts = [_view_of(chunk, kind) for chunk in self._chunks(name)]
+        if not parts:
+            return _view_of([], kind)
+        return np.concatenate([v for v, _ in parts]), np.concatenate([ok for _, ok in parts])
+
+    def _chunks(self, name: str) -> Iterator[Sequence[Any]]:
+        """The values of ``name`` a block at a time (see ``Columns``)."""
+        prop = property_name(name)
+        if name in ("id", "collection"):
+            yield self.values(name)
+        elif prop in self.props:
+            yield from self.props.chunks(prop)
+        else:
+            for lo in range(0, self.n, BLOCK):
+                yield [None] * min(BLOCK, self.n - lo)
 
     def rank(self, name: str, kind: str) -> np.ndarray:
         """A float per row ordering ``name`` within this table (nulls last, as ``inf``): the paging key."""
@@ -476,10 +1035,8 @@ class Table:
             return np.ones(self.n, dtype=bool)
         if name == "geometry":
             return self.has_geom
-        col = self.props.get(property_name(name))
-        if col is None:
-            return np.zeros(self.n, dtype=bool)
-        return np.array([v is not None for v in col], dtype=bool)
+        parts = [np.array([v is not None for v in chunk], dtype=bool) for chunk in self._chunks(name)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
     def kind_of(self, name: str) -> str | None:
         """The view kind that covers every non-null value of ``name`` (None: mixed or empty)."""
@@ -489,30 +1046,71 @@ class Table:
             return "time"
         if name not in self._kinds:
             self._kinds[name] = self._kind_of(name)
+            if self.n >= BIG:
+                release_memory()
         return self._kinds[name]
 
     def _kind_of(self, name: str) -> str | None:
-        present = self.present(name)
-        count = int(present.sum())
-        if count == 0:
+        """As the views would say (a kind whose view is valid wherever a value is present), from one
+        decoding of the column."""
+        kinds = {"num", "bool", "time", "str"}
+        seen = False
+        for v in (v for chunk in self._chunks(name) for v in chunk):
+            if v is None:
+                continue
+            seen = True
+            t = type(v)
+            if t is not str:
+                kinds &= {"num"} if t in _NUMBER else {"bool"} if t is bool else set()
+            else:
+                kinds.discard("num")
+                kinds.discard("bool")
+                if "time" in kinds and try_instant(v) is None:
+                    kinds.discard("time")
+            if not kinds:
+                return None
+        if not seen:
             return None
-        for kind in ("num", "bool", "time", "str"):
-            if int(self.view(name, kind)[1].sum()) == count:
-                return kind
-        return None
+        return next(k for k in ("num", "bool", "time", "str") if k in kinds)
 
     # -- geometry and text ---------------------------------------------------------------
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
-        """Shapely geometries of ``rows`` (None where absent or invalid), parsed on first use."""
+        """Shapely geometries of ``rows`` (None where absent or invalid), made on first use."""
         import shapely
+        if self._shapes is None or self._shaped is None:
+            self._shapes, self._shaped = np.full(self.n, None, dtype=object), np.zeros(self.n, dtype=bool)
         todo = rows[~self._shaped[rows] & self.has_geom[rows]]
+        if self.geoms is not None and len(todo):
+            boxes = todo[self.geoms.sizes(todo) == 0]  # the geometry is the bbox: no GeoJSON to parse
+            b = self.box[boxes]
+            self._shapes[boxes] = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+            todo = np.setdiff1d(todo, boxes)
+            self.geoms.prefetch(todo)
         for row in todo.tolist():
             try:
-                self._shapes[row] = shapely.geometry.shape(json.loads(self.raw[row])["geometry"])
+                if self.geoms is not None:
+                    self._shapes[row] = shapely.from_geojson(self.geoms[row])
+                else:
+                    self._shapes[row] = shapely.geometry.shape(orjson.loads(self.raw[row])["geometry"])
             except Exception:  # an invalid item geometry never matches
                 self._shapes[row] = None
-        self._shaped[todo] = True
+        self._shaped[rows] = True
         return self._shapes[rows]
+
+    def default_order(self) -> np.ndarray:
+        """Rows in the default search order: newest first (no time last), then collection, id."""
+        if not self.n:
+            return np.zeros(0, dtype=np.intp)
+        t = self.times[:, 2]
+        newest = np.where(np.isnan(t), np.inf, -t)
+        return np.lexsort((self.ids, self.colls, newest))
+
+    def _geoms_from_raw(self) -> Bodies:
+        out = []
+        for r in range(self.n):
+            g = orjson.loads(self.raw[r]).get("geometry") if self.has_geom[r] else None
+            out.append(b"" if not g or _is_box(g, self.box[r]) else compact_json(g))
+        return Bodies.plain(out)
 
     def folded(self, name: str, mode: str, fold: Any) -> tuple[np.ndarray, np.ndarray]:
         """The string view of ``name`` case- and/or accent-folded (CASEI/ACCENTI)."""
@@ -524,13 +1122,122 @@ class Table:
             cached = self._views[key] = (np.array(folded, dtype=str) if folded else vals, ok)
         return cached
 
-    def postings(self) -> dict[str, np.ndarray]:
+    def postings(self) -> Postings:
         """Word -> sorted rows whose title/description/keywords contain it."""
         if self._postings is None:
-            acc: dict[str, list[int]] = {}
-            for row, text in enumerate(self.texts):
-                for word in set(text.split()):
-                    acc.setdefault(word, []).append(row)
-            self._postings = {w: np.array(rows, dtype=np.intp) for w, rows in acc.items()}
+            self._postings = Postings.of([(f == "keywords", self.props.chunks(f))
+                                          for f in TEXT_FIELDS + ("keywords",) if f in self.props])
+            if self.n >= BIG:
+                release_memory()
         return self._postings
 
+
+
+MAGIC = b"STACSEG2"
+
+
+class _Sections:
+    """Sections of a segment object, back to back, and their directory (offset, length, kind)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.dir: dict[str, list[Any]] = {}
+        self.at = 0
+
+    def add(self, name: str, data: bytes, kind: str) -> None:
+        self.dir[name] = [self.at, len(data), kind]
+        self.parts.append(data)
+        self.at += len(data)
+
+    def array(self, name: str, a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a)
+        self.add(name, zcompress(a.tobytes()), f"{a.dtype.str}:{','.join(map(str, a.shape))}")
+
+    def json(self, name: str, doc: Any) -> None:
+        self.add(name, zcompress(compact_json(doc)), "json")
+
+
+def _fetcher(fetch: Fetch, at: int, entry: list[Any], sizes: list[int]) -> Source:
+    """A column's section (past the core): read when first used, split into its blocks (the reader holds
+    no bytes of the object for it until then)."""
+    def load() -> list[bytes]:
+        data = fetch(at + entry[0], entry[1]) if entry[1] else b""
+        bounds = np.cumsum([0] + sizes).tolist()
+        return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return load
+
+
+def _from_npz(body: bytes) -> tuple[Table, dict[str, Any]]:
+    """A version-1 segment (an uncompressed .npz written before the format above): still read, so an
+    upgraded reader serves an index written by an older release until compaction or ``reindex``
+    rewrites it."""
+    with np.load(io.BytesIO(body), allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes())
+        props = Columns({name: _const(_pack(json.loads(z[f"prop{i}"].tobytes())))
+                         for i, name in enumerate(meta["props"])})
+        table = Table(raw=Bodies([(Blobs(z["raw"].tobytes(), z["raw_offsets"]), RAW)]),
+                      links=Blobs(z["links"].tobytes(), z["links_offsets"]), ids=meta["ids"],
+                      colls=meta["colls"], version=z["version"], log_keys=meta["log_keys"], box=z["box"],
+                      times=z["times"], props=props, has_geom=z["has_geom"])
+    return table, meta["extra"]
+
+
+class Postings:
+    """Word -> rows without an object per word: per block of rows, sorted word hashes and offsets into
+    one array of rows (a block at a time, so building it never holds more than a block's pairs). Two
+    words with one 64-bit hash would share rows; phrases are checked against the text itself."""
+
+    def __init__(self, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.blocks = blocks  # (sorted distinct hashes, offsets, rows) per block, rows ascending
+
+    @classmethod
+    def of(cls, columns: Sequence[tuple[bool, Iterable[Sequence[Any]]]]) -> Postings:
+        """From the text columns (listed: keywords, an array of strings; else one string), read a block
+        at a time together (a decoded column is ~10x its JSON; a table's columns share their blocking);
+        the words of ``_text``."""
+        blocks = []
+        row = 0
+        listed = [flag for flag, _ in columns]
+        for chunks in zip(*(chunked for _, chunked in columns), strict=True):
+            hs: list[int] = []
+            rs: list[int] = []
+            for values in zip(*chunks, strict=True):
+                words: set[str] = set()
+                for flag, value in zip(listed, values):
+                    if flag:
+                        value = " \n ".join(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
+                    if isinstance(value, str):
+                        words.update(tokens(value))
+                hs.extend(hash(w) for w in words)
+                rs.extend([row] * len(words))
+                row += 1
+            h = np.array(hs, dtype=np.int64)
+            order = np.argsort(h, kind="stable")  # rows stay ascending within a word
+            h, r = h[order], np.array(rs, dtype=np.int32)[order]
+            starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.intp)
+            blocks.append((h[starts], np.append(starts, len(h)), r))
+        return cls(blocks)
+
+    def get(self, word: str) -> np.ndarray | None:
+        h = hash(word)
+        hits = []
+        for hashes, offsets, rows in self.blocks:
+            i = int(np.searchsorted(hashes, h))
+            if i < len(hashes) and hashes[i] == h:
+                hits.append(rows[offsets[i]:offsets[i + 1]])
+        return np.concatenate(hits).astype(np.intp) if hits else None
+
+
+class _Lookup:
+    """Rows by id without a dict entry per row: sorted ``id_hash``es and a binary search (16 B/row)."""
+
+    def __init__(self, hashes: np.ndarray, keys: Sequence[str]) -> None:
+        self.order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[self.order]
+        self.keys = keys
+
+    def rows(self, key: str) -> list[int]:
+        h = id_hash(key)
+        lo = int(np.searchsorted(self.hashes, h, side="left"))
+        hi = int(np.searchsorted(self.hashes, h, side="right"))
+        return [r for r in self.order[lo:hi].tolist() if self.keys[r] == key]

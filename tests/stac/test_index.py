@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,3 +269,82 @@ def test_a_reader_remembers_only_log_keys_past_the_floor(store: ObjectStore) -> 
     assert floor
     assert all(key > floor for key in remembered)
     assert len(remembered) <= len(list(store.list(LOG_PREFIX)))
+
+
+# -- segment format 2: lazily read, compressed; version-1 segments still served ------------------------
+V1 = Path(__file__).parent / "data" / "index-v1"  # written by commit 03ff5dc (make_items(40, seed=7))
+
+
+def _load_v1(store: ObjectStore) -> dict[tuple[str, str], dict[str, Any]]:
+    for path in sorted(V1.rglob("*")):
+        if path.is_file():
+            store.put("stac-index/" + path.relative_to(V1).as_posix(), path.read_bytes())
+    items = make_items(40, seed=7)
+    return {(it["collection"], it["id"]): it for i, it in enumerate(items) if i != 3}
+
+
+def _without_links(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "links"}
+
+
+def test_an_index_written_by_version_1_is_served_and_migrated_by_the_next_writes(store: ObjectStore) -> None:
+    expected = _load_v1(store)
+    assert all(s["key"].endswith(".npz") and "core" not in s for s in store.get_json(MANIFEST)["segments"])
+    served = present(SearchIndex(store))
+    assert {k: _without_links(v) for k, v in served.items()} == {k: _without_links(v) for k, v in expected.items()}
+    more = make_items(10, seed=8, prefix="more")
+    writer = SearchIndex(store)
+    writer.add(more, [], compact=False)
+    writer.optimize()  # a merge rewrites the version-1 rows in format 2
+    manifest = store.get_json(MANIFEST)
+    assert [s["key"].endswith(".seg") and "core" in s for s in manifest["segments"]] == [True]
+    expected.update({(it["collection"], it["id"]): it for it in more})
+    assert {k: _without_links(v) for k, v in present(SearchIndex(store)).items()} == \
+        {k: _without_links(v) for k, v in expected.items()}
+
+
+def test_reindex_migrates_a_version_1_index(store: ObjectStore) -> None:
+    expected = _load_v1(store)
+    SearchIndex(store).rebuild(list(expected.values()))
+    manifest = store.get_json(MANIFEST)
+    assert all(s["key"].endswith(".seg") and "core" in s for s in manifest["segments"])
+    assert set(present(SearchIndex(store))) == set(expected)
+
+
+def test_a_cold_reader_reads_the_core_then_only_the_bodies_it_returns(store: ObjectStore) -> None:
+    items = make_items(6000)
+    writer = SearchIndex(store)
+    writer.add(items, [], compact=False)
+    seg = store.get_json(MANIFEST)["segments"][0]
+    size = store.head(seg["key"]).size
+    counted = InstrumentedStore(store)
+    reader = SearchIndex(counted)
+    before = store.meter.usage()
+    snap = reader.snapshot()
+    assert snap.count == 6000
+    assert [c.verb for c in counted.log if c.key == seg["key"]] == ["GET"], "one ranged GET of the segment"
+    read = (store.meter.usage() - before).bytes_read
+    assert seg["core"] < read < seg["core"] + 1000 and read < size / 2, "its core, and the manifest"
+    table = snap.parts[0][0]
+    before = store.meter.usage()
+    got = {table.item(r)["id"]: table.item(r) for r in [0, 1, 2, 5000]}
+    fetched = (store.meter.usage() - before).bytes_read
+    assert 0 < fetched < size / 4, "bodies are read in chunks, for the rows asked for"
+    by_id = {it["id"]: it for it in items}
+    assert all(_without_links(v) == _without_links(by_id[k]) for k, v in got.items())
+
+
+def test_a_reader_reloads_before_a_segment_it_reads_lazily_is_retired(store: ObjectStore) -> None:
+    items = make_items(1200)
+    writer = SearchIndex(store, grace=0.0)
+    writer.add(items[:600], [], compact=False)
+    writer.add(items[600:], [], compact=False)
+    reader = SearchIndex(store)
+    before = reader.snapshot()
+    old = {s["key"] for s in store.get_json(MANIFEST)["segments"]}
+    writer.optimize()  # retires both segments; grace 0: deleted at once
+    assert not any(store.exists(key) for key in old)
+    after = reader.snapshot()
+    assert after.parts[0][0] is not before.parts[0][0], "tables reading retired objects are replaced"
+    assert {k: _without_links(v) for k, v in present(reader).items()} == \
+        {(it["collection"], it["id"]): _without_links(it) for it in items}
