@@ -17,9 +17,10 @@ segment per batch (merged into one at the end).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from itertools import chain
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -280,6 +281,24 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
     one index segment per batch, and the static catalog's shards once every ``LISTING_FLUSH`` items.
     Publishing the same inputs again ends in the same state, so a load that stopped half-way is
     completed by running it again."""
+    with _no_cycle_collection():
+        return _publish_paths(store, paths, progress, collection)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Items are trees (freed by reference counting), yet a load allocates millions of containers,
+    each allocation counting towards a collection that walks every live one: ~5% of a load's CPU."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, collection: str | None) -> Report:
     report = Report()
     listing = _Listing()
     results = sources.parsed(sources.tasks(paths), collection, sources.workers_for(paths))
