@@ -382,10 +382,10 @@ class LocalStore(ObjectStore):
                                                            last_modified=st.st_mtime)))
 
         def link(part: Sequence[tuple[int, int, int, str | None, ObjectInfo]]) -> None:
+            self.meter.request(PUT, len(part))  # one PUT each on S3
+            self.meter.moved(written=sum(entry[4].size for entry in part))
             for n, dfd, fd, tmp, info in part:
                 name = info.key.rsplit("/", 1)[-1]
-                self.meter.request(PUT)  # one PUT each on S3
-                self.meter.moved(written=info.size)
                 try:  # a new key: linked in place (fails if the key exists, as a create-only put)
                     os.link(tmp or f"/proc/self/fd/{fd}", name, src_dir_fd=dfd if tmp else None, dst_dir_fd=dfd,
                             follow_symlinks=tmp is None)
