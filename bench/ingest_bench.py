@@ -1,20 +1,30 @@
 """Bulk ingest benchmark: ``stacflow publish`` of N generated items into an empty store and into a
 store already holding N, and the store requests it makes per 1,000 items.
 
-    python bench/ingest_bench.py --n 100000 [--baseline DIR]
+    python bench/ingest_bench.py --n 100000 [--baseline DIR] [--workdir DIR] [--rounds 1]
 
-Per run: wall time, items/s, CPU time (user + system: steadier than wall time on a shared machine)
-and peak RSS of the child process. ``--baseline DIR``: a checkout of another commit (e.g. ``git
-archive <commit> | tar -x -C DIR``) run on the same files, interleaved with this one. Then the
-requests of publishing 1,000 items through ``InstrumentedStore`` (counted by S3 verb, as S3 bills
-them), into an empty store and into one holding 1,000 items. pgstac's load of 100,000 items takes
-5.9 s (16,900 items/s) on the reference machine (issue 13).
+Per run: wall time, items/s, CPU time (user + system, the parsing worker processes included:
+steadier than wall time on a shared machine; user and system apart), the peak RSS of the command's
+main process and the peak of the summed PSS of its whole process tree (the parsing workers share
+their parent's pages: PSS counts each shared page once). ``--baseline DIR``: a checkout of another
+commit (e.g. ``git archive <commit> | tar -x -C DIR``) run on the same files, interleaved with this
+one, ``--rounds`` times. ``--workdir``: where the inputs and stores live (default: the system's
+temporary folder). Then the requests of publishing 1,000 and 10,000 items through
+``InstrumentedStore`` (counted by S3 verb, as S3 bills them; item PUTs go through the port's
+parallel ``put_many``, as on S3), into an empty store and into one holding as many items. pgstac's
+load of 100,000 items takes 5.9 s (16,900 items/s) on the reference machine (issue 13).
+
+Creating a file is most of the system time, and on an ext4 filesystem without a journal that has
+seen many files deleted (other benchmarks' stores) it costs several times more (the inode allocator
+skips recently deleted inodes, reading each one's inode block); a tmpfs ``--workdir``
+(``/dev/shm``) measures the publisher rather than that state.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,29 +48,56 @@ def write_items(path: Path, n: int, prefix: str) -> None:
 
 
 def publish(code: Path, store: Path, source: Path) -> dict[str, Any]:
-    """One ``stacflow publish`` child: wall s, CPU s, peak RSS MB."""
+    """One ``stacflow publish`` child: wall s, CPU s, peak RSS MB (main process; summed PSS of the tree)."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "publish", "--store", store.as_uri(), "-q",
-                             str(source)], cwd=code, env=dict(os.environ, PYTHONPATH=str(code)),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    report = json.loads(out.decode().strip().splitlines()[-1])
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "publish", "--store", store.as_uri(), "-q",
+                                 str(source)], cwd=code, env=dict(os.environ, PYTHONPATH=str(code)),
+                                stdout=out, stderr=subprocess.DEVNULL)
+        tree_peak = _sample_tree(proc)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        report = json.loads(out.read().decode().strip().splitlines()[-1])
     assert os.waitstatus_to_exitcode(status) == 0 and not report["rejected"], report
-    return {"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "items_per_s": round(report["published"] / wall)}
+    return {"wall_s": round(wall, 1), "items_per_s": round(report["published"] / wall),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "user_s": round(usage.ru_utime, 1),
+            "sys_s": round(usage.ru_stime, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "peak_tree_pss_mb": round(tree_peak / 2**20)}
 
 
-def requests_per_1000(workdir: Path) -> dict[str, dict[str, int]]:
+def _sample_tree(proc: subprocess.Popen[bytes], every: float = 0.05) -> int:
+    """Peak summed PSS (bytes) of ``proc`` and its descendants, sampled until it exits (not reaped)."""
+    import psutil
+    peak, root = 0, psutil.Process(proc.pid)
+    while True:
+        try:
+            if root.status() == psutil.STATUS_ZOMBIE:
+                return peak
+            total = 0
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    total += p.memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    pass
+            peak = max(peak, total)
+        except psutil.NoSuchProcess:
+            return peak
+        time.sleep(every)
+
+
+def requests_per_1000(workdir: Path, n: int) -> dict[str, dict[str, float]]:
+    """Store requests by verb per 1,000 items of publishing ``n`` items, into an empty store and
+    into one already holding ``n``."""
     out = {}
-    store = InstrumentedStore(LocalStore(workdir / "counted", fsync=False))
-    for label, prefix in (("into an empty store", "cnt-a-"), ("into a 1,000-item store", "cnt-b-")):
-        source = workdir / f"{prefix}.ndjson"
-        write_items(source, 1000, prefix)
+    store = InstrumentedStore(LocalStore(workdir / f"counted-{n}", fsync=False))
+    for label, prefix in ((f"{n:,} into an empty store", "cnt-a-"), (f"{n:,} into a {n:,}-item store", "cnt-b-")):
+        source = workdir / f"{prefix}{n}.ndjson"
+        write_items(source, n, prefix)
         store.calls.clear()
         publish_paths(store, [source], progress=False)
-        out[label] = dict(sorted(store.calls.items())) | {"total": store.total}
+        out[label] = {verb: round(count * 1000 / n, 1)
+                      for verb, count in sorted(store.calls.items())} | {"total": round(store.total * 1000 / n, 1)}
     return out
 
 
@@ -68,21 +105,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--baseline", type=Path, default=None, help="a checkout of the commit to compare with")
+    parser.add_argument("--workdir", type=Path, default=None, help="where inputs and stores live")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions")
+    parser.add_argument("--no-requests", action="store_true", help="skip the request counts")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
         first, second = work / "a.ndjson", work / "b.ndjson"
         write_items(first, args.n, "item-")
         write_items(second, args.n, "more-")
         codes = {"this": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
-        results: dict[str, dict[str, Any]] = {}
         # Interleaved (the machine may be shared); the second file goes into the store the first filled.
-        for source, into in ((first, "empty"), (second, f"{args.n:,}")):
-            for label, code in codes.items():
-                results[f"{label}: {args.n:,} into {into}"] = publish(code, work / label, source)
-        for label, row in results.items():
-            print(json.dumps({"run": label} | row), flush=True)
-        print(json.dumps({"requests per 1,000 items": requests_per_1000(work)}), flush=True)
+        for round_ in range(args.rounds):
+            for label in codes:
+                shutil.rmtree(work / label, ignore_errors=True)
+            for source, into in ((first, "empty"), (second, f"{args.n:,}")):
+                for label, code in codes.items():
+                    row = publish(code, work / label, source)
+                    print(json.dumps({"run": f"{label}: {args.n:,} into {into}", "round": round_ + 1} | row,
+                                     ), flush=True)
+            print(json.dumps({"load average": os.getloadavg()}), flush=True)
+        if not args.no_requests:
+            for n in (1000, 10_000):
+                print(json.dumps({"requests per 1,000 items": requests_per_1000(work, n)}), flush=True)
 
 
 if __name__ == "__main__":

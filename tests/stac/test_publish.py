@@ -336,7 +336,7 @@ def present_ids(index: SearchIndex) -> set[tuple[str, str]]:
 
 def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch) -> None:
     """Batches flushed while the next is parsed (several, with an item repeated across them), public
-    and private items: the same item files, catalog pages and search results as the event path, and
+    and private items, shards written twice during the load: the same item files, catalog pages and search results as the event path, and
     ``stacflow check`` finds nothing."""
     from chalicelib.events.base import StoreEvent
     from chalicelib.stac import publish as publish_module
@@ -349,6 +349,7 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(item) for item in items) + "\n")
     monkeypatch.setattr(publish_module, "BATCH", 7)
+    monkeypatch.setattr(publish_module, "LISTING_FLUSH", 10)  # shards written during the load and at its end
     bulk = LocalStore(tmp_path / "bulk", fsync=False)
     assert publish_paths(bulk, [source], progress=False).published == len(items)
     single = LocalStore(tmp_path / "single", fsync=False)
@@ -387,3 +388,42 @@ def test_a_bulk_load_beyond_merge_rows_keeps_one_segment_per_batch_and_stays_sea
     SearchIndex(store).optimize()
     assert len(store.get_json("stac-index/manifest.json")["segments"]) == 1
     assert indexed(store) == wanted
+
+
+def test_parsing_in_worker_processes_publishes_what_parsing_in_process_does(tmp_path, monkeypatch) -> None:
+    """NDJSON cut into many small tasks (a line longer than a task included, an item repeated in a
+    later task, bad lines on both sides of a cut), parsed by two forked workers: the same store,
+    search results and rejections (with their line numbers) as parsing in this process."""
+    from chalicelib.stac import sources
+    items = [make_item(f"w-{i}", collection="dataset" if i % 2 else "ai-model") for i in range(60)]
+    items[7]["properties"]["description"] = "long " * 400  # ~2 kB: longer than a task
+    items[50] = dict(items[3], properties=dict(items[3]["properties"], title="the later copy"))
+    lines = [json.dumps(item) for item in items]
+    lines[20:20] = ["{not json", ""]
+    lines.insert(41, json.dumps(make_item("bad-time", dt="soon")))
+    inputs = _write_inputs(tmp_path) + [tmp_path / "many.ndjson"]
+    inputs[-1].write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(sources, "TASK_BYTES", 1500)
+    monkeypatch.setattr(sources, "TASK_FILES", 7)
+    assert len(list(sources.tasks([inputs[-1]]))) > 10
+
+    def run(workers: int) -> tuple[LocalStore, list[tuple[str, str]]]:
+        monkeypatch.setattr(sources, "workers_for", lambda paths: workers)
+        store = LocalStore(tmp_path / f"store-{workers}", fsync=False)
+        report = publish_paths(store, inputs, progress=False)
+        assert report.published == 51 + 59
+        return store, sorted((r.source.removeprefix(str(tmp_path)), r.reason) for r in report.rejected)
+
+    def tree(store: ObjectStore) -> dict[str, Any]:
+        return {i.key: unrevised(store.get_json(i.key)) for prefix in ("collections/", "catalog.json")
+                for i in store.list(prefix)}
+
+    inline, inline_rejected = run(0)
+    pooled, pooled_rejected = run(2)
+    assert pooled_rejected == inline_rejected
+    assert [source for source, _ in pooled_rejected] == [
+        "/in/nested/bad.json", "/many.ndjson:21", "/many.ndjson:42", "/models.ndjson:22", "/models.ndjson:4"]
+    assert tree(pooled) == tree(inline)
+    assert pooled.get_json(catalog.item_key("dataset", "w-3"))["properties"]["title"] == "the later copy"
+    assert indexed(pooled) == indexed(inline)
+    tree_is_valid(pooled)
