@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
 BATCH = 10_000  # items per derived-update batch in bulk publishing
-LISTING_FLUSH = 100_000  # items whose static catalog summaries a bulk load holds before writing shards
+LISTING_FLUSH = 50_000  # items whose static catalog summaries a bulk load holds before writing shards
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
 # A bulk load merges its index segments into one only up to this many rows (a merge holds them all in
