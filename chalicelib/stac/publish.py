@@ -356,6 +356,8 @@ def _flush(store: ObjectStore, batch: dict[tuple[str, str], _Entry], pool: Threa
     # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
     list(pool.map(store.delete, private))
     bar.update(len(writes))
+    del writes, stored
+    batch.clear()  # the bodies (~10 MB a batch) are not needed while the index segment is built
     if items:  # versioned after the writes: an item another writer replaces later gets a newer version
         _index(store).add(items, [], version=time.time_ns(), compact=False)
     if listing.count >= LISTING_FLUSH:

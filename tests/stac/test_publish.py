@@ -427,3 +427,31 @@ def test_parsing_in_worker_processes_publishes_what_parsing_in_process_does(tmp_
     assert pooled.get_json(catalog.item_key("dataset", "w-3"))["properties"]["title"] == "the later copy"
     assert indexed(pooled) == indexed(inline)
     tree_is_valid(pooled)
+
+
+def test_bulk_publish_on_s3_makes_a_bounded_number_of_requests(s3_store, tmp_path, monkeypatch) -> None:
+    """On S3 (moto's server), parsed by worker processes: one PUT per item (sent in parallel), and per
+    batch and per shard flush a fixed number of requests, whatever the number of items: the count per
+    1,000 items has a stated bound."""
+    from chalicelib.stac import publish as publish_module
+    from chalicelib.stac import sources
+    from tests.helpers.stores import InstrumentedStore
+    n, batch = 600, 200
+    monkeypatch.setattr(publish_module, "BATCH", batch)
+    monkeypatch.setattr(sources, "TASK_BYTES", 20_000)
+    monkeypatch.setattr(sources, "workers_for", lambda paths: 2)
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(json.dumps(item) for item in random_items(n, "dataset")) + "\n")
+    store = InstrumentedStore(s3_store)
+    assert publish_paths(store, [source], progress=False).published == n
+    shards = len({catalog.shard_of(iid) for _, iid in catalogued(s3_store)})
+    calls = dict(store.calls)
+    batches = n // batch
+    # PUT: the items; per batch a segment and the manifest; per shard flush (one here) each touched
+    # shard and the collection; the root and the collections it creates; the final merge (<= MERGE_ROWS).
+    assert calls["PUT"] <= n + 2 * batches + shards + 1 + 3 + 2, calls
+    # GET: the shards and the collection (then the root), the manifest per batch, the merge's reads.
+    assert calls["GET"] + calls.get("HEAD", 0) <= shards + 2 + batches + (1 + batches) + 1, calls
+    assert calls["LIST"] <= batches + 1, calls
+    assert catalogued(s3_store) == {("dataset", item["id"]) for item in random_items(n, "dataset")} \
+        == indexed(s3_store)
