@@ -5,8 +5,8 @@ store already holding N, and the store requests it makes per 1,000 items.
 
 Per run: wall time, items/s, CPU time (user + system, the parsing worker processes included:
 steadier than wall time on a shared machine; user and system apart), the peak RSS of the command's
-main process and the peak of the summed PSS of its whole process tree (the parsing workers share
-their parent's pages: PSS counts each shared page once). ``--baseline DIR``: a checkout of another
+main process (its VmHWM) and the peaks of the summed RSS and PSS of its whole process tree (the
+parsing workers share their parent's pages: PSS counts each shared page once). ``--baseline DIR``: a checkout of another
 commit (e.g. ``git archive <commit> | tar -x -C DIR``) run on the same files, interleaved with this
 one, ``--rounds`` times. ``--workdir``: where the inputs and stores live (default: the system's
 temporary folder). Then the requests of publishing 1,000 and 10,000 items through
@@ -54,7 +54,7 @@ def publish(code: Path, store: Path, source: Path) -> dict[str, Any]:
         proc = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "publish", "--store", store.as_uri(), "-q",
                                  str(source)], cwd=code, env=dict(os.environ, PYTHONPATH=str(code)),
                                 stdout=out, stderr=subprocess.DEVNULL)
-        tree_peak = _sample_tree(proc)
+        peaks = _sample_tree(proc)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         out.seek(0)
@@ -62,27 +62,34 @@ def publish(code: Path, store: Path, source: Path) -> dict[str, Any]:
     assert os.waitstatus_to_exitcode(status) == 0 and not report["rejected"], report
     return {"wall_s": round(wall, 1), "items_per_s": round(report["published"] / wall),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "user_s": round(usage.ru_utime, 1),
-            "sys_s": round(usage.ru_stime, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "peak_tree_pss_mb": round(tree_peak / 2**20)}
+            "sys_s": round(usage.ru_stime, 1), "peak_rss_mb": round(peaks["main_hwm"] / 2**20),
+            "peak_tree_rss_mb": round(peaks["tree_rss"] / 2**20), "peak_tree_pss_mb": round(peaks["tree_pss"] / 2**20)}
 
 
-def _sample_tree(proc: subprocess.Popen[bytes], every: float = 0.05) -> int:
-    """Peak summed PSS (bytes) of ``proc`` and its descendants, sampled until it exits (not reaped)."""
+def _sample_tree(proc: subprocess.Popen[bytes], every: float = 0.05) -> dict[str, int]:
+    """Peaks (bytes), sampled until ``proc`` exits (not reaped): its own RSS high-water mark (VmHWM:
+    ``wait4``'s ru_maxrss would include this script's memory, inherited through fork and kept across
+    exec), and the summed RSS and PSS of its process tree (the forked parsing workers share pages
+    with it: PSS counts each shared page once)."""
     import psutil
-    peak, root = 0, psutil.Process(proc.pid)
+    peaks, root = {"main_hwm": 0, "tree_rss": 0, "tree_pss": 0}, psutil.Process(proc.pid)
     while True:
         try:
             if root.status() == psutil.STATUS_ZOMBIE:
-                return peak
-            total = 0
+                return peaks
+            with open(f"/proc/{proc.pid}/status") as fh:
+                hwm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+            rss = pss = 0
             for p in [root, *root.children(recursive=True)]:
                 try:
-                    total += p.memory_full_info().pss
+                    info = p.memory_full_info()
+                    rss, pss = rss + info.rss, pss + info.pss
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     pass
-            peak = max(peak, total)
-        except psutil.NoSuchProcess:
-            return peak
+            peaks = {"main_hwm": max(peaks["main_hwm"], hwm), "tree_rss": max(peaks["tree_rss"], rss),
+                     "tree_pss": max(peaks["tree_pss"], pss)}
+        except (psutil.NoSuchProcess, FileNotFoundError, StopIteration):
+            return peaks
         time.sleep(every)
 
 

@@ -36,7 +36,7 @@ from .items import InvalidItem, normalize, parse
 log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
-BATCH = 10_000  # items per derived-update batch in bulk publishing
+BATCH = 7_000  # items per batch of a bulk load: one index segment each; the main process peaks at ~26 KB per item of a batch
 LISTING_FLUSH = 50_000  # items whose static catalog summaries a bulk load holds before writing shards
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
