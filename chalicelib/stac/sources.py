@@ -75,23 +75,24 @@ def tasks(paths: Sequence[Path]) -> Iterator[Task]:
 
 
 def _ndjson_tasks(file: Path) -> Iterator[Task]:
-    """The file in line-aligned pieces of about ``TASK_BYTES`` (streamed: any size)."""
-    line, rest = 1, b""
+    """The file in line-aligned pieces of about ``TASK_BYTES`` (streamed: any size; a line longer than
+    a piece is gathered block by block and joined once)."""
+    line, pending = 1, []
     try:
         with file.open("rb") as fh:
             while block := fh.read(TASK_BYTES):
-                text = rest + block
-                cut = text.rfind(b"\n") + 1
-                if cut == 0:  # one line longer than a block: read on
-                    rest = text
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    pending.append(block)
                     continue
-                yield Task(str(file), line, text[:cut])
-                line += text.count(b"\n", 0, cut)
-                rest = text[cut:]
+                text = b"".join([*pending, block[:cut]])
+                pending = [block[cut:]]
+                yield Task(str(file), line, text)
+                line += text.count(b"\n")
     except OSError as err:
         yield Task(str(file), error=f"unreadable: {err}")
         return
-    if rest:
+    if rest := b"".join(pending):
         yield Task(str(file), line, rest)
 
 
