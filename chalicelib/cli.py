@@ -83,9 +83,23 @@ def _few_malloc_arenas() -> None:
         pass  # not glibc
 
 
+def _more_open_files() -> None:
+    """The local store's bulk writes hold up to half the open-file limit of unnamed files at once
+    (a round per ``syncfs``): raise the soft limit to the hard one (some systems start at 1,024)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65_536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 65_536), hard))
+        except (ValueError, OSError):
+            pass  # smaller rounds, more syncs: still correct
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     _use_store(args.store)
     _few_malloc_arenas()
+    _more_open_files()
     from .stac.publish import publish_paths
     report = publish_paths(services.store(), [Path(p) for p in args.paths], progress=not args.quiet,
                            collection=args.collection)

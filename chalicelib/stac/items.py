@@ -15,7 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..bounds import InputBoundError, load_json
+import orjson
+
+from ..bounds import MAX_JSON_DEPTH, InputBoundError, check_depth, load_json
 from . import catalog
 
 # Ids become object keys and relative hrefs as they are: no characters that need escaping
@@ -24,6 +26,10 @@ _ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@~+=,-]*")
 _STRUCTURAL_RELS = {"root", "parent", "collection", "self"}
 _BBOX_TOLERANCE = 1e-9
 _FRACTION = re.compile(r"(\.\d{6})\d+")  # Python keeps microseconds; RFC 3339 allows more digits
+# orjson reads integers beyond 64 bits as floats, where json keeps them exact: texts with a run of 20
+# digits go through json (found with translate + find, ~15x faster than a regular expression).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 20
 
 
 class InvalidItem(ValueError):
@@ -37,7 +43,24 @@ def _check_schema() -> Any:
 
 
 def parse(body: bytes | str) -> Any:
-    """JSON of an item (or a file of items): any size, nested at most ``MAX_JSON_DEPTH`` levels."""
+    """JSON of an item (or a file of items): any size, nested at most ``MAX_JSON_DEPTH`` levels.
+
+    orjson first (half json's time, which bulk loads feel per item); a text it refuses or could read
+    differently (NaN, lone surrogates, integers beyond 64 bits) takes json's path, so both give the
+    same values and the same reasons."""
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    if raw.translate(_DIGITS_TO_ZERO).find(_LONG_DIGITS) < 0:
+        try:
+            value = orjson.loads(body)
+        except ValueError:  # JSONDecodeError, or a str holding lone surrogates
+            pass
+        else:
+            if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+                try:
+                    check_depth(value, what="the item")
+                except InputBoundError as err:
+                    raise InvalidItem(str(err)) from None
+            return value
     try:
         return load_json(body, what="the item", max_bytes=None)
     except InputBoundError as err:
@@ -59,7 +82,9 @@ def _instant(value: Any, name: str) -> datetime:
 
 
 def utc_text(dt: datetime) -> str:
-    """Fixed-width UTC text: orders as the instants do."""
+    """Fixed-width UTC text: orders as the instants do (``dt`` in UTC)."""
+    if dt.year >= 1000:  # isoformat: a fifth of strftime's time, the same text for 4-digit years
+        return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

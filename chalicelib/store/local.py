@@ -29,9 +29,10 @@ import threading
 import time
 import uuid
 import zlib
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Iterator, MutableSequence, Sequence
 from urllib.parse import quote
 
 from .base import (CHUNK, CREATED, DELETE, GET, HEAD, LIST, MULTIPART, PRESIGN, PUT, Change, CompletedPart,
@@ -43,6 +44,8 @@ _PAGE = 1000  # keys per LIST page, as S3's ListObjectsV2
 _INTERNAL = ".stacflow"  # locks, signing secret, multipart parts: never listed
 _TMP = ".tmp-"
 _LOCK_STRIPES = 64
+_ROUND = 8192  # files put_many holds open before syncing and linking them (at most half of RLIMIT_NOFILE)
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _MD5_XATTR = "user.stacflow.md5"
 _SECRET_BYTES = 32
 MIN_SIGNING_KEY = 16  # bytes of a configured signing key (HMAC-SHA256)
@@ -77,6 +80,7 @@ class LocalStore(ObjectStore):
             raise ValueError(f"the signing key must be at least {MIN_SIGNING_KEY} bytes")
         self._secret: bytes | None = signing_key
         self._xattrs = hasattr(os, "getxattr")  # false on macOS and on filesystems without user xattrs
+        self._unnamed: bool | None = None  # O_TMPFILE files work here (probed on the first put_many)
 
     @property
     def uri(self) -> str:
@@ -305,9 +309,11 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
 
     def put_many(self, entries: Sequence[tuple[str, bytes]], *, workers: int = 4) -> Sequence[ObjectInfo | InvalidKey]:
-        """Bulk form of unconditional puts: every body goes to its temporary file, one ``syncfs`` makes
-        them all durable (instead of one ``fsync`` each), then each is renamed into place under its
-        lock stripe (taken once per stripe). A crash leaves each key at its old or its new content."""
+        """Bulk form of unconditional puts, in rounds of as many files as may be open at once: each body
+        goes to an unnamed file in its folder (``O_TMPFILE``; else a named temporary file), one ``syncfs``
+        makes the round durable (instead of one ``fsync`` each), then each file is linked under its key
+        (one directory operation: about half the cost of create + rename), or, where the key exists,
+        renamed over it under its lock stripe. A crash leaves each key at its old or its new content."""
         out: list[ObjectInfo | InvalidKey | None] = [None] * len(entries)
         made: set[str] = set()
         todo: list[tuple[int, str, bytes]] = []
@@ -322,61 +328,127 @@ class LocalStore(ObjectStore):
                 out[n] = err
                 continue
             todo.append((n, str(path), body))
-
-        written: list[tuple[int, str, str, ObjectInfo]] = []  # appended as they are: all removed on failure
-
-        def write_all(chunk: list[tuple[int, str, bytes]]) -> None:
-            for entry in chunk:
-                written.append(write(*entry))
-
-        def write(n: int, path: str, body: bytes) -> tuple[int, str, str, ObjectInfo]:
-            tmp = f"{os.path.dirname(path)}/{_TMP}{uuid.uuid4().hex}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view):]
-                digest = hashlib.md5(body).hexdigest()
-                st = os.fstat(fd)
-                self._stamp(fd, digest, st)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-            finally:
-                os.close(fd)
-            return n, path, tmp, ObjectInfo(key=entries[n][0], etag=f'"{digest}"', size=st.st_size,
-                                            last_modified=st.st_mtime)
-
+        if self._unnamed is None:
+            self._unnamed = self._unnamed_files_work()
+        import resource
         from concurrent.futures import ThreadPoolExecutor
+        per_round = max(1, min(_ROUND, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
+        folders: dict[str, int] = {}
         try:
             with ThreadPoolExecutor(workers) as pool:
-                step = max(1, -(-len(todo) // workers))  # one task per worker: no per-object future
-                list(pool.map(write_all, [todo[i:i + step] for i in range(0, len(todo), step)]))
-                if self.fsync and written:
-                    _syncfs(self.root)
-                stripes: dict[int, list[tuple[int, str, str, ObjectInfo]]] = {}
-                for entry in written:
-                    stripes.setdefault(zlib.crc32(entries[entry[0]][0].encode()) % _LOCK_STRIPES, []).append(entry)
-
-                def place(group: list[tuple[int, str, str, ObjectInfo]]) -> None:
-                    with self._locked(entries[group[0][0]][0]):
-                        for n, path, tmp, info in group:
-                            self.meter.request(PUT)  # one PUT each on S3
-                            self.meter.moved(written=info.size)
-                            try:
-                                os.replace(tmp, path)
-                                out[n] = info
-                            except IsADirectoryError:
-                                out[n] = InvalidKey(f"{info.key!r} is a folder of other objects")
-
-                list(pool.map(place, stripes.values()))
+                for start in range(0, len(todo), per_round):
+                    self._put_round(entries, todo[start:start + per_round], folders, out, pool, workers)
         finally:
-            for _, _, tmp, _ in written:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass  # renamed into place
+            for dfd in folders.values():
+                os.close(dfd)
         return out  # type: ignore[return-value]
+
+    def _put_round(self, entries: Sequence[tuple[str, bytes]], chunk: Sequence[tuple[int, str, bytes]],
+                   folders: dict[str, int], out: MutableSequence[ObjectInfo | InvalidKey | None],
+                   pool: Executor, workers: int) -> None:
+        """Write, sync, then place one round of ``put_many``, ``workers`` threads at a time (each on a
+        slice: no future per object); ``folders``: open folder descriptors."""
+        # n, folder fd, file fd, temporary name (None: unnamed), info; appended as opened: all closed at the end
+        opened: list[tuple[int, int, int, str | None, ObjectInfo]] = []
+        existing: list[tuple[int, int, str, str, ObjectInfo]] = []
+
+        def folder_fd(folder: str) -> int:
+            dfd = folders.get(folder)
+            if dfd is None:
+                dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                if folders.setdefault(folder, dfd) != dfd:  # another thread opened it first
+                    os.close(dfd)
+            return folders[folder]
+
+        def write(part: Sequence[tuple[int, str, bytes]]) -> None:
+            for n, path, body in part:
+                dfd = folder_fd(os.path.dirname(path))
+                tmp = None if self._unnamed else f"{_TMP}{uuid.uuid4().hex}"
+                fd = os.open(tmp or ".", (os.O_CREAT | os.O_EXCL if tmp else _O_TMPFILE) | os.O_WRONLY | os.O_CLOEXEC,
+                             0o644, dir_fd=dfd)
+                try:
+                    view = memoryview(body)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    digest = hashlib.md5(body).hexdigest()
+                    st = os.fstat(fd)
+                    self._stamp(fd, digest, st)
+                except BaseException:
+                    os.close(fd)
+                    if tmp is not None:
+                        os.unlink(tmp, dir_fd=dfd)
+                    raise
+                opened.append((n, dfd, fd, tmp, ObjectInfo(key=entries[n][0], etag=f'"{digest}"', size=st.st_size,
+                                                           last_modified=st.st_mtime)))
+
+        def link(part: Sequence[tuple[int, int, int, str | None, ObjectInfo]]) -> None:
+            self.meter.request(PUT, len(part))  # one PUT each on S3
+            self.meter.moved(written=sum(entry[4].size for entry in part))
+            for n, dfd, fd, tmp, info in part:
+                name = info.key.rsplit("/", 1)[-1]
+                try:  # a new key: linked in place (fails if the key exists, as a create-only put)
+                    os.link(tmp or f"/proc/self/fd/{fd}", name, src_dir_fd=dfd if tmp else None, dst_dir_fd=dfd,
+                            follow_symlinks=tmp is None)
+                    out[n] = info
+                    continue
+                except FileExistsError:
+                    pass
+                named = tmp or f"{_TMP}{uuid.uuid4().hex}"
+                if tmp is None:  # the unnamed file gets a name to be renamed over the key
+                    os.link(f"/proc/self/fd/{fd}", named, dst_dir_fd=dfd, follow_symlinks=True)
+                existing.append((n, dfd, named, name, info))
+
+        def replace(group: Sequence[tuple[int, int, str, str, ObjectInfo]]) -> None:
+            with self._locked(group[0][4].key):
+                for n, dfd, tmp, name, info in group:
+                    try:
+                        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                        out[n] = info
+                    except IsADirectoryError:
+                        out[n] = InvalidKey(f"{info.key!r} is a folder of other objects")
+
+        def slices(seq: Sequence[Any]) -> list[Sequence[Any]]:
+            step = max(1, -(-len(seq) // workers))
+            return [seq[i:i + step] for i in range(0, len(seq), step)]
+
+        try:
+            list(pool.map(write, slices(chunk)))
+            if self.fsync and opened:
+                _syncfs(self.root)
+            list(pool.map(link, slices(opened)))
+            stripes: dict[int, list[tuple[int, int, str, str, ObjectInfo]]] = {}
+            for entry in existing:
+                stripes.setdefault(zlib.crc32(entry[4].key.encode()) % _LOCK_STRIPES, []).append(entry)
+            list(pool.map(replace, stripes.values()))
+        finally:
+            for _, dfd, fd, _, _ in opened:
+                os.close(fd)
+            for _, dfd, tmp, _, _ in existing + [(0, e[1], e[3], "", e[4]) for e in opened if e[3] is not None]:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass  # placed
+
+    def _unnamed_files_work(self) -> bool:
+        """Whether this filesystem makes unnamed files that ``/proc`` can link (Linux, ext4/xfs/tmpfs...)."""
+        if _O_TMPFILE == 0:
+            return False
+        folder = self.root / _INTERNAL
+        try:
+            fd = os.open(folder, _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return False
+        probe = folder / f"{_TMP}{uuid.uuid4().hex}"
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.link(f"/proc/self/fd/{fd}", probe.name, dst_dir_fd=dfd, follow_symlinks=True)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+            os.close(dfd)
+        probe.unlink()
+        return True
 
     def _delete(self, key: str, *, if_match: str | None) -> bool:
         path = self._path(key)  # an invalid key never reaches S3 either

@@ -336,7 +336,7 @@ def present_ids(index: SearchIndex) -> set[tuple[str, str]]:
 
 def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch) -> None:
     """Batches flushed while the next is parsed (several, with an item repeated across them), public
-    and private items: the same item files, catalog pages and search results as the event path, and
+    and private items, shards written twice during the load: the same item files, catalog pages and search results as the event path, and
     ``stacflow check`` finds nothing."""
     from chalicelib.events.base import StoreEvent
     from chalicelib.stac import publish as publish_module
@@ -349,6 +349,7 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(item) for item in items) + "\n")
     monkeypatch.setattr(publish_module, "BATCH", 7)
+    monkeypatch.setattr(publish_module, "LISTING_FLUSH", 10)  # shards written during the load and at its end
     bulk = LocalStore(tmp_path / "bulk", fsync=False)
     assert publish_paths(bulk, [source], progress=False).published == len(items)
     single = LocalStore(tmp_path / "single", fsync=False)
@@ -387,3 +388,70 @@ def test_a_bulk_load_beyond_merge_rows_keeps_one_segment_per_batch_and_stays_sea
     SearchIndex(store).optimize()
     assert len(store.get_json("stac-index/manifest.json")["segments"]) == 1
     assert indexed(store) == wanted
+
+
+def test_parsing_in_worker_processes_publishes_what_parsing_in_process_does(tmp_path, monkeypatch) -> None:
+    """NDJSON cut into many small tasks (a line longer than a task included, an item repeated in a
+    later task, bad lines on both sides of a cut), parsed by two forked workers: the same store,
+    search results and rejections (with their line numbers) as parsing in this process."""
+    from chalicelib.stac import sources
+    items = [make_item(f"w-{i}", collection="dataset" if i % 2 else "ai-model") for i in range(60)]
+    items[7]["properties"]["description"] = "long " * 400  # ~2 kB: longer than a task
+    items[50] = dict(items[3], properties=dict(items[3]["properties"], title="the later copy"))
+    lines = [json.dumps(item) for item in items]
+    lines[20:20] = ["{not json", ""]
+    lines.insert(41, json.dumps(make_item("bad-time", dt="soon")))
+    inputs = _write_inputs(tmp_path) + [tmp_path / "many.ndjson"]
+    inputs[-1].write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(sources, "TASK_BYTES", 1500)
+    monkeypatch.setattr(sources, "TASK_FILES", 7)
+    assert len(list(sources.tasks([inputs[-1]]))) > 10
+
+    def run(workers: int) -> tuple[LocalStore, list[tuple[str, str]]]:
+        monkeypatch.setattr(sources, "workers_for", lambda paths: workers)
+        store = LocalStore(tmp_path / f"store-{workers}", fsync=False)
+        report = publish_paths(store, inputs, progress=False)
+        assert report.published == 51 + 59
+        return store, sorted((r.source.removeprefix(str(tmp_path)), r.reason) for r in report.rejected)
+
+    def tree(store: ObjectStore) -> dict[str, Any]:
+        return {i.key: unrevised(store.get_json(i.key)) for prefix in ("collections/", "catalog.json")
+                for i in store.list(prefix)}
+
+    inline, inline_rejected = run(0)
+    pooled, pooled_rejected = run(2)
+    assert pooled_rejected == inline_rejected
+    assert [source for source, _ in pooled_rejected] == [
+        "/in/nested/bad.json", "/many.ndjson:21", "/many.ndjson:42", "/models.ndjson:22", "/models.ndjson:4"]
+    assert tree(pooled) == tree(inline)
+    assert pooled.get_json(catalog.item_key("dataset", "w-3"))["properties"]["title"] == "the later copy"
+    assert indexed(pooled) == indexed(inline)
+    tree_is_valid(pooled)
+
+
+def test_bulk_publish_on_s3_makes_a_bounded_number_of_requests(s3_store, tmp_path, monkeypatch) -> None:
+    """On S3 (moto's server), parsed by worker processes: one PUT per item (sent in parallel), and per
+    batch and per shard flush a fixed number of requests, whatever the number of items: the count per
+    1,000 items has a stated bound."""
+    from chalicelib.stac import publish as publish_module
+    from chalicelib.stac import sources
+    from tests.helpers.stores import InstrumentedStore
+    n, batch = 600, 200
+    monkeypatch.setattr(publish_module, "BATCH", batch)
+    monkeypatch.setattr(sources, "TASK_BYTES", 20_000)
+    monkeypatch.setattr(sources, "workers_for", lambda paths: 2)
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(json.dumps(item) for item in random_items(n, "dataset")) + "\n")
+    store = InstrumentedStore(s3_store)
+    assert publish_paths(store, [source], progress=False).published == n
+    shards = len({catalog.shard_of(iid) for _, iid in catalogued(s3_store)})
+    calls = dict(store.calls)
+    batches = n // batch
+    # PUT: the items; per batch a segment and the manifest; per shard flush (one here) each touched
+    # shard and the collection; the root and the collections it creates; the final merge (<= MERGE_ROWS).
+    assert calls["PUT"] <= n + 2 * batches + shards + 1 + 3 + 2, calls
+    # GET: the shards and the collection (then the root), the manifest per batch, the merge's reads.
+    assert calls["GET"] + calls.get("HEAD", 0) <= shards + 2 + batches + (1 + batches) + 1, calls
+    assert calls["LIST"] <= batches + 1, calls
+    assert catalogued(s3_store) == {("dataset", item["id"]) for item in random_items(n, "dataset")} \
+        == indexed(s3_store)

@@ -233,9 +233,11 @@ def test_local_meter_counts_a_part_upload_and_its_bytes(tmp_path):
     assert used.bytes_written == 100
 
 
-def test_put_many_failing_midway_changes_nothing_and_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
-    """Every body is written and synced before the first rename: a failure while writing (disk full)
-    leaves every key at its old content."""
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named temporary files"])
+def test_put_many_failing_midway_changes_nothing_and_leaves_no_temporary_file(tmp_path, monkeypatch,
+                                                                               unnamed: bool) -> None:
+    """Every body of a round is written and synced before the first is placed: a failure while writing
+    (disk full) leaves every key at its old content."""
     from chalicelib.store.local import LocalStore
     store = LocalStore(tmp_path)
     store.put("items/a.json", b"old-a")
@@ -247,9 +249,30 @@ def test_put_many_failing_midway_changes_nothing_and_leaves_no_temporary_file(tm
             raise OSError(28, "No space left on device")
         real(fd, digest, st)
 
+    store._unnamed = unnamed
     monkeypatch.setattr(store, "_stamp", failing_stamp)
     with pytest.raises(OSError):
         store.put_many([(f"items/{c}.json", b"new") for c in "abcd"], workers=1)
     assert store.get("items/a.json").body == b"old-a"
     assert [info.key for info in store.list("items/")] == ["items/a.json"]
     assert not [p for p in (tmp_path / "items").iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named temporary files"])
+def test_put_many_in_rounds_creates_and_replaces_keys_whole(tmp_path, monkeypatch, unnamed: bool) -> None:
+    """New keys are linked in place, existing ones replaced, over several rounds and folders; reads
+    see the new content and its ETag, and no temporary file is left."""
+    monkeypatch.setattr(local_module, "_ROUND", 3)
+    store = LocalStore(tmp_path)
+    assert store._unnamed_files_work() is (os.uname().sysname == "Linux")
+    store._unnamed = unnamed
+    store.put("b/1.json", b"old-1")
+    store.put("a/2.json", b"old-2")
+    entries = [(f"{'ab'[i % 2]}/{i}.json", f"new-{i}".encode()) for i in range(10)] + [("a", b"a folder")]
+    results = store.put_many(entries, workers=2)
+    for (key, body), info in zip(entries[:-1], results[:-1]):
+        assert store.get(key).body == body
+        assert store.get(key).etag == info.etag == _md5_etag(body)  # type: ignore[union-attr]
+    assert isinstance(results[-1], local_module.InvalidKey)
+    assert sorted(i.key for i in store.list("")) == sorted(key for key, _ in entries[:-1])
+    assert not [p for p in tmp_path.rglob(".tmp-*")]

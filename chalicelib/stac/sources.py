@@ -1,0 +1,184 @@
+"""Bulk inputs (item files, folders, FeatureCollections, NDJSON) read as parsing tasks, parsed,
+checked and serialised in worker processes, results handed back in input order.
+
+Parsing, schema checks and normalisation cost most of a bulk load's CPU and need nothing shared, so
+they run in a process pool: NDJSON is cut at line ends into tasks of ``TASK_BYTES``, other files go
+``TASK_FILES`` to a task. A worker returns each valid item compactly, as the bytes the store will
+hold (``Parsed``), so results cost a copy, not a Python object per field. At most ``window`` tasks
+are in flight: memory stays that of a few tasks however large the input.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generator, Iterator, Sequence
+
+from .access import is_public
+from .items import InvalidItem, normalize, parse
+from .table import compact_json
+
+TASK_BYTES = 1 << 20  # NDJSON bytes per task (~1,200 items of ~850 bytes)
+TASK_FILES = 256  # item files per task
+# Inputs smaller than this are parsed in-process: starting workers costs more than they save.
+POOL_MIN_BYTES = 8 << 20
+SUFFIXES = (".json", ".geojson", ".ndjson")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Items to parse: NDJSON text from ``first_line`` of ``label`` (``text``), or whole files; ``error``:
+    why the rest of ``label`` could not be read."""
+
+    label: str
+    first_line: int = 0
+    text: bytes = b""
+    files: tuple[str, ...] = ()
+    error: str = ""
+
+    def source(self, where: int | str) -> str:
+        """The rejection source of an item: its NDJSON line, or its file (and feature)."""
+        return f"{self.label}:{where}" if isinstance(where, int) else where
+
+
+@dataclass
+class Parsed:
+    """One task's valid items, each as (collection, id, public, summary, stored body, where: see
+    ``Task.source``), and its rejections as (where, reason)."""
+
+    items: list[tuple[str, str, bool, tuple[Any, ...], bytes, int | str]] = field(default_factory=list)
+    rejected: list[tuple[int | str, str]] = field(default_factory=list)
+
+
+def tasks(paths: Sequence[Path]) -> Iterator[Task]:
+    """Every item of files, folders and NDJSON files, as tasks in input order."""
+    files: list[str] = []
+    for path in paths:
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES) \
+            if path.is_dir() else [path]
+        for file in found:
+            if file.suffix != ".ndjson":
+                files.append(str(file))
+                if len(files) >= TASK_FILES:
+                    yield Task("", files=tuple(files))
+                    files = []
+                continue
+            if files:  # input order: the files before this one first
+                yield Task("", files=tuple(files))
+                files = []
+            yield from _ndjson_tasks(file)
+    if files:
+        yield Task("", files=tuple(files))
+
+
+def _ndjson_tasks(file: Path) -> Iterator[Task]:
+    """The file in line-aligned pieces of about ``TASK_BYTES`` (streamed: any size; a line longer than
+    a piece is gathered block by block and joined once)."""
+    line, pending = 1, []
+    try:
+        with file.open("rb") as fh:
+            while block := fh.read(TASK_BYTES):
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    pending.append(block)
+                    continue
+                text = b"".join([*pending, block[:cut]])
+                pending = [block[cut:]]
+                yield Task(str(file), line, text)
+                line += text.count(b"\n")
+    except OSError as err:
+        yield Task(str(file), error=f"unreadable: {err}")
+        return
+    if rest := b"".join(pending):
+        yield Task(str(file), line, rest)
+
+
+def parse_task(task: Task, collection: str | None) -> Parsed:
+    """Parse, check and normalise a task's items (``collection``: of items naming none)."""
+    out = Parsed()
+    if task.error:
+        out.rejected.append((task.label, task.error))
+    for where, doc in _docs(task):
+        try:
+            if isinstance(doc, InvalidItem):
+                raise doc
+            cid = doc.get("collection", collection) if isinstance(doc, dict) else collection
+            if not isinstance(cid, str):
+                raise InvalidItem("the item has no collection (and no default collection was given)")
+            item, summary = normalize(doc, cid)
+        except InvalidItem as err:
+            out.rejected.append((where, str(err)))
+            continue
+        out.items.append((cid, item["id"], is_public(item), tuple(summary), compact_json(item), where))
+    return out
+
+
+def _docs(task: Task) -> Iterator[tuple[int | str, Any]]:
+    """(where, parsed JSON or an InvalidItem) of each item of the task."""
+    if task.text:
+        for n, line in enumerate(task.text.split(b"\n"), task.first_line):
+            if line.strip():
+                yield n, _parsed(line)
+        return
+    for file in task.files:
+        try:
+            text = Path(file).read_bytes()
+            text.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            yield file, InvalidItem(f"unreadable: {err}")
+            continue
+        doc = _parsed(text)
+        if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+            for n, feature in enumerate(doc.get("features") or [], 1):
+                yield f"{file}#{n}", feature
+        else:
+            yield file, doc
+
+
+def _parsed(text: bytes) -> Any:
+    try:
+        return parse(text)
+    except InvalidItem as err:
+        return err
+
+
+def workers_for(paths: Sequence[Path]) -> int:
+    """Worker processes worth starting for ``paths``: none for small inputs, else one per core."""
+    size = 0
+    for path in paths:
+        found = path.rglob("*") if path.is_dir() else [path]
+        size += sum(p.stat().st_size for p in found if p.is_file() and p.suffix in SUFFIXES)
+        if size >= POOL_MIN_BYTES:
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0
+
+
+def parsed(all_tasks: Iterator[Task], collection: str | None, workers: int) \
+        -> Generator[tuple[Task, Parsed], None, None]:
+    """Each task with its outcome, in input order; ``workers``: processes (0: parse in this one).
+
+    Call before starting threads: workers are forked (cheap, and they inherit the loaded modules),
+    and a fork copies no other thread."""
+    if workers <= 0:
+        for task in all_tasks:
+            yield task, parse_task(task, collection)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield from _windowed(pool, all_tasks, collection, window=2 * workers + 2)
+
+
+def _windowed(pool: Executor, all_tasks: Iterator[Task], collection: str | None, *,
+              window: int) -> Iterator[tuple[Task, Parsed]]:
+    running: deque[tuple[Task, Future[Parsed]]] = deque()
+    for task in all_tasks:
+        running.append((task, pool.submit(parse_task, task, collection)))
+        if len(running) >= window:
+            done, future = running.popleft()
+            yield done, future.result()
+    while running:
+        done, future = running.popleft()
+        yield done, future.result()
