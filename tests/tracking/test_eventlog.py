@@ -170,32 +170,72 @@ def test_a_warm_reader_revalidates_with_one_conditional_get(store):
     assert len(reader.search_runs([eid], "metrics.m >= 0", "ALL", None, [], None).items) == 30
 
 
-def test_a_write_is_seen_once_acknowledged_whatever_the_readers_interleaving(store):
-    """The entry has landed but its tip PUT is held: a read then may miss it (nothing was acknowledged),
-    and must not cache that view past the tip; once the write returns, every reader sees it."""
+def _background(fn, *args) -> tuple[threading.Thread, list[BaseException]]:  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as err:  # noqa: BLE001 - reported by the caller's assertions
+            errors.append(err)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _landed(store, eid: str, marker: bytes) -> bool:  # type: ignore[no-untyped-def]
+    return any(marker in store.get(i.key).body for i in store.list(f"mlflow/experiment-runs/{eid}/log/"))
+
+
+@pytest.mark.parametrize("held", ["tip", "entry"])
+def test_a_write_is_seen_once_acknowledged_whatever_the_readers_interleaving(store, held):
+    """The experiment log's entry and its tip are PUT side by side: either may land first. A read
+    in between may miss the entry (nothing was acknowledged) but must not trust that view past the
+    write; once the write returns, every reader sees it."""
     hooked = InstrumentedStore(store)
     writer, reader = TrackingService(hooked), TrackingService(store)
     eid = writer.create_experiment("held", None, [])
     run_id = _run(writer, eid)
     reader.search_runs([eid], None, None, None, [], None)  # warm
-    tip = f"mlflow/experiment-runs/{eid}/tip.json"
-    held, release = hooked.pause("before", "PUT", lambda call: call.key == tip)
-    errors: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            writer.log_batch(run_id, [_metric("late", 1.0)], [], [])
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-    thread = threading.Thread(target=write)
-    thread.start()
-    assert held.wait(5)  # the experiment log's entry is stored, its tip not yet
-    assert store.exists(next(i.key for i in store.list(f"mlflow/experiment-runs/{eid}/log/")
-                             if b"late" in store.get(i.key).body))
+    log = f"mlflow/experiment-runs/{eid}/"
+    hold = (lambda call: call.key == log + "tip.json") if held == "tip" else \
+        (lambda call: call.key.startswith(log + "log/") and b"late" in (call.body or b""))
+    pause = hooked.pause("before", "PUT", hold)
+    thread, errors = _background(writer.log_batch, run_id, [_metric("late", 1.0)], [], [])
+    assert pause.reached.wait(5)
+    deadline = time.time() + 5
+    while held == "tip" and not _landed(store, eid, b"late") and time.time() < deadline:
+        time.sleep(0.01)  # the entry's own PUT goes on
+    assert _landed(store, eid, b"late") == (held == "tip")
     reader.search_runs([eid], "metrics.late = 1", None, None, [], None)  # may or may not see it
-    release.set()
+    pause.release.set()
     thread.join(5)
     assert not errors, errors
     for svc in (reader, TrackingService(store)):
         found = svc.search_runs([eid], "metrics.late = 1", None, None, [], None).items
         assert [r.info.run_id for r in found] == [run_id]
+
+
+def test_an_append_whose_tip_was_overwritten_before_its_entry_landed_puts_the_tip_again(store):
+    """W1's entry is held; W2 writes (its tip replaces W1's) and a reader confirms W2's tip. W1's
+    entry then lands: its tip is no longer current, so W1 PUTs one more before acknowledging, and
+    the reader's next search (a conditional GET first) sees W1's write."""
+    hooked = InstrumentedStore(store)
+    w1, w2, reader = TrackingService(hooked), TrackingService(store), TrackingService(hooked)
+    eid = w1.create_experiment("overwritten", None, [])
+    run_a, run_b = _run(w1, eid), _run(w1, eid)
+    reader.search_runs([eid], None, None, None, [], None)  # warm
+    log = f"mlflow/experiment-runs/{eid}/"
+    pause = hooked.pause("before", "PUT", lambda call: call.key.startswith(log + "log/") and b"one" in (call.body or b""))
+    thread, errors = _background(w1.log_batch, run_a, [_metric("one", 1.0)], [], [])
+    assert pause.reached.wait(5)
+    w2.log_batch(run_b, [_metric("two", 2.0)], [], [])
+    assert [r.info.run_id for r in reader.search_runs([eid], "metrics.two = 2", None, None, [], None).items] == [run_b]
+    hooked.log.clear()
+    pause.release.set()
+    thread.join(5)
+    assert not errors, errors
+    tips = [c.body for c in hooked.log if c.verb == "PUT" and c.key == log + "tip.json"]
+    assert len(tips) == 1 and (tips[0] or b"").startswith(b"after ")
+    found = reader.search_runs([eid], "metrics.one = 1", None, None, [], None).items
+    assert [r.info.run_id for r in found] == [run_a]
