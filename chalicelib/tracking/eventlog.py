@@ -46,12 +46,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
+
+import orjson
 
 from ..mlflowapi.errors import unavailable
 from ..store import NotFound, NotModified, ObjectStore, PreconditionFailed
@@ -142,7 +145,7 @@ class FoldedLog:
         append_all([(self, key, entry)])
 
     def _put_entry(self, key: str, entry: dict[str, Any]) -> None:
-        body = json.dumps(entry, separators=(",", ":")).encode()
+        body = _entry_body(entry)
         self.store.put(f"{self._log}{key}.json", body, if_none_match=True, content_type="application/json")
         with self._own_lock:
             if len(self._own) < 1000:  # bounded: a writer that never reads this log must not grow
@@ -373,6 +376,18 @@ def append_all(appends: list[tuple[FoldedLog, str, dict[str, Any]]],
                                            for _, key, _ in appends):
         raise unavailable("write took too long; retry")
     return results[:len(also or [])]
+
+
+def _entry_body(entry: dict[str, Any]) -> bytes:
+    """An entry as JSON: orjson (a log-batch of 1,000 metrics costs a fraction of ``json``'s time)
+    unless a metric value is not finite: orjson would write NaN and infinities as null, where MLflow
+    keeps them (``json`` writes them as ``NaN``/``Infinity``, which every reader here parses)."""
+    if all(math.isfinite(m[1]) for m in entry.get("metrics", ())):
+        try:
+            return orjson.dumps(entry)
+        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, say
+            pass
+    return json.dumps(entry, separators=(",", ":")).encode()
 
 
 def _canonical(doc: Any) -> str:

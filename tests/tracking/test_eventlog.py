@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 
@@ -239,3 +240,17 @@ def test_an_append_whose_tip_was_overwritten_before_its_entry_landed_puts_the_ti
     assert len(tips) == 1 and (tips[0] or b"").startswith(b"after ")
     found = reader.search_runs([eid], "metrics.one = 1", None, None, [], None).items
     assert [r.info.run_id for r in found] == [run_a]
+
+
+def test_non_finite_values_and_wide_integers_survive_the_stored_entry(store):
+    """Entries are written with orjson where it is exact; NaN, infinities and integers over 64 bits
+    (which it would turn into null or refuse) are kept too, as MLflow keeps them."""
+    writer = TrackingService(store)
+    run_id = _run(writer)
+    values = [1.5, math.nan, math.inf, -math.inf]
+    writer.log_batch(run_id, [_metric("v", value, step) for step, value in enumerate(values)], [], [])
+    writer.log_batch(run_id, [{"key": "wide", "value": 1.0, "timestamp": 2 ** 70, "step": 0}], [], [])
+    reader = TrackingService(store)  # reads what is stored, not the writer's own copy
+    got = _values(reader, run_id, "v")
+    assert got[0] == 1.5 and math.isnan(got[1]) and got[2:] == [math.inf, -math.inf]
+    assert [m.timestamp for m in reader.get_metric_history(run_id, "wide", None, None).items] == [2 ** 70]
