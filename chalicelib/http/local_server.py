@@ -130,7 +130,7 @@ class RequestHandler(ChaliceRequestHandler):
     wbufsize = 64 * 1024
 
     def __init__(self, request: Any, client_address: Any, server: Any, gateway: _Gateway) -> None:
-        self.local_gateway = gateway
+        self.gateway = self.local_gateway = gateway
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
     def _headers(self) -> dict[str, str]:
@@ -151,14 +151,14 @@ class RequestHandler(ChaliceRequestHandler):
 
     def _generic_handle(self) -> None:
         try:
-            match = self.local_gateway.routes.match_route(self.path)
+            match = self.gateway.routes.match_route(self.path)
         except ValueError:
             self._no_route()  # before reading a body: no route will take it
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else None
         try:
-            response = self.local_gateway.answer(self.command, match, self.path, self._headers(), body)
+            response = self.gateway.answer(self.command, match, self.path, self._headers(), body)
         except LocalGatewayException as e:
             self._send(e.CODE, dict(e.headers), e.body)
             return
