@@ -9,6 +9,14 @@ counting local store). Ratios: the peer's time over ours, whole workload and sea
 client, and as raw HTTP: the servers' time without the client's decoding, which both pay).
 
     .venv/bin/python bench/mlflow_bench.py [--runs 100] [--search-runs 1000] [--skip-mlflow] [--s3]
+        [--baseline DIR] [--peer-search-runs N]
+
+``--baseline DIR``: also `stacflow serve` from a checkout of another commit (``git archive <commit> |
+tar -x -C DIR``), same workload, same run. ``--peer-search-runs N``: the at-scale search against
+`mlflow server` too, its SQLite database filled with N runs through MLflow's own SQL store (going
+through its server would take most of an hour). Before the timed workloads the client runs a small
+one against every server, so its one-time imports are paid by none of them. Each server's CPU
+time over the workload (its process and children) is reported beside the wall time.
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import elapsed_ms, free_port, memory_mb, percentiles, serving, stacflow_serve
+from harness import REPO, elapsed_ms, free_port, memory_mb, percentiles, serving, stacflow_serve
 
 
 def workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
@@ -73,10 +81,15 @@ def _workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
     return out
 
 
-def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
-    """search_runs p50/p95 over an experiment of n_runs runs (runs are small: 3 params, 2 metrics)."""
-    from mlflow import MlflowClient
+def _scale_run(i: int, now: int) -> tuple[list[Any], list[Any]]:
     from mlflow.entities import Metric, Param
+    return ([Metric("acc", (i % 97) / 97, now, 0), Metric("loss", 1 / (i + 1), now, 0)],
+            [Param("model", ["rf", "svm", "xgb"][i % 3]), Param("i", str(i)), Param("x", "y")])
+
+
+def populate(uri: str, n_runs: int) -> str:
+    """An experiment of n_runs small runs (3 params, 2 metrics), written through the client."""
+    from mlflow import MlflowClient
     from concurrent.futures import ThreadPoolExecutor
     client = MlflowClient(uri)
     exp_id = client.create_experiment(f"scale-{time.time_ns()}")
@@ -84,10 +97,36 @@ def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
 
     def one(i: int) -> None:
         run_id = client.create_run(exp_id).info.run_id
-        client.log_batch(run_id, metrics=[Metric("acc", (i % 97) / 97, now, 0), Metric("loss", 1 / (i + 1), now, 0)],
-                         params=[Param("model", ["rf", "svm", "xgb"][i % 3]), Param("i", str(i)), Param("x", "y")])
+        metrics, params = _scale_run(i, now)
+        client.log_batch(run_id, metrics=metrics, params=params)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, range(n_runs)))
+    return exp_id
+
+
+def populate_sqlite(db_uri: str, artifacts: str, n_runs: int) -> str:
+    """The same experiment written straight into `mlflow server`'s database with MLflow's SQL store."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    store = SqlAlchemyStore(db_uri, artifacts)
+    exp_id = store.create_experiment(f"scale-{time.time_ns()}")
+    now = int(time.time() * 1000)
+    for i in range(n_runs):
+        run_id = store.create_run(exp_id, "bench", now, [], f"r{i}").info.run_id
+        metrics, params = _scale_run(i, now)
+        store.log_batch(run_id, metrics, params, [])
+    store.engine.dispose()
+    return str(exp_id)
+
+
+def search_at_scale(uri: str, n_runs: int, exp_id: str | None = None) -> dict[str, float]:
+    """search_runs p50/p95 over an experiment of n_runs runs (``exp_id``, else written now): 100 runs a
+    page, and the client's default page (1,000 runs)."""
+    from mlflow import MlflowClient
+    client = MlflowClient(uri)
+    exp_id = exp_id or populate(uri, n_runs)
+    default_page = [elapsed_ms(lambda: client.search_runs([exp_id], "metrics.acc > 0.5 and params.model = 'rf'",
+                                                           order_by=["metrics.loss ASC"]))
+                    for _ in range(10)]
     searches = [elapsed_ms(lambda: client.search_runs([exp_id], "metrics.acc > 0.5 and params.model = 'rf'",
                                                       order_by=["metrics.loss ASC"], max_results=100))
                 for _ in range(30)]
@@ -103,7 +142,8 @@ def search_at_scale(uri: str, n_runs: int) -> dict[str, float]:
     raw = [elapsed_ms(lambda: urllib.request.urlopen(req).read()) for _ in range(30)]
     (search_p50, search_p95), (http_p50, http_p95) = percentiles(searches), percentiles(raw)
     varied_p50, varied_p95 = percentiles(varied)
-    return {"runs": n_runs, "search_p50_ms": search_p50, "search_p95_ms": search_p95,
+    return {"runs": n_runs, "search_default_page_1000_p50_ms": percentiles(default_page)[0],
+            "search_p50_ms": search_p50, "search_p95_ms": search_p95,
             "search_http_p50_ms": http_p50, "search_http_p95_ms": http_p95,
             "search_varied_filters_p50_ms": varied_p50, "search_varied_filters_p95_ms": varied_p95}
 
@@ -157,46 +197,87 @@ def s3_workload(n_runs: int) -> dict[str, Any]:
             return out
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its current children."""
+    total = 0.0
+    for p in [pid, *(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measured(server: Any, uri: str, n_runs: int, label: str) -> dict[str, Any]:
+    """The workload against one server, with the server's start time, RSS and CPU time."""
+    pid = server.proc.pid
+    workload(uri, 3, f"{label}-warm")  # the client's and the server's one-time costs, untimed
+    out: dict[str, Any] = {"start_s": server.start_s, "rss_mb_idle": memory_mb(pid, children=True)}
+    cpu0 = cpu_s(pid)
+    out.update(workload(uri, n_runs, label))
+    out["server_cpu_s"] = cpu_s(pid) - cpu0
+    out["rss_mb_after"] = memory_mb(pid, children=True)
+    return out
+
+
+def stacflow_from(code: Path, store_uri: str) -> Any:
+    """``stacflow serve`` from the checkout ``code`` (its own modules)."""
+    port = free_port()
+    return serving(["sh", "-c", f'cd "{code}" && exec "{sys.executable}" -m chalicelib.cli serve --port {port} '
+                                f'--store "{store_uri}"'], port, "/mlflow/health")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--search-runs", type=int, default=1000)
+    parser.add_argument("--peer-search-runs", type=int, default=0)
     parser.add_argument("--skip-mlflow", action="store_true", help="only stacflow")
     parser.add_argument("--s3", action="store_true", help="also stacflow over S3 (a moto server on loopback)")
+    parser.add_argument("--baseline", type=Path, help="a checkout of the commit to compare with")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     py = sys.executable
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"load_average_before": os.getloadavg()}
+    codes = {"stacflow": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     with tempfile.TemporaryDirectory() as tmp:
-        with stacflow_serve(f"file://{tmp}/store", "/mlflow/health") as server:
-            uri = server.url + "/mlflow"
-            pid = server.proc.pid
-            report["stacflow"] = {"start_s": server.start_s, "rss_mb_idle": memory_mb(pid, children=True),
-                                  **workload(uri, args.runs, "stacflow")}
-            report["stacflow"]["rss_mb_after"] = memory_mb(pid, children=True)
-            if args.search_runs:
-                report["stacflow"]["at_scale"] = search_at_scale(uri, args.search_runs)
-                report["stacflow"]["rss_mb_after_scale"] = memory_mb(pid, children=True)
+        for name, code in codes.items():
+            with stacflow_from(code, f"file://{tmp}/store-{name}") as server:
+                uri = server.url + "/mlflow"
+                report[name] = measured(server, uri, args.runs, name)
+                if args.search_runs:
+                    report[name]["at_scale"] = search_at_scale(uri, args.search_runs)
+                    report[name]["rss_mb_after_scale"] = memory_mb(server.proc.pid, children=True)
         if args.s3:
             report["stacflow_s3"] = s3_workload(args.runs)
         if not args.skip_mlflow:
             port = free_port()
             mlflow_bin = str(Path(py).parent / "mlflow")
+            db = f"sqlite:///{tmp}/mlflow.db"
+            scale_exp = populate_sqlite(db, f"{tmp}/artifacts", args.peer_search_runs) \
+                if args.peer_search_runs else None
             with serving([mlflow_bin, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-                          "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
-                          "--default-artifact-root", f"{tmp}/artifacts"], port, "/health") as server:
-                pid = server.proc.pid
-                report["mlflow_sqlite"] = {"start_s": server.start_s, "rss_mb_idle": memory_mb(pid, children=True),
-                                           **workload(server.url, args.runs, "mlflow")}
-                report["mlflow_sqlite"]["rss_mb_after"] = memory_mb(pid, children=True)
-            report["speedup_end_to_end"] = (report["mlflow_sqlite"]["end_to_end_s"]
-                                            / report["stacflow"]["end_to_end_s"])
-            report["speedup_search_p50"] = (report["mlflow_sqlite"]["search_p50_ms"]
-                                            / report["stacflow"]["search_p50_ms"])
-            report["speedup_search_http_p50"] = (report["mlflow_sqlite"]["search_http_p50_ms"]
-                                                 / report["stacflow"]["search_http_p50_ms"])
-    report["store_requests_per_call"] = store_requests_per_call()
-    print(json.dumps(report, indent=2))
+                          "--backend-store-uri", db, "--default-artifact-root", f"{tmp}/artifacts"],
+                         port, "/health") as server:
+                report["mlflow_sqlite"] = measured(server, server.url, args.runs, "mlflow")
+                if scale_exp:
+                    report["mlflow_sqlite"]["at_scale"] = search_at_scale(server.url, args.peer_search_runs,
+                                                                          scale_exp)
+            peer = report["mlflow_sqlite"]
+            for name in codes:
+                ours = report[name]
+                report[f"{name}_vs_mlflow"] = {
+                    "end_to_end": peer["end_to_end_s"] / ours["end_to_end_s"],
+                    "server_cpu": peer["server_cpu_s"] / max(ours["server_cpu_s"], 1e-9),
+                    "search_p50": peer["search_p50_ms"] / ours["search_p50_ms"],
+                    "search_http_p50": peer["search_http_p50_ms"] / ours["search_http_p50_ms"]}
+        report["load_average_after"] = os.getloadavg()
+        print(json.dumps(report, indent=2))  # before the stores' removal, which takes a while at 10,000 runs
+        phases = ["create_runs_s", "log_s", "search_p50_ms", "search_http_p50_ms", "history_20_runs_s",
+                  "end_to_end_s", "server_cpu_s"]
+        names = [n for n in ("stacflow", "baseline", "mlflow_sqlite") if n in report]
+        print("| phase | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names), flush=True)
+        for phase in phases:
+            print(f"| {phase} | " + " | ".join(f"{report[n][phase]:.3f}" for n in names) + " |", flush=True)
+    print(json.dumps({"store_requests_per_call": store_requests_per_call()}, indent=2))
     return 0
 
 

@@ -1,9 +1,17 @@
 """STAC pages benchmark: `/stac/collections`, the landing pages and one collection, over HTTP
-(`stacflow serve`, keep-alive client) and in-process (`StacApi`, the whole body serialised), against
-the figure stac-fastapi-pgstac 7.2 / pgstac 0.10 gives for `/collections` on the same machine
-(4.5 ms p50, from issue 13). `/health` is the HTTP floor: the server's cost of any answer.
+(`stacflow serve`) and in-process (`StacApi`, the whole body serialised), side by side with
+stac-fastapi-pgstac 7.2 / pgstac 0.10 serving the same collection and item documents, and with
+`stacflow serve` from a baseline checkout. `/health` is the HTTP floor: a server's cost of any
+answer (pgstac's is `/_mgmt/ping`).
 
-    .venv/bin/python bench/stac_pages_bench.py [--n 1000] [--repeat 300]
+    .venv/bin/python bench/stac_pages_bench.py [--n 1000] [--repeat 300] [--baseline DIR] [--pgstac-venv DIR]
+
+DIR for ``--baseline``: ``git archive <commit> | tar -x -C DIR``. ``--pgstac-venv``: a virtualenv with
+the peer (see bench/pgstac_peer.py; default /tmp/pgstac-venv); without it the issue's 4.5 ms is used.
+Every server gets the same client (one keep-alive `http.client` connection each: a lighter client
+than `requests`, whose own ~0.7 ms per call would hide the servers' differences) and the same
+requests, interleaved in rounds, so load from other jobs hits them alike. Reported per page and
+server: p50/p95 wall time and the server process's CPU time per request.
 
 The store holds N synthetic items published with `stacflow publish` (collection documents with
 real extents and summaries). After the timings one more item is published and the collection's
@@ -12,26 +20,30 @@ page must show it at once (a cache may never serve a page older than the last pu
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import REPO, elapsed_ms, percentiles, stacflow_serve  # first: puts REPO on sys.path
-
-import requests
+from harness import REPO, elapsed_ms, free_port, percentiles, serving  # first: puts REPO on sys.path
 
 from chalicelib.stac.api import StacApi
 from chalicelib.stac.catalog import collection_key
 from chalicelib.store.local import LocalStore
 from tests.helpers.synthetic import make_items
 
-PGSTAC_COLLECTIONS_MS = 4.5
-PAGES = {"/health": "/health", "landing /": "/", "STAC landing /stac": "/stac",
-         "/stac/conformance": "/stac/conformance", "/stac/collections": "/stac/collections",
-         "/stac/collections/dataset": "/stac/collections/dataset"}
+PGSTAC_COLLECTIONS_MS = 4.5  # the issue's figure, used when the peer cannot run here
+# label -> (stacflow path, pgstac path or None)
+PAGES = {"/health": ("/health", "/_mgmt/ping"), "landing /": ("/", None), "STAC landing /stac": ("/stac", "/"),
+         "/stac/conformance": ("/stac/conformance", "/conformance"),
+         "/stac/collections": ("/stac/collections", "/collections"),
+         "/stac/collections/dataset": ("/stac/collections/dataset", "/collections/dataset")}
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
@@ -50,10 +62,59 @@ def publish(store_dir: Path, items: list[dict[str, Any]]) -> None:
     Path(fh.name).unlink()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Target:
+    """One server under test: a keep-alive connection, its samples and CPU time per page."""
+
+    def __init__(self, name: str, url: str, pid: int, paths: dict[str, str]) -> None:
+        self.name, self.pid, self.paths = name, pid, paths
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        self.samples: dict[str, list[float]] = {label: [] for label in paths}
+        self.cpu: dict[str, float] = {label: 0.0 for label in paths}
+
+    def get(self, path: str, accept: str = "application/json") -> bytes:
+        self.conn.request("GET", path, headers={"Accept": accept})
+        resp = self.conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200, (self.name, path, resp.status, body[:200])
+        return body
+
+    def batch(self, label: str, count: int) -> None:
+        path = self.paths[label]
+        accept = "text/html" if label.endswith("(HTML)") else "application/json"
+        cpu0 = cpu_s(self.pid)
+        self.samples[label] += [elapsed_ms(lambda: self.get(path, accept)) for _ in range(count)]
+        self.cpu[label] += cpu_s(self.pid) - cpu0
+
+    def report(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for label, samples in self.samples.items():
+            p50, p95 = percentiles(samples)
+            out[label] = {"p50": round(p50, 3), "p95": round(p95, 3),
+                          "cpu_ms_per_request": round(self.cpu[label] * 1000 / len(samples), 3)}
+        return out
+
+
+def stacflow_from(code: Path, store_uri: str) -> Any:
+    """``stacflow serve`` from the checkout ``code`` (its own modules, not this one's)."""
+    port = free_port()
+    return serving(["sh", "-c", f'cd "{code}" && exec "{sys.executable}" -m chalicelib.cli serve --port {port} '
+                                f'--store "{store_uri}"'], port, "/stac/collections")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=300, help="requests per page and server")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the requests are split into")
+    parser.add_argument("--baseline", type=Path, help="a checkout of the commit to compare with")
+    parser.add_argument("--pgstac-venv", type=Path, default=Path("/tmp/pgstac-venv"))
     args = parser.parse_args()
     items = make_items(args.n + 1)
     for i, item in enumerate(items):
@@ -63,41 +124,69 @@ def main() -> int:
     extra["bbox"] = [170.0, 80.0, 179.5, 89.5]  # outside every synthetic footprint: the extent must grow
     extra["geometry"] = {"type": "Polygon", "coordinates": [[[170.0, 80.0], [179.5, 80.0], [179.5, 89.5],
                                                              [170.0, 89.5], [170.0, 80.0]]]}
-    report: dict[str, Any] = {"n": args.n}
-    with tempfile.TemporaryDirectory() as tmp:
+    report: dict[str, Any] = {"n": args.n, "load_average": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         store_dir = Path(tmp) / "store"
         publish(store_dir, items)
         api, base = StacApi(LocalStore(store_dir, fsync=False)), "http://localhost/stac"
         report["inprocess_ms"] = {
             "/stac/collections": timed(lambda: json.dumps(api.collections(base)), args.repeat),
             "/stac/collections/dataset": timed(lambda: json.dumps(api.collection(base, "dataset")), args.repeat)}
-        with stacflow_serve(store_dir.as_uri(), "/stac/collections") as server:
-            session = requests.Session()
-
-            def get(path: str, accept: str = "application/json") -> requests.Response:
-                r = session.get(server.url + path, headers={"Accept": accept})
-                assert r.status_code == 200, (path, r.status_code, r.text[:200])
-                return r
-            report["http_ms"] = {label: timed(lambda p=path: get(p), args.repeat) for label, path in PAGES.items()}
-            report["http_ms"]["landing / (HTML)"] = timed(lambda: get("/", "text/html"), args.repeat)
-            before = get("/stac/collections/dataset").json()["extent"]["spatial"]["bbox"][0]
-            publish(store_dir, [extra])
-            after = get("/stac/collections/dataset").json()["extent"]["spatial"]["bbox"][0]
-            listed = next(c for c in get("/stac/collections").json()["collections"] if c["id"] == "dataset")
-            stored = json.loads((store_dir / collection_key("dataset")).read_text())["extent"]["spatial"]["bbox"][0]
-            report["fresh_after_publish"] = (after == stored == listed["extent"]["spatial"]["bbox"][0]
-                                             and after != before)
-    p50 = report["http_ms"]["/stac/collections"]["p50"]
-    report["collections_vs_pgstac"] = round(PGSTAC_COLLECTIONS_MS / p50, 1)
+        ours = {label: paths[0] for label, paths in PAGES.items()} | {"landing / (HTML)": "/"}
+        servers = {"stacflow": stacflow_from(REPO, store_dir.as_uri())}
+        if args.baseline:
+            servers["baseline"] = stacflow_from(args.baseline.resolve(), store_dir.as_uri())
+        targets = [Target(name, s.url, s.proc.pid, ours) for name, s in
+                   ((name, stack.enter_context(cm)) for name, cm in servers.items())]
+        from pgstac_peer import available, pgstac
+        why_not = available(args.pgstac_venv)
+        if why_not is None:
+            collections = [json.loads((store_dir / collection_key(c)).read_text()) for c in ("ai-model", "dataset")]
+            peer = stack.enter_context(pgstac(args.pgstac_venv, collections, items))
+            targets.append(Target("pgstac", peer.url, peer.proc.pid,
+                                  {label: paths[1] for label, paths in PAGES.items() if paths[1]}))
+        else:
+            report["pgstac"] = f"not run: {why_not}; using the issue's {PGSTAC_COLLECTIONS_MS} ms for /collections"
+        for target in targets:
+            for label in target.paths:
+                target.batch(label, 5)  # warm
+                target.samples[label], target.cpu[label] = [], 0.0
+        per_round = max(1, args.repeat // args.rounds)
+        for _ in range(args.rounds):
+            for label in ours:
+                for target in targets:
+                    if label in target.paths:
+                        target.batch(label, per_round)
+        report["http_ms"] = {t.name: t.report() for t in targets}
+        now = targets[0]
+        before = json.loads(now.get("/stac/collections/dataset"))["extent"]["spatial"]["bbox"][0]
+        publish(store_dir, [extra])
+        after = json.loads(now.get("/stac/collections/dataset"))["extent"]["spatial"]["bbox"][0]
+        listed = next(c for c in json.loads(now.get("/stac/collections"))["collections"] if c["id"] == "dataset")
+        stored = json.loads((store_dir / collection_key("dataset")).read_text())["extent"]["spatial"]["bbox"][0]
+        report["fresh_after_publish"] = (after == stored == listed["extent"]["spatial"]["bbox"][0]
+                                         and after != before)
     print(json.dumps(report, indent=2))
-    rows = ["| page (p50 ms) | HTTP | in-process |", "| --- | ---: | ---: |"]
-    for label, times in report["http_ms"].items():
+    http_ms = report["http_ms"]
+    names = list(http_ms)
+    rows = ["| page: p50 ms (server CPU ms/request) | " + " | ".join(names) + " | in-process |",
+            "| --- |" + " ---: |" * (len(names) + 1)]
+    for label in ours:
+        cells = [f"{http_ms[n][label]['p50']:.3f} ({http_ms[n][label]['cpu_ms_per_request']:.3f})"
+                 if label in http_ms[n] else "-" for n in names]
         inproc = report["inprocess_ms"].get(label)
-        rows.append(f"| {label} | {times['p50']:.2f} | {inproc['p50']:.3f} |" if inproc
-                    else f"| {label} | {times['p50']:.2f} | - |")
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {inproc['p50']:.3f} |" if inproc
+                    else f"| {label} | " + " | ".join(cells) + " | - |")
     print("\n".join(rows))
-    print(f"/stac/collections: {PGSTAC_COLLECTIONS_MS} ms (pgstac) / {p50:.2f} ms = "
-          f"{report['collections_vs_pgstac']}x; fresh after a publication: {report['fresh_after_publish']}")
+    ours_p50 = http_ms["stacflow"]["/stac/collections"]["p50"]
+    peer = http_ms["pgstac"]["/stac/collections"]["p50"] if "pgstac" in http_ms else PGSTAC_COLLECTIONS_MS
+    for label in ours:
+        ratios = [f"{n} {http_ms[n][label]['p50'] / http_ms['stacflow'][label]['p50']:.2f}x"
+                  for n in names[1:] if label in http_ms[n]]
+        if ratios:
+            print(f"{label}: stacflow faster than " + ", ".join(ratios))
+    print(f"/stac/collections: pgstac {peer:.2f} ms / stacflow {ours_p50:.2f} ms = {peer / ours_p50:.1f}x; "
+          f"fresh after a publication: {report['fresh_after_publish']}")
     return 0
 
 

@@ -1,20 +1,31 @@
-"""The embedded HTTP server of ``stacflow serve``: Chalice's local server, tuned for real clients.
+"""The embedded HTTP server of ``stacflow serve``: Chalice's local server, made lean and tuned for real clients.
 
-Three things differ from Chalice's own: a path no route matches answers 404 in the API's error
-shape (Chalice, like API Gateway, says 403 "Missing Authentication Token"; see ``errors``), ``GET /files/{token}`` streams from the store (Chalice
-would build the whole body, and base64 it, in memory: a 300 MB artifact cost 1.1 GB), and the
-access log never shows a bearer credential (signed-URL tokens, presigned query signatures).
+What differs from Chalice's own: a path no route matches answers 404 in the API's error shape
+(Chalice, like API Gateway, says 403 "Missing Authentication Token"; see ``errors``), ``GET
+/files/{token}`` streams from the store (Chalice would build the whole body, and base64 it, in
+memory: a 300 MB artifact cost 1.1 GB), the access log never shows a bearer credential (signed-URL
+tokens, presigned query signatures), and ``HEAD`` answers carry no body.
+
+And what a request costs. Chalice's handler builds a ``LocalGateway`` per connection (a sorted copy
+of the 200+ routes, an authorizer) and matches the path by scanning every route, twice with our
+404 check; here one ``_Gateway`` serves the whole server, routes are indexed once (an exact lookup
+for literal paths, a scan of the same-length templates only for the others, in Chalice's order),
+the match is made once per request and reused for the event, and the response (headers and a
+small body) leaves in one write.
 """
 from __future__ import annotations
 
-import functools
+import base64
 import json
 import logging
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer, RouteMatcher, create_local_server
+from chalice.local import (ChaliceRequestHandler, LambdaContext, LocalDevServer, LocalGateway,
+                           LocalGatewayAuthorizer, LocalGatewayException, MatchResult, RouteMatcher,
+                           create_local_server)
 
 from ..observability import redact  # one redaction rule for the access log and the JSON logs
 from . import cors, files
@@ -23,6 +34,7 @@ from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
 
+
 def _files_token(path: str) -> str | None:
     segments = urlsplit(path).path.split("/")
     if len(segments) == 3 and segments[1] == "files" and segments[2]:
@@ -30,50 +42,159 @@ def _files_token(path: str) -> str | None:
     return None
 
 
+def _is_capture(segment: str) -> bool:
+    return segment.startswith("{") and segment.endswith("}")
+
+
+class Routes(RouteMatcher):
+    """Chalice's route matching (the first match among the sorted templates wins, a trailing slash
+    is ignored), indexed once: literal paths by exact lookup, templates by segment count."""
+
+    def __init__(self, route_urls: list[str]) -> None:
+        super().__init__(route_urls)
+        self._literal: dict[str, tuple[str, dict[str, str]]] = {}
+        self._templates: dict[int, list[tuple[str, list[tuple[int, str]], list[tuple[int, str]]]]] = {}
+        for url in self.route_urls:  # sorted, as Chalice scans them
+            parts = url.split("/")
+            if not any(_is_capture(p) for p in parts):
+                continue
+            literals = [(i, p) for i, p in enumerate(parts) if not _is_capture(p)]
+            captures = [(i, p[1:-1]) for i, p in enumerate(parts) if _is_capture(p)]
+            self._templates.setdefault(len(parts), []).append((url, literals, captures))
+        for url in self.route_urls:
+            if not any(_is_capture(p) for p in url.split("/")):
+                # Chalice's own answer for this exact path (a template sorted first could win it).
+                found = super().match_route(url)
+                self._literal[url] = (found.route, dict(found.captured))
+
+    def match_route(self, url: str) -> MatchResult:
+        parsed = urlparse(url)
+        path = parsed.path
+        if path != "/" and path.endswith("/"):
+            path = path[:-1]
+        query = parse_qs(parsed.query, keep_blank_values=True)
+        literal = self._literal.get(path)
+        if literal is not None:
+            return MatchResult(literal[0], dict(literal[1]), query)
+        parts = path.split("/")
+        for route, literals, captures in self._templates.get(len(parts), ()):
+            if all(parts[i] == p for i, p in literals):
+                return MatchResult(route, {name: parts[i] for i, name in captures}, query)
+        raise ValueError(f"No matching route found for: {url}")
+
+
+class _Gateway(LocalGateway):
+    """Chalice's local API Gateway for a whole server (its own is built per connection), answering
+    an already matched request."""
+
+    def __init__(self, app_object: Any, config: Config) -> None:
+        self._app_object = app_object
+        self._config = config
+        self.routes = Routes(list(app_object.routes))
+        self._authorizer = LocalGatewayAuthorizer(app_object)
+        self._binary_types = app_object.api.binary_types
+        timeout = config.lambda_timeout if config.lambda_timeout is not None else self.MAX_LAMBDA_EXECUTION_TIME
+        self._context_args = (config.function_name, config.lambda_memory_size, timeout * 1000)
+
+    def answer(self, method: str, match: MatchResult, path: str, headers: dict[str, str],
+               body: bytes | None) -> dict[str, Any]:
+        """What Chalice's ``handle_request`` answers for a request whose route is ``match``; ``headers``
+        as the client sent them, ``body`` already read."""
+        name, memory, max_runtime_ms = self._context_args
+        context = LambdaContext(name, memory, max_runtime_ms=max_runtime_ms)
+        event: dict[str, Any] = {
+            "requestContext": {"httpMethod": method, "resourcePath": match.route, "identity": {"sourceIp": "127.0.0.1"},
+                               "path": path.split("?")[0]},
+            "headers": {k.lower(): v for k, v in headers.items()},
+            "pathParameters": match.captured,
+            "stageVariables": {},
+            "multiValueQueryStringParameters": match.query_params or None,  # None when absent, as API Gateway
+        }
+        # As Chalice's converter (which looks the header up with this exact case).
+        if headers.get("content-type", "") in self._binary_types and body is not None:
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
+        else:
+            event["body"] = body
+        if method == "OPTIONS" and not self._has_user_defined_options_method(event):
+            return {"statusCode": 200, "headers": self._autogen_options_headers(event), "multiValueHeaders": {},
+                    "body": None}
+        event, context = self._authorizer.authorize(path, event, context)
+        response: dict[str, Any] = self._app_object(event, context)
+        return response
+
+
 class RequestHandler(ChaliceRequestHandler):
-    # Headers and body go out in two writes: without TCP_NODELAY each keep-alive response
-    # waits ~40 ms on Nagle + delayed ACK.
+    # Headers and body go out in one buffered write (flushed by ``handle_one_request`` after each
+    # request); no Nagle delay on what is left (keep-alive answers would wait ~40 ms for an ACK).
     disable_nagle_algorithm = True
+    wbufsize = 64 * 1024
 
-    def _parse_payload(self) -> tuple[Any, bytes | None]:
-        # No Accept header means "anything" (RFC 9110). Chalice, mimicking API Gateway, would
-        # refuse binary responses (artifact and asset downloads) to such clients; behind API
-        # Gateway, downloads go to presigned S3 URLs instead.
-        if "accept" not in {k.lower() for k in self.headers.keys()}:
-            self.headers["Accept"] = "*/*"
+    def __init__(self, request: Any, client_address: Any, server: Any, gateway: _Gateway) -> None:
+        self.gateway = self.local_gateway = gateway
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def _headers(self) -> dict[str, str]:
+        """The request's headers, the first of repeated ones, as Chalice's ``dict(self.headers)``."""
+        first: dict[str, tuple[str, str]] = {}
+        for name, value in self.headers.items():
+            first.setdefault(name.lower(), (name, value))
+        first.pop(PEER_HEADER.lower(), None)
+        headers = dict(first.values())
         # Who is really calling, for the trusted-proxy check (urls.base_url); never the client's say.
-        del self.headers[PEER_HEADER]
-        self.headers[PEER_HEADER] = self.client_address[0]
-        return super()._parse_payload()
-
-    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Config) -> None:
-        self._routes = _matcher(app_object)
-        super().__init__(request, client_address, server, app_object, config)
+        headers[PEER_HEADER] = self.client_address[0]
+        # No Accept header means "anything" (RFC 9110). Chalice, mimicking API Gateway, would refuse
+        # binary responses (artifact and asset downloads) to such clients; behind API Gateway,
+        # downloads go to presigned S3 URLs instead.
+        if "accept" not in first:
+            headers["Accept"] = "*/*"
+        return headers
 
     def _generic_handle(self) -> None:
         try:
-            self._routes.match_route(self.path)
+            match = self.gateway.routes.match_route(self.path)
         except ValueError:
-            self._no_route()
+            self._no_route()  # before reading a body: no route will take it
             return
-        super()._generic_handle()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else None
+        try:
+            response = self.gateway.answer(self.command, match, self.path, self._headers(), body)
+        except LocalGatewayException as e:
+            self._send(e.CODE, dict(e.headers), e.body)
+            return
+        headers = dict(response["headers"])
+        headers.update(response["multiValueHeaders"])
+        payload = response["body"]
+        if payload is not None and response.get("isBase64Encoded"):
+            payload = base64.b64decode(payload)
+        self._send(response["statusCode"], headers, payload)
 
     do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def _send(self, status: int, headers: dict[str, Any], body: str | bytes | None) -> None:
+        self.send_response(status)
+        if body is None:
+            headers["Content-Length"] = "0"
+        else:
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", headers.pop("Content-Type", JSON))
+        for name, value in headers.items():
+            for one in value if isinstance(value, list) else (value,):
+                self.send_header(name, one)
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
 
     def _no_route(self) -> None:
         if int(self.headers.get("Content-Length") or 0):
             self.close_connection = True  # the unread body would be taken for the next request
         path = urlsplit(self.path).path
-        body = no_route(path)
-        self.send_response(404)
+        headers: dict[str, Any] = {"Content-Type": JSON}
         if cors.applies(path):
-            for name, value in cors.headers_for(self.headers.get("Origin")).items():
-                self.send_header(name, value)
-        self.send_header("Content-Type", JSON)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            headers.update(cors.headers_for(self.headers.get("Origin")))
+        self._send(404, headers, no_route(path))
 
     def do_GET(self) -> None:
         token = _files_token(self.path)
@@ -91,14 +212,8 @@ class RequestHandler(ChaliceRequestHandler):
             log.exception("GET /files failed")
             answer = files.SignedGet(500, message="internal error")
         if answer.reader is None:
-            body = json.dumps({"message": answer.message}).encode()
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(answer.status, dict(answer.headers, **{"Content-Type": "application/json"}),
+                       json.dumps({"message": answer.message}).encode())
             return
         with answer.reader as reader:
             self.send_response(answer.status)
@@ -109,11 +224,17 @@ class RequestHandler(ChaliceRequestHandler):
             try:
                 for chunk in reader.chunks():
                     self.wfile.write(chunk)
+                self.wfile.flush()  # here, where a client gone away is expected
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client went away mid-body
             except Exception:
                 log.exception("GET /files failed after the headers were sent")
                 self.close_connection = True  # the length cannot be honoured: end the connection
+
+    def handle_expect_100(self) -> bool:
+        super().handle_expect_100()
+        self.wfile.flush()  # the interim answer cannot wait in the buffer: the client waits for it
+        return True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server answers a method it has no handler for (TRACE, CONNECT, …) with 501, a server
@@ -126,14 +247,9 @@ class RequestHandler(ChaliceRequestHandler):
         super().log_message("%s", redact(format % args))
 
 
-@functools.lru_cache(maxsize=4)
-def _matcher(app: Any) -> RouteMatcher:
-    """Chalice's own route matching (what its gateway would answer 403 to), once per app."""
-    return RouteMatcher(list(app.routes))
-
-
 def make_server(app: Any, host: str, port: int) -> LocalDevServer:
     config = Config(chalice_stage="dev", config_from_disk={}, user_provided_params={})
-    server = create_local_server(app, config, host, port)
-    server.server.RequestHandlerClass = functools.partial(RequestHandler, app_object=app, config=config)
+    server = create_local_server(app, config, host, port)  # also makes the app's current_request per thread
+    gateway = _Gateway(app, config)
+    server.server.RequestHandlerClass = lambda request, address, srv: RequestHandler(request, address, srv, gateway)
     return server

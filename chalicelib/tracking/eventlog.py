@@ -19,26 +19,42 @@ Entries are never deleted, so ``refold`` can rebuild a snapshot from the whole l
 ``stacflow repair-logs`` command) if a snapshot ever covers an entry it does not hold.
 
 ``tip.json`` (logs created with ``tip=True``: the experiments' logs, which every search reads and
-whose tail grows with every run's writes) spares a warm reader the LIST: every append PUTs it (body: the entry's key, so each
-version is unique) *after* its entry has landed, and an append is acknowledged only once both
-have (within ``MARGIN_S / 2`` of its key). A reader GETs the tip with ``If-None-Match`` before it
-LISTs; a 304 for the version it read before its last LIST means no append was acknowledged since
-that LIST began (a tip version never comes back), so its fold is current: one conditional GET,
-whatever the tail's length. Compaction's cutoff is taken before that GET, as before the LIST: an
-acknowledged entry keyed before it finished its tip PUT before the GET, hence is in the fold. A
-repair PUTs the tip too, so every process reloads the repaired snapshot. A log without a tip
-(written before tips existed) is LISTed on every read, as it always was.
+whose tail grows with every run's writes) spares a warm reader the LIST. A reader GETs the tip with
+``If-None-Match`` before it LISTs; a 304 for the version it *confirmed* at an earlier LIST means
+no append was acknowledged since that LIST began, so its fold is current: one conditional GET,
+whatever the tail's length. Tip versions never come back (each body is unique).
+
+An append PUTs its tip (body: the entry's key) side by side with its entry, so the tip costs no
+extra round trip; it may therefore land first. Two rules make that safe:
+* a reader confirms a tip version only if the entry it names is in its fold after the LIST (a tip
+  naming an entry still in flight is not confirmed: the next read LISTs again);
+* a writer, once entry and tip have landed, GETs the tip with ``If-None-Match`` its own version:
+  304 (the common case) acknowledges the append; a newer version (another append's tip landed
+  after it) is followed by one more tip PUT, ``after <key>``, which starts after the entry landed
+  and so needs no confirmation (the protocol before tips went side by side), then the ack.
+Why an acknowledged entry is seen by any read that starts after the ack: if that read gets a 304,
+the tip stayed at the version V the reader confirmed at a LIST that began after its GET g. The
+writer's check saw its own tip current once its entry had landed, at time c. If c came after g,
+that tip is V, which names the entry, so confirming V needed the entry in the fold; if c came
+before g, the entry landed before the LIST. (A writer's ``after`` PUT landing after g would have
+changed the tip.) Compaction's cutoff is taken before the tip's GET, as before the LIST: an
+acknowledged entry keyed before it was acknowledged before the GET, hence is in the fold. A repair
+PUTs a tip (``repair <key>``) after its snapshot, so every process reloads the repaired snapshot. A
+log without a tip (written before tips existed) is LISTed on every read, as it always was.
 """
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
+
+import orjson
 
 from ..mlflowapi.errors import unavailable
 from ..store import NotFound, NotModified, ObjectStore, PreconditionFailed
@@ -105,7 +121,7 @@ class FoldedLog:
         self._tail: dict[str, dict[str, Any]] = {}  # entries after the snapshot, by key
         self._state: Any = empty()
         self._last_key = ""
-        self._tip_etag: str | None = None  # the tip's version read before the last LIST that completed
+        self._tip_etag: str | None = None  # the tip's version confirmed by the last LIST (module docstring)
         self.generation = next(_generations)  # renewed whenever the fold changes (keys caches derived from it)
         self._own: dict[str, dict[str, Any]] = {}  # entries this process appended: no GET needed later
         # ``_own`` has its own lock: appends run on the shared store pool, and a refresh holds
@@ -126,20 +142,29 @@ class FoldedLog:
 
     # -- writes -------------------------------------------------------------------------
     def append(self, key: str, entry: dict[str, Any]) -> None:
-        started = time.time()
-        body = json.dumps(entry, separators=(",", ":")).encode()
+        append_all([(self, key, entry)])
+
+    def _put_entry(self, key: str, entry: dict[str, Any]) -> None:
+        body = _entry_body(entry)
         self.store.put(f"{self._log}{key}.json", body, if_none_match=True, content_type="application/json")
         with self._own_lock:
             if len(self._own) < 1000:  # bounded: a writer that never reads this log must not grow
                 self._own[key] = entry
-        if self.tip:
-            self._put_tip(key)  # only after the entry has landed: see the module docstring
-        if time.time() - started > MARGIN_S / 2 or time.time() * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6:
-            # A compaction may already have passed this key: make the client retry the write.
-            raise unavailable("write took too long; retry")
 
-    def _put_tip(self, key: str) -> None:
-        self.store.put(self._tip_key, key.encode(), content_type="text/plain")
+    def _put_tip(self, body: str) -> str:
+        """PUT the tip; its new version (ETag)."""
+        return self.store.put(self._tip_key, body.encode(), content_type="text/plain").etag
+
+    def _settle_tip(self, key: str, version: str) -> None:
+        """After entry ``key`` and its tip (``version``) landed: make sure a tip version that covers the
+        entry is current (see the module docstring)."""
+        try:
+            self.store.get(self._tip_key, if_none_match=version)
+        except NotModified:
+            return  # still ours: it names the entry, which readers must then see to confirm it
+        except NotFound:
+            pass
+        self._put_tip(f"after {key}")  # starts after the entry landed: covers it for every reader
 
     # -- reads --------------------------------------------------------------------------
     @contextmanager
@@ -156,20 +181,28 @@ class FoldedLog:
     def _refresh(self) -> None:
         listed_at = time.time()  # before the tip's GET and the LIST: see the module docstring
         tip = self._read_tip() if self.tip else None
-        if tip is not None and tip == self._tip_etag:
-            self._maybe_compact(listed_at)  # nothing acknowledged since the last LIST began
+        if tip is not None and tip[0] == self._tip_etag:
+            self._maybe_compact(listed_at)  # nothing acknowledged since the LIST that confirmed it began
             return
         self._list_tail(listed_at)
-        self._tip_etag = tip
+        # Confirmed only if the entry it names (if any) is folded: its PUT may still be in flight.
+        pending = tip[1] if tip is not None else None
+        covered = pending is None or pending <= self._covered or pending in self._tail
+        self._tip_etag = tip[0] if tip is not None and covered else None
 
-    def _read_tip(self) -> str | None:
-        """The tip's current ETag (None if the log has none yet)."""
+    def _read_tip(self) -> tuple[str, str | None] | None:
+        """The tip's current version and the entry key it names if that entry may not have landed
+        before it (None if the log has no tip yet)."""
+        confirmed = self._tip_etag
         try:
-            return self.store.get(self._tip_key, if_none_match=self._tip_etag).etag
+            obj = self.store.get(self._tip_key, if_none_match=confirmed)
         except NotModified:
-            return self._tip_etag
+            assert confirmed is not None  # a 304 answers only a version we sent
+            return confirmed, None
         except NotFound:
             return None
+        body = obj.body.decode("utf-8", "replace")
+        return obj.etag, (None if " " in body else body)  # "after …"/"repair …": landed before it
 
     def _list_tail(self, listed_at: float) -> None:
         start = self._log + self._covered + ".json" if self._covered else None
@@ -293,7 +326,7 @@ class FoldedLog:
                 except PreconditionFailed:
                     continue
                 if self.tip:
-                    self._put_tip(new_entry_key())  # every process's next read LISTs and reloads the snapshot
+                    self._put_tip(f"repair {new_entry_key()}")  # every process's next read LISTs and reloads it
                 self._forget()
                 return True
         raise unavailable(f"{self.prefix}: snapshot kept changing during the repair; run it again")
@@ -319,6 +352,42 @@ class FoldedLog:
         self._snap_etag, self._snap_body, self._covered, self._tip_etag = None, None, "", None
         self._tail, self._state, self._last_key = {}, self._empty(), ""
         self.generation = next(_generations)
+
+
+def append_all(appends: list[tuple[FoldedLog, str, dict[str, Any]]],
+               also: list[Callable[[], Any]] | None = None) -> list[Any]:
+    """Append entries to logs (``(log, key, entry)``), every PUT side by side (entries, tips, and the
+    store calls ``also``, whose results are returned), then settle the tips. One round of PUTs, so
+    a write costs the slowest PUT, not a chain. Raises ``unavailable`` if it took so long that a
+    compaction may have passed a key: the client retries (folds are idempotent)."""
+    started = time.time()
+    calls = list(also or [])
+    tipped: list[tuple[FoldedLog, str, int]] = []
+    for log, key, entry in appends:
+        calls.append(lambda log=log, key=key, entry=entry: log._put_entry(key, entry))  # type: ignore[misc]
+        if log.tip:
+            tipped.append((log, key, len(calls)))
+            calls.append(lambda log=log, key=key: log._put_tip(key))  # type: ignore[misc]
+    results = parallel(calls)
+    for log, key, at in tipped:
+        log._settle_tip(key, results[at])
+    now = time.time()
+    if now - started > MARGIN_S / 2 or any(now * 1e6 - entry_time_us(key) > MARGIN_S / 2 * 1e6
+                                           for _, key, _ in appends):
+        raise unavailable("write took too long; retry")
+    return results[:len(also or [])]
+
+
+def _entry_body(entry: dict[str, Any]) -> bytes:
+    """An entry as JSON: orjson (a log-batch of 1,000 metrics costs a fraction of ``json``'s time)
+    unless a metric value is not finite: orjson would write NaN and infinities as null, where MLflow
+    keeps them (``json`` writes them as ``NaN``/``Infinity``, which every reader here parses)."""
+    if all(math.isfinite(m[1]) for m in entry.get("metrics", ())):
+        try:
+            return orjson.dumps(entry)
+        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, say
+            pass
+    return json.dumps(entry, separators=(",", ":")).encode()
 
 
 def _canonical(doc: Any) -> str:

@@ -19,7 +19,7 @@ from ..mlflowapi.clock import now_ms
 from ..mlflowapi.errors import invalid, not_active, run_not_found
 from ..store import NotFound, ObjectStore
 from .entities import Run
-from .eventlog import FoldedLog, background, new_entry_key, parallel
+from .eventlog import FoldedLog, append_all, background, new_entry_key
 from .experiments import ExperimentStore
 from .runs import effective_stage, fold_experiment, fold_run, latest_only
 
@@ -106,7 +106,8 @@ class RunLogs:
 
     def write(self, run_id: str, entry: dict[str, Any], check: Callable[[dict[str, Any]], None] | None = None,
               require_active: bool = True) -> dict[str, Any]:
-        """Validate against the run's current state, then append the entry to both logs (2 parallel PUTs).
+        """Validate against the run's current state, then append the entry to both logs (their PUTs and
+        the experiment log's tip side by side).
 
         Returns the run's info as it will read after this entry."""
         eid = self.experiment_of(run_id)
@@ -132,8 +133,7 @@ class RunLogs:
         entry = dict(entry, run=run_id, time=now_ms())
         if "lifecycle" in entry:
             entry["key"] = key
-        exp_log = self.experiment_log(eid)
-        parallel([lambda: log.append(key, entry), lambda: exp_log.append(key, latest_only(entry))])
+        append_all([(log, key, entry), (self.experiment_log(eid), key, latest_only(entry))])
         return info
 
     def check(self) -> list[str]:

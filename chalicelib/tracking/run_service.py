@@ -18,7 +18,7 @@ from ..mlflowapi.errors import MlflowError, invalid, invalid_status, tag_not_fou
 from ..mlflowapi.fields import Fields, Objects, fields_of
 from ..store import PreconditionFailed
 from .entities import Metric, Run, RunInfo
-from .eventlog import FoldedLog, new_entry_key, parallel
+from .eventlog import FoldedLog, append_all, new_entry_key
 from .experiment_service import ExperimentService, stages_of
 from .logged_model_service import LoggedModelService
 from .run_logs import RunLogs
@@ -129,7 +129,7 @@ class RunService:
                 self.logs.store.put_json(self.logs.pointer_key(run_id), {"experiment_id": eid}, if_none_match=True)
             except PreconditionFailed:
                 replayed.append(True)  # a retry: the entries below are idempotent, rewriting is harmless
-        parallel([point, lambda: run_log.append(key, entry), lambda: exp_log.append(key, entry)])
+        append_all([(run_log, key, entry), (exp_log, key, entry)], also=[point])
         self.logs.remember(run_id, eid)
         if replayed:
             return self.get_run(run_id)

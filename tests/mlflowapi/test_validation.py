@@ -68,6 +68,24 @@ def test_metric_param_tag_and_dataset_validators_never_raise_anything_else(doc: 
     assert isinstance(got, (MlflowError, dict))
 
 
+def _outcome(fn: Any, f: v.Fields) -> Any:
+    got = _call(fn, f)
+    return ("error", got.message) if isinstance(got, MlflowError) else ("ok", repr(got))
+
+
+@settings(max_examples=400, deadline=None)
+@given(doc=st.fixed_dictionaries({}, optional={
+    "key": st.sampled_from(["m", "loss", "", "a/../b"]) | JSON,
+    "value": st.floats() | st.integers() | JSON, "timestamp": st.integers(min_value=-5) | JSON,
+    "step": st.integers() | JSON, "model_id": st.text(max_size=3) | JSON,
+    "dataset_name": st.text(max_size=3) | JSON, "dataset_digest": st.text(max_size=3) | JSON}))
+def test_a_metrics_inline_check_agrees_with_the_field_by_field_one(doc: dict[str, Any]) -> None:
+    v.name("m", "key", "Metric")  # a key seen before: the inline check applies to it
+    v.name("loss", "key", "Metric")
+    f = v.Fields(doc, "metrics[0].")
+    assert _outcome(v.metric, f) == _outcome(v.checked_metric, f)
+
+
 @pytest.mark.parametrize("value,expected", [("7", 7), (7, 7), (7.0, 7), ("-3", -3)])
 def test_int64_accepts_proto_json_spellings(value: Any, expected: int) -> None:
     assert v.Fields({"n": value}).integer("n") == expected

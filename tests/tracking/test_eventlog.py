@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 
@@ -170,32 +171,86 @@ def test_a_warm_reader_revalidates_with_one_conditional_get(store):
     assert len(reader.search_runs([eid], "metrics.m >= 0", "ALL", None, [], None).items) == 30
 
 
-def test_a_write_is_seen_once_acknowledged_whatever_the_readers_interleaving(store):
-    """The entry has landed but its tip PUT is held: a read then may miss it (nothing was acknowledged),
-    and must not cache that view past the tip; once the write returns, every reader sees it."""
+def _background(fn, *args) -> tuple[threading.Thread, list[BaseException]]:  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as err:  # noqa: BLE001 - reported by the caller's assertions
+            errors.append(err)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _landed(store, eid: str, marker: bytes) -> bool:  # type: ignore[no-untyped-def]
+    return any(marker in store.get(i.key).body for i in store.list(f"mlflow/experiment-runs/{eid}/log/"))
+
+
+@pytest.mark.parametrize("held", ["tip", "entry"])
+def test_a_write_is_seen_once_acknowledged_whatever_the_readers_interleaving(store, held):
+    """The experiment log's entry and its tip are PUT side by side: either may land first. A read
+    in between may miss the entry (nothing was acknowledged) but must not trust that view past the
+    write; once the write returns, every reader sees it."""
     hooked = InstrumentedStore(store)
     writer, reader = TrackingService(hooked), TrackingService(store)
     eid = writer.create_experiment("held", None, [])
     run_id = _run(writer, eid)
     reader.search_runs([eid], None, None, None, [], None)  # warm
-    tip = f"mlflow/experiment-runs/{eid}/tip.json"
-    held, release = hooked.pause("before", "PUT", lambda call: call.key == tip)
-    errors: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            writer.log_batch(run_id, [_metric("late", 1.0)], [], [])
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-    thread = threading.Thread(target=write)
-    thread.start()
-    assert held.wait(5)  # the experiment log's entry is stored, its tip not yet
-    assert store.exists(next(i.key for i in store.list(f"mlflow/experiment-runs/{eid}/log/")
-                             if b"late" in store.get(i.key).body))
+    log = f"mlflow/experiment-runs/{eid}/"
+    hold = (lambda call: call.key == log + "tip.json") if held == "tip" else \
+        (lambda call: call.key.startswith(log + "log/") and b"late" in (call.body or b""))
+    pause = hooked.pause("before", "PUT", hold)
+    thread, errors = _background(writer.log_batch, run_id, [_metric("late", 1.0)], [], [])
+    assert pause.reached.wait(5)
+    deadline = time.time() + 5
+    while held == "tip" and not _landed(store, eid, b"late") and time.time() < deadline:
+        time.sleep(0.01)  # the entry's own PUT goes on
+    assert _landed(store, eid, b"late") == (held == "tip")
     reader.search_runs([eid], "metrics.late = 1", None, None, [], None)  # may or may not see it
-    release.set()
+    pause.release.set()
     thread.join(5)
     assert not errors, errors
     for svc in (reader, TrackingService(store)):
         found = svc.search_runs([eid], "metrics.late = 1", None, None, [], None).items
         assert [r.info.run_id for r in found] == [run_id]
+
+
+def test_an_append_whose_tip_was_overwritten_before_its_entry_landed_puts_the_tip_again(store):
+    """W1's entry is held; W2 writes (its tip replaces W1's) and a reader confirms W2's tip. W1's
+    entry then lands: its tip is no longer current, so W1 PUTs one more before acknowledging, and
+    the reader's next search (a conditional GET first) sees W1's write."""
+    hooked = InstrumentedStore(store)
+    w1, w2, reader = TrackingService(hooked), TrackingService(store), TrackingService(hooked)
+    eid = w1.create_experiment("overwritten", None, [])
+    run_a, run_b = _run(w1, eid), _run(w1, eid)
+    reader.search_runs([eid], None, None, None, [], None)  # warm
+    log = f"mlflow/experiment-runs/{eid}/"
+    pause = hooked.pause("before", "PUT", lambda call: call.key.startswith(log + "log/") and b"one" in (call.body or b""))
+    thread, errors = _background(w1.log_batch, run_a, [_metric("one", 1.0)], [], [])
+    assert pause.reached.wait(5)
+    w2.log_batch(run_b, [_metric("two", 2.0)], [], [])
+    assert [r.info.run_id for r in reader.search_runs([eid], "metrics.two = 2", None, None, [], None).items] == [run_b]
+    hooked.log.clear()
+    pause.release.set()
+    thread.join(5)
+    assert not errors, errors
+    tips = [c.body for c in hooked.log if c.verb == "PUT" and c.key == log + "tip.json"]
+    assert len(tips) == 1 and (tips[0] or b"").startswith(b"after ")
+    found = reader.search_runs([eid], "metrics.one = 1", None, None, [], None).items
+    assert [r.info.run_id for r in found] == [run_a]
+
+
+def test_non_finite_values_and_wide_integers_survive_the_stored_entry(store):
+    """Entries are written with orjson where it is exact; NaN, infinities and integers over 64 bits
+    (which it would turn into null or refuse) are kept too, as MLflow keeps them."""
+    writer = TrackingService(store)
+    run_id = _run(writer)
+    values = [1.5, math.nan, math.inf, -math.inf]
+    writer.log_batch(run_id, [_metric("v", value, step) for step, value in enumerate(values)], [], [])
+    writer.log_batch(run_id, [{"key": "wide", "value": 1.0, "timestamp": 2 ** 70, "step": 0}], [], [])
+    reader = TrackingService(store)  # reads what is stored, not the writer's own copy
+    got = _values(reader, run_id, "v")
+    assert got[0] == 1.5 and math.isnan(got[1]) and got[2:] == [math.inf, -math.inf]
+    assert [m.timestamp for m in reader.get_metric_history(run_id, "wide", None, None).items] == [2 ** 70]

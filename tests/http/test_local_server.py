@@ -1,0 +1,84 @@
+"""``stacflow serve``'s embedded server: its indexed route matching answers as Chalice's scan does,
+and the per-request shortcuts keep HTTP/1.1 keep-alive exact (HEAD, bodies, one write per answer)."""
+from __future__ import annotations
+
+import http.client
+import re
+from typing import Any, Iterator
+
+import pytest
+from chalice.local import RouteMatcher
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.http.local_server import Routes
+from chalicelib.store import ObjectStore
+from tests.helpers.servers import LiveServer
+
+
+@pytest.fixture(scope="module")
+def matchers() -> tuple[list[str], Routes, RouteMatcher]:
+    from app import app
+    templates = list(app.routes)
+    return templates, Routes(templates), RouteMatcher(templates)
+
+
+def _same(ours: Routes, chalice: RouteMatcher, url: str) -> None:
+    try:
+        expected = chalice.match_route(url)
+    except ValueError:
+        with pytest.raises(ValueError):
+            ours.match_route(url)
+        return
+    got = ours.match_route(url)
+    assert (got.route, got.query_params) == (expected.route, expected.query_params), url
+    # Chalice's dict also keeps captures of templates it tried before (a leak); the route's own agree.
+    names = re.findall(r"{(\w+)}", expected.route)
+    assert got.captured == {n: expected.captured[n] for n in names}, url
+
+
+def test_every_route_matches_as_chalice_matches_it(matchers: tuple[list[str], Routes, RouteMatcher]) -> None:
+    templates, ours, chalice = matchers
+    for template in templates:
+        path = re.sub(r"{\w+}", "x-1", template)
+        for url in (path, path + "/", path + "?a=1&a=2&b=", path.replace("x-1", "stac")):
+            _same(ours, chalice, url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments=st.lists(st.sampled_from(["stac", "mlflow", "api", "2.0", "collections", "items", "runs",
+                                          "search", "files", "x", "", "health", "mlflow-artifacts", "ajax-api"]),
+                         max_size=8),
+       query=st.sampled_from(["", "?q=1", "?", "#frag", ";p"]))
+def test_any_path_matches_as_chalice_matches_it(matchers: tuple[list[str], Routes, RouteMatcher],
+                                               segments: list[str], query: str) -> None:
+    _same(matchers[1], matchers[2], "/" + "/".join(segments) + query)
+
+
+@pytest.fixture
+def server(local_store: ObjectStore, live_server_factory: Any) -> Iterator[LiveServer]:
+    yield live_server_factory(local_store.uri)
+
+
+def test_head_answers_without_a_body_and_the_connection_goes_on(server: LiveServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("HEAD", "/stac")
+    head = conn.getresponse()
+    assert head.read() == b""  # http.client reads no body after HEAD: one sent would spoil the next answer
+    conn.request("GET", "/health")
+    after = conn.getresponse()
+    assert (after.status, after.read().startswith(b"{")) == (200, True)
+    conn.close()
+
+
+def test_a_keep_alive_connection_carries_many_answers_and_bodies(server: LiveServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for path, body in [("/mlflow/api/2.0/mlflow/experiments/search", b'{"max_results": 5}'),
+                       ("/stac/search", b'{"limit": 1}'), ("/nope", None)]:
+        for _ in range(3):
+            conn.request("POST" if body else "GET", path, body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp_body = resp.read()
+            assert resp.status == (404 if path == "/nope" else 200), (path, resp_body[:200])
+            assert resp_body.startswith(b"{")
+    conn.close()
