@@ -386,4 +386,5 @@ def test_event_flow_on_moto(package_dir: Package, moto_endpoint: str, tmp_path: 
     assert body["numberMatched"] == 3
     # The publications' search-index writes went to the geoparquet function's trigger queue, and only they.
     triggers = [k for k in map(s3_key, drain(sqs, index_url)) if k]
-    assert triggers and all(k.startswith("stac-index/log/") for k in triggers)
+    assert triggers
+    assert all(k.startswith("stac-index/log/") for k in triggers)

@@ -249,7 +249,7 @@ def test_publishes_that_grow_shards_inside_the_collections_extent_leave_it_alone
 
     assert together(publish, [(ids,) for ids in news]) == []
     coll = catalog.collection_key("dataset")
-    assert observed.written[coll] == 0 and observed.lost[coll] == 0
+    assert (observed.written[coll], observed.lost[coll]) == (0, 0)
     assert sum(n for k, n in observed.written.items() if "/shards/" in k) == 48
     assert reachable(local_store) == {"sw", "ne"} | set(seeds) | {iid for ids in news for iid in ids}
 
@@ -283,7 +283,7 @@ def test_a_refresh_keeps_a_growth_whose_writer_saw_the_extent_of_before_it(local
         catalog.update(grower, "dataset", {near: summary_of(near, lon=-90, lat=0)}, ())
 
     _, error, _, other_error = run_paused(held, lambda: catalog.update(deleter, "dataset", {}, [west]), "deleter", grow)
-    assert error is None and other_error is None
+    assert (error, other_error) == (None, None)
     assert grower.written[catalog.collection_key("dataset")] == 0, "the grower saw the old extent covering it"
     assert bbox_of(local_store) == [-90, 0, 100, 0]
     assert reachable(local_store) - {west} == reachable(local_store)
@@ -335,7 +335,8 @@ def test_a_catalog_of_the_per_shard_summary_layout_upgrades_on_its_next_change(l
     upgraded = static_tree(local_store)
     to_old_layout(local_store, "dataset")
     old = local_store.get_json(catalog.collection_key("dataset"))
-    assert all("summary" in e for e in old[catalog.SHARDS_FIELD].values()) and catalog.UNION_FIELD not in old
+    assert all("summary" in e for e in old[catalog.SHARDS_FIELD].values())
+    assert catalog.UNION_FIELD not in old
     assert check_catalog(local_store).problems == []  # the old layout is a consistent catalog
 
     # A publish inside the extent upgrades the collection (same extent and links, no per-shard summaries).

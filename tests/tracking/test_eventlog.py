@@ -237,7 +237,8 @@ def test_an_append_whose_tip_was_overwritten_before_its_entry_landed_puts_the_ti
     thread.join(5)
     assert not errors, errors
     tips = [c.body for c in hooked.log if c.verb == "PUT" and c.key == log + "tip.json"]
-    assert len(tips) == 1 and (tips[0] or b"").startswith(b"after ")
+    assert len(tips) == 1
+    assert (tips[0] or b"").startswith(b"after ")
     found = reader.search_runs([eid], "metrics.one = 1", None, None, [], None).items
     assert [r.info.run_id for r in found] == [run_a]
 
@@ -252,5 +253,7 @@ def test_non_finite_values_and_wide_integers_survive_the_stored_entry(store):
     writer.log_batch(run_id, [{"key": "wide", "value": 1.0, "timestamp": 2 ** 70, "step": 0}], [], [])
     reader = TrackingService(store)  # reads what is stored, not the writer's own copy
     got = _values(reader, run_id, "v")
-    assert got[0] == 1.5 and math.isnan(got[1]) and got[2:] == [math.inf, -math.inf]
+    assert got[0] == 1.5
+    assert math.isnan(got[1])
+    assert got[2:] == [math.inf, -math.inf]
     assert [m.timestamp for m in reader.get_metric_history(run_id, "wide", None, None).items] == [2 ** 70]
