@@ -69,16 +69,26 @@ def _args(cost: ModuleType, tmp_path, **counts: float) -> argparse.Namespace:  #
                                     "results": {"s3": ops}}))
     flags = {flag: counts.get(flag, 0.0) for flag in cost.FLAGS.values()}
     return argparse.Namespace(measured=measured, prices=REPO / "bench" / "aws_prices_us-east-1.json", store="s3",
-                              stage="dev", s3_ms=0.0, items_stored=1024 * 1024, artifact_gb_stored=9, **flags)
+                              stage="dev", s3_ms=0.0, items_stored=1024 * 1024, artifact_gb_stored=9,
+                              geoparquet_every=counts.get("geoparquet_every", 0.0), **flags)
 
 
 def test_an_idle_month_costs_storage_and_polling_only(cost: ModuleType, prices: dict, tmp_path) -> None:  # type: ignore[no-untyped-def, type-arg]
     text = cost.report(_args(cost, tmp_path))
     storage = 10 * 0.023  # 1 GiB of items + 9 GB of artifacts
-    polling = cost.IDLE_SQS_REQUESTS * 0.40 / 1e6
+    polling = 2 * cost.IDLE_SQS_REQUESTS * 0.40 / 1e6  # the event function's queue and the geoparquet trigger's
     assert f"**{cost.money(storage + polling)}**" in text.split("Idle month")[1]
     month = next(line for line in text.splitlines() if line.startswith("| **the month**"))
     assert month.endswith(f"**{cost.money(storage + polling)}** |")  # no traffic: no metrics, no requests
+
+
+def test_the_geoparquet_schedule_is_priced_per_run(cost: ModuleType, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def upkeep(every: float) -> str:
+        text = cost.report(_args(cost, tmp_path, geoparquet_every=every))
+        return next(line for line in text.splitlines() if line.startswith("| stac-geoparquet upkeep"))
+    assert "| 8,640 |" in upkeep(5)  # every 5 minutes for 30 days
+    assert "| 0 |" in upkeep(0)
+    assert upkeep(5) != upkeep(0)
 
 
 def test_traffic_is_priced_per_operation_count(cost: ModuleType, tmp_path) -> None:  # type: ignore[no-untyped-def]
