@@ -89,11 +89,14 @@ class Blobs:
     def __getitem__(self, row: int) -> bytes:
         return self.data[int(self.offsets[row]):int(self.offsets[row + 1])]
 
-    def take(self, rows: Sequence[int]) -> list[bytes]:
-        data, off = self.data, self.offsets
-        if isinstance(data, Ranged) and len(rows):
-            data.prefetch(off[np.asarray(rows)], off[np.asarray(rows) + 1])
-        return [data[int(off[r]):int(off[r + 1])] for r in rows]
+    def take(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
+        if not len(rows):
+            return []
+        data, idx = self.data, np.asarray(rows, dtype=np.intp)
+        starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        if isinstance(data, Ranged):
+            data.prefetch(starts, ends)
+        return [data[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def id_hash(item_id: str) -> int:
@@ -382,6 +385,10 @@ class Bodies:
             local = rows[mine] - self.starts[p]
             out[mine] = blobs.offsets[local + 1] - blobs.offsets[local]
         return out
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
+        """The bodies of ``rows``, in order (a page: one pass per part, not a lookup per row)."""
+        return [codec.decode(frame) for frame, codec in self.frames(np.asarray(rows, dtype=np.intp))]
 
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
