@@ -370,11 +370,18 @@ class Bodies:
             return
         rows = np.asarray(rows, dtype=np.intp)
         which = np.searchsorted(self.starts, rows, side="right") - 1
+        jobs = []
         for p, (blobs, _) in enumerate(self.parts):
             if isinstance(blobs.data, Ranged):
                 local = rows[which == p] - self.starts[p]
                 if len(local):
-                    blobs.data.prefetch(blobs.offsets[local], blobs.offsets[local + 1])
+                    jobs.append((blobs.data, blobs.offsets[local], blobs.offsets[local + 1]))
+        if len(jobs) == 1:
+            jobs[0][0].prefetch(jobs[0][1], jobs[0][2])
+        elif jobs:  # parts of several segments: their GETs side by side (latency, not bytes, is the cost)
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(min(8, len(jobs))) as pool:
+                list(pool.map(lambda job: job[0].prefetch(job[1], job[2]), jobs))
 
     def sizes(self, rows: np.ndarray) -> np.ndarray:
         """The stored frame length of each of ``rows`` (0: empty)."""
@@ -509,11 +516,15 @@ def _joined(tables: Sequence[Any], name: str) -> Source:
     until then: each table's column source, not the table)."""
     parts = [(t.n, t.props) for t in tables if t.n]
 
+    def part(n: int, props: Columns) -> list[bytes]:
+        return props.packed(name, keep=False) if name in props else _pack([None] * n)
+
     def load() -> list[bytes]:
-        blocks: list[bytes] = []
-        for n, props in parts:
-            blocks.extend(props.packed(name, keep=False) if name in props else _pack([None] * n))
-        return blocks
+        if len(parts) < 2:
+            return [b for n, props in parts for b in part(n, props)]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:  # each segment's column is a GET: side by side
+            return [b for got in pool.map(lambda p: part(*p), parts) for b in got]
     return load
 
 
