@@ -283,8 +283,8 @@ def release_memory() -> None:
 
 
 BIG = 1 << 14  # rows from which building a derived column is worth a release_memory()
-DICT_SAMPLES = 2000  # item bodies a segment's dictionary is trained on
-DICT_BYTES = 64 << 10
+DICT_SAMPLES = 500  # item bodies a segment's dictionary is trained on (more: same ratio, slower)
+DICT_BYTES = 16 << 10
 MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
 
 
@@ -586,6 +586,15 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
     return (_NAN, _NAN, _NAN, _NAN)
 
 
+def _default_order(times: np.ndarray, colls: Iterable[str], ids: Iterable[str]) -> np.ndarray:
+    """Rows newest first (no time last), then by collection and id: the default search order."""
+    if not len(times):
+        return np.zeros(0, dtype=np.intp)
+    t = times[:, 2]
+    newest = np.where(np.isnan(t), np.inf, -t)
+    return np.lexsort((np.array(list(ids), dtype=str), np.array(list(colls), dtype=str), newest))
+
+
 def _view_of(raw: Sequence[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(values, valid) of ``raw`` as ``kind`` ("num", "str", "time" or "bool")."""
     if kind == "num":
@@ -606,7 +615,7 @@ def _view_of(raw: Sequence[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(kind)
 
 
-def _is_box(geometry: Any, box: np.ndarray) -> bool:
+def _is_box(geometry: Any, box: Sequence[float]) -> bool:
     """Whether ``geometry`` is the rectangle ``box`` (minx, miny, maxx, maxy): then the bbox is exact."""
     if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not box[0] <= box[2]:
         return False
@@ -757,18 +766,24 @@ class Table:
                 if col is None:
                     col = props[key] = [None] * n
                 col[row] = value
-            box[row] = _bbox(item)
+            bounds = _bbox(item)
+            box[row] = bounds
             times[row] = _interval(p)
             geometry = item.get("geometry")
             has_geom[row] = bool(geometry)
-            geoms.append(b"" if not geometry or _is_box(geometry, box[row]) else compact_json(geometry))
+            geoms.append(b"" if not geometry or _is_box(geometry, bounds) else compact_json(geometry))
             core, own = split_links(item)
             raw.append(core)
             links.append(own)
-        return cls(raw=Bodies.plain(raw), links=Blobs.of(links), ids=[r.id for r in live],
-                   colls=[r.collection for r in live], version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[r.log_key for r in live], box=box, times=times,
-                   props=Columns.of(props), has_geom=has_geom, geoms=Bodies.plain(geoms))
+        # Rows in the default search order already: writing the table then needs no reordering pass.
+        order = _default_order(times, [r.collection for r in live], [r.id for r in live]).tolist()
+        live = [live[i] for i in order]
+        props = {k: [col[i] for i in order] for k, col in props.items()}
+        return cls(raw=Bodies.plain([raw[i] for i in order]), links=Blobs.of([links[i] for i in order]),
+                   ids=[r.id for r in live], colls=[r.collection for r in live],
+                   version=np.array([r.version for r in live], dtype=np.int64), log_keys=[r.log_key for r in live],
+                   box=box[order], times=times[order], props=Columns.of(props), has_geom=has_geom[order],
+                   geoms=Bodies.plain([geoms[i] for i in order]))
 
     @classmethod
     def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
@@ -1117,17 +1132,13 @@ class Table:
 
     def default_order(self) -> np.ndarray:
         """Rows in the default search order: newest first (no time last), then collection, id."""
-        if not self.n:
-            return np.zeros(0, dtype=np.intp)
-        t = self.times[:, 2]
-        newest = np.where(np.isnan(t), np.inf, -t)
-        return np.lexsort((self.ids, self.colls, newest))
+        return _default_order(self.times, self.coll_list, self.id_list)
 
     def _geoms_from_raw(self) -> Bodies:
         out = []
         for r in range(self.n):
             g = orjson.loads(self.raw[r]).get("geometry") if self.has_geom[r] else None
-            out.append(b"" if not g or _is_box(g, self.box[r]) else compact_json(g))
+            out.append(b"" if not g or _is_box(g, self.box[r].tolist()) else compact_json(g))
         return Bodies.plain(out)
 
     def folded(self, name: str, mode: str, fold: Any) -> tuple[np.ndarray, np.ndarray]:
