@@ -286,6 +286,7 @@ BIG = 1 << 14  # rows from which building a derived column is worth a release_me
 DICT_SAMPLES = 500  # item bodies a segment's dictionary is trained on (more: same ratio, slower)
 DICT_BYTES = 16 << 10
 MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
+ORDERED_ROWS = 2048  # segments from this many rows are written in the default search order
 
 
 class Codec:
@@ -843,9 +844,10 @@ class Table:
     def to_bytes(self, extra: dict[str, Any]) -> tuple[bytes, int]:
         """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core). Rows are
         written in the default search order (newest first), so a first page reads few body chunks."""
-        order = self.default_order()
-        if not np.array_equal(order, np.arange(self.n)):
-            return Table.concat([(self, order)]).to_bytes(extra)
+        if self.n >= ORDERED_ROWS:  # a small segment fits in a few body chunks: not worth a pass
+            order = self.default_order()
+            if not np.array_equal(order, np.arange(self.n)):
+                return Table.concat([(self, order)]).to_bytes(extra)
         out = _Sections()
         out.array("version", self.version)
         out.array("box", self.box)
