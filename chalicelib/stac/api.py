@@ -129,15 +129,16 @@ class _Features:
         by_table: dict[int, tuple[Table, list[int]]] = {}
         for table, row in hits:
             by_table.setdefault(id(table), (table, []))[1].append(row)
-        for table, rows in by_table.values():  # lazily read bodies: one ranged GET per run of chunks
-            table.raw.prefetch(rows)
+        got: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        for table, rows in by_table.values():  # per table at once (lazily read bodies: one GET per run of chunks)
+            got.update(zip(((id(table), r) for r in rows), zip(table.raw.take(rows), table.links.take(rows))))
         for table, row in hits:
             cid = table.coll_list[row]
             head = self._heads.get(cid)
             if head is None:
                 head = self._heads[cid] = self._head(cid)
-            links = table.links[row]
-            core = resolve_bytes(table.raw[row][:-1], cid, self.raw_base)
+            body, links = got[(id(table), row)]
+            core = resolve_bytes(body[:-1], cid, self.raw_base)
             own = resolve_bytes(links[1:], cid, self.raw_base)
             out.append(b"".join((core, head[0], _escaped(table.id_list[row]).encode(),
                                  head[1], b"]}" if len(links) == 2 else b"," + own + b"}")))

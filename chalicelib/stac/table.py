@@ -89,11 +89,14 @@ class Blobs:
     def __getitem__(self, row: int) -> bytes:
         return self.data[int(self.offsets[row]):int(self.offsets[row + 1])]
 
-    def take(self, rows: Sequence[int]) -> list[bytes]:
-        data, off = self.data, self.offsets
-        if isinstance(data, Ranged) and len(rows):
-            data.prefetch(off[np.asarray(rows)], off[np.asarray(rows) + 1])
-        return [data[int(off[r]):int(off[r + 1])] for r in rows]
+    def take(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
+        if not len(rows):
+            return []
+        data, idx = self.data, np.asarray(rows, dtype=np.intp)
+        starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        if isinstance(data, Ranged):
+            data.prefetch(starts, ends)
+        return [data[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def id_hash(item_id: str) -> int:
@@ -280,9 +283,10 @@ def release_memory() -> None:
 
 
 BIG = 1 << 14  # rows from which building a derived column is worth a release_memory()
-DICT_SAMPLES = 2000  # item bodies a segment's dictionary is trained on
-DICT_BYTES = 64 << 10
+DICT_SAMPLES = 500  # item bodies a segment's dictionary is trained on (more: same ratio, slower)
+DICT_BYTES = 16 << 10
 MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
+ORDERED_ROWS = 2048  # segments from this many rows are written in the default search order
 
 
 class Codec:
@@ -367,11 +371,18 @@ class Bodies:
             return
         rows = np.asarray(rows, dtype=np.intp)
         which = np.searchsorted(self.starts, rows, side="right") - 1
+        jobs = []
         for p, (blobs, _) in enumerate(self.parts):
             if isinstance(blobs.data, Ranged):
                 local = rows[which == p] - self.starts[p]
                 if len(local):
-                    blobs.data.prefetch(blobs.offsets[local], blobs.offsets[local + 1])
+                    jobs.append((blobs.data, blobs.offsets[local], blobs.offsets[local + 1]))
+        if len(jobs) == 1:
+            jobs[0][0].prefetch(jobs[0][1], jobs[0][2])
+        elif jobs:  # parts of several segments: their GETs side by side (latency, not bytes, is the cost)
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(min(8, len(jobs))) as pool:
+                list(pool.map(lambda job: job[0].prefetch(job[1], job[2]), jobs))
 
     def sizes(self, rows: np.ndarray) -> np.ndarray:
         """The stored frame length of each of ``rows`` (0: empty)."""
@@ -382,6 +393,10 @@ class Bodies:
             local = rows[mine] - self.starts[p]
             out[mine] = blobs.offsets[local + 1] - blobs.offsets[local]
         return out
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
+        """The bodies of ``rows``, in order (a page: one pass per part, not a lookup per row)."""
+        return [codec.decode(frame) for frame, codec in self.frames(np.asarray(rows, dtype=np.intp))]
 
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
@@ -502,11 +517,15 @@ def _joined(tables: Sequence[Any], name: str) -> Source:
     until then: each table's column source, not the table)."""
     parts = [(t.n, t.props) for t in tables if t.n]
 
+    def part(n: int, props: Columns) -> list[bytes]:
+        return props.packed(name, keep=False) if name in props else _pack([None] * n)
+
     def load() -> list[bytes]:
-        blocks: list[bytes] = []
-        for n, props in parts:
-            blocks.extend(props.packed(name, keep=False) if name in props else _pack([None] * n))
-        return blocks
+        if len(parts) < 2:
+            return [b for n, props in parts for b in part(n, props)]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:  # each segment's column is a GET: side by side
+            return [b for got in pool.map(lambda p: part(*p), parts) for b in got]
     return load
 
 
@@ -568,6 +587,15 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float]:
     return (_NAN, _NAN, _NAN, _NAN)
 
 
+def _default_order(times: np.ndarray, colls: Iterable[str], ids: Iterable[str]) -> np.ndarray:
+    """Rows newest first (no time last), then by collection and id: the default search order."""
+    if not len(times):
+        return np.zeros(0, dtype=np.intp)
+    t = times[:, 2]
+    newest = np.where(np.isnan(t), np.inf, -t)
+    return np.lexsort((np.array(list(ids), dtype=str), np.array(list(colls), dtype=str), newest))
+
+
 def _view_of(raw: Sequence[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(values, valid) of ``raw`` as ``kind`` ("num", "str", "time" or "bool")."""
     if kind == "num":
@@ -588,7 +616,7 @@ def _view_of(raw: Sequence[Any], kind: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(kind)
 
 
-def _is_box(geometry: Any, box: np.ndarray) -> bool:
+def _is_box(geometry: Any, box: Sequence[float]) -> bool:
     """Whether ``geometry`` is the rectangle ``box`` (minx, miny, maxx, maxy): then the bbox is exact."""
     if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not box[0] <= box[2]:
         return False
@@ -739,18 +767,24 @@ class Table:
                 if col is None:
                     col = props[key] = [None] * n
                 col[row] = value
-            box[row] = _bbox(item)
+            bounds = _bbox(item)
+            box[row] = bounds
             times[row] = _interval(p)
             geometry = item.get("geometry")
             has_geom[row] = bool(geometry)
-            geoms.append(b"" if not geometry or _is_box(geometry, box[row]) else compact_json(geometry))
+            geoms.append(b"" if not geometry or _is_box(geometry, bounds) else compact_json(geometry))
             core, own = split_links(item)
             raw.append(core)
             links.append(own)
-        return cls(raw=Bodies.plain(raw), links=Blobs.of(links), ids=[r.id for r in live],
-                   colls=[r.collection for r in live], version=np.array([r.version for r in live], dtype=np.int64),
-                   log_keys=[r.log_key for r in live], box=box, times=times,
-                   props=Columns.of(props), has_geom=has_geom, geoms=Bodies.plain(geoms))
+        # Rows in the default search order already: writing the table then needs no reordering pass.
+        order = _default_order(times, [r.collection for r in live], [r.id for r in live]).tolist()
+        live = [live[i] for i in order]
+        props = {k: [col[i] for i in order] for k, col in props.items()}
+        return cls(raw=Bodies.plain([raw[i] for i in order]), links=Blobs.of([links[i] for i in order]),
+                   ids=[r.id for r in live], colls=[r.collection for r in live],
+                   version=np.array([r.version for r in live], dtype=np.int64), log_keys=[r.log_key for r in live],
+                   box=box[order], times=times[order], props=Columns.of(props), has_geom=has_geom[order],
+                   geoms=Bodies.plain([geoms[i] for i in order]))
 
     @classmethod
     def concat(cls, parts: Iterable[tuple[Table, np.ndarray]]) -> Table:
@@ -810,9 +844,10 @@ class Table:
     def to_bytes(self, extra: dict[str, Any]) -> tuple[bytes, int]:
         """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core). Rows are
         written in the default search order (newest first), so a first page reads few body chunks."""
-        order = self.default_order()
-        if not np.array_equal(order, np.arange(self.n)):
-            return Table.concat([(self, order)]).to_bytes(extra)
+        if self.n >= ORDERED_ROWS:  # a small segment fits in a few body chunks: not worth a pass
+            order = self.default_order()
+            if not np.array_equal(order, np.arange(self.n)):
+                return Table.concat([(self, order)]).to_bytes(extra)
         out = _Sections()
         out.array("version", self.version)
         out.array("box", self.box)
@@ -1099,17 +1134,13 @@ class Table:
 
     def default_order(self) -> np.ndarray:
         """Rows in the default search order: newest first (no time last), then collection, id."""
-        if not self.n:
-            return np.zeros(0, dtype=np.intp)
-        t = self.times[:, 2]
-        newest = np.where(np.isnan(t), np.inf, -t)
-        return np.lexsort((self.ids, self.colls, newest))
+        return _default_order(self.times, self.coll_list, self.id_list)
 
     def _geoms_from_raw(self) -> Bodies:
         out = []
         for r in range(self.n):
             g = orjson.loads(self.raw[r]).get("geometry") if self.has_geom[r] else None
-            out.append(b"" if not g or _is_box(g, self.box[r]) else compact_json(g))
+            out.append(b"" if not g or _is_box(g, self.box[r].tolist()) else compact_json(g))
         return Bodies.plain(out)
 
     def folded(self, name: str, mode: str, fold: Any) -> tuple[np.ndarray, np.ndarray]:
