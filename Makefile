@@ -8,6 +8,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 # Debian's Chromium for the web UI tests: Playwright drives it (its own browser downloads are unreachable).
 CHROMIUM := /usr/bin/chromium
+STRIP := /usr/bin/strip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= file://data
@@ -45,6 +46,10 @@ $(DVC)/.installed:
 $(CHROMIUM):
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
+# binutils' strip: the geoparquet function's zip drops native libraries' debug sections (deploy/geoparquet_package.py).
+$(STRIP):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q binutils
+
 $(STAC_BROWSER): ui/stac-browser/package.json ui/stac-browser/package-lock.json ui/stac-browser/config.js \
 		ui/stac-browser/build.sh
 	sh ui/stac-browser/build.sh $(UI)/browser
@@ -56,7 +61,7 @@ $(MLFLOW_UI): $(RUNTIME) scripts/build_mlflow_ui.py
 
 ui: $(STAC_BROWSER) $(MLFLOW_UI)
 
-setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM) ui
+setup: $(STAMP) $(SAV)/.installed $(DVC)/.installed $(CHROMIUM) $(STRIP) ui
 
 serve: $(RUNTIME) ui
 	$(VENV)/bin/stacflow serve --host $(HOST) --port $(PORT) --store $(STORE)

@@ -24,20 +24,33 @@ PYTHON_VERSION = "3.12"  # deploy/stack.py GEOPARQUET_RUNTIME
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
              "manylinux_2_28_x86_64", "manylinux1_x86_64", "manylinux2010_x86_64")
 # From requirements.txt, what chalicelib's store, index and logging import on this function's path.
-RUNTIME_PINS = ("tenacity", "aws-lambda-powertools")
+RUNTIME_PINS = ("tenacity", "aws-lambda-powertools", "zstandard")
 # The zip comes first on sys.path: what it ships must suit the runtime's boto3/botocore too (dateutil < 3).
 SHARED_PINS = ("python-dateutil==2.9.0.post0",)
 # (pyarrow.lib links libarrow_substrait: it stays; only Flight's libraries are separate modules.)
 DROP = ("pyogrio", "pyogrio.libs", "pyogrio-*", "pyarrow/include", "pyarrow/src", "pyarrow/tests",
         "pyarrow/libarrow_flight.so*", "pyarrow/libarrow_python_flight.so*", "pyarrow/_flight*.so",
         "pyarrow/*.pyx", "pyarrow/*.pxd", "pyarrow/*.pxi", "*/tests", "*/__pycache__", "bin", "types_psutil*",
-        "psutil-stubs")
+        "psutil-stubs", "zstandard/_cffi.*.so")
 LIMIT_UNZIPPED = 250_000_000
 
 
 def _pins() -> list[str]:
     pins = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
     return [p for p in pins if p.split("==")[0] in RUNTIME_PINS]
+
+
+def _strip_debug(site: Path) -> None:
+    """Drop debug sections from native libraries (zstandard's C backend: 11.5 MB, 1 MB without them):
+    binutils' ``strip --strip-debug`` keeps every symbol the loader needs. Without ``strip`` the zip is
+    built as it is and the size check below decides."""
+    strip = shutil.which("strip")
+    if strip is None:
+        print("strip not found (binutils): native libraries keep their debug sections", file=sys.stderr)
+        return
+    libraries = [str(p) for p in site.rglob("*.so*") if p.is_file() and not p.is_symlink()]
+    for lo in range(0, len(libraries), 200):
+        subprocess.run([strip, "--strip-debug", *libraries[lo:lo + 200]], check=True)
 
 
 def build(out: Path) -> tuple[int, int]:
@@ -51,6 +64,7 @@ def build(out: Path) -> tuple[int, int]:
             rel = path.relative_to(site).as_posix()
             if path.exists() and any(fnmatch.fnmatch(rel, pattern) for pattern in DROP):
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        _strip_debug(site)
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for root, name in ((site, None), (REPO, "chalicelib")):

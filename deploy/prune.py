@@ -1,4 +1,4 @@
-"""Drop the test suites that third-party wheels ship from a Lambda deployment zip.
+"""Drop the test suites (and spare native backends) that third-party wheels ship from a Lambda deployment zip.
 
 ``onnx`` alone carries 12 MB (zipped) of backend test models and numpy its own tests: nothing on a
 request or event path imports them, and with them the zip passes Lambda's 50 MB upload limit.
@@ -16,10 +16,12 @@ import zipfile
 
 # A ``test``/``tests`` package directory inside a third-party package (not chalicelib, not app.py).
 _TEST_DIR = re.compile(r"^(?!chalicelib/)[^/]+/(?:[^/]+/)*tests?/")
+# zstandard ships a C extension and a 12 MB cffi twin; CPython imports the C one (its default policy).
+_SPARE_BACKENDS = re.compile(r"^zstandard/_cffi\.[^/]*\.so$")
 
 
 def prunable(name: str) -> bool:
-    return bool(_TEST_DIR.match(name))
+    return bool(_TEST_DIR.match(name) or _SPARE_BACKENDS.match(name))
 
 
 def prune(path: str) -> tuple[int, int]:
