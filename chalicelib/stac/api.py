@@ -368,13 +368,14 @@ class StacApi:
     def geoparquet_part(self, cid: str, part: str, *, base_url: str | None = None) -> str:
         """A short-lived presigned URL of one partition file of the current layout."""
         mirror = self._mirror(cid)
-        if not part.isdigit() or int(part) >= mirror["partitions"]:
-            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet partition {part!r}")
-        key = catalog.geoparquet_part_key(cid, mirror["layout"], int(part))
+        number = catalog.partition_number(part)
+        if number is None or number >= mirror["partitions"]:
+            raise NotFoundError(f"collection {cid!r} has no stac-geoparquet partition {part[:16]!r}")
+        key = catalog.geoparquet_part_key(cid, mirror["layout"], number)
         try:
             self.store.head(key)
         except NotFound:
-            raise NotFoundError(f"stac-geoparquet partition {part!r} of {cid!r} is being replaced; retry") from None
+            raise NotFoundError(f"stac-geoparquet partition {number} of {cid!r} is being replaced; retry") from None
         return self.store.presign_get(key, expires=DOWNLOAD_EXPIRES, base_url=base_url)
 
     def items(self, base: str, cid: str, params: Mapping[str, list[str]], scope: ReadScope = EVERYTHING) -> str:

@@ -142,12 +142,19 @@ def geoparquet_legacy_key(cid: str) -> str:
     return f"collections/{cid}/{cid}.parquet"
 
 
+def partition_number(text: str) -> int | None:
+    """``text`` as a partition number: 1 to 5 ASCII digits (``str.isdigit`` also takes "²", which
+    ``int`` refuses, and unbounded digit runs cost ``int`` time), else None."""
+    return int(text) if 0 < len(text) <= 5 and text.isascii() and text.isdigit() else None
+
+
 def geoparquet_asset_part(key: str, asset: Any) -> int | None:
     """The partition an asset of the collection mirrors (``geoparquet-<k>``, role collection-mirror), else None."""
     head, _, tail = key.partition("-")
-    if head != GEOPARQUET_ASSET or not tail.isdigit() or not isinstance(asset, dict):
+    part = partition_number(tail)
+    if head != GEOPARQUET_ASSET or part is None or not isinstance(asset, dict):
         return None
-    return int(tail) if MIRROR_ROLE in (asset.get("roles") or []) else None
+    return part if MIRROR_ROLE in (asset.get("roles") or []) else None
 
 
 def geoparquet_assets(cid: str, layout: str, partitions: int) -> dict[str, dict[str, Any]]:

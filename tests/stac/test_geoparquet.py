@@ -291,6 +291,20 @@ def test_route_answers_404_before_the_first_regeneration(tmp_path: Path) -> None
         StacApi(store).geoparquet_part("dataset", "0")
 
 
+@pytest.mark.parametrize("part", ["\u00b2", "\u0661", "9" * 5000, "-1", "0x1", " 0", "", "1"])
+def test_a_partition_that_is_not_a_small_ascii_number_is_absent(tmp_path: Path, part: str) -> None:
+    """"²" passes str.isdigit and then fails int(); 5,000 digits exceed int()'s conversion limit:
+    each is a 404 with a bounded message, never a server error (one partition here: "1" is out of range)."""
+    from chalicelib.stac.errors import NotFoundError
+    store = published(tmp_path, [make_item("one", "dataset")])
+    geoparquet.regenerate(store, SearchIndex(store), "dataset")
+    api = StacApi(store)
+    assert api.geoparquet_part("dataset", "0", base_url=BASE)
+    with pytest.raises(NotFoundError) as refused:
+        api.geoparquet_part("dataset", part, base_url=BASE)
+    assert len(str(refused.value)) < 200
+
+
 def test_file_reads_back_as_the_stored_items_with_stac_geoparquet_and_geopandas(tmp_path: Path) -> None:
     import geopandas
     import pyarrow.parquet as pq
