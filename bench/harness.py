@@ -61,11 +61,15 @@ def serving(cmd: list[str], port: int, ready_path: str, timeout: float = 120.0) 
             proc.wait()
 
 
-def stacflow_serve(store_uri: str, ready_path: str = "/health") -> AbstractContextManager[Served]:
-    """``stacflow serve`` on a free port over ``store_uri`` (see ``serving``)."""
+def stacflow_serve(store_uri: str, ready_path: str = "/health", *,
+                   code: Path | None = None) -> AbstractContextManager[Served]:
+    """``stacflow serve`` on a free port over ``store_uri`` (see ``serving``); with ``code``, the
+    checkout there (its own modules: a baseline commit), else this one."""
     port = free_port()
-    return serving([sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(port), "--store", store_uri],
-                   port, ready_path)
+    cmd = [sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(port), "--store", store_uri]
+    if code is not None:
+        cmd = ["sh", "-c", 'cd "$0" && exec "$@"', str(code), *cmd]
+    return serving(cmd, port, ready_path)
 
 
 def percentiles(samples: Sequence[float]) -> tuple[float, float]:

@@ -218,13 +218,6 @@ def measured(server: Any, uri: str, n_runs: int, label: str) -> dict[str, Any]:
     return out
 
 
-def stacflow_from(code: Path, store_uri: str) -> Any:
-    """``stacflow serve`` from the checkout ``code`` (its own modules)."""
-    port = free_port()
-    return serving(["sh", "-c", f'cd "{code}" && exec "{sys.executable}" -m chalicelib.cli serve --port {port} '
-                                f'--store "{store_uri}"'], port, "/mlflow/health")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
@@ -240,7 +233,7 @@ def main() -> int:
     codes = {"stacflow": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     with tempfile.TemporaryDirectory() as tmp:
         for name, code in codes.items():
-            with stacflow_from(code, f"file://{tmp}/store-{name}") as server:
+            with stacflow_serve(f"file://{tmp}/store-{name}", "/mlflow/health", code=code) as server:
                 uri = server.url + "/mlflow"
                 report[name] = measured(server, uri, args.runs, name)
                 if args.search_runs:

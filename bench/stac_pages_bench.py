@@ -31,7 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import REPO, elapsed_ms, free_port, percentiles, serving  # first: puts REPO on sys.path
+from harness import REPO, elapsed_ms, percentiles, stacflow_serve  # first: puts REPO on sys.path
 
 from chalicelib.stac.api import StacApi
 from chalicelib.stac.catalog import collection_key
@@ -101,13 +101,6 @@ class Target:
         return out
 
 
-def stacflow_from(code: Path, store_uri: str) -> Any:
-    """``stacflow serve`` from the checkout ``code`` (its own modules, not this one's)."""
-    port = free_port()
-    return serving(["sh", "-c", f'cd "{code}" && exec "{sys.executable}" -m chalicelib.cli serve --port {port} '
-                                f'--store "{store_uri}"'], port, "/stac/collections")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000)
@@ -133,9 +126,9 @@ def main() -> int:
             "/stac/collections": timed(lambda: json.dumps(api.collections(base)), args.repeat),
             "/stac/collections/dataset": timed(lambda: json.dumps(api.collection(base, "dataset")), args.repeat)}
         ours = {label: paths[0] for label, paths in PAGES.items()} | {"landing / (HTML)": "/"}
-        servers = {"stacflow": stacflow_from(REPO, store_dir.as_uri())}
+        servers = {"stacflow": stacflow_serve(store_dir.as_uri(), "/stac/collections", code=REPO)}
         if args.baseline:
-            servers["baseline"] = stacflow_from(args.baseline.resolve(), store_dir.as_uri())
+            servers["baseline"] = stacflow_serve(store_dir.as_uri(), "/stac/collections", code=args.baseline.resolve())
         targets = [Target(name, s.url, s.proc.pid, ours) for name, s in
                    ((name, stack.enter_context(cm)) for name, cm in servers.items())]
         from pgstac_peer import available, pgstac
