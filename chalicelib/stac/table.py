@@ -105,7 +105,26 @@ def id_hash(item_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
-class Strings(Sequence[str]):
+class _StringColumn(Sequence[str]):
+    """A column of strings: ``at(row)`` reads one; a slice reads a list."""
+
+    def at(self, row: int) -> str:
+        raise NotImplementedError
+
+    def many(self, rows: slice) -> list[str]:
+        return [self.at(r) for r in range(*rows.indices(len(self)))]
+
+    @overload
+    def __getitem__(self, row: int) -> str: ...
+
+    @overload
+    def __getitem__(self, row: slice) -> list[str]: ...
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        return self.many(row) if isinstance(row, slice) else self.at(row)
+
+
+class Strings(_StringColumn):
     """Strings as one UTF-8 buffer and offsets (~20 B per short id, against ~70 B as Python strings),
     decoded when read."""
 
@@ -119,15 +138,7 @@ class Strings(Sequence[str]):
     def __len__(self) -> int:
         return len(self.blobs)
 
-    @overload
-    def __getitem__(self, row: int) -> str: ...
-
-    @overload
-    def __getitem__(self, row: slice) -> list[str]: ...
-
-    def __getitem__(self, row: int | slice) -> str | list[str]:
-        if isinstance(row, slice):
-            return [self[r] for r in range(*row.indices(len(self)))]
+    def at(self, row: int) -> str:
         return self.blobs[row].decode()
 
     def __iter__(self) -> Iterator[str]:
@@ -137,7 +148,7 @@ class Strings(Sequence[str]):
             yield data[a:b].decode()
 
 
-class Coded(Sequence[str]):
+class Coded(_StringColumn):
     """Strings repeated on many rows (collection, log key): distinct values and a code per row."""
 
     def __init__(self, names: list[str], codes: np.ndarray) -> None:
@@ -163,16 +174,11 @@ class Coded(Sequence[str]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    @overload
-    def __getitem__(self, row: int) -> str: ...
-
-    @overload
-    def __getitem__(self, row: slice) -> list[str]: ...
-
-    def __getitem__(self, row: int | slice) -> str | list[str]:
-        if isinstance(row, slice):
-            return [self.names[c] for c in self.codes[row].tolist()]
+    def at(self, row: int) -> str:
         return self.names[self.codes[row]]
+
+    def many(self, rows: slice) -> list[str]:
+        return [self.names[c] for c in self.codes[rows].tolist()]
 
     def __iter__(self) -> Iterator[str]:
         names = self.names
