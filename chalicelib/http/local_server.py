@@ -29,7 +29,7 @@ from chalice.local import (ChaliceRequestHandler, LambdaContext, LocalDevServer,
 
 from ..observability import redact  # one redaction rule for the access log and the JSON logs
 from . import cors, files
-from .errors import JSON, no_route
+from .errors import JSON, error_body, no_route
 from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
@@ -149,13 +149,26 @@ class RequestHandler(ChaliceRequestHandler):
             headers["Accept"] = "*/*"
         return headers
 
+    def _length(self) -> int | None:
+        """The request body's declared length; None (after answering 400 and closing) when the header
+        is not a plain decimal number: int() would take "-1", " 7", "1_0" or fail with a 500."""
+        value = (self.headers.get("Content-Length") or "0").strip()
+        if value.isascii() and value.isdigit() and len(value) <= 12:
+            return int(value)
+        self.close_connection = True  # where the body ends is unknown
+        self._send(400, {"Content-Type": JSON}, error_body(urlsplit(self.path).path, 400,
+                                                         "Content-Length must be a decimal number of bytes"))
+        return None
+
     def _generic_handle(self) -> None:
+        length = self._length()
+        if length is None:
+            return
         try:
             match = self.gateway.routes.match_route(self.path)
         except ValueError:
-            self._no_route()  # before reading a body: no route will take it
+            self._no_route(length)  # before reading a body: no route will take it
             return
-        length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else None
         try:
             response = self.gateway.answer(self.command, match, self.path, self._headers(), body)
@@ -187,8 +200,8 @@ class RequestHandler(ChaliceRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def _no_route(self) -> None:
-        if int(self.headers.get("Content-Length") or 0):
+    def _no_route(self, length: int) -> None:
+        if length:
             self.close_connection = True  # the unread body would be taken for the next request
         path = urlsplit(self.path).path
         headers: dict[str, Any] = {"Content-Type": JSON}
@@ -204,7 +217,10 @@ class RequestHandler(ChaliceRequestHandler):
             self._stream_signed_get(token)
 
     def _stream_signed_get(self, token: str) -> None:
-        if int(self.headers.get("Content-Length") or 0):
+        length = self._length()
+        if length is None:
+            return
+        if length:
             self.close_connection = True  # a GET body we will not read would be taken for the next request
         try:
             answer = files.signed_get(token, self.headers.get("Range"))

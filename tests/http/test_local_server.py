@@ -82,3 +82,24 @@ def test_a_keep_alive_connection_carries_many_answers_and_bodies(server: LiveSer
             assert resp.status == (404 if path == "/nope" else 200), (path, resp_body[:200])
             assert resp_body.startswith(b"{")
     conn.close()
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1_0", "\u0661", "9" * 40])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/stac/search"), ("POST", "/mlflow/api/2.0/mlflow/runs/search"),
+                                              ("GET", "/files/x"), ("POST", "/nope")])
+def test_a_content_length_that_is_not_a_number_is_refused_in_the_apis_shape(server: LiveServer, length: str,
+                                                                             method: str, path: str) -> None:
+    """int() takes "-1" and "1_0" and fails on "abc" or "١" with a server error; 40 digits would be
+    waited for. Each answers 400 in the path's API shape, and the server goes on answering."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+        answer = sock.makefile("rb").read()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400"
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert (b'"error_code"' if path.startswith("/mlflow") else b'"code"') in body
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/health")
+    assert conn.getresponse().status == 200
+    conn.close()
