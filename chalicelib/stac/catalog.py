@@ -5,6 +5,7 @@ Layout (every href relative, so the tree browses the same from a directory, a bu
     catalog.json                                   root; one child per category
     collections/<cid>/collection.json              one per category; children = non-empty shards
     collections/<cid>/shards/<hh>.json             sub-catalog of the items whose id hashes to <hh>
+    collections/<cid>/shards/<hh><h>...json        once <hh> is split: its sub-shards, one hex digit more
     collections/<cid>/items/<id>.json              the items (written by publishers; truth)
 
 Items are spread over 256 hash shards so that publishing one item rewrites one small shard, never
@@ -12,6 +13,18 @@ a page listing every item. Each shard keeps a compact summary (bbox + interval) 
 that grows with every write, and the revision of its last write that shrank its view (``shrunk``).
 The collection keeps only what it serves: its extent (``union``: the merge of the shards' views), a
 child link per non-empty shard, and per shard the revision whose view it has taken in.
+
+A shard over ``SHARD_ITEMS`` items splits into 16 sub-shards (its id hash's next hex digit), so a
+page stays bounded however large the collection grows: the split shard then keeps what the collection
+keeps (a union, a child link per non-empty sub-shard, their recorded revisions), and is to its
+sub-shards what the collection is to its shards, with the same rules below, level by level. An item's
+own parent link names its top shard (items never move; a split shard links them through its
+sub-shards). The split: the writer that took a shard over the limit writes the 16 sub-shards from
+the shard's state it wrote (revision ``r``, recorded in each as ``from``), then swaps the shard for
+the split one conditionally on that state. A sub-shard is rewritten only if its ``from`` is older
+than ``r``: sub-shards of one state are equal whoever writes them, and once the swap succeeded no
+writer holds a later state of the unsplit shard, so live sub-shards are never overwritten by a split.
+If the swap loses, the shard changed: its next writer, over the limit too, splits it.
 
 So a publish writes the collection only when the collection's extent or links grow (an item outside
 the extent, or the first item of a shard): concurrent publishers into a populated collection do not
@@ -60,7 +73,12 @@ UNION_FIELD = "stacflow:union"  # collection: Summary of its extent (None: no it
 ITEMS_FIELD = "stacflow:items"  # shard: {item id: Summary of the item}
 REV_FIELD = "stacflow:rev"  # shard: revision, greater after every write
 SHRUNK_FIELD = "stacflow:shrunk"  # shard: revision of its last write that shrank its view
-PRIVATE_FIELDS = (SHARDS_FIELD, UNION_FIELD, ITEMS_FIELD, REV_FIELD, SHRUNK_FIELD)
+FROM_FIELD = "stacflow:from"  # sub-shard: revision of the state of its parent shard it was split from
+PRIVATE_FIELDS = (SHARDS_FIELD, UNION_FIELD, ITEMS_FIELD, REV_FIELD, SHRUNK_FIELD, FROM_FIELD)
+# A shard over this many items splits (~120 bytes each, plus its link): pages of at most ~30 KB.
+SHARD_ITEMS = 128
+SHARD_DEPTH = 6  # longest shard name (hex digits): 16**4 leaves under a top shard
+_HEX = "0123456789abcdef"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 # Links that place a document in a tree: the static catalog and the API each write their own.
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "collection", "child", "item", "items", "next", "prev",
@@ -195,7 +213,16 @@ def is_private_key(key: str) -> bool:
 
 
 def shard_of(item_id: str) -> str:
-    return hashlib.sha1(item_id.encode()).hexdigest()[:2]
+    """The item's top shard (the parent its own links name)."""
+    return _digest(item_id)[:2]
+
+
+def _digest(item_id: str) -> str:
+    return hashlib.sha1(item_id.encode()).hexdigest()
+
+
+def _parent_href(shard: str) -> str:
+    return "../collection.json" if len(shard) <= 2 else f"./{shard[:-1]}.json"
 
 
 def _link(rel: str, href: str, media_type: str = JSON, title: str | None = None) -> dict[str, str]:
@@ -244,7 +271,7 @@ def empty_shard(cid: str, shard: str) -> dict[str, Any]:
 
 def _fill_shard(doc: dict[str, Any], shard: str) -> dict[str, Any]:
     """Derive the shard's links from its item map."""
-    links = [_link("root", "../../../catalog.json"), _link("parent", "../collection.json"),
+    links = [_link("root", "../../../catalog.json"), _link("parent", _parent_href(shard)),
              _link("self", f"./{shard}.json")]
     links += [{"rel": "item", "href": f"../items/{iid}.json", "type": GEOJSON} for iid in sorted(doc[ITEMS_FIELD])]
     doc["links"] = links
@@ -323,6 +350,9 @@ class ShardView:
 
     @classmethod
     def of(cls, shard_doc: Mapping[str, Any]) -> ShardView:
+        if SHARDS_FIELD in shard_doc:  # split: its sub-shards' views make it, as the collection's shards make it
+            return cls(int(shard_doc.get(REV_FIELD, 0)), any(_linked(e) for e in shard_doc[SHARDS_FIELD].values()),
+                       shard_doc.get(UNION_FIELD), int(shard_doc.get(SHRUNK_FIELD, 0)))
         items = shard_doc.get(ITEMS_FIELD, {})
         return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items), merge(items.values()),
                    int(shard_doc.get(SHRUNK_FIELD, 0)))
@@ -381,8 +411,9 @@ def _keeps_union(before: Summary | None, after: Summary | None, union: Summary |
 
 
 def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView], *, unseen_ok: bool = False,
-                        before: Mapping[str, ShardView | None] | None = None) -> dict[str, Any] | None:
-    """Merge the shards' views into the collection (None when its extent and links hold them already).
+                        before: Mapping[str, ShardView | None] | None = None, node: str = "") -> dict[str, Any] | None:
+    """Merge the shards' views into the collection (None when its extent and links hold them already);
+    ``node``: a split shard and its sub-shards' views instead.
 
     A view no later than the revision recorded for its shard is skipped. A view whose shard shrank
     after that revision raises ``_Unseen``, unless the shrink is the write that made the view (its
@@ -412,18 +443,24 @@ def apply_to_collection(doc: dict[str, Any], views: Mapping[str, ShardView], *, 
         union = grown
         shards[hh] = {"rev": _rev(cur) if unseen else view.rev, "linked": _linked(cur) or view.linked}
         changed = True
-    if not changed and _upgraded(doc):
+    if not changed and (node or _upgraded(doc)):
         return None
-    return _derive(doc, shards, union)
+    return _derive(doc, shards, union, node)
 
 
-def _derive(doc: dict[str, Any], shards: Mapping[str, Any], union: Summary | None) -> dict[str, Any]:
-    """The collection with these shard entries and extent, and the child links they make."""
+def _derive(doc: dict[str, Any], shards: Mapping[str, Any], union: Summary | None, node: str = "") -> dict[str, Any]:
+    """The collection (``node``: the split shard) with these shard entries and extent, and the child
+    links they make."""
     linked = {hh: e for hh, e in shards.items() if _linked(e)}
     doc = dict(doc, **{SHARDS_FIELD: dict(shards), UNION_FIELD: union})
-    doc["extent"] = _extent([union] if union is not None else [])
+    if node:
+        links = [_link("root", "../../../catalog.json"), _link("parent", _parent_href(node)),
+                 _link("self", f"./{node}.json")] + [_link("child", f"./{c}.json") for c in sorted(linked)]
+    else:
+        doc["extent"] = _extent([union] if union is not None else [])
+        links = _collection_links(linked)
     doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in
-                    ("root", "parent", "self", "child")] + _collection_links(linked)
+                    ("root", "parent", "self", "child", "item")] + links
     return doc
 
 
@@ -452,24 +489,29 @@ def _category(cid: str) -> Category:
     return cat
 
 
+Change = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+# (the view of the state a write replaced, None when it wrote nothing; the view now)
+Written = tuple["ShardView | None", ShardView]
+
+
 def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes: Iterable[str], *,
            pool: Executor | None = None) -> None:
     """Apply item changes of one collection: one CAS per touched shard (``pool``: several at once, they
-    are independent), then, for the shards whose view this call changed or found already written, at
-    most one read of the collection, and a write only if its extent or links grow (or a refresh of it
-    if a view shrank)."""
+    are independent; a split shard: one per touched sub-shard, then its record of their views, as
+    below), then, for the shards whose view this call changed or found already written, at most one
+    read of the collection, and a write only if its extent or links grow (or a refresh of it if a view
+    shrank)."""
     cat = _category(cid)
-    per_shard: dict[str, tuple[dict[str, Summary], set[str]]] = {}
+    per_shard: dict[str, dict[str, Summary | None]] = {}
     for iid, summary in upserts.items():
-        per_shard.setdefault(shard_of(iid), ({}, set()))[0][iid] = summary
+        per_shard.setdefault(shard_of(iid), {})[iid] = summary
     for iid in deletes:
-        per_shard.setdefault(shard_of(iid), ({}, set()))[1].add(iid)
+        per_shard.setdefault(shard_of(iid), {})[iid] = None  # a delete wins over an upsert of the same id
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
 
-    def write(entry: tuple[str, tuple[dict[str, Summary], set[str]]]) -> tuple[ShardView | None, ShardView]:
-        hh, (ups, dels) = entry
-        return _write_shard(store, cid, hh, partial(apply_to_shard, shard=hh, upserts=ups, deletes=dels))
+    def write(entry: tuple[str, dict[str, Summary | None]]) -> Written:
+        return _apply_subtree(store, cat, entry[0], entry[1], _changing)
 
     shards = sorted(per_shard.items())
     for (hh, _), (before, view) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
@@ -482,25 +524,77 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
         _record(store, cat, views, befores, pool=pool)
 
 
-def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
-                 *, always: bool = False) -> tuple[ShardView | None, ShardView]:
+def _changing(shard: str, batch: Mapping[str, Summary | None]) -> Change:
+    """The change of a shard that upserts the batch's summaries and deletes its None entries."""
+    return partial(apply_to_shard, shard=shard, upserts={iid: s for iid, s in batch.items() if s is not None},
+                   deletes=[iid for iid, s in batch.items() if s is None])
+
+
+class _Split(Exception):
+    """The shard is split: a change of its items goes to its sub-shards."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        super().__init__("split")
+        self.doc = doc
+
+
+def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping[str, Any],
+                   leaf_change: Callable[[str, Mapping[str, Any]], Change], *, every: bool = False) -> Written:
+    """Apply ``batch`` (item id -> what ``leaf_change(shard, batch)`` makes of it) to the shard or, once
+    it is split, to its sub-shards, then record their views in it as ``_record`` does in the collection.
+    ``every``: write every shard of the subtree and recompute split ones from their sub-shards (a rebuild)."""
+    try:
+        return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every)
+    except _Split as split:
+        doc = split.doc
+    depth = len(shard) + 1
+    parts: dict[str, dict[str, Any]] = {}
+    for iid, value in batch.items():
+        parts.setdefault(_digest(iid)[:depth], {})[iid] = value
+    views: dict[str, ShardView] = {}
+    befores: dict[str, ShardView | None] = {}
+    for sub in ([shard + h for h in _HEX] if every else sorted(parts)):
+        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every)
+        if before is None or not view.looks_like(before):
+            views[sub], befores[sub] = view, before
+    if every:
+        return _refresh(store, cat, node=shard)
+    if not views:
+        now = ShardView.of(doc)
+        return now, now  # every sub-shard's view is as it was: nothing for the parent either
+    try:
+        done = _write_shard(store, cat.id, shard, partial(apply_to_collection, views=views, before=befores, node=shard),
+                            leaf=False)
+    except _Unseen:
+        return _refresh(store, cat, node=shard)
+    if done[0] is None and all(b is not None for b in befores.values()):
+        return done[1], done[1]  # it held the new views already: its own view is as it was
+    return done
+
+
+def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, always: bool = False,
+                 leaf: bool = True) -> Written:
     """CAS ``change`` on the shard, bumping its revision; returns (the view of the state it replaced, or
     None when it wrote nothing; the view now). ``always``: write (a new revision) even if nothing changes.
+    ``leaf``: a change of its items (``_Split`` if it is split), split after the write if it went over
+    ``SHARD_ITEMS``; else a change of a split shard.
 
     Shards are the largest pages a publish rewrites (~200 bytes per item), so they go through orjson."""
     key = shard_key(cid, shard)
 
-    def attempt() -> tuple[ShardView | None, ShardView]:
+    def attempt() -> tuple[ShardView | None, ShardView, dict[str, Any] | None, str]:
         try:
             obj = store.get(key)
             doc, etag = orjson.loads(obj.body), obj.etag
         except NotFound:
             doc, etag = empty_shard(cid, shard), None
+        if leaf and SHARDS_FIELD in doc:
+            raise _Split(doc)
         before = ShardView.of(doc)
         new = change(doc)
         if new is None:
             if not always:
-                return None, before
+                return None, before, None, ""
             new = _fill_shard(dict(doc), shard)
         # Greater than every earlier revision; time-based so a shard deleted by hand restarts above them.
         new[REV_FIELD] = max(int(doc.get(REV_FIELD, 0)) + 1, time.time_ns())
@@ -509,12 +603,63 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Callable[[dic
             new[SHRUNK_FIELD] = new[REV_FIELD]
             after = replace(after, shrunk=new[REV_FIELD])
         if etag is None:
+            info = store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
+        else:
+            info = store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
+        return before, after, new, info.etag
+
+    before, after, new, etag = DEFAULT.run(attempt, f"updating {key}")
+    if leaf and new is not None and len(new.get(ITEMS_FIELD, ())) > SHARD_ITEMS and len(shard) < SHARD_DEPTH:
+        _split(store, cid, shard, new, etag)
+    return before, after
+
+
+def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: str) -> None:
+    """Split the shard, whose state ``doc`` (ETag ``etag``) this process wrote, into 16 sub-shards; if
+    the shard changed meanwhile, leave it to its next writer. Its view stays as it was (same union
+    and links), so nothing changes for its parent."""
+    rev = int(doc[REV_FIELD])
+    depth = len(shard) + 1
+    parts: dict[str, dict[str, Summary]] = {shard + h: {} for h in _HEX}
+    for iid, summary in doc[ITEMS_FIELD].items():
+        parts[_digest(iid)[:depth]][iid] = summary
+    entries = {}
+    for sub, items in parts.items():
+        view = _write_split_part(store, cid, sub, items, rev)
+        if view is None:
+            return  # a later state of the shard is being split
+        entries[sub] = {"rev": view.rev, "linked": view.linked}
+    split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, merge(doc[ITEMS_FIELD].values()), shard)
+    split[REV_FIELD] = max(rev + 1, time.time_ns())
+    try:
+        store.put(shard_key(cid, shard), orjson.dumps(split), if_match=etag, content_type=JSON)
+    except PreconditionFailed:
+        pass  # written meanwhile: its writer, over the limit too, splits it
+
+
+def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, Summary], rev: int) -> ShardView | None:
+    """Write the sub-shard ``sub`` as split from revision ``rev`` of its parent, unless it was split from
+    that revision already (its view then) or a later one (None)."""
+    key = shard_key(cid, sub)
+
+    def attempt() -> ShardView | None:
+        try:
+            obj = store.get(key)
+            old, etag = orjson.loads(obj.body), obj.etag
+        except NotFound:
+            old, etag = None, None
+        if old is not None and int(old.get(FROM_FIELD, -1)) >= rev:
+            return ShardView.of(old) if int(old[FROM_FIELD]) == rev else None
+        new = _fill_shard(dict(empty_shard(cid, sub), **{ITEMS_FIELD: items}), sub)
+        new[REV_FIELD] = max(int((old or {}).get(REV_FIELD, 0)) + 1, time.time_ns())
+        new[FROM_FIELD] = rev
+        if etag is None:
             store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
         else:
             store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
-        return before, after
+        return ShardView.of(new)
 
-    return DEFAULT.run(attempt, f"updating {key}")
+    return DEFAULT.run(attempt, f"splitting into {key}")
 
 
 def _record(store: ObjectStore, cat: Category, views: Mapping[str, ShardView],
@@ -544,27 +689,36 @@ def _read_shard(store: ObjectStore, cid: str, hh: str) -> tuple[str, ShardView] 
     return obj.etag, ShardView.of(orjson.loads(obj.body))
 
 
-def _stored_shards(store: ObjectStore, cid: str) -> dict[str, str]:
-    """ETag of every stored shard document, by shard."""
+def _is_part(name: str, node: str) -> bool:
+    """Whether ``name`` is a shard of the collection (``node`` ""), or a sub-shard of the split shard ``node``."""
+    if not node:
+        return name in _SHARD_IDS
+    return len(name) == len(node) + 1 and name.startswith(node) and name[-1] in _HEX
+
+
+def _stored_shards(store: ObjectStore, cid: str, node: str = "") -> dict[str, str]:
+    """ETag of every stored shard document of the collection (``node``: sub-shard of that shard), by name."""
     out = {}
-    for info in store.list(f"collections/{cid}/shards/"):
+    for info in store.list(f"collections/{cid}/shards/{node}"):
         hh = info.key.rsplit("/", 1)[-1].removesuffix(".json")
-        if hh in _SHARD_IDS:
+        if _is_part(hh, node):
             out[hh] = info.etag
     return out
 
 
-def _refresh(store: ObjectStore, cat: Category, *, fields: bool = False, pool: Executor | None = None) -> None:
+def _refresh(store: ObjectStore, cat: Category, *, fields: bool = False, pool: Executor | None = None,
+             node: str = "") -> Written:
     """Recompute the collection from every shard: its extent, links and recorded revisions (``fields``:
-    also its fields from the config; ``pool``: reads shards side by side, else a pool of its own).
+    also its fields from the config; ``pool``: reads shards side by side, else a pool of its own);
+    ``node``: the split shard of that name from its sub-shards (then returns what ``_write_shard`` does).
 
-    The swap is conditional on the collection read; a shard whose recorded revision is later than the
+    The swap is conditional on the document read; a shard whose recorded revision is later than the
     one read is read again. Writers that grew a shard after it was read here and found the extent of
     before the swap covering it wrote nothing: listing the shards after the swap finds them, and their
     views are merged."""
     if pool is None:
         with ThreadPoolExecutor(REFRESH_WORKERS) as own:
-            return _refresh(store, cat, fields=fields, pool=own)
+            return _refresh(store, cat, fields=fields, pool=own, node=node)
     cid = cat.id
     known: dict[str, tuple[str, ShardView]] = {}
 
@@ -576,35 +730,71 @@ def _refresh(store: ObjectStore, cat: Category, *, fields: bool = False, pool: E
             else:
                 known[hh] = got
 
-    fetch(hh for hh, etag in _stored_shards(store, cid).items() if known.get(hh, ("",))[0] != etag)
+    fetch(hh for hh, etag in _stored_shards(store, cid, node).items() if known.get(hh, ("",))[0] != etag)
 
-    def attempt() -> None:
-        try:
-            obj = store.get(collection_key(cid))
-            doc, etag = obj.json(), obj.etag
-        except NotFound:
-            doc, etag = empty_collection(cat), None
+    def recompute(doc: dict[str, Any]) -> dict[str, Any] | None:
         recorded = doc.get(SHARDS_FIELD, {})
-        fetch(hh for hh, e in recorded.items() if hh in _SHARD_IDS and (hh not in known or _rev(e) > known[hh][1].rev))
+        fetch(hh for hh, e in recorded.items() if _is_part(hh, node) and (hh not in known or _rev(e) > known[hh][1].rev))
         shards = {hh: {"rev": max(view.rev, _rev(recorded.get(hh))), "linked": view.linked}
                   for hh, (_, view) in known.items() if view.linked or hh in recorded}
         base = dict(doc, **{k: v for k, v in empty_collection(cat).items()
                             if k not in ("extent", "links", "assets", SHARDS_FIELD, UNION_FIELD)}) if fields else doc
-        new = _derive(base, shards, merge(v.summary for _, v in known.values() if v.linked and v.summary is not None))
-        if new == doc and etag is not None:
-            return
-        if etag is None:
-            store.put_json(collection_key(cid), new, if_none_match=True)
-        else:
-            store.put_json(collection_key(cid), new, if_match=etag)
+        new = _derive(base, shards, merge(v.summary for _, v in known.values() if v.linked and v.summary is not None),
+                      node)
+        return None if new == doc else new
 
-    DEFAULT.run(attempt, f"refreshing {collection_key(cid)}")
-    written = {hh for hh, etag in _stored_shards(store, cid).items() if known.get(hh, ("",))[0] != etag}
+    first: Written | None = None
+    if node:
+        first = _write_shard(store, cid, node, recompute, leaf=False)
+    else:
+        def attempt() -> None:
+            try:
+                obj = store.get(collection_key(cid))
+                doc, etag = obj.json(), obj.etag
+            except NotFound:
+                doc, etag = empty_collection(cat), None
+            new = recompute(doc)
+            if new is None and etag is not None:
+                return
+            if etag is None:
+                store.put_json(collection_key(cid), new or doc, if_none_match=True)
+            else:
+                store.put_json(collection_key(cid), new, if_match=etag)
+
+        DEFAULT.run(attempt, f"refreshing {collection_key(cid)}")
+    written = {hh for hh, etag in _stored_shards(store, cid, node).items() if known.get(hh, ("",))[0] != etag}
+    last = first
     if written:
         fetch(written)
         late = {hh: known[hh][1] for hh in written if hh in known}
-        store.update_json(collection_key(cid), partial(apply_to_collection, views=late, unseen_ok=True),
-                          default=lambda: empty_collection(cat))
+        if node:
+            last = _write_shard(store, cid, node, partial(apply_to_collection, views=late, unseen_ok=True, node=node),
+                                leaf=False)
+        else:
+            store.update_json(collection_key(cid), partial(apply_to_collection, views=late, unseen_ok=True),
+                              default=lambda: empty_collection(cat))
+    if first is None or last is None:
+        return None, ShardView(0, False, None)  # the collection's: nobody records it
+    return (first[0] if first[0] is not None else last[0]), last[1]
+
+
+def shard_items(store: ObjectStore, cid: str, shard: str) -> dict[str, Summary]:
+    """The items a client reaches from the shard (its own, or its linked sub-shards'), with their summaries."""
+    try:
+        doc = orjson.loads(store.get(shard_key(cid, shard)).body)
+    except NotFound:
+        return {}
+    if SHARDS_FIELD not in doc:
+        return dict(doc.get(ITEMS_FIELD, {}))
+    out: dict[str, Summary] = {}
+    for sub, entry in sorted(doc[SHARDS_FIELD].items()):
+        if _linked(entry):
+            out |= shard_items(store, cid, sub)
+    return out
+
+
+def _shard_name(name: str) -> bool:
+    return 2 <= len(name) <= SHARD_DEPTH and all(c in _HEX for c in name)
 
 
 def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, since: int,
@@ -615,20 +805,21 @@ def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, s
     meanwhile: a shard written after ``since`` (less the clock skew) may hold newer states than
     ``summaries``, so there each item on which the two disagree is read again (``current``: its
     summary now, None if gone) after reading the shard, and the compare-and-swap keeps it exact.
-    The collection is then recomputed from every shard (and its fields from the config).
+    Split shards are recomputed from their sub-shards, then the collection from every shard (and its
+    fields from the config).
     """
     cat = _category(cid)
     per_shard: dict[str, dict[str, Summary]] = {}
     for iid, summary in summaries.items():
         per_shard.setdefault(shard_of(iid), {})[iid] = summary
     stored = {info.key.rsplit("/", 1)[-1].removesuffix(".json") for info in store.list(f"collections/{cid}/shards/")}
-    for hh in stored - _SHARD_IDS:
+    for hh in sorted(name for name in stored if not _shard_name(name)):
         store.delete(shard_key(cid, hh))  # no item id hashes there
     recorded = set((read_collection(store, cid) or {}).get(SHARDS_FIELD, {}))
     touched_after = since - CLOCK_SKEW_NS
 
-    def reconcile(doc: dict[str, Any], hh: str) -> dict[str, Any] | None:
-        want = dict(per_shard.get(hh, {}))
+    def reconcile(doc: dict[str, Any], hh: str, wanted: Mapping[str, Summary]) -> dict[str, Any] | None:
+        want = dict(wanted)
         held = doc.get(ITEMS_FIELD, {})
         if int(doc.get(REV_FIELD, 0)) >= touched_after:
             for iid in {i for i in held.keys() | want.keys() if held.get(i) != want.get(i)}:
@@ -639,8 +830,11 @@ def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, s
                     want[iid] = now
         return apply_to_shard(doc, hh, want, set(held) - set(want))
 
+    def reconciling(shard: str, batch: Mapping[str, Any]) -> Change:
+        return partial(reconcile, hh=shard, wanted=batch)
+
     for hh in sorted(per_shard.keys() | (stored & _SHARD_IDS) | (recorded & _SHARD_IDS)):
-        _write_shard(store, cid, hh, partial(reconcile, hh=hh), always=True)
+        _apply_subtree(store, cat, hh, per_shard.get(hh, {}), reconciling, every=True)
     _refresh(store, cat, fields=True)
     ensure_root(store)
 

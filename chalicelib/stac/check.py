@@ -73,10 +73,12 @@ def _check_collection(collection: pystac.Collection, root: pystac.Catalog, io: S
                       report: CheckReport) -> set[str]:
     """Check the collection's linked items; returns their keys."""
     linked: set[str] = set()
-    for shard_link in collection.get_child_links():
-        shard = _resolve(shard_link, root, io, report)
+    shards = list(collection.get_child_links())
+    while shards:
+        shard = _resolve(shards.pop(0), root, io, report)
         if shard is None:
             continue
+        shards.extend(shard.get_child_links())  # a split shard links its sub-shards
         for item_link in shard.get_item_links():
             key = io.key_of(item_link.get_absolute_href() or item_link.href)
             if key is None:
@@ -191,10 +193,7 @@ def _check_shards(store: ObjectStore, cid: str, summaries: dict[str, catalog.Sum
     for hh in sorted(set(by_shard) | {hh for hh, e in entries.items() if e.get("linked", True)}):
         key = catalog.shard_key(cid, hh)
         want = by_shard.get(hh, {})
-        try:
-            held = store.get_json(key).get(catalog.ITEMS_FIELD, {})
-        except NotFound:
-            held = {}
+        held = catalog.shard_items(store, cid, hh)
         for iid in sorted(set(want) - set(held)):
             report.problems.append(Problem(catalog.item_key(cid, iid), f"missing from its shard {key}"))
         for iid in sorted(set(held) - set(want)):

@@ -83,15 +83,18 @@ def indexed(store: Any) -> set[tuple[str, str]]:
 
 
 def reachable(store: Any, cid: str = "dataset") -> set[str]:
-    """Ids of the items reached by walking the static catalog: collection -> linked shards -> items."""
+    """Ids of the items reached by walking the static catalog: collection -> linked shards (-> linked
+    sub-shards) -> items."""
     from chalicelib.stac import catalog
     coll = store.get_json(catalog.collection_key(cid))
     out: set[str] = set()
-    for link in coll["links"]:
-        if link["rel"] == "child":
-            shard = store.get_json(f"collections/{cid}/{link['href'].removeprefix('./')}")
-            out |= {item["href"].removeprefix("../items/").removesuffix(".json")
-                    for item in shard["links"] if item["rel"] == "item"}
+    pages = [f"collections/{cid}/{link['href'].removeprefix('./')}" for link in coll["links"] if link["rel"] == "child"]
+    while pages:  # shards, and the sub-shards of split ones
+        shard = store.get_json(pages.pop())
+        folder = f"collections/{cid}/shards/"
+        pages += [folder + link["href"].removeprefix("./") for link in shard["links"] if link["rel"] == "child"]
+        out |= {item["href"].removeprefix("../items/").removesuffix(".json")
+                for item in shard["links"] if item["rel"] == "item"}
     return out
 
 
