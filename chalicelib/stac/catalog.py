@@ -624,40 +624,49 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
     for iid, summary in doc[ITEMS_FIELD].items():
         parts[_digest(iid)[:depth]][iid] = summary
     entries = {}
+    written: dict[str, tuple[dict[str, Any], str]] = {}
     for sub, items in parts.items():
-        view = _write_split_part(store, cid, sub, items, rev)
-        if view is None:
+        got = _write_split_part(store, cid, sub, items, rev)
+        if got is None:
             return  # a later state of the shard is being split
+        view, wrote = got
         entries[sub] = {"rev": view.rev, "linked": view.linked}
+        if wrote is not None:
+            written[sub] = wrote
     split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, merge(doc[ITEMS_FIELD].values()), shard)
     split[REV_FIELD] = max(rev + 1, time.time_ns())
     try:
         store.put(shard_key(cid, shard), orjson.dumps(split), if_match=etag, content_type=JSON)
     except PreconditionFailed:
-        pass  # written meanwhile: its writer, over the limit too, splits it
+        return  # written meanwhile: its writer, over the limit too, splits it
+    for sub, (part, part_etag) in sorted(written.items()):
+        if len(part[ITEMS_FIELD]) > SHARD_ITEMS and len(sub) < SHARD_DEPTH:
+            _split(store, cid, sub, part, part_etag)  # a bulk write can take a shard over many limits at once
 
 
-def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, Summary], rev: int) -> ShardView | None:
+def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, Summary],
+                      rev: int) -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
     """Write the sub-shard ``sub`` as split from revision ``rev`` of its parent, unless it was split from
-    that revision already (its view then) or a later one (None)."""
+    that revision already or a later one (None). Returns its view, and the state written and its ETag
+    if this call wrote it."""
     key = shard_key(cid, sub)
 
-    def attempt() -> ShardView | None:
+    def attempt() -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
         try:
             obj = store.get(key)
             old, etag = orjson.loads(obj.body), obj.etag
         except NotFound:
             old, etag = None, None
         if old is not None and int(old.get(FROM_FIELD, -1)) >= rev:
-            return ShardView.of(old) if int(old[FROM_FIELD]) == rev else None
+            return (ShardView.of(old), None) if int(old[FROM_FIELD]) == rev else None
         new = _fill_shard(dict(empty_shard(cid, sub), **{ITEMS_FIELD: items}), sub)
         new[REV_FIELD] = max(int((old or {}).get(REV_FIELD, 0)) + 1, time.time_ns())
         new[FROM_FIELD] = rev
         if etag is None:
-            store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
+            info = store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
         else:
-            store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
-        return ShardView.of(new)
+            info = store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
+        return ShardView.of(new), (new, info.etag)
 
     return DEFAULT.run(attempt, f"splitting into {key}")
 
