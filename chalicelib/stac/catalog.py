@@ -5,7 +5,7 @@ Layout (every href relative, so the tree browses the same from a directory, a bu
     catalog.json                                   root; one child per category
     collections/<cid>/collection.json              one per category; children = non-empty shards
     collections/<cid>/shards/<hh>.json             sub-catalog of the items whose id hashes to <hh>
-    collections/<cid>/shards/<hh><h>...json        once <hh> is split: its sub-shards, one hex digit more
+    collections/<cid>/shards/<hh><d>...json        once <hh> is split: its sub-shards, one digit more each level
     collections/<cid>/items/<id>.json              the items (written by publishers; truth)
 
 Items are spread over 256 hash shards so that publishing one item rewrites one small shard, never
@@ -14,12 +14,13 @@ that grows with every write, and the revision of its last write that shrank its 
 The collection keeps only what it serves: its extent (``union``: the merge of the shards' views), a
 child link per non-empty shard, and per shard the revision whose view it has taken in.
 
-A shard over ``SHARD_ITEMS`` items splits into 16 sub-shards (its id hash's next hex digit), so a
+A shard over ``SHARD_ITEMS`` items splits into ``SHARD_FANOUT`` sub-shards (by the next bits of its
+items' id hashes: ``shard_path``), so a
 page stays bounded however large the collection grows: the split shard then keeps what the collection
 keeps (a union, a child link per non-empty sub-shard, their recorded revisions), and is to its
 sub-shards what the collection is to its shards, with the same rules below, level by level. An item's
 own parent link names its top shard (items never move; a split shard links them through its
-sub-shards). The split: the writer that took a shard over the limit writes the 16 sub-shards from
+sub-shards). The split: the writer that took a shard over the limit writes the sub-shards from
 the shard's state it wrote (revision ``r``, recorded in each as ``from``), then swaps the shard for
 the split one conditionally on that state. A sub-shard is rewritten only if its ``from`` is older
 than ``r``: sub-shards of one state are equal whoever writes them, and once the swap succeeded no
@@ -77,7 +78,10 @@ FROM_FIELD = "stacflow:from"  # sub-shard: revision of the state of its parent s
 PRIVATE_FIELDS = (SHARDS_FIELD, UNION_FIELD, ITEMS_FIELD, REV_FIELD, SHRUNK_FIELD, FROM_FIELD)
 # A shard over this many items splits (~120 bytes each, plus its link): pages of at most ~30 KB.
 SHARD_ITEMS = 128
-SHARD_DEPTH = 6  # longest shard name (hex digits): 16**4 leaves under a top shard
+# A split makes this many sub-shards (a power of two up to 16): few, so that a bulk load, which
+# rewrites every shard it touches, writes few more pages (the leaves keep a quarter of the limit or more).
+SHARD_FANOUT = 4
+SHARD_DEPTH = 10  # longest shard name: 2 hex digits, then up to 8 sub-shard digits (4**8 leaves under a top shard)
 _HEX = "0123456789abcdef"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 # Links that place a document in a tree: the static catalog and the API each write their own.
@@ -219,6 +223,22 @@ def shard_of(item_id: str) -> str:
 
 def _digest(item_id: str) -> str:
     return hashlib.sha1(item_id.encode()).hexdigest()
+
+
+def shard_path(item_id: str, length: int) -> str:
+    """The name of the shard (``length`` 2) or sub-shard (longer) holding the item: its top shard, then
+    one digit per split level, ``log2(SHARD_FANOUT)`` bits of the id's hash each."""
+    digest = _digest(item_id)
+    if length <= 2:
+        return digest[:length]
+    bits = SHARD_FANOUT.bit_length() - 1
+    rest = int(digest[2:], 16)
+    width = 4 * (len(digest) - 2)
+    return digest[:2] + "".join(_HEX[(rest >> (width - bits * (k + 1))) & (SHARD_FANOUT - 1)] for k in range(length - 2))
+
+
+def _digits() -> str:
+    return _HEX[:SHARD_FANOUT]
 
 
 def _parent_href(shard: str) -> str:
@@ -533,9 +553,9 @@ def _changing(shard: str, batch: Mapping[str, Summary | None]) -> Change:
 class _Split(Exception):
     """The shard is split: a change of its items goes to its sub-shards."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, Any], etag: str | None) -> None:
         super().__init__("split")
-        self.doc = doc
+        self.doc, self.etag = doc, etag
 
 
 def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping[str, Any],
@@ -546,14 +566,14 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
     try:
         return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every)
     except _Split as split:
-        doc = split.doc
+        doc, etag = split.doc, split.etag
     depth = len(shard) + 1
     parts: dict[str, dict[str, Any]] = {}
     for iid, value in batch.items():
-        parts.setdefault(_digest(iid)[:depth], {})[iid] = value
+        parts.setdefault(shard_path(iid, depth), {})[iid] = value
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
-    for sub in ([shard + h for h in _HEX] if every else sorted(parts)):
+    for sub in ([shard + h for h in _digits()] if every else sorted(parts)):
         before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every)
         if before is None or not view.looks_like(before):
             views[sub], befores[sub] = view, before
@@ -564,7 +584,7 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
         return now, now  # every sub-shard's view is as it was: nothing for the parent either
     try:
         done = _write_shard(store, cat.id, shard, partial(apply_to_collection, views=views, before=befores, node=shard),
-                            leaf=False)
+                            leaf=False, read=(doc, etag))
     except _Unseen:
         return _refresh(store, cat, node=shard)
     if done[0] is None and all(b is not None for b in befores.values()):
@@ -573,23 +593,30 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
 
 
 def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, always: bool = False,
-                 leaf: bool = True) -> Written:
+                 leaf: bool = True, read: tuple[dict[str, Any], str | None] | None = None) -> Written:
     """CAS ``change`` on the shard, bumping its revision; returns (the view of the state it replaced, or
     None when it wrote nothing; the view now). ``always``: write (a new revision) even if nothing changes.
     ``leaf``: a change of its items (``_Split`` if it is split), split after the write if it went over
-    ``SHARD_ITEMS``; else a change of a split shard.
+    ``SHARD_ITEMS``; else a change of a split shard. ``read``: its state as just read (and ETag), for
+    the first attempt.
 
     Shards are the largest pages a publish rewrites (~200 bytes per item), so they go through orjson."""
     key = shard_key(cid, shard)
+    known = [read] if read is not None else []
 
     def attempt() -> tuple[ShardView | None, ShardView, dict[str, Any] | None, str]:
-        try:
-            obj = store.get(key)
-            doc, etag = orjson.loads(obj.body), obj.etag
-        except NotFound:
-            doc, etag = empty_shard(cid, shard), None
+        doc: dict[str, Any]
+        etag: str | None
+        if known:
+            doc, etag = known.pop()
+        else:
+            try:
+                obj = store.get(key)
+                doc, etag = orjson.loads(obj.body), obj.etag
+            except NotFound:
+                doc, etag = empty_shard(cid, shard), None
         if leaf and SHARDS_FIELD in doc:
-            raise _Split(doc)
+            raise _Split(doc, etag)
         before = ShardView.of(doc)
         new = change(doc)
         if new is None:
@@ -615,14 +642,14 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, al
 
 
 def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: str) -> None:
-    """Split the shard, whose state ``doc`` (ETag ``etag``) this process wrote, into 16 sub-shards; if
+    """Split the shard, whose state ``doc`` (ETag ``etag``) this process wrote, into sub-shards; if
     the shard changed meanwhile, leave it to its next writer. Its view stays as it was (same union
     and links), so nothing changes for its parent."""
     rev = int(doc[REV_FIELD])
     depth = len(shard) + 1
-    parts: dict[str, dict[str, Summary]] = {shard + h: {} for h in _HEX}
+    parts: dict[str, dict[str, Summary]] = {shard + h: {} for h in _digits()}
     for iid, summary in doc[ITEMS_FIELD].items():
-        parts[_digest(iid)[:depth]][iid] = summary
+        parts[shard_path(iid, depth)][iid] = summary
     entries = {}
     written: dict[str, tuple[dict[str, Any], str]] = {}
     for sub, items in parts.items():
@@ -651,17 +678,22 @@ def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, S
     if this call wrote it."""
     key = shard_key(cid, sub)
 
+    new = _fill_shard(dict(empty_shard(cid, sub), **{ITEMS_FIELD: items, FROM_FIELD: rev}), sub)
+    tried: list[bool] = []
+
     def attempt() -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
-        try:
-            obj = store.get(key)
-            old, etag = orjson.loads(obj.body), obj.etag
-        except NotFound:
-            old, etag = None, None
+        old: dict[str, Any] | None = None
+        etag = None
+        if tried:  # a first split finds no sub-shard: the first attempt creates it without reading
+            try:
+                obj = store.get(key)
+                old, etag = orjson.loads(obj.body), obj.etag
+            except NotFound:
+                pass
+        tried.append(True)
         if old is not None and int(old.get(FROM_FIELD, -1)) >= rev:
             return (ShardView.of(old), None) if int(old[FROM_FIELD]) == rev else None
-        new = _fill_shard(dict(empty_shard(cid, sub), **{ITEMS_FIELD: items}), sub)
         new[REV_FIELD] = max(int((old or {}).get(REV_FIELD, 0)) + 1, time.time_ns())
-        new[FROM_FIELD] = rev
         if etag is None:
             info = store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
         else:
@@ -702,7 +734,7 @@ def _is_part(name: str, node: str) -> bool:
     """Whether ``name`` is a shard of the collection (``node`` ""), or a sub-shard of the split shard ``node``."""
     if not node:
         return name in _SHARD_IDS
-    return len(name) == len(node) + 1 and name.startswith(node) and name[-1] in _HEX
+    return len(name) == len(node) + 1 and name.startswith(node) and name[-1] in _digits()
 
 
 def _stored_shards(store: ObjectStore, cid: str, node: str = "") -> dict[str, str]:

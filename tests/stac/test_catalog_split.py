@@ -128,7 +128,7 @@ def test_a_shard_of_a_catalog_from_before_splits_splits_on_its_next_change(local
 
 
 def _third_digits(ids: list[str]) -> set[str]:
-    return {catalog._digest(iid)[2] for iid in ids}
+    return {catalog.shard_path(iid, 3) for iid in ids}
 
 
 def test_a_split_whose_shard_changed_before_its_swap_is_left_to_the_next_writer(local_store, limit_4) -> None:
@@ -136,7 +136,7 @@ def test_a_split_whose_shard_changed_before_its_swap_is_left_to_the_next_writer(
     Meanwhile B publishes into 3f, still unsplit, an item whose sub-shard A's state left empty. A's swap
     must lose (B's item would be unlinked), and B, over the limit too, splits 3f with its item."""
     first = ids_in_shard("3f", 5, prefix="a")
-    b_item = next(iid for iid in ids_in_shard("3f", 60, prefix="b") if catalog._digest(iid)[2] not in _third_digits(first))
+    b_item = next(iid for iid in ids_in_shard("3f", 60, prefix="b") if catalog.shard_path(iid, 3) not in _third_digits(first))
     held = {iid: somewhere(iid) for iid in first[:4]}
     catalog.update(local_store, "dataset", held, ())
     key = catalog.shard_key("dataset", "3f")
@@ -162,7 +162,7 @@ def test_a_late_split_of_an_older_state_leaves_live_sub_shards_alone(local_store
     held = {iid: somewhere(iid) for iid in ids[:4]}
     catalog.update(local_store, "dataset", held, ())
     a = InstrumentedStore(local_store)
-    held_parts = a.pause("before", "GET", lambda call: call.key.startswith("collections/dataset/shards/3f")
+    held_parts = a.pause("before", ("GET", "PUT"), lambda call: call.key.startswith("collections/dataset/shards/3f")
                          and call.key != catalog.shard_key("dataset", "3f"))
 
     def meanwhile() -> None:
