@@ -15,17 +15,16 @@ The collection keeps only what it serves: its extent (``union``: the merge of th
 child link per non-empty shard, and per shard the revision whose view it has taken in.
 
 A shard over ``SHARD_ITEMS`` items splits into ``SHARD_FANOUT`` sub-shards (by the next bits of its
-items' id hashes: ``shard_path``), so a
-page stays bounded however large the collection grows: the split shard then keeps what the collection
-keeps (a union, a child link per non-empty sub-shard, their recorded revisions), and is to its
-sub-shards what the collection is to its shards, with the same rules below, level by level. An item's
-own parent link names its top shard (items never move; a split shard links them through its
-sub-shards). The split: the writer that took a shard over the limit writes the sub-shards from
-the shard's state it wrote (revision ``r``, recorded in each as ``from``), then swaps the shard for
-the split one conditionally on that state. A sub-shard is rewritten only if its ``from`` is older
-than ``r``: sub-shards of one state are equal whoever writes them, and once the swap succeeded no
-writer holds a later state of the unsplit shard, so live sub-shards are never overwritten by a split.
-If the swap loses, the shard changed: its next writer, over the limit too, splits it.
+items' id hashes: ``shard_path``), so a page stays bounded however large the collection grows. The
+split shard then keeps what the collection keeps (a union, a child link per non-empty sub-shard,
+their recorded revisions) and is to its sub-shards what the collection is to its shards, with the
+same rules below, level by level. An item's own parent link names its top shard (items never move; a
+split shard links them through its sub-shards). The split: the writer that took a shard over the
+limit writes the sub-shards from the shard's state it wrote (revision ``r``, recorded in each as
+``from``), then swaps the shard for the split one conditionally on that state. A sub-shard is
+written only if its ``from`` is older than ``r``: once the swap succeeded no writer holds a later
+state of the unsplit shard, so a late split never overwrites live sub-shards. If the swap loses, the
+shard changed: its next writer, over the limit too, splits it.
 
 So a publish writes the collection only when the collection's extent or links grow (an item outside
 the extent, or the first item of a shard): concurrent publishers into a populated collection do not
