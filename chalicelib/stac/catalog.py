@@ -5,7 +5,7 @@ Layout (every href relative, so the tree browses the same from a directory, a bu
     catalog.json                                   root; one child per category
     collections/<cid>/collection.json              one per category; children = non-empty shards
     collections/<cid>/shards/<hh>.json             sub-catalog of the items whose id hashes to <hh>
-    collections/<cid>/shards/<hh><d>...json        once <hh> is split: its sub-shards, one digit more each level
+    collections/<cid>/subshards/<hh><d>...json     once <hh> is split: its sub-shards, one digit more each level
     collections/<cid>/items/<id>.json              the items (written by publishers; truth)
 
 Items are spread over 256 hash shards so that publishing one item rewrites one small shard, never
@@ -188,7 +188,18 @@ def geoparquet_assets(cid: str, layout: str, partitions: int) -> dict[str, dict[
 
 
 def shard_key(cid: str, shard: str) -> str:
-    return f"collections/{cid}/shards/{shard}.json"
+    """A top shard's key, or a sub-shard's: those live in a folder of their own, so that listing the
+    collection's shards (as a refresh does) stays 256 keys however many splits."""
+    return f"collections/{cid}/{_folder(shard)}/{shard}.json"
+
+
+def _folder(shard: str) -> str:
+    return "shards" if len(shard) <= 2 else "subshards"
+
+
+def _shard_href(page: str, shard: str) -> str:
+    """The href of shard ``shard`` from the shard page ``page`` (both folders are siblings)."""
+    return f"./{shard}.json" if _folder(page) == _folder(shard) else f"../{_folder(shard)}/{shard}.json"
 
 
 def item_key(cid: str, item_id: str, *, private: bool = False) -> str:
@@ -241,7 +252,7 @@ def _digits() -> str:
 
 
 def _parent_href(shard: str) -> str:
-    return "../collection.json" if len(shard) <= 2 else f"./{shard[:-1]}.json"
+    return "../collection.json" if len(shard) <= 2 else _shard_href(shard, shard[:-1])
 
 
 def _link(rel: str, href: str, media_type: str = JSON, title: str | None = None) -> dict[str, str]:
@@ -474,7 +485,7 @@ def _derive(doc: dict[str, Any], shards: Mapping[str, Any], union: Summary | Non
     doc = dict(doc, **{SHARDS_FIELD: dict(shards), UNION_FIELD: union})
     if node:
         links = [_link("root", "../../../catalog.json"), _link("parent", _parent_href(node)),
-                 _link("self", f"./{node}.json")] + [_link("child", f"./{c}.json") for c in sorted(linked)]
+                 _link("self", f"./{node}.json")] + [_link("child", _shard_href(node, c)) for c in sorted(linked)]
     else:
         doc["extent"] = _extent([union] if union is not None else [])
         links = _collection_links(linked)
@@ -739,7 +750,7 @@ def _is_part(name: str, node: str) -> bool:
 def _stored_shards(store: ObjectStore, cid: str, node: str = "") -> dict[str, str]:
     """ETag of every stored shard document of the collection (``node``: sub-shard of that shard), by name."""
     out = {}
-    for info in store.list(f"collections/{cid}/shards/{node}"):
+    for info in store.list(f"collections/{cid}/{_folder(node or 'hh')}/{node}"):
         hh = info.key.rsplit("/", 1)[-1].removesuffix(".json")
         if _is_part(hh, node):
             out[hh] = info.etag
@@ -833,10 +844,6 @@ def shard_items(store: ObjectStore, cid: str, shard: str) -> dict[str, Summary]:
     return out
 
 
-def _shard_name(name: str) -> bool:
-    return 2 <= len(name) <= SHARD_DEPTH and all(c in _HEX for c in name)
-
-
 def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, since: int,
             current: Callable[[str], Summary | None]) -> None:
     """Rewrite every shard and the collection document of ``cid`` from item summaries (reindex).
@@ -853,7 +860,7 @@ def rebuild(store: ObjectStore, cid: str, summaries: Mapping[str, Summary], *, s
     for iid, summary in summaries.items():
         per_shard.setdefault(shard_of(iid), {})[iid] = summary
     stored = {info.key.rsplit("/", 1)[-1].removesuffix(".json") for info in store.list(f"collections/{cid}/shards/")}
-    for hh in sorted(name for name in stored if not _shard_name(name)):
+    for hh in sorted(stored - _SHARD_IDS):
         store.delete(shard_key(cid, hh))  # no item id hashes there
     recorded = set((read_collection(store, cid) or {}).get(SHARDS_FIELD, {}))
     touched_after = since - CLOCK_SKEW_NS

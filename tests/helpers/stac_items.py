@@ -1,6 +1,7 @@
 """Catalog test helpers: valid items for the configured collections, pystac validating offline."""
 from __future__ import annotations
 
+import posixpath
 import random
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -90,9 +91,10 @@ def reachable(store: Any, cid: str = "dataset") -> set[str]:
     out: set[str] = set()
     pages = [f"collections/{cid}/{link['href'].removeprefix('./')}" for link in coll["links"] if link["rel"] == "child"]
     while pages:  # shards, and the sub-shards of split ones
-        shard = store.get_json(pages.pop())
-        folder = f"collections/{cid}/shards/"
-        pages += [folder + link["href"].removeprefix("./") for link in shard["links"] if link["rel"] == "child"]
+        page = pages.pop()
+        shard = store.get_json(page)
+        pages += [posixpath.normpath(posixpath.join(posixpath.dirname(page), link["href"]))
+                  for link in shard["links"] if link["rel"] == "child"]
         out |= {item["href"].removeprefix("../items/").removesuffix(".json")
                 for item in shard["links"] if item["rel"] == "item"}
     return out

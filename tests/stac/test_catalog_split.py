@@ -48,19 +48,23 @@ def somewhere(iid: str) -> catalog.Summary:
 
 
 def shard_docs(store: ObjectStore, cid: str = "dataset") -> dict[str, dict[str, Any]]:
+    """Every stored shard and sub-shard document, by name."""
     return {info.key.rsplit("/", 1)[-1].removesuffix(".json"): store.get_json(info.key)
-            for info in store.list(f"collections/{cid}/shards/")}
+            for folder in ("shards", "subshards") for info in store.list(f"collections/{cid}/{folder}/")}
 
 
 def linked_docs(store: ObjectStore, cid: str = "dataset") -> dict[str, dict[str, Any]]:
     """The shard documents a client reaches from the collection, by name."""
+    def name(href: str) -> str:
+        return href.rsplit("/", 1)[-1].removesuffix(".json")
+
     coll = store.get_json(catalog.collection_key(cid))
-    todo = [link["href"].removeprefix("./shards/").removesuffix(".json") for link in coll["links"] if link["rel"] == "child"]
+    todo = [name(link["href"]) for link in coll["links"] if link["rel"] == "child"]
     out = {}
     while todo:
-        name = todo.pop()
-        out[name] = doc = store.get_json(catalog.shard_key(cid, name))
-        todo += [link["href"].removeprefix("./").removesuffix(".json") for link in doc["links"] if link["rel"] == "child"]
+        shard = todo.pop()
+        out[shard] = doc = store.get_json(catalog.shard_key(cid, shard))
+        todo += [name(link["href"]) for link in doc["links"] if link["rel"] == "child"]
     return out
 
 
@@ -162,8 +166,7 @@ def test_a_late_split_of_an_older_state_leaves_live_sub_shards_alone(local_store
     held = {iid: somewhere(iid) for iid in ids[:4]}
     catalog.update(local_store, "dataset", held, ())
     a = InstrumentedStore(local_store)
-    held_parts = a.pause("before", ("GET", "PUT"), lambda call: call.key.startswith("collections/dataset/shards/3f")
-                         and call.key != catalog.shard_key("dataset", "3f"))
+    held_parts = a.pause("before", ("GET", "PUT"), lambda call: call.key.startswith("collections/dataset/subshards/3f"))
 
     def meanwhile() -> None:
         catalog.update(local_store, "dataset", {ids[5]: held[ids[5]]}, ())  # B: splits 3f
@@ -174,7 +177,7 @@ def test_a_late_split_of_an_older_state_leaves_live_sub_shards_alone(local_store
     _, error, _, other_error = run_paused(held_parts, lambda: catalog.update(a, "dataset", {ids[4]: held[ids[4]]}, ()),
                                           "A", meanwhile)
     assert (error, other_error) == (None, None)
-    assert sum(n for k, n in a.written.items() if "/shards/3f" in k and not k.endswith("/3f.json")) == 0
+    assert sum(n for k, n in a.written.items() if "/subshards/3f" in k) == 0
     assert_exact(local_store, held)
 
 
