@@ -254,3 +254,31 @@ def test_pages_of_a_split_shard_are_small_json(local_store, limit_4) -> None:
     catalog.update(local_store, "dataset", {iid: somewhere(iid) for iid in ids}, ())
     sizes = [len(json.dumps(doc)) for doc in shard_docs(local_store).values()]
     assert max(sizes) < 4_000
+
+
+def test_a_bulk_publish_splits_and_check_and_reindex_see_through_sub_shards(local_store, tmp_path, offline_pystac,
+                                                                            limit_4) -> None:
+    """The bulk path (``publish_paths``) splits crowded shards; ``stacflow check`` finds drift inside a
+    sub-shard, and ``stacflow reindex`` clears it."""
+    from chalicelib.stac.check import check_catalog, check_derived
+    from chalicelib.stac.publish import publish_paths, reindex
+    items = [make_item(iid, lon=random.Random(iid).uniform(-50, 50)) for iid in ids_in_shard("5e", 30, prefix="bulk")]
+    (tmp_path / "items.ndjson").write_text("\n".join(json.dumps(item) for item in items))
+    assert not publish_paths(local_store, [tmp_path / "items.ndjson"], progress=False).rejected
+
+    def problems() -> list[str]:
+        report = check_catalog(local_store)
+        check_derived(local_store, report)
+        return [p.problem for p in report.problems]
+
+    assert catalog.SHARDS_FIELD in local_store.get_json(catalog.shard_key("dataset", "5e"))
+    assert problems() == []
+    leaf = next(name for name, doc in linked_docs(local_store).items() if doc.get(catalog.ITEMS_FIELD))
+    key = catalog.shard_key("dataset", leaf)
+    doc = local_store.get_json(key)
+    doc[catalog.ITEMS_FIELD]["ghost"] = [0, 0, 1, 1, None, None]
+    local_store.put_json(key, doc, notify=False)
+    assert "lists 'ghost', which has no item" in problems()
+    reindex(local_store, progress=False)
+    assert problems() == []
+    assert reachable(local_store) == {item["id"] for item in items}
