@@ -48,7 +48,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
+import weakref
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
@@ -560,6 +562,9 @@ def _changing(shard: str, batch: Mapping[str, Summary | None]) -> Change:
                    deletes=[iid for iid, s in batch.items() if s is None])
 
 
+_SAME = ShardView(0, False, None)  # (_SAME, _SAME): a view left as it was, whatever it is
+
+
 class _Split(Exception):
     """The shard is split: a change of its items goes to its sub-shards."""
 
@@ -568,15 +573,34 @@ class _Split(Exception):
         self.doc, self.etag = doc, etag
 
 
+# Shards this process has seen split, per store: a split is never undone, so a writer goes straight
+# to the sub-shards of one it knows, and reads it only to record in it (a publish into a large
+# collection then costs the requests it costs into a small one).
+_SEEN_SPLIT: weakref.WeakKeyDictionary[ObjectStore, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+_SEEN_LOCK = threading.Lock()
+
+
+def _seen_split(store: ObjectStore) -> set[tuple[str, str]]:
+    with _SEEN_LOCK:
+        seen = _SEEN_SPLIT.get(store)
+        if seen is None:
+            seen = _SEEN_SPLIT[store] = set()
+        return seen
+
+
 def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping[str, Any],
                    leaf_change: Callable[[str, Mapping[str, Any]], Change], *, every: bool = False) -> Written:
     """Apply ``batch`` (item id -> what ``leaf_change(shard, batch)`` makes of it) to the shard or, once
     it is split, to its sub-shards, then record their views in it as ``_record`` does in the collection.
     ``every``: write every shard of the subtree and recompute split ones from their sub-shards (a rebuild)."""
-    try:
-        return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every)
-    except _Split as split:
-        doc, etag = split.doc, split.etag
+    seen = _seen_split(store)
+    read: tuple[dict[str, Any], str | None] | None = None
+    if every or (cat.id, shard) not in seen:
+        try:
+            return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every)
+        except _Split as split:
+            read = split.doc, split.etag
+            seen.add((cat.id, shard))
     depth = len(shard) + 1
     parts: dict[str, dict[str, Any]] = {}
     for iid, value in batch.items():
@@ -590,11 +614,10 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
     if every:
         return _refresh(store, cat, node=shard)
     if not views:
-        now = ShardView.of(doc)
-        return now, now  # every sub-shard's view is as it was: nothing for the parent either
+        return _SAME, _SAME  # every sub-shard's view is as it was: nothing for the parent either
     try:
         done = _write_shard(store, cat.id, shard, partial(apply_to_collection, views=views, before=befores, node=shard),
-                            leaf=False, read=(doc, etag))
+                            leaf=False, read=read)
     except _Unseen:
         return _refresh(store, cat, node=shard)
     if done[0] is None and all(b is not None for b in befores.values()):

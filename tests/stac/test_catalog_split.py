@@ -282,3 +282,21 @@ def test_a_bulk_publish_splits_and_check_and_reindex_see_through_sub_shards(loca
     reindex(local_store, progress=False)
     assert problems() == []
     assert reachable(local_store) == {item["id"] for item in items}
+
+
+def test_a_writer_that_has_seen_a_shard_split_goes_straight_to_its_sub_shards(local_store, limit_4) -> None:
+    """A split is never undone: the second publish of a process into a split shard does not read it
+    when its leaf's view holds the item (same place and time as the items there)."""
+    ids = ids_in_shard("3f", 24, prefix="seen")
+    catalog.update(local_store, "dataset", {iid: summary_of(iid) for iid in ids[:20]}, ())
+    observed = InstrumentedStore(local_store)
+    top = catalog.shard_key("dataset", "3f")
+    catalog.update(observed, "dataset", {ids[20]: summary_of(ids[20])}, ())
+    assert [c.key for c in observed.log if c.verb == "GET"][0] == top  # found split on the way down
+    observed.log.clear()
+    for iid in ids[21:]:
+        catalog.update(observed, "dataset", {iid: summary_of(iid)}, ())
+    reads = [c.key for c in observed.log if c.verb == "GET"]
+    assert top not in reads
+    assert all("/subshards/3f" in key for key in reads)
+    assert reachable(local_store) == set(ids)
