@@ -699,6 +699,7 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
         store.put(shard_key(cid, shard), orjson.dumps(split), if_match=etag, content_type=JSON)
     except PreconditionFailed:
         return  # written meanwhile: its writer, over the limit too, splits it
+    _seen_split(store).add((cid, shard))
     for sub, (part, part_etag) in sorted(written.items()):
         if len(part[ITEMS_FIELD]) > SHARD_ITEMS and len(sub) < SHARD_DEPTH:
             _split(store, cid, sub, part, part_etag)  # a bulk write can take a shard over many limits at once
