@@ -57,14 +57,17 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import BIG, Record, Table, release_memory
+from .table import BIG, PIECE, Record, Table, parallel, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
 SEGMENT_PREFIX = PREFIX + "segments/"
 MANIFEST = PREFIX + "manifest.json"
 ALL = ""  # the ``rebuilt`` entry of a rebuild of every collection
-OPEN_WORKERS = 8  # segments a cold reader fetches at once
+# A merge writes segments of at most this many rows (and of about ``PACK_BYTES`` stored at most when
+# packing a bulk load's): what one merge holds in memory, and what a cold reader opens side by side.
+SEGMENT_ROWS = 1 << 17
+PACK_BYTES = 32 << 20
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -111,11 +114,13 @@ def _part(records: Iterable[Record]) -> Part:
     return Table.from_records([r for r in winners.values() if not r.deleted]), tombs
 
 
-def _merge(parts: Sequence[Part]) -> Part:
-    """The winning version of each item over ``parts`` (no item is parsed)."""
+def _merge(parts: Sequence[Part], disjoint: bool | None = None) -> Part:
+    """The winning version of each item over ``parts`` (no item is parsed); ``disjoint``: whether
+    ``_disjoint(parts)``, when the caller knows."""
     if len(parts) == 1:
         return parts[0]
-    if _disjoint(parts):  # a bulk load's segments: every row wins, tables stay as read (lazily)
+    if _disjoint(parts) if disjoint is None else disjoint:
+        # A bulk load's segments: every row wins, tables stay as read (lazily).
         return Table.concat([(t, np.arange(t.n)) for t, _ in parts]), {}
     best: dict[tuple[str, str], tuple[int, str, int, int]] = {}  # key -> version, log key, part, row (-1: tomb)
     for p, (table, tombs) in enumerate(parts):
@@ -148,9 +153,26 @@ def _disjoint(parts: Sequence[Part]) -> bool:
     return len(np.unique(hashes)) == len(hashes)
 
 
-def _encode_segment(part: Part) -> tuple[bytes, int]:
+def _encode_segment(part: Part, ordered: bool = True) -> tuple[bytes, int]:
     table, tombs = part
-    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]})
+    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]}, ordered=ordered)
+
+
+def _packs(segments: Sequence[dict[str, Any]], sizes: Mapping[str, int]) -> list[list[dict[str, Any]]]:
+    """Groups of segments to merge into one each, in manifest order: as many as fit in ``SEGMENT_ROWS`` rows and
+    ``PACK_BYTES`` stored (a segment past either bound stays as it is); groups of one are left out."""
+    groups: list[list[dict[str, Any]]] = [[]]
+    rows = size = 0
+    for seg in segments:
+        n, b = seg["count"], sizes.get(seg["key"], PACK_BYTES)
+        if groups[-1] and (rows + n > SEGMENT_ROWS or size + b > PACK_BYTES):
+            groups.append([])
+            rows = size = 0
+        if n >= SEGMENT_ROWS or b >= PACK_BYTES:
+            continue
+        groups[-1].append(seg)
+        rows, size = rows + n, size + b
+    return [g for g in groups if len(g) > 1]
 
 
 def _tombs(extra: dict[str, Any]) -> Tombs:
@@ -302,12 +324,61 @@ class SearchIndex:
             self._compact_segments(manifest, etag, [])
 
     def optimize(self, max_rows: int | None = None) -> None:
-        """Merge every segment into one (after a bulk load: the fastest cold start); best effort.
-        ``max_rows``: only if they hold at most that many rows (the merge holds them all in memory)."""
+        """After a bulk load: fewer segments, for the fastest cold start; best effort. Every segment is
+        merged into one (that merge holds them all in memory) if they hold at most ``max_rows`` rows
+        (None: any number); else runs of segments are packed into segments of at most ``SEGMENT_ROWS``
+        rows (``_pack``: memory bounded by one run)."""
         manifest, etag = self._read_manifest()
-        if len(manifest["segments"]) > 1 and (max_rows is None or
-                                               sum(seg["count"] for seg in manifest["segments"]) <= max_rows):
+        if len(manifest["segments"]) <= 1:
+            return
+        if max_rows is None or sum(seg["count"] for seg in manifest["segments"]) <= max_rows:
             self._compact_segments(manifest, etag, [], everything=True)
+        else:
+            self._pack(manifest)
+
+    def _pack(self, manifest: dict[str, Any]) -> None:
+        """Merge runs of segments (``_packs``), one run at a time: a bulk load's segments share no item,
+        so their merge is a concatenation that decodes no item body or property and keeps their
+        compression (rows stay in runs, each in the default order); a run with shared items is merged
+        as compaction merges. Then one manifest swap replaces every run still current."""
+        sizes = {o.key: o.size for o in self.store.list(SEGMENT_PREFIX)}
+        done: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []  # (run, its merged segment)
+        for run in _packs(manifest["segments"], sizes):
+            try:
+                parts = [self._read_segment(seg["key"]) for seg in run]
+            except NotFound:
+                break  # retired and expired meanwhile: the manifest has moved on
+            disjoint = _disjoint(parts)
+            merged = _merge(parts, disjoint)
+            del parts
+            done.append((run, self._write_segment(merged, level=max(seg["level"] for seg in run) + 1,
+                                                  merges=[seg["key"] for seg in run], ordered=not disjoint)))
+            del merged
+            release_memory()
+        if not done:
+            return
+
+        def swap() -> None:
+            current, etag = self._read_manifest()
+            keys = {seg["key"] for seg in current["segments"]}
+            stale = [out for run, out in done if not all(seg["key"] in keys for seg in run)]
+            self._drop(stale)  # a run another writer merged or replaced meanwhile
+            done[:] = [(run, out) for run, out in done if out not in stale]
+            if not done:
+                return
+            merged = {seg["key"] for run, _ in done for seg in run}
+            new = dict(current, segments=[seg for seg in current["segments"] if seg["key"] not in merged]
+                       + [out for _, out in done],
+                       retired=self._retire(current, [seg for run, _ in done for seg in run]))
+            if not self._swap_manifest(new, etag, []):
+                raise TryAgain
+            self._cleanup(new, [])
+
+        try:
+            self.backoff.run(swap, "packing the search index's segments")
+        except Contention:
+            self._drop([out for _, out in done])
+            raise
 
     @staticmethod
     def _entries(upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, str]]) \
@@ -382,7 +453,9 @@ class SearchIndex:
         while True:
             by_level: dict[int, list[dict[str, Any]]] = {}
             for seg in segments:
-                by_level.setdefault(seg["level"], []).append(seg)
+                # A merge of ``fanout`` segments stays within ``SEGMENT_ROWS``: bigger ones are final.
+                if everything or seg["count"] * self.fanout <= SEGMENT_ROWS:
+                    by_level.setdefault(seg["level"], []).append(seg)
             full = [lvl for lvl, segs in by_level.items() if len(segs) >= self.fanout]
             if everything and len(segments) > 1:
                 group, level = segments, max(by_level) + 1
@@ -415,9 +488,9 @@ class SearchIndex:
             self._cleanup(new, [o.key for o in ready])
 
     def _write_segment(self, part: Part, *, level: int, covers: list[str] | None = None,
-                       merges: list[str] | None = None) -> dict[str, Any]:
+                       merges: list[str] | None = None, ordered: bool = True) -> dict[str, Any]:
         key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.seg"
-        body, core = _encode_segment(part)
+        body, core = _encode_segment(part, ordered)
         self.store.put(key, body, if_none_match=True, content_type="application/octet-stream")
         # ``core``: a reader's first ranged GET (header, ids, bounds, times...); version-1 entries lack it.
         seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level, "core": core}
@@ -432,28 +505,27 @@ class SearchIndex:
         return _decode_segment(self.store.get(key).body)
 
     def _open_segments(self, segments: list[dict[str, Any]], lazy: set[str]) -> list[Part]:
-        """Each segment's core, side by side (on S3 a GET's latency, not its bytes, is what a cold
-        reader of many segments waits for)."""
-        if len(segments) <= 1:
-            return [self._open_segment(seg, lazy) for seg in segments]
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(min(OPEN_WORKERS, len(segments))) as pool:
-            return list(pool.map(lambda seg: self._open_segment(seg, lazy), segments))
+        """Each segment's core, read side by side in ranged GETs of at most ``PIECE`` bytes (on S3 a GET's
+        latency, not its bytes, is what a cold reader waits for), then opened side by side (zstd
+        decompresses without holding the GIL). Property columns and item bodies are read with ranged
+        GETs when first used. Version-1 segments (no core) are read whole."""
+        pieces = [(seg["key"], at, min(PIECE, seg["core"] - at))
+                  for seg in segments if seg.get("core") for at in range(0, seg["core"], PIECE)]
+        got = dict(zip(pieces, parallel(lambda p: self._fetch(*p), pieces)))
 
-    def _open_segment(self, seg: dict[str, Any], lazy: set[str]) -> Part:
-        """A segment for a reader: one ranged GET of its core; property columns and item bodies are
-        read with ranged GETs when first used. Version-1 segments are read whole."""
-        core = seg.get("core")
-        if core is None:
-            return self._read_segment(seg["key"])
-        key = seg["key"]
+        def open_one(seg: dict[str, Any]) -> Part:
+            if not seg.get("core"):
+                return self._read_segment(seg["key"])
+            key = seg["key"]
+            head = b"".join(got.pop((key, at, min(PIECE, seg["core"] - at))) for at in range(0, seg["core"], PIECE))
+            table, extra = Table.open(lambda start, length: self._fetch(key, start, length), head)
+            lazy.add(key)
+            return table, _tombs(extra)
+        return parallel(open_one, segments)
 
-        def fetch(start: int, length: int) -> bytes:
-            with self.store.open(key, start=start, length=length) as reader:
-                return reader.read()
-        table, extra = Table.open(fetch, fetch(0, core))
-        lazy.add(key)
-        return table, _tombs(extra)
+    def _fetch(self, key: str, start: int, length: int) -> bytes:
+        with self.store.open(key, start=start, length=length) as reader:
+            return reader.read()
 
     def _drop(self, segments: list[dict[str, Any]]) -> None:
         for seg in segments:
