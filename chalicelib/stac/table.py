@@ -221,7 +221,8 @@ class Ranged:
         fetch_all([(self, starts, ends)])
 
     def runs(self, starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
-        """[first, last] chunk runs holding these ranges and not read yet, each at most ``PIECE`` bytes."""
+        """[first, last] chunk runs holding these ranges and not read yet (short gaps included), each at
+        most ``PIECE`` bytes."""
         if not len(starts):
             return []
         firsts = starts // self.chunk
@@ -233,8 +234,8 @@ class Ranged:
         missing = [c for c in covered if c not in self._chunks]
         out: list[tuple[int, int]] = []
         most = max(1, PIECE // self.chunk)
-        for c in missing:
-            if out and out[-1][1] == c - 1 and c - out[-1][0] < most:
+        for c in missing:  # a gap of a chunk or two is read through: one request instead of two
+            if out and c - out[-1][1] <= 3 and c - out[-1][0] < most:
                 out[-1] = (out[-1][0], c)
             else:
                 out.append((c, c))
@@ -273,13 +274,28 @@ def fetch_all(jobs: Sequence[tuple[Ranged, np.ndarray, np.ndarray]]) -> None:
     parallel(lambda run: run[0].load(run[1], run[2]), runs)
 
 
+_pool: Any = None
+_pool_lock = threading.Lock()
+
+
+def _mark_worker() -> None:
+    _local.worker = True
+
+
 def parallel(fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
-    """``fn`` over ``jobs`` in up to ``FETCHERS`` threads (in this thread when there is one job)."""
-    if len(jobs) <= 1:
+    """``fn`` over ``jobs`` in a process-wide pool of ``FETCHERS`` threads (started once: a cold reader
+    would otherwise start threads per request, slow on a busy machine); in this thread when there is one
+    job, or when this thread is one of the pool's (a job waiting on jobs queued behind it would wait
+    forever)."""
+    global _pool
+    if len(jobs) <= 1 or getattr(_local, "worker", False):
         return [fn(job) for job in jobs]
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(min(FETCHERS, len(jobs))) as pool:
-        return list(pool.map(fn, jobs))
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+                _pool = ThreadPoolExecutor(FETCHERS, thread_name_prefix="segment-io", initializer=_mark_worker)
+    return list(_pool.map(fn, jobs))
 
 
 # -- compression: zstd; item bodies each on its own with a dictionary trained per segment -------------
@@ -440,6 +456,7 @@ class Bodies:
 
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
+        self.prefetch(rows)  # every part's missing chunks side by side, not a part at a time
         out: list[tuple[bytes, Codec]] = []
         which = np.searchsorted(self.starts, rows, side="right") - 1
         for p, (blobs, codec) in enumerate(self.parts):
@@ -575,11 +592,8 @@ def _joined(tables: Sequence[Any], name: str) -> Source:
         return props.packed(name, keep=False) if name in props else _pack([None] * n)
 
     def load() -> list[bytes]:
-        if len(parts) < 2:
-            return [b for n, props in parts for b in part(n, props)]
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(8) as pool:  # each segment's column is a GET: side by side
-            return [b for got in pool.map(lambda p: part(*p), parts) for b in got]
+        # Each segment's column is a GET: side by side.
+        return [b for got in parallel(lambda p: part(*p), parts) for b in got]
     return load
 
 
