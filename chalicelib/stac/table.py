@@ -21,7 +21,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, cast, overload
 
 import numpy as np
 import orjson
@@ -963,7 +963,10 @@ class Table:
         """A segment object read whole (this format or the version-1 .npz)."""
         if body[:len(MAGIC)] != MAGIC:
             return _from_npz(body)
-        view = memoryview(body)  # sections are views of it, not copies (a merge reads segments whole)
+        # Sections are views of the body, not copies (a merge reads segments whole). A view serves every
+        # operation a section sees (slices, len, join, zstd and orjson input); what is decoded as text
+        # (ids, links) is decompressed into bytes first.
+        view = cast(bytes, memoryview(body))
         return cls.open(lambda start, length: view[start:start + length], view)
 
     @classmethod

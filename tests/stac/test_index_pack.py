@@ -129,6 +129,20 @@ def test_an_overlapping_run_is_merged_with_its_newest_versions(store: ObjectStor
     assert all(got[(it["collection"], it["id"])]["properties"]["platform"] == "again" for it in items[:99])
 
 
+def test_compaction_never_merges_past_the_segment_bound(store: ObjectStore, small_segments: int) -> None:
+    items = make_items(1840)
+    _bulk_load(store, items[:1800], 300)
+    SearchIndex(store).optimize(max_rows=500)
+    packed = {seg["key"] for seg in store.get_json(MANIFEST)["segments"]}
+    assert len(packed) == 2  # 900 rows each, one level up
+    writer = SearchIndex(store, fanout=2)
+    for lo in range(1800, 1840, 10):  # each add merges by size tiers: 2 segments of a level make one
+        writer.add(items[lo:lo + 10], [])
+    segments = store.get_json(MANIFEST)["segments"]
+    assert packed <= {seg["key"] for seg in segments}, "two 900-row segments would merge past 1,000 rows"
+    assert sorted(seg["count"] for seg in segments) == [40, 900, 900]
+
+
 def _pack_peak(store: ObjectStore) -> int:
     tracemalloc.start()
     try:
