@@ -95,6 +95,8 @@ def test_a_packed_bulk_load_answers_like_the_segments_it_packs(store: ObjectStor
     assert [seg["count"] for seg in segments] == [600, 900]
     assert {_segment_format(store, seg["key"]) for seg in segments} == {3}
     assert len(_header(store, segments[1]["key"])["codecs"]["bodies"]) == 3, "each run keeps its dictionary"
+    assert sorted(store.get_json(MANIFEST)["disjoint"]) == sorted(seg["key"] for seg in segments), \
+        "certified to share no item: a cold reader joins them without sorting every id"
     assert _answers(store) == before
     assert len(before[-1][0]) == len(items)
 
@@ -122,6 +124,7 @@ def test_an_overlapping_run_is_merged_with_its_newest_versions(store: ObjectStor
     index.optimize(max_rows=500)
     segments = store.get_json(MANIFEST)["segments"]
     assert [seg["count"] for seg in segments] == [900]  # 899 rows and a tombstone
+    assert store.get_json(MANIFEST)["disjoint"] == [], "a segment with a tombstone is not certified"
     got = {(it["collection"], it["id"]): it for it in
            (t.item(r) for t, alive in SearchIndex(store).snapshot().parts for r in range(t.n) if alive[r])}
     assert len(got) == 899
@@ -195,6 +198,7 @@ def test_a_segment_added_while_a_pack_swaps_is_kept(store: ObjectStore, small_se
     assert not packer.is_alive()
     segments = store.get_json(MANIFEST)["segments"]
     assert sorted(seg["count"] for seg in segments) == [100, 300, 900]
+    assert store.get_json(MANIFEST)["disjoint"] == [], "the added segment was not checked by the pack"
     assert packer_store.lost[MANIFEST] == 1, "the first swap lost to the add, the second one landed"
     live = {seg["key"] for seg in segments} | {key for key, _ in store.get_json(MANIFEST)["retired"]}
     assert {o.key for o in store.list(SEGMENT_PREFIX)} == live, "no orphan segment"
