@@ -6,12 +6,17 @@ Layout (all under ``stac-index/``):
   upserted items and the deletes, each with a version. Publishing is one PUT, whatever the
   catalog size.
 - ``segments/<uuid>.seg``: immutable, merged item versions: the live items as a persisted
-  ``Table`` (format 2, see ``Table.to_bytes``: a reader loads its core with one ranged GET and the
-  rest on first use, without parsing any item) and the tombstones. ``.npz`` segments (format 1,
-  read whole) are still served; merges and rebuilds write format 2.
+  ``Table`` (format 3, see ``Table.to_bytes``: a reader loads its core with ranged GETs of at most
+  4 MB side by side and the rest on first use, without parsing any item; item bodies are kept in
+  one or more parts, each compressed with its own dictionary) and the tombstones. Format 2 (one
+  dictionary per segment) and ``.npz`` segments (format 1, read whole) are still served; merges and
+  rebuilds write format 3.
 - ``manifest.json`` (compare-and-swap): the segment list, the last log key the segments cover
-  (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content, and
-  ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything.
+  (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content,
+  ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything,
+  and ``disjoint``: segment keys a pack checked to share no item and hold no tombstone (a reader
+  whose segments are all listed joins them without checking; writers that add segments leave it
+  as it is, since it names keys, not "all segments").
 
 A version is the time (ns) at which the writer observed that state of the store: the
 publisher re-reads each item key after the change it was told about, so the latest
@@ -21,8 +26,13 @@ deleted and re-uploaded unchanged is searchable again). Per item, the highest
 
 Compaction (by the ``apply()`` that sees too many pending entries) merges settled log entries
 into a level-0 segment and merges ``fanout`` segments of one level into one of the next
-(size-tiered), then swaps the manifest; bulk loads (``add()``) write segments directly and
-``optimize()`` merges them all into one, which a cold reader loads fastest;
+(size-tiered, never past ``SEGMENT_ROWS`` rows: bigger segments are final), then swaps the
+manifest; bulk loads (``add()``) write a segment per batch and ``optimize()`` merges them: all
+into one for a small load, else packed into segments of up to ``SEGMENT_ROWS`` rows (131,072)
+and ``PACK_BYTES`` (32 MB), a group at a time, so memory stays that of one group. A bulk load's
+segments share no item, so packing them is a concatenation: no item body or property is decoded,
+bodies keep their compression, rows stay in runs (each in the default order). A 1M-item load
+leaves 8 segments, which a cold reader opens with ~16 ranged GETs side by side;
 losers of the swap delete their own output. An entry is "settled" once it is older than
 ``settle`` seconds, and a writer whose PUT was slower than ``settle / 2``, or whose key the
 floor has already passed, writes its entry again under a new key, so compaction never skips an
