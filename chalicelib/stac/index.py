@@ -67,7 +67,7 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import BIG, PIECE, Record, Table, parallel, release_memory
+from .table import BIG, PIECE, Record, Table, id_hash, parallel, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
@@ -132,10 +132,17 @@ def _merge(parts: Sequence[Part], disjoint: bool | None = None) -> Part:
     if _disjoint(parts) if disjoint is None else disjoint:
         # A bulk load's segments: every row wins, tables stay as read (lazily).
         return Table.concat([(t, np.arange(t.n)) for t, _ in parts]), {}
+    # Only rows whose id hash another row or a tombstone shares can lose: the others win as they are
+    # (one sort of the hashes, not a Python step per row). Contested ones are decided in part order.
+    every = np.concatenate([t.id_hashes for t, _ in parts])
+    tomb_hashes = np.array([id_hash(i) for _, tombs in parts for _, i in tombs], dtype=np.int64)
+    _, inverse, counts = np.unique(every, return_inverse=True, return_counts=True)
+    contested = (counts[inverse.reshape(-1)] > 1) | np.isin(every, tomb_hashes)
     best: dict[tuple[str, str], tuple[int, str, int, int]] = {}  # key -> version, log key, part, row (-1: tomb)
+    starts = np.cumsum([0] + [t.n for t, _ in parts])
     for p, (table, tombs) in enumerate(parts):
-        for row, (key, version, log_key) in enumerate(zip(zip(table.coll_list, table.id_list),
-                                                          table.version.tolist(), table.log_keys)):
+        for row in np.flatnonzero(contested[starts[p]:starts[p + 1]]).tolist():
+            key, version, log_key = (table.coll_list[row], table.id_list[row]), int(table.version[row]), table.log_keys[row]
             cur = best.get(key)
             if cur is None or (version, log_key) > (cur[0], cur[1]):
                 best[key] = (version, log_key, p, row)
@@ -143,14 +150,16 @@ def _merge(parts: Sequence[Part], disjoint: bool | None = None) -> Part:
             cur = best.get(key)
             if cur is None or (version, log_key) > (cur[0], cur[1]):
                 best[key] = (version, log_key, p, -1)
-    rows: list[list[int]] = [[] for _ in parts]
+    won: list[list[int]] = [[] for _ in parts]
     merged_tombs: Tombs = {}
     for key, (version, log_key, p, row) in best.items():
         if row < 0:
             merged_tombs[key] = (version, log_key)
         else:
-            rows[p].append(row)
-    return Table.concat([(t, np.sort(np.array(r, dtype=np.intp))) for (t, _), r in zip(parts, rows)]), merged_tombs
+            won[p].append(row)
+    rows = [np.sort(np.concatenate([np.flatnonzero(~contested[starts[p]:starts[p + 1]]),
+                                    np.array(won[p], dtype=np.intp)])) for p in range(len(parts))]
+    return Table.concat([(t, r) for (t, _), r in zip(parts, rows)]), merged_tombs
 
 
 def _disjoint(parts: Sequence[Part]) -> bool:

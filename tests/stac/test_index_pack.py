@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.stac import index as index_module
 from chalicelib.stac import table as table_module
@@ -249,3 +251,32 @@ def test_an_index_written_in_segment_format_2_is_served_and_rewritten_in_format_
     segments = store.get_json(MANIFEST)["segments"]
     assert [_segment_format(store, seg["key"]) for seg in segments] == [3]
     assert len(_answers(store)[-1][0]) == len(expected) + len(more)
+
+
+# -- the general merge: only rows sharing an id hash are decided one by one -------------------------------
+_records = st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 5), st.integers(0, 3),
+                              st.sampled_from(["k0", "k1", "k2"]), st.booleans()), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_records, min_size=2, max_size=4))
+def test_a_merge_keeps_the_winning_version_of_each_item(groups: list[list[tuple[str, int, int, str, bool]]]) -> None:
+    from chalicelib.stac.index import _merge, _part, latest
+    from chalicelib.stac.table import Record
+
+    def record(coll: str, i: int, version: int, log_key: str, deleted: bool) -> Record:
+        item = None if deleted else {"id": f"item-{i}", "collection": coll, "properties": {"v": [version, log_key]}}
+        return Record(coll, f"item-{i}", version, log_key, item)
+    parts = [_part([record(*r) for r in group]) for group in groups]
+    table, tombs = _merge(parts)
+    # What each part holds, in part order (rows, then tombstones), through the reference ``latest``.
+    held = []
+    for t, ts in parts:
+        held += [Record(coll, i, int(t.version[r]), t.log_keys[r], t.item(r))
+                 for r, (coll, i) in enumerate(zip(t.coll_list, t.id_list))]
+        held += [Record(c, i, v, k, None) for (c, i), (v, k) in ts.items()]
+    expected = latest(held)
+    live = {(table.coll_list[r], table.id_list[r]): (int(table.version[r]), table.log_keys[r]) for r in range(table.n)}
+    assert live == {key: (rec.version, rec.log_key) for key, rec in expected.items() if not rec.deleted}
+    assert tombs == {key: (rec.version, rec.log_key) for key, rec in expected.items() if rec.deleted}
+    assert table.n == len(live), "no item twice"
