@@ -223,10 +223,12 @@ class Ranged:
     def runs(self, starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
         """[first, last] chunk runs holding these ranges and not read yet (short gaps included), each at
         most ``PIECE`` bytes."""
+        full = ends > starts  # an empty frame (a rectangle's geometry) needs no bytes
+        starts, ends = starts[full], ends[full]
         if not len(starts):
             return []
         firsts = starts // self.chunk
-        lasts = (np.maximum(ends, starts + 1) - 1) // self.chunk
+        lasts = (ends - 1) // self.chunk
         wanted = np.zeros(-(-self.size // self.chunk) + 1, dtype=np.int32)
         np.add.at(wanted, firsts, 1)  # chunks covered by a range: a +1/-1 sweep over range ends
         np.add.at(wanted, lasts + 1, -1)
