@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import struct
 import threading
@@ -282,6 +283,15 @@ _pool_lock = threading.Lock()
 
 def _mark_worker() -> None:
     _local.worker = True
+
+
+def _forget_pool() -> None:
+    """A forked child has none of the pool's threads: it starts its own if it needs one."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def parallel(fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:

@@ -40,3 +40,17 @@ def test_runs_join_short_gaps_and_stop_at_a_piece(monkeypatch) -> None:  # type:
     assert sorted(source.calls) == [(0, 12), (40, 16), (56, 8), (160, 4)]
     assert all(ranged[a:b] == data[a:b] for a, b in zip(starts.tolist(), ends.tolist()))
     assert len(source.calls) == 4, "everything asked for was read once"
+
+
+def test_a_forked_child_runs_parallel_jobs_with_a_pool_of_its_own() -> None:
+    import os
+    assert table_module.parallel(lambda x: x * 2, [1, 2, 3]) == [2, 4, 6]  # the parent's pool exists now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's pool threads do not exist here
+        os.write(write, repr(table_module.parallel(lambda x: x * 3, [1, 2, 3])).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 100) == b"[3, 6, 9]"
+    assert status == 0
