@@ -45,7 +45,8 @@ def test_runs_join_short_gaps_and_stop_at_a_piece(monkeypatch) -> None:  # type:
 
 def test_a_forked_child_runs_parallel_jobs_with_a_pool_of_its_own() -> None:
     import os
-    assert table_module.parallel(lambda x: x * 2, [1, 2, 3]) == [2, 4, 6]  # the parent's pool exists now
+    jobs = list(range(64))  # enough to start every thread of the parent's pool
+    assert table_module.parallel(lambda x: (time.sleep(0.001), x)[1], jobs) == jobs
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: the parent's pool threads do not exist here
