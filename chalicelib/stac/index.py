@@ -188,7 +188,7 @@ def _encode_segment(part: Part, ordered: bool = True) -> tuple[bytes, int]:
 
 def _packs(segments: Sequence[dict[str, Any]], sizes: Mapping[str, int]) -> list[list[dict[str, Any]]]:
     """Groups of segments to merge into one each, in manifest order: as many as fit in ``SEGMENT_ROWS`` rows and
-    ``PACK_BYTES`` stored (a segment past either bound stays as it is); groups of one are left out."""
+    ``PACK_BYTES`` stored (a segment past half of either bound stays as it is); groups of one are left out."""
     groups: list[list[dict[str, Any]]] = [[]]
     rows = size = 0
     for seg in segments:
@@ -196,8 +196,8 @@ def _packs(segments: Sequence[dict[str, Any]], sizes: Mapping[str, int]) -> list
         if groups[-1] and (rows + n > SEGMENT_ROWS or size + b > PACK_BYTES):
             groups.append([])
             rows = size = 0
-        if n >= SEGMENT_ROWS or b >= PACK_BYTES:
-            continue
+        if 2 * n > SEGMENT_ROWS or 2 * b > PACK_BYTES:
+            continue  # half full already: rewriting it to add a little would read and write all its rows
         groups[-1].append(seg)
         rows, size = rows + n, size + b
     return [g for g in groups if len(g) > 1]

@@ -103,17 +103,18 @@ def test_a_packed_bulk_load_answers_like_the_segments_it_packs(store: ObjectStor
     assert len(before[-1][0]) == len(items)
 
 
-def test_a_bulk_load_into_a_packed_index_packs_only_what_fits(store: ObjectStore, small_segments: int) -> None:
-    items = make_items(2400)
-    _bulk_load(store, items[:1800], 300)
+def test_a_bulk_load_into_a_packed_index_packs_only_its_own_segments(store: ObjectStore, small_segments: int) -> None:
+    items = make_items(2700)
+    _bulk_load(store, items[:2400], 300)
     SearchIndex(store).optimize(max_rows=500)
     first = {seg["key"] for seg in store.get_json(MANIFEST)["segments"]}
-    assert len(first) == 2
-    _bulk_load(store, items[1800:], 200)  # a second load: 3 small segments next to 2 full ones
+    assert sorted(seg["count"] for seg in store.get_json(MANIFEST)["segments"]) == [600, 900, 900]
+    _bulk_load(store, items[2400:], 100)  # a second load: 3 small segments next to 3 packed ones
     SearchIndex(store).optimize(max_rows=500)
     segments = store.get_json(MANIFEST)["segments"]
-    assert first <= {seg["key"] for seg in segments}, "full segments are not rewritten"
-    assert sorted(seg["count"] for seg in segments) == [600, 900, 900]
+    assert first <= {seg["key"] for seg in segments}, \
+        "segments past half the bound are not rewritten (600 + 300 would fit in 1,000)"
+    assert sorted(seg["count"] for seg in segments) == [300, 600, 900, 900]
     assert len(_answers(store)[-1][0]) == len(items)
 
 
