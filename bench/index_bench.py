@@ -7,9 +7,10 @@ DIR: ``git archive <commit> | tar -x -C DIR``. Per checkout, each step in a fres
 only that checkout (PYTHONPATH=its root):
 
 - build: N synthetic items (``stac_bench.synthetic``: ``make_items`` in the two configured collections)
-  written through the index's own bulk API, as ``stacflow publish`` writes them: ``add()`` per 10,000
-  items without merging, then ``optimize(max_rows=20000)`` (``--layout one``: merged into one segment).
-  Item files, shards and collection pages are not written: only the search index is measured.
+  written through the index's own bulk API exactly as that checkout's ``stacflow publish`` writes them:
+  ``add(compact=False)`` per ``publish.BATCH`` items, then ``optimize(max_rows=publish.MERGE_ROWS)``, its
+  last step (``--layout one``: ``optimize()``, everything merged into one segment). Item files, shards
+  and collection pages are not written: only the search index is measured.
 - cold: process start to the first ``/stac/search`` answered in-process (``StacApi``), its CPU time, and
   the store requests and bytes read for it (the store's meter: what the same calls cost on S3);
 - warm: p50 of ``stac_bench.SEARCHES`` plus 100 items of one collection and paging 10 x 100 in-process;
@@ -37,8 +38,6 @@ from typing import Any, Iterator
 STARTED = time.perf_counter()
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BATCH = 10_000
-MERGE_ROWS = 20_000
 FIRST = {"bbox": [-10, 35, 30, 60], "datetime": "2020-01-01T00:00:00Z/..", "limit": 10}
 
 
@@ -51,6 +50,7 @@ def _rss_mb(field: str = "VmRSS") -> float:
 
 def child_build(uri: str, n: int, layout: str) -> dict[str, Any]:
     from chalicelib.stac.index import MANIFEST, SEGMENT_PREFIX, SearchIndex
+    from chalicelib.stac.publish import BATCH, MERGE_ROWS
     from chalicelib.store import open_store
     from tests.helpers.synthetic import make_item
     import random

@@ -6,12 +6,17 @@ Layout (all under ``stac-index/``):
   upserted items and the deletes, each with a version. Publishing is one PUT, whatever the
   catalog size.
 - ``segments/<uuid>.seg``: immutable, merged item versions: the live items as a persisted
-  ``Table`` (format 2, see ``Table.to_bytes``: a reader loads its core with one ranged GET and the
-  rest on first use, without parsing any item) and the tombstones. ``.npz`` segments (format 1,
-  read whole) are still served; merges and rebuilds write format 2.
+  ``Table`` (format 3, see ``Table.to_bytes``: a reader loads its core with ranged GETs of at most
+  4 MB side by side and the rest on first use, without parsing any item; item bodies are kept in
+  one or more parts, each compressed with its own dictionary) and the tombstones. Format 2 (one
+  dictionary per segment) and ``.npz`` segments (format 1, read whole) are still served; merges and
+  rebuilds write format 3.
 - ``manifest.json`` (compare-and-swap): the segment list, the last log key the segments cover
-  (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content, and
-  ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything.
+  (``floor``), a ``generation`` that changes only when ``rebuild()`` replaces the content,
+  ``rebuilt``: per collection ("" for all), the version before which a rebuild replaced everything,
+  and ``disjoint``: segment keys a pack checked to share no item and hold no tombstone (a reader
+  whose segments are all listed joins them without checking; writers that add segments leave it
+  as it is, since it names keys, not "all segments").
 
 A version is the time (ns) at which the writer observed that state of the store: the
 publisher re-reads each item key after the change it was told about, so the latest
@@ -21,8 +26,13 @@ deleted and re-uploaded unchanged is searchable again). Per item, the highest
 
 Compaction (by the ``apply()`` that sees too many pending entries) merges settled log entries
 into a level-0 segment and merges ``fanout`` segments of one level into one of the next
-(size-tiered), then swaps the manifest; bulk loads (``add()``) write segments directly and
-``optimize()`` merges them all into one, which a cold reader loads fastest;
+(size-tiered, never past ``SEGMENT_ROWS`` rows: bigger segments are final), then swaps the
+manifest; bulk loads (``add()``) write a segment per batch and ``optimize()`` merges them: all
+into one for a small load, else packed into segments of up to ``SEGMENT_ROWS`` rows (131,072)
+and ``PACK_BYTES`` (32 MB), a group at a time, so memory stays that of one group. A bulk load's
+segments share no item, so packing them is a concatenation: no item body or property is decoded,
+bodies keep their compression, rows stay in runs (each in the default order). A 1M-item load
+leaves 8 segments, which a cold reader opens with ~16 ranged GETs side by side;
 losers of the swap delete their own output. An entry is "settled" once it is older than
 ``settle`` seconds, and a writer whose PUT was slower than ``settle / 2``, or whose key the
 floor has already passed, writes its entry again under a new key, so compaction never skips an
@@ -57,14 +67,17 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import BIG, Record, Table, release_memory
+from .table import BIG, PIECE, Record, Table, id_hash, parallel, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
 SEGMENT_PREFIX = PREFIX + "segments/"
 MANIFEST = PREFIX + "manifest.json"
 ALL = ""  # the ``rebuilt`` entry of a rebuild of every collection
-OPEN_WORKERS = 8  # segments a cold reader fetches at once
+# A merge writes segments of at most this many rows (and of about ``PACK_BYTES`` stored at most when
+# packing a bulk load's): what one merge holds in memory, and what a cold reader opens side by side.
+SEGMENT_ROWS = 1 << 17
+PACK_BYTES = 32 << 20
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -111,16 +124,25 @@ def _part(records: Iterable[Record]) -> Part:
     return Table.from_records([r for r in winners.values() if not r.deleted]), tombs
 
 
-def _merge(parts: Sequence[Part]) -> Part:
-    """The winning version of each item over ``parts`` (no item is parsed)."""
+def _merge(parts: Sequence[Part], disjoint: bool | None = None) -> Part:
+    """The winning version of each item over ``parts`` (no item is parsed); ``disjoint``: whether
+    ``_disjoint(parts)``, when the caller knows."""
     if len(parts) == 1:
         return parts[0]
-    if _disjoint(parts):  # a bulk load's segments: every row wins, tables stay as read (lazily)
+    if _disjoint(parts) if disjoint is None else disjoint:
+        # A bulk load's segments: every row wins, tables stay as read (lazily).
         return Table.concat([(t, np.arange(t.n)) for t, _ in parts]), {}
+    # Only rows whose id hash another row or a tombstone shares can lose: the others win as they are
+    # (one sort of the hashes, not a Python step per row). Contested ones are decided in part order.
+    every = np.concatenate([t.id_hashes for t, _ in parts])
+    tomb_hashes = np.array([id_hash(i) for _, tombs in parts for _, i in tombs], dtype=np.int64)
+    _, inverse, counts = np.unique(every, return_inverse=True, return_counts=True)
+    contested = (counts[inverse.reshape(-1)] > 1) | np.isin(every, tomb_hashes)
     best: dict[tuple[str, str], tuple[int, str, int, int]] = {}  # key -> version, log key, part, row (-1: tomb)
+    starts = np.cumsum([0] + [t.n for t, _ in parts])
     for p, (table, tombs) in enumerate(parts):
-        for row, (key, version, log_key) in enumerate(zip(zip(table.coll_list, table.id_list),
-                                                          table.version.tolist(), table.log_keys)):
+        for row in np.flatnonzero(contested[starts[p]:starts[p + 1]]).tolist():
+            key, version, log_key = (table.coll_list[row], table.id_list[row]), int(table.version[row]), table.log_keys[row]
             cur = best.get(key)
             if cur is None or (version, log_key) > (cur[0], cur[1]):
                 best[key] = (version, log_key, p, row)
@@ -128,14 +150,16 @@ def _merge(parts: Sequence[Part]) -> Part:
             cur = best.get(key)
             if cur is None or (version, log_key) > (cur[0], cur[1]):
                 best[key] = (version, log_key, p, -1)
-    rows: list[list[int]] = [[] for _ in parts]
+    won: list[list[int]] = [[] for _ in parts]
     merged_tombs: Tombs = {}
     for key, (version, log_key, p, row) in best.items():
         if row < 0:
             merged_tombs[key] = (version, log_key)
         else:
-            rows[p].append(row)
-    return Table.concat([(t, np.sort(np.array(r, dtype=np.intp))) for (t, _), r in zip(parts, rows)]), merged_tombs
+            won[p].append(row)
+    rows = [np.sort(np.concatenate([np.flatnonzero(~contested[starts[p]:starts[p + 1]]),
+                                    np.array(won[p], dtype=np.intp)])) for p in range(len(parts))]
+    return Table.concat([(t, r) for (t, _), r in zip(parts, rows)]), merged_tombs
 
 
 def _disjoint(parts: Sequence[Part]) -> bool:
@@ -148,9 +172,35 @@ def _disjoint(parts: Sequence[Part]) -> bool:
     return len(np.unique(hashes)) == len(hashes)
 
 
-def _encode_segment(part: Part) -> tuple[bytes, int]:
+def _certify(segments: Sequence[dict[str, Any]], hashes: Mapping[str, np.ndarray]) -> list[str]:
+    """The manifest's ``disjoint``: the keys of ``segments`` if they are known to share no item and hold
+    no tombstone (a cold reader then joins them without checking), else none."""
+    if any(seg["key"] not in hashes for seg in segments):
+        return []
+    every = np.concatenate([hashes[seg["key"]] for seg in segments]) if segments else np.zeros(0, dtype=np.int64)
+    return [seg["key"] for seg in segments] if len(np.unique(every)) == len(every) else []
+
+
+def _encode_segment(part: Part, ordered: bool = True) -> tuple[bytes, int]:
     table, tombs = part
-    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]})
+    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]}, ordered=ordered)
+
+
+def _packs(segments: Sequence[dict[str, Any]], sizes: Mapping[str, int]) -> list[list[dict[str, Any]]]:
+    """Groups of segments to merge into one each, in manifest order: as many as fit in ``SEGMENT_ROWS`` rows and
+    ``PACK_BYTES`` stored (a segment past half of either bound stays as it is); groups of one are left out."""
+    groups: list[list[dict[str, Any]]] = [[]]
+    rows = size = 0
+    for seg in segments:
+        n, b = seg["count"], sizes.get(seg["key"], PACK_BYTES)
+        if groups[-1] and (rows + n > SEGMENT_ROWS or size + b > PACK_BYTES):
+            groups.append([])
+            rows = size = 0
+        if 2 * n > SEGMENT_ROWS or 2 * b > PACK_BYTES:
+            continue  # half full already: rewriting it to add a little would read and write all its rows
+        groups[-1].append(seg)
+        rows, size = rows + n, size + b
+    return [g for g in groups if len(g) > 1]
 
 
 def _tombs(extra: dict[str, Any]) -> Tombs:
@@ -302,12 +352,74 @@ class SearchIndex:
             self._compact_segments(manifest, etag, [])
 
     def optimize(self, max_rows: int | None = None) -> None:
-        """Merge every segment into one (after a bulk load: the fastest cold start); best effort.
-        ``max_rows``: only if they hold at most that many rows (the merge holds them all in memory)."""
+        """After a bulk load: fewer segments, for the fastest cold start; best effort. Every segment is
+        merged into one (that merge holds them all in memory) if they hold at most ``max_rows`` rows
+        (None: any number); else runs of segments are packed into segments of at most ``SEGMENT_ROWS``
+        rows (``_pack``: memory bounded by one run)."""
         manifest, etag = self._read_manifest()
-        if len(manifest["segments"]) > 1 and (max_rows is None or
-                                               sum(seg["count"] for seg in manifest["segments"]) <= max_rows):
+        if len(manifest["segments"]) <= 1:
+            return
+        if max_rows is None or sum(seg["count"] for seg in manifest["segments"]) <= max_rows:
             self._compact_segments(manifest, etag, [], everything=True)
+        else:
+            self._pack(manifest)
+
+    def _pack(self, manifest: dict[str, Any]) -> None:
+        """Merge runs of segments (``_packs``), one run at a time: a bulk load's segments share no item,
+        so their merge is a concatenation that decodes no item body or property and keeps their
+        compression (rows stay in runs, each in the default order); a run with shared items is merged
+        as compaction merges. Then one manifest swap replaces every run still current."""
+        sizes = {o.key: o.size for o in self.store.list(SEGMENT_PREFIX)}
+        done: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []  # (run, its merged segment)
+        hashes: dict[str, np.ndarray] = {}  # id hashes of segments known to hold no tombstone
+        runs = _packs(manifest["segments"], sizes)
+        for run in runs:
+            try:
+                parts = [self._read_segment(seg["key"]) for seg in run]
+            except NotFound:
+                break  # retired and expired meanwhile: the manifest has moved on
+            disjoint = _disjoint(parts)
+            merged = _merge(parts, disjoint)
+            del parts
+            out = self._write_segment(merged, level=max(seg["level"] for seg in run) + 1,
+                                      merges=[seg["key"] for seg in run], ordered=not disjoint)
+            done.append((run, out))
+            if not merged[1]:
+                hashes[out["key"]] = merged[0].id_hashes
+            del merged
+            release_memory()
+        if not done:
+            return
+        packed = {seg["key"] for run in runs for seg in run}
+        others = [seg for seg in manifest["segments"] if seg["key"] not in packed]
+        try:
+            for seg, (table, tombs) in zip(others, self._open_segments(others, set())):
+                if not tombs:
+                    hashes[seg["key"]] = table.id_hashes
+        except NotFound:
+            pass  # the manifest has moved on: the swap finds out
+
+        def swap() -> None:
+            current, etag = self._read_manifest()
+            keys = {seg["key"] for seg in current["segments"]}
+            stale = [out for run, out in done if not all(seg["key"] in keys for seg in run)]
+            self._drop(stale)  # a run another writer merged or replaced meanwhile
+            done[:] = [(run, out) for run, out in done if out not in stale]
+            if not done:
+                return
+            merged = {seg["key"] for run, _ in done for seg in run}
+            segments = [seg for seg in current["segments"] if seg["key"] not in merged] + [out for _, out in done]
+            new = dict(current, segments=segments, disjoint=_certify(segments, hashes),
+                       retired=self._retire(current, [seg for run, _ in done for seg in run]))
+            if not self._swap_manifest(new, etag, []):
+                raise TryAgain
+            self._cleanup(new, [])
+
+        try:
+            self.backoff.run(swap, "packing the search index's segments")
+        except Contention:
+            self._drop([out for _, out in done])
+            raise
 
     @staticmethod
     def _entries(upserts: Sequence[dict[str, Any]], deletes: Sequence[tuple[str, str]]) \
@@ -382,7 +494,9 @@ class SearchIndex:
         while True:
             by_level: dict[int, list[dict[str, Any]]] = {}
             for seg in segments:
-                by_level.setdefault(seg["level"], []).append(seg)
+                # A merge of ``fanout`` segments stays within ``SEGMENT_ROWS``: bigger ones are final.
+                if everything or seg["count"] * self.fanout <= SEGMENT_ROWS:
+                    by_level.setdefault(seg["level"], []).append(seg)
             full = [lvl for lvl, segs in by_level.items() if len(segs) >= self.fanout]
             if everything and len(segments) > 1:
                 group, level = segments, max(by_level) + 1
@@ -415,9 +529,9 @@ class SearchIndex:
             self._cleanup(new, [o.key for o in ready])
 
     def _write_segment(self, part: Part, *, level: int, covers: list[str] | None = None,
-                       merges: list[str] | None = None) -> dict[str, Any]:
+                       merges: list[str] | None = None, ordered: bool = True) -> dict[str, Any]:
         key = f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.seg"
-        body, core = _encode_segment(part)
+        body, core = _encode_segment(part, ordered)
         self.store.put(key, body, if_none_match=True, content_type="application/octet-stream")
         # ``core``: a reader's first ranged GET (header, ids, bounds, times...); version-1 entries lack it.
         seg: dict[str, Any] = {"key": key, "count": part[0].n + len(part[1]), "level": level, "core": core}
@@ -432,28 +546,27 @@ class SearchIndex:
         return _decode_segment(self.store.get(key).body)
 
     def _open_segments(self, segments: list[dict[str, Any]], lazy: set[str]) -> list[Part]:
-        """Each segment's core, side by side (on S3 a GET's latency, not its bytes, is what a cold
-        reader of many segments waits for)."""
-        if len(segments) <= 1:
-            return [self._open_segment(seg, lazy) for seg in segments]
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(min(OPEN_WORKERS, len(segments))) as pool:
-            return list(pool.map(lambda seg: self._open_segment(seg, lazy), segments))
+        """Each segment's core, read side by side in ranged GETs of at most ``PIECE`` bytes (on S3 a GET's
+        latency, not its bytes, is what a cold reader waits for), then opened side by side (zstd
+        decompresses without holding the GIL). Property columns and item bodies are read with ranged
+        GETs when first used. Version-1 segments (no core) are read whole."""
+        pieces = [(seg["key"], at, min(PIECE, seg["core"] - at))
+                  for seg in segments if seg.get("core") for at in range(0, seg["core"], PIECE)]
+        got = dict(zip(pieces, parallel(lambda p: self._fetch(*p), pieces)))
 
-    def _open_segment(self, seg: dict[str, Any], lazy: set[str]) -> Part:
-        """A segment for a reader: one ranged GET of its core; property columns and item bodies are
-        read with ranged GETs when first used. Version-1 segments are read whole."""
-        core = seg.get("core")
-        if core is None:
-            return self._read_segment(seg["key"])
-        key = seg["key"]
+        def open_one(seg: dict[str, Any]) -> Part:
+            if not seg.get("core"):
+                return self._read_segment(seg["key"])
+            key = seg["key"]
+            head = b"".join(got.pop((key, at, min(PIECE, seg["core"] - at))) for at in range(0, seg["core"], PIECE))
+            table, extra = Table.open(lambda start, length: self._fetch(key, start, length), head)
+            lazy.add(key)
+            return table, _tombs(extra)
+        return parallel(open_one, segments)
 
-        def fetch(start: int, length: int) -> bytes:
-            with self.store.open(key, start=start, length=length) as reader:
-                return reader.read()
-        table, extra = Table.open(fetch, fetch(0, core))
-        lazy.add(key)
-        return table, _tombs(extra)
+    def _fetch(self, key: str, start: int, length: int) -> bytes:
+        with self.store.open(key, start=start, length=length) as reader:
+            return reader.read()
 
     def _drop(self, segments: list[dict[str, Any]]) -> None:
         for seg in segments:
@@ -569,8 +682,11 @@ class SearchIndex:
             self._manifest, self._etag = manifest, etag
             return True
         lazy: set[str] = set()
+        # Segments a pack certified as sharing no item: joined without sorting every id hash.
+        certified = set(manifest.get("disjoint", ()))
+        disjoint = True if all(seg["key"] in certified for seg in manifest["segments"]) else None
         try:
-            base, tombs = _merge(self._open_segments(manifest["segments"], lazy) or [_part([])])
+            base, tombs = _merge(self._open_segments(manifest["segments"], lazy) or [_part([])], disjoint)
         except NotFound:
             return False
         self._lazy = lazy

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import struct
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, cast, overload
 
 import numpy as np
 import orjson
@@ -77,10 +78,12 @@ class Blobs:
 
     @classmethod
     def joined(cls, parts: Sequence[Blobs]) -> Blobs:
-        """``parts`` one after another (each read whole)."""
-        datas = [p.data[0:len(p.data)] for p in parts]
+        """``parts`` one after another (the bytes of their rows read whole; a part may be rows of a larger
+        buffer, as the parts of a segment's bodies share its section)."""
+        datas = [p.data[int(p.offsets[0]):int(p.offsets[-1])] for p in parts]
         starts = np.cumsum([0] + [len(d) for d in datas])
-        offsets = [p.offsets[:-1] + s for p, s in zip(parts, starts)] + [np.array([starts[-1]], dtype=np.int64)]
+        offsets = [p.offsets[:-1] - p.offsets[0] + s for p, s in zip(parts, starts)] \
+            + [np.array([starts[-1]], dtype=np.int64)]
         return cls(b"".join(datas), np.concatenate(offsets).astype(np.int64))
 
     def __len__(self) -> int:
@@ -216,20 +219,36 @@ class Ranged:
 
     def prefetch(self, starts: np.ndarray, ends: np.ndarray) -> None:
         """Fetch the chunks holding these ranges, adjacent missing chunks in one request each."""
-        wanted: set[int] = set()
-        for a, b in zip((starts // self.chunk).tolist(), ((np.maximum(ends, starts + 1) - 1) // self.chunk).tolist()):
-            wanted.update(range(a, b + 1))
-        missing = sorted(c for c in wanted if c not in self._chunks)
-        i = 0
-        while i < len(missing):
-            j = i
-            while j + 1 < len(missing) and missing[j + 1] == missing[j] + 1:
-                j += 1
-            at, stop = missing[i] * self.chunk, min(self.size, (missing[j] + 1) * self.chunk)
-            body = self.fetch(self.start + at, stop - at)
-            for c in range(missing[i], missing[j] + 1):
-                self._chunks[c] = body[(c - missing[i]) * self.chunk:(c - missing[i] + 1) * self.chunk]
-            i = j + 1
+        fetch_all([(self, starts, ends)])
+
+    def runs(self, starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+        """[first, last] chunk runs holding these ranges and not read yet (short gaps included), each at
+        most ``PIECE`` bytes."""
+        full = ends > starts  # an empty frame (a rectangle's geometry) needs no bytes
+        starts, ends = starts[full], ends[full]
+        if not len(starts):
+            return []
+        firsts = starts // self.chunk
+        lasts = (ends - 1) // self.chunk
+        wanted = np.zeros(-(-self.size // self.chunk) + 1, dtype=np.int32)
+        np.add.at(wanted, firsts, 1)  # chunks covered by a range: a +1/-1 sweep over range ends
+        np.add.at(wanted, lasts + 1, -1)
+        covered = np.flatnonzero(np.cumsum(wanted[:-1]) > 0).tolist()
+        missing = [c for c in covered if c not in self._chunks]
+        out: list[tuple[int, int]] = []
+        most = max(1, PIECE // self.chunk)
+        for c in missing:  # a gap of a chunk or two is read through: one request instead of two
+            if out and c - out[-1][1] <= 3 and c - out[-1][0] < most:
+                out[-1] = (out[-1][0], c)
+            else:
+                out.append((c, c))
+        return out
+
+    def load(self, first: int, last: int) -> None:
+        at, stop = first * self.chunk, min(self.size, (last + 1) * self.chunk)
+        body = self.fetch(self.start + at, stop - at)
+        for c in range(first, last + 1):
+            self._chunks[c] = body[(c - first) * self.chunk:(c - first + 1) * self.chunk]
 
     def __getitem__(self, span: slice) -> bytes:
         a, b = span.start, span.stop
@@ -245,6 +264,50 @@ class Ranged:
     @property
     def loaded(self) -> int:
         return sum(len(c) for c in self._chunks.values())
+
+
+PIECE = 4 << 20  # the most one ranged GET of a cold reader asks for: bigger reads go side by side
+FETCHERS = 8  # ranged GETs a reader has in flight at once
+
+
+def fetch_all(jobs: Sequence[tuple[Ranged, np.ndarray, np.ndarray]]) -> None:
+    """Read the chunks holding (starts, ends) of each ``Ranged``: one request per run of adjacent missing
+    chunks (at most ``PIECE`` bytes), side by side (on S3 a GET's latency, not its bytes, is the cost)."""
+    runs = [(ranged, first, last) for ranged, starts, ends in jobs for first, last in ranged.runs(starts, ends)]
+    parallel(lambda run: run[0].load(run[1], run[2]), runs)
+
+
+_pool: Any = None
+_pool_lock = threading.Lock()
+
+
+def _mark_worker() -> None:
+    _local.worker = True
+
+
+def _forget_pool() -> None:
+    """A forked child has none of the pool's threads: it starts its own if it needs one."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def parallel(fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
+    """``fn`` over ``jobs`` in a process-wide pool of ``FETCHERS`` threads (started once: a cold reader
+    would otherwise start threads per request, slow on a busy machine); in this thread when there is one
+    job, or when this thread is one of the pool's (a job waiting on jobs queued behind it would wait
+    forever)."""
+    global _pool
+    if len(jobs) <= 1 or getattr(_local, "worker", False):
+        return [fn(job) for job in jobs]
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+                _pool = ThreadPoolExecutor(FETCHERS, thread_name_prefix="segment-io", initializer=_mark_worker)
+    return list(_pool.map(fn, jobs))
 
 
 # -- compression: zstd; item bodies each on its own with a dictionary trained per segment -------------
@@ -293,6 +356,7 @@ DICT_SAMPLES = 500  # item bodies a segment's dictionary is trained on (more: sa
 DICT_BYTES = 16 << 10
 MIN_DICT_ROWS = 256  # fewer rows: each body compressed without a dictionary
 ORDERED_ROWS = 2048  # segments from this many rows are written in the default search order
+MAX_PARTS = 64  # body codecs a segment keeps as they came from merged segments (more: one codec retrained)
 
 
 class Codec:
@@ -372,23 +436,21 @@ class Bodies:
         return codec.decode(blobs[local])
 
     def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
-        """Fetch the chunks holding ``rows`` of lazily read parts (adjacent ones in one request)."""
+        """Fetch the chunks holding ``rows`` of lazily read parts: adjacent ones in one request, the
+        requests side by side (parts of one segment share their section's chunks)."""
         if not any(isinstance(blobs.data, Ranged) for blobs, _ in self.parts):
             return
         rows = np.asarray(rows, dtype=np.intp)
         which = np.searchsorted(self.starts, rows, side="right") - 1
-        jobs = []
+        spans: dict[int, tuple[Ranged, list[np.ndarray], list[np.ndarray]]] = {}
         for p, (blobs, _) in enumerate(self.parts):
             if isinstance(blobs.data, Ranged):
                 local = rows[which == p] - self.starts[p]
                 if len(local):
-                    jobs.append((blobs.data, blobs.offsets[local], blobs.offsets[local + 1]))
-        if len(jobs) == 1:
-            jobs[0][0].prefetch(jobs[0][1], jobs[0][2])
-        elif jobs:  # parts of several segments: their GETs side by side (latency, not bytes, is the cost)
-            from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(min(8, len(jobs))) as pool:
-                list(pool.map(lambda job: job[0].prefetch(job[1], job[2]), jobs))
+                    job = spans.setdefault(id(blobs.data), (blobs.data, [], []))
+                    job[1].append(blobs.offsets[local])
+                    job[2].append(blobs.offsets[local + 1])
+        fetch_all([(ranged, np.concatenate(a), np.concatenate(b)) for ranged, a, b in spans.values()])
 
     def sizes(self, rows: np.ndarray) -> np.ndarray:
         """The stored frame length of each of ``rows`` (0: empty)."""
@@ -406,6 +468,7 @@ class Bodies:
 
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
+        self.prefetch(rows)  # every part's missing chunks side by side, not a part at a time
         out: list[tuple[bytes, Codec]] = []
         which = np.searchsorted(self.starts, rows, side="right") - 1
         for p, (blobs, codec) in enumerate(self.parts):
@@ -433,17 +496,10 @@ class Bodies:
                     run = []
         return cls([p for p in out if len(p[0])] or [(Blobs.of([]), RAW)])
 
-    def single(self) -> tuple[Blobs, Codec] | None:
-        """The storage when every row is in one frame buffer under one trained dictionary."""
-        if len(self.parts) == 1 and self.parts[0][1].dictionary:
-            return self.parts[0]
-        return None
-
     def compressed(self) -> tuple[Blobs, Codec]:
         """All rows under one codec trained on a sample of them (as they are when already so)."""
-        same = self.single()
-        if same is not None:
-            return same
+        if len(self.parts) == 1 and self.parts[0][1].dictionary:
+            return self.parts[0]
         step = max(1, self.n // DICT_SAMPLES)
         codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
         frames = []
@@ -451,6 +507,27 @@ class Bodies:
             for r in range(len(blobs)):
                 frames.append(codec.encode(old.decode(blobs[r])))
         return Blobs.of(frames), codec
+
+    def stored(self) -> list[tuple[Blobs, Codec]]:
+        """The parts to persist: as they are when each is compressed and they are few and long enough
+        for their dictionaries to pay (segments concatenated by a merge: no body is decoded), else all
+        rows under one newly trained codec. Adjacent parts with one dictionary become one."""
+        parts: list[tuple[Blobs, Codec]] = []
+        for blobs, codec in self.parts:
+            if not len(blobs):
+                continue
+            if parts and parts[-1][1].dictionary == codec.dictionary:
+                parts[-1] = (Blobs.joined([parts[-1][0], blobs]), parts[-1][1])
+            else:
+                parts.append((blobs, codec))
+        if not parts:
+            return [self.compressed()]
+        if len(parts) > 1 and (len(parts) > MAX_PARTS or self.n < MIN_DICT_ROWS * len(parts)
+                               or any(codec.dictionary is None for _, codec in parts)):
+            return [self.compressed()]
+        if len(parts) == 1 and parts[0][1].dictionary is None:
+            return [self.compressed()]
+        return parts
 
 
 Source = Callable[[], list[bytes]]  # -> a property column as blocks: zstd-compressed JSON arrays
@@ -527,11 +604,8 @@ def _joined(tables: Sequence[Any], name: str) -> Source:
         return props.packed(name, keep=False) if name in props else _pack([None] * n)
 
     def load() -> list[bytes]:
-        if len(parts) < 2:
-            return [b for n, props in parts for b in part(n, props)]
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(8) as pool:  # each segment's column is a GET: side by side
-            return [b for got in pool.map(lambda p: part(*p), parts) for b in got]
+        # Each segment's column is a GET: side by side.
+        return [b for got in parallel(lambda p: part(*p), parts) for b in got]
     return load
 
 
@@ -847,10 +921,12 @@ class Table:
     # A segment object: MAGIC, a little-endian u32 header length, the JSON header (section directory),
     # then the sections. The "core" sections come first, so one ranged GET of ``core`` bytes loads
     # everything but the property columns and the item bodies, which are read on first use.
-    def to_bytes(self, extra: dict[str, Any]) -> tuple[bytes, int]:
+    def to_bytes(self, extra: dict[str, Any], *, ordered: bool = True) -> tuple[bytes, int]:
         """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core). Rows are
-        written in the default search order (newest first), so a first page reads few body chunks."""
-        if self.n >= ORDERED_ROWS:  # a small segment fits in a few body chunks: not worth a pass
+        written in the default search order (newest first), so a first page reads few body chunks;
+        ``ordered=False``: as they are (a concatenation of segments, each in that order: nothing is
+        decoded or moved, and their item bodies keep their compression)."""
+        if ordered and self.n >= ORDERED_ROWS:  # a small segment fits in a few body chunks: not worth a pass
             order = self.default_order()
             if not np.array_equal(order, np.arange(self.n)):
                 return Table.concat([(self, order)]).to_bytes(extra)
@@ -867,12 +943,18 @@ class Table:
             out.json(name, coded.names)
         out.array("links_offsets", self.links.offsets)
         out.add("links", zcompress(self.links.data[0:len(self.links.data)]), "zstd")
-        frames, codec = self.raw.compressed()
-        out.array("body_offsets", frames.offsets)
-        out.add("dict", codec.dictionary or b"", "raw" if codec.dictionary is None else "dict")
-        geoms, gcodec = (self.geoms if self.geoms is not None else self._geoms_from_raw()).compressed()
-        out.array("geom_offsets", geoms.offsets)
-        out.add("geom_dict", gcodec.dictionary or b"", "raw" if gcodec.dictionary is None else "dict")
+        # Item bodies and geometries: one or more (frames, codec) parts; their dictionaries in the core.
+        stored = {"bodies": self.raw.stored(),
+                  "geoms": (self.geoms if self.geoms is not None else self._geoms_from_raw()).stored()}
+        codecs = {name: [[len(blobs), _codec_kind(codec)] for blobs, codec in parts] for name, parts in stored.items()}
+        frames: dict[str, list[bytes]] = {}
+        for name, parts in stored.items():
+            frames[name] = [blobs.data[int(blobs.offsets[0]):int(blobs.offsets[-1])] for blobs, _ in parts]
+            starts = np.cumsum([0] + [len(f) for f in frames[name]])
+            out.array(name + "_offsets", np.concatenate(
+                [blobs.offsets[:-1] - blobs.offsets[0] + at for (blobs, _), at in zip(parts, starts)]
+                + [np.array([starts[-1]], dtype=np.int64)]).astype(np.int64))
+            out.add(name + "_dicts", b"".join(codec.dictionary or b"" for _, codec in parts), "dicts")
         out.json("extra", extra)
         core = out.at
         names = list(self.props)
@@ -881,19 +963,23 @@ class Table:
             packed = self.props.packed(name)
             blocks[f"prop{i}"] = [len(b) for b in packed]
             out.add(f"prop{i}", b"".join(packed), "blocks")
-        out.add("geoms", geoms.data[0:len(geoms.data)], "raw")
-        out.add("bodies", frames.data[0:len(frames.data)], "raw")
-        header = compact_json({"format": 2, "n": self.n, "props": names, "core": core, "dir": out.dir,
-                               "blocks": blocks})
+        for name in ("geoms", "bodies"):
+            out.pieces(name, frames[name], "raw")
+        header = compact_json({"format": FORMAT, "n": self.n, "props": names, "core": core, "dir": out.dir,
+                               "blocks": blocks, "codecs": codecs})
         lead = MAGIC + struct.pack("<I", len(header)) + header
-        return lead + b"".join(out.parts), len(lead) + core
+        return b"".join([lead] + out.parts), len(lead) + core
 
     @classmethod
     def from_bytes(cls, body: bytes) -> tuple[Table, dict[str, Any]]:
         """A segment object read whole (this format or the version-1 .npz)."""
         if body[:len(MAGIC)] != MAGIC:
             return _from_npz(body)
-        return cls.open(lambda start, length: body[start:start + length], body)
+        # Sections are views of the body, not copies (a merge reads segments whole). A view serves every
+        # operation a section sees (slices, len, join, zstd and orjson input); what is decoded as text
+        # (ids, links) is decompressed into bytes first.
+        view = cast(bytes, memoryview(body))
+        return cls.open(lambda start, length: view[start:start + length], view)
 
     @classmethod
     def open(cls, fetch: Fetch, head: bytes) -> tuple[Table, dict[str, Any]]:
@@ -903,8 +989,8 @@ class Table:
             raise ValueError("not a search index segment")
         (size,) = struct.unpack("<I", head[len(MAGIC):len(MAGIC) + 4])
         at = len(MAGIC) + 4 + size
-        meta = json.loads(head[len(MAGIC) + 4:at])
-        if meta.get("format") != 2:
+        meta = json.loads(bytes(head[len(MAGIC) + 4:at]))
+        if meta.get("format") not in (2, FORMAT):
             raise ValueError(f"unknown segment format {meta.get('format')!r}")
         sections: dict[str, list[Any]] = meta["dir"]
 
@@ -926,26 +1012,33 @@ class Table:
         def coded(name: str) -> Coded:
             return Coded(listed(name), array(name + "_codes"))
 
-        dictionary = section("dict")
-        codec = RAW if sections["dict"][2] == "raw" else Codec(dictionary)
-        start, length, _ = sections["bodies"]
-        data: bytes | Ranged
-        if at + start + length <= len(head):
-            data = head[at + start:at + start + length]
-        else:
-            data = Ranged(fetch, at + start, length)
-        props = Columns({name: _fetcher(fetch, at, sections[f"prop{i}"], meta["blocks"][f"prop{i}"])
-                         for i, name in enumerate(meta["props"])})
-
         def frames(name: str) -> bytes | Ranged:
             start, length, _ = sections[name]
             if at + start + length <= len(head):
                 return head[at + start:at + start + length]
             return Ranged(fetch, at + start, length)
-        gcodec = RAW if sections["geom_dict"][2] == "raw" else Codec(section("geom_dict"))
-        geoms = Bodies([(Blobs(frames("geoms"), array("geom_offsets")), gcodec)])
-        table = cls(raw=Bodies([(Blobs(data, array("body_offsets")), codec)]),
-                    links=Blobs(zdecompress(section("links")), array("links_offsets")),
+
+        def bodies(name: str, offsets: str, dicts: str, codecs: list[list[int]]) -> Bodies:
+            """Rows in parts, each with its codec; the parts share the section's (lazily read) bytes."""
+            data, bounds, dictionaries = frames(name), array(offsets), section(dicts)
+            parts, row, at_dict = [], 0, 0
+            for rows, kind in codecs:
+                codec = RAW if kind < 0 else Codec(bytes(dictionaries[at_dict:at_dict + kind]))
+                at_dict += max(kind, 0)
+                parts.append((Blobs(data, bounds[row:row + rows + 1]), codec))
+                row += rows
+            return Bodies(parts or [(Blobs(b"", np.zeros(1, dtype=np.int64)), RAW)])
+
+        if meta["format"] == 2:  # one part each, its dictionary in a section of its own
+            n = meta["n"]
+            raw = bodies("bodies", "body_offsets", "dict", [[n, _kind_of(sections["dict"])]])
+            geoms = bodies("geoms", "geom_offsets", "geom_dict", [[n, _kind_of(sections["geom_dict"])]])
+        else:
+            raw = bodies("bodies", "bodies_offsets", "bodies_dicts", meta["codecs"]["bodies"])
+            geoms = bodies("geoms", "geoms_offsets", "geoms_dicts", meta["codecs"]["geoms"])
+        props = Columns({name: _fetcher(fetch, at, sections[f"prop{i}"], meta["blocks"][f"prop{i}"])
+                         for i, name in enumerate(meta["props"])})
+        table = cls(raw=raw, links=Blobs(zdecompress(section("links")), array("links_offsets")),
                     ids=Strings(Blobs(zdecompress(section("ids")), array("ids_offsets"))), hashes=array("id_hashes"),
                     colls=coded("colls"), version=array("version"), log_keys=coded("log_keys"),
                     box=array("box"), times=array("times"), props=props, has_geom=array("has_geom"),
@@ -1171,20 +1264,38 @@ class Table:
 
 
 MAGIC = b"STACSEG2"
+# 2: one codec for all item bodies (and one for geometries); 3: several (rows, codec) parts each, so
+# segments concatenated by a merge keep their compressed bodies as they are. Both are read.
+FORMAT = 3
+
+
+def _codec_kind(codec: Codec) -> int:
+    """How a part's codec is recorded: -1 stored as is, else its dictionary's length (0: zstd alone)."""
+    return -1 if codec.dictionary is None else len(codec.dictionary)
+
+
+def _kind_of(entry: list[Any]) -> int:
+    """A format-2 dictionary section's codec kind (see ``_codec_kind``)."""
+    return -1 if entry[2] == "raw" else int(entry[1])
 
 
 class _Sections:
     """Sections of a segment object, back to back, and their directory (offset, length, kind)."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes] = []  # or memoryviews of the segments a merge reads
         self.dir: dict[str, list[Any]] = {}
         self.at = 0
 
     def add(self, name: str, data: bytes, kind: str) -> None:
-        self.dir[name] = [self.at, len(data), kind]
-        self.parts.append(data)
-        self.at += len(data)
+        self.pieces(name, [data], kind)
+
+    def pieces(self, name: str, data: Sequence[bytes], kind: str) -> None:
+        """A section written from pieces (not joined first: a merge's output holds its bytes once)."""
+        size = sum(len(d) for d in data)
+        self.dir[name] = [self.at, size, kind]
+        self.parts.extend(data)
+        self.at += size
 
     def array(self, name: str, a: np.ndarray) -> None:
         a = np.ascontiguousarray(a)

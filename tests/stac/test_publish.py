@@ -372,17 +372,20 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     tree_is_valid(bulk)
 
 
-def test_a_bulk_load_beyond_merge_rows_keeps_one_segment_per_batch_and_stays_searchable(tmp_path, monkeypatch) -> None:
-    """Memory: a load larger than MERGE_ROWS is never merged in one go (a merge holds all its rows)."""
+def test_a_bulk_load_beyond_merge_rows_is_packed_into_bounded_segments_and_stays_searchable(tmp_path, monkeypatch) -> None:
+    """Memory: a load larger than MERGE_ROWS is never merged in one go (a merge holds all its rows):
+    its batches' segments are packed into segments of at most SEGMENT_ROWS rows, a group at a time."""
+    from chalicelib.stac import index as index_module
     from chalicelib.stac import publish as publish_module
     monkeypatch.setattr(publish_module, "BATCH", 5)
     monkeypatch.setattr(publish_module, "MERGE_ROWS", 12)
+    monkeypatch.setattr(index_module, "SEGMENT_ROWS", 10)
     store = LocalStore(tmp_path / "store", fsync=False)
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(make_item(f"m-{i}", collection="dataset")) for i in range(23)) + "\n")
     assert publish_paths(store, [source], progress=False).published == 23
     segments = store.get_json("stac-index/manifest.json")["segments"]
-    assert [seg["count"] for seg in segments] == [5, 5, 5, 5, 3]
+    assert sorted(seg["count"] for seg in segments) == [3, 10, 10]
     wanted = {("dataset", f"m-{i}") for i in range(23)}
     assert indexed(store) == wanted
     SearchIndex(store).optimize()
