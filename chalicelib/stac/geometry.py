@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidParameter
+from .grid import overlap
 from .table import Table
 
 
@@ -45,41 +46,60 @@ def literal_geometry(node: Any) -> Any:
 
 def bbox_overlap(t: Table, bounds: tuple[float, float, float, float]) -> np.ndarray:
     """Rows whose item bbox overlaps ``bounds`` (antimeridian-crossing item boxes included)."""
-    qminx, qminy, qmaxx, qmaxy = bounds
-    minx, miny, maxx, maxy = t.box[:, 0], t.box[:, 1], t.box[:, 2], t.box[:, 3]
-    wraps = minx > maxx
-    with np.errstate(invalid="ignore"):
-        x = np.where(wraps, (qmaxx >= minx) | (qminx <= maxx), (minx <= qmaxx) & (maxx >= qminx))
-        return x & (miny <= qmaxy) & (maxy >= qminy)
+    return overlap(t.box, bounds)
 
 
-def bbox_candidates(t: Table, geom: Any) -> np.ndarray:
+GRID_ROWS = 4096  # tables from this size answer bbox queries through their grid (smaller: a scan is as fast)
+
+
+def _overlapping(t: Table, bounds: tuple[float, float, float, float], within: np.ndarray | None,
+                 count: int) -> np.ndarray:
+    """Rows (each once, in no particular order) whose bbox overlaps ``bounds``, among ``within`` (None:
+    all rows; ``count``: how many it holds), from whichever is smallest: the grid's candidates, the
+    rows of ``within``, or a scan of every row."""
+    if t.n >= GRID_ROWS:
+        estimate, listed = t.grid.candidates(bounds)
+        if estimate <= min(count, t.n // 2):
+            cand = listed()
+            return cand[overlap(t.box[cand], bounds)]  # type: ignore[no-any-return]
+    if within is not None and count <= t.n // 4:
+        cand = np.flatnonzero(within)
+        return cand[overlap(t.box[cand], bounds)]  # type: ignore[no-any-return]
+    return np.flatnonzero(overlap(t.box, bounds))
+
+
+def bbox_rows(t: Table, geom: Any, within: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``within`` (None: any) whose bbox overlaps a part of ``geom`` (an antimeridian box is two
+    parts: each prunes), each once, in no particular order."""
     import shapely
-    parts = shapely.get_parts(geom)
-    out = np.zeros(t.n, dtype=bool)
-    for part in parts:  # an antimeridian box is two parts: prune with each
-        out |= bbox_overlap(t, part.bounds)
-    return out
+    count = t.n if within is None else int(np.count_nonzero(within))
+    found = [_overlapping(t, part.bounds, within, count) for part in shapely.get_parts(geom)]
+    rows = found[0] if len(found) == 1 else np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.intp)
+    return rows if within is None else rows[within[rows]]
 
 
-def spatial_mask(t: Table, predicate: str, geom: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(true, unknown) masks of ``predicate(item geometry, geom)``; unknown = no geometry."""
+def spatial_mask(t: Table, predicate: str, geom: Any, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(true, unknown) masks of ``predicate(item geometry, geom)``; unknown = no geometry. ``within``:
+    only these rows are evaluated (true is False elsewhere)."""
     import shapely
     present = t.present("geometry")
     if predicate == "disjoint":
         hit, _ = spatial_mask(t, "intersects", geom)
-        return present & ~hit, ~present
-    cand = bbox_candidates(t, geom) & present
-    certain = np.zeros(t.n, dtype=bool)
+        out = present & ~hit
+        return (out if within is None else out & within), ~present
+    rows = bbox_rows(t, geom, within)
+    rows = rows[present[rows]]
+    hit = np.zeros(t.n, dtype=bool)
     if predicate == "intersects" and geom.geom_type == "Polygon" and shapely.equals(geom, shapely.box(*geom.bounds)):
         # Items whose bbox lies inside a rectangle surely intersect it: skip their exact test.
         qminx, qminy, qmaxx, qmaxy = geom.bounds
-        b = t.box
+        b = t.box[rows]
         with np.errstate(invalid="ignore"):
-            certain = cand & (b[:, 0] <= b[:, 2]) & (b[:, 0] >= qminx) & (b[:, 2] <= qmaxx) \
+            certain = (b[:, 0] <= b[:, 2]) & (b[:, 0] >= qminx) & (b[:, 2] <= qmaxx) \
                 & (b[:, 1] >= qminy) & (b[:, 3] <= qmaxy)
-    rows = np.flatnonzero(cand & ~certain)
-    hit = certain.copy()
+        hit[rows[certain]] = True
+        rows = rows[~certain]
+    rows = np.sort(rows)  # the exact test's geometries are read in row order (adjacent chunks together)
     if len(rows):
         shapes = t.shapes_for(rows)
         try:

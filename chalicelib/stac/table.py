@@ -21,7 +21,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 import orjson
@@ -31,6 +31,9 @@ from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners, is_public
 from .catalog import STRUCTURAL_RELS
 from .datetimes import try_instant
 from .hrefs import route_downloads
+
+if TYPE_CHECKING:
+    from .grid import BoxGrid
 
 WORD = re.compile(r"\w+")
 TEXT_FIELDS = ("title", "description")
@@ -977,8 +980,10 @@ class Table:
 
     def collection_mask(self, collections: Iterable[str]) -> np.ndarray:
         names, codes = self.coll_codes
-        wanted = np.flatnonzero(np.isin(names, list(collections)))
-        return np.isin(codes, wanted)
+        wanted = np.isin(names, list(collections))  # over the few distinct names, then one lookup per row
+        if wanted.sum() == 1:
+            return codes == int(np.flatnonzero(wanted)[0])  # type: ignore[no-any-return]
+        return wanted[codes] if len(names) else np.zeros(self.n, dtype=bool)  # type: ignore[no-any-return]
 
     # -- typed views of a queryable ---------------------------------------------------------
     def values(self, name: str) -> Sequence[Any]:
@@ -1115,6 +1120,15 @@ class Table:
         return next(k for k in ("num", "bool", "time", "str") if k in kinds)
 
     # -- geometry and text ---------------------------------------------------------------
+    @cached_property
+    def grid(self) -> BoxGrid:
+        """The rows by where their bbox lies, built on the first bbox query (8 B per row)."""
+        from .grid import BoxGrid
+        grid = BoxGrid(self.box)
+        if self.n >= BIG:
+            release_memory()
+        return grid
+
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of ``rows`` (None where absent or invalid), made on first use."""
         import shapely
