@@ -270,19 +270,36 @@ def _few(cols: Sequence[Column], p: int, rows: np.ndarray, cursor: Sequence[Any]
 
 
 def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = False) -> np.ndarray:
-    """The first ``k`` of ascending ``rows`` in sort order (``last``: the final ``k``, still in order)."""
+    """The first ``k`` of ascending ``rows`` in sort order (``last``: the final ``k``, still in order).
+    A key is read only for the rows the keys before it leave tied (ids and collections, the tie-breakers,
+    are strings read one by one): the others' value for it is a placeholder that cannot move them."""
     if not len(rows):
         return rows
-    keys = []
+    n = len(rows)
+    keys: list[np.ndarray] = []  # primary first
+    need = np.arange(n)
     for col in cols:
-        vals, ok = col.take(rows)
+        vals, ok = col.take(rows[need])
         if col.kind == "str":
             vals = np.unique(vals, return_inverse=True)[1].astype(np.float64)
         else:
             vals = np.where(ok, vals, 0.0)
         sign = -1 if col.desc else 1
-        keys.extend([sign * (~ok).astype(np.int8), sign * vals])
-    ranked = rows[np.lexsort(keys[::-1])]  # np.lexsort: the last key is the primary one
+        nulls, values = np.zeros(n, dtype=np.int8), np.zeros(n)
+        nulls[need] = sign * (~ok).astype(np.int8)
+        values[need] = sign * vals
+        keys.extend([nulls, values])
+        ranked = np.lexsort(keys[::-1])  # np.lexsort: the last key is the primary one
+        same = np.ones(n - 1, dtype=bool)
+        for key in keys:
+            same &= key[ranked[1:]] == key[ranked[:-1]]
+        tied = np.zeros(n, dtype=bool)
+        tied[ranked[1:][same]] = True
+        tied[ranked[:-1][same]] = True
+        need = np.flatnonzero(tied)
+        if not len(need):
+            break
+    ranked = rows[ranked]
     return ranked[-k:] if last else ranked[:k]
 
 

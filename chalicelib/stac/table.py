@@ -333,6 +333,16 @@ class Codec:
         with self._lock:
             return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
 
+    def decode_many(self, frames: list[bytes]) -> list[bytes]:
+        """``decode`` of each frame, under one lock."""
+        if self.dictionary is None:
+            return frames
+        if not self.dictionary:
+            return [zdecompress(f) if f else f for f in frames]
+        with self._lock:
+            decompress = self._made()[1].decompress
+            return [decompress(f) if f else f for f in frames]
+
     @classmethod
     def trained(cls, sample: Sequence[bytes]) -> Codec:
         if len(sample) >= MIN_DICT_ROWS:
@@ -404,8 +414,20 @@ class Bodies:
         return out
 
     def take(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
-        """The bodies of ``rows``, in order (a page: one pass per part, not a lookup per row)."""
-        return [codec.decode(frame) for frame, codec in self.frames(np.asarray(rows, dtype=np.intp))]
+        """The bodies of ``rows``, in order (a page: one pass per part, not a lookup per row; each part's
+        frames decoded together, while its dictionary is in the cache)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if len(self.parts) == 1:
+            blobs, codec = self.parts[0]
+            return codec.decode_many(blobs.take(rows))
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        out: list[bytes] = [b""] * len(rows)
+        for p in np.unique(which).tolist():
+            at = np.flatnonzero(which == p)
+            blobs, codec = self.parts[p]
+            for i, body in zip(at.tolist(), codec.decode_many(blobs.take(rows[at] - self.starts[p]))):
+                out[i] = body
+        return out
 
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
