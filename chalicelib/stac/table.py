@@ -1066,6 +1066,11 @@ class Table:
             cached = self._views[key] = (ranks, uniq)
         return cached
 
+    def str_ranks(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's rank among the sorted distinct values of the "str" view of ``name``, ``inf`` where
+        not valid; those values): string comparisons as number comparisons (shared with sorting)."""
+        return self._ranked(name, "str")
+
     def sort_order(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows in ascending ``rank`` order, their ranks): paging walks it instead of sorting matches."""
         key = (name, "order:" + kind)
