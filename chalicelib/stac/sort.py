@@ -277,7 +277,7 @@ def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = Fals
         return rows
     n = len(rows)
     keys: list[np.ndarray] = []  # primary first
-    need = np.arange(n)
+    need: np.ndarray = np.arange(n)
     for col in cols:
         vals, ok = col.take(rows[need])
         if col.kind == "str":
