@@ -54,18 +54,28 @@ GRID_ROWS = 4096  # tables from this size answer bbox queries through their grid
 
 def _overlapping(t: Table, bounds: tuple[float, float, float, float], within: np.ndarray | None,
                  count: int) -> np.ndarray:
-    """Rows (each once, in no particular order) whose bbox overlaps ``bounds``, among ``within`` (None:
-    all rows; ``count``: how many it holds), from whichever is smallest: the grid's candidates, the
-    rows of ``within``, or a scan of every row."""
+    """Rows of ``within`` (None: all rows; ``count``: how many it holds) whose bbox overlaps ``bounds``,
+    each once, in no particular order, from whichever is smallest: the grid's candidates, the rows of
+    ``within``, or a scan of every row. Rows outside ``within`` are dropped before any bbox is read."""
     if t.n >= GRID_ROWS:
         estimate, listed = t.grid.candidates(bounds)
-        if estimate <= min(count, t.n // 2):
+        # A candidate costs a mask lookup, a row of ``within`` a bbox read (~3x more): the grid unless it
+        # lists far more rows than ``within`` holds.
+        if estimate <= min(2 * count, t.n // 2):
             cand = listed()
-            return cand[overlap(t.box[cand], bounds)]  # type: ignore[no-any-return]
+            if within is not None:
+                cand = cand[within[cand]]
+            return cand[overlap(_boxes(t, cand), bounds)]  # type: ignore[no-any-return]
     if within is not None and count <= t.n // 4:
         cand = np.flatnonzero(within)
-        return cand[overlap(t.box[cand], bounds)]  # type: ignore[no-any-return]
-    return np.flatnonzero(overlap(t.box, bounds))
+        return cand[overlap(_boxes(t, cand), bounds)]  # type: ignore[no-any-return]
+    rows = np.flatnonzero(overlap(t.box, bounds))
+    return rows if within is None else rows[within[rows]]
+
+
+def _boxes(t: Table, rows: np.ndarray) -> np.ndarray:
+    """The bboxes of ``rows``: ``np.take`` (indexing the (n, 4) array with a row list is ~10x slower)."""
+    return np.take(t.box, rows, axis=0)
 
 
 def bbox_rows(t: Table, geom: Any, within: np.ndarray | None = None) -> np.ndarray:
@@ -74,8 +84,7 @@ def bbox_rows(t: Table, geom: Any, within: np.ndarray | None = None) -> np.ndarr
     import shapely
     count = t.n if within is None else int(np.count_nonzero(within))
     found = [_overlapping(t, part.bounds, within, count) for part in shapely.get_parts(geom)]
-    rows = found[0] if len(found) == 1 else np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.intp)
-    return rows if within is None else rows[within[rows]]
+    return found[0] if len(found) == 1 else np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.intp)
 
 
 def spatial_mask(t: Table, predicate: str, geom: Any, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -87,13 +96,12 @@ def spatial_mask(t: Table, predicate: str, geom: Any, within: np.ndarray | None 
         hit, _ = spatial_mask(t, "intersects", geom)
         out = present & ~hit
         return (out if within is None else out & within), ~present
-    rows = bbox_rows(t, geom, within)
-    rows = rows[present[rows]]
+    rows = bbox_rows(t, geom, present if within is None else within & present)
     hit = np.zeros(t.n, dtype=bool)
     if predicate == "intersects" and geom.geom_type == "Polygon" and shapely.equals(geom, shapely.box(*geom.bounds)):
         # Items whose bbox lies inside a rectangle surely intersect it: skip their exact test.
         qminx, qminy, qmaxx, qmaxy = geom.bounds
-        b = t.box[rows]
+        b = _boxes(t, rows)
         with np.errstate(invalid="ignore"):
             certain = (b[:, 0] <= b[:, 2]) & (b[:, 0] >= qminx) & (b[:, 2] <= qmaxx) \
                 & (b[:, 1] >= qminy) & (b[:, 3] <= qmaxy)

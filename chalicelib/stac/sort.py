@@ -178,14 +178,17 @@ def compare_to(cols: Sequence[Column], cursor: Sequence[Any], idx: np.ndarray) -
     return after, equal
 
 
-def _members(seq: np.ndarray, member: np.ndarray, need: int) -> np.ndarray:
-    """The first ``need`` rows of ``seq`` that are members (fewer if it has fewer), probing growing prefixes."""
+def _members(seq: np.ndarray, member: np.ndarray, need: int, budget: int) -> np.ndarray | None:
+    """The first ``need`` rows of ``seq`` that are members (fewer if it has fewer), probing growing prefixes;
+    None once over ``budget`` rows probed without them."""
     end = min(len(seq), max(2 * need, 64))
     while True:
         head = seq[:end]
         hits = head[member[head]]
         if len(hits) >= need or end == len(seq):
             return hits[:need]
+        if end >= budget:
+            return None
         end = min(len(seq), end * 4)
 
 
@@ -197,53 +200,74 @@ def page(cols: Sequence[Column], masks: Sequence[np.ndarray], cursor: Sequence[A
 
     ``masks`` are the parts' matched rows as masks (``counts``: how many each holds). Each part's cached
     order on the first key is entered at the cursor by binary search and walked from there: a page costs
-    about its size, not the matches. Where matches are so few that the walk would cross much of the order,
-    they are taken from the mask instead (``_few``)."""
+    about its size, not the matches. Where the walk would cross much of the order (few matches, or
+    matches far from the cursor: a filter on the sort key), they are taken from the mask instead."""
     first = cols[0]
     if cursor is not None:
         _check(first, cursor[0])
     if counts is None:
         counts = [int(np.count_nonzero(m)) for m in masks]
-    picks, skipped = [], False
+    picks: list[np.ndarray] = []
+    skipped = False
     for p, (t, member, count) in enumerate(zip(first.tables, masks, counts)):
         if not count:
             continue
         up = backward == first.desc  # walks towards higher ranks
-        if count < WALK_FEW * (k + 1):
-            got, passed = _few(cols, p, np.flatnonzero(member), cursor, k, up, backward)
-            picks.append(got)
-            skipped = skipped or passed
-            continue
-        order_, ranks = t.sort_order(first.field, first.kind)
-        if cursor is None:
-            lo = hi = 0 if up else t.n
-        else:
-            lo, hi = t.rank_span(first.field, first.kind, cursor[0])
-        ahead, behind = (order_[hi:], order_[:lo][::-1]) if up else (order_[:lo][::-1], order_[hi:])
-        tied = order_[lo:hi]
-        tied = first.global_rows(p, tied[member[tied]])
-        if cursor is not None and len(tied):  # rows equal to the cursor on the first key: later keys decide
-            after, equal = compare_to(cols, cursor, tied)
-            keep = ~after & ~equal if backward else after
-            skipped = skipped or not keep.all()
-            tied = tied[keep]
-            picks.append(tied)
-        need = k + 1 - len(tied)  # one row past the page tells whether there are more
-        if need > 0:
-            hits = _members(ahead, member, need)
-            if len(hits) == need:  # rows tied with the last one are contiguous in the order: take them all
-                r = t.rank(first.field, first.kind)[hits[-1]]
-                hits = order_[hi:np.searchsorted(ranks, r, side="right")] if up else \
-                    order_[np.searchsorted(ranks, r, side="left"):lo]
-                hits = hits[member[hits]]
-            picks.append(first.global_rows(p, hits))
-        skipped = skipped or len(_members(behind, member, 1)) > 0
+        got = None if count < WALK_FEW * (k + 1) else _walk(cols, p, member, cursor, k, up, backward)
+        if got is None:
+            got = _few(cols, p, np.flatnonzero(member), cursor, k, up, backward)
+        picks.append(got[0])
+        skipped = skipped or got[1]
     rows = np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.intp)
     ranked = order(cols, rows, k + 1, last=backward)
     return (ranked[-k:] if backward else ranked[:k]), len(ranked) > k, skipped
 
 
 WALK_FEW = 8  # fewer matches than this many pages' worth: the walk would cross over 1/8 of the order
+WALK_SHARE = 8  # a walk given up past 1/8 of the order (the matches lie far from the cursor)
+
+
+def _walk(cols: Sequence[Column], p: int, member: np.ndarray, cursor: Sequence[Any] | None, k: int, up: bool,
+          backward: bool) -> tuple[np.ndarray, bool] | None:
+    """Part ``p``'s candidates for the page, from its order on the first key entered at the cursor: rows tied
+    with the cursor that later keys put past it, then the next ``k + 1`` matches and every row tied with
+    the last; and whether any matched row is not past the cursor. None once the walk crosses 1/8 of the
+    order without them."""
+    first = cols[0]
+    t = first.tables[p]
+    budget = max(1, t.n // WALK_SHARE)
+    order_, ranks = t.sort_order(first.field, first.kind)
+    if cursor is None:
+        lo = hi = 0 if up else t.n
+    else:
+        lo, hi = t.rank_span(first.field, first.kind, cursor[0])
+    ahead, behind = (order_[hi:], order_[:lo][::-1]) if up else (order_[:lo][::-1], order_[hi:])
+    tied = order_[lo:hi]
+    tied = first.global_rows(p, tied[member[tied]])
+    picks, skipped = [], False
+    if cursor is not None and len(tied):  # rows equal to the cursor on the first key: later keys decide
+        after, equal = compare_to(cols, cursor, tied)
+        keep = ~after & ~equal if backward else after
+        skipped = not keep.all()
+        tied = tied[keep]
+        picks.append(tied)
+    need = k + 1 - len(tied)  # one row past the page tells whether there are more
+    if need > 0:
+        hits = _members(ahead, member, need, budget)
+        if hits is None:
+            return None
+        if len(hits) == need:  # rows tied with the last one are contiguous in the order: take them all
+            r = t.rank(first.field, first.kind)[hits[-1]]
+            hits = order_[hi:np.searchsorted(ranks, r, side="right")] if up else \
+                order_[np.searchsorted(ranks, r, side="left"):lo]
+            hits = hits[member[hits]]
+        picks.append(first.global_rows(p, hits))
+    if not skipped:
+        before = _members(behind, member, 1, budget)
+        if before is None:
+            return None
+        skipped = len(before) > 0
+    return (np.concatenate(picks) if picks else np.zeros(0, dtype=np.intp)), skipped
 
 
 def _few(cols: Sequence[Column], p: int, rows: np.ndarray, cursor: Sequence[Any] | None, k: int, up: bool,
@@ -252,7 +276,7 @@ def _few(cols: Sequence[Column], p: int, rows: np.ndarray, cursor: Sequence[Any]
     themselves: those past the cursor, then the ``k + 1`` first of them on the first key with every row
     tied with the last (later keys order them); and whether any matched row is not past the cursor."""
     first = cols[0]
-    rows = first.global_rows(p, rows)
+    rows = first.offsets[p] + rows
     skipped = False
     if cursor is not None:
         after, equal = compare_to(cols, cursor, rows)

@@ -326,8 +326,9 @@ def test_tokens_of_long_sort_values_are_accepted(local_store: Any) -> None:
 ])
 def test_pages_of_few_matches_taken_from_the_mask_are_the_pages_the_walk_finds(
         corpus: Corpus, monkeypatch: pytest.MonkeyPatch, params: dict[str, Any]) -> None:
-    """Every page forward, then back from the last, with tokens: once walking each table's sort order, once
-    from the matched rows (``sort.WALK_FEW``); the same pages, tokens and counts."""
+    """Every page forward, then back from the last, with tokens: walking each table's sort order, giving
+    each walk up at once, and from the matched rows (``sort.WALK_FEW``, ``WALK_SHARE``); the same pages,
+    tokens and counts."""
     from chalicelib.stac import sort
     snapshot = corpus.reader.snapshot()  # base and delta
 
@@ -348,8 +349,12 @@ def test_pages_of_few_matches_taken_from_the_mask_are_the_pages_the_walk_finds(
             out.append((ids(page), page.number_matched, page.next_token, page.prev_token))
         return out
     monkeypatch.setattr(sort, "WALK_FEW", 0)
+    monkeypatch.setattr(sort, "WALK_SHARE", 1)
     walked = pages()
+    monkeypatch.setattr(sort, "WALK_SHARE", 10 ** 9)  # each walk given up at once
+    given_up = pages()
     monkeypatch.setattr(sort, "WALK_FEW", 10 ** 9)
     taken = pages()
     assert len(walked) > 2
     assert taken == walked
+    assert given_up == walked
