@@ -1,4 +1,4 @@
-"""Spatial matching: an item-bbox prefilter over numpy columns, then exact shapely predicates."""
+"""Spatial matching: an item-bbox prefilter (through the table's grid at scale), then exact shapely predicates."""
 from __future__ import annotations
 
 import json
@@ -44,11 +44,6 @@ def literal_geometry(node: Any) -> Any:
     return geom
 
 
-def bbox_overlap(t: Table, bounds: tuple[float, float, float, float]) -> np.ndarray:
-    """Rows whose item bbox overlaps ``bounds`` (antimeridian-crossing item boxes included)."""
-    return overlap(t.box, bounds)
-
-
 GRID_ROWS = 4096  # tables from this size answer bbox queries through their grid (smaller: a scan is as fast)
 
 
@@ -87,7 +82,8 @@ def bbox_rows(t: Table, geom: Any, within: np.ndarray | None = None) -> np.ndarr
     return found[0] if len(found) == 1 else np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.intp)
 
 
-def spatial_mask(t: Table, predicate: str, geom: Any, within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def spatial_mask(t: Table, predicate: str, geom: Any,
+                 within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(true, unknown) masks of ``predicate(item geometry, geom)``; unknown = no geometry. ``within``:
     only these rows are evaluated (true is False elsewhere)."""
     import shapely
