@@ -135,14 +135,15 @@ class _Features:
             entry[2].append(row)
         heads, base = self._heads, self.raw_base
         for table, at, rows in by_table.values():  # per table at once (lazily read bodies: one GET per run of chunks)
-            colls, ids = table.coll_list, table.id_list
-            for i, row, body, links in zip(at, rows, table.raw.take(rows), table.links.take(rows)):
+            colls = table.coll_list
+            ids = table.id_list.blobs.take(rows)  # UTF-8, one slice per row
+            for i, row, item_id, body, links in zip(at, rows, ids, table.raw.take(rows), table.links.take(rows)):
                 cid = colls[row]
                 head = heads.get(cid)
                 if head is None:
                     head = heads[cid] = self._head(cid)
                 own = b"]}" if len(links) == 2 else b"," + resolve_bytes(links[1:], cid, base) + b"}"
-                out[i] = b"".join((resolve_bytes(body[:-1], cid, base), head[0], _escaped(ids[row]).encode(),
+                out[i] = b"".join((resolve_bytes(body[:-1], cid, base), head[0], _escaped(item_id.decode()).encode(),
                                    head[1], own))
         return out
 

@@ -48,10 +48,11 @@ GRID_ROWS = 4096  # tables from this size answer bbox queries through their grid
 
 
 def _overlapping(t: Table, bounds: tuple[float, float, float, float], within: np.ndarray | None,
-                 count: int) -> np.ndarray:
+                 count: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows of ``within`` (None: all rows; ``count``: how many it holds) whose bbox overlaps ``bounds``,
-    each once, in no particular order, from whichever is smallest: the grid's candidates, the rows of
-    ``within``, or a scan of every row. Rows outside ``within`` are dropped before any bbox is read."""
+    each once, in no particular order, and their bboxes where read, from whichever is smallest: the grid's
+    candidates, the rows of ``within``, or a scan of every row. Rows outside ``within`` are dropped before
+    any bbox is read."""
     if t.n >= GRID_ROWS:
         estimate, listed = t.grid.candidates(bounds)
         # A candidate costs a mask lookup, a row of ``within`` a bbox read (~3x more): the grid unless it
@@ -60,26 +61,35 @@ def _overlapping(t: Table, bounds: tuple[float, float, float, float], within: np
             cand = listed()
             if within is not None:
                 cand = cand[within[cand]]
-            return cand[overlap(_boxes(t, cand), bounds)]  # type: ignore[no-any-return]
+            return _kept(t, cand, bounds)
     if within is not None and count <= t.n // 4:
-        cand = np.flatnonzero(within)
-        return cand[overlap(_boxes(t, cand), bounds)]  # type: ignore[no-any-return]
+        return _kept(t, np.flatnonzero(within), bounds)
     rows = np.flatnonzero(overlap(t.box, bounds))
-    return rows if within is None else rows[within[rows]]
+    return (rows if within is None else rows[within[rows]]), None
 
 
-def _boxes(t: Table, rows: np.ndarray) -> np.ndarray:
-    """The bboxes of ``rows``: ``np.take`` (indexing the (n, 4) array with a row list is ~10x slower)."""
-    return np.take(t.box, rows, axis=0)
+def _kept(t: Table, cand: np.ndarray, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows of ``cand`` whose bbox overlaps ``bounds``, their bboxes)."""
+    boxes = np.take(t.box, cand, axis=0)  # indexing the (n, 4) array with a row list is ~10x slower
+    keep = overlap(boxes, bounds)
+    return cand[keep], boxes[keep]
+
+
+def _hits(t: Table, geom: Any, within: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(``bbox_rows``, their bboxes)."""
+    import shapely
+    count = t.n if within is None else int(np.count_nonzero(within))
+    found = [_overlapping(t, part.bounds, within, count) for part in shapely.get_parts(geom)]
+    if len(found) == 1 and found[0][1] is not None:
+        return found[0]  # type: ignore[return-value]
+    rows = np.unique(np.concatenate([r for r, _ in found])) if found else np.zeros(0, dtype=np.intp)
+    return rows, np.take(t.box, rows, axis=0)
 
 
 def bbox_rows(t: Table, geom: Any, within: np.ndarray | None = None) -> np.ndarray:
     """Rows of ``within`` (None: any) whose bbox overlaps a part of ``geom`` (an antimeridian box is two
     parts: each prunes), each once, in no particular order."""
-    import shapely
-    count = t.n if within is None else int(np.count_nonzero(within))
-    found = [_overlapping(t, part.bounds, within, count) for part in shapely.get_parts(geom)]
-    return found[0] if len(found) == 1 else np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.intp)
+    return _hits(t, geom, within)[0]
 
 
 def spatial_mask(t: Table, predicate: str, geom: Any,
@@ -92,12 +102,11 @@ def spatial_mask(t: Table, predicate: str, geom: Any,
         hit, _ = spatial_mask(t, "intersects", geom)
         out = present & ~hit
         return (out if within is None else out & within), ~present
-    rows = bbox_rows(t, geom, present if within is None else within & present)
+    rows, b = _hits(t, geom, present if within is None else within & present)
     hit = np.zeros(t.n, dtype=bool)
     if predicate == "intersects" and geom.geom_type == "Polygon" and shapely.equals(geom, shapely.box(*geom.bounds)):
         # Items whose bbox lies inside a rectangle surely intersect it: skip their exact test.
         qminx, qminy, qmaxx, qmaxy = geom.bounds
-        b = _boxes(t, rows)
         with np.errstate(invalid="ignore"):
             certain = (b[:, 0] <= b[:, 2]) & (b[:, 0] >= qminx) & (b[:, 2] <= qmaxx) \
                 & (b[:, 1] >= qminy) & (b[:, 3] <= qmaxy)
