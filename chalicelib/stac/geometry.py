@@ -115,6 +115,7 @@ def spatial_mask(t: Table, predicate: str, geom: Any,
     rows = np.sort(rows)  # the exact test's geometries are read in row order (adjacent chunks together)
     if len(rows):
         shapes = t.shapes_for(rows)
+        shapely.prepare(geom)  # one query geometry against many rows
         try:
             hit[rows] = np.asarray(getattr(shapely, predicate)(shapes, geom), dtype=bool)
         except shapely.errors.GEOSException as err:  # e.g. a self-intersecting query polygon
