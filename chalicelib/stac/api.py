@@ -125,23 +125,26 @@ class _Features:
 
     def __call__(self, hits: list[tuple[Table, int]]) -> list[bytes]:
         """Each hit's feature JSON."""
-        out = []
-        by_table: dict[int, tuple[Table, list[int]]] = {}
-        for table, row in hits:
-            by_table.setdefault(id(table), (table, []))[1].append(row)
-        got: dict[tuple[int, int], tuple[bytes, bytes]] = {}
-        for table, rows in by_table.values():  # per table at once (lazily read bodies: one GET per run of chunks)
-            got.update(zip(((id(table), r) for r in rows), zip(table.raw.take(rows), table.links.take(rows))))
-        for table, row in hits:
-            cid = table.coll_list[row]
-            head = self._heads.get(cid)
-            if head is None:
-                head = self._heads[cid] = self._head(cid)
-            body, links = got[(id(table), row)]
-            core = resolve_bytes(body[:-1], cid, self.raw_base)
-            own = resolve_bytes(links[1:], cid, self.raw_base)
-            out.append(b"".join((core, head[0], _escaped(table.id_list[row]).encode(),
-                                 head[1], b"]}" if len(links) == 2 else b"," + own + b"}")))
+        out = [b""] * len(hits)
+        by_table: dict[int, tuple[Table, list[int], list[int]]] = {}
+        for i, (table, row) in enumerate(hits):
+            entry = by_table.get(id(table))
+            if entry is None:
+                entry = by_table[id(table)] = (table, [], [])
+            entry[1].append(i)
+            entry[2].append(row)
+        heads, base = self._heads, self.raw_base
+        for table, at, rows in by_table.values():  # per table at once (lazily read bodies: one GET per run of chunks)
+            colls = table.coll_list
+            ids = table.id_list.blobs.take(rows)  # UTF-8, one slice per row
+            for i, row, item_id, body, links in zip(at, rows, ids, table.raw.take(rows), table.links.take(rows)):
+                cid = colls[row]
+                head = heads.get(cid)
+                if head is None:
+                    head = heads[cid] = self._head(cid)
+                own = b"]}" if len(links) == 2 else b"," + resolve_bytes(links[1:], cid, base) + b"}"
+                out[i] = b"".join((resolve_bytes(body[:-1], cid, base), head[0], _escaped(item_id.decode()).encode(),
+                                   head[1], own))
         return out
 
 

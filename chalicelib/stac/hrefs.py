@@ -60,6 +60,8 @@ def resolve_item(item: dict[str, Any], stac_base: str) -> None:
 
 def resolve_bytes(raw: bytes, cid: str, stac_base: str) -> bytes:
     """``resolve`` over every relative ``"href"`` of an item's compact JSON (the index's bytes)."""
+    if b'"href":".' not in raw:  # nothing relative (a substring test: ~10x cheaper than the pattern)
+        return raw
     return _RELATIVE.sub(
         lambda m: b'"href":' + json.dumps(resolve(m.group(1).decode(), cid, stac_base),
                                           ensure_ascii=False).encode(), raw)

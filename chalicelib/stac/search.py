@@ -267,7 +267,7 @@ def _matches(t: Table, alive: np.ndarray, req: SearchRequest, compiled: Any, geo
         with np.errstate(invalid="ignore"):
             mask &= (t.times[:, 0] <= end) & (t.times[:, 1] >= start)
     if geom is not None and mask.any():
-        mask &= spatial_mask(t, "intersects", geom)[0]
+        mask = spatial_mask(t, "intersects", geom, within=mask)[0]
     if req._q_node is not None and mask.any():
         mask &= freetext.match(t, req._q_node)
     if compiled is not None and mask.any():
@@ -289,28 +289,25 @@ def execute(snapshot: Snapshot, req: SearchRequest, *, known_collections: set[st
     elif req.intersects is not None:
         geom = literal_geometry(req.intersects)
     masks = [_matches(t, alive, req, compiled, geom, scope) for t, alive in snapshot.parts]
-    parts = [(t, np.flatnonzero(mask)) for (t, _), mask in zip(snapshot.parts, masks)]
-    total = sum(len(rows) for _, rows in parts)
+    counts = [int(np.count_nonzero(mask)) for mask in masks]
+    tables = [t for t, _ in snapshot.parts]
     keys = (req.sortby or sort.DEFAULT_SORT) + sort.TIE_BREAK
-    cols = sort.columns(parts, keys)
+    cols = sort.columns(list(zip(tables, counts)), keys)
     direction, cursor = "next", None
     if req.token is not None:
         direction, cursor = sort.decode_token(req.token)
         if len(cursor) != len(cols):
             raise InvalidParameter("token does not match this search")
-    page, more, skipped = sort.page(cols, masks, cursor, req.limit, backward=direction == "prev")
+    page, more, skipped = sort.page(cols, masks, cursor, req.limit, backward=direction == "prev", counts=counts)
     # ``more``: rows beyond the page, in its direction; ``skipped``: rows on the other side of the cursor.
     has_next, has_prev = (more, skipped) if direction == "next" else (skipped, more)
     cursor_of = lambda i: [c.cursor_value(int(i)) for c in cols]  # noqa: E731
     next_token = sort.encode_token("next", cursor_of(page[-1])) if has_next and len(page) else None
     prev_token = sort.encode_token("prev", cursor_of(page[0])) if has_prev and len(page) else None
-    offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
+    offsets = cols[0].offsets  # global row = rows of the tables before + table row
     which = np.searchsorted(offsets, page, side="right") - 1  # the part of each returned row
-    rows = np.empty(len(page), dtype=np.intp)
-    for p, (_, matched) in enumerate(parts):
-        mine = which == p
-        rows[mine] = matched[page[mine] - offsets[p]]
-    return SearchPage(hits=[(parts[p][0], r) for p, r in zip(which.tolist(), rows.tolist())], number_matched=total,
+    rows = page - offsets[which]
+    return SearchPage(hits=[(tables[p], r) for p, r in zip(which.tolist(), rows.tolist())], number_matched=sum(counts),
                       next_token=next_token, prev_token=prev_token, fields=req.fields,
                       backward=direction == "prev", cursor_of=lambda k: cursor_of(page[k]))
 

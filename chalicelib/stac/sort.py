@@ -82,16 +82,17 @@ def parse_sort_post(value: Any) -> tuple[SortKey, ...]:
 
 # -- columns ------------------------------------------------------------------------------
 class Column:
-    """One sort key over the matched rows of all parts; global row = part offset + position.
+    """One sort key over the parts' tables; global row = part offset (the rows of the parts before it)
+    + table row.
 
     Values are gathered only for the rows asked for: tie-breaker keys are read for the few
     rows still tied, not for every match.
     """
 
-    def __init__(self, field: str, kind: str, desc: bool, parts: Sequence[tuple[Table, np.ndarray]]) -> None:
+    def __init__(self, field: str, kind: str, desc: bool, tables: Sequence[Table]) -> None:
         self.field, self.kind, self.desc = field, kind, desc
-        self.parts = parts
-        self.offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
+        self.tables = tables
+        self.offsets = np.cumsum([0] + [t.n for t in tables])
 
     def _view(self, t: Table) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "bool":
@@ -100,20 +101,15 @@ class Column:
         return t.view(self.field, self.kind)
 
     def _split(self, idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """(part, local rows) for ascending global ``idx``."""
+        """(part, table rows) for ascending global ``idx``."""
         cuts = np.searchsorted(idx, self.offsets)
-        out = []
-        for p, (_, rows) in enumerate(self.parts):
-            if cuts[p + 1] == cuts[p]:
-                continue
-            whole = cuts[p + 1] - cuts[p] == len(rows)  # ``idx`` is unique and ascending
-            out.append((p, rows if whole else rows[idx[cuts[p]:cuts[p + 1]] - self.offsets[p]]))
-        return out
+        return [(p, idx[cuts[p]:cuts[p + 1]] - self.offsets[p]) for p in range(len(self.tables))
+                if cuts[p + 1] > cuts[p]]
 
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vals, oks = [], []
         for p, local in self._split(idx):
-            t = self.parts[p][0]
+            t = self.tables[p]
             if self.kind == "str" and self.field in ("id", "collection"):  # tie-breakers: no column of every row
                 names = t.id_list if self.field == "id" else t.coll_list
                 picked = [names[r] for r in local.tolist()]
@@ -128,8 +124,8 @@ class Column:
         return np.concatenate(vals), np.concatenate(oks)
 
     def global_rows(self, p: int, local: np.ndarray) -> np.ndarray:
-        """Ascending global rows of matched rows ``local`` of part ``p``."""
-        return self.offsets[p] + np.searchsorted(self.parts[p][1], np.sort(local))
+        """Ascending global rows of table rows ``local`` of part ``p``."""
+        return self.offsets[p] + np.sort(local)
 
     def cursor_value(self, i: int) -> Any:
         vals, ok = self.take(np.array([i]))
@@ -145,10 +141,11 @@ def _column_kind(tables: Sequence[Table], field: str) -> str:
     return "str" if not kinds or "str" in kinds else "num"
 
 
-def columns(parts: Sequence[tuple[Table, np.ndarray]], keys: Sequence[SortKey]) -> list[Column]:
-    """Sort columns for ``parts`` = (table, matched rows), in part order."""
-    tables = [t for t, rows in parts if len(rows)]
-    return [Column(key.field, _column_kind(tables, key.field), key.desc, parts) for key in keys]
+def columns(parts: Sequence[tuple[Table, int]], keys: Sequence[SortKey]) -> list[Column]:
+    """Sort columns for ``parts`` = (table, how many of its rows match), in part order."""
+    tables = [t for t, _ in parts]
+    matched = [t for t, count in parts if count]
+    return [Column(key.field, _column_kind(matched, key.field), key.desc, tables) for key in keys]
 
 
 def _check(col: Column, c: Any) -> None:
@@ -181,77 +178,152 @@ def compare_to(cols: Sequence[Column], cursor: Sequence[Any], idx: np.ndarray) -
     return after, equal
 
 
-def _members(seq: np.ndarray, member: np.ndarray, need: int) -> np.ndarray:
-    """The first ``need`` rows of ``seq`` that are members (fewer if it has fewer), probing growing prefixes."""
+def _members(seq: np.ndarray, member: np.ndarray, need: int, budget: int) -> np.ndarray | None:
+    """The first ``need`` rows of ``seq`` that are members (fewer if it has fewer), probing growing prefixes;
+    None once over ``budget`` rows probed without them."""
     end = min(len(seq), max(2 * need, 64))
     while True:
         head = seq[:end]
         hits = head[member[head]]
         if len(hits) >= need or end == len(seq):
             return hits[:need]
+        if end >= budget:
+            return None
         end = min(len(seq), end * 4)
 
 
 def page(cols: Sequence[Column], masks: Sequence[np.ndarray], cursor: Sequence[Any] | None, k: int, *,
-         backward: bool = False) -> tuple[np.ndarray, bool, bool]:
+         backward: bool = False, counts: Sequence[int] | None = None) -> tuple[np.ndarray, bool, bool]:
     """The first ``k`` matched rows after ``cursor`` in sort order (``backward``: the last ``k`` before it,
     still in order) as global rows, whether more rows lie beyond them, and whether any matched row lies
     on the cursor's other side (or at it).
 
-    ``masks`` are the parts' matched rows as masks. Each part's cached order on the first key is entered
-    at the cursor by binary search and walked from there: a page costs about its size, not the matches.
-    """
+    ``masks`` are the parts' matched rows as masks (``counts``: how many each holds). Each part's cached
+    order on the first key is entered at the cursor by binary search and walked from there: a page costs
+    about its size, not the matches. Where the walk would cross much of the order (few matches, or
+    matches far from the cursor: a filter on the sort key), they are taken from the mask instead."""
     first = cols[0]
     if cursor is not None:
         _check(first, cursor[0])
-    picks, skipped = [], False
-    for p, ((t, matched), member) in enumerate(zip(first.parts, masks)):
-        if not len(matched):
+    if counts is None:
+        counts = [int(np.count_nonzero(m)) for m in masks]
+    picks: list[np.ndarray] = []
+    skipped = False
+    for p, (t, member, count) in enumerate(zip(first.tables, masks, counts)):
+        if not count:
             continue
-        order_, ranks = t.sort_order(first.field, first.kind)
         up = backward == first.desc  # walks towards higher ranks
-        if cursor is None:
-            lo = hi = 0 if up else t.n
-        else:
-            lo, hi = t.rank_span(first.field, first.kind, cursor[0])
-        ahead, behind = (order_[hi:], order_[:lo][::-1]) if up else (order_[:lo][::-1], order_[hi:])
-        tied = order_[lo:hi]
-        tied = first.global_rows(p, tied[member[tied]])
-        if cursor is not None and len(tied):  # rows equal to the cursor on the first key: later keys decide
-            after, equal = compare_to(cols, cursor, tied)
-            keep = ~after & ~equal if backward else after
-            skipped = skipped or not keep.all()
-            tied = tied[keep]
-            picks.append(tied)
-        need = k + 1 - len(tied)  # one row past the page tells whether there are more
-        if need > 0:
-            hits = _members(ahead, member, need)
-            if len(hits) == need:  # rows tied with the last one are contiguous in the order: take them all
-                r = t.rank(first.field, first.kind)[hits[-1]]
-                hits = order_[hi:np.searchsorted(ranks, r, side="right")] if up else \
-                    order_[np.searchsorted(ranks, r, side="left"):lo]
-                hits = hits[member[hits]]
-            picks.append(first.global_rows(p, hits))
-        skipped = skipped or len(_members(behind, member, 1)) > 0
+        got = None if count < WALK_FEW * (k + 1) else _walk(cols, p, member, cursor, k, up, backward)
+        if got is None:
+            got = _few(cols, p, np.flatnonzero(member), cursor, k, up, backward)
+        picks.append(got[0])
+        skipped = skipped or got[1]
     rows = np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.intp)
     ranked = order(cols, rows, k + 1, last=backward)
     return (ranked[-k:] if backward else ranked[:k]), len(ranked) > k, skipped
 
 
+WALK_FEW = 8  # fewer matches than this many pages' worth: the walk would cross over 1/8 of the order
+WALK_SHARE = 8  # a walk given up past 1/8 of the order (the matches lie far from the cursor)
+
+
+def _walk(cols: Sequence[Column], p: int, member: np.ndarray, cursor: Sequence[Any] | None, k: int, up: bool,
+          backward: bool) -> tuple[np.ndarray, bool] | None:
+    """Part ``p``'s candidates for the page, from its order on the first key entered at the cursor: rows tied
+    with the cursor that later keys put past it, then the next ``k + 1`` matches and every row tied with
+    the last; and whether any matched row is not past the cursor. None once the walk crosses 1/8 of the
+    order without them."""
+    first = cols[0]
+    t = first.tables[p]
+    budget = max(1, t.n // WALK_SHARE)
+    order_, ranks = t.sort_order(first.field, first.kind)
+    if cursor is None:
+        lo = hi = 0 if up else t.n
+    else:
+        lo, hi = t.rank_span(first.field, first.kind, cursor[0])
+    ahead, behind = (order_[hi:], order_[:lo][::-1]) if up else (order_[:lo][::-1], order_[hi:])
+    tied = order_[lo:hi]
+    tied = first.global_rows(p, tied[member[tied]])
+    picks, skipped = [], False
+    if cursor is not None and len(tied):  # rows equal to the cursor on the first key: later keys decide
+        after, equal = compare_to(cols, cursor, tied)
+        keep = ~after & ~equal if backward else after
+        skipped = not keep.all()
+        tied = tied[keep]
+        picks.append(tied)
+    need = k + 1 - len(tied)  # one row past the page tells whether there are more
+    if need > 0:
+        hits = _members(ahead, member, need, budget)
+        if hits is None:
+            return None
+        if len(hits) == need:  # rows tied with the last one are contiguous in the order: take them all
+            r = t.rank(first.field, first.kind)[hits[-1]]
+            hits = order_[hi:np.searchsorted(ranks, r, side="right")] if up else \
+                order_[np.searchsorted(ranks, r, side="left"):lo]
+            hits = hits[member[hits]]
+        picks.append(first.global_rows(p, hits))
+    if not skipped:
+        before = _members(behind, member, 1, budget)
+        if before is None:
+            return None
+        skipped = len(before) > 0
+    return (np.concatenate(picks) if picks else np.zeros(0, dtype=np.intp)), skipped
+
+
+def _few(cols: Sequence[Column], p: int, rows: np.ndarray, cursor: Sequence[Any] | None, k: int, up: bool,
+         backward: bool) -> tuple[np.ndarray, bool]:
+    """What the walk of ``page`` finds in part ``p`` (its matched table ``rows``, ascending), from the rows
+    themselves: those past the cursor, then the ``k + 1`` first of them on the first key with every row
+    tied with the last (later keys order them); and whether any matched row is not past the cursor."""
+    first = cols[0]
+    rows = first.offsets[p] + rows
+    skipped = False
+    if cursor is not None:
+        after, equal = compare_to(cols, cursor, rows)
+        keep = ~after & ~equal if backward else after
+        skipped = not keep.all()
+        rows = rows[keep]
+    if len(rows) > k + 1:
+        t = first.tables[p]
+        ranks = t.rank(first.field, first.kind)[rows - first.offsets[p]]
+        if not up:
+            ranks = -ranks
+        edge = np.partition(ranks, k)[k]  # the (k + 1)-th on the first key: keep it and its ties
+        rows = rows[ranks <= edge]
+    return rows, skipped
+
+
 def order(cols: Sequence[Column], rows: np.ndarray, k: int, *, last: bool = False) -> np.ndarray:
-    """The first ``k`` of ascending ``rows`` in sort order (``last``: the final ``k``, still in order)."""
+    """The first ``k`` of ascending ``rows`` in sort order (``last``: the final ``k``, still in order).
+    A key is read only for the rows the keys before it leave tied (ids and collections, the tie-breakers,
+    are strings read one by one): the others' value for it is a placeholder that cannot move them."""
     if not len(rows):
         return rows
-    keys = []
+    n = len(rows)
+    keys: list[np.ndarray] = []  # primary first
+    need: np.ndarray = np.arange(n)
     for col in cols:
-        vals, ok = col.take(rows)
+        vals, ok = col.take(rows[need])
         if col.kind == "str":
             vals = np.unique(vals, return_inverse=True)[1].astype(np.float64)
         else:
             vals = np.where(ok, vals, 0.0)
         sign = -1 if col.desc else 1
-        keys.extend([sign * (~ok).astype(np.int8), sign * vals])
-    ranked = rows[np.lexsort(keys[::-1])]  # np.lexsort: the last key is the primary one
+        nulls, values = np.zeros(n, dtype=np.int8), np.zeros(n)
+        nulls[need] = sign * (~ok).astype(np.int8)
+        values[need] = sign * vals
+        keys.extend([nulls, values])
+        ranked = np.lexsort(keys[::-1])  # np.lexsort: the last key is the primary one
+        same = np.ones(n - 1, dtype=bool)
+        for key in keys:
+            same &= key[ranked[1:]] == key[ranked[:-1]]
+        tied = np.zeros(n, dtype=bool)
+        tied[ranked[1:][same]] = True
+        tied[ranked[:-1][same]] = True
+        need = np.flatnonzero(tied)
+        if not len(need):
+            break
+    ranked = rows[ranked]
     return ranked[-k:] if last else ranked[:k]
 
 

@@ -22,7 +22,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, cast, overload
 
 import numpy as np
 import orjson
@@ -32,6 +32,9 @@ from .access import PROJECT, PROJECT_ID, VISIBILITY, Owners, is_public
 from .catalog import STRUCTURAL_RELS
 from .datetimes import try_instant
 from .hrefs import route_downloads
+
+if TYPE_CHECKING:
+    from .grid import BoxGrid
 
 WORD = re.compile(r"\w+")
 TEXT_FIELDS = ("title", "description")
@@ -394,6 +397,16 @@ class Codec:
         with self._lock:
             return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
 
+    def decode_many(self, frames: list[bytes]) -> list[bytes]:
+        """``decode`` of each frame, under one lock."""
+        if self.dictionary is None:
+            return frames
+        if not self.dictionary:
+            return [zdecompress(f) if f else f for f in frames]
+        with self._lock:
+            decompress = self._made()[1].decompress
+            return [decompress(f) if f else f for f in frames]
+
     @classmethod
     def trained(cls, sample: Sequence[bytes]) -> Codec:
         if len(sample) >= MIN_DICT_ROWS:
@@ -463,8 +476,20 @@ class Bodies:
         return out
 
     def take(self, rows: Sequence[int] | np.ndarray) -> list[bytes]:
-        """The bodies of ``rows``, in order (a page: one pass per part, not a lookup per row)."""
-        return [codec.decode(frame) for frame, codec in self.frames(np.asarray(rows, dtype=np.intp))]
+        """The bodies of ``rows``, in order (a page: one pass per part, not a lookup per row; each part's
+        frames decoded together, while its dictionary is in the cache)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if len(self.parts) == 1:
+            blobs, codec = self.parts[0]
+            return codec.decode_many(blobs.take(rows))
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        out: list[bytes] = [b""] * len(rows)
+        for p in np.unique(which).tolist():
+            at = np.flatnonzero(which == p)
+            blobs, codec = self.parts[p]
+            for i, body in zip(at.tolist(), codec.decode_many(blobs.take(rows[at] - self.starts[p]))):
+                out[i] = body
+        return out
 
     def frames(self, rows: np.ndarray) -> list[tuple[bytes, Codec]]:
         """The stored frames of ``rows`` and their codecs (copied as they are into a concatenation)."""
@@ -1070,8 +1095,10 @@ class Table:
 
     def collection_mask(self, collections: Iterable[str]) -> np.ndarray:
         names, codes = self.coll_codes
-        wanted = np.flatnonzero(np.isin(names, list(collections)))
-        return np.isin(codes, wanted)
+        wanted = np.isin(names, list(collections))  # over the few distinct names, then one lookup per row
+        if wanted.sum() == 1:
+            return codes == int(np.flatnonzero(wanted)[0])  # type: ignore[no-any-return]
+        return wanted[codes] if len(names) else np.zeros(self.n, dtype=bool)  # type: ignore[no-any-return]
 
     # -- typed views of a queryable ---------------------------------------------------------
     def values(self, name: str) -> Sequence[Any]:
@@ -1131,6 +1158,11 @@ class Table:
             ranks = np.where(ok, vals.astype(np.float64), np.inf)
             cached = self._views[key] = (ranks, uniq)
         return cached
+
+    def str_ranks(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's rank among the sorted distinct values of the "str" view of ``name``, ``inf`` where
+        not valid; those values): string comparisons as number comparisons (shared with sorting)."""
+        return self._ranked(name, "str")
 
     def sort_order(self, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows in ascending ``rank`` order, their ranks): paging walks it instead of sorting matches."""
@@ -1208,6 +1240,15 @@ class Table:
         return next(k for k in ("num", "bool", "time", "str") if k in kinds)
 
     # -- geometry and text ---------------------------------------------------------------
+    @cached_property
+    def grid(self) -> BoxGrid:
+        """The rows by where their bbox lies, built on the first bbox query (8 B per row)."""
+        from .grid import BoxGrid
+        grid = BoxGrid(self.box)
+        if self.n >= BIG:
+            release_memory()
+        return grid
+
     def shapes_for(self, rows: np.ndarray) -> np.ndarray:
         """Shapely geometries of ``rows`` (None where absent or invalid), made on first use."""
         import shapely

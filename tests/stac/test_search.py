@@ -315,3 +315,46 @@ def test_tokens_of_long_sort_values_are_accepted(local_store: Any) -> None:
         if not (token := page.next_token):
             break
     assert seen == [it["id"] for it in items]
+
+
+@pytest.mark.parametrize("params", [
+    {"limit": 23},
+    {"limit": 17, "sortby": "platform,-gsd"},
+    {"limit": 9, "sortby": "-gsd", "filter": "platform = 'landsat-8'"},
+    {"limit": 4, "bbox": "0,0,40,40", "datetime": "2019-01-01T00:00:00Z/.."},
+    {"limit": 21, "sortby": "+eo:cloud_cover"},
+])
+def test_pages_of_few_matches_taken_from_the_mask_are_the_pages_the_walk_finds(
+        corpus: Corpus, monkeypatch: pytest.MonkeyPatch, params: dict[str, Any]) -> None:
+    """Every page forward, then back from the last, with tokens: walking each table's sort order, giving
+    each walk up at once, and from the matched rows (``sort.WALK_FEW``, ``WALK_SHARE``); the same pages,
+    tokens and counts."""
+    from chalicelib.stac import sort
+    snapshot = corpus.reader.snapshot()  # base and delta
+
+    def run(token: str | None) -> search.SearchPage:
+        query = {k: [str(v)] for k, v in params.items()} | ({"token": [token]} if token else {})
+        return search.execute(snapshot, search.parse_get(query), known_collections=corpus.known)
+
+    def pages() -> list[tuple[list[str], int, str | None, str | None]]:
+        out = []
+        page = run(None)
+        while True:
+            out.append((ids(page), page.number_matched, page.next_token, page.prev_token))
+            if not page.next_token:
+                break
+            page = run(page.next_token)
+        while page.prev_token:
+            page = run(page.prev_token)
+            out.append((ids(page), page.number_matched, page.next_token, page.prev_token))
+        return out
+    monkeypatch.setattr(sort, "WALK_FEW", 0)
+    monkeypatch.setattr(sort, "WALK_SHARE", 1)
+    walked = pages()
+    monkeypatch.setattr(sort, "WALK_SHARE", 10 ** 9)  # each walk given up at once
+    given_up = pages()
+    monkeypatch.setattr(sort, "WALK_FEW", 10 ** 9)
+    taken = pages()
+    assert len(walked) > 2
+    assert taken == walked
+    assert given_up == walked

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import cql2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import shape
 
 from chalicelib.stac import search
@@ -174,3 +176,25 @@ def test_like_takes_linear_time(local_store: Any, pattern: str) -> None:
     assert time.perf_counter() - start < 1.0
     assert miss.number_matched == 0
     assert hit.number_matched == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.integers(0, 3), st.sampled_from(["", "a", "a\x00", "b", "ab", "é", "Z"]),
+                                 st.text(max_size=3)), min_size=1, max_size=30),
+       text=st.one_of(st.sampled_from(["", "a", "a\x00", "ab", "é", "zz"]), st.text(max_size=3)),
+       op=st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
+def test_string_comparisons_by_rank_answer_as_comparing_each_string(values: list[Any], text: str, op: str) -> None:
+    """``filter._str_compare`` (ranks among the sorted distinct strings) against numpy comparing the
+    column's strings one by one, as the filter did before."""
+    import numpy as np
+
+    from chalicelib.stac import filter as filter_ext
+    from chalicelib.stac.table import Columns, Table
+    t = Table.from_records([])
+    t = Table(raw=t.raw, links=t.links, ids=[f"i{i}" for i in range(len(values))], colls=["c"] * len(values),
+              version=np.zeros(len(values), dtype=np.int64), log_keys=["k"] * len(values),
+              box=np.zeros((len(values), 4)), times=np.zeros((len(values), 3)),
+              props=Columns.of({"p": values}), has_geom=np.zeros(len(values), dtype=bool))
+    vals, ok = t.view("p", "str")
+    want = filter_ext._COMPARE[op](vals, text) & ok
+    assert (filter_ext._str_compare(t, "p", op, text) & ok).tolist() == want.tolist()
