@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "_stacflow_shared_page"
-MAX_BODY = 256 * 1024  # bytes: landing pages and the OpenAPI document are well under
+MAX_BODY = 64 * 1024  # bytes: the OpenAPI document (the largest shared page) is ~17 KB
 # Headers that no page's answer reads: the correlation id (echoed per request, never cached), the
 # cache validators handled here, and transport or browser hints.
 IGNORED = frozenset({
