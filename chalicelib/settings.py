@@ -12,6 +12,7 @@ DEFAULT_EVENTS_QUEUE = "stacflow-store-events"
 DEFAULT_DVC_DIR_ASSETS = 100
 AUTH_MODES = ("off", "gitlab")
 DEFAULT_AUTH_CACHE_TTL = 60.0  # seconds a GitLab answer (identity, role, memberships) is reused
+DEFAULT_PAGE_CACHE = 256  # answers of `stacflow serve`'s page cache (chalicelib/http/page_cache.py)
 DEFAULT_GITLAB_TIMEOUT = 5.0  # seconds per GitLab call of an access check (API Gateway waits 29 s)
 # Where `make setup` builds the web UIs (build/ui/<name>/); absent in the Lambda package.
 BUILT_UI = Path(__file__).resolve().parent.parent / "build" / "ui"
@@ -57,6 +58,9 @@ class Settings:
     ui_dir: str | None = None
     # Origins whose browser apps may call the STAC API and /files ("*": any; never with credentials)
     cors_origins: tuple[str, ...] = ("*",)
+    # `stacflow serve`: how many answers of the never-changing pages (landing pages, conformance,
+    # OpenAPI) it keeps ready to send; 0: none
+    page_cache_entries: int = DEFAULT_PAGE_CACHE
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -85,6 +89,7 @@ class Settings:
             gitlab_group=(os.environ.get("STACFLOW_GITLAB_GROUP") or "").strip("/ ") or None,
             ui_dir=_ui_dir(os.environ.get("STACFLOW_UI", "")),
             cors_origins=_origins(os.environ.get("STACFLOW_CORS_ORIGINS")),
+            page_cache_entries=int(os.environ.get("STACFLOW_PAGE_CACHE") or DEFAULT_PAGE_CACHE),
         ).checked()
 
     def checked(self) -> "Settings":
@@ -93,6 +98,8 @@ class Settings:
             raise ValueError("STACFLOW_AUTH=gitlab needs STACFLOW_GITLAB_URL")
         if self.gitlab_timeout <= 0 or self.auth_cache_ttl < 0:
             raise ValueError("STACFLOW_GITLAB_TIMEOUT must be > 0 and STACFLOW_AUTH_CACHE_TTL >= 0")
+        if self.page_cache_entries < 0:
+            raise ValueError("STACFLOW_PAGE_CACHE must be >= 0")
         return self
 
     @property

@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 from chalice.test import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib import observability, services
 from chalicelib.settings import Settings
@@ -120,3 +122,21 @@ def test_an_event_record_counts_publications_and_lag(local_store: LocalStore) ->
         observability._flush = real  # type: ignore[assignment]
     assert seen[-1].counts["Publications"] == 1
     assert seen[-1].values["EventLag"][0] > 1e11  # years, in milliseconds
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(st.sampled_from([*"abcikrstBT /?&=._-:", "files/", "bearer ", "token=", "basic ", "baſic ", "basıc ", "to\u212aen ", "ſ", "ı",
+                                      "\u212a", "é", "abcdefgh12"]), max_size=30).map("".join))
+def test_redacting_only_where_a_pattern_can_match_changes_no_line(text: str) -> None:
+    """``redact`` skips a pattern when a plain substring test says it cannot match: same result as
+    running every pattern on every line (case-folding look-alikes such as "ſ" included)."""
+    assert observability.redact(text) == _redact_everything(text)
+
+
+def _redact_everything(text: str) -> str:
+    repl = r"\g<1>" + observability.REDACTED
+    text = observability._BEARER.sub(repl, observability._SECRET_PARAM.sub(
+        repl, observability._FILES_TOKEN.sub(repl, text)))
+    for secret in observability._secrets:
+        text = text.replace(secret, observability.REDACTED)
+    return text

@@ -38,7 +38,7 @@ auth_api = Blueprint(__name__)
 COOKIE = "stacflow_session"
 REALM = 'Bearer realm="stacflow"'
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_PRINCIPAL = "_stacflow_principal"  # where a request keeps its caller once known
+PRINCIPAL = "_stacflow_principal"  # where a request keeps its caller once known
 
 
 def current_request() -> Any:
@@ -102,13 +102,13 @@ def cookie(header: str | None, name: str) -> str | None:
 def caller() -> Principal:
     """The caller of the current request, authenticated once per request."""
     request = current_request()
-    known = getattr(request, _PRINCIPAL, None)
+    known = getattr(request, PRINCIPAL, None)
     if known is not None:
         return known
     principal = services.access().authenticate(credentials(request) if services.access().enabled else None)
     if principal.via_cookie and request.method.upper() not in _SAFE_METHODS:
         check_origin(request)
-    setattr(request, _PRINCIPAL, principal)
+    setattr(request, PRINCIPAL, principal)
     return principal
 
 

@@ -6,6 +6,7 @@ import json
 
 from chalice import Blueprint, Response
 
+from .page_cache import shared_page
 from .urls import base_url
 
 landing_api = Blueprint(__name__)
@@ -44,6 +45,7 @@ def _wants_html(accept: str) -> bool:
 
 
 @landing_api.route("/", methods=["GET"])
+@shared_page
 def landing() -> Response:
     request = landing_api.current_request
     base = base_url(request)

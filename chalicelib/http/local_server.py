@@ -16,8 +16,14 @@ small body) leaves in one write.
 from __future__ import annotations
 
 import base64
+import email.parser
 import json
 import logging
+import re
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
@@ -27,12 +33,29 @@ from chalice.local import (ChaliceRequestHandler, LambdaContext, LocalDevServer,
                            LocalGatewayAuthorizer, LocalGatewayException, MatchResult, RouteMatcher,
                            create_local_server)
 
+from .. import observability, services
 from ..observability import redact  # one redaction rule for the access log and the JSON logs
-from . import cors, files
+from . import cors, files, observe, page_cache
 from .errors import JSON, error_body, no_route
 from .urls import PEER_HEADER
 
 log = logging.getLogger(__name__)
+
+
+# http.client's limits on a request's header section.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+# A header line as the email parser reads it without remark: a field name of printable ASCII but
+# ":", a colon, the value (its leading blanks and the line end dropped). Anything else (a folded
+# line, a name with a space) goes through the email parser itself, which has rules for each.
+_PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
+
+
+def _http_date(now: int, _last: list[Any] = [0, ""]) -> str:
+    """The Date header's value, formatted once per second."""
+    if _last[0] != now:
+        _last[:] = [now, formatdate(now, usegmt=True)]
+    return str(_last[1])
 
 
 def _files_token(path: str) -> str | None:
@@ -93,8 +116,16 @@ class _Gateway(LocalGateway):
         self.routes = Routes(list(app_object.routes))
         self._authorizer = LocalGatewayAuthorizer(app_object)
         self._binary_types = app_object.api.binary_types
+        # GET routes whose answers may be shared (``page_cache``), and the cache of those answers.
+        self.shared = {path for path, methods in app_object.routes.items()
+                       if "GET" in methods and page_cache.is_shared(methods["GET"].view_function)}
+        self.pages = page_cache.PageCache(services.settings().page_cache_entries)
         timeout = config.lambda_timeout if config.lambda_timeout is not None else self.MAX_LAMBDA_EXECUTION_TIME
         self._context_args = (config.function_name, config.lambda_memory_size, timeout * 1000)
+
+    def request(self) -> Any:
+        """The Chalice request this thread answered last (the app keeps one per thread)."""
+        return getattr(self._app_object, "current_request", None)
 
     def answer(self, method: str, match: MatchResult, path: str, headers: dict[str, str],
                body: bytes | None) -> dict[str, Any]:
@@ -118,6 +149,7 @@ class _Gateway(LocalGateway):
         if method == "OPTIONS" and not self._has_user_defined_options_method(event):
             return {"statusCode": 200, "headers": self._autogen_options_headers(event), "multiValueHeaders": {},
                     "body": None}
+        self._app_object.current_request = None  # ``request()`` must never see the previous request's
         event, context = self._authorizer.authorize(path, event, context)
         response: dict[str, Any] = self._app_object(event, context)
         return response
@@ -132,6 +164,48 @@ class RequestHandler(ChaliceRequestHandler):
     def __init__(self, request: Any, client_address: Any, server: Any, gateway: _Gateway) -> None:
         self.gateway = self.local_gateway = gateway
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+    def parse_request(self) -> bool:
+        """``BaseHTTPRequestHandler.parse_request`` for a plain HTTP/1.x request line, with the headers
+        read without the email parser when every line is a plain ``name: value`` (most of a small
+        request's cost); anything else is left to the base class, which has not read anything yet."""
+        line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = line.split()
+        if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0") or words[1].startswith("//"):
+            return bool(super().parse_request())
+        self.requestline = line
+        self.command, self.path, self.request_version = words
+        self.close_connection = words[2] == "HTTP/1.0"
+        lines = []
+        while True:
+            raw = self.rfile.readline(_MAX_LINE + 1)
+            if len(raw) > _MAX_LINE:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", "header line")
+                return False
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            lines.append(raw)
+            if len(lines) >= _MAX_HEADERS:
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers",
+                                f"got more than {_MAX_HEADERS} headers")
+                return False
+        headers = HTTPMessage()
+        plain = [_PLAIN_HEADER.fullmatch(raw) for raw in lines]
+        if all(plain):
+            for found in plain:
+                assert found is not None
+                headers[found[1].decode("iso-8859-1")] = found[2].decode("iso-8859-1")
+        else:
+            headers = email.parser.Parser(_class=HTTPMessage).parsestr(b"".join(lines).decode("iso-8859-1") + "\r\n")
+        self.headers = headers
+        connection = headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if headers.get("Expect", "").lower() == "100-continue" and words[2] == "HTTP/1.1":
+            return bool(self.handle_expect_100())
+        return True
 
     def _headers(self) -> dict[str, str]:
         """The request's headers, the first of repeated ones, as Chalice's ``dict(self.headers)``."""
@@ -170,6 +244,9 @@ class RequestHandler(ChaliceRequestHandler):
             self._no_route(length)  # before reading a body: no route will take it
             return
         body = self.rfile.read(length) if length > 0 else None
+        shared = (self.command == "GET" and not length and match.route in self.gateway.shared
+                  and self.gateway.pages.entries > 0)
+        settings = services.settings()  # before answering: what a page is filed under was its input
         try:
             response = self.gateway.answer(self.command, match, self.path, self._headers(), body)
         except LocalGatewayException as e:
@@ -180,7 +257,58 @@ class RequestHandler(ChaliceRequestHandler):
         payload = response["body"]
         if payload is not None and response.get("isBase64Encoded"):
             payload = base64.b64decode(payload)
+        if shared:
+            encoded = payload.encode("utf-8") if isinstance(payload, str) else payload
+            if page_cache.cacheable(response["statusCode"], headers, encoded, self.gateway.request()):
+                assert encoded is not None  # cacheable answers have a body
+                found = page_cache.page(match.route, response["statusCode"], headers, encoded)
+                self.gateway.pages.put(self._page_key(), settings, found)
+                headers["ETag"] = found.etag
+                if page_cache.matches(self.headers.get("If-None-Match"), found.etag):
+                    self._not_modified(found, headers.get(observe.HEADER, ""))
+                    return
         self._send(response["statusCode"], headers, payload)
+
+    # -- the page cache ---------------------------------------------------------------------------
+    def _page_key(self) -> bytes:
+        return page_cache.request_key(self.command, self.path, self.client_address[0], self.headers.items())
+
+    def _from_cache(self) -> bool:
+        """Answer a GET from the page cache if it holds this request's page (else False: the app answers)."""
+        pages = self.gateway.pages
+        if pages.entries <= 0 or self.headers.get("Content-Length", "0").strip() != "0":
+            return False
+        found = pages.get(self._page_key(), services.settings())
+        if found is None:
+            return False
+        # What the app's middleware does per request: a correlation id, the metrics, the access line.
+        correlation = observability.new_correlation_id(self.headers.get(observe.HEADER))
+        with observability.invocation(correlation, "http") as inv:
+            if page_cache.matches(self.headers.get("If-None-Match"), found.etag):
+                self._not_modified(found, correlation)
+                status = 304
+            else:
+                # What send_response and send_header would write, in one piece.
+                self.log_request(found.status)
+                self.wfile.write(b"".join((
+                    b"%s %d %s\r\nServer: %s\r\nDate: %s\r\n" % (
+                        self.protocol_version.encode(), found.status, HTTPStatus(found.status).phrase.encode(),
+                        self.version_string().encode(), _http_date(int(time.time())).encode()),
+                    found.head, b"%s: %s\r\n\r\n" % (observe.HEADER.encode(), correlation.encode()),
+                    found.body)))
+                status = found.status
+            observe.finished(inv, "GET", found.route, status)
+        return True
+
+    def _not_modified(self, found: page_cache.Page, correlation: str) -> None:
+        """304: the page's headers (CORS, Vary, Cache-Control) and validator, no body (RFC 9110 15.4.5)."""
+        self.send_response(304)
+        for name, value in found.headers:
+            if name.lower() != "content-type":
+                self.send_header(name, value)
+        self.send_header(observe.HEADER, correlation)
+        self.send_header("ETag", found.etag)
+        self.end_headers()
 
     do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
@@ -211,10 +339,10 @@ class RequestHandler(ChaliceRequestHandler):
 
     def do_GET(self) -> None:
         token = _files_token(self.path)
-        if token is None:
-            self._generic_handle()
-        else:
+        if token is not None:
             self._stream_signed_get(token)
+        elif not self._from_cache():
+            self._generic_handle()
 
     def _stream_signed_get(self, token: str) -> None:
         length = self._length()

@@ -19,6 +19,7 @@ from ..stac.transactions import MAX_BODY_BYTES, MAX_BODY_DEPTH, Caller, Transact
 from ..store.errors import is_transient
 from . import auth
 from .cors import PreflightRoutes
+from .page_cache import shared_page
 from .urls import base_url
 
 stac_api = Blueprint(__name__)
@@ -118,18 +119,21 @@ def _respond(media_type: str) -> Callable[[Callable[..., Any]], Callable[..., Re
 
 
 @_cors.route("/", methods=["GET"])
+@shared_page
 @_respond(api.JSON)
 def landing_page() -> str:
     return api.landing_page_json(_base())
 
 
 @_cors.route("/api", methods=["GET"])
+@shared_page
 @_respond(api.OPENAPI)
 def service_desc() -> dict[str, Any]:
     return api.openapi(_base())
 
 
 @_cors.route("/conformance", methods=["GET"])
+@shared_page
 @_respond(api.JSON)
 def conformance() -> str:
     return api.conformance_json()

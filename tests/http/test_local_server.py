@@ -3,6 +3,7 @@ and the per-request shortcuts keep HTTP/1.1 keep-alive exact (HEAD, bodies, one 
 from __future__ import annotations
 
 import http.client
+import io
 import re
 from typing import Any, Iterator
 
@@ -103,3 +104,28 @@ def test_a_content_length_that_is_not_a_number_is_refused_in_the_apis_shape(serv
     conn.request("GET", "/health")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def _parsed(raw_headers: bytes) -> Any:
+    from chalicelib.http.local_server import RequestHandler
+    handler = RequestHandler.__new__(RequestHandler)
+    handler.raw_requestline = b"GET /stac?a=1 HTTP/1.1\r\n"
+    handler.rfile = io.BytesIO(raw_headers)
+    handler.wfile = io.BytesIO()
+    assert handler.parse_request()
+    return handler
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.tuples(st.sampled_from(["Host", "accept", "X-A", "Bad Name", " folded", "From ", "", "é"]),
+                                st.sampled_from([":", ": ", ":\t ", " : ", ""]),
+                                st.sampled_from(["v", "", "a b ", "é", "x:y", " lead", "cr\r", "c\rr"]),
+                                st.sampled_from(["\r\n", "\n"])), max_size=6))
+def test_headers_read_without_the_email_parser_are_what_it_reads(lines: list[tuple[str, str, str, str]]) -> None:
+    raw = b"".join(f"{n}{sep}{v}{end}".encode("iso-8859-1") for n, sep, v, end in lines) + b"\r\nrest"
+    stream = io.BytesIO(raw)
+    expected = http.client.parse_headers(stream)
+    handler = _parsed(raw)
+    # The same headers, and the header section read to the same end (the body starts there).
+    assert (handler.headers.items(), handler.rfile.read(), handler.command, handler.path) == \
+        (expected.items(), stream.read(), "GET", "/stac?a=1")
