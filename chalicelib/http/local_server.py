@@ -300,7 +300,7 @@ class RequestHandler(ChaliceRequestHandler):
             observe.finished(inv, "GET", found.route, status)
         return True
 
-    def _not_modified(self, found: page_cache.Page, correlation: str) -> None:
+    def _not_modified(self, found: page_cache.CachedPage, correlation: str) -> None:
         """304: the page's headers (CORS, Vary, Cache-Control) and validator, no body (RFC 9110 15.4.5)."""
         self.send_response(304)
         for name, value in found.headers:

@@ -55,7 +55,7 @@ def is_shared(view: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class Page:
+class CachedPage:
     """A cached answer: the status line's code, its headers (those that do not change per request)
     and body, and the body's strong ETag."""
 
@@ -109,10 +109,10 @@ def cacheable(status: int, headers: dict[str, Any], body: bytes | None, request:
             and getattr(request, STORE_REQUESTS, None) == 0)
 
 
-def page(route: str, status: int, headers: dict[str, Any], body: bytes) -> Page:
+def page(route: str, status: int, headers: dict[str, Any], body: bytes) -> CachedPage:
     kept = tuple((name, one) for name, value in headers.items() if name.lower() not in _PER_REQUEST
                  for one in (value if isinstance(value, list) else (value,)))
-    return Page(route, status, kept, body, etag_of(body))
+    return CachedPage(route, status, kept, body, etag_of(body))
 
 
 class PageCache:
@@ -120,7 +120,7 @@ class PageCache:
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
-        self._pages: OrderedDict[bytes, Page] = OrderedDict()
+        self._pages: OrderedDict[bytes, CachedPage] = OrderedDict()
         self._lock = threading.Lock()
         self._bound_to: object = None
 
@@ -129,7 +129,7 @@ class PageCache:
             self._pages.clear()
             self._bound_to = settings
 
-    def get(self, key: bytes, settings: object) -> Page | None:
+    def get(self, key: bytes, settings: object) -> CachedPage | None:
         with self._lock:
             self._check(settings)
             found = self._pages.get(key)
@@ -137,7 +137,7 @@ class PageCache:
                 self._pages.move_to_end(key)
             return found
 
-    def put(self, key: bytes, settings: object, found: Page) -> None:
+    def put(self, key: bytes, settings: object, found: CachedPage) -> None:
         if self.entries <= 0:
             return
         with self._lock:
