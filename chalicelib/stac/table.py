@@ -440,10 +440,13 @@ class Bodies:
         return None
 
     def compressed(self) -> tuple[Blobs, Codec]:
-        """All rows under one codec trained on a sample of them (as they are when already so)."""
+        """All rows under one codec trained on a sample of them (as they are when already so, or when
+        training on them already found no dictionary: a bulk load's segment is stamped without a pass)."""
         same = self.single()
         if same is not None:
             return same
+        if len(self.parts) == 1 and self.parts[0][1].dictionary == b"":
+            return self.parts[0]
         step = max(1, self.n // DICT_SAMPLES)
         codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
         frames = []
