@@ -387,17 +387,21 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     tree_is_valid(bulk)
 
 
-def test_a_bulk_load_beyond_merge_rows_keeps_one_segment_per_batch_and_stays_searchable(tmp_path, monkeypatch) -> None:
+def test_a_bulk_load_beyond_merge_rows_keeps_one_segment_per_task_and_stays_searchable(tmp_path, monkeypatch) -> None:
     """Memory: a load larger than MERGE_ROWS is never merged in one go (a merge holds all its rows)."""
     from chalicelib.stac import publish as publish_module
+    from chalicelib.stac import sources
     monkeypatch.setattr(publish_module, "BATCH", 5)
     monkeypatch.setattr(publish_module, "MERGE_ROWS", 12)
+    monkeypatch.setattr(sources, "TASK_BYTES", 2000)
     store = LocalStore(tmp_path / "store", fsync=False)
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(make_item(f"m-{i}", collection="dataset")) for i in range(23)) + "\n")
     assert publish_paths(store, [source], progress=False).published == 23
     segments = store.get_json("stac-index/manifest.json")["segments"]
-    assert [seg["count"] for seg in segments] == [5, 5, 5, 5, 3]
+    per_task = [len(sources.parse_task(task, None).items) for task in sources.tasks([source])]
+    assert [seg["count"] for seg in segments] == per_task
+    assert len(per_task) > 3
     wanted = {("dataset", f"m-{i}") for i in range(23)}
     assert indexed(store) == wanted
     SearchIndex(store).optimize()
@@ -453,20 +457,22 @@ def test_bulk_publish_on_s3_makes_a_bounded_number_of_requests(s3_store, tmp_pat
     from tests.helpers.stores import InstrumentedStore
     n, batch = 600, 200
     monkeypatch.setattr(publish_module, "BATCH", batch)
-    monkeypatch.setattr(sources, "TASK_BYTES", 20_000)
+    monkeypatch.setattr(sources, "TASK_BYTES", 60_000)
     monkeypatch.setattr(sources, "workers_for", lambda paths: 2)
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(item) for item in random_items(n, "dataset")) + "\n")
+    tasks = len(list(sources.tasks([source])))
+    assert 3 < tasks < n // 20
     store = InstrumentedStore(s3_store)
     assert publish_paths(store, [source], progress=False).published == n
     shards = len({catalog.shard_of(iid) for _, iid in catalogued(s3_store)})
     calls = dict(store.calls)
-    batches = n // batch
-    # PUT: the items; per batch a segment and the manifest; per shard flush (one here) each touched
+    batches = n // batch  # at most: a batch is whole tasks of at least ``batch`` items, but for the last
+    # PUT: the items; per task a segment, per batch the manifest; per shard flush (one here) each touched
     # shard and the collection; the root and the collections it creates; the final merge (<= MERGE_ROWS).
-    assert calls["PUT"] <= n + 2 * batches + shards + 1 + 3 + 2, calls
+    assert calls["PUT"] <= n + tasks + batches + shards + 1 + 3 + 2, calls
     # GET: the shards and the collection (then the root), the manifest per batch, the merge's reads.
-    assert calls["GET"] + calls.get("HEAD", 0) <= shards + 2 + batches + (1 + batches) + 1, calls
+    assert calls["GET"] + calls.get("HEAD", 0) <= shards + 2 + batches + (1 + tasks) + 1, calls
     assert calls["LIST"] <= batches + 1, calls
     assert catalogued(s3_store) == {("dataset", item["id"]) for item in random_items(n, "dataset")} \
         == indexed(s3_store)
