@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Generator, Iterator, Sequence
 
 from .access import is_public
-from .index import encode_part
 from .items import InvalidItem, normalize, parse
 from .table import compact_json
 
@@ -122,6 +121,7 @@ def parse_task(task: Task, collection: str | None) -> Parsed:
         out.items.append((cid, item["id"], is_public(item), tuple(summary), compact_json(item), where))
         valid.append(item)
     if valid:
+        from .index import encode_part  # numpy and the index: only for bulk loads, not on import
         out.index = encode_part(valid)
     return out
 
