@@ -12,8 +12,9 @@ every state it saw was the store's at or after that time, and a later change to 
 event, read in a later round, so the latest version of an item is what the store holds now.
 
 Bulk paths (``publish_paths``, ``reindex``) write items without per-item events (``notify=False``)
-and apply the derived updates in batches: one CAS per touched shard and collection, one index
-segment per batch (merged into one at the end).
+and apply the derived updates in batches: one CAS per touched shard and collection, index segments
+written per batch (``publish_paths``: one per parsing task, built by the parsing workers; merged into
+one at the end up to ``MERGE_ROWS``).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from .items import InvalidItem, normalize, parse
 log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
-BATCH = 7_000  # items per batch of a bulk load: one index segment each; the main process peaks at ~26 KB per item of a batch
+BATCH = 7_000  # items (whole parsing tasks) per batch of a bulk load: one manifest swap for its index segments
 LISTING_FLUSH = 50_000  # items whose static catalog summaries a bulk load holds before writing shards
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
