@@ -60,14 +60,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import BIG, PIECE, Record, Table, id_hash, parallel, release_memory
+from .table import BIG, PIECE, Coded, Record, Table, id_hash, parallel, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
@@ -179,6 +179,44 @@ def _certify(segments: Sequence[dict[str, Any]], hashes: Mapping[str, np.ndarray
         return []
     every = np.concatenate([hashes[seg["key"]] for seg in segments]) if segments else np.zeros(0, dtype=np.int64)
     return [seg["key"] for seg in segments] if len(np.unique(every)) == len(every) else []
+
+
+
+
+def encode_part(items: Iterable[dict[str, Any]]) -> bytes:
+    """Index rows of ``items`` (the later copy of an item winning) as a segment to be stamped by
+    ``SearchIndex.add_encoded``: a bulk load builds them in the worker processes that parse the items,
+    so the publishing process neither parses the items again nor builds their columns."""
+    winners: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in map(_check_item, items):
+        winners.pop((item["collection"], item["id"]), None)
+        winners[item["collection"], item["id"]] = item
+    table = Table.from_records([Record(c, i, 0, "", item) for (c, i), item in winners.items()])
+    return _encode_segment((table, {}))[0]
+
+
+def _stamped(body: bytes, drop: Collection[tuple[str, str]], version: int, log_key: str) -> Part:
+    """An ``encode_part`` segment without the items ``drop``, its rows at ``version`` / ``log_key``
+    (columns kept as encoded: no item is parsed)."""
+    table, _ = Table.from_bytes(body)
+    if drop:
+        keep = np.ones(table.n, dtype=bool)
+        for key in drop:
+            row = table.row_of(key)
+            if row is not None:
+                keep[row] = False
+        table = Table.concat([(table, np.flatnonzero(keep))])
+    return Table(raw=table.raw, links=table.links, ids=table.id_list, colls=table.coll_list,
+                 version=np.full(table.n, version, dtype=np.int64),
+                 log_keys=Coded([log_key], np.zeros(table.n, dtype=np.int32)), box=table.box, times=table.times,
+                 props=table.props, has_geom=table.has_geom, geoms=table.geoms, hashes=table.id_hashes), {}
+
+
+def _ties(n: int) -> list[str]:
+    """``n`` log keys, in increasing order, that sort after every log entry already written."""
+    first = _log_key(time.time_ns())
+    stem = first[:-len(".json")]
+    return [f"{stem}-{i:06d}.json" for i in range(n)]
 
 
 def _encode_segment(part: Part, ordered: bool = True) -> tuple[bytes, int]:
@@ -331,21 +369,40 @@ class SearchIndex:
         tie = _log_key(time.time_ns())
         part = _part([Record(it["collection"], it["id"], stamp, tie, it) for it in ups]
                      + [Record(c, i, stamp, tie, None) for c, i in dels])
-        written: list[tuple[Any, dict[str, Any]]] = []  # (cutoffs it was filtered by, segment)
+        self._add_parts([part], compact=compact)
+
+    def add_encoded(self, parts: Sequence[tuple[bytes, Collection[tuple[str, str]]]], *, version: int,
+                    compact: bool = True) -> None:
+        """Bulk ``add`` of items whose rows were built elsewhere (``encode_part``, in the worker process
+        that parsed them): each (rows, items to leave out) becomes one segment, stamped here with
+        ``version`` (taken after the items were written) and a tie-breaker that ranks a later part above
+        an earlier one, so the later copy of an item in several parts wins."""
+        if not parts:
+            return
+        ties = _ties(len(parts))
+        self._add_parts([_stamped(body, drop, version, tie) for (body, drop), tie in zip(parts, ties)],
+                        compact=compact)
+
+    def _add_parts(self, parts: list[Part], *, compact: bool) -> None:
+        """Each part as a level-0 segment, all in one manifest swap."""
+        written: list[tuple[Any, list[dict[str, Any]]]] = []  # (cutoffs they were filtered by, segments)
 
         def swap() -> None:
             manifest, etag = self._read_manifest()
             cutoffs = manifest.get("rebuilt", {})
             if not written or written[0][0] != cutoffs:  # first round, or a rebuild came between
-                self._drop([seg for _, seg in written])
-                written[:] = [(cutoffs, self._write_segment(_supersede(part, cutoffs), level=0))]
-            if not self._swap_manifest(dict(manifest, segments=manifest["segments"] + [written[0][1]]), etag, []):
+                self._drop([seg for _, segs in written for seg in segs])
+                written[:] = [(cutoffs, [self._write_segment(_supersede(part, cutoffs), level=0)
+                                         for part in parts if part[0].n or part[1]])]
+            if not written[0][1]:
+                return
+            if not self._swap_manifest(dict(manifest, segments=manifest["segments"] + written[0][1]), etag, []):
                 raise TryAgain
 
         try:
             self.backoff.run(swap, "adding to the search index")
         except Contention:
-            self._drop([seg for _, seg in written])
+            self._drop([seg for _, segs in written for seg in segs])
             raise
         if compact:
             manifest, etag = self._read_manifest()

@@ -12,8 +12,9 @@ every state it saw was the store's at or after that time, and a later change to 
 event, read in a later round, so the latest version of an item is what the store holds now.
 
 Bulk paths (``publish_paths``, ``reindex``) write items without per-item events (``notify=False``)
-and apply the derived updates in batches: one CAS per touched shard and collection, one index
-segment per batch (merged into one at the end).
+and apply the derived updates in batches: one CAS per touched shard and collection, index segments
+written per batch (``publish_paths``: one per parsing task, built by the parsing workers; merged into
+one at the end up to ``MERGE_ROWS``).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from .items import InvalidItem, normalize, parse
 log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
-BATCH = 7_000  # items per batch of a bulk load: one index segment each; the main process peaks at ~26 KB per item of a batch
+BATCH = 7_000  # items (whole parsing tasks) per batch of a bulk load: one manifest swap for its index segments
 LISTING_FLUSH = 50_000  # items whose static catalog summaries a bulk load holds before writing shards
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
@@ -268,19 +269,36 @@ class _Listing:
         self.count = 0
 
 
-# An item of a bulk batch: public, summary, stored body, where it came from (file; line or feature).
-_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str]
+# An item of a bulk batch: public, summary, stored body, where it came from (file; line or feature),
+# the batch's part (task) holding its index rows.
+_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str, int]
+
+
+@dataclass
+class _Bulk:
+    """Whole tasks' items (the last copy of an item winning) and each task's index rows (``Parsed.index``)."""
+
+    items: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    parts: list[bytes] = field(default_factory=list)
+
+    def take(self, task: sources.Task, outcome: sources.Parsed) -> None:
+        part = len(self.parts)
+        self.parts.append(outcome.index)
+        for cid, iid, public, summary, body, where in outcome.items:
+            self.items.pop((cid, iid), None)  # a later copy in the input wins
+            self.items[cid, iid] = (public, summary, body, task.label, where, part)
 
 
 def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = True,
                   collection: str | None = None) -> Report:
     """Publish every item found in ``paths``, into its ``collection`` (else ``collection``).
 
-    Worker processes parse and check the items (``sources``); this process writes them ``BATCH`` at
-    a time, each batch (``flusher``) while the next is gathered: the item files in one ``put_many``,
-    one index segment per batch, and the static catalog's shards once every ``LISTING_FLUSH`` items.
-    Publishing the same inputs again ends in the same state, so a load that stopped half-way is
-    completed by running it again."""
+    Worker processes parse and check the items and build their index rows (``sources``); this process
+    writes them about ``BATCH`` at a time (whole tasks), each batch (``flusher``) while the next is
+    gathered: the item files in one ``put_many``, then the batch's index segments (one per task) in one
+    manifest swap, and the static catalog's shards once every ``LISTING_FLUSH`` items. Publishing the
+    same inputs again ends in the same state, so a load that stopped half-way is completed by running
+    it again."""
     with _no_cycle_collection():
         return _publish_paths(store, paths, progress, collection)
 
@@ -308,48 +326,48 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
                 ThreadPoolExecutor(1) as flusher:
             flushing: Future[None] | None = None
 
-            def flush(batch: dict[tuple[str, str], _Entry]) -> Future[None]:
+            def flush(batch: _Bulk) -> Future[None]:
                 if flushing is not None:
                     flushing.result()
                 return flusher.submit(_flush, store, batch, pool, bar, report, listing)
 
-            batch: dict[tuple[str, str], _Entry] = {}
+            batch = _Bulk()
             for task, outcome in chain([first] if first is not None else [], results):
                 report.rejected.extend(Rejection(task.source(where), reason) for where, reason in outcome.rejected)
-                for cid, iid, public, summary, body, where in outcome.items:
-                    batch.pop((cid, iid), None)  # a later copy in the input wins
-                    batch[cid, iid] = (public, summary, body, task.label, where)
-                    if len(batch) >= BATCH:
-                        flushing = flush(batch)
-                        batch = {}
+                batch.take(task, outcome)
+                if len(batch.items) >= BATCH:
+                    flushing = flush(batch)
+                    batch = _Bulk()
             flush(batch).result()
             listing.apply(store, pool)
     _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 
 
-def _flush(store: ObjectStore, batch: dict[tuple[str, str], _Entry], pool: ThreadPoolExecutor, bar: Any,
-           report: Report, listing: _Listing) -> None:
-    """Write the batch's items, then their index segment, and record their summaries for the static
+def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any, report: Report,
+           listing: _Listing) -> None:
+    """Write the batch's items, then their index segments, and record their summaries for the static
     catalog; an item the store refuses (its key) is a rejection, and the others are published all the
     same."""
-    if not batch:
+    if not batch.items:
         return
-    writes = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry) for (cid, iid), entry in batch.items()]
+    writes = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
+              for (cid, iid), entry in batch.items.items()]
     public: dict[str, set[str]] = {}
     for cid, iid, _, entry in writes:
         if entry[0]:
             public.setdefault(cid, set()).add(iid)
     _drop_private_copies(store, public)
     stored = store.put_many([(key, entry[2]) for _, _, key, entry in writes], workers=WORKERS)
-    private, items = [], []
-    for (cid, iid, key, (listed, summary, body, label, where)), result in zip(writes, stored):
+    private: list[str] = []
+    refused: set[tuple[str, str]] = set()
+    for (cid, iid, key, (listed, summary, body, label, where, _)), result in zip(writes, stored):
         if isinstance(result, InvalidKey):
             source = f"{label}:{where}" if isinstance(where, int) else where
             report.rejected.append(Rejection(source, f"cannot be stored: {result}"))
+            refused.add((cid, iid))
             continue
         report.published += 1
-        items.append(parse(body))
         listing.record(cid, iid, summary if listed else None)
         if not listed:
             private.append(catalog.item_key(cid, iid))
@@ -357,9 +375,11 @@ def _flush(store: ObjectStore, batch: dict[tuple[str, str], _Entry], pool: Threa
     list(pool.map(store.delete, private))
     bar.update(len(writes))
     del writes, stored
-    batch.clear()  # the bodies (~10 MB a batch) are not needed while the index segment is built
-    if items:  # versioned after the writes: an item another writer replaces later gets a newer version
-        _index(store).add(items, [], version=time.time_ns(), compact=False)
+    batch.items.clear()  # the bodies (~10 MB a batch) are not needed while the index segments are written
+    # Versioned after the writes: an item another writer replaces later gets a newer version. A refused
+    # item leaves every part: an earlier copy in the batch was not written either.
+    _index(store).add_encoded([(part, refused) for part in batch.parts if part], version=time.time_ns(),
+                              compact=False)
     if listing.count >= LISTING_FLUSH:
         listing.apply(store, pool)
 

@@ -4,8 +4,9 @@ checked and serialised in worker processes, results handed back in input order.
 Parsing, schema checks and normalisation cost most of a bulk load's CPU and need nothing shared, so
 they run in a process pool: NDJSON is cut at line ends into tasks of ``TASK_BYTES``, other files go
 ``TASK_FILES`` to a task. A worker returns each valid item compactly, as the bytes the store will
-hold (``Parsed``), so results cost a copy, not a Python object per field. At most ``window`` tasks
-are in flight: memory stays that of a few tasks however large the input.
+hold (``Parsed``), so results cost a copy, not a Python object per field, with the search index's
+rows of the task's items, built there too. At most ``window`` tasks are in flight: memory stays that
+of a few tasks however large the input.
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from .access import is_public
 from .items import InvalidItem, normalize, parse
 from .table import compact_json
 
-TASK_BYTES = 1 << 20  # NDJSON bytes per task (~1,200 items of ~850 bytes)
-TASK_FILES = 256  # item files per task
+# A task's items become one index segment: tasks big enough that a load leaves few segments, small
+# enough that a worker holds one task's items as Python objects (~15 KB each) without strain.
+TASK_BYTES = 4 << 20  # NDJSON bytes per task (~4,900 items of ~850 bytes)
+TASK_FILES = 2048  # item files per task
 # Inputs smaller than this are parsed in-process: starting workers costs more than they save.
 POOL_MIN_BYTES = 8 << 20
 SUFFIXES = (".json", ".geojson", ".ndjson")
@@ -47,10 +50,12 @@ class Task:
 @dataclass
 class Parsed:
     """One task's valid items, each as (collection, id, public, summary, stored body, where: see
-    ``Task.source``), and its rejections as (where, reason)."""
+    ``Task.source``), its rejections as (where, reason), and the search index's rows of its items
+    (``index.encode_part``: built here, where the items are parsed, not in the publishing process)."""
 
     items: list[tuple[str, str, bool, tuple[Any, ...], bytes, int | str]] = field(default_factory=list)
     rejected: list[tuple[int | str, str]] = field(default_factory=list)
+    index: bytes = b""
 
 
 def tasks(paths: Sequence[Path]) -> Iterator[Task]:
@@ -99,6 +104,7 @@ def _ndjson_tasks(file: Path) -> Iterator[Task]:
 def parse_task(task: Task, collection: str | None) -> Parsed:
     """Parse, check and normalise a task's items (``collection``: of items naming none)."""
     out = Parsed()
+    valid: list[dict[str, Any]] = []
     if task.error:
         out.rejected.append((task.label, task.error))
     for where, doc in _docs(task):
@@ -113,6 +119,10 @@ def parse_task(task: Task, collection: str | None) -> Parsed:
             out.rejected.append((where, str(err)))
             continue
         out.items.append((cid, item["id"], is_public(item), tuple(summary), compact_json(item), where))
+        valid.append(item)
+    if valid:
+        from .index import encode_part  # numpy and the index: only for bulk loads, not on import
+        out.index = encode_part(valid)
     return out
 
 

@@ -522,8 +522,9 @@ class Bodies:
         return cls([p for p in out if len(p[0])] or [(Blobs.of([]), RAW)])
 
     def compressed(self) -> tuple[Blobs, Codec]:
-        """All rows under one codec trained on a sample of them (as they are when already so)."""
-        if len(self.parts) == 1 and self.parts[0][1].dictionary:
+        """All rows under one codec trained on a sample of them (as they are when already so, or when
+        training on them already found no dictionary: a bulk load's segment is stamped without a pass)."""
+        if len(self.parts) == 1 and self.parts[0][1].dictionary is not None:
             return self.parts[0]
         step = max(1, self.n // DICT_SAMPLES)
         codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])

@@ -208,10 +208,10 @@ class RefusingStore(LocalStore):
         super().__init__(root, fsync=False)
         self.refused = refused
 
-    def _path(self, key: str) -> Path:  # every access, single and bulk writes alike
+    def _checked(self, key: str) -> str:  # every access, single and bulk writes alike
         if key == self.refused:
             raise InvalidKey(f"invalid object key: {key!r}")
-        return super()._path(key)
+        return super()._checked(key)
 
 
 def test_bulk_publish_records_an_item_the_store_refuses(tmp_path) -> None:
@@ -334,24 +334,37 @@ def present_ids(index: SearchIndex) -> set[tuple[str, str]]:
     return out
 
 
+def found(store: ObjectStore, **query: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The items a search finds, as the index serves them, by (collection, id)."""
+    from chalicelib.stac import search
+    page = search.execute(SearchIndex(store).snapshot(), search.parse_post({"limit": search.MAX_LIMIT, **query}),
+                          known_collections=catalog.config().collection_ids)
+    return {(item["collection"], item["id"]): item for item in page.items}
+
+
 def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch) -> None:
     """Batches flushed while the next is parsed (several, with an item repeated across them), public
     and private items, shards written twice during the load: the same item files, catalog pages and search results as the event path, and
     ``stacflow check`` finds nothing."""
     from chalicelib.events.base import StoreEvent
     from chalicelib.stac import publish as publish_module
+    from chalicelib.stac import sources
     from chalicelib.stac.check import check_catalog, check_derived
     from chalicelib.stac.publish import apply_item_events
     items = [make_item(f"it-{i}", collection="dataset" if i % 3 else "ai-model") for i in range(40)]
     for item in items[::4]:
         item["properties"].update({"stacflow:project": "group/secret", "stacflow:visibility": "private"})
     items.append(dict(items[5], properties=dict(items[5]["properties"], title="second version")))
+    # Next to its first copy: in another task of the same batch (its part's rows must win).
+    items.insert(35, dict(items[33], properties=dict(items[33]["properties"], title="second version")))
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(item) for item in items) + "\n")
     monkeypatch.setattr(publish_module, "BATCH", 7)
+    monkeypatch.setattr(sources, "TASK_BYTES", 600)  # an item a task: batches of several, each with its index rows
     monkeypatch.setattr(publish_module, "LISTING_FLUSH", 10)  # shards written during the load and at its end
     bulk = LocalStore(tmp_path / "bulk", fsync=False)
-    assert publish_paths(bulk, [source], progress=False).published == len(items)
+    # A copy repeated within one batch is written once.
+    assert len(items) - 1 <= publish_paths(bulk, [source], progress=False).published <= len(items)
     single = LocalStore(tmp_path / "single", fsync=False)
     for item in items:
         published, _ = normalize(item, item["collection"])
@@ -366,6 +379,8 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     assert tree(bulk) == tree(single)
     assert any(key.startswith("private/") for key in tree(bulk))
     assert indexed(bulk) == indexed(single) == {(it["collection"], it["id"]) for it in items}
+    assert found(bulk) == found(single)
+    assert found(bulk)["ai-model", "it-33"]["properties"]["title"] == "second version"
     report = check_catalog(bulk)
     check_derived(bulk, report)
     assert report.problems == []
@@ -377,15 +392,21 @@ def test_a_bulk_load_beyond_merge_rows_is_packed_into_bounded_segments_and_stays
     its batches' segments are packed into segments of at most SEGMENT_ROWS rows, a group at a time."""
     from chalicelib.stac import index as index_module
     from chalicelib.stac import publish as publish_module
+    from chalicelib.stac import sources
     monkeypatch.setattr(publish_module, "BATCH", 5)
     monkeypatch.setattr(publish_module, "MERGE_ROWS", 12)
     monkeypatch.setattr(index_module, "SEGMENT_ROWS", 10)
+    monkeypatch.setattr(sources, "TASK_BYTES", 2000)
     store = LocalStore(tmp_path / "store", fsync=False)
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(make_item(f"m-{i}", collection="dataset")) for i in range(23)) + "\n")
     assert publish_paths(store, [source], progress=False).published == 23
     segments = store.get_json("stac-index/manifest.json")["segments"]
-    assert sorted(seg["count"] for seg in segments) == [3, 10, 10]
+    per_task = [len(sources.parse_task(task, None).items) for task in sources.tasks([source])]
+    assert len(per_task) > 3
+    counts = [seg["count"] for seg in segments]
+    assert max(counts) <= 10
+    assert len(counts) < len(per_task)  # packed
     wanted = {("dataset", f"m-{i}") for i in range(23)}
     assert indexed(store) == wanted
     SearchIndex(store).optimize()
@@ -441,20 +462,22 @@ def test_bulk_publish_on_s3_makes_a_bounded_number_of_requests(s3_store, tmp_pat
     from tests.helpers.stores import InstrumentedStore
     n, batch = 600, 200
     monkeypatch.setattr(publish_module, "BATCH", batch)
-    monkeypatch.setattr(sources, "TASK_BYTES", 20_000)
+    monkeypatch.setattr(sources, "TASK_BYTES", 60_000)
     monkeypatch.setattr(sources, "workers_for", lambda paths: 2)
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(item) for item in random_items(n, "dataset")) + "\n")
+    tasks = len(list(sources.tasks([source])))
+    assert 3 < tasks < n // 20
     store = InstrumentedStore(s3_store)
     assert publish_paths(store, [source], progress=False).published == n
     shards = len({catalog.shard_of(iid) for _, iid in catalogued(s3_store)})
     calls = dict(store.calls)
-    batches = n // batch
-    # PUT: the items; per batch a segment and the manifest; per shard flush (one here) each touched
+    batches = n // batch  # at most: a batch is whole tasks of at least ``batch`` items, but for the last
+    # PUT: the items; per task a segment, per batch the manifest; per shard flush (one here) each touched
     # shard and the collection; the root and the collections it creates; the final merge (<= MERGE_ROWS).
-    assert calls["PUT"] <= n + 2 * batches + shards + 1 + 3 + 2, calls
+    assert calls["PUT"] <= n + tasks + batches + shards + 1 + 3 + 2, calls
     # GET: the shards and the collection (then the root), the manifest per batch, the merge's reads.
-    assert calls["GET"] + calls.get("HEAD", 0) <= shards + 2 + batches + (1 + batches) + 1, calls
+    assert calls["GET"] + calls.get("HEAD", 0) <= shards + 2 + batches + (1 + tasks) + 1, calls
     assert calls["LIST"] <= batches + 1, calls
     assert catalogued(s3_store) == {("dataset", item["id"]) for item in random_items(n, "dataset")} \
         == indexed(s3_store)
