@@ -106,6 +106,23 @@ def test_a_content_length_that_is_not_a_number_is_refused_in_the_apis_shape(serv
     conn.close()
 
 
+@pytest.mark.parametrize("headers", [b"X-Big: " + b"a" * 70_000 + b"\r\n",
+                                     b"".join(b"X-%d: v\r\n" % i for i in range(101))],
+                         ids=["a line over 64 KiB", "over 100 headers"])
+def test_a_header_section_over_the_limits_is_refused_and_the_server_goes_on(server: LiveServer, headers: bytes) -> None:
+    """The header reader that skips the email parser keeps http.client's bounds: 431, nothing read
+    past them, and the next connection is answered."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /stac HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        answer = sock.makefile("rb").read()
+    assert answer.split(b"\r\n", 1)[0].split()[1] == b"431"
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/health")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
 def _parsed(raw_headers: bytes) -> Any:
     from chalicelib.http.local_server import RequestHandler
     handler = RequestHandler.__new__(RequestHandler)
