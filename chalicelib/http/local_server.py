@@ -20,8 +20,6 @@ import email.parser
 import json
 import logging
 import re
-import time
-from email.utils import formatdate
 from http import HTTPStatus
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
@@ -49,13 +47,6 @@ _MAX_HEADERS = 100
 # ":", a colon, the value (its leading blanks and the line end dropped). Anything else (a folded
 # line, a name with a space) goes through the email parser itself, which has rules for each.
 _PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
-
-
-def _http_date(now: int, _last: list[Any] = [0, ""]) -> str:
-    """The Date header's value, formatted once per second."""
-    if _last[0] != now:
-        _last[:] = [now, formatdate(now, usegmt=True)]
-    return str(_last[1])
 
 
 def _files_token(path: str) -> str | None:
@@ -293,7 +284,7 @@ class RequestHandler(ChaliceRequestHandler):
                 self.wfile.write(b"".join((
                     b"%s %d %s\r\nServer: %s\r\nDate: %s\r\n" % (
                         self.protocol_version.encode(), found.status, HTTPStatus(found.status).phrase.encode(),
-                        self.version_string().encode(), _http_date(int(time.time())).encode()),
+                        self.version_string().encode(), self.date_time_string().encode()),
                     found.head, b"%s: %s\r\n\r\n" % (observe.HEADER.encode(), correlation.encode()),
                     found.body)))
                 status = found.status
