@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import base64
 import email.parser
+import functools
 import json
 import logging
 import re
+import time
 from http import HTTPStatus
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 from chalice.config import Config
@@ -50,6 +52,8 @@ _PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
 
 
 def _files_token(path: str) -> str | None:
+    if "/files/" not in path:  # no /files/{token} path (nor an absolute-form target of one) lacks it
+        return None
     segments = urlsplit(path).path.split("/")
     if len(segments) == 3 and segments[1] == "files" and segments[2]:
         return unquote(segments[2])
@@ -144,6 +148,31 @@ class _Gateway(LocalGateway):
         event, context = self._authorizer.authorize(path, event, context)
         response: dict[str, Any] = self._app_object(event, context)
         return response
+
+
+@functools.lru_cache(maxsize=16)
+def _status_head(protocol: str, server: str, status: int) -> bytes:
+    """A status line and the ``Server`` header, as ``send_response`` writes them."""
+    return b"%s %d %s\r\nServer: %s\r\n" % (protocol.encode(), status, HTTPStatus(status).phrase.encode(),
+                                              server.encode("latin-1", "strict"))
+
+
+class _Dates:
+    """The ``Date`` header's value, formatted (by http.server's own formatter) once per second."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, bytes] = (-1, b"")
+
+    def now(self, formatted: Callable[[float], str]) -> bytes:
+        second = int(time.time())
+        last = self._last  # one tuple: threads swap it whole
+        if last[0] != second:
+            last = (second, formatted(second).encode("latin-1", "strict") + b"\r\n")
+            self._last = last
+        return last[1]
+
+
+_DATES = _Dates()
 
 
 class RequestHandler(ChaliceRequestHandler):
@@ -254,10 +283,13 @@ class RequestHandler(ChaliceRequestHandler):
                 assert encoded is not None  # cacheable answers have a body
                 found = page_cache.page(match.route, response["statusCode"], headers, encoded)
                 self.gateway.pages.put(self._page_key(), settings, found)
-                headers["ETag"] = found.etag
-                if page_cache.matches(self.headers.get("If-None-Match"), found.etag):
-                    self._not_modified(found, headers.get(observe.HEADER, ""))
-                    return
+                # As every later answer from the cache will look (the app has logged its line).
+                status = self._page_status(found)
+                try:
+                    self._send_page(found, headers.get(observe.HEADER, ""), status)
+                finally:
+                    self.log_request(status)
+                return
         self._send(response["statusCode"], headers, payload)
 
     # -- the page cache ---------------------------------------------------------------------------
@@ -272,34 +304,33 @@ class RequestHandler(ChaliceRequestHandler):
         found = pages.get(self._page_key(), services.settings())
         if found is None:
             return False
-        # What the app's middleware does per request: a correlation id, the metrics, the access line.
+        # What the app's middleware does per request: a correlation id, the metrics, the access line;
+        # all but the id once the answer has left (or the client has gone).
+        started = time.perf_counter()
         correlation = observability.new_correlation_id(self.headers.get(observe.HEADER))
-        with observability.invocation(correlation, "http") as inv:
-            if page_cache.matches(self.headers.get("If-None-Match"), found.etag):
-                self._not_modified(found, correlation)
-                status = 304
-            else:
-                # What send_response and send_header would write, in one piece.
-                self.log_request(found.status)
-                self.wfile.write(b"".join((
-                    b"%s %d %s\r\nServer: %s\r\nDate: %s\r\n" % (
-                        self.protocol_version.encode(), found.status, HTTPStatus(found.status).phrase.encode(),
-                        self.version_string().encode(), self.date_time_string().encode()),
-                    found.head, b"%s: %s\r\n\r\n" % (observe.HEADER.encode(), correlation.encode()),
-                    found.body)))
-                status = found.status
-            observe.finished(inv, "GET", found.route, status)
+        status = self._page_status(found)
+        try:
+            self._send_page(found, correlation, status)
+        finally:
+            with observability.invocation(correlation, "http", started) as inv:
+                self.log_request(status)
+                observe.finished(inv, "GET", found.route, status)
         return True
 
-    def _not_modified(self, found: page_cache.CachedPage, correlation: str) -> None:
-        """304: the page's headers (CORS, Vary, Cache-Control) and validator, no body (RFC 9110 15.4.5)."""
-        self.send_response(304)
-        for name, value in found.headers:
-            if name.lower() != "content-type":
-                self.send_header(name, value)
-        self.send_header(observe.HEADER, correlation)
-        self.send_header("ETag", found.etag)
-        self.end_headers()
+    def _page_status(self, found: page_cache.CachedPage) -> int:
+        """304 if the request's ``If-None-Match`` names the page (RFC 9110 13.1.2), else the page's status."""
+        return 304 if page_cache.matches(self.headers.get("If-None-Match"), found.etag) else found.status
+
+    def _send_page(self, found: page_cache.CachedPage, correlation: str, status: int) -> None:
+        """A page, or its 304 (the page's headers but its type, and its validator; no body: RFC 9110
+        15.4.5), in one write sent at once: what ``send_response`` and ``send_header`` would write."""
+        not_modified = status == 304
+        self.wfile.write(b"".join((
+            _status_head(self.protocol_version, self.version_string(), status), b"Date: ",
+            _DATES.now(self.date_time_string), found.not_modified_head if not_modified else found.head,
+            b"%s: %s\r\n\r\n" % (observe.HEADER.encode(), correlation.encode()),
+            b"" if not_modified else found.body)))
+        self.wfile.flush()
 
     do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 

@@ -64,13 +64,20 @@ class CachedPage:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     etag: str
-    # The header lines that are the same on every answer (the page's own, its ETag and length), as
-    # ``send_header`` would write them.
+    # The header lines that are the same on every answer, as ``send_header`` would write them: the
+    # page's own, its ETag and length; and of a 304, which has no body: all but its type, its ETag.
     head: bytes = field(init=False, repr=False)
+    not_modified_head: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        lines = [*self.headers, ("ETag", self.etag), ("Content-Length", str(len(self.body)))]
-        object.__setattr__(self, "head", "".join(f"{n}: {v}\r\n" for n, v in lines).encode("latin-1", "strict"))
+        etag = ("ETag", self.etag)
+        object.__setattr__(self, "head", _lines([*self.headers, etag, ("Content-Length", str(len(self.body)))]))
+        object.__setattr__(self, "not_modified_head",
+                           _lines([*(h for h in self.headers if h[0].lower() != "content-type"), etag]))
+
+
+def _lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1", "strict")
 
 
 def etag_of(body: bytes) -> str:
