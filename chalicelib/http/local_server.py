@@ -49,6 +49,9 @@ _MAX_HEADERS = 100
 # ":", a colon, the value (its leading blanks and the line end dropped). Anything else (a folded
 # line, a name with a space) goes through the email parser itself, which has rules for each.
 _PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
+_PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)")  # the same, its CRLF split off
+# A request line the page cache's fast path takes: a GET of a target without blanks, HTTP/1.x.
+_PLAIN_GET = re.compile(rb"GET ([\x21-\x7e]+) (HTTP/1\.[01])")
 
 
 def _files_token(path: str) -> str | None:
@@ -115,6 +118,10 @@ class _Gateway(LocalGateway):
         self.shared = {path for path, methods in app_object.routes.items()
                        if "GET" in methods and page_cache.is_shared(methods["GET"].view_function)}
         self.pages = page_cache.PageCache(services.settings().page_cache_entries)
+        # The targets (before any query) of the shared routes that have no captures: where a request
+        # may be answered from the read buffer (``RequestHandler._answer_from_buffer``).
+        self.shared_targets = frozenset(target for route in self.shared if "{" not in route
+                                        for target in {route, route.rstrip("/") + "/"})
         timeout = config.lambda_timeout if config.lambda_timeout is not None else self.MAX_LAMBDA_EXECUTION_TIME
         self._context_args = (config.function_name, config.lambda_memory_size, timeout * 1000)
 
@@ -284,7 +291,7 @@ class RequestHandler(ChaliceRequestHandler):
                 found = page_cache.page(match.route, response["statusCode"], headers, encoded)
                 self.gateway.pages.put(self._page_key(), settings, found)
                 # As every later answer from the cache will look (the app has logged its line).
-                status = self._page_status(found)
+                status = 304 if page_cache.matches(self.headers.get("If-None-Match"), found.etag) else found.status
                 try:
                     self._send_page(found, headers.get(observe.HEADER, ""), status)
                 finally:
@@ -296,6 +303,59 @@ class RequestHandler(ChaliceRequestHandler):
     def _page_key(self) -> bytes:
         return page_cache.request_key(self.command, self.path, self.client_address[0], self.headers.items())
 
+    def handle_one_request(self) -> None:
+        try:
+            if self._answer_from_buffer():
+                return
+        except TimeoutError as e:  # as the base class does when a read or write times out
+            self.log_error("Request timed out: %r", e)
+            self.close_connection = True
+            return
+        super().handle_one_request()
+
+    def _answer_from_buffer(self) -> bool:
+        """Answer the next request from the page cache if it is a plain GET of a shared page, whole in
+        the read buffer, whose page is cached (its header lines read as ``parse_request`` reads them:
+        the same key). Else False, nothing read: the request takes the usual way."""
+        gateway = self.gateway
+        if gateway.pages.entries <= 0 or not gateway.shared_targets:
+            return False
+        data = self.rfile.peek(1)  # waits for the next request; reads no more than the buffer holds
+        end = data.find(b"\r\n\r\n") if data.startswith(b"GET ") else -1
+        if end < 0:
+            return False
+        lines = data[:end].split(b"\r\n")
+        request = _PLAIN_GET.fullmatch(lines[0])
+        if request is None or len(lines) > _MAX_HEADERS:
+            return False
+        target = request[1].decode("iso-8859-1")
+        if target.partition("?")[0] not in gateway.shared_targets:
+            return False
+        headers = []
+        for raw in lines[1:]:
+            plain = _PLAIN_LINE.fullmatch(raw)
+            if plain is None:
+                return False
+            headers.append((plain[1].decode("iso-8859-1"), plain[2].decode("iso-8859-1")))
+        first: dict[str, str] = {}  # as ``HTTPMessage.get``: the first of repeated headers
+        for name, value in headers:
+            first.setdefault(name.lower(), value)
+        if first.get("content-length", "0").strip() != "0" or "transfer-encoding" in first or "expect" in first:
+            return False
+        found = gateway.pages.get(page_cache.request_key("GET", target, self.client_address[0], headers),
+                                  services.settings())
+        if found is None:
+            return False
+        self.rfile.read(end + 4)  # the request, from the buffer
+        self.raw_requestline = lines[0] + b"\r\n"
+        self.requestline = lines[0].decode("iso-8859-1")
+        self.command, self.path, self.request_version = "GET", target, request[2].decode("ascii")
+        connection = first.get("connection", "").lower()
+        self.close_connection = connection == "close" or (self.request_version == "HTTP/1.0"
+                                                          and connection != "keep-alive")
+        self._answer_page(found, first.get("x-request-id"), first.get("if-none-match"))
+        return True
+
     def _from_cache(self) -> bool:
         """Answer a GET from the page cache if it holds this request's page (else False: the app answers)."""
         pages = self.gateway.pages
@@ -304,22 +364,21 @@ class RequestHandler(ChaliceRequestHandler):
         found = pages.get(self._page_key(), services.settings())
         if found is None:
             return False
-        # What the app's middleware does per request: a correlation id, the metrics, the access line;
-        # all but the id once the answer has left (or the client has gone).
+        self._answer_page(found, self.headers.get(observe.HEADER), self.headers.get("If-None-Match"))
+        return True
+
+    def _answer_page(self, found: page_cache.CachedPage, request_id: str | None, if_none_match: str | None) -> None:
+        """What the app's middleware does per request: a correlation id, the metrics, the access line;
+        all but the id once the answer has left (or the client has gone)."""
         started = time.perf_counter()
-        correlation = observability.new_correlation_id(self.headers.get(observe.HEADER))
-        status = self._page_status(found)
+        correlation = observability.new_correlation_id(request_id)
+        status = 304 if page_cache.matches(if_none_match, found.etag) else found.status
         try:
             self._send_page(found, correlation, status)
         finally:
             with observability.invocation(correlation, "http", started) as inv:
                 self.log_request(status)
                 observe.finished(inv, "GET", found.route, status)
-        return True
-
-    def _page_status(self, found: page_cache.CachedPage) -> int:
-        """304 if the request's ``If-None-Match`` names the page (RFC 9110 13.1.2), else the page's status."""
-        return 304 if page_cache.matches(self.headers.get("If-None-Match"), found.etag) else found.status
 
     def _send_page(self, found: page_cache.CachedPage, correlation: str, status: int) -> None:
         """A page, or its 304 (the page's headers but its type, and its validator; no body: RFC 9110
