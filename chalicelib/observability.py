@@ -20,13 +20,14 @@ import contextvars
 import logging
 import math
 import os
+import random
 import re
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 SERVICE = "stacflow"
 NAMESPACE = "stacflow"
@@ -92,7 +93,8 @@ def new_correlation_id(*candidates: str | None) -> str:
     for value in candidates:
         if value and _CLIENT_ID.match(value):
             return value
-    return os.urandom(16).hex()
+    # An id, not a secret (a client may choose its own): 128 random bits without a system call per request.
+    return "%032x" % random.getrandbits(128)
 
 
 @contextmanager
@@ -229,13 +231,17 @@ def _formatter() -> logging.Formatter:
             self._encode = _encoder(self.json_serializer)
 
         def format(self, record: logging.LogRecord) -> str:
-            line = None
-            if record.name in _TEMPLATED and not (record.args or record.exc_info or record.exc_text
-                                                  or record.stack_info) and type(record.msg) is str:
-                line = self._templated(record)
-            return redact(line if line is not None else super().format(record))
+            template = self.template(record)
+            if template is None:
+                return redact(super().format(record))
+            return redact(self.fill(template, record.__dict__, record))
 
-        def _templated(self, record: logging.LogRecord) -> str | None:
+        def template(self, record: logging.LogRecord) -> _Template | None:
+            """The template of ``record``'s shape, cut now if the formatter has none under its current
+            keys; None if no template can hold it."""
+            if record.name not in _TEMPLATED or record.args or record.exc_info or record.exc_text \
+                    or record.stack_info or type(record.msg) is not str:
+                return None
             fields = record.__dict__
             extras = [(k, v) for k, v in fields.items() if k not in reserved]
             shape = []
@@ -248,19 +254,39 @@ def _formatter() -> logging.Formatter:
                 else:
                     return None
             key = (*(fields[a] for a in _KEYED), *shape)
-            state = (self.log_format, self.thread_safe_get_current_keys(), os.environ.get(XRAY_TRACE_ID_ENV))
             template = self.templates.get(key)
-            if template is None or template.state != state:
+            if template is None or not self.current(template):
                 if len(self.templates) >= _MAX_TEMPLATES:
                     self.templates.clear()
-                template = self.templates[key] = self._cut(record, extras, state)
-            if template.parts is None:
-                return None
+                template = self.templates[key] = self._cut(record, extras, self._state())
+            return template if template.parts is not None else None
+
+        def _state(self) -> tuple[Any, ...]:
+            return self.log_format, self.thread_safe_get_current_keys(), os.environ.get(XRAY_TRACE_ID_ENV)
+
+        def current(self, template: _Template) -> bool:
+            """Whether ``template`` was cut under the formatter's present keys, context and trace id."""
+            return template.state == self._state()
+
+        def fill(self, template: _Template, values: Mapping[str, Any], stamp: Any) -> str:
+            """``template``'s line for ``values`` (its slots by name), stamped at ``stamp``'s time (a
+            record, or anything with its ``created`` and ``msecs``); not redacted yet."""
+            parts = template.parts
+            assert parts is not None
             encode = self._encode
-            out = [template.parts[0]]
-            for slot, part in zip(template.slots, template.parts[1:]):
-                out.append(encode(self.formatTime(record) if slot is None else fields[slot]))
-                out.append(part)
+            out = [parts[0]]
+            for i, slot in enumerate(template.slots, 1):
+                value = self.formatTime(stamp) if slot is None else values[slot]
+                kind = type(value)
+                # The common cases inline (as ``encode`` writes them); the rest through it.
+                if kind is int:
+                    out.append(int.__repr__(value))
+                elif kind is str and value.isascii() and value.isprintable() and '"' not in value \
+                        and "\\" not in value:
+                    out.append('"' + value + '"')
+                else:
+                    out.append(encode(value))
+                out.append(parts[i])
             return "".join(out)
 
         def _cut(self, record: logging.LogRecord, extras: list[tuple[str, Any]], state: tuple[Any, ...]) -> _Template:
@@ -326,6 +352,90 @@ def setup(level: str | None = None) -> None:
 def logger() -> logging.Logger:
     setup()
     return logging.getLogger(SERVICE)
+
+
+class _Stamp:
+    """A time as a record holds it, for ``formatTime`` (as ``LogRecord`` computes it)."""
+
+    __slots__ = ("created", "msecs")
+
+    def __init__(self, now: float) -> None:
+        self.created = now
+        self.msecs = int((now - int(now)) * 1000) + 0.0
+
+
+def _sole_handler(log: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The one handler a record of ``log`` at INFO reaches, if it is a service handler (``handler()``:
+    a stream, the service's formatter, the correlation filter alone) and nothing else could change or
+    see the record (no logger filter, no other handler up the hierarchy); else None."""
+    if log.filters or log.disabled:
+        return None
+    found: logging.Handler | None = None
+    current: logging.Logger | None = log
+    while current is not None:
+        for one in current.handlers:
+            if found is not None:
+                return None
+            found = one
+        if not current.propagate:
+            break
+        current = current.parent
+    if type(found) is not logging.StreamHandler or found.level > logging.INFO:
+        return None
+    filters = found.filters
+    if len(filters) != 1 or type(filters[0]) is not _Correlation or not hasattr(found.formatter, "fill"):
+        return None
+    return found
+
+
+class Line:
+    """One kind of line of the service logger, from one call site: ``Line(message).info(**fields)``
+    writes what ``logger().info(message, extra=fields)`` at that call site would write.
+
+    While a service handler is the only one the line reaches (the configuration ``setup()`` makes),
+    the line is its formatter's template for the first such record (``_formatter``), filled in and
+    written to the handler's stream: no record, no handler chain, ~5x cheaper. Any other configuration
+    (a handler or filter added, another formatter, a level) gets the record through ``logging``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        # Per shape of the values (their names and types): the handler and template it was cut for.
+        self._cuts: dict[tuple[Any, ...], tuple[logging.Handler, _Template]] = {}
+        self._log: logging.Logger | None = None
+
+    def info(self, **fields: Any) -> None:
+        log = self._log
+        if log is None:
+            log = self._log = logger()
+        if not log.isEnabledFor(logging.INFO):
+            return
+        out = _sole_handler(log)
+        if out is None:
+            log.info(self.message, extra=fields, stacklevel=2)
+            return
+        formatter: Any = out.formatter
+        values = {**fields, "correlation_id": correlation_id()}  # what the correlation filter adds
+        shape = (*values, *map(type, values.values()))
+        cut = self._cuts.get(shape)
+        if cut is None or cut[0] is not out or not formatter.current(cut[1]):
+            # The line the standard way (a record, filtered, handled), and the template of its shape.
+            fn, lno, func, sinfo = log.findCaller(False, 2)
+            record = log.makeRecord(log.name, logging.INFO, fn, lno, self.message, (), None, func, fields, sinfo)
+            out.filter(record)
+            template = formatter.template(record)
+            if template is not None and len(self._cuts) < _MAX_TEMPLATES:
+                self._cuts[shape] = (out, template)
+            log.handle(record)
+            return
+        line = redact(formatter.fill(cut[1], values, _Stamp(time.time())))
+        out.acquire()
+        try:
+            out.stream.write(line + out.terminator)
+            out.flush()
+        except Exception:  # as StreamHandler.emit: reported, never raised to the caller
+            out.handleError(logging.makeLogRecord({"msg": self.message, "name": log.name}))
+        finally:
+            out.release()
 
 
 # -- traces ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import time
 from http import HTTPStatus
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 from chalice.config import Config
@@ -164,22 +164,26 @@ def _status_head(protocol: str, server: str, status: int) -> bytes:
                                               server.encode("latin-1", "strict"))
 
 
-class _Dates:
-    """The ``Date`` header's value, formatted (by http.server's own formatter) once per second."""
+T = TypeVar("T")
+
+
+class _EverySecond(Generic[T]):
+    """A text that changes once a second (a ``Date`` header, a log line's time), made once a second."""
 
     def __init__(self) -> None:
-        self._last: tuple[int, bytes] = (-1, b"")
+        self._last: tuple[int, Any] = (-1, None)
 
-    def now(self, formatted: Callable[[float], str]) -> bytes:
+    def now(self, make: Callable[[int], T]) -> T:
         second = int(time.time())
         last = self._last  # one tuple: threads swap it whole
         if last[0] != second:
-            last = (second, formatted(second).encode("latin-1", "strict") + b"\r\n")
+            last = (second, make(second))
             self._last = last
-        return last[1]
+        return cast(T, last[1])
 
 
-_DATES = _Dates()
+_DATES: _EverySecond[bytes] = _EverySecond()
+_LOG_TIMES: _EverySecond[str] = _EverySecond()
 
 
 class RequestHandler(ChaliceRequestHandler):
@@ -386,7 +390,8 @@ class RequestHandler(ChaliceRequestHandler):
         not_modified = status == 304
         self.wfile.write(b"".join((
             _status_head(self.protocol_version, self.version_string(), status), b"Date: ",
-            _DATES.now(self.date_time_string), found.not_modified_head if not_modified else found.head,
+            _DATES.now(lambda second: self.date_time_string(second).encode("latin-1", "strict") + b"\r\n"),
+            found.not_modified_head if not_modified else found.head,
             b"%s: %s\r\n\r\n" % (observe.HEADER.encode(), correlation.encode()),
             b"" if not_modified else found.body)))
         self.wfile.flush()
@@ -467,6 +472,9 @@ class RequestHandler(ChaliceRequestHandler):
         if code == 501 and (message or "").startswith("Unsupported method"):
             code = 405
         super().send_error(code, message, explain)
+
+    def log_date_time_string(self) -> str:
+        return _LOG_TIMES.now(lambda second: super(RequestHandler, self).log_date_time_string())
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         super().log_message("%s", redact(format % args))

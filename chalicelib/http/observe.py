@@ -16,6 +16,7 @@ HEADER = "X-Request-Id"
 # Where a request keeps how many store requests its answer made (``page_cache`` shares only answers
 # that made none).
 STORE_REQUESTS = "_stacflow_store_requests"
+_ACCESS = observability.Line("request")  # the access line: one per request
 
 
 def http_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
@@ -42,6 +43,5 @@ def finished(inv: observability.Invocation, method: str, route: str, status: int
         observability.count("ClientErrors")
     elapsed = (time.perf_counter() - inv.started) * 1000
     observability.observe_ms("Latency", elapsed)
-    observability.logger().info("request", extra={
-        "http_method": method, "route": route, "status": status, "duration_ms": round(elapsed, 1),
-        "store_requests": store_requests})
+    _ACCESS.info(http_method=method, route=route, status=status, duration_ms=round(elapsed, 1),
+                 store_requests=store_requests)

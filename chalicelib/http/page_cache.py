@@ -97,12 +97,12 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 def request_key(method: str, target: str, peer: str, headers: Iterable[tuple[str, str]]) -> bytes:
     """The digest of everything a shared page's answer may depend on in the request."""
-    digest = hashlib.sha256(f"{method} {target}\n{peer}\n".encode("utf-8", "surrogateescape"))
+    text = [f"{method} {target}\n{peer}\n"]
     for name, value in headers:
         lower = name.lower()
         if lower not in IGNORED:
-            digest.update(f"{lower}:{value}\n".encode("utf-8", "surrogateescape"))
-    return digest.digest()
+            text.append(f"{lower}:{value}\n")
+    return hashlib.sha256("".join(text).encode("utf-8", "surrogateescape")).digest()
 
 
 def cacheable(status: int, headers: dict[str, Any], body: bytes | None, request: Any) -> bool:
