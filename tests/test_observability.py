@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import pytest
@@ -140,3 +141,127 @@ def _redact_everything(text: str) -> str:
     for secret in observability._secrets:
         text = text.replace(secret, observability.REDACTED)
     return text
+
+
+# -- the service's lines through templates, and the access line the short way ---------------------------
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                     st.sampled_from(["plain", 'quo"te', "back\\slash", "tab\there", "é", "\x00", "\u2028", ""]))
+_NAMES = st.sampled_from(["route", "status", "duration_ms", "store_requests", "service", "level", "x", "correlation_id"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(extras=st.dictionaries(_NAMES, _SCALARS, max_size=5), message=st.sampled_from(["request", "x", "[1]", "{}"]),
+       created=st.floats(min_value=0, max_value=4e9))
+def test_a_line_cut_from_a_template_is_the_line_powertools_writes(extras: dict[str, Any], message: str,
+                                                                 created: float) -> None:
+    """Whatever the values (quotes, control characters, NaN, huge ints, None left out, bools), the
+    templated line is Powertools' own, after a first record of that shape has cut the template."""
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+    formatter: Any = observability._formatter()
+    records = []
+    for shift in (0.0, 1.5):  # the first cuts the template, the second is filled in from it
+        record = logging.getLogger(observability.SERVICE).makeRecord(
+            observability.SERVICE, logging.INFO, __file__, 7, message, (), None, "fn", extras)
+        record.created, record.msecs = created + shift, float(int(((created + shift) % 1) * 1000))
+        records.append(record)
+    expected = [observability.redact(LambdaPowertoolsFormatter.format(formatter, r)) for r in records]
+    assert [formatter.format(r) for r in records] == expected
+
+
+def test_the_formatter_keeps_one_template_per_shape() -> None:
+    formatter: Any = observability._formatter()
+    for i in range(5):
+        record = logging.getLogger(observability.SERVICE).makeRecord(
+            observability.SERVICE, logging.INFO, __file__, 7, "request", (), None, "fn", {"route": f"/r{i}", "n": i})
+        formatter.format(record)
+    assert len(formatter.templates) == 1
+
+
+@contextmanager
+def _sole() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """The service logger as ``setup()`` leaves it, its one handler writing to a buffer."""
+    observability.setup()
+    log = logging.getLogger(observability.SERVICE)
+    saved = log.handlers, log.propagate, log.level
+    buf = io.StringIO()
+    log.handlers, log.propagate, log.level = [observability.handler(buf)], False, logging.INFO
+    try:
+        yield log, buf
+    finally:
+        log.handlers, log.propagate, log.level = saved
+
+
+@pytest.fixture
+def sole() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    with _sole() as got:
+        yield got
+
+
+def _without_time(text: str) -> list[str]:
+    import re
+    return [re.sub(r'"timestamp":"[^"]*"', '"timestamp":"T"', line) for line in text.split("\n")]
+
+
+def _emit(line: observability.Line, correlation: str, **fields: Any) -> None:
+    with observability.invocation(correlation, "http"):
+        line.info(**fields)
+
+
+@settings(max_examples=150, deadline=None)
+@given(route=st.text(max_size=20), status=st.integers(100, 599), duration=st.floats(allow_nan=False),
+       correlation=st.from_regex(r"[A-Za-z0-9._:-]{1,40}", fullmatch=True))
+def test_a_line_written_the_short_way_is_the_line_logging_writes(route: str, status: int, duration: float,
+                                                                 correlation: str) -> None:
+    with _sole() as (log, buf):
+        _compare_short_and_standard(log, buf, route, status, duration, correlation)
+
+
+def _compare_short_and_standard(log: logging.Logger, buf: io.StringIO, route: str, status: int, duration: float,
+                                correlation: str) -> None:
+    line = observability.Line("request")
+    fields = {"http_method": "GET", "route": route, "status": status, "duration_ms": duration}
+    _emit(line, "first", **fields)  # cuts the template
+    created = []
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *a, **k: created.append(1) or factory(*a, **k))
+    try:
+        _emit(line, correlation, **fields)
+    finally:
+        logging.setLogRecordFactory(factory)
+    other = io.StringIO()
+    log.addHandler(observability.handler(other))  # now two handlers: the standard way
+    try:
+        _emit(line, correlation, **fields)
+    finally:
+        log.removeHandler(log.handlers[-1])
+    assert created == []  # no record: the short way
+    assert _without_time(buf.getvalue())[1] == _without_time(other.getvalue())[0]
+    assert json.loads(buf.getvalue().split("\n")[1])["correlation_id"] == correlation
+
+
+def test_a_line_follows_the_loggers_level_handlers_and_the_formatters_keys(
+        sole: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
+    log, buf = sole
+    line = observability.Line("request")
+    _emit(line, "a", route="/a")
+    _emit(line, "b", route="/b")  # the short way
+    log.setLevel(logging.WARNING)
+    _emit(line, "c", route="/c")
+    log.setLevel(logging.INFO)
+    log.handlers[0].formatter.append_keys(extra_key="k")  # type: ignore[union-attr]
+    _emit(line, "d", route="/d")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-abc;Parent=x")
+    _emit(line, "e", route="/e")
+    lines = [json.loads(one) for one in buf.getvalue().split("\n") if one]
+    assert [one["correlation_id"] for one in lines] == ["a", "b", "d", "e"]
+    assert [one.get("extra_key") for one in lines] == [None, None, "k", "k"]
+    assert lines[-1]["xray_trace_id"] == "1-abc"
+
+
+def test_a_line_is_redacted_the_short_way_too(sole: tuple[logging.Logger, io.StringIO]) -> None:
+    observability.known_secrets([SECRET])
+    line = observability.Line("request")
+    _emit(line, "a", route="/x")
+    _emit(line, SECRET, route=f"/files/tok?token={SECRET}")
+    assert SECRET not in sole[1].getvalue()
