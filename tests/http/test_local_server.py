@@ -146,3 +146,56 @@ def test_headers_read_without_the_email_parser_are_what_it_reads(lines: list[tup
     # The same headers, and the header section read to the same end (the body starts there).
     assert (handler.headers.items(), handler.rfile.read(), handler.command, handler.path) == \
         (expected.items(), stream.read(), "GET", "/stac?a=1")
+
+
+class _Pages:
+    """A page cache that holds nothing and notes the keys it was asked for."""
+
+    entries = 1
+
+    def __init__(self) -> None:
+        self.asked: list[bytes] = []
+
+    def get(self, key: bytes, settings: object) -> None:
+        self.asked.append(key)
+
+
+def _buffered(raw: bytes) -> tuple[Any, _Pages]:
+    from chalicelib.http.local_server import RequestHandler
+    handler = RequestHandler.__new__(RequestHandler)
+    pages = _Pages()
+    handler.gateway = type("Gateway", (), {"pages": pages, "shared_targets": frozenset({"/stac"})})()
+    handler.client_address = ("127.0.0.1", 5)
+    handler.rfile = io.BufferedReader(io.BytesIO(raw))  # type: ignore[arg-type]
+    handler.wfile = io.BytesIO()
+    return handler, pages
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.tuples(st.sampled_from(["Host", "accept", "X-A", "Bad Name", " folded", "From ", "", "é",
+                                                 "Content-Length", "Authorization"]),
+                                st.sampled_from([":", ": ", ":\t ", " : ", ""]),
+                                st.sampled_from(["v", "", "a b ", "é", "x:y", " lead", "cr\r", "c\rr", "0", "5"]),
+                                st.sampled_from(["\r\n", "\n"])), max_size=6),
+       target=st.sampled_from(["/stac", "/stac?a=1", "/stac/", "/other", "//stac", "/stac x"]),
+       version=st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0"]))
+def test_the_read_buffers_way_asks_the_cache_what_the_usual_way_would_and_else_reads_nothing(
+        lines: list[tuple[str, str, str, str]], target: str, version: str) -> None:
+    """A request the page cache's fast path declines is left whole for ``parse_request``; one it looks
+    up is looked up under the key the usual way computes (same header lines, same page)."""
+    raw = (f"GET {target} {version}\r\n" + "".join(f"{n}{sep}{v}{end}" for n, sep, v, end in lines)
+           + "\r\nGET /next HTTP/1.1\r\n\r\n").encode("iso-8859-1")
+    fast, pages = _buffered(raw)
+    assert fast._answer_from_buffer() is False  # the cache holds nothing
+    assert fast.rfile.read() == raw
+    usual, _ = _buffered(raw)
+    usual.raw_requestline = usual.rfile.readline()
+    if pages.asked and usual.parse_request():
+        assert pages.asked == [usual._page_key()]
+
+
+def test_a_plain_get_of_a_shared_page_is_looked_up_from_the_read_buffer() -> None:
+    """The property above is not empty: the common request is looked up the fast way."""
+    fast, pages = _buffered(b"GET /stac?a=1 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+    fast._answer_from_buffer()
+    assert len(pages.asked) == 1

@@ -7,11 +7,14 @@ so a test sees whether an answer came from the cache; the real service's pages a
 """
 from __future__ import annotations
 
+import email.utils
 import http.client
 import io
 import json
 import logging
+import socket
 import threading
+import time
 from collections import Counter
 from typing import Any, Iterator
 
@@ -163,6 +166,52 @@ def test_a_cached_answer_is_still_logged_as_a_request(served: Served) -> None:
         logger.removeHandler(out)
     lines = [json.loads(line) for line in buf.getvalue().splitlines() if '"message":"request"' in line]
     assert [(line["route"], line["status"], line["correlation_id"]) for line in lines][-2] == ("/echo", 200, "cached-1")
+
+
+def _answers(file: Any, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``count`` answers read in turn from one connection's file (each with a Content-Length)."""
+    out = []
+    for _ in range(count):
+        status = int(file.readline().split()[1])
+        headers = {}
+        while (line := file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.lower()] = value.strip()
+        out.append((status, headers, file.read(int(headers.get("content-length", 0)))))
+    return out
+
+
+def test_pipelined_requests_each_take_their_own_way_in_order(served: Served) -> None:
+    """A cached GET answered from the read buffer, one with a folded header line, one with a body
+    (which must not be taken for the next request) and a cached one again, sent in one piece."""
+    served.get("/echo")
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\nX-Request-Id: p1\r\n\r\n"
+                     b"GET /echo HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n  2\r\nX-Request-Id: p2\r\n\r\n"
+                     b"GET /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nX-Request-Id: p3\r\n\r\nhello"
+                     b"GET /echo HTTP/1.1\r\nHost: h\r\nX-Request-Id: p4\r\n\r\n")
+        answers = _answers(sock.makefile("rb"), 4)
+    assert [(status, headers["x-request-id"]) for status, headers, _ in answers] == \
+        [(200, "p1"), (200, "p2"), (200, "p3"), (200, "p4")]
+    assert [json.loads(body)["run"] for _, _, body in answers] == [2, 3, 4, 2]  # p1's page kept for p4
+    assert abs(email.utils.parsedate_to_datetime(answers[0][1]["date"]).timestamp() - time.time()) < 5
+
+
+@pytest.mark.parametrize(("version", "connection", "closed"), [
+    ("HTTP/1.0", None, True), ("HTTP/1.0", "keep-alive", False), ("HTTP/1.1", "close", True), ("HTTP/1.1", None, False)])
+def test_an_answer_from_the_cache_keeps_or_closes_the_connection_as_asked(served: Served, version: str,
+                                                                         connection: str | None, closed: bool) -> None:
+    served.get("/echo")
+    same = f"Host: 127.0.0.1:{served.port}\r\nAccept-Encoding: identity\r\n"  # as http.client's: the same page
+    line = f"Connection: {connection}\r\n" if connection else ""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(f"GET /echo {version}\r\n{same}{line}\r\n".encode())
+        file = sock.makefile("rb")
+        (status, _, body), = _answers(file, 1)
+        assert (status, body != b"") == (200, True)
+        sock.sendall(f"GET /echo HTTP/1.1\r\n{same}\r\n".encode())  # the server has closed, or answers
+        assert (file.read(1) == b"") is closed
+    assert served.calls["echo"] == 1
 
 
 def test_new_settings_start_a_new_cache(served: Served, local_store: LocalStore) -> None:
