@@ -224,7 +224,11 @@ def _compare_short_and_standard(log: logging.Logger, buf: io.StringIO, route: st
     _emit(line, "first", **fields)  # cuts the template
     created = []
     factory = logging.getLogRecordFactory()
-    logging.setLogRecordFactory(lambda *a, **k: created.append(1) or factory(*a, **k))
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        created.append(1)
+        return factory(*args, **kwargs)
+    logging.setLogRecordFactory(counting)
     try:
         _emit(line, correlation, **fields)
     finally:
