@@ -97,20 +97,29 @@ def new_correlation_id(*candidates: str | None) -> str:
     return "%032x" % random.getrandbits(128)
 
 
-@contextmanager
-def invocation(correlation: str, kind: str, started: float | None = None, **dimensions: str) -> Iterator[Invocation]:
+class invocation:  # noqa: N801 (used as a function: ``with invocation(...) as inv``)
     """Run one request or event record: its log lines carry ``correlation``; its metrics flush at the end.
-    ``started``: when the work began (``time.perf_counter()``), if before this call."""
-    global _latest
-    setup()
-    inv = Invocation(correlation, kind) if started is None else Invocation(correlation, kind, started)
-    token = _current.set(inv)
-    _latest = inv
-    try:
-        yield inv
-    finally:
-        _current.reset(token)
-        _flush(inv, dimensions)
+    ``started``: when the work began (``time.perf_counter()``), if before this call. (A class, not a
+    generator: it wraps every request, cached pages included.)"""
+
+    __slots__ = ("_inv", "_token", "_dimensions")
+
+    def __init__(self, correlation: str, kind: str, started: float | None = None, **dimensions: str) -> None:
+        self._inv = Invocation(correlation, kind) if started is None else Invocation(correlation, kind, started)
+        self._dimensions = dimensions
+        self._token: contextvars.Token[Invocation | None] | None = None
+
+    def __enter__(self) -> Invocation:
+        global _latest
+        setup()
+        self._token = _current.set(self._inv)
+        _latest = self._inv
+        return self._inv
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _current.reset(self._token)
+        _flush(self._inv, self._dimensions)
 
 
 def _active() -> Invocation | None:
