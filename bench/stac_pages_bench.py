@@ -2,7 +2,9 @@
 (`stacflow serve`) and in-process (`StacApi`, the whole body serialised), side by side with
 stac-fastapi-pgstac 7.2 / pgstac 0.10 serving the same collection and item documents, and with
 `stacflow serve` from a baseline checkout. `/health` is the HTTP floor: a server's cost of any
-answer (pgstac's is `/_mgmt/ping`).
+answer (pgstac's is `/_mgmt/ping`). The client's own floor is measured too: "floor" is a bare
+loopback socket server (no HTTP library) sending `stacflow serve`'s own answer bytes for the landing
+and conformance pages, to the same client in the same rounds.
 
     .venv/bin/python bench/stac_pages_bench.py [--n 1000] [--repeat 300] [--baseline DIR] [--pgstac-venv DIR]
 
@@ -31,7 +33,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import REPO, elapsed_ms, percentiles, stacflow_serve  # first: puts REPO on sys.path
+from harness import REPO, elapsed_ms, free_port, percentiles, serving, stacflow_serve  # first: puts REPO on sys.path
 
 from chalicelib.stac.api import StacApi
 from chalicelib.stac.catalog import collection_key
@@ -44,6 +46,38 @@ PAGES = {"/health": ("/health", "/_mgmt/ping"), "landing /": ("/", None), "STAC 
          "/stac/conformance": ("/stac/conformance", "/conformance"),
          "/stac/collections": ("/stac/collections", "/collections"),
          "/stac/collections/dataset": ("/stac/collections/dataset", "/collections/dataset")}
+
+
+# The floor: reads each request up to its blank line, sends the bytes recorded for its target.
+FLOOR_SERVER = r"""
+import json, socket, sys, threading
+port, answers = int(sys.argv[1]), {k: bytes.fromhex(v) for k, v in json.load(open(sys.argv[2])).items()}
+server = socket.create_server(("127.0.0.1", port))
+def serve(conn):
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        buf += data
+        while b"\r\n\r\n" in buf:
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            conn.sendall(answers.get(head.split(b" ", 2)[1].decode(), answers["/"]))
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
+FLOOR_PAGES = {"STAC landing /stac": "/stac", "/stac/conformance": "/stac/conformance"}
+
+
+def recorded(url: str, path: str) -> bytes:
+    """The raw answer (status line, headers, body) a server gives to the bench's request for ``path``."""
+    import socket
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        return sock.makefile("rb").read()
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
@@ -72,7 +106,7 @@ class Target:
     """One server under test: a keep-alive connection, its samples and CPU time per page."""
 
     def __init__(self, name: str, url: str, pid: int, paths: dict[str, str]) -> None:
-        self.name, self.pid, self.paths = name, pid, paths
+        self.name, self.pid, self.paths, self.url = name, pid, paths, url
         host, port = url.removeprefix("http://").split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
         self.samples: dict[str, list[float]] = {label: [] for label in paths}
@@ -131,6 +165,13 @@ def main() -> int:
             servers["baseline"] = stacflow_serve(store_dir.as_uri(), "/stac/collections", code=args.baseline.resolve())
         targets = [Target(name, s.url, s.proc.pid, ours) for name, s in
                    ((name, stack.enter_context(cm)) for name, cm in servers.items())]
+        answers = {path: recorded(targets[0].url, path).hex() for path in FLOOR_PAGES.values()}
+        answers["/"] = answers["/stac"]
+        (Path(tmp) / "floor.json").write_text(json.dumps(answers))
+        port = free_port()
+        floor = stack.enter_context(serving([sys.executable, "-c", FLOOR_SERVER, str(port), str(Path(tmp) / "floor.json")],
+                                            port, "/"))
+        targets.append(Target("floor", floor.url, floor.proc.pid, FLOOR_PAGES))
         from pgstac_peer import available, pgstac
         why_not = available(args.pgstac_venv)
         if why_not is None:
@@ -175,9 +216,13 @@ def main() -> int:
     peer = http_ms["pgstac"]["/stac/collections"]["p50"] if "pgstac" in http_ms else PGSTAC_COLLECTIONS_MS
     for label in ours:
         ratios = [f"{n} {http_ms[n][label]['p50'] / http_ms['stacflow'][label]['p50']:.2f}x"
-                  for n in names[1:] if label in http_ms[n]]
+                  for n in names[1:] if label in http_ms[n] and n != "floor"]
         if ratios:
             print(f"{label}: stacflow faster than " + ", ".join(ratios))
+    for label in FLOOR_PAGES:
+        if "pgstac" in http_ms and label in http_ms["pgstac"]:
+            print(f"{label}: 5x the peer is {http_ms['pgstac'][label]['p50'] / 5:.3f} ms; the client and loopback "
+                  f"alone (floor) {http_ms['floor'][label]['p50']:.3f} ms; stacflow {http_ms['stacflow'][label]['p50']:.3f} ms")
     print(f"/stac/collections: pgstac {peer:.2f} ms / stacflow {ours_p50:.2f} ms = {peer / ours_p50:.1f}x; "
           f"fresh after a publication: {report['fresh_after_publish']}")
     return 0
