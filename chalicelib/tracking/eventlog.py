@@ -153,7 +153,8 @@ class FoldedLog:
 
     def _put_tip(self, body: str) -> str:
         """PUT the tip; its new version (ETag)."""
-        return self.store.put(self._tip_key, body.encode(), content_type="text/plain").etag
+        # A hint: readers that could hold a version of it die with the machine a crash would revert it on.
+        return self.store.put_hint(self._tip_key, body.encode(), content_type="text/plain").etag
 
     def _settle_tip(self, key: str, version: str) -> None:
         """After entry ``key`` and its tip (``version``) landed: make sure a tip version that covers the
