@@ -257,3 +257,45 @@ def test_non_finite_values_and_wide_integers_survive_the_stored_entry(store):
     assert math.isnan(got[1])
     assert got[2:] == [math.inf, -math.inf]
     assert [m.timestamp for m in reader.get_metric_history(run_id, "wide", None, None).items] == [2 ** 70]
+
+
+def test_an_append_makes_its_entries_durable_and_writes_the_tip_as_a_hint(tmp_path, monkeypatch):
+    """On the local store a write's two entries are synced before it is acknowledged; the tip, which
+    only tells readers whether to LIST, is not (its loss in a crash costs a LIST, see the next test)."""
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path / "store")
+    svc = TrackingService(store)
+    eid = svc.create_experiment("durable", None, [])
+    run_id = _run(svc, eid)
+    durable, hints = [], []
+    real_put, real_hint = store._put, store.put_hint
+    monkeypatch.setattr(store, "_put", lambda key, body, **kw: (kw.get("durable", True) and durable.append(key))
+                        or real_put(key, body, **kw))
+    monkeypatch.setattr(store, "put_hint", lambda key, body, **kw: hints.append(key) or real_hint(key, body, **kw))
+    svc.log_batch(run_id, [_metric("m", 1.0)], [], [])
+    assert sorted(key.split("/")[1] for key in durable) == ["experiment-runs", "runs"]
+    assert all("/log/" in key for key in durable)
+    assert hints == [f"mlflow/experiment-runs/{eid}/tip.json"]
+
+
+@pytest.mark.parametrize("crash", ["reverted", "lost"])
+def test_a_tip_reverted_or_lost_in_a_crash_hides_no_acknowledged_write(store, crash):
+    """After a crash the tip may read as an earlier version, or be absent: the processes that come
+    back (none kept a confirmed version) see every acknowledged write, and go on writing and reading."""
+    writer = TrackingService(store)
+    eid = writer.create_experiment("crash", None, [])
+    run_ids = [_run(writer, eid) for _ in range(3)]
+    writer.log_batch(run_ids[0], [_metric("m", 1.0)], [], [])
+    tip = f"mlflow/experiment-runs/{eid}/tip.json"
+    old = store.get(tip).body
+    writer.log_batch(run_ids[1], [_metric("m", 2.0)], [], [])
+    if crash == "reverted":
+        store.put(tip, old)
+    else:
+        store.delete(tip)
+    reader, writer = TrackingService(store), TrackingService(store)
+    found = reader.search_runs([eid], "metrics.m > 0", None, None, ["metrics.m ASC"], None).items
+    assert [r.info.run_id for r in found] == run_ids[:2]
+    writer.log_batch(run_ids[2], [_metric("m", 3.0)], [], [])
+    found = reader.search_runs([eid], "metrics.m > 0", None, None, ["metrics.m ASC"], None).items
+    assert [r.info.run_id for r in found] == run_ids
