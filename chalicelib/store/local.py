@@ -270,12 +270,12 @@ class LocalStore(ObjectStore):
                              "not a folder") from None
 
     def _write_tmp(self, path: Path, chunks: Iterator[bytes] | Sequence[bytes],
-                   durable: bool = True) -> tuple[Path, ObjectInfo]:
+                   durable: bool = True) -> tuple[Path, ObjectInfo, Sequence[str]]:
         """A stamped temporary file beside ``path`` holding ``chunks``, its data durable (``fsync`` on,
-        ``durable``), and ``path``'s folder made (its new folders durable); its info under ``path``'s key."""
+        ``durable``), and ``path``'s folder made; its info under ``path``'s key, and the folders to sync
+        once the name is placed (``_sync_folders``): its own, and the parents of those it made."""
         folder = path.parent
-        if not os.path.isdir(folder):
-            self._make_folders(path)
+        made: Sequence[Path] = () if os.path.isdir(folder) else self._make_folders(path)
         tmp = folder / f"{_TMP}{uuid.uuid4().hex}"
         md5 = hashlib.md5()
         try:
@@ -295,20 +295,25 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
             raise
         key = path.relative_to(self.root).as_posix()
-        return tmp, ObjectInfo(key=key, etag=f'"{md5.hexdigest()}"', size=st.st_size, last_modified=st.st_mtime)
+        folders = [str(folder)] + [str(m.parent) for m in made] if self.fsync and durable else []
+        return (tmp, ObjectInfo(key=key, etag=f'"{md5.hexdigest()}"', size=st.st_size, last_modified=st.st_mtime),
+                folders)
 
-    def _make_folders(self, path: Path) -> None:
-        """``path``'s folder and any missing above it, each one's entry durable in its parent (so a key
-        acknowledged in a new folder is reachable after a crash)."""
+    def _make_folders(self, path: Path) -> Sequence[Path]:
+        """Make ``path``'s folder and any missing above it; the folders made."""
         missing = []
         folder = path.parent
         while folder != self.root and not os.path.isdir(folder):
             missing.append(folder)
             folder = folder.parent
         self._mkdir_parent(path)
-        if self.fsync:
-            for made in missing:
-                self._folder_syncs.sync(str(made.parent))
+        return missing
+
+    def _sync_folders(self, folders: Sequence[str]) -> None:
+        """Make a placed name durable: its folder, and each folder made for it in its parent (all after
+        the name was placed, so that one journal commit can cover them together)."""
+        for folder in folders:
+            self._folder_syncs.sync(folder)
 
     def put_hint(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
         check_key(key)
@@ -321,7 +326,7 @@ class LocalStore(ObjectStore):
         path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(PUT)  # what the same call costs on S3
         self.meter.moved(written=len(body))
-        tmp, info = self._write_tmp(path, [body], durable)
+        tmp, info, folders = self._write_tmp(path, [body], durable)
         try:
             if if_none_match:
                 try:
@@ -334,8 +339,7 @@ class LocalStore(ObjectStore):
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
             tmp.unlink(missing_ok=True)
-        if self.fsync and durable:
-            self._folder_syncs.sync(str(path.parent))  # the new name, before the write is acknowledged
+        self._sync_folders(folders)  # the new name, before the write is acknowledged
         return info
 
     def _replace(self, key: str, tmp: Path, path: Path, if_match: str | None) -> None:
@@ -638,14 +642,13 @@ class LocalStore(ObjectStore):
             raise NotFound(f"no such upload {upload_id} for {key}")
         path = self._path(key)
         try:
-            tmp, info = self._write_tmp(path, _checked_parts(updir, parts))
+            tmp, info, folders = self._write_tmp(path, _checked_parts(updir, parts))
             try:
                 with self._locked(key):
                     os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-            if self.fsync:
-                self._folder_syncs.sync(str(path.parent))
+            self._sync_folders(folders)
         except FileNotFoundError:
             raise NotFound(f"missing part for upload {upload_id}") from None
         except IsADirectoryError:

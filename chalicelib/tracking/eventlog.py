@@ -50,7 +50,7 @@ import math
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -83,8 +83,12 @@ def parallel(calls: list[Callable[[], T]]) -> list[T]:
     """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
     if len(calls) < 2:
         return [c() for c in calls]
-    futures = [_executor().submit(c) for c in calls]
-    return [f.result() for f in futures]
+    futures: list[Future[T]] = [_executor().submit(c) for c in calls[1:]]
+    try:
+        first = calls[0]()  # on this thread: one hand-off fewer (each costs a scheduling delay under load)
+    finally:
+        wait(futures)  # every call has ended before this returns or raises
+    return [first, *(f.result() for f in futures)]
 
 
 def background(call: Callable[[], T]) -> Future[T]:
