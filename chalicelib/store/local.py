@@ -275,11 +275,16 @@ class LocalStore(ObjectStore):
         ``durable``), and ``path``'s folder made; its info under ``path``'s key, and the folders to sync
         once the name is placed (``_sync_folders``): its own, and the parents of those it made."""
         folder = path.parent
-        made: Sequence[Path] = () if os.path.isdir(folder) else self._make_folders(path)
+        made: Sequence[Path] = ()
         tmp = folder / f"{_TMP}{uuid.uuid4().hex}"
         md5 = hashlib.md5()
         try:
-            with open(tmp, "wb") as fh:
+            fh = open(tmp, "wb")
+        except (FileNotFoundError, NotADirectoryError):  # the folder is new (no stat on the common path)
+            made = self._make_folders(path)
+            fh = open(tmp, "wb")
+        try:
+            with fh:
                 for chunk in chunks:
                     fh.write(chunk)
                     md5.update(chunk)
@@ -290,7 +295,7 @@ class LocalStore(ObjectStore):
                     # The data (and the size that finds it) before the name: a crash after the link
                     # must not leave the key naming a short file. The stamp needs no sync: a file
                     # without it is hashed again on its first read.
-                    os.fdatasync(fh.fileno())
+                    _sync_data(fh.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -743,6 +748,11 @@ def _checked_parts(updir: Path, parts: Sequence[CompletedPart]) -> Iterator[byte
 
 def _is_dir(st: os.stat_result) -> bool:
     return stat.S_ISDIR(st.st_mode)
+
+
+def _sync_data(fd: int) -> None:
+    """A file's data and the metadata that finds it (size, blocks): ``fdatasync`` (``fsync`` on macOS)."""
+    (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
 
 
 def _fsync_dir(path: Path) -> None:
