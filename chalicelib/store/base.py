@@ -326,6 +326,14 @@ class ObjectStore(ABC):
             self._notify(Change(CREATED, key, info.etag, info.size))
         return info
 
+    def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        """A create-only ``put`` (PreconditionFailed if ``key`` exists) of an entry of an append-only log
+        whose readers take a body that does not parse for an entry never written. So an adapter may
+        place the name before the data is durable and sync both at once: after a crash of the machine,
+        an entry whose write was not acknowledged may read empty or cut short. S3 stores it like any
+        object (the same one PUT)."""
+        return self.put(key, body, if_none_match=True, content_type=content_type)
+
     def put_hint(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
         """An unconditional ``put`` of an object that only spares readers work (a cache validator such
         as a log's tip): after a crash of the machine holding the store it may read as an earlier
