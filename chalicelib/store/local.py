@@ -91,6 +91,8 @@ class LocalStore(ObjectStore):
         self._xattrs = hasattr(os, "getxattr")  # false on macOS and on filesystems without user xattrs
         self._unnamed: bool | None = None  # O_TMPFILE files work here (probed on the first put_many)
         self._folder_syncs = _FolderSyncs()
+        self._lock = threading.Lock()
+        self._new_folders: set[str] = set()  # made by a write whose parent sync has not ended yet
 
     @property
     def uri(self) -> str:
@@ -303,25 +305,44 @@ class LocalStore(ObjectStore):
             tmp.unlink(missing_ok=True)
             raise
         key = path.relative_to(self.root).as_posix()
-        folders = [str(folder)] + [str(m.parent) for m in made] if self.fsync else []
+        folders = [str(folder)] + [str(m.parent) for m in made or self._unsynced(folder)] if self.fsync else []
         return (tmp, ObjectInfo(key=key, etag=f'"{md5.hexdigest()}"', size=st.st_size, last_modified=st.st_mtime),
                 folders)
 
     def _make_folders(self, path: Path) -> Sequence[Path]:
-        """Make ``path``'s folder and any missing above it; the folders made."""
+        """Make ``path``'s folder and any missing above it; the folders made (until their entries are
+        synced, another writer into them syncs those too: ``_unsynced``)."""
         missing = []
         folder = path.parent
         while folder != self.root and not os.path.isdir(folder):
             missing.append(folder)
             folder = folder.parent
+        if missing and self.fsync:
+            with self._lock:
+                self._new_folders.update(str(m) for m in missing)
         self._mkdir_parent(path)
         return missing
+
+    def _unsynced(self, folder: Path) -> Sequence[Path]:
+        """``folder`` and its ancestors whose entries another writer of this process made and has not
+        synced yet: a write into them syncs those entries too rather than acknowledge before it."""
+        if not self._new_folders:
+            return ()
+        with self._lock:
+            found = []
+            while folder != self.root and str(folder) in self._new_folders:
+                found.append(folder)
+                folder = folder.parent
+            return found
 
     def _sync_folders(self, folders: Sequence[str]) -> None:
         """Make a placed name durable: its folder, and each folder made for it in its parent (all after
         the name was placed, so that one journal commit can cover them together)."""
         for folder in folders:
             self._folder_syncs.sync(folder)
+        if self._new_folders and len(folders) > 1:
+            with self._lock:  # each folder after the first is the parent of the one before it: all synced
+                self._new_folders.difference_update(folders[:-1])
 
     def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
         """Linked in place, then its data and its folder synced together: one journal commit where the

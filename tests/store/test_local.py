@@ -449,3 +449,37 @@ def test_a_failed_data_sync_fails_the_entry(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(os, "fdatasync", broken)
     with pytest.raises(OSError):
         store.create_entry("log/k1.json", b'{"run":"r"}')
+
+
+def test_a_writer_into_a_folder_another_is_still_making_durable_syncs_its_entry_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writer A makes folder ``new/`` and is held before syncing its entry in the root. Writer B finds
+    the folder there and writes into it: B must not be acknowledged until ``new``'s entry is synced
+    (a crash would lose the folder, B's object with it), so B syncs the root too."""
+    store = LocalStore(tmp_path / "store")
+    root = str(store.root)
+    held, release = threading.Event(), threading.Event()
+    synced: list[tuple[str, str]] = []
+    real_sync_dir = local_module._fsync_dir
+
+    def sync_dir(path: Path) -> None:
+        who = threading.current_thread().name
+        if who == "A" and str(path) == root:
+            held.set()
+            assert release.wait(5)
+        real_sync_dir(path)
+        synced.append((who, str(path)))
+    monkeypatch.setattr(local_module, "_fsync_dir", sync_dir)
+    a = threading.Thread(target=store.put, args=("new/a.json", b"{}"), name="A")
+    a.start()
+    assert held.wait(5)
+    b = threading.Thread(target=store.put, args=("new/b.json", b"{}"), name="B")
+    b.start()
+    b.join(0.3)
+    assert b.is_alive()  # not acknowledged while the folder it wrote into may vanish in a crash
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert ("B", root) in synced  # A's held sync began before B asked: B's own covers it
+    store.put("new/c.json", b"{}")  # once both synced it, a later writer syncs only its folder
+    assert [path for who, path in synced if who == "MainThread"] == [str(store.root / "new")]
