@@ -327,8 +327,8 @@ class ObjectStore(ABC):
         return info
 
     def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
-        """A create-only ``put`` (PreconditionFailed if ``key`` exists) of an entry of an append-only log
-        whose readers take a body that does not parse for an entry never written. So an adapter may
+        """A create-only ``put`` (PreconditionFailed if ``key`` exists) of an object never rewritten (a log
+        entry, a pointer) whose readers take a body that does not parse for one never written. So an adapter may
         place the name before the data is durable and sync both at once: after a crash of the machine,
         an entry whose write was not acknowledged may read empty or cut short. S3 stores it like any
         object (the same one PUT)."""

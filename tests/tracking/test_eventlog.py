@@ -326,3 +326,15 @@ def test_an_entry_torn_by_a_crash_reads_as_never_written(store, torn):
     reader.get_run(run_id)
     assert [c.key for c in hooked.log if c.verb == "GET" and "/log/" in c.key] == []
     assert TrackingService(store).check_logs() == []
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"experiment_id": "'])
+def test_a_run_pointer_torn_by_a_crash_reads_as_a_run_never_created(store, torn):
+    """The pointer naming a run's experiment is written with ``create_entry`` too: torn (its create
+    was never acknowledged), the run is not found, as MLflow answers for an unknown run, not a 500."""
+    from chalicelib.mlflowapi.errors import MlflowError
+    run_id = "0" * 32
+    store.put(f"mlflow/runs/{run_id}.json", torn)
+    with pytest.raises(MlflowError) as err:
+        TrackingService(store).get_run(run_id)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
