@@ -9,14 +9,20 @@ counting local store). Ratios: the peer's time over ours, whole workload and sea
 client, and as raw HTTP: the servers' time without the client's decoding, which both pay).
 
     .venv/bin/python bench/mlflow_bench.py [--runs 100] [--search-runs 1000] [--skip-mlflow] [--s3]
-        [--baseline DIR] [--peer-search-runs N]
+        [--baseline DIR] [--peer-search-runs N] [--rounds K]
 
 ``--baseline DIR``: also `stacflow serve` from a checkout of another commit (``git archive <commit> |
 tar -x -C DIR``), same workload, same run. ``--peer-search-runs N``: the at-scale search against
 `mlflow server` too, its SQLite database filled with N runs through MLflow's own SQL store (going
 through its server would take most of an hour). Before the timed workloads the client runs a small
 one against every server, so its one-time imports are paid by none of them. Each server's CPU
-time over the workload (its process and children) is reported beside the wall time.
+time over the workload (its process and children) is reported beside the wall time, and so is the
+client's own CPU time (this process's: JSON, protobuf, ``requests``), which no server can take away.
+
+``--rounds K``: the interleaved mode. Every server is started once and kept up; then K rounds each run
+the whole workload against every server in turn (the order rotated each round), so a change of load
+on a shared machine weighs on all of them alike. Reported: per server the median of each phase over
+the rounds, and per round the ratios (the peer's time over ours) side by side, with their median.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import contextlib
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -36,8 +43,11 @@ from harness import REPO, elapsed_ms, free_port, memory_mb, percentiles, serving
 
 
 def workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
+    started = time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):  # the client prints a "View run" line per run
-        return _workload(uri, n_runs, label)
+        out = _workload(uri, n_runs, label)
+    out["client_cpu_s"] = time.process_time() - started
+    return out
 
 
 def _workload(uri: str, n_runs: int, label: str) -> dict[str, Any]:
@@ -241,6 +251,61 @@ def measured(server: Any, uri: str, n_runs: int, label: str) -> dict[str, Any]:
     return out
 
 
+PHASES = ["create_runs_s", "log_s", "search_p50_ms", "search_http_p50_ms", "history_20_runs_s", "end_to_end_s",
+          "server_cpu_s", "client_cpu_s"]
+
+
+def interleaved(servers: dict[str, Any], n_runs: int, rounds: int) -> dict[str, Any]:
+    """``rounds`` rounds of the workload against every server (name -> (server, uri)) in turn, the order
+    rotated each round; each server's median per phase, and each round's ratios against the peer."""
+    names = list(servers)
+    for name, (server, uri) in servers.items():
+        workload(uri, 3, f"{name}-warm")  # the client's and the server's one-time costs, untimed
+    per_round: list[dict[str, dict[str, Any]]] = []
+    for r in range(rounds):
+        results: dict[str, dict[str, Any]] = {}
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            server, uri = servers[name]
+            cpu0 = cpu_s(server.proc.pid)
+            results[name] = workload(uri, n_runs, f"{name}-{r}")
+            results[name]["server_cpu_s"] = cpu_s(server.proc.pid) - cpu0
+        results["load_average"] = {"1min": os.getloadavg()[0]}
+        per_round.append(results)
+    out: dict[str, Any] = {"rounds": rounds, "per_round": per_round}
+    for name in names:
+        out[name] = {p: statistics.median(rnd[name][p] for rnd in per_round) for p in PHASES}
+    if "mlflow_sqlite" in servers:
+        for name in (n for n in names if n != "mlflow_sqlite"):
+            ratios = [{p: rnd["mlflow_sqlite"][p] / max(rnd[name][p], 1e-9)
+                       for p in ("end_to_end_s", "log_s", "create_runs_s", "server_cpu_s", "search_p50_ms")}
+                      for rnd in per_round]
+            out[f"{name}_vs_mlflow"] = {"per_round_end_to_end": [round(x["end_to_end_s"], 2) for x in ratios],
+                                        **{f"median_{p}": statistics.median(x[p] for x in ratios) for p in ratios[0]}}
+    if "baseline" in servers:
+        out["stacflow_vs_baseline"] = {
+            "per_round_end_to_end": [round(rnd["baseline"]["end_to_end_s"] / rnd["stacflow"]["end_to_end_s"], 2)
+                                     for rnd in per_round],
+            "median_end_to_end": statistics.median(rnd["baseline"]["end_to_end_s"] / rnd["stacflow"]["end_to_end_s"]
+                                                   for rnd in per_round)}
+    return out
+
+
+def main_interleaved(args: argparse.Namespace, codes: dict[str, Path], tmp: str) -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Any] = {}
+        for name, code in codes.items():
+            server = stack.enter_context(stacflow_serve(f"file://{tmp}/store-{name}", "/mlflow/health", code=code))
+            servers[name] = (server, server.url + "/mlflow")
+        if not args.skip_mlflow:
+            port = free_port()
+            server = stack.enter_context(serving(
+                [str(Path(sys.executable).parent / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1",
+                 "--port", str(port), "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
+                 "--default-artifact-root", f"{tmp}/artifacts"], port, "/health"))
+            servers["mlflow_sqlite"] = (server, server.url)
+        return interleaved(servers, args.runs, args.rounds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
@@ -249,11 +314,28 @@ def main() -> int:
     parser.add_argument("--skip-mlflow", action="store_true", help="only stacflow")
     parser.add_argument("--s3", action="store_true", help="also stacflow over S3 (a moto server on loopback)")
     parser.add_argument("--baseline", type=Path, help="a checkout of the commit to compare with")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="interleaved mode: K rounds of the workload against every server in turn (no at-scale "
+                             "search: --search-runs is not run)")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     py = sys.executable
     report: dict[str, Any] = {"load_average_before": os.getloadavg()}
     codes = {"stacflow": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    if args.rounds:
+        with tempfile.TemporaryDirectory() as tmp:
+            report["interleaved"] = main_interleaved(args, codes, tmp)
+        report["load_average_after"] = os.getloadavg()
+        print(json.dumps(report, indent=2))
+        inter = report["interleaved"]
+        names = [n for n in ("stacflow", "baseline", "mlflow_sqlite") if n in inter]
+        print(f"| phase (median of {args.rounds} interleaved rounds) | " + " | ".join(names) + " |\n|---|"
+              + "---:|" * len(names), flush=True)
+        for phase in PHASES:
+            print(f"| {phase} | " + " | ".join(f"{inter[n][phase]:.3f}" for n in names) + " |", flush=True)
+        for key in (k for k in inter if k.endswith("_vs_mlflow") or k.endswith("_vs_baseline")):
+            print(key, json.dumps(inter[key]), flush=True)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         for name, code in codes.items():
             with stacflow_serve(f"file://{tmp}/store-{name}", "/mlflow/health", code=code) as server:
@@ -287,8 +369,7 @@ def main() -> int:
                     "search_http_p50": peer["search_http_p50_ms"] / ours["search_http_p50_ms"]}
         report["load_average_after"] = os.getloadavg()
         print(json.dumps(report, indent=2))  # before the stores' removal, which takes a while at 10,000 runs
-        phases = ["create_runs_s", "log_s", "search_p50_ms", "search_http_p50_ms", "history_20_runs_s",
-                  "end_to_end_s", "server_cpu_s"]
+        phases = PHASES
         names = [n for n in ("stacflow", "baseline", "mlflow_sqlite") if n in report]
         print("| phase | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names), flush=True)
         for phase in phases:

@@ -326,6 +326,21 @@ class ObjectStore(ABC):
             self._notify(Change(CREATED, key, info.etag, info.size))
         return info
 
+    def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        """A create-only ``put`` (PreconditionFailed if ``key`` exists) of an object never rewritten (a log
+        entry, a pointer) whose readers take a body that does not parse for one never written. So an adapter may
+        place the name before the data is durable and sync both at once: after a crash of the machine,
+        an entry whose write was not acknowledged may read empty or cut short. S3 stores it like any
+        object (the same one PUT)."""
+        return self.put(key, body, if_none_match=True, content_type=content_type)
+
+    def put_hint(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        """An unconditional ``put`` of an object that only spares readers work (a cache validator such
+        as a log's tip): after a crash of the machine holding the store it may read as an earlier
+        version or be absent, which costs a reader a slower read and nothing else. The local store
+        skips its syncs for it; S3 stores it like any object (the same one PUT)."""
+        return self.put(key, body, content_type=content_type)
+
     def put_many(self, entries: Sequence[tuple[str, bytes]], *, workers: int = 16) -> Sequence[ObjectInfo | InvalidKey]:
         """Unconditional writes of many objects, without local notifications (bulk publishing applies
         the derived updates itself); per entry, in order, its info or the ``InvalidKey`` refusing it.

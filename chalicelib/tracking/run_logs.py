@@ -86,7 +86,7 @@ class RunLogs:
         if eid is None:
             try:
                 eid = self.store.get_json(self.pointer_key(run_id))["experiment_id"]
-            except NotFound:
+            except (NotFound, ValueError):  # ValueError: torn by a crash before its create was acknowledged
                 raise run_not_found(run_id) from None
             self._run_experiment[run_id] = eid
         return eid

@@ -126,7 +126,9 @@ class RunService:
 
         def point() -> None:
             try:
-                self.logs.store.put_json(self.logs.pointer_key(run_id), {"experiment_id": eid}, if_none_match=True)
+                # Written as an entry: a pointer torn by a crash before the ack reads as absent (run_logs).
+                self.logs.store.create_entry(self.logs.pointer_key(run_id), json.dumps({"experiment_id": eid}, separators=(",", ":")).encode(),
+                                             content_type="application/json")
             except PreconditionFailed:
                 replayed.append(True)  # a retry: the entries below are idempotent, rewriting is harmless
         append_all([(run_log, key, entry), (exp_log, key, entry)], also=[point])

@@ -163,6 +163,12 @@ class InstrumentedStore(ObjectStore):
         return self._call(Call("PUT", key, body), lambda: self.inner._put(
             key, body, if_none_match=if_none_match, if_match=if_match, content_type=content_type))
 
+    def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        return self._call(Call("PUT", key, body), lambda: self.inner.create_entry(key, body, content_type=content_type))
+
+    def put_hint(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        return self._call(Call("PUT", key, body), lambda: self.inner.put_hint(key, body, content_type=content_type))
+
     def _delete(self, key: str, *, if_match: str | None) -> bool:
         return self._call(Call("DELETE", key), lambda: self.inner._delete(key, if_match=if_match))
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import stat as stat_module
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,209 @@ def test_put_many_in_rounds_creates_and_replaces_keys_whole(tmp_path, monkeypatc
     assert isinstance(results[-1], local_module.InvalidKey)
     assert sorted(i.key for i in store.list("")) == sorted(key for key, _ in entries[:-1])
     assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+# -- issue 13: a put is acknowledged once its data and its name are durable, syncs shared -----------
+class _SyncLog:
+    """Records, in order, the data syncs, the placing of names and the folder syncs of a store's writes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.root = str(root)
+        real_fdatasync, real_link, real_replace = os.fdatasync, os.link, os.replace
+        real_sync_dir = local_module._fsync_dir
+
+        def fdatasync(fd: int) -> None:
+            self.events.append(("data", os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1]))
+            real_fdatasync(fd)
+
+        def link(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+            real_link(src, dst, *args, **kwargs)
+            self.events.append(("name", str(dst)))
+
+        def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+            real_replace(src, dst, *args, **kwargs)
+            self.events.append(("name", str(dst)))
+
+        def sync_dir(path: Path) -> None:
+            self.events.append(("folder", str(path)))
+            real_sync_dir(path)
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        monkeypatch.setattr(os, "link", link)
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(local_module, "_fsync_dir", sync_dir)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]
+
+
+@pytest.mark.parametrize("condition", [{"if_none_match": True}, {}, {"if_match": "current"}])
+def test_a_put_returns_after_its_data_then_its_name_were_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                condition: dict) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("logs/seed.json", b"{}")
+    if condition.get("if_match"):
+        condition = {"if_match": store.put("logs/entry.json", b"{}").etag}
+    syncs = _SyncLog(monkeypatch, store.root)
+    store.put("logs/entry.json", b'{"v":1}', **condition)
+    # the data before the name (a crash in between leaves the old object), the folder before the ack
+    assert syncs.kinds() == ["data", "name", "folder"]
+    assert syncs.events[1][1] == str(store.root / "logs" / "entry.json")
+    assert syncs.events[2][1] == str(store.root / "logs")
+
+
+def test_a_put_into_new_folders_makes_each_new_folder_durable_in_its_parent(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("a/seed.json", b"{}")
+    syncs = _SyncLog(monkeypatch, store.root)
+    store.put("a/b/c/entry.json", b"{}")
+    kinds = syncs.kinds()
+    assert kinds[:2] == ["data", "name"]  # every folder synced after the name: one journal commit for all
+    folders = sorted(path for kind, path in syncs.events if kind == "folder")
+    assert folders == [str(store.root / "a"), str(store.root / "a" / "b"), str(store.root / "a" / "b" / "c")]
+
+
+def test_a_failed_folder_sync_fails_the_put(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the name and its folder's sync: the write was not acknowledged (the client
+    retries), and the object is either absent or whole."""
+    store = LocalStore(tmp_path / "store")
+    store.put("logs/seed.json", b"{}")
+
+    def broken(path: Path) -> None:
+        raise OSError(errno.EIO, "I/O error")
+    monkeypatch.setattr(local_module, "_fsync_dir", broken)
+    with pytest.raises(OSError):
+        store.put("logs/entry.json", b'{"v":1}')
+    assert store.get("logs/entry.json").body == b'{"v":1}'
+    assert [i.key for i in store.list("logs/")] == ["logs/entry.json", "logs/seed.json"]  # no temporary file
+
+
+def test_writers_into_one_folder_share_its_syncs_but_none_is_acknowledged_by_an_earlier_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first folder sync is held; three writers place their names meanwhile. The held sync may
+    have read the folder before them, so none of them may return on it: they wait, and one sync
+    started after all of them covers them together (two syncs for four writers)."""
+    store = LocalStore(tmp_path / "store")
+    store.put("logs/seed.json", b"{}")
+    started, release = threading.Event(), threading.Event()
+    syncs: list[str] = []
+    real_sync_dir = local_module._fsync_dir
+
+    def sync_dir(path: Path) -> None:
+        syncs.append(str(path))
+        if len(syncs) == 1:
+            started.set()
+            assert release.wait(5)
+        real_sync_dir(path)
+    monkeypatch.setattr(local_module, "_fsync_dir", sync_dir)
+    done: list[str] = []
+
+    def write(name: str) -> None:
+        store.put(f"logs/{name}.json", b"{}")
+        done.append(name)
+    first = threading.Thread(target=write, args=("first",))
+    first.start()
+    assert started.wait(5)
+    others = [threading.Thread(target=write, args=(f"w{n}",)) for n in range(3)]
+    for thread in others:
+        thread.start()
+    deadline = time.time() + 5
+    while len(list(store.list("logs/w"))) < 3 and time.time() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert done == []  # named, but waiting for a sync that starts after them
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert sorted(done) == ["first", "w0", "w1", "w2"]
+    assert syncs == [str(store.root / "logs")] * 2
+
+
+def test_a_hint_is_written_without_syncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("logs/seed.json", b"{}")
+    syncs = _SyncLog(monkeypatch, store.root)
+    info = store.put_hint("logs/tip.json", b"k1", content_type="text/plain")
+    assert syncs.kinds() == ["name"]
+    assert store.get("logs/tip.json").etag == info.etag
+
+
+def test_concurrent_durable_writers_lose_and_double_nothing(tmp_path: Path) -> None:
+    """Eight threads, each creating entries in one folder and bumping one counter by compare-and-swap,
+    with every sync on: each entry is there once, no increment is lost."""
+    store = LocalStore(tmp_path / "store")
+
+    def writer(n: int) -> None:
+        for i in range(10):
+            store.put(f"log/{n}-{i}.json", b"{}", if_none_match=True)
+            store.update_json("counter.json", lambda doc: {"n": doc["n"] + 1}, default=lambda: {"n": 0})
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(list(store.list("log/"))) == 80
+    assert store.get_json("counter.json") == {"n": 80}
+    with pytest.raises(PreconditionFailed):
+        store.put("log/0-0.json", b"{}", if_none_match=True)
+
+
+def test_a_log_entry_is_named_then_its_data_and_folder_synced_together(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``create_entry``: one journal commit for data and name (readers take a torn entry, which only a
+    crash before the ack can leave, for one never written); still create-only, still synced before the ack."""
+    store = LocalStore(tmp_path / "store")
+    store.put("log/seed.json", b"{}")
+    syncs = _SyncLog(monkeypatch, store.root)
+    info = store.create_entry("log/k1.json", b'{"run":"r"}', content_type="application/json")
+    assert syncs.kinds() == ["name", "data", "folder"]
+    assert syncs.events[1][1] == "k1.json"
+    assert store.get("log/k1.json").etag == info.etag
+    with pytest.raises(PreconditionFailed):
+        store.create_entry("log/k1.json", b'{"run":"other"}')
+    assert store.get("log/k1.json").body == b'{"run":"r"}'
+
+
+def test_a_failed_data_sync_fails_the_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path / "store")
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError):
+        store.create_entry("log/k1.json", b'{"run":"r"}')
+
+
+def test_a_writer_into_a_folder_another_is_still_making_durable_syncs_its_entry_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writer A makes folder ``new/`` and is held before syncing its entry in the root. Writer B finds
+    the folder there and writes into it: B must not be acknowledged until ``new``'s entry is synced
+    (a crash would lose the folder, B's object with it), so B syncs the root too."""
+    store = LocalStore(tmp_path / "store")
+    root = str(store.root)
+    held, release = threading.Event(), threading.Event()
+    synced: list[tuple[str, str]] = []
+    real_sync_dir = local_module._fsync_dir
+
+    def sync_dir(path: Path) -> None:
+        who = threading.current_thread().name
+        if who == "A" and str(path) == root:
+            held.set()
+            assert release.wait(5)
+        real_sync_dir(path)
+        synced.append((who, str(path)))
+    monkeypatch.setattr(local_module, "_fsync_dir", sync_dir)
+    a = threading.Thread(target=store.put, args=("new/a.json", b"{}"), name="A")
+    a.start()
+    assert held.wait(5)
+    b = threading.Thread(target=store.put, args=("new/b.json", b"{}"), name="B")
+    b.start()
+    b.join(0.3)
+    assert b.is_alive()  # not acknowledged while the folder it wrote into may vanish in a crash
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert ("B", root) in synced  # A's held sync began before B asked: B's own covers it
+    store.put("new/c.json", b"{}")  # once both synced it, a later writer syncs only its folder
+    assert [path for who, path in synced if who == "MainThread"] == [str(store.root / "new")]

@@ -257,3 +257,84 @@ def test_non_finite_values_and_wide_integers_survive_the_stored_entry(store):
     assert math.isnan(got[1])
     assert got[2:] == [math.inf, -math.inf]
     assert [m.timestamp for m in reader.get_metric_history(run_id, "wide", None, None).items] == [2 ** 70]
+
+
+def test_an_append_makes_its_entries_durable_and_writes_the_tip_as_a_hint(tmp_path, monkeypatch):
+    """On the local store a write's two entries are log entries (synced before it is acknowledged,
+    data and name together: tests/store/test_local.py); the tip, which only tells readers whether to
+    LIST, is a hint (its loss in a crash costs a LIST, see the next test)."""
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path / "store")
+    svc = TrackingService(store)
+    eid = svc.create_experiment("durable", None, [])
+    run_id = _run(svc, eid)
+    entries, hints, others = [], [], []
+    real_entry, real_hint, real_put = store.create_entry, store.put_hint, store._put
+    monkeypatch.setattr(store, "create_entry", lambda key, body, **kw: entries.append(key) or real_entry(key, body, **kw))
+    monkeypatch.setattr(store, "put_hint", lambda key, body, **kw: hints.append(key) or real_hint(key, body, **kw))
+    monkeypatch.setattr(store, "_put", lambda key, body, **kw: (kw.get("durable", True) and others.append(key))
+                        or real_put(key, body, **kw))
+    svc.log_batch(run_id, [_metric("m", 1.0)], [], [])
+    assert sorted(key.split("/")[1] for key in entries) == ["experiment-runs", "runs"]
+    assert all("/log/" in key for key in entries)
+    assert hints == [f"mlflow/experiment-runs/{eid}/tip.json"]
+    assert others == []
+
+
+@pytest.mark.parametrize("crash", ["reverted", "lost"])
+def test_a_tip_reverted_or_lost_in_a_crash_hides_no_acknowledged_write(store, crash):
+    """After a crash the tip may read as an earlier version, or be absent: the processes that come
+    back (none kept a confirmed version) see every acknowledged write, and go on writing and reading."""
+    writer = TrackingService(store)
+    eid = writer.create_experiment("crash", None, [])
+    run_ids = [_run(writer, eid) for _ in range(3)]
+    writer.log_batch(run_ids[0], [_metric("m", 1.0)], [], [])
+    tip = f"mlflow/experiment-runs/{eid}/tip.json"
+    old = store.get(tip).body
+    writer.log_batch(run_ids[1], [_metric("m", 2.0)], [], [])
+    if crash == "reverted":
+        store.put(tip, old)
+    else:
+        store.delete(tip)
+    reader, writer = TrackingService(store), TrackingService(store)
+    found = reader.search_runs([eid], "metrics.m > 0", None, None, ["metrics.m ASC"], None).items
+    assert [r.info.run_id for r in found] == run_ids[:2]
+    writer.log_batch(run_ids[2], [_metric("m", 3.0)], [], [])
+    found = reader.search_runs([eid], "metrics.m > 0", None, None, ["metrics.m ASC"], None).items
+    assert [r.info.run_id for r in found] == run_ids
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"run": "', b"\x00" * 16])
+def test_an_entry_torn_by_a_crash_reads_as_never_written(store, torn):
+    """A crash while ``create_entry`` was syncing can leave the entry empty, cut short or zero-filled
+    (never acknowledged: the client retried). Readers skip it, once: it is not fetched again."""
+    writer = TrackingService(store)
+    eid = writer.create_experiment("torn", None, [])
+    run_id = _run(writer, eid)
+    writer.log_batch(run_id, [_metric("m", 1.0)], [{"key": "p", "value": "1"}], [])
+    for log in (f"mlflow/runs/{run_id}/log/", f"mlflow/experiment-runs/{eid}/log/"):
+        store.put(f"{log}{eventlog.new_entry_key()}.json", torn)
+    writer.log_batch(run_id, [_metric("m", 2.0, 1)], [], [])  # after the crash, the log goes on
+    hooked = InstrumentedStore(store)
+    reader = TrackingService(hooked)
+    run = reader.get_run(run_id)
+    assert ({m.key: m.value for m in run.metrics}, run.params) == ({"m": 2.0}, {"p": "1"})
+    assert _values(reader, run_id, "m") == [1.0, 2.0]
+    found = reader.search_runs([eid], "metrics.m = 2 and params.p = '1'", None, None, [], None).items
+    assert [r.info.run_id for r in found] == [run_id]
+    hooked.log.clear()
+    reader.get_run(run_id)
+    assert [c.key for c in hooked.log if c.verb == "GET" and "/log/" in c.key] == []
+    assert TrackingService(store).check_logs() == []
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"experiment_id": "'])
+def test_a_run_pointer_torn_by_a_crash_reads_as_a_run_never_created(store, torn):
+    """The pointer naming a run's experiment is written with ``create_entry`` too: torn (its create
+    was never acknowledged), the run is not found, as MLflow answers for an unknown run, not a 500."""
+    from chalicelib.mlflowapi.errors import MlflowError
+    run_id = "0" * 32
+    store.put(f"mlflow/runs/{run_id}.json", torn)
+    with pytest.raises(MlflowError) as err:
+        TrackingService(store).get_run(run_id)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
