@@ -22,6 +22,7 @@ import gc
 import logging
 import time
 from contextlib import closing, contextmanager
+from collections import deque
 from itertools import chain
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..store import InvalidKey, NotFound, ObjectStore, PreconditionFailed, StoredObject
+from ..store.base import Usage
 from . import catalog, sources
 from .access import is_public
 from .items import InvalidItem, normalize, parse
@@ -270,23 +272,55 @@ class _Listing:
 
 
 # An item of a bulk batch: public, summary, stored body, where it came from (file; line or feature),
-# the batch's part (task) holding its index rows.
-_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str, int]
+# the batch's part (task) holding its index rows, whether this process writes its file (else a worker did).
+_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str, int, bool]
 
 
 @dataclass
 class _Bulk:
-    """Whole tasks' items (the last copy of an item winning) and each task's index rows (``Parsed.index``)."""
+    """Whole tasks' items (the last copy of an item winning) and each task's index rows (``Parsed.index``);
+    ``refused``: items the store refused to a worker."""
 
     items: dict[tuple[str, str], _Entry] = field(default_factory=dict)
     parts: list[bytes] = field(default_factory=list)
+    refused: set[tuple[str, str]] = field(default_factory=set)
+    usage: list[Usage] = field(default_factory=list)
 
-    def take(self, task: sources.Task, outcome: sources.Parsed) -> None:
+    def take(self, task: sources.Task, outcome: sources.Parsed, recent: _Recent) -> None:
+        """Add a task's outcome. An item a worker wrote is written again here if a task still in flight
+        with it had a copy of it too (``recent``): the workers' writes of the two may have landed in
+        either order, and the later copy in the input must win."""
         part = len(self.parts)
         self.parts.append(outcome.index)
+        if outcome.usage is not None:
+            self.usage.append(outcome.usage)
         for cid, iid, public, summary, body, where in outcome.items:
             self.items.pop((cid, iid), None)  # a later copy in the input wins
-            self.items[cid, iid] = (public, summary, body, task.label, where, part)
+            rewrite = not outcome.written or (cid, iid) in recent
+            self.refused.discard((cid, iid))  # a later copy the store took wins over a refused one
+            self.items[cid, iid] = (public, summary, body, task.label, where, part, rewrite)
+        for key in outcome.refused:
+            self.items.pop(key, None)  # its earlier copies are left out as well (see ``_flush``)
+            self.refused.add(key)
+        recent.add(key for key in [*((c, i) for c, i, *_ in outcome.items), *outcome.refused])
+
+
+@dataclass
+class _Recent:
+    """Items whose earlier writes may land after a worker's write of a later copy: those of the last
+    ``size`` tasks (still in flight when it was handed out), and those the batch being flushed writes."""
+
+    size: int
+    tasks: deque[set[tuple[str, str]]] = field(default_factory=deque)
+    writing: set[tuple[str, str]] = field(default_factory=set)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self.writing or any(key in seen for seen in self.tasks)
+
+    def add(self, keys: Iterable[tuple[str, str]]) -> None:
+        self.tasks.append(set(keys))
+        while len(self.tasks) > self.size:
+            self.tasks.popleft()
 
 
 def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = True,
@@ -319,7 +353,9 @@ def _no_cycle_collection() -> Iterator[None]:
 def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, collection: str | None) -> Report:
     report = Report()
     listing = _Listing()
-    results = sources.parsed(sources.tasks(paths), collection, sources.workers_for(paths))
+    workers = sources.workers_for(paths)
+    results = sources.parsed(sources.tasks(paths), collection, workers, store)
+    recent = _Recent(sources.window(workers))
     with closing(results):
         first = next(results, None)  # workers are forked now, before this process starts threads
         with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool, \
@@ -329,12 +365,13 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
             def flush(batch: _Bulk) -> Future[None]:
                 if flushing is not None:
                     flushing.result()
+                recent.writing = {key for key, entry in batch.items.items() if entry[6]}
                 return flusher.submit(_flush, store, batch, pool, bar, report, listing)
 
             batch = _Bulk()
             for task, outcome in chain([first] if first is not None else [], results):
                 report.rejected.extend(Rejection(task.source(where), reason) for where, reason in outcome.rejected)
-                batch.take(task, outcome)
+                batch.take(task, outcome, recent)
                 if len(batch.items) >= BATCH:
                     flushing = flush(batch)
                     batch = _Bulk()
@@ -346,26 +383,33 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
 
 def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any, report: Report,
            listing: _Listing) -> None:
-    """Write the batch's items, then their index segments, and record their summaries for the static
-    catalog; an item the store refuses (its key) is a rejection, and the others are published all the
-    same."""
-    if not batch.items:
+    """Write the batch's items the workers did not write, then their index segments, and record their
+    summaries for the static catalog; an item the store refuses (its key) is a rejection, and the others
+    are published all the same."""
+    for usage in batch.usage:  # the workers' writes, as if made here
+        for kind, n in usage.requests.items():
+            store.meter.request(kind, n)
+        store.meter.moved(read=usage.bytes_read, written=usage.bytes_written)
+    if not batch.items and not batch.refused:
         return
-    writes = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
-              for (cid, iid), entry in batch.items.items()]
+    every = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
+             for (cid, iid), entry in batch.items.items()]
+    writes = [write for write in every if write[3][6]]
     public: dict[str, set[str]] = {}
-    for cid, iid, _, entry in writes:
+    for cid, iid, _, entry in every:
         if entry[0]:
             public.setdefault(cid, set()).add(iid)
     _drop_private_copies(store, public)
     stored = store.put_many([(key, entry[2]) for _, _, key, entry in writes], workers=WORKERS)
-    private: list[str] = []
-    refused: set[tuple[str, str]] = set()
-    for (cid, iid, key, (listed, summary, body, label, where, _)), result in zip(writes, stored):
+    refused: set[tuple[str, str]] = set(batch.refused)
+    for (cid, iid, key, (_, _, _, label, where, _, _)), result in zip(writes, stored):
         if isinstance(result, InvalidKey):
             source = f"{label}:{where}" if isinstance(where, int) else where
             report.rejected.append(Rejection(source, f"cannot be stored: {result}"))
             refused.add((cid, iid))
+    private: list[str] = []
+    for cid, iid, _, (listed, summary, *_) in every:
+        if (cid, iid) in refused:
             continue
         report.published += 1
         listing.record(cid, iid, summary if listed else None)
@@ -373,11 +417,12 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
             private.append(catalog.item_key(cid, iid))
     # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
     list(pool.map(store.delete, private))
-    bar.update(len(writes))
-    del writes, stored
+    bar.update(len(every))
+    del writes, stored, every
     batch.items.clear()  # the bodies (~10 MB a batch) are not needed while the index segments are written
-    # Versioned after the writes: an item another writer replaces later gets a newer version. A refused
-    # item leaves every part: an earlier copy in the batch was not written either.
+    # Versioned after the writes (the workers' too: their outcomes came back before this batch was
+    # flushed): an item another writer replaces later gets a newer version. A refused item leaves every
+    # part: an earlier copy in the batch was not written either.
     _index(store).add_encoded([(part, refused) for part in batch.parts if part], version=time.time_ns(),
                               compact=False)
     if listing.count >= LISTING_FLUSH:

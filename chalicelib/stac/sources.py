@@ -15,10 +15,14 @@ import os
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Generator, Iterator, Sequence
 
+from ..store import InvalidKey, ObjectStore
+from ..store.base import Usage
 from .access import is_public
+from .catalog import item_key
 from .items import InvalidItem, normalize, parse
 from .table import compact_json
 
@@ -26,6 +30,7 @@ from .table import compact_json
 # enough that a worker holds one task's items as Python objects (~15 KB each) without strain.
 TASK_BYTES = 4 << 20  # NDJSON bytes per task (~4,900 items of ~850 bytes)
 TASK_FILES = 2048  # item files per task
+WRITERS = 4  # a worker's parallel object writes (local files: little to gain; S3: latency)
 # Inputs smaller than this are parsed in-process: starting workers costs more than they save.
 POOL_MIN_BYTES = 8 << 20
 SUFFIXES = (".json", ".geojson", ".ndjson")
@@ -51,11 +56,18 @@ class Task:
 class Parsed:
     """One task's valid items, each as (collection, id, public, summary, stored body, where: see
     ``Task.source``), its rejections as (where, reason), and the search index's rows of its items
-    (``index.encode_part``: built here, where the items are parsed, not in the publishing process)."""
+    (``index.encode_part``: built here, where the items are parsed, not in the publishing process).
+
+    ``written``: the item files are in the store already (the last copy of each item in the task, at the
+    key its visibility gives it): ``refused`` lists the items the store refused (left out of ``items``,
+    their reasons in ``rejected``), ``usage`` the requests the writes made."""
 
     items: list[tuple[str, str, bool, tuple[Any, ...], bytes, int | str]] = field(default_factory=list)
     rejected: list[tuple[int | str, str]] = field(default_factory=list)
     index: bytes = b""
+    written: bool = False
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    usage: Usage | None = None
 
 
 def tasks(paths: Sequence[Path]) -> Iterator[Task]:
@@ -101,8 +113,9 @@ def _ndjson_tasks(file: Path) -> Iterator[Task]:
         yield Task(str(file), line, rest)
 
 
-def parse_task(task: Task, collection: str | None) -> Parsed:
-    """Parse, check and normalise a task's items (``collection``: of items naming none)."""
+def parse_task(task: Task, collection: str | None, store: ObjectStore | None = None) -> Parsed:
+    """Parse, check and normalise a task's items (``collection``: of items naming none); with a ``store``,
+    also write their files (``Parsed.written``)."""
     out = Parsed()
     valid: list[dict[str, Any]] = []
     if task.error:
@@ -123,7 +136,29 @@ def parse_task(task: Task, collection: str | None) -> Parsed:
     if valid:
         from .index import encode_part  # numpy and the index: only for bulk loads, not on import
         out.index = encode_part(valid)
+    if store is not None:
+        _write(store, out)
     return out
+
+
+def _write(store: ObjectStore, out: Parsed) -> None:
+    """Write the last copy of each of ``out``'s items; one the store refuses leaves ``out.items`` (its
+    index rows stay: the publisher drops them from every part of its batch)."""
+    last = {(cid, iid): n for n, (cid, iid, *_) in enumerate(out.items)}
+    writes = [(n, item_key(cid, iid, private=not out.items[n][2])) for (cid, iid), n in last.items()]
+    before = store.meter.usage()
+    stored = store.put_many([(key, out.items[n][4]) for n, key in writes], workers=WRITERS)
+    out.usage = store.meter.usage() - before
+    keep = []
+    for (n, _), result in zip(writes, stored):
+        if isinstance(result, InvalidKey):
+            cid, iid, *_, where = out.items[n]
+            out.rejected.append((where, f"cannot be stored: {result}"))
+            out.refused.append((cid, iid))
+        else:
+            keep.append(out.items[n])
+    out.items = keep
+    out.written = True
 
 
 def _docs(task: Task) -> Iterator[tuple[int | str, Any]]:
@@ -166,26 +201,50 @@ def workers_for(paths: Sequence[Path]) -> int:
     return 0
 
 
-def parsed(all_tasks: Iterator[Task], collection: str | None, workers: int) \
+def window(workers: int) -> int:
+    """Tasks ``parsed`` has in flight at most: a task's items are written before the task this many places
+    later is started (0: in this process, one after the other)."""
+    return 2 * workers + 2 if workers > 0 else 0
+
+
+def parsed(all_tasks: Iterator[Task], collection: str | None, workers: int, store: ObjectStore | None = None) \
         -> Generator[tuple[Task, Parsed], None, None]:
     """Each task with its outcome, in input order; ``workers``: processes (0: parse in this one).
+    ``store``: where the workers write the items they parse (``Parsed.written``), if it can be written
+    from a forked process (``ObjectStore.for_child_process``); the items of two tasks in flight
+    together are written in either order.
 
     Call before starting threads: workers are forked (cheap, and they inherit the loaded modules),
     and a fork copies no other thread."""
     if workers <= 0:
         for task in all_tasks:
-            yield task, parse_task(task, collection)
+            yield task, parse_task(task, collection, store)
         return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        yield from _windowed(pool, all_tasks, collection, window=2 * workers + 2)
+    forking = "fork" in multiprocessing.get_all_start_methods()
+    child = store.for_child_process() if store is not None and forking else None
+    # Under fork the initializer's arguments are inherited, not pickled: the store needs no pickling.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if forking else "spawn"),
+                             initializer=partial(_adopt, child) if child is not None else None) as pool:
+        yield from _windowed(pool, all_tasks, collection, window=window(workers))
+
+
+_CHILD_STORE: ObjectStore | None = None  # a worker process's store (``parsed``): it writes what it parses
+
+
+def _adopt(store: ObjectStore) -> None:
+    global _CHILD_STORE
+    _CHILD_STORE = store
+
+
+def _parse_in_worker(task: Task, collection: str | None) -> Parsed:
+    return parse_task(task, collection, _CHILD_STORE)
 
 
 def _windowed(pool: Executor, all_tasks: Iterator[Task], collection: str | None, *,
               window: int) -> Iterator[tuple[Task, Parsed]]:
     running: deque[tuple[Task, Future[Parsed]]] = deque()
     for task in all_tasks:
-        running.append((task, pool.submit(parse_task, task, collection)))
+        running.append((task, pool.submit(_parse_in_worker, task, collection)))
         if len(running) >= window:
             done, future = running.popleft()
             yield done, future.result()
