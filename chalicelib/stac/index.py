@@ -183,15 +183,18 @@ def _certify(segments: Sequence[dict[str, Any]], hashes: Mapping[str, np.ndarray
 
 
 
-def encode_part(items: Iterable[dict[str, Any]]) -> bytes:
-    """Index rows of ``items`` (the later copy of an item winning) as a segment to be stamped by
-    ``SearchIndex.add_encoded``: a bulk load builds them in the worker processes that parse the items,
-    so the publishing process neither parses the items again nor builds their columns."""
-    winners: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in map(_check_item, items):
+def encode_part(items: Iterable[tuple[dict[str, Any], tuple[float, float, float]]]) -> bytes:
+    """Index rows of ``items`` (each with its times as ``normalize_timed`` gives them; the later copy of
+    an item winning) as a segment to be stamped by ``SearchIndex.add_encoded``: a bulk load builds them
+    in the worker processes that parse the items, so the publishing process neither parses the items
+    again nor builds their columns."""
+    winners: dict[tuple[str, str], tuple[dict[str, Any], tuple[float, float, float]]] = {}
+    for item, times in items:
+        _check_item(item)
         winners.pop((item["collection"], item["id"]), None)
-        winners[item["collection"], item["id"]] = item
-    table = Table.from_records([Record(c, i, 0, "", item) for (c, i), item in winners.items()])
+        winners[item["collection"], item["id"]] = item, times
+    table = Table.from_records([Record(c, i, 0, "", item) for (c, i), (item, _) in winners.items()],
+                               [times for _, times in winners.values()])
     return _encode_segment((table, {}))[0]
 
 

@@ -88,7 +88,8 @@ def utc_text(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _interval(props: dict[str, Any]) -> tuple[datetime, datetime]:
+def _interval(props: dict[str, Any]) -> tuple[datetime, datetime, datetime]:
+    """(start, end, the instant the item sorts by: its datetime, else its start)."""
     dt = props.get("datetime")
     start, end = props.get("start_datetime"), props.get("end_datetime")
     if dt is None and (start is None or end is None):
@@ -99,9 +100,9 @@ def _interval(props: dict[str, Any]) -> tuple[datetime, datetime]:
         raise InvalidItem("properties.start_datetime is after end_datetime")
     if dt is not None:
         at = _instant(dt, "datetime")
-        return lo or at, hi or at
+        return lo or at, hi or at, at
     assert lo is not None and hi is not None
-    return lo, hi
+    return lo, hi, lo
 
 
 def _bbox(item: dict[str, Any]) -> list[float] | None:
@@ -167,11 +168,22 @@ def _plain_bounds(geometry: Any) -> list[float] | None:
     return [float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))]
 
 
+# An item's (start, end, sort instant) in epoch seconds: the search index's time columns.
+Times = tuple[float, float, float]
+
+
 def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[dict[str, Any], catalog.Summary]:
     """The item as the catalog stores it, and its extent summary; raises InvalidItem.
 
     ``item_id`` is the id the key gives (events); the item's ``id`` must match it.
     """
+    out, summary, _ = normalize_timed(item, collection, item_id)
+    return out, summary
+
+
+def normalize_timed(item: Any, collection: str, item_id: str | None = None) \
+        -> tuple[dict[str, Any], catalog.Summary, Times]:
+    """``normalize``, and the item's ``Times`` (read once here: a bulk load's index rows take them)."""
     if not isinstance(item, dict):
         raise InvalidItem("an item must be a JSON object")
     from fastjsonschema import JsonSchemaValueException
@@ -189,7 +201,7 @@ def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[d
                           f"{', '.join(sorted(catalog.config().collection_ids))})")
     if item.get("collection", collection) != collection:
         raise InvalidItem(f"collection {item['collection']!r} differs from the collection of the key ({collection!r})")
-    start, end = _interval(item["properties"])
+    start, end, at = _interval(item["properties"])
     bbox = _bbox(item)
 
     out = dict(item)
@@ -204,5 +216,5 @@ def normalize(item: Any, collection: str, item_id: str | None = None) -> tuple[d
     if bbox and bbox[0] > bbox[2]:  # crosses the antimeridian: the extent spans all longitudes
         bbox = [-180.0, bbox[1], 180.0, bbox[3]]
     summary: catalog.Summary = (list(bbox) if bbox else [None] * 4) + [utc_text(start), utc_text(end)]
-    return out, summary
+    return out, summary, (start.timestamp(), end.timestamp(), at.timestamp())
 

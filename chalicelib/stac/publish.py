@@ -252,10 +252,17 @@ def _progress(total: int | None, desc: str, enabled: bool) -> Any:
 class _Listing:
     """The static catalog's share of a bulk load: each item's summary (None: not public, so not
     listed), the last state of an item winning. Applied every ``LISTING_FLUSH`` items and at the end,
-    not per batch: a shard is rewritten whole however few of its items change."""
+    not per batch: a shard is rewritten whole however few of its items change.
+
+    With worker processes that hold the store (``procs``), each application runs there, its shards split
+    among the workers (the collection's document takes their views by compare-and-swap, as from
+    concurrent publishers), while this process goes on; an application waits for the previous one
+    (an item in both: the later summary must land last)."""
 
     summaries: dict[str, dict[str, tuple[Any, ...] | None]] = field(default_factory=dict)
     count: int = 0
+    procs: sources.Workers | None = None
+    running: list[Future[None]] = field(default_factory=list)
 
     def record(self, cid: str, iid: str, summary: tuple[Any, ...] | None) -> None:
         per = self.summaries.setdefault(cid, {})
@@ -263,12 +270,30 @@ class _Listing:
         per[iid] = summary
 
     def apply(self, store: ObjectStore, pool: Executor) -> None:
+        self.wait()
         for cid in sorted(self.summaries):
             per = self.summaries[cid]
-            catalog.update(store, cid, {iid: list(s) for iid, s in per.items() if s is not None},
-                           {iid for iid, s in per.items() if s is None}, pool=pool)
+            if self.procs is None or self.procs.pool is None:
+                _update_listing(store, cid, per, pool)
+                continue
+            share: list[dict[str, tuple[Any, ...] | None]] = [{} for _ in range(self.procs.count)]
+            for iid, summary in per.items():  # by top shard: no shard is written by two workers
+                share[int(catalog.shard_of(iid), 16) % len(share)][iid] = summary
+            self.running += [self.procs.pool.submit(sources.in_worker, _update_listing, cid, part)
+                             for part in share if part]
         self.summaries.clear()
         self.count = 0
+
+    def wait(self) -> None:
+        running, self.running = self.running, []
+        for job in running:
+            job.result()
+
+
+def _update_listing(store: ObjectStore, cid: str, per: dict[str, tuple[Any, ...] | None],
+                    pool: Executor | None = None) -> None:
+    catalog.update(store, cid, {iid: list(s) for iid, s in per.items() if s is not None},
+                   {iid for iid, s in per.items() if s is None}, pool=pool)
 
 
 # An item of a bulk batch: public, summary, stored body, where it came from (file; line or feature),
@@ -353,11 +378,12 @@ def _no_cycle_collection() -> Iterator[None]:
 def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, collection: str | None) -> Report:
     report = Report()
     listing = _Listing()
-    workers = sources.workers_for(paths)
-    results = sources.parsed(sources.tasks(paths), collection, workers, store)
-    recent = _Recent(sources.window(workers))
-    with closing(results):
-        first = next(results, None)  # workers are forked now, before this process starts threads
+    # Workers are forked now, before this process starts threads.
+    with sources.workers(sources.workers_for(paths), store) as procs, \
+            closing(sources.parsed(sources.tasks(paths), collection, procs, store)) as results:
+        recent = _Recent(sources.window(procs.count))
+        listing.procs = procs if procs.writes else None
+        first = next(results, None)
         with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool, \
                 ThreadPoolExecutor(1) as flusher:
             flushing: Future[None] | None = None
@@ -377,6 +403,7 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
                     batch = _Bulk()
             flush(batch).result()
             listing.apply(store, pool)
+            listing.wait()
     _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 

@@ -13,24 +13,25 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Generator, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 from ..store import InvalidKey, ObjectStore
 from ..store.base import Usage
 from .access import is_public
 from .catalog import item_key
-from .items import InvalidItem, normalize, parse
+from .items import InvalidItem, Times, normalize_timed, parse
 from .table import compact_json
 
 # A task's items become one index segment: tasks big enough that a load leaves few segments, small
 # enough that a worker holds one task's items as Python objects (~15 KB each) without strain.
 TASK_BYTES = 4 << 20  # NDJSON bytes per task (~4,900 items of ~850 bytes)
 TASK_FILES = 2048  # item files per task
-WRITERS = 4  # a worker's parallel object writes (local files: little to gain; S3: latency)
+WRITERS = 8  # parallel object writes of items parsed in the publishing process (S3: latency)
 # Inputs smaller than this are parsed in-process: starting workers costs more than they save.
 POOL_MIN_BYTES = 8 << 20
 SUFFIXES = (".json", ".geojson", ".ndjson")
@@ -113,11 +114,11 @@ def _ndjson_tasks(file: Path) -> Iterator[Task]:
         yield Task(str(file), line, rest)
 
 
-def parse_task(task: Task, collection: str | None, store: ObjectStore | None = None) -> Parsed:
+def parse_task(task: Task, collection: str | None, store: ObjectStore | None = None, writers: int = WRITERS) -> Parsed:
     """Parse, check and normalise a task's items (``collection``: of items naming none); with a ``store``,
-    also write their files (``Parsed.written``)."""
+    also write their files (``Parsed.written``), ``writers`` at a time."""
     out = Parsed()
-    valid: list[dict[str, Any]] = []
+    valid: list[tuple[dict[str, Any], Times]] = []
     if task.error:
         out.rejected.append((task.label, task.error))
     for where, doc in _docs(task):
@@ -127,27 +128,27 @@ def parse_task(task: Task, collection: str | None, store: ObjectStore | None = N
             cid = doc.get("collection", collection) if isinstance(doc, dict) else collection
             if not isinstance(cid, str):
                 raise InvalidItem("the item has no collection (and no default collection was given)")
-            item, summary = normalize(doc, cid)
+            item, summary, times = normalize_timed(doc, cid)
         except InvalidItem as err:
             out.rejected.append((where, str(err)))
             continue
         out.items.append((cid, item["id"], is_public(item), tuple(summary), compact_json(item), where))
-        valid.append(item)
+        valid.append((item, times))
     if valid:
         from .index import encode_part  # numpy and the index: only for bulk loads, not on import
         out.index = encode_part(valid)
     if store is not None:
-        _write(store, out)
+        _write(store, out, writers)
     return out
 
 
-def _write(store: ObjectStore, out: Parsed) -> None:
+def _write(store: ObjectStore, out: Parsed, writers: int) -> None:
     """Write the last copy of each of ``out``'s items; one the store refuses leaves ``out.items`` (its
     index rows stay: the publisher drops them from every part of its batch)."""
     last = {(cid, iid): n for n, (cid, iid, *_) in enumerate(out.items)}
     writes = [(n, item_key(cid, iid, private=not out.items[n][2])) for (cid, iid), n in last.items()]
     before = store.meter.usage()
-    stored = store.put_many([(key, out.items[n][4]) for n, key in writes], workers=WRITERS)
+    stored = store.put_many([(key, out.items[n][4]) for n, key in writes], workers=writers)
     out.usage = store.meter.usage() - before
     keep = []
     for (n, _), result in zip(writes, stored):
@@ -207,28 +208,47 @@ def window(workers: int) -> int:
     return 2 * workers + 2 if workers > 0 else 0
 
 
-def parsed(all_tasks: Iterator[Task], collection: str | None, workers: int, store: ObjectStore | None = None) \
-        -> Generator[tuple[Task, Parsed], None, None]:
-    """Each task with its outcome, in input order; ``workers``: processes (0: parse in this one).
-    ``store``: where the workers write the items they parse (``Parsed.written``), if it can be written
-    from a forked process (``ObjectStore.for_child_process``); the items of two tasks in flight
-    together are written in either order.
+@dataclass
+class Workers:
+    """Worker processes (``pool``; None: work in this process) and whether they hold a copy of the store
+    (``writes``: they write the items they parse and run ``in_worker`` jobs)."""
 
-    Call before starting threads: workers are forked (cheap, and they inherit the loaded modules),
-    and a fork copies no other thread."""
-    if workers <= 0:
-        for task in all_tasks:
-            yield task, parse_task(task, collection, store)
+    count: int
+    pool: Executor | None = None
+    writes: bool = False
+
+
+@contextmanager
+def workers(count: int, store: ObjectStore | None = None) -> Iterator[Workers]:
+    """``count`` worker processes (0: none), given ``store`` if it can be written from a forked process
+    (``ObjectStore.for_child_process``).
+
+    Enter before starting threads: workers are forked (cheap, and they inherit the loaded modules), and
+    a fork copies no other thread."""
+    if count <= 0:
+        yield Workers(0)
         return
     forking = "fork" in multiprocessing.get_all_start_methods()
     child = store.for_child_process() if store is not None and forking else None
-    # Under fork the initializer's arguments are inherited, not pickled: the store needs no pickling.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if forking else "spawn"),
+    # Under fork the initializer is inherited, not pickled: the store needs no pickling.
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork" if forking else "spawn"),
                              initializer=partial(_adopt, child) if child is not None else None) as pool:
-        yield from _windowed(pool, all_tasks, collection, window=window(workers))
+        yield Workers(count, pool, child is not None)
 
 
-_CHILD_STORE: ObjectStore | None = None  # a worker process's store (``parsed``): it writes what it parses
+def parsed(all_tasks: Iterator[Task], collection: str | None, procs: Workers, store: ObjectStore | None = None) \
+        -> Generator[tuple[Task, Parsed], None, None]:
+    """Each task with its outcome, in input order, parsed by ``procs`` (or in this process: its items
+    written to ``store`` if given). Workers that hold the store write the items they parse; the items
+    of two tasks in flight together (``window``) are written in either order."""
+    if procs.pool is None:
+        for task in all_tasks:
+            yield task, parse_task(task, collection, store)
+        return
+    yield from _windowed(procs.pool, all_tasks, collection, window=window(procs.count))
+
+
+_CHILD_STORE: ObjectStore | None = None  # a worker process's store (``workers``): it writes what it parses
 
 
 def _adopt(store: ObjectStore) -> None:
@@ -237,7 +257,15 @@ def _adopt(store: ObjectStore) -> None:
 
 
 def _parse_in_worker(task: Task, collection: str | None) -> Parsed:
-    return parse_task(task, collection, _CHILD_STORE)
+    # One writer: the worker processes already keep the cores busy, and local files gain nothing from
+    # threads contending for one interpreter (a store that does is not written from a child process).
+    return parse_task(task, collection, _CHILD_STORE, writers=1)
+
+
+def in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(store, *args)`` in a worker process holding the store (submitted to ``Workers.pool``)."""
+    assert _CHILD_STORE is not None, "this worker holds no store"
+    return fn(_CHILD_STORE, *args)
 
 
 def _windowed(pool: Executor, all_tasks: Iterator[Task], collection: str | None, *,

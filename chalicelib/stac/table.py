@@ -854,8 +854,12 @@ class Table:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records: Sequence[Record]) -> Table:
+    def from_records(cls, records: Sequence[Record], times_of: Sequence[tuple[float, float, float]] | None = None) \
+            -> Table:
+        """``times_of``: each record's (start, end, sort instant) as ``_interval`` reads them, when the caller
+        has them already (a bulk load's normaliser); then every record must hold an item."""
         live = [r for r in records if r.item is not None]
+        assert times_of is None or len(times_of) == len(live)
         n = len(live)
         props: dict[str, list[Any]] = {}
         box = np.empty((n, 4), dtype=np.float64)
@@ -875,7 +879,7 @@ class Table:
                 col[row] = value
             bounds = _bbox(item)
             box[row] = bounds
-            times[row] = _interval(p)
+            times[row] = _interval(p) if times_of is None else times_of[row]
             geometry = item.get("geometry")
             has_geom[row] = bool(geometry)
             geoms.append(b"" if not geometry or _is_box(geometry, bounds) else compact_json(geometry))

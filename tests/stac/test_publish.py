@@ -347,10 +347,13 @@ def found(store: ObjectStore, **query: Any) -> dict[tuple[str, str], dict[str, A
     return {(item["collection"], item["id"]): item for item in page.items}
 
 
-def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch) -> None:
-    """Batches flushed while the next is parsed (several, with an item repeated across them), public
-    and private items, shards written twice during the load: the same item files, catalog pages and search results as the event path, and
-    ``stacflow check`` finds nothing."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch,
+                                                                                    workers: int) -> None:
+    """Batches flushed while the next is parsed (several, with an item repeated across them, its extent
+    changed), public and private items, shards written several times during the load (by the worker
+    processes, which also write the items, or in this process): the same item files, catalog pages and
+    search results as the event path, and ``stacflow check`` finds nothing."""
     from chalicelib.events.base import StoreEvent
     from chalicelib.stac import publish as publish_module
     from chalicelib.stac import sources
@@ -359,7 +362,8 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     items = [make_item(f"it-{i}", collection="dataset" if i % 3 else "ai-model") for i in range(40)]
     for item in items[::4]:
         item["properties"].update({"stacflow:project": "group/secret", "stacflow:visibility": "private"})
-    items.append(dict(items[5], properties=dict(items[5]["properties"], title="second version")))
+    items.append(dict(items[5], properties=dict(items[5]["properties"], title="second version",
+                                                datetime="2030-01-01T00:00:00Z")))
     # Next to its first copy: in another task of the same batch (its part's rows must win).
     items.insert(35, dict(items[33], properties=dict(items[33]["properties"], title="second version")))
     source = tmp_path / "items.ndjson"
@@ -367,6 +371,7 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     monkeypatch.setattr(publish_module, "BATCH", 7)
     monkeypatch.setattr(sources, "TASK_BYTES", 600)  # an item a task: batches of several, each with its index rows
     monkeypatch.setattr(publish_module, "LISTING_FLUSH", 10)  # shards written during the load and at its end
+    monkeypatch.setattr(sources, "workers_for", lambda paths: workers)
     bulk = LocalStore(tmp_path / "bulk", fsync=False)
     # A copy repeated within one batch is written once.
     assert len(items) - 1 <= publish_paths(bulk, [source], progress=False).published <= len(items)
@@ -494,10 +499,10 @@ def test_an_item_in_two_tasks_in_flight_ends_as_its_later_copy_whatever_order_th
     from chalicelib.stac import sources
     from chalicelib.stac.check import check_catalog, check_derived
 
-    def parsed(all_tasks: Any, collection: str | None, workers: int, store: ObjectStore | None = None) -> Any:
+    def parsed(all_tasks: Any, collection: str | None, procs: sources.Workers, store: ObjectStore | None = None) -> Any:
         assert store is not None
         monkeypatch.setattr(sources, "_CHILD_STORE", store.for_child_process())
-        yield from sources._windowed(_LastFirst(), all_tasks, collection, window=sources.window(workers))
+        yield from sources._windowed(_LastFirst(), all_tasks, collection, window=sources.window(procs.count))
 
     monkeypatch.setattr(sources, "parsed", parsed)
     monkeypatch.setattr(sources, "workers_for", lambda paths: 1)
