@@ -353,11 +353,12 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
     """Publish every item found in ``paths``, into its ``collection`` (else ``collection``).
 
     Worker processes parse and check the items and build their index rows (``sources``); this process
-    writes them about ``BATCH`` at a time (whole tasks), each batch (``flusher``) while the next is
-    gathered: the item files in one ``put_many``, then the batch's index segments (one per task) in one
-    manifest swap, and the static catalog's shards once every ``LISTING_FLUSH`` items. Publishing the
-    same inputs again ends in the same state, so a load that stopped half-way is completed by running
-    it again."""
+    takes them about ``BATCH`` at a time (whole tasks), each batch (``flusher``) while the next is
+    gathered: the item files in one ``put_many`` (on a local store the workers wrote them already: here
+    only an item whose copies in two tasks may have landed out of order), then the batch's index
+    segments (one per task) in one manifest swap, and the static catalog's shards once every
+    ``LISTING_FLUSH`` items (in the workers, when they hold the store). Publishing the same inputs again
+    ends in the same state, so a load that stopped half-way is completed by running it again."""
     with _no_cycle_collection():
         return _publish_paths(store, paths, progress, collection)
 

@@ -5,8 +5,10 @@ Parsing, schema checks and normalisation cost most of a bulk load's CPU and need
 they run in a process pool: NDJSON is cut at line ends into tasks of ``TASK_BYTES``, other files go
 ``TASK_FILES`` to a task. A worker returns each valid item compactly, as the bytes the store will
 hold (``Parsed``), so results cost a copy, not a Python object per field, with the search index's
-rows of the task's items, built there too. At most ``window`` tasks are in flight: memory stays that
-of a few tasks however large the input.
+rows of the task's items, built there too. Given a store a forked process can write through
+(``ObjectStore.for_child_process``: local folders), the workers also write the item files and run the
+publisher's static catalog updates (``in_worker``), so the publishing process is not the serial step.
+At most ``window`` tasks are in flight: memory stays that of a few tasks however large the input.
 """
 from __future__ import annotations
 
