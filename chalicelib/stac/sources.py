@@ -12,6 +12,7 @@ At most ``window`` tasks are in flight: memory stays that of a few tasks however
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -116,9 +117,11 @@ def _ndjson_tasks(file: Path) -> Iterator[Task]:
         yield Task(str(file), line, rest)
 
 
-def parse_task(task: Task, collection: str | None, store: ObjectStore | None = None, writers: int = WRITERS) -> Parsed:
+def parse_task(task: Task, collection: str | None, store: ObjectStore | None = None, writers: int = WRITERS,
+               dictionaries: dict[str, Any] | None = None) -> Parsed:
     """Parse, check and normalise a task's items (``collection``: of items naming none); with a ``store``,
-    also write their files (``Parsed.written``), ``writers`` at a time."""
+    also write their files (``Parsed.written``), ``writers`` at a time. ``dictionaries``: the index rows'
+    compression dictionaries, kept from one task to the next (``index.encode_part``)."""
     out = Parsed()
     valid: list[tuple[dict[str, Any], Times]] = []
     if task.error:
@@ -138,7 +141,7 @@ def parse_task(task: Task, collection: str | None, store: ObjectStore | None = N
         valid.append((item, times))
     if valid:
         from .index import encode_part  # numpy and the index: only for bulk loads, not on import
-        out.index = encode_part(valid)
+        out.index = encode_part(valid, dictionaries)
     if store is not None:
         _write(store, out, writers)
     return out
@@ -234,7 +237,7 @@ def workers(count: int, store: ObjectStore | None = None) -> Iterator[Workers]:
     child = store.for_child_process() if store is not None and forking else None
     # Under fork the initializer is inherited, not pickled: the store needs no pickling.
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork" if forking else "spawn"),
-                             initializer=partial(_adopt, child) if child is not None else None) as pool:
+                             initializer=partial(_adopt, child)) as pool:
         yield Workers(count, pool, child is not None)
 
 
@@ -251,23 +254,43 @@ def parsed(all_tasks: Iterator[Task], collection: str | None, procs: Workers, st
 
 
 _CHILD_STORE: ObjectStore | None = None  # a worker process's store (``workers``): it writes what it parses
+# A worker's index compression dictionaries, trained on its first task and reused for the others (a
+# load's items are alike; each segment still carries its dictionary). Lives as long as the pool.
+_CHILD_DICTIONARIES: dict[str, Any] = {}
 
 
-def _adopt(store: ObjectStore) -> None:
+def _adopt(store: ObjectStore | None) -> None:
     global _CHILD_STORE
     _CHILD_STORE = store
+    # What the fork inherited (the publisher's modules, a loaded index) is never garbage here: out of
+    # the collector's passes, which would also copy every page they touch.
+    gc.freeze()
 
 
 def _parse_in_worker(task: Task, collection: str | None) -> Parsed:
     # One writer: the worker processes already keep the cores busy, and local files gain nothing from
     # threads contending for one interpreter (a store that does is not written from a child process).
-    return parse_task(task, collection, _CHILD_STORE, writers=1)
+    with _no_gc():
+        return parse_task(task, collection, _CHILD_STORE, writers=1, dictionaries=_CHILD_DICTIONARIES)
 
 
 def in_worker(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(store, *args)`` in a worker process holding the store (submitted to ``Workers.pool``)."""
     assert _CHILD_STORE is not None, "this worker holds no store"
-    return fn(_CHILD_STORE, *args)
+    with _no_gc():
+        return fn(_CHILD_STORE, *args)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cycle collection during a worker's job: a task's items are trees (freed by reference counting
+    when it ends) and the collector's passes over their ~250,000 containers cost ~20% of the job; a
+    worker runs one job at a time, and a cycle left behind is collected once the collector runs again."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _windowed(pool: Executor, all_tasks: Iterator[Task], collection: str | None, *,
