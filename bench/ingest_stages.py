@@ -83,12 +83,12 @@ def main() -> None:
         shutil.rmtree(work / "store")
         tasks = sources.tasks([work / "item-.ndjson"])
         kept: dict[str, Any] = {}  # as a worker: dictionaries trained on its first task, no cycle collection
-        with sources._no_gc():
+        with publish._no_cycle_collection():
             sources.parse_task(next(tasks), None, LocalStore(work / "store"), 1, kept)
         worker.clear()
         count, started = 0, _cpu()
         for _, task in zip(range(3), tasks):
-            with sources._no_gc():
+            with publish._no_cycle_collection():
                 count += len(sources.parse_task(task, None, LocalStore(work / "store"), 1, kept).items)
         total = _cpu() - started
         print(json.dumps({"worker stages (us/item, os.times: 10 ms resolution)": {

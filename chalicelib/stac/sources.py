@@ -12,7 +12,6 @@ At most ``window`` tasks are in flight: memory stays that of a few tasks however
 """
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 from collections import deque
@@ -237,7 +236,7 @@ def workers(count: int, store: ObjectStore | None = None) -> Iterator[Workers]:
     child = store.for_child_process() if store is not None and forking else None
     # Under fork the initializer is inherited, not pickled: the store needs no pickling.
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork" if forking else "spawn"),
-                             initializer=partial(_adopt, child)) as pool:
+                             initializer=partial(_adopt, child) if child is not None else None) as pool:
         yield Workers(count, pool, child is not None)
 
 
@@ -259,38 +258,21 @@ _CHILD_STORE: ObjectStore | None = None  # a worker process's store (``workers``
 _CHILD_DICTIONARIES: dict[str, Any] = {}
 
 
-def _adopt(store: ObjectStore | None) -> None:
+def _adopt(store: ObjectStore) -> None:
     global _CHILD_STORE
     _CHILD_STORE = store
-    # What the fork inherited (the publisher's modules, a loaded index) is never garbage here: out of
-    # the collector's passes, which would also copy every page they touch.
-    gc.freeze()
 
 
 def _parse_in_worker(task: Task, collection: str | None) -> Parsed:
     # One writer: the worker processes already keep the cores busy, and local files gain nothing from
     # threads contending for one interpreter (a store that does is not written from a child process).
-    with _no_gc():
-        return parse_task(task, collection, _CHILD_STORE, writers=1, dictionaries=_CHILD_DICTIONARIES)
+    return parse_task(task, collection, _CHILD_STORE, writers=1, dictionaries=_CHILD_DICTIONARIES)
 
 
 def in_worker(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(store, *args)`` in a worker process holding the store (submitted to ``Workers.pool``)."""
     assert _CHILD_STORE is not None, "this worker holds no store"
-    with _no_gc():
-        return fn(_CHILD_STORE, *args)
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """No cycle collection during a worker's job: a task's items are trees (freed by reference counting
-    when it ends) and the collector's passes over their ~250,000 containers cost ~20% of the job; a
-    worker runs one job at a time, and a cycle left behind is collected once the collector runs again."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    return fn(_CHILD_STORE, *args)
 
 
 def _windowed(pool: Executor, all_tasks: Iterator[Task], collection: str | None, *,

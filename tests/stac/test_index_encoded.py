@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.stac import catalog, search
+from chalicelib.stac import catalog, search, table
 from chalicelib.stac.index import SearchIndex, encode_part
 from chalicelib.stac.items import Times, _instant, normalize_timed
 from chalicelib.stac.table import _interval
@@ -74,6 +74,32 @@ def test_an_index_of_encoded_parts_answers_every_query_as_one_built_from_the_ite
     SearchIndex(encoded).optimize()  # merged: the later part's rows still win
     for query in QUERIES:
         assert found(encoded, query) == found(direct, query), query
+
+
+def test_parts_sharing_one_trained_dictionary_answer_as_parts_each_trained_apart(tmp_path: Path, corpus,
+                                                                                 monkeypatch) -> None:
+    """A worker keeps the dictionaries trained on its first task for the next ones: trained once, each
+    segment still carrying it (read cold), the same answers as parts trained apart, before and after
+    ``optimize`` merges them."""
+    first, second = corpus
+    third = random_items(900, "dataset", seed=4, prefix="third")
+    apart, shared = LocalStore(tmp_path / "apart", fsync=False), LocalStore(tmp_path / "shared", fsync=False)
+    SearchIndex(apart).add_encoded([(encode_part(timed(part)), ()) for part in (first, second, third)],
+                                   version=3, compact=False)
+    trainings = []
+    trained = table.Codec.trained
+    monkeypatch.setattr(table.Codec, "trained", classmethod(lambda cls, sample: trainings.append(len(sample))
+                                                             or trained(sample)))
+    kept: dict[str, Any] = {}
+    SearchIndex(shared).add_encoded([(encode_part(timed(part), kept), ()) for part in (first, second, third)],
+                                    version=3, compact=False)
+    assert len([n for n in trainings if n >= table.MIN_DICT_ROWS]) == len(kept)
+    assert kept["bodies"].dictionary
+    for query in QUERIES:
+        assert found(shared, query) == found(apart, query), query
+    SearchIndex(shared).optimize()
+    for query in QUERIES:
+        assert found(shared, query) == found(apart, query), query
 
 
 def test_within_one_part_the_later_copy_of_an_item_wins(tmp_path: Path) -> None:
