@@ -243,10 +243,18 @@ def shard_path(item_id: str, length: int) -> str:
     digest = _digest(item_id)
     if length <= 2:
         return digest[:length]
-    bits = SHARD_FANOUT.bit_length() - 1
-    rest = int(digest[2:], 16)
-    width = 4 * (len(digest) - 2)
-    return digest[:2] + "".join(_HEX[(rest >> (width - bits * (k + 1))) & (SHARD_FANOUT - 1)] for k in range(length - 2))
+    per = _DIGITS_PER_HEX
+    return digest[:2] + "".join(map(_SUB_DIGITS.__getitem__, digest[2:2 + -(-(length - 2) // per)]))[:length - 2]
+
+
+# Each hex digit of the id's hash read as sub-shard digits (``log2(SHARD_FANOUT)`` bits each, high bits
+# first): a lookup per hex digit instead of shifting the hash as one integer, as bulk loads do per item
+# and level.
+_BITS = SHARD_FANOUT.bit_length() - 1
+assert SHARD_FANOUT == 1 << _BITS and 4 % _BITS == 0, "sub-shard digits must split a hex digit evenly"
+_DIGITS_PER_HEX = 4 // _BITS
+_SUB_DIGITS = {h: "".join(_HEX[(v >> (4 - _BITS * (k + 1))) & (SHARD_FANOUT - 1)] for k in range(_DIGITS_PER_HEX))
+               for v, h in enumerate(_HEX)}
 
 
 def _digits() -> str:

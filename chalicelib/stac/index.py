@@ -67,7 +67,7 @@ import numpy as np
 from chalicelib.store import NotFound, NotModified, ObjectInfo, ObjectStore, PreconditionFailed
 from chalicelib.store.contention import DEFAULT, Backoff, Contention, TryAgain
 
-from .table import BIG, PIECE, Coded, Record, Table, id_hash, parallel, release_memory
+from .table import BIG, PIECE, Codec, Coded, Record, Table, id_hash, parallel, release_memory
 
 PREFIX = "stac-index/"
 LOG_PREFIX = PREFIX + "log/"
@@ -183,16 +183,21 @@ def _certify(segments: Sequence[dict[str, Any]], hashes: Mapping[str, np.ndarray
 
 
 
-def encode_part(items: Iterable[dict[str, Any]]) -> bytes:
-    """Index rows of ``items`` (the later copy of an item winning) as a segment to be stamped by
-    ``SearchIndex.add_encoded``: a bulk load builds them in the worker processes that parse the items,
-    so the publishing process neither parses the items again nor builds their columns."""
-    winners: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in map(_check_item, items):
+def encode_part(items: Iterable[tuple[dict[str, Any], tuple[float, float, float]]],
+                dictionaries: dict[str, Codec] | None = None) -> bytes:
+    """Index rows of ``items`` (each with its times as ``normalize_timed`` gives them; the later copy of
+    an item winning) as a segment to be stamped by ``SearchIndex.add_encoded``: a bulk load builds them
+    in the worker processes that parse the items, so the publishing process neither parses the items
+    again nor builds their columns. ``dictionaries``: compression dictionaries kept from one call to the next
+    (``Table.to_bytes``)."""
+    winners: dict[tuple[str, str], tuple[dict[str, Any], tuple[float, float, float]]] = {}
+    for item, times in items:
+        _check_item(item)
         winners.pop((item["collection"], item["id"]), None)
-        winners[item["collection"], item["id"]] = item
-    table = Table.from_records([Record(c, i, 0, "", item) for (c, i), item in winners.items()])
-    return _encode_segment((table, {}))[0]
+        winners[item["collection"], item["id"]] = item, times
+    table = Table.from_records([Record(c, i, 0, "", item) for (c, i), (item, _) in winners.items()],
+                               [times for _, times in winners.values()])
+    return _encode_segment((table, {}), dictionaries=dictionaries)[0]
 
 
 def _stamped(body: bytes, drop: Collection[tuple[str, str]], version: int, log_key: str) -> Part:
@@ -219,9 +224,11 @@ def _ties(n: int) -> list[str]:
     return [f"{stem}-{i:06d}.json" for i in range(n)]
 
 
-def _encode_segment(part: Part, ordered: bool = True) -> tuple[bytes, int]:
+def _encode_segment(part: Part, ordered: bool = True, dictionaries: dict[str, Codec] | None = None) \
+        -> tuple[bytes, int]:
     table, tombs = part
-    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]}, ordered=ordered)
+    return table.to_bytes({"tombs": [[c, i, v, k] for (c, i), (v, k) in tombs.items()]}, ordered=ordered,
+                          dictionaries=dictionaries)
 
 
 def _packs(segments: Sequence[dict[str, Any]], sizes: Mapping[str, int]) -> list[list[dict[str, Any]]]:

@@ -22,6 +22,7 @@ import gc
 import logging
 import time
 from contextlib import closing, contextmanager
+from collections import deque
 from itertools import chain
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..store import InvalidKey, NotFound, ObjectStore, PreconditionFailed, StoredObject
+from ..store.base import Usage
 from . import catalog, sources
 from .access import is_public
 from .items import InvalidItem, normalize, parse
@@ -250,10 +252,17 @@ def _progress(total: int | None, desc: str, enabled: bool) -> Any:
 class _Listing:
     """The static catalog's share of a bulk load: each item's summary (None: not public, so not
     listed), the last state of an item winning. Applied every ``LISTING_FLUSH`` items and at the end,
-    not per batch: a shard is rewritten whole however few of its items change."""
+    not per batch: a shard is rewritten whole however few of its items change.
+
+    With worker processes that hold the store (``procs``), each application runs there, its shards split
+    among the workers (the collection's document takes their views by compare-and-swap, as from
+    concurrent publishers), while this process goes on; an application waits for the previous one
+    (an item in both: the later summary must land last)."""
 
     summaries: dict[str, dict[str, tuple[Any, ...] | None]] = field(default_factory=dict)
     count: int = 0
+    procs: sources.Workers | None = None
+    running: list[Future[None]] = field(default_factory=list)
 
     def record(self, cid: str, iid: str, summary: tuple[Any, ...] | None) -> None:
         per = self.summaries.setdefault(cid, {})
@@ -261,32 +270,82 @@ class _Listing:
         per[iid] = summary
 
     def apply(self, store: ObjectStore, pool: Executor) -> None:
+        self.wait()
         for cid in sorted(self.summaries):
             per = self.summaries[cid]
-            catalog.update(store, cid, {iid: list(s) for iid, s in per.items() if s is not None},
-                           {iid for iid, s in per.items() if s is None}, pool=pool)
+            if self.procs is None or self.procs.pool is None:
+                _update_listing(store, cid, per, pool)
+                continue
+            share: list[dict[str, tuple[Any, ...] | None]] = [{} for _ in range(self.procs.count)]
+            for iid, summary in per.items():  # by top shard: no shard is written by two workers
+                share[int(catalog.shard_of(iid), 16) % len(share)][iid] = summary
+            self.running += [self.procs.pool.submit(sources.in_worker, _update_listing, cid, part)
+                             for part in share if part]
         self.summaries.clear()
         self.count = 0
 
+    def wait(self) -> None:
+        running, self.running = self.running, []
+        for job in running:
+            job.result()
+
+
+def _update_listing(store: ObjectStore, cid: str, per: dict[str, tuple[Any, ...] | None],
+                    pool: Executor | None = None) -> None:
+    catalog.update(store, cid, {iid: list(s) for iid, s in per.items() if s is not None},
+                   {iid for iid, s in per.items() if s is None}, pool=pool)
+
 
 # An item of a bulk batch: public, summary, stored body, where it came from (file; line or feature),
-# the batch's part (task) holding its index rows.
-_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str, int]
+# the batch's part (task) holding its index rows, whether this process writes its file (else a worker did).
+_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str, int, bool]
 
 
 @dataclass
 class _Bulk:
-    """Whole tasks' items (the last copy of an item winning) and each task's index rows (``Parsed.index``)."""
+    """Whole tasks' items (the last copy of an item winning) and each task's index rows (``Parsed.index``);
+    ``refused``: items the store refused to a worker."""
 
     items: dict[tuple[str, str], _Entry] = field(default_factory=dict)
     parts: list[bytes] = field(default_factory=list)
+    refused: set[tuple[str, str]] = field(default_factory=set)
+    usage: list[Usage] = field(default_factory=list)
 
-    def take(self, task: sources.Task, outcome: sources.Parsed) -> None:
+    def take(self, task: sources.Task, outcome: sources.Parsed, recent: _Recent) -> None:
+        """Add a task's outcome. An item a worker wrote is written again here if a task still in flight
+        with it had a copy of it too (``recent``): the workers' writes of the two may have landed in
+        either order, and the later copy in the input must win."""
         part = len(self.parts)
         self.parts.append(outcome.index)
+        if outcome.usage is not None:
+            self.usage.append(outcome.usage)
         for cid, iid, public, summary, body, where in outcome.items:
             self.items.pop((cid, iid), None)  # a later copy in the input wins
-            self.items[cid, iid] = (public, summary, body, task.label, where, part)
+            rewrite = not outcome.written or (cid, iid) in recent
+            self.refused.discard((cid, iid))  # a later copy the store took wins over a refused one
+            self.items[cid, iid] = (public, summary, body, task.label, where, part, rewrite)
+        for key in outcome.refused:
+            self.items.pop(key, None)  # its earlier copies are left out as well (see ``_flush``)
+            self.refused.add(key)
+        recent.add(key for key in [*((c, i) for c, i, *_ in outcome.items), *outcome.refused])
+
+
+@dataclass
+class _Recent:
+    """Items whose earlier writes may land after a worker's write of a later copy: those of the last
+    ``size`` tasks (still in flight when it was handed out), and those the batch being flushed writes."""
+
+    size: int
+    tasks: deque[set[tuple[str, str]]] = field(default_factory=deque)
+    writing: set[tuple[str, str]] = field(default_factory=set)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self.writing or any(key in seen for seen in self.tasks)
+
+    def add(self, keys: Iterable[tuple[str, str]]) -> None:
+        self.tasks.append(set(keys))
+        while len(self.tasks) > self.size:
+            self.tasks.popleft()
 
 
 def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = True,
@@ -294,11 +353,12 @@ def publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool = Tr
     """Publish every item found in ``paths``, into its ``collection`` (else ``collection``).
 
     Worker processes parse and check the items and build their index rows (``sources``); this process
-    writes them about ``BATCH`` at a time (whole tasks), each batch (``flusher``) while the next is
-    gathered: the item files in one ``put_many``, then the batch's index segments (one per task) in one
-    manifest swap, and the static catalog's shards once every ``LISTING_FLUSH`` items. Publishing the
-    same inputs again ends in the same state, so a load that stopped half-way is completed by running
-    it again."""
+    takes them about ``BATCH`` at a time (whole tasks), each batch (``flusher``) while the next is
+    gathered: the item files in one ``put_many`` (on a local store the workers wrote them already: here
+    only an item whose copies in two tasks may have landed out of order), then the batch's index
+    segments (one per task) in one manifest swap, and the static catalog's shards once every
+    ``LISTING_FLUSH`` items (in the workers, when they hold the store). Publishing the same inputs again
+    ends in the same state, so a load that stopped half-way is completed by running it again."""
     with _no_cycle_collection():
         return _publish_paths(store, paths, progress, collection)
 
@@ -319,9 +379,12 @@ def _no_cycle_collection() -> Iterator[None]:
 def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, collection: str | None) -> Report:
     report = Report()
     listing = _Listing()
-    results = sources.parsed(sources.tasks(paths), collection, sources.workers_for(paths))
-    with closing(results):
-        first = next(results, None)  # workers are forked now, before this process starts threads
+    # Workers are forked now, before this process starts threads.
+    with sources.workers(sources.workers_for(paths), store) as procs, \
+            closing(sources.parsed(sources.tasks(paths), collection, procs, store)) as results:
+        recent = _Recent(sources.window(procs.count))
+        listing.procs = procs if procs.writes else None
+        first = next(results, None)
         with _progress(None, "publish", progress) as bar, ThreadPoolExecutor(WORKERS) as pool, \
                 ThreadPoolExecutor(1) as flusher:
             flushing: Future[None] | None = None
@@ -329,43 +392,52 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
             def flush(batch: _Bulk) -> Future[None]:
                 if flushing is not None:
                     flushing.result()
+                recent.writing = {key for key, entry in batch.items.items() if entry[6]}
                 return flusher.submit(_flush, store, batch, pool, bar, report, listing)
 
             batch = _Bulk()
             for task, outcome in chain([first] if first is not None else [], results):
                 report.rejected.extend(Rejection(task.source(where), reason) for where, reason in outcome.rejected)
-                batch.take(task, outcome)
+                batch.take(task, outcome, recent)
                 if len(batch.items) >= BATCH:
                     flushing = flush(batch)
                     batch = _Bulk()
             flush(batch).result()
             listing.apply(store, pool)
+            listing.wait()
     _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 
 
 def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any, report: Report,
            listing: _Listing) -> None:
-    """Write the batch's items, then their index segments, and record their summaries for the static
-    catalog; an item the store refuses (its key) is a rejection, and the others are published all the
-    same."""
-    if not batch.items:
+    """Write the batch's items the workers did not write, then their index segments, and record their
+    summaries for the static catalog; an item the store refuses (its key) is a rejection, and the others
+    are published all the same."""
+    for usage in batch.usage:  # the workers' writes, as if made here
+        for kind, n in usage.requests.items():
+            store.meter.request(kind, n)
+        store.meter.moved(read=usage.bytes_read, written=usage.bytes_written)
+    if not batch.items and not batch.refused:
         return
-    writes = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
-              for (cid, iid), entry in batch.items.items()]
+    every = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
+             for (cid, iid), entry in batch.items.items()]
+    writes = [write for write in every if write[3][6]]
     public: dict[str, set[str]] = {}
-    for cid, iid, _, entry in writes:
+    for cid, iid, _, entry in every:
         if entry[0]:
             public.setdefault(cid, set()).add(iid)
     _drop_private_copies(store, public)
     stored = store.put_many([(key, entry[2]) for _, _, key, entry in writes], workers=WORKERS)
-    private: list[str] = []
-    refused: set[tuple[str, str]] = set()
-    for (cid, iid, key, (listed, summary, body, label, where, _)), result in zip(writes, stored):
+    refused: set[tuple[str, str]] = set(batch.refused)
+    for (cid, iid, key, (_, _, _, label, where, _, _)), result in zip(writes, stored):
         if isinstance(result, InvalidKey):
             source = f"{label}:{where}" if isinstance(where, int) else where
             report.rejected.append(Rejection(source, f"cannot be stored: {result}"))
             refused.add((cid, iid))
+    private: list[str] = []
+    for cid, iid, _, (listed, summary, *_) in every:
+        if (cid, iid) in refused:
             continue
         report.published += 1
         listing.record(cid, iid, summary if listed else None)
@@ -373,11 +445,12 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
             private.append(catalog.item_key(cid, iid))
     # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
     list(pool.map(store.delete, private))
-    bar.update(len(writes))
-    del writes, stored
+    bar.update(len(every))
+    del writes, stored, every
     batch.items.clear()  # the bodies (~10 MB a batch) are not needed while the index segments are written
-    # Versioned after the writes: an item another writer replaces later gets a newer version. A refused
-    # item leaves every part: an earlier copy in the batch was not written either.
+    # Versioned after the writes (the workers' too: their outcomes came back before this batch was
+    # flushed): an item another writer replaces later gets a newer version. A refused item leaves every
+    # part: an earlier copy in the batch was not written either.
     _index(store).add_encoded([(part, refused) for part in batch.parts if part], version=time.time_ns(),
                               compact=False)
     if listing.count >= LISTING_FLUSH:

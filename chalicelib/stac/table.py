@@ -521,18 +521,32 @@ class Bodies:
                     run = []
         return cls([p for p in out if len(p[0])] or [(Blobs.of([]), RAW)])
 
-    def compressed(self) -> tuple[Blobs, Codec]:
-        """All rows under one codec trained on a sample of them (as they are when already so, or when
-        training on them already found no dictionary: a bulk load's segment is stamped without a pass)."""
+    def compressed(self, codec: Codec | None = None) -> tuple[Blobs, Codec]:
+        """All rows under one codec trained on a sample of them, or under ``codec`` (as they are when
+        already so, or when training on them already found no dictionary: a bulk load's segment is
+        stamped without a pass)."""
         if len(self.parts) == 1 and self.parts[0][1].dictionary is not None:
             return self.parts[0]
-        step = max(1, self.n // DICT_SAMPLES)
-        codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
+        if codec is None:
+            step = max(1, self.n // DICT_SAMPLES)
+            codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
         frames = []
         for blobs, old in self.parts:
             for r in range(len(blobs)):
                 frames.append(codec.encode(old.decode(blobs[r])))
         return Blobs.of(frames), codec
+
+    def stored_reusing(self, kept: dict[str, Codec], name: str) -> list[tuple[Blobs, Codec]]:
+        """``stored``, new rows compressed with the dictionary ``kept[name]`` when there is one, else with one
+        trained here and kept there: one producer of many alike segments (a bulk load's worker: ~17 µs an
+        item to train one per segment) trains once. Each segment still carries its dictionary."""
+        fresh = all(codec.dictionary is None for _, codec in self.parts)
+        if fresh and name in kept and self.n >= MIN_DICT_ROWS:
+            return [self.compressed(kept[name])]
+        parts = self.stored()
+        if fresh and len(parts) == 1 and parts[0][1].dictionary:
+            kept.setdefault(name, parts[0][1])
+        return parts
 
     def stored(self) -> list[tuple[Blobs, Codec]]:
         """The parts to persist: as they are when each is compressed and they are few and long enough
@@ -854,8 +868,12 @@ class Table:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records: Sequence[Record]) -> Table:
+    def from_records(cls, records: Sequence[Record], times_of: Sequence[tuple[float, float, float]] | None = None) \
+            -> Table:
+        """``times_of``: each record's (start, end, sort instant) as ``_interval`` reads them, when the caller
+        has them already (a bulk load's normaliser); then every record must hold an item."""
         live = [r for r in records if r.item is not None]
+        assert times_of is None or len(times_of) == len(live)
         n = len(live)
         props: dict[str, list[Any]] = {}
         box = np.empty((n, 4), dtype=np.float64)
@@ -875,7 +893,7 @@ class Table:
                 col[row] = value
             bounds = _bbox(item)
             box[row] = bounds
-            times[row] = _interval(p)
+            times[row] = _interval(p) if times_of is None else times_of[row]
             geometry = item.get("geometry")
             has_geom[row] = bool(geometry)
             geoms.append(b"" if not geometry or _is_box(geometry, bounds) else compact_json(geometry))
@@ -947,15 +965,17 @@ class Table:
     # A segment object: MAGIC, a little-endian u32 header length, the JSON header (section directory),
     # then the sections. The "core" sections come first, so one ranged GET of ``core`` bytes loads
     # everything but the property columns and the item bodies, which are read on first use.
-    def to_bytes(self, extra: dict[str, Any], *, ordered: bool = True) -> tuple[bytes, int]:
+    def to_bytes(self, extra: dict[str, Any], *, ordered: bool = True,
+                 dictionaries: dict[str, Codec] | None = None) -> tuple[bytes, int]:
         """(the table and ``extra``, a JSON-able dict, as a segment object; the length of its core). Rows are
         written in the default search order (newest first), so a first page reads few body chunks;
         ``ordered=False``: as they are (a concatenation of segments, each in that order: nothing is
-        decoded or moved, and their item bodies keep their compression)."""
+        decoded or moved, and their item bodies keep their compression). ``dictionaries``: see
+        ``Bodies.stored_reusing``."""
         if ordered and self.n >= ORDERED_ROWS:  # a small segment fits in a few body chunks: not worth a pass
             order = self.default_order()
             if not np.array_equal(order, np.arange(self.n)):
-                return Table.concat([(self, order)]).to_bytes(extra)
+                return Table.concat([(self, order)]).to_bytes(extra, dictionaries=dictionaries)
         out = _Sections()
         out.array("version", self.version)
         out.array("box", self.box)
@@ -970,8 +990,9 @@ class Table:
         out.array("links_offsets", self.links.offsets)
         out.add("links", zcompress(self.links.data[0:len(self.links.data)]), "zstd")
         # Item bodies and geometries: one or more (frames, codec) parts; their dictionaries in the core.
-        stored = {"bodies": self.raw.stored(),
-                  "geoms": (self.geoms if self.geoms is not None else self._geoms_from_raw()).stored()}
+        columns = {"bodies": self.raw, "geoms": self.geoms if self.geoms is not None else self._geoms_from_raw()}
+        stored = {name: bodies.stored() if dictionaries is None else bodies.stored_reusing(dictionaries, name)
+                  for name, bodies in columns.items()}
         codecs = {name: [[len(blobs), _codec_kind(codec)] for blobs, codec in parts] for name, parts in stored.items()}
         frames: dict[str, list[bytes]] = {}
         for name, parts in stored.items():

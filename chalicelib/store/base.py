@@ -341,6 +341,12 @@ class ObjectStore(ABC):
         skips its syncs for it; S3 stores it like any object (the same one PUT)."""
         return self.put(key, body, content_type=content_type)
 
+    def for_child_process(self) -> ObjectStore | None:
+        """A store over the same objects that a forked process may write through (its own connections and
+        locks: nothing shared with this one's), for bulk writers that fork; None (the default, and for any
+        wrapper that counts or hooks calls in this process): writes stay in this process."""
+        return None
+
     def put_many(self, entries: Sequence[tuple[str, bytes]], *, workers: int = 16) -> Sequence[ObjectInfo | InvalidKey]:
         """Unconditional writes of many objects, without local notifications (bulk publishing applies
         the derived updates itself); per entry, in order, its info or the ``InvalidKey`` refusing it.

@@ -26,6 +26,7 @@ filesystem without user xattrs every read hashes the content.
 from __future__ import annotations
 
 import base64
+import copy
 import errno
 import fcntl
 import hashlib
@@ -45,7 +46,7 @@ from typing import IO, Any, Iterator, MutableSequence, Sequence
 from urllib.parse import quote
 
 from .base import (CHUNK, CREATED, DELETE, GET, HEAD, LIST, MULTIPART, PRESIGN, PUT, Change, CompletedPart,
-                   EventSource, InvalidKey, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
+                   EventSource, InvalidKey, Meter, NotFound, NotModified, ObjectInfo, ObjectReader, ObjectStore,
                    PreconditionFailed, RangeNotSatisfiable, StoredObject, check_key, check_range)
 
 _PAGE = 1000  # keys per LIST page, as S3's ListObjectsV2
@@ -97,6 +98,17 @@ class LocalStore(ObjectStore):
     @property
     def uri(self) -> str:
         return self.root.as_uri()
+
+    def for_child_process(self) -> LocalStore:
+        """Files need no connection: a copy (a subclass's own state included) with its own thread locks,
+        folder syncs, meter and no listeners, none of which another thread can hold when the process forks
+        (the folder's lock files still serialise conditional writes across processes)."""
+        child = copy.copy(self)
+        child._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        child._folder_syncs = _FolderSyncs()
+        child.meter = Meter()
+        child._listeners = []
+        return child
 
     @property
     def event_source(self) -> EventSource:

@@ -301,3 +301,16 @@ def test_a_writer_that_has_seen_a_shard_split_goes_straight_to_its_sub_shards(lo
     assert top not in reads
     assert all("/subshards/3f" in key for key in reads)
     assert reachable(local_store) == set(ids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40), st.integers(min_value=0, max_value=catalog.SHARD_DEPTH))
+def test_a_shard_path_is_the_top_shard_then_the_hash_bits_level_by_level(item_id: str, length: int) -> None:
+    """The per-hex-digit lookup names the sub-shards the hash's bits do, read as one integer."""
+    import hashlib
+    digest = hashlib.sha1(item_id.encode()).hexdigest()
+    bits = catalog.SHARD_FANOUT.bit_length() - 1
+    rest, width = int(digest[2:], 16), 4 * (len(digest) - 2)
+    wanted = digest[:min(length, 2)] + "".join(
+        "0123456789abcdef"[(rest >> (width - bits * (k + 1))) & (catalog.SHARD_FANOUT - 1)] for k in range(length - 2))
+    assert catalog.shard_path(item_id, length) == wanted

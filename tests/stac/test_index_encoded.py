@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chalicelib.stac import catalog, search
+from chalicelib.stac import catalog, search, table
 from chalicelib.stac.index import SearchIndex, encode_part
+from chalicelib.stac.items import Times, _instant, normalize_timed
+from chalicelib.stac.table import _interval
 from chalicelib.store.local import LocalStore
 from tests.helpers.stac_items import random_items
 
@@ -26,6 +30,11 @@ QUERIES: list[dict[str, Any]] = [
     {"sortby": [{"field": "properties.eo:cloud_cover", "direction": "desc"}], "limit": 200},
     {"sortby": [{"field": "id", "direction": "asc"}], "limit": 300},
 ]
+
+
+def timed(items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Times]]:
+    """Each item with its times as the bulk load's normaliser reads them."""
+    return [(item, normalize_timed(item, item["collection"])[2]) for item in items]
 
 
 def found(store: LocalStore, query: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
@@ -53,7 +62,7 @@ def test_an_index_of_encoded_parts_answers_every_query_as_one_built_from_the_ite
     winners = {(it["collection"], it["id"]): it for it in first + second if (it["collection"], it["id"]) != refused}
     direct, encoded = LocalStore(tmp_path / "direct", fsync=False), LocalStore(tmp_path / "encoded", fsync=False)
     SearchIndex(direct).add(list(winners.values()), [], version=7, compact=False)
-    SearchIndex(encoded).add_encoded([(encode_part(first), {refused}), (encode_part(second), {refused})],
+    SearchIndex(encoded).add_encoded([(encode_part(timed(first)), {refused}), (encode_part(timed(second)), {refused})],
                                      version=7, compact=False)
     assert len(encoded.get_json("stac-index/manifest.json")["segments"]) == 2
     for query in QUERIES:
@@ -67,10 +76,56 @@ def test_an_index_of_encoded_parts_answers_every_query_as_one_built_from_the_ite
         assert found(encoded, query) == found(direct, query), query
 
 
+def test_parts_sharing_one_trained_dictionary_answer_as_parts_each_trained_apart(tmp_path: Path, corpus,
+                                                                                 monkeypatch) -> None:
+    """A worker keeps the dictionaries trained on its first task for the next ones: trained once, each
+    segment still carrying it (read cold), the same answers as parts trained apart, before and after
+    ``optimize`` merges them."""
+    first, second = corpus
+    third = random_items(900, "dataset", seed=4, prefix="third")
+    apart, shared = LocalStore(tmp_path / "apart", fsync=False), LocalStore(tmp_path / "shared", fsync=False)
+    SearchIndex(apart).add_encoded([(encode_part(timed(part)), ()) for part in (first, second, third)],
+                                   version=3, compact=False)
+    trainings = []
+    trained = table.Codec.trained
+    monkeypatch.setattr(table.Codec, "trained", classmethod(lambda cls, sample: trainings.append(len(sample))
+                                                             or trained(sample)))
+    kept: dict[str, Any] = {}
+    SearchIndex(shared).add_encoded([(encode_part(timed(part), kept), ()) for part in (first, second, third)],
+                                    version=3, compact=False)
+    assert len([n for n in trainings if n >= table.MIN_DICT_ROWS]) == len(kept)
+    assert kept["bodies"].dictionary
+    for query in QUERIES:
+        assert found(shared, query) == found(apart, query), query
+    SearchIndex(shared).optimize()
+    for query in QUERIES:
+        assert found(shared, query) == found(apart, query), query
+
+
 def test_within_one_part_the_later_copy_of_an_item_wins(tmp_path: Path) -> None:
     old, new = random_items(2, "dataset")
     new = dict(old, properties=dict(old["properties"], title="later"))
     store = LocalStore(tmp_path / "store", fsync=False)
-    SearchIndex(store).add_encoded([(encode_part([old, new]), ())], version=1, compact=False)
+    SearchIndex(store).add_encoded([(encode_part(timed([old, new])), ())], version=1, compact=False)
     items, _ = found(store, {})
     assert [it["properties"]["title"] for it in items] == ["later"]
+
+
+_INSTANTS = st.builds(
+    lambda dt, fraction, offset: dt.strftime("%Y-%m-%dT%H:%M:%S") + fraction + offset,
+    st.datetimes(min_value=__import__("datetime").datetime(1000, 1, 1), max_value=__import__("datetime").datetime(9998, 1, 1)),
+    st.sampled_from(["", ".5", ".123456", ".1234567891", ".000001"]),
+    st.sampled_from(["Z", "z", "+00:00", "+05:30", "-11:00", "+14:00"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_INSTANTS, _INSTANTS, _INSTANTS, st.booleans())
+def test_the_normalisers_times_are_the_ones_the_index_reads_from_the_item(at: str, start: str, end: str,
+                                                                         interval: bool) -> None:
+    """Index rows built in a bulk load take their times from the normaliser instead of parsing them
+    again: the same (start, end, sort instant) as reading the stored item's properties."""
+    from tests.helpers.stac_items import make_item
+    start, end = sorted([start, end], key=lambda text: _instant(text, "start_datetime"))
+    item = make_item("t-1", dt=None if interval else at, start_datetime=start, end_datetime=end)
+    stored, _, times = normalize_timed(item, "dataset")
+    assert times == _interval(stored["properties"])

@@ -5,8 +5,9 @@ import json
 import subprocess
 import sys
 import threading
+from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from stac_offline import validate_object
@@ -214,7 +215,11 @@ class RefusingStore(LocalStore):
         return super()._checked(key)
 
 
-def test_bulk_publish_records_an_item_the_store_refuses(tmp_path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bulk_publish_records_an_item_the_store_refuses(tmp_path, monkeypatch, workers: int) -> None:
+    """Written in this process or by the parsing workers (their copy of the store refuses it too)."""
+    from chalicelib.stac import sources
+    monkeypatch.setattr(sources, "workers_for", lambda paths: workers)
     store = RefusingStore(tmp_path / "store", catalog.item_key("dataset", "ok-1"))
     source = tmp_path / "items.ndjson"
     source.write_text("\n".join(json.dumps(make_item(f"ok-{i}", collection="dataset")) for i in range(4)))
@@ -342,10 +347,13 @@ def found(store: ObjectStore, **query: Any) -> dict[tuple[str, str], dict[str, A
     return {(item["collection"], item["id"]): item for item in page.items}
 
 
-def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch) -> None:
-    """Batches flushed while the next is parsed (several, with an item repeated across them), public
-    and private items, shards written twice during the load: the same item files, catalog pages and search results as the event path, and
-    ``stacflow check`` finds nothing."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_does(tmp_path, monkeypatch,
+                                                                                    workers: int) -> None:
+    """Batches flushed while the next is parsed (several, with an item repeated across them, its extent
+    changed), public and private items, shards written several times during the load (by the worker
+    processes, which also write the items, or in this process): the same item files, catalog pages and
+    search results as the event path, and ``stacflow check`` finds nothing."""
     from chalicelib.events.base import StoreEvent
     from chalicelib.stac import publish as publish_module
     from chalicelib.stac import sources
@@ -354,7 +362,8 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     items = [make_item(f"it-{i}", collection="dataset" if i % 3 else "ai-model") for i in range(40)]
     for item in items[::4]:
         item["properties"].update({"stacflow:project": "group/secret", "stacflow:visibility": "private"})
-    items.append(dict(items[5], properties=dict(items[5]["properties"], title="second version")))
+    items.append(dict(items[5], properties=dict(items[5]["properties"], title="second version",
+                                                datetime="2030-01-01T00:00:00Z")))
     # Next to its first copy: in another task of the same batch (its part's rows must win).
     items.insert(35, dict(items[33], properties=dict(items[33]["properties"], title="second version")))
     source = tmp_path / "items.ndjson"
@@ -362,6 +371,7 @@ def test_bulk_publish_in_overlapping_batches_ends_where_publishing_one_by_one_do
     monkeypatch.setattr(publish_module, "BATCH", 7)
     monkeypatch.setattr(sources, "TASK_BYTES", 600)  # an item a task: batches of several, each with its index rows
     monkeypatch.setattr(publish_module, "LISTING_FLUSH", 10)  # shards written during the load and at its end
+    monkeypatch.setattr(sources, "workers_for", lambda paths: workers)
     bulk = LocalStore(tmp_path / "bulk", fsync=False)
     # A copy repeated within one batch is written once.
     assert len(items) - 1 <= publish_paths(bulk, [source], progress=False).published <= len(items)
@@ -451,6 +461,79 @@ def test_parsing_in_worker_processes_publishes_what_parsing_in_process_does(tmp_
     assert pooled.get_json(catalog.item_key("dataset", "w-3"))["properties"]["title"] == "the later copy"
     assert indexed(pooled) == indexed(inline)
     tree_is_valid(pooled)
+
+
+class _LastFirst(Executor):
+    """Runs what was submitted to it when a result is first asked for, the last submitted first: the
+    writes of a worker's earlier task land after those of a later one."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = _Deferred(self)
+        self.pending.append((future, fn, args))
+        return future
+
+    def run(self) -> None:
+        while self.pending:
+            future, fn, args = self.pending.pop()
+            future.set_result(fn(*args))
+
+
+class _Deferred(Future):  # type: ignore[type-arg]
+    def __init__(self, executor: _LastFirst) -> None:
+        super().__init__()
+        self.executor = executor
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            self.executor.run()
+        return super().result(timeout)
+
+
+def test_an_item_in_two_tasks_in_flight_ends_as_its_later_copy_whatever_order_the_workers_write_in(
+        tmp_path, monkeypatch) -> None:
+    """Workers write the items they parse; two tasks in flight together may land in either order, so the
+    publisher writes the later copy again: the file, the catalog and search all end with it."""
+    from chalicelib.stac import sources
+    from chalicelib.stac.check import check_catalog, check_derived
+
+    def parsed(all_tasks: Any, collection: str | None, procs: sources.Workers, store: ObjectStore | None = None) -> Any:
+        assert store is not None
+        monkeypatch.setattr(sources, "_CHILD_STORE", store.for_child_process())
+        yield from sources._windowed(_LastFirst(), all_tasks, collection, window=sources.window(procs.count))
+
+    monkeypatch.setattr(sources, "parsed", parsed)
+    monkeypatch.setattr(sources, "workers_for", lambda paths: 1)
+    monkeypatch.setattr(sources, "TASK_BYTES", 200)  # an item a task
+    items = [make_item(f"t-{i}", collection="dataset") for i in range(6)]
+    items.insert(2, dict(items[0], properties=dict(items[0]["properties"], title="later copy")))
+    source = tmp_path / "items.ndjson"
+    source.write_text("\n".join(json.dumps(item) for item in items) + "\n")
+    assert len(list(sources.tasks([source]))) == len(items)
+    store = LocalStore(tmp_path / "store", fsync=False)
+    assert publish_paths(store, [source], progress=False).published == 6
+    assert store.get_json(catalog.item_key("dataset", "t-0"))["properties"]["title"] == "later copy"
+    assert found(store)["dataset", "t-0"]["properties"]["title"] == "later copy"
+    report = check_catalog(store)
+    check_derived(store, report)
+    assert report.problems == []
+
+
+@pytest.mark.parametrize("writing", [True, False])
+def test_an_item_the_batch_being_flushed_writes_is_written_again_when_a_worker_wrote_a_later_copy(
+        writing: bool) -> None:
+    """The batch being flushed may write its copy after a worker wrote a later one: the later copy is
+    written again by the publisher (its next flush comes after that one), and only then."""
+    from chalicelib.stac import sources
+    from chalicelib.stac.publish import _Bulk, _Recent
+    key = ("dataset", "x")
+    recent = _Recent(size=0, writing={key} if writing else set())
+    outcome = sources.Parsed(items=[(*key, True, (0.0, 0.0, 1.0, 1.0, None, None), b"{}", 1)], written=True)
+    batch = _Bulk()
+    batch.take(sources.Task("f"), outcome, recent)
+    assert batch.items[key][6] is writing
 
 
 def test_bulk_publish_on_s3_makes_a_bounded_number_of_requests(s3_store, tmp_path, monkeypatch) -> None:

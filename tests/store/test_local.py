@@ -5,8 +5,10 @@ import errno
 import hashlib
 import os
 import stat as stat_module
+import multiprocessing
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -483,3 +485,39 @@ def test_a_writer_into_a_folder_another_is_still_making_durable_syncs_its_entry_
     assert ("B", root) in synced  # A's held sync began before B asked: B's own covers it
     store.put("new/c.json", b"{}")  # once both synced it, a later writer syncs only its folder
     assert [path for who, path in synced if who == "MainThread"] == [str(store.root / "new")]
+
+def _put_once(store: LocalStore, key: str) -> None:
+    store.put(key, b"from the child")  # a replacement: under the key's lock
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_forked_process_writes_through_its_copy_while_a_thread_here_holds_the_keys_lock(tmp_path) -> None:
+    """``for_child_process``: a copy with its own thread locks (the key's and the folder syncs'), so a
+    fork while another thread holds one (a publisher forking its workers inside a busy service) does not
+    leave the child waiting forever; its requests count in its own meter."""
+    store = LocalStore(tmp_path)
+    child = store.for_child_process()
+    key = "a/1.json"
+    store.put(key, b"from the parent")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._thread_locks[zlib.crc32(key.encode()) % local_module._LOCK_STRIPES], store._folder_syncs._lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(5)
+    process = multiprocessing.get_context("fork").Process(target=_put_once, args=(child, key))
+    try:
+        process.start()
+        process.join(10)
+        assert process.exitcode == 0
+    finally:
+        release.set()
+        thread.join()
+        if process.is_alive():
+            process.kill()
+    assert store.get(key).body == b"from the child"
+    assert store.meter.usage().requests["PUT"] == 1  # the parent's own
