@@ -425,9 +425,10 @@ class LocalStore(ObjectStore):
     def put_many(self, entries: Sequence[tuple[str, bytes]], *, workers: int = 4) -> Sequence[ObjectInfo | InvalidKey]:
         """Bulk form of unconditional puts, in rounds of as many files as may be open at once: each body
         goes to an unnamed file in its folder (``O_TMPFILE``; else a named temporary file), one ``syncfs``
-        makes the round durable (instead of one ``fsync`` each), then each file is linked under its key
-        (one directory operation: about half the cost of create + rename), or, where the key exists,
-        renamed over it under its lock stripe. A crash leaves each key at its old or its new content."""
+        makes the round's data durable (instead of one ``fsync`` each), then each file is linked under its
+        key (one directory operation: about half the cost of create + rename), or, where the key exists,
+        renamed over it under its lock stripe, and a second ``syncfs`` makes the names durable before the
+        round is acknowledged. A crash leaves each key at its old or its new content."""
         out: list[ObjectInfo | InvalidKey | None] = [None] * len(entries)
         made: set[str] = set()
         todo: list[tuple[int, str, bytes]] = []
@@ -535,6 +536,8 @@ class LocalStore(ObjectStore):
             for entry in existing:
                 stripes.setdefault(zlib.crc32(entry[4].key.encode()) % _LOCK_STRIPES, []).append(entry)
             list(pool.map(replace, stripes.values()))
+            if self.fsync and opened:
+                _syncfs(self.root)  # and the names, before the round is acknowledged
         finally:
             for _, dfd, fd, _, _ in opened:
                 os.close(fd)

@@ -281,6 +281,22 @@ def test_put_many_in_rounds_creates_and_replaces_keys_whole(tmp_path, monkeypatc
     assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named temporary files"])
+def test_put_many_returns_after_a_sync_that_follows_every_name(tmp_path, monkeypatch, unnamed: bool) -> None:
+    """A round's data is synced before its names are placed, and the names are synced before the round is
+    acknowledged: a crash after ``put_many`` returns loses no key it reported written."""
+    store = LocalStore(tmp_path)
+    store._unnamed = unnamed
+    store.put("a/0.json", b"old")  # one key replaced, the others linked new
+    keys = [f"a/{i}.json" for i in range(4)]
+    synced_with: list[list[str]] = []
+    monkeypatch.setattr(local_module, "_syncfs",
+                        lambda root: synced_with.append(sorted(i.key for i in store.list("a/"))))
+    store.put_many([(key, b"new") for key in keys], workers=2)
+    assert synced_with[0] == ["a/0.json"]  # the data, before any new name
+    assert synced_with[-1] == keys  # the names, before the answer
+
+
 # -- issue 13: a put is acknowledged once its data and its name are durable, syncs shared -----------
 class _SyncLog:
     """Records, in order, the data syncs, the placing of names and the folder syncs of a store's writes."""
