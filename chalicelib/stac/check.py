@@ -20,7 +20,8 @@ import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from ..store import NotFound, ObjectStore
 from . import catalog
@@ -31,7 +32,7 @@ from .stacio import StoreStacIO
 if TYPE_CHECKING:
     import pystac
 
-READERS = 16  # item GETs in flight (S3: parallel requests on the client's connection pool)
+READERS = 1  # item GETs in flight (S3: parallel requests on the client's connection pool)
 READ_AHEAD = 256  # items read ahead of the one being checked: bounds the bodies held
 
 E = TypeVar("E")
@@ -74,7 +75,7 @@ def check_catalog(store: ObjectStore) -> CheckReport:
     except NotFound:
         report.problems.append(Problem(catalog.ROOT_KEY, "missing: nothing is published"))
         return report
-    with ThreadPoolExecutor(READERS, thread_name_prefix="check-read") as pool:
+    with _readers(store) as pool:
         for link in root.get_child_links():
             collection = _resolve(link, io, report.problems)
             if collection is None:
@@ -103,14 +104,14 @@ class _ItemLink:
     href: str  # absolute, as pystac resolves it from its shard
 
 
-def _check_collection(collection: pystac.Collection, io: StoreStacIO, pool: ThreadPoolExecutor,
+def _check_collection(collection: pystac.Collection, io: StoreStacIO, pool: ThreadPoolExecutor | None,
                       report: CheckReport) -> set[str]:
     """Check the collection's linked items; returns their keys."""
     cid = collection.id
     linked: set[str] = set()
 
-    def body(link: _ItemLink) -> str | None:
-        return link.key if _in_collection(link.key, cid) else None
+    def body(event: Problem | _ItemLink) -> str | None:
+        return event.key if isinstance(event, _ItemLink) and _in_collection(event.key, cid) else None
 
     for event, read in _read_ahead(pool, io.store, _walk(collection, io), body):
         if isinstance(event, Problem):
@@ -151,13 +152,36 @@ def _walk(collection: pystac.Collection, io: StoreStacIO) -> Iterator[Problem | 
                 yield _ItemLink(key, href)
 
 
-def _read_ahead(pool: ThreadPoolExecutor, store: ObjectStore, events: Iterable[E],
-                key_of: Any) -> Iterator[tuple[E, Future[bytes] | None]]:
+@contextmanager
+def _readers(store: ObjectStore) -> Iterator[ThreadPoolExecutor | None]:
+    """The threads reading item files side by side, or None: read them in turn."""
+    if store.read_parallelism <= 1:
+        yield None
+        return
+    with ThreadPoolExecutor(store.read_parallelism, thread_name_prefix="check-read") as pool:
+        yield pool
+
+
+def _read_ahead(pool: ThreadPoolExecutor | None, store: ObjectStore, events: Iterable[E],
+                key_of: Callable[[E], str | None]) -> Iterator[tuple[E, Future[bytes] | None]]:
     """``events`` in order, each with the future of the body of ``key_of(event)`` (None: nothing to
-    read), at most ``READ_AHEAD`` read ahead of the one yielded."""
+    read), at most ``READ_AHEAD`` read ahead of the one yielded (without ``pool``: read when yielded)."""
     def get(key: str) -> bytes:
         return store.get(key).body
 
+    def now(key: str) -> Future[bytes]:
+        done: Future[bytes] = Future()
+        try:
+            done.set_result(get(key))
+        except Exception as err:  # raised again where the result is taken, as by the pool's
+            done.set_exception(err)
+        return done
+
+    if pool is None:
+        for event in events:
+            key = key_of(event)
+            yield event, now(key) if key is not None else None
+        return
     window: deque[tuple[E, Future[bytes] | None]] = deque()
     for event in events:
         key = key_of(event)
@@ -233,12 +257,26 @@ def _resolve(link: pystac.Link, io: StoreStacIO, problems: list[Problem]) -> Any
     no root), or None (reported in ``problems``) when it cannot be read."""
     href = link.get_absolute_href() or link.href
     try:
-        return io.read_stac_object(href)
+        return _read_catalog(io, href)
     except NotFound:
         problems.append(Problem(_where(link, io), "linked but missing"))
     except Exception as err:  # not JSON, not STAC: pystac raises several types
         problems.append(Problem(_where(link, io), f"unreadable: {err}"))
     return None
+
+
+def _read_catalog(io: StoreStacIO, href: str) -> pystac.STACObject:
+    """``io.read_stac_object(href)`` without the deep copy pystac's migration makes of a document
+    already at its STAC version (a shard's: ~130 links)."""
+    import pystac
+    from pystac.serialization import identify_stac_object_type
+    doc = io.read_json(href)
+    kind = identify_stac_object_type(doc)
+    parse = {pystac.STACObjectType.CATALOG: pystac.Catalog.from_dict,
+             pystac.STACObjectType.COLLECTION: pystac.Collection.from_dict}.get(kind)  # type: ignore[arg-type]
+    if parse is None or doc.get("stac_version") != pystac.get_stac_version():
+        return io.stac_object_from_dict(doc, href=href, preserve_dict=False)
+    return parse(doc, href=href, migrate=False, preserve_dict=False)
 
 
 def _where(link: pystac.Link, io: StoreStacIO) -> str:
@@ -255,7 +293,7 @@ def check_derived(store: ObjectStore, report: CheckReport) -> None:
     again; the others are read side by side, as by the walk.
     """
     indexed: dict[tuple[str, str], bytes] = {}  # valid items: digest of the body the index should hold
-    with ThreadPoolExecutor(READERS, thread_name_prefix="check-read") as pool:
+    with _readers(store) as pool:
         for cid in catalog.config().collection_ids:
             summaries: dict[str, catalog.Summary] = {}
             # Private copies first: they win over a public one (as in publishing); only public items
