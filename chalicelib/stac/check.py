@@ -44,7 +44,7 @@ class Problem:
     problem: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Seen:
     """What ``check_derived`` needs of a valid item file the walk read."""
     summary: catalog.Summary
@@ -98,7 +98,7 @@ def check_catalog(store: ObjectStore) -> CheckReport:
     return report
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _ItemLink:
     key: str
     href: str  # absolute, as pystac resolves it from its shard
