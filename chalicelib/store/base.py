@@ -235,6 +235,10 @@ def join_key(*parts: str) -> str:
 class ObjectStore(ABC):
     """Abstract store. Adapters implement the primitives; helpers build on them."""
 
+    # GETs a bulk reader (``stacflow check``) should keep in flight: a network store hides its
+    # latency behind parallel requests; reads that are CPU work under the GIL gain nothing from it.
+    read_parallelism = 16
+
     def __init__(self) -> None:
         self._listeners: list[Callable[[Change], None]] = []
         self.meter = Meter()

@@ -77,6 +77,8 @@ def _md5_of_fd(fd: int) -> str:
 
 
 class LocalStore(ObjectStore):
+    read_parallelism = 1  # a read is mostly Python work: threads would only trade the GIL
+
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,
                  signing_key: bytes | None = None) -> None:
         """``signing_key``: the HMAC key of signed URLs (else one generated in the store, shared by

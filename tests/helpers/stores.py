@@ -60,6 +60,7 @@ class InstrumentedStore(ObjectStore):
         super().__init__()
         self.inner = inner
         self.meter = inner.meter  # the wrapped adapter meters what reaches it
+        self.read_parallelism = inner.read_parallelism
         self.calls: Counter[str] = Counter()
         self.log: builtins.list[Call] = []
         self.written: Counter[str] = Counter()
