@@ -285,16 +285,7 @@ def _formatter() -> logging.Formatter:
             encode = self._encode
             out = [parts[0]]
             for i, slot in enumerate(template.slots, 1):
-                value = self.formatTime(stamp) if slot is None else values[slot]
-                kind = type(value)
-                # The common cases inline (as ``encode`` writes them); the rest through it.
-                if kind is int:
-                    out.append(int.__repr__(value))
-                elif kind is str and value.isascii() and value.isprintable() and '"' not in value \
-                        and "\\" not in value:
-                    out.append('"' + value + '"')
-                else:
-                    out.append(encode(value))
+                out.append(encode(self.formatTime(stamp) if slot is None else values[slot]))
                 out.append(parts[i])
             return "".join(out)
 
