@@ -87,12 +87,16 @@ class LocalStore(ObjectStore):
         self.root = Path(root).resolve()
         self.fsync = fsync
         (self.root / _INTERNAL / "locks").mkdir(parents=True, exist_ok=True)
-        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._thread_state()
         if signing_key is not None and len(signing_key) < MIN_SIGNING_KEY:
             raise ValueError(f"the signing key must be at least {MIN_SIGNING_KEY} bytes")
         self._secret: bytes | None = signing_key
         self._xattrs = hasattr(os, "getxattr")  # false on macOS and on filesystems without user xattrs
         self._unnamed: bool | None = None  # O_TMPFILE files work here (probed on the first put_many)
+
+    def _thread_state(self) -> None:
+        """The locks and what they guard, this process's own (``for_child_process`` makes them anew)."""
+        self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._folder_syncs = _FolderSyncs()
         self._lock = threading.Lock()
         self._new_folders: set[str] = set()  # made by a write whose parent sync has not ended yet
@@ -102,12 +106,11 @@ class LocalStore(ObjectStore):
         return self.root.as_uri()
 
     def for_child_process(self) -> LocalStore:
-        """Files need no connection: a copy (a subclass's own state included) with its own thread locks,
-        folder syncs, meter and no listeners, none of which another thread can hold when the process forks
-        (the folder's lock files still serialise conditional writes across processes)."""
+        """Files need no connection: a copy (a subclass's own state included) with its own locks
+        (``_thread_state``), meter and no listeners, none of which another thread can hold when the process
+        forks (the folder's lock files still serialise conditional writes across processes)."""
         child = copy.copy(self)
-        child._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        child._folder_syncs = _FolderSyncs()
+        child._thread_state()
         child.meter = Meter()
         child._listeners = []
         return child

@@ -504,12 +504,13 @@ def test_a_writer_into_a_folder_another_is_still_making_durable_syncs_its_entry_
 
 def _put_once(store: LocalStore, key: str) -> None:
     store.put(key, b"from the child")  # a replacement: under the key's lock
+    store.put("new/folder/1.json", b"made")  # new folders: under the store's own lock
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
 def test_a_forked_process_writes_through_its_copy_while_a_thread_here_holds_the_keys_lock(tmp_path) -> None:
-    """``for_child_process``: a copy with its own thread locks (the key's and the folder syncs'), so a
-    fork while another thread holds one (a publisher forking its workers inside a busy service) does not
+    """``for_child_process``: a copy with its own thread locks (the key's, the folder syncs' and the
+    store's), so a fork while another thread holds one (a publisher forking its workers inside a busy service) does not
     leave the child waiting forever; its requests count in its own meter."""
     store = LocalStore(tmp_path)
     child = store.for_child_process()
@@ -518,7 +519,8 @@ def test_a_forked_process_writes_through_its_copy_while_a_thread_here_holds_the_
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with store._thread_locks[zlib.crc32(key.encode()) % local_module._LOCK_STRIPES], store._folder_syncs._lock:
+        with store._thread_locks[zlib.crc32(key.encode()) % local_module._LOCK_STRIPES], store._folder_syncs._lock, \
+                store._lock:
             held.set()
             release.wait(10)
 
@@ -536,4 +538,5 @@ def test_a_forked_process_writes_through_its_copy_while_a_thread_here_holds_the_
         if process.is_alive():
             process.kill()
     assert store.get(key).body == b"from the child"
+    assert store.get("new/folder/1.json").body == b"made"
     assert store.meter.usage().requests["PUT"] == 1  # the parent's own
