@@ -44,12 +44,13 @@ def test_faults_under_load_give_no_wrong_answer_and_check_is_clean_after_replay(
         plain, faulty = plain_f.result(), [f.result() for f in faulty_fs]
     try:
         world = setup_world(plain.url, threads=3, tag="quick")
-        result, ledger = run_load([w.url for w in faulty], world, seconds=2.5, max_calls=150, seed=1)
+        # Bounded by calls, not time (the deadline only guards a hang), so a slow machine makes as many.
+        result, ledger = run_load([w.url for w in faulty], world, seconds=30, max_calls=50, seed=1)
         injected = sum(Path(w.log.name).read_text().count("FAULT ") for w in faulty)
         for worker in faulty:
             worker.stop()
         assert result.wrong == []
-        assert result.summary()["acknowledged"] > 20
+        assert result.summary()["acknowledged"] > 20  # of 50: most calls got through the faults
         assert injected > 0
         assert result.retries > 0  # the faults reached the clients, as retryable answers
 
