@@ -24,7 +24,6 @@ import random
 import re
 import threading
 import time
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
@@ -67,12 +66,12 @@ def redact(text: str) -> str:
 
 
 # -- invocations: one HTTP request or one event record ---------------------------------------------
-@dataclass
+@dataclass(slots=True)  # one per request: made and dropped at every request's pace
 class Invocation:
     correlation_id: str
     kind: str  # "http" | "event"
     started: float = field(default_factory=time.perf_counter)
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: dict[str, int] = field(default_factory=dict)
     values: dict[str, list[float]] = field(default_factory=dict)  # metric -> samples (milliseconds)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -131,7 +130,7 @@ def count(metric: str, n: int = 1) -> None:
     inv = _active()
     if inv is not None:
         with inv.lock:
-            inv.counts[metric] += n
+            inv.counts[metric] = inv.counts.get(metric, 0) + n
 
 
 def observe_ms(metric: str, value: float) -> None:

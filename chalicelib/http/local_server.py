@@ -18,10 +18,12 @@ from __future__ import annotations
 import base64
 import email.parser
 import functools
+import hashlib
 import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
@@ -52,6 +54,7 @@ _PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
 _PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)")  # the same, its CRLF split off
 # A request line the page cache's fast path takes: a GET of a target without blanks, HTTP/1.x.
 _PLAIN_GET = re.compile(rb"GET ([\x21-\x7e]+) (HTTP/1\.[01])")
+_HEADS = 1024  # header sections remembered by the page cache's fast path (~100 bytes each)
 
 
 def _files_token(path: str) -> str | None:
@@ -104,6 +107,66 @@ class Routes(RouteMatcher):
         raise ValueError(f"No matching route found for: {url}")
 
 
+@dataclass(frozen=True)
+class _Head:
+    """What the page cache's fast path reads from a plain GET's header section: the page's key and
+    the header values the answer uses. A function of the section's bytes and the peer alone."""
+
+    key: bytes  # ``page_cache.request_key`` of the request
+    close: bool  # whether the connection ends after the answer
+    request_id: str | None
+    if_none_match: str | None
+
+
+def _read_head(head: bytes, peer: str, targets: frozenset[str]) -> _Head | None:
+    """The ``_Head`` of a header section (no blank line) if it is a plain GET of one of ``targets``:
+    request line exactly ``GET <target> HTTP/1.x``, every header a plain ``name: value`` line, no body
+    (read as ``parse_request`` reads it, so the key is the same); else None."""
+    lines = head.split(b"\r\n")
+    request = _PLAIN_GET.fullmatch(lines[0])
+    if request is None or len(lines) > _MAX_HEADERS:
+        return None
+    target = request[1].decode("iso-8859-1")
+    if target.partition("?")[0] not in targets:
+        return None
+    headers = []
+    for raw in lines[1:]:
+        plain = _PLAIN_LINE.fullmatch(raw)
+        if plain is None:
+            return None
+        headers.append((plain[1].decode("iso-8859-1"), plain[2].decode("iso-8859-1")))
+    first: dict[str, str] = {}  # as ``HTTPMessage.get``: the first of repeated headers
+    for name, value in headers:
+        first.setdefault(name.lower(), value)
+    if first.get("content-length", "0").strip() != "0" or "transfer-encoding" in first or "expect" in first:
+        return None
+    connection = first.get("connection", "").lower()
+    close = connection == "close" or (request[2] == b"HTTP/1.0" and connection != "keep-alive")
+    return _Head(page_cache.request_key("GET", target, peer, headers), close, first.get("x-request-id"),
+                 first.get("if-none-match"))
+
+
+class _Heads:
+    """``_read_head`` for the shared targets, remembered by a digest of the peer and the header section
+    (so no credential stays in memory): a client repeating a request is not parsed again. At most
+    ``_HEADS`` kept; a client sending a new ``X-Request-Id`` each time only starts them again."""
+
+    def __init__(self, targets: frozenset[str]) -> None:
+        self.targets = targets
+        self._read: dict[bytes, _Head] = {}
+
+    def read(self, head: bytes, peer: str) -> _Head | None:
+        digest = hashlib.sha256(b"%s %s" % (peer.encode(), head)).digest()
+        found = self._read.get(digest)
+        if found is None:
+            found = _read_head(head, peer, self.targets)
+            if found is not None:
+                if len(self._read) >= _HEADS:
+                    self._read.clear()
+                self._read[digest] = found
+        return found
+
+
 class _Gateway(LocalGateway):
     """Chalice's local API Gateway for a whole server (its own is built per connection), answering
     an already matched request."""
@@ -122,6 +185,7 @@ class _Gateway(LocalGateway):
         # may be answered from the read buffer (``RequestHandler._answer_from_buffer``).
         self.shared_targets = frozenset(target for route in self.shared if "{" not in route
                                         for target in {route, route.rstrip("/") + "/"})
+        self.heads = _Heads(self.shared_targets)
         timeout = config.lambda_timeout if config.lambda_timeout is not None else self.MAX_LAMBDA_EXECUTION_TIME
         self._context_args = (config.function_name, config.lambda_memory_size, timeout * 1000)
 
@@ -328,36 +392,19 @@ class RequestHandler(ChaliceRequestHandler):
         end = data.find(b"\r\n\r\n") if data.startswith(b"GET ") else -1
         if end < 0:
             return False
-        lines = data[:end].split(b"\r\n")
-        request = _PLAIN_GET.fullmatch(lines[0])
-        if request is None or len(lines) > _MAX_HEADERS:
+        head = gateway.heads.read(data[:end], self.client_address[0])
+        if head is None:
             return False
-        target = request[1].decode("iso-8859-1")
-        if target.partition("?")[0] not in gateway.shared_targets:
-            return False
-        headers = []
-        for raw in lines[1:]:
-            plain = _PLAIN_LINE.fullmatch(raw)
-            if plain is None:
-                return False
-            headers.append((plain[1].decode("iso-8859-1"), plain[2].decode("iso-8859-1")))
-        first: dict[str, str] = {}  # as ``HTTPMessage.get``: the first of repeated headers
-        for name, value in headers:
-            first.setdefault(name.lower(), value)
-        if first.get("content-length", "0").strip() != "0" or "transfer-encoding" in first or "expect" in first:
-            return False
-        found = gateway.pages.get(page_cache.request_key("GET", target, self.client_address[0], headers),
-                                  services.settings())
+        found = gateway.pages.get(head.key, services.settings())
         if found is None:
             return False
         self.rfile.read(end + 4)  # the request, from the buffer
-        self.raw_requestline = lines[0] + b"\r\n"
-        self.requestline = lines[0].decode("iso-8859-1")
-        self.command, self.path, self.request_version = "GET", target, request[2].decode("ascii")
-        connection = first.get("connection", "").lower()
-        self.close_connection = connection == "close" or (self.request_version == "HTTP/1.0"
-                                                          and connection != "keep-alive")
-        self._answer_page(found, first.get("x-request-id"), first.get("if-none-match"))
+        line = data[:data.index(b"\r\n")]
+        self.raw_requestline = line + b"\r\n"
+        self.requestline = line.decode("iso-8859-1")
+        self.command, self.path, self.request_version = "GET", self.requestline[4:-9], self.requestline[-8:]
+        self.close_connection = head.close
+        self._answer_page(found, head.request_id, head.if_none_match)
         return True
 
     def _from_cache(self) -> bool:
