@@ -210,6 +210,10 @@ class _Template:
     state: tuple[Any, ...]  # the formatter's keys, context keys and trace id it was cut under
     parts: tuple[str, ...] | None  # the line around its slots; None: this shape is not templated
     slots: tuple[str | None, ...] = ()  # per slot: the extra it holds, or None: the timestamp
+    form: str = field(init=False)  # the parts joined by "%s" (their own "%" doubled): one formatting fills it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "form", "%s".join(p.replace("%", "%%") for p in self.parts or ()))
 
 
 def _encoder(serialize: Any) -> Any:
@@ -279,14 +283,10 @@ def _formatter() -> logging.Formatter:
         def fill(self, template: _Template, values: Mapping[str, Any], stamp: Any) -> str:
             """``template``'s line for ``values`` (its slots by name), stamped at ``stamp``'s time (a
             record, or anything with its ``created`` and ``msecs``); not redacted yet."""
-            parts = template.parts
-            assert parts is not None
+            assert template.parts is not None
             encode = self._encode
-            out = [parts[0]]
-            for i, slot in enumerate(template.slots, 1):
-                out.append(encode(self.formatTime(stamp) if slot is None else values[slot]))
-                out.append(parts[i])
-            return "".join(out)
+            return template.form % tuple([encode(self.formatTime(stamp) if slot is None else values[slot])
+                                          for slot in template.slots])
 
         def _cut(self, record: logging.LogRecord, extras: list[tuple[str, Any]], state: tuple[Any, ...]) -> _Template:
             """The template of ``record``'s shape: Powertools' line for a copy holding sentinels."""
