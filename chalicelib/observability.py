@@ -241,6 +241,35 @@ def _formatter() -> logging.Formatter:
             super().__init__(service=SERVICE)
             self.templates: dict[tuple[Any, ...], _Template] = {}
             self._encode = _encoder(self.json_serializer)
+            self._time: tuple[Any, str | None, str] = (None, None, "")  # (second and format, text around the ms)
+
+        def formatTime(self, record: Any, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+            """Powertools' time of ``record``. In its usual form (time codes, ``%F`` the milliseconds) the
+            text around the milliseconds is cut from Powertools' own once a second: ``strftime`` and the
+            locale tables it reads, cold between requests, cost a line more than all the rest of it. (A
+            time zone changed by ``time.tzset()`` shows from the next second.)"""
+            if self.use_rfc3339_iso8601 or self.use_datetime_directive:
+                return str(super().formatTime(record, datefmt))
+            key = (math.floor(record.created), datefmt, self.datefmt, self.converter)
+            cut = self._time  # one tuple: threads swap it whole
+            if cut[0] != key:
+                cut = self._time = (key, *self._cut_time(key[0], datefmt))
+            if cut[1] is None:
+                return str(super().formatTime(record, datefmt))
+            return "%s%03d%s" % (cut[1], record.msecs, cut[2])
+
+        def _cut_time(self, second: int, datefmt: str | None) -> tuple[str | None, str]:
+            """The text before and after the milliseconds in Powertools' time of ``second`` (None if the
+            milliseconds are not once in it, as two different ones show)."""
+            texts = []
+            for msecs in (987.0, 123.0):
+                stamp: Any = _Stamp(second)  # what formatTime reads of a record
+                stamp.msecs = msecs
+                texts.append(str(super().formatTime(stamp, datefmt)))
+            if texts[0].count("987") != 1 or texts[0].replace("987", "123") != texts[1]:
+                return None, ""
+            before, after = texts[0].split("987")
+            return before, after
 
         def format(self, record: logging.LogRecord) -> str:
             template = self.template(record)

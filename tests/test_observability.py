@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -167,6 +168,37 @@ def test_a_line_cut_from_a_template_is_the_line_powertools_writes(extras: dict[s
         records.append(record)
     expected = [observability.redact(LambdaPowertoolsFormatter.format(formatter, r)) for r in records]
     assert [formatter.format(r) for r in records] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(created=st.floats(min_value=-1e9, max_value=4e9), steps=st.lists(st.floats(0, 1.5), max_size=4),
+       form=st.sampled_from([None, "", "%Y-%m-%d %H:%M:%S,%F%z", "%H:%M:%S.%F", "%F %F", "1987 %Y %F", "%%F", "%s",
+                             "%Y", "no time"]),
+       utc=st.booleans(), rfc3339=st.booleans(), directive=st.booleans())
+def test_a_time_cut_once_a_second_is_the_time_powertools_writes(created: float, steps: list[float], form: str | None,
+                                                                utc: bool, rfc3339: bool, directive: bool) -> None:
+    """Whatever the time, its format and the milliseconds' place (none, twice, next to a year 1987), and
+    for several lines within one second: Powertools' own text."""
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+    formatter: Any = observability._formatter()
+    formatter.datefmt, formatter.utc, formatter.converter = form, utc, time.gmtime if utc else time.localtime
+    formatter.use_rfc3339_iso8601, formatter.use_datetime_directive = rfc3339, directive
+    records = [logging.makeLogRecord({"created": t, "msecs": int((t - int(t)) * 1000) + 0.0})
+               for t in [created, *(created + step for step in steps)]]
+    assert [formatter.formatTime(r) for r in records] == \
+        [LambdaPowertoolsFormatter.formatTime(formatter, r) for r in records]
+
+
+def test_the_time_is_made_by_strftime_once_a_second_not_once_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda form, *rest: made.append(form) or real(form, *rest))
+    formatter: Any = observability._formatter()
+    second = 1_700_000_000
+    texts = [formatter.formatTime(logging.makeLogRecord({"created": second + i / 50, "msecs": i * 20.0}))
+             for i in range(50)]
+    assert len(made) == 2  # the second's cut
+    assert len(set(texts)) == 50
 
 
 def test_the_formatter_keeps_one_template_per_shape() -> None:
