@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import email.parser
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -54,7 +53,6 @@ _PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
 _PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)")  # the same, its CRLF split off
 # A request line the page cache's fast path takes: a GET of a target without blanks, HTTP/1.x.
 _PLAIN_GET = re.compile(rb"GET ([\x21-\x7e]+) (HTTP/1\.[01])")
-_HEADS = 1024  # header sections remembered by the page cache's fast path (~100 bytes each)
 
 
 def _files_token(path: str) -> str | None:
@@ -146,27 +144,6 @@ def _read_head(head: bytes, peer: str, targets: frozenset[str]) -> _Head | None:
                  first.get("if-none-match"))
 
 
-class _Heads:
-    """``_read_head`` for the shared targets, remembered by a digest of the peer and the header section
-    (so no credential stays in memory): a client repeating a request is not parsed again. At most
-    ``_HEADS`` kept; a client sending a new ``X-Request-Id`` each time only starts them again."""
-
-    def __init__(self, targets: frozenset[str]) -> None:
-        self.targets = targets
-        self._read: dict[bytes, _Head] = {}
-
-    def read(self, head: bytes, peer: str) -> _Head | None:
-        digest = hashlib.sha256(b"%s %s" % (peer.encode(), head)).digest()
-        found = self._read.get(digest)
-        if found is None:
-            found = _read_head(head, peer, self.targets)
-            if found is not None:
-                if len(self._read) >= _HEADS:
-                    self._read.clear()
-                self._read[digest] = found
-        return found
-
-
 class _Gateway(LocalGateway):
     """Chalice's local API Gateway for a whole server (its own is built per connection), answering
     an already matched request."""
@@ -185,7 +162,6 @@ class _Gateway(LocalGateway):
         # may be answered from the read buffer (``RequestHandler._answer_from_buffer``).
         self.shared_targets = frozenset(target for route in self.shared if "{" not in route
                                         for target in {route, route.rstrip("/") + "/"})
-        self.heads = _Heads(self.shared_targets)
         timeout = config.lambda_timeout if config.lambda_timeout is not None else self.MAX_LAMBDA_EXECUTION_TIME
         self._context_args = (config.function_name, config.lambda_memory_size, timeout * 1000)
 
@@ -255,6 +231,7 @@ class RequestHandler(ChaliceRequestHandler):
     # request); no Nagle delay on what is left (keep-alive answers would wait ~40 ms for an ACK).
     disable_nagle_algorithm = True
     wbufsize = 64 * 1024
+    _last_head: tuple[bytes, _Head] | None = None  # the last header section read the fast way, and its reading
 
     def __init__(self, request: Any, client_address: Any, server: Any, gateway: _Gateway) -> None:
         self.gateway = self.local_gateway = gateway
@@ -392,9 +369,16 @@ class RequestHandler(ChaliceRequestHandler):
         end = data.find(b"\r\n\r\n") if data.startswith(b"GET ") else -1
         if end < 0:
             return False
-        head = gateway.heads.read(data[:end], self.client_address[0])
-        if head is None:
-            return False
+        raw = data[:end]
+        last = self._last_head
+        head: _Head | None
+        if last is not None and last[0] == raw:
+            head = last[1]  # a client repeating its request: read once per connection
+        else:
+            head = _read_head(raw, self.client_address[0], gateway.shared_targets)
+            if head is None:
+                return False
+            self._last_head = (raw, head)  # kept as long as ``self.headers`` keeps the last one read
         found = gateway.pages.get(head.key, services.settings())
         if found is None:
             return False
