@@ -404,8 +404,9 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
                     batch = _Bulk()
             flush(batch).result()
             listing.apply(store, pool)
+            # The index is packed here while the workers write the last shards (both touch nothing of the other).
+            _index(store).optimize(max_rows=MERGE_ROWS)
             listing.wait()
-    _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 
 
