@@ -670,7 +670,8 @@ def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
     spliced from these bytes instead of parsing and re-serialising each item. A non-public item's
     assets already point at the download route (``hrefs.route_downloads``).
     """
-    core = {k: v for k, v in item.items() if k != "links"}
+    core = dict(item)  # a copy without "links" (the comprehension costs twice as much)
+    core.pop("links", None)
     if isinstance(core.get("assets"), dict) and not is_public(item):
         core["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in core["assets"].items()}
         route_downloads(core)
