@@ -257,30 +257,36 @@ class _Listing:
     With worker processes that hold the store (``procs``), each application runs there, its shards split
     among the workers (the collection's document takes their views by compare-and-swap, as from
     concurrent publishers), while this process goes on; an application waits for the previous one
-    (an item in both: the later summary must land last)."""
+    (an item in both: the later summary must land last). Items are sorted into the workers' shares as
+    they are recorded (while the load goes on), not when the last application is handed out."""
 
-    summaries: dict[str, dict[str, tuple[Any, ...] | None]] = field(default_factory=dict)
+    summaries: dict[str, list[dict[str, tuple[Any, ...] | None]]] = field(default_factory=dict)
     count: int = 0
     procs: sources.Workers | None = None
     running: list[Future[None]] = field(default_factory=list)
 
+    def _workers(self) -> Executor | None:
+        return self.procs.pool if self.procs is not None else None
+
     def record(self, cid: str, iid: str, summary: tuple[Any, ...] | None) -> None:
-        per = self.summaries.setdefault(cid, {})
+        shares = self.summaries.get(cid)
+        if shares is None:
+            count = self.procs.count if self.procs is not None and self._workers() is not None else 1
+            shares = self.summaries[cid] = [{} for _ in range(count)]
+        # By top shard: no shard is written by two workers.
+        per = shares[int(catalog.shard_of(iid), 16) % len(shares)] if len(shares) > 1 else shares[0]
         self.count += iid not in per
         per[iid] = summary
 
     def apply(self, store: ObjectStore, pool: Executor) -> None:
         self.wait()
+        workers = self._workers()
         for cid in sorted(self.summaries):
-            per = self.summaries[cid]
-            if self.procs is None or self.procs.pool is None:
-                _update_listing(store, cid, per, pool)
+            shares = self.summaries[cid]
+            if workers is None:
+                _update_listing(store, cid, shares[0], pool)
                 continue
-            share: list[dict[str, tuple[Any, ...] | None]] = [{} for _ in range(self.procs.count)]
-            for iid, summary in per.items():  # by top shard: no shard is written by two workers
-                share[int(catalog.shard_of(iid), 16) % len(share)][iid] = summary
-            self.running += [self.procs.pool.submit(sources.in_worker, _update_listing, cid, part)
-                             for part in share if part]
+            self.running += [workers.submit(sources.in_worker, _update_listing, cid, part) for part in shares if part]
         self.summaries.clear()
         self.count = 0
 
@@ -440,13 +446,13 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
             report.rejected.append(Rejection(source, f"cannot be stored: {result}"))
             refused.add((cid, iid))
     private: list[str] = []
-    for key, (listed, summary, *_) in items.items():
-        if refused and key in refused:
+    for (cid, iid), (listed, summary, *_) in items.items():
+        if refused and (cid, iid) in refused:
             continue
         report.published += 1
-        listing.record(*key, summary if listed else None)
+        listing.record(cid, iid, summary if listed else None)
         if not listed:
-            private.append(catalog.item_key(*key))
+            private.append(catalog.item_key(cid, iid))
     # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
     list(pool.map(store.delete, private))
     bar.update(len(items))
