@@ -274,8 +274,11 @@ def _link(rel: str, href: str, media_type: str = JSON, title: str | None = None)
 
 def item_links(item_id: str) -> list[dict[str, str]]:
     """Structural links of a stored item (relative to collections/<cid>/items/)."""
-    return [_link("root", "../../../catalog.json"), _link("parent", f"../shards/{shard_of(item_id)}.json"),
-            _link("collection", "../collection.json"), _link("self", f"./{item_id}.json", GEOJSON)]
+    # As ``_link`` makes them, written out: a bulk load makes these for every item.
+    return [{"rel": "root", "href": "../../../catalog.json", "type": JSON},
+            {"rel": "parent", "href": f"../shards/{shard_of(item_id)}.json", "type": JSON},
+            {"rel": "collection", "href": "../collection.json", "type": JSON},
+            {"rel": "self", "href": f"./{item_id}.json", "type": GEOJSON}]
 
 
 # -- documents ------------------------------------------------------------------------

@@ -197,7 +197,8 @@ def encode_part(items: Iterable[tuple[dict[str, Any], tuple[float, float, float]
         winners[item["collection"], item["id"]] = item, times
     table = Table.from_records([Record(c, i, 0, "", item) for (c, i), (item, _) in winners.items()],
                                [times for _, times in winners.values()])
-    return _encode_segment((table, {}), dictionaries=dictionaries)[0]
+    # from_records put the rows in the default search order: not sorted a second time to find that out.
+    return _encode_segment((table, {}), ordered=False, dictionaries=dictionaries)[0]
 
 
 def _stamped(body: bytes, drop: Collection[tuple[str, str]], version: int, log_key: str) -> Part:

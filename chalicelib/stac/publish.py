@@ -257,30 +257,36 @@ class _Listing:
     With worker processes that hold the store (``procs``), each application runs there, its shards split
     among the workers (the collection's document takes their views by compare-and-swap, as from
     concurrent publishers), while this process goes on; an application waits for the previous one
-    (an item in both: the later summary must land last)."""
+    (an item in both: the later summary must land last). Items are sorted into the workers' shares as
+    they are recorded (while the load goes on), not when the last application is handed out."""
 
-    summaries: dict[str, dict[str, tuple[Any, ...] | None]] = field(default_factory=dict)
+    summaries: dict[str, list[dict[str, tuple[Any, ...] | None]]] = field(default_factory=dict)
     count: int = 0
     procs: sources.Workers | None = None
     running: list[Future[None]] = field(default_factory=list)
 
+    def _workers(self) -> Executor | None:
+        return self.procs.pool if self.procs is not None else None
+
     def record(self, cid: str, iid: str, summary: tuple[Any, ...] | None) -> None:
-        per = self.summaries.setdefault(cid, {})
+        shares = self.summaries.get(cid)
+        if shares is None:
+            count = self.procs.count if self.procs is not None and self._workers() is not None else 1
+            shares = self.summaries[cid] = [{} for _ in range(count)]
+        # By top shard: no shard is written by two workers.
+        per = shares[int(catalog.shard_of(iid), 16) % len(shares)] if len(shares) > 1 else shares[0]
         self.count += iid not in per
         per[iid] = summary
 
     def apply(self, store: ObjectStore, pool: Executor) -> None:
         self.wait()
+        workers = self._workers()
         for cid in sorted(self.summaries):
-            per = self.summaries[cid]
-            if self.procs is None or self.procs.pool is None:
-                _update_listing(store, cid, per, pool)
+            shares = self.summaries[cid]
+            if workers is None:
+                _update_listing(store, cid, shares[0], pool)
                 continue
-            share: list[dict[str, tuple[Any, ...] | None]] = [{} for _ in range(self.procs.count)]
-            for iid, summary in per.items():  # by top shard: no shard is written by two workers
-                share[int(catalog.shard_of(iid), 16) % len(share)][iid] = summary
-            self.running += [self.procs.pool.submit(sources.in_worker, _update_listing, cid, part)
-                             for part in share if part]
+            self.running += [workers.submit(sources.in_worker, _update_listing, cid, part) for part in shares if part]
         self.summaries.clear()
         self.count = 0
 
@@ -319,15 +325,18 @@ class _Bulk:
         self.parts.append(outcome.index)
         if outcome.usage is not None:
             self.usage.append(outcome.usage)
-        for cid, iid, public, summary, body, where in outcome.items:
-            self.items.pop((cid, iid), None)  # a later copy in the input wins
-            rewrite = not outcome.written or (cid, iid) in recent
-            self.refused.discard((cid, iid))  # a later copy the store took wins over a refused one
-            self.items[cid, iid] = (public, summary, body, task.label, where, part, rewrite)
+        keys = [(cid, iid) for cid, iid, *_ in outcome.items]
+        again = recent.among(set(keys)) if outcome.written else None  # None: every item is written here
+        items, refused, label = self.items, self.refused, task.label
+        for (_, _, public, summary, body, where), key in zip(outcome.items, keys):
+            items.pop(key, None)  # a later copy in the input wins
+            if refused:
+                refused.discard(key)  # a later copy the store took wins over a refused one
+            items[key] = (public, summary, body, label, where, part, again is None or key in again)
         for key in outcome.refused:
-            self.items.pop(key, None)  # its earlier copies are left out as well (see ``_flush``)
-            self.refused.add(key)
-        recent.add(key for key in [*((c, i) for c, i, *_ in outcome.items), *outcome.refused])
+            items.pop(key, None)  # its earlier copies are left out as well (see ``_flush``)
+            refused.add(key)
+        recent.add([*keys, *outcome.refused])
 
 
 @dataclass
@@ -339,8 +348,12 @@ class _Recent:
     tasks: deque[set[tuple[str, str]]] = field(default_factory=deque)
     writing: set[tuple[str, str]] = field(default_factory=set)
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self.writing or any(key in seen for seen in self.tasks)
+    def among(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``keys`` that are recent (a task's items looked up together, by set operations)."""
+        hits = keys & self.writing
+        for seen in self.tasks:
+            hits |= keys & seen
+        return hits
 
     def add(self, keys: Iterable[tuple[str, str]]) -> None:
         self.tasks.append(set(keys))
@@ -404,8 +417,9 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
                     batch = _Bulk()
             flush(batch).result()
             listing.apply(store, pool)
+            # The index is packed here while the workers write the last shards (both touch nothing of the other).
+            _index(store).optimize(max_rows=MERGE_ROWS)
             listing.wait()
-    _index(store).optimize(max_rows=MERGE_ROWS)
     return report
 
 
@@ -420,14 +434,10 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
         store.meter.moved(read=usage.bytes_read, written=usage.bytes_written)
     if not batch.items and not batch.refused:
         return
-    every = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
-             for (cid, iid), entry in batch.items.items()]
-    writes = [write for write in every if write[3][6]]
-    public: dict[str, set[str]] = {}
-    for cid, iid, _, entry in every:
-        if entry[0]:
-            public.setdefault(cid, set()).add(iid)
-    _drop_private_copies(store, public)
+    items = batch.items
+    writes = [(cid, iid, catalog.item_key(cid, iid, private=not entry[0]), entry)
+              for (cid, iid), entry in items.items() if entry[6]]
+    _drop_private_copies(store, items)
     stored = store.put_many([(key, entry[2]) for _, _, key, entry in writes], workers=WORKERS)
     refused: set[tuple[str, str]] = set(batch.refused)
     for (cid, iid, key, (_, _, _, label, where, _, _)), result in zip(writes, stored):
@@ -436,8 +446,8 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
             report.rejected.append(Rejection(source, f"cannot be stored: {result}"))
             refused.add((cid, iid))
     private: list[str] = []
-    for cid, iid, _, (listed, summary, *_) in every:
-        if (cid, iid) in refused:
+    for (cid, iid), (listed, summary, *_) in items.items():
+        if refused and (cid, iid) in refused:
             continue
         report.published += 1
         listing.record(cid, iid, summary if listed else None)
@@ -445,8 +455,8 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
             private.append(catalog.item_key(cid, iid))
     # Never left readable in the static catalog's prefix (a delete notifies only if it existed).
     list(pool.map(store.delete, private))
-    bar.update(len(every))
-    del writes, stored, every
+    bar.update(len(items))
+    del writes, stored
     batch.items.clear()  # the bodies (~10 MB a batch) are not needed while the index segments are written
     # Versioned after the writes (the workers' too: their outcomes came back before this batch was
     # flushed): an item another writer replaces later gets a newer version. A refused item leaves every
@@ -457,13 +467,14 @@ def _flush(store: ObjectStore, batch: _Bulk, pool: ThreadPoolExecutor, bar: Any,
         listing.apply(store, pool)
 
 
-def _drop_private_copies(store: ObjectStore, public: dict[str, set[str]]) -> None:
-    """Delete private copies of public items (they would win over the new public ones): one listing
-    of each collection's private prefix, which is usually small."""
-    for cid, ids in public.items():
+def _drop_private_copies(store: ObjectStore, items: dict[tuple[str, str], _Entry]) -> None:
+    """Delete private copies of the public ones of ``items`` (they would win over the new public ones): one
+    listing of the private prefix of each collection with a public item, which is usually small."""
+    for cid in dict.fromkeys(cid for (cid, _), entry in items.items() if entry[0]):
         for info in store.list(catalog.items_prefix(cid, private=True)):
             where = catalog.parse_item_key(info.key)
-            if where is not None and where[1] in ids:
+            entry = items.get(where) if where is not None and where[0] == cid else None
+            if entry is not None and entry[0]:
                 store.delete(info.key)
 
 

@@ -397,6 +397,16 @@ class Codec:
         with self._lock:
             return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
 
+    def encode_many(self, bodies: list[bytes]) -> list[bytes]:
+        """``encode`` of each body, under one lock (a segment's bodies are compressed in one pass)."""
+        if self.dictionary is None:
+            return bodies
+        if not self.dictionary:
+            return [zcompress(b) if b else b for b in bodies]
+        with self._lock:
+            compress = self._made()[0].compress
+            return [compress(b) if b else b for b in bodies]
+
     def decode_many(self, frames: list[bytes]) -> list[bytes]:
         """``decode`` of each frame, under one lock."""
         if self.dictionary is None:
@@ -532,8 +542,7 @@ class Bodies:
             codec = Codec.trained([body for r in range(0, self.n, step) if (body := self[r])])
         frames = []
         for blobs, old in self.parts:
-            for r in range(len(blobs)):
-                frames.append(codec.encode(old.decode(blobs[r])))
+            frames += codec.encode_many(old.decode_many(blobs.take(np.arange(len(blobs)))))
         return Blobs.of(frames), codec
 
     def stored_reusing(self, kept: dict[str, Codec], name: str) -> list[tuple[Blobs, Codec]]:
@@ -661,7 +670,8 @@ def split_links(item: dict[str, Any]) -> tuple[bytes, bytes]:
     spliced from these bytes instead of parsing and re-serialising each item. A non-public item's
     assets already point at the download route (``hrefs.route_downloads``).
     """
-    core = {k: v for k, v in item.items() if k != "links"}
+    core = dict(item)  # a copy without "links" (the comprehension costs twice as much)
+    core.pop("links", None)
     if isinstance(core.get("assets"), dict) and not is_public(item):
         core["assets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in core["assets"].items()}
         route_downloads(core)

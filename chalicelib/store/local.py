@@ -433,7 +433,9 @@ class LocalStore(ObjectStore):
         makes the round's data durable (instead of one ``fsync`` each), then each file is linked under its
         key (one directory operation: about half the cost of create + rename), or, where the key exists,
         renamed over it under its lock stripe, and a second ``syncfs`` makes the names durable before the
-        round is acknowledged. A crash leaves each key at its old or its new content."""
+        round is acknowledged. A crash leaves each key at its old or its new content. The files' ETags are
+        not stamped here (two system calls a file, most bulk-loaded items are never read as files): the
+        first read of each hashes it and stamps it, as for a file written by another tool."""
         out: list[ObjectInfo | InvalidKey | None] = [None] * len(entries)
         made: set[str] = set()
         todo: list[tuple[int, str, bytes]] = []
@@ -481,6 +483,8 @@ class LocalStore(ObjectStore):
                     os.close(dfd)
             return folders[folder]
 
+        now = time.time()  # as S3 reports a PUT's (the files' own mtimes are within the round)
+
         def write(part: Sequence[tuple[int, str, bytes]]) -> None:
             for n, path, body in part:
                 dfd = folder_fd(path.rpartition("/")[0])
@@ -488,19 +492,19 @@ class LocalStore(ObjectStore):
                 fd = os.open(tmp or ".", (os.O_CREAT | os.O_EXCL if tmp else _O_TMPFILE) | os.O_WRONLY | os.O_CLOEXEC,
                              0o644, dir_fd=dfd)
                 try:
-                    view = memoryview(body)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    digest = hashlib.md5(body).hexdigest()
-                    st = os.fstat(fd)
-                    self._stamp(fd, digest, st)
+                    done = os.write(fd, body)
+                    if done < len(body):
+                        view = memoryview(body)[done:]
+                        while view:
+                            view = view[os.write(fd, view):]
                 except BaseException:
                     os.close(fd)
                     if tmp is not None:
                         os.unlink(tmp, dir_fd=dfd)
                     raise
-                opened.append((n, dfd, fd, tmp, ObjectInfo(key=entries[n][0], etag=f'"{digest}"', size=st.st_size,
-                                                           last_modified=st.st_mtime)))
+                # Not stamped (no fstat, no xattr): its first reader hashes it and stamps it (``_etag_of_fd``).
+                opened.append((n, dfd, fd, tmp, ObjectInfo(key=entries[n][0], etag=f'"{hashlib.md5(body).hexdigest()}"',
+                                                           size=len(body), last_modified=now)))
 
         def link(part: Sequence[tuple[int, int, int, str | None, ObjectInfo]]) -> None:
             self.meter.request(PUT, len(part))  # one PUT each on S3

@@ -129,3 +129,12 @@ def test_the_normalisers_times_are_the_ones_the_index_reads_from_the_item(at: st
     item = make_item("t-1", dt=None if interval else at, start_datetime=start, end_datetime=end)
     stored, _, times = normalize_timed(item, "dataset")
     assert times == _interval(stored["properties"])
+
+
+def test_an_encoded_part_holds_its_rows_in_the_default_search_order(corpus) -> None:
+    """A part's rows come sorted newest first, then by collection and id (``from_records`` orders them;
+    the segment writer trusts that and does not sort again), whatever the order of the input."""
+    first, second = corpus
+    part, _ = table.Table.from_bytes(encode_part(timed(list(reversed(first)) + second)))
+    assert part.n >= table.ORDERED_ROWS
+    assert part.default_order().tolist() == list(range(part.n))

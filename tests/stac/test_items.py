@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
@@ -111,3 +112,28 @@ def test_plain_bounds_agree_with_shapely_or_defer_to_it(geometry) -> None:
     bounds = _plain_bounds(geometry)
     if bounds is not None:
         assert bounds == [float(v) for v in shapely.geometry.shape(geometry).bounds]
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_utc_text_is_strftimes_for_naive_and_utc_instants(dt: datetime, aware: bool) -> None:
+    from chalicelib.stac.items import utc_text
+    at = dt.replace(tzinfo=timezone.utc) if aware else dt
+    assert utc_text(at) == dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 30)),
+       st.integers(-23 * 60, 23 * 60), st.integers(0, 9), st.sampled_from(["T", "t"]), st.sampled_from(["Z", "z", ""]))
+@settings(max_examples=300, deadline=None)
+def test_an_rfc3339_datetime_is_read_to_the_microsecond_whatever_its_digits_and_offset(
+        dt: datetime, minutes: int, digits: int, sep: str, zulu: str) -> None:
+    offset = timezone(timedelta(minutes=minutes))
+    fraction = f"{dt.microsecond:06d}{dt.microsecond % 1000:03d}"[:digits]
+    text = dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{fraction}" if digits else "")
+    text += zulu if zulu and minutes == 0 else dt.replace(tzinfo=offset).strftime("%z")[:3] + ":" + \
+        dt.replace(tzinfo=offset).strftime("%z")[3:]
+    raw = make_item("t", dt=text)
+    _, summary = normalize(raw, "dataset")
+    micro = int(fraction[:6].ljust(6, "0")) if digits else 0
+    expected = dt.replace(microsecond=micro, tzinfo=offset).astimezone(timezone.utc)
+    assert summary[4] == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

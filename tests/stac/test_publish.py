@@ -229,6 +229,39 @@ def test_bulk_publish_records_an_item_the_store_refuses(tmp_path, monkeypatch, w
     assert indexed(store) == {("dataset", f"ok-{i}") for i in (0, 2, 3)} == catalogued(store)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bulk_load_of_items_turned_public_drops_their_private_copies_and_no_other(tmp_path, monkeypatch,
+                                                                                    workers: int) -> None:
+    """Items published private, then loaded again, some public: the private copies of those (and only
+    those: of the collection they are in) go, the static catalog links them, search finds them public."""
+    from chalicelib.stac import sources
+    monkeypatch.setattr(sources, "workers_for", lambda paths: workers)
+    store = LocalStore(tmp_path / "store", fsync=False)
+    secret = {"stacflow:project": "group/secret", "stacflow:visibility": "private"}
+
+    def load(name: str, items: list[dict[str, Any]]) -> None:
+        source = tmp_path / name
+        source.write_text("\n".join(json.dumps(item) for item in items) + "\n")
+        assert publish_paths(store, [source], progress=False).published == len(items)
+
+    def item(i: int, cid: str, private: bool) -> dict[str, Any]:
+        out = make_item(f"p-{i}", collection=cid)
+        if private:
+            out["properties"].update(secret)
+        return out
+
+    load("first.ndjson", [item(i, cid, True) for i in range(4) for cid in ("dataset", "ai-model")])
+    # p-0 and p-1 of "dataset" turn public; "ai-model"'s namesakes stay private.
+    load("second.ndjson", [item(0, "dataset", False), item(1, "dataset", False), item(1, "ai-model", True)])
+    assert sorted(i.key for i in store.list("private/")) == sorted(
+        [catalog.item_key("dataset", f"p-{i}", private=True) for i in (2, 3)]
+        + [catalog.item_key("ai-model", f"p-{i}", private=True) for i in range(4)])
+    assert catalogued(store) == {("dataset", "p-0"), ("dataset", "p-1")}
+    public = found(store, collections=["dataset"], ids=["p-0", "p-1"])
+    assert sorted(public) == [("dataset", "p-0"), ("dataset", "p-1")]
+    assert [found["properties"].get("stacflow:visibility") for found in public.values()] == [None, None]
+
+
 class RacingStore(LocalStore):
     """Another writer replaces (or deletes) the item just after this worker's first read of it."""
 

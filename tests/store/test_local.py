@@ -244,16 +244,17 @@ def test_put_many_failing_midway_changes_nothing_and_leaves_no_temporary_file(tm
     from chalicelib.store.local import LocalStore
     store = LocalStore(tmp_path)
     store.put("items/a.json", b"old-a")
-    real, calls = store._stamp, []
+    real, calls = os.write, []
 
-    def failing_stamp(fd: int, digest: str, st: os.stat_result) -> None:
-        calls.append(digest)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device")
-        real(fd, digest, st)
+    def failing_write(fd: int, data: Any) -> int:
+        if bytes(data) == b"new":
+            calls.append(fd)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device")
+        return real(fd, data)
 
     store._unnamed = unnamed
-    monkeypatch.setattr(store, "_stamp", failing_stamp)
+    monkeypatch.setattr(local_module.os, "write", failing_write)
     with pytest.raises(OSError):
         store.put_many([(f"items/{c}.json", b"new") for c in "abcd"], workers=1)
     assert store.get("items/a.json").body == b"old-a"
@@ -279,6 +280,29 @@ def test_put_many_in_rounds_creates_and_replaces_keys_whole(tmp_path, monkeypatc
     assert isinstance(results[-1], local_module.InvalidKey)
     assert sorted(i.key for i in store.list("")) == sorted(key for key, _ in entries[:-1])
     assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_put_many_leaves_the_etag_to_the_first_read_which_stamps_it_and_conditional_writes_hold(
+        local_store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk write stamps nothing (two system calls a file saved); the first read hashes the content
+    (the ETag ``put_many`` reported), stamps it, and later reads do not hash; an ``If-Match`` with a
+    stale ETag is refused and one with the reported ETag accepted, before and after that first read."""
+    old = local_store.put("items/a.json", b'{"v":1}')
+    [info, fresh] = local_store.put_many([("items/a.json", b'{"v":2}'), ("items/b.json", b'{"v":3}')], workers=1)
+    stamps = [os.listxattr(local_store.root / "items" / name) for name in ("a.json", "b.json")]
+    assert [local_module._MD5_XATTR in names for names in stamps] == [False, False]
+    with pytest.raises(PreconditionFailed):
+        local_store.put("items/a.json", b"{}", if_match=old.etag)
+    assert local_store.get("items/b.json").etag == fresh.etag == _md5_etag(b'{"v":3}')  # type: ignore[union-attr]
+
+    def no_hashing(*args: object) -> None:
+        raise AssertionError("a stamped object was hashed on read")
+    with monkeypatch.context() as patched:
+        patched.setattr(hashlib, "md5", no_hashing)
+        patched.setattr(local_module, "_md5_of_fd", no_hashing)
+        assert local_store.head("items/b.json").etag == fresh.etag  # type: ignore[union-attr]
+    local_store.put("items/a.json", b'{"v":4}', if_match=info.etag)  # type: ignore[union-attr]
+    assert local_store.get("items/a.json").body == b'{"v":4}'
 
 
 @pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named temporary files"])
