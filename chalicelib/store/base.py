@@ -238,6 +238,11 @@ class ObjectStore(ABC):
     # GETs a bulk reader (``stacflow check``) should keep in flight: a network store hides its
     # latency behind parallel requests; reads that are CPU work under the GIL gain nothing from it.
     read_parallelism = 16
+    # Whether a caller's independent calls (a write's PUTs, a tail's GETs) go out side by side, on
+    # threads: a network store hides its round trips that way. A local directory's call is a few
+    # system calls and Python work under the GIL: threads only trade the GIL, and each hand-off
+    # costs more wall time than it overlaps (the calls then run one after the other, in order).
+    side_by_side = True
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Change], None]] = []

@@ -78,6 +78,7 @@ def _md5_of_fd(fd: int) -> str:
 
 class LocalStore(ObjectStore):
     read_parallelism = 1  # a read is mostly Python work: threads would only trade the GIL
+    side_by_side = False  # likewise a write: its syncs are a fraction of a millisecond each
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,
                  signing_key: bytes | None = None) -> None:
