@@ -29,6 +29,7 @@ import base64
 import copy
 import errno
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
@@ -39,10 +40,10 @@ import threading
 import time
 import uuid
 import zlib
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, MutableSequence, Sequence
+from typing import IO, Any, Callable, Iterator, MutableSequence, Sequence
 from urllib.parse import quote
 
 from .base import (CHUNK, CREATED, DELETE, GET, HEAD, LIST, MULTIPART, PRESIGN, PUT, Change, CompletedPart,
@@ -101,6 +102,8 @@ class LocalStore(ObjectStore):
         self._folder_syncs = _FolderSyncs()
         self._lock = threading.Lock()
         self._new_folders: set[str] = set()  # made by a write whose parent sync has not ended yet
+        self._together = threading.local()  # ``pending``: this thread's entries to sync as its block ends
+        self._sync_pool: ThreadPoolExecutor | None = None  # made on first use (``_at_once``)
 
     @property
     def uri(self) -> str:
@@ -353,14 +356,67 @@ class LocalStore(ObjectStore):
                 folder = folder.parent
             return found
 
-    def _sync_folders(self, folders: Sequence[str]) -> None:
-        """Make a placed name durable: its folder, and each folder made for it in its parent (all after
-        the name was placed, so that one journal commit can cover them together)."""
-        for folder in folders:
-            self._folder_syncs.sync(folder)
-        if self._new_folders and len(folders) > 1:
+    def _sync_folders(self, *chains: Sequence[str], data: Sequence[Path] = ()) -> None:
+        """Make placed names durable: for each name, its folder and each folder made for it in its
+        parent (a chain, from ``_write_tmp``), each folder once, and the data of the files ``data``
+        (entries named before their data was synced). All after the names were placed and all at once,
+        so that one journal commit (and one device flush) can cover them together."""
+        syncs = [*(functools.partial(_sync_file_data, path) for path in data),
+                 *(functools.partial(self._folder_syncs.sync, folder)
+                   for folder in dict.fromkeys(folder for chain in chains for folder in chain))]
+        if data:
+            self._at_once(syncs)
+        else:  # a put's name: its folder (rarely more), on this thread
+            for sync in syncs:
+                sync()
+        if self._new_folders and any(len(chain) > 1 for chain in chains):
             with self._lock:  # each folder after the first is the parent of the one before it: all synced
-                self._new_folders.difference_update(folders[:-1])
+                for chain in chains:
+                    self._new_folders.difference_update(chain[:-1])
+
+    @contextmanager
+    def entries_together(self) -> Iterator[None]:
+        """This thread's ``create_entry`` calls inside the block place their names at once; as the block
+        ends, before it returns, their data is synced, then each of their folders once: a write of
+        several entries costs one journal commit (and one sync of a folder they share), not one each.
+        Their change events follow. If the block raises, nothing in it was acknowledged: nothing more is
+        synced. A nested block is part of the outer one."""
+        if not self.fsync or getattr(self._together, "pending", None) is not None:
+            yield
+            return
+        pending: list[tuple[Path, Sequence[str], Change]] = []
+        self._together.pending = pending
+        try:
+            yield
+        finally:
+            self._together.pending = None
+        self._entries_durable(pending)
+
+    def _entries_durable(self, placed: Sequence[tuple[Path, Sequence[str], Change]]) -> None:
+        """Sync placed entries (path, folder chain, event): their data and their folders; then tell."""
+        self._sync_folders(*(folders for _, folders, _ in placed), data=[path for path, _, _ in placed])
+        for _, _, change in placed:
+            self._notify(change)
+
+    def _at_once(self, syncs: Sequence[Callable[[], object]]) -> None:
+        """Run sync calls side by side (each is one system call that waits for the disk: threads cost a
+        hand-off each, but concurrent syncs share one commit where one after the other would each wait
+        for their own); the first error is raised once every call has ended."""
+        if len(syncs) < 2:
+            for call in syncs:
+                call()
+            return
+        with self._lock:
+            if self._sync_pool is None:
+                self._sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync")
+            pool = self._sync_pool
+        futures = [pool.submit(call) for call in syncs[1:]]
+        try:
+            syncs[0]()
+        finally:
+            wait(futures)
+        for future in futures:
+            future.result()
 
     def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
         """Linked in place, then its data and its folder synced together: one journal commit where the
@@ -379,14 +435,15 @@ class LocalStore(ObjectStore):
                 raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
             tmp.unlink(missing_ok=True)
-        if self.fsync:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _sync_data(fd)
-            finally:
-                os.close(fd)
-            self._sync_folders(folders)
-        self._notify(Change(CREATED, key, info.etag, info.size))
+        placed = (path, folders, Change(CREATED, key, info.etag, info.size))
+        if not self.fsync:
+            self._notify(placed[2])
+            return info
+        pending = getattr(self._together, "pending", None)
+        if pending is not None:
+            pending.append(placed)  # synced as the block ends (``entries_together``)
+        else:
+            self._entries_durable([placed])
         return info
 
     def put_hint(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
@@ -826,6 +883,14 @@ def _is_dir(st: os.stat_result) -> bool:
 def _sync_data(fd: int) -> None:
     """A file's data and the metadata that finds it (size, blocks): ``fdatasync`` (``fsync`` on macOS)."""
     (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
+
+
+def _sync_file_data(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _sync_data(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -56,7 +56,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 import orjson
@@ -408,7 +408,10 @@ def append_all(appends: list[tuple[FoldedLog, str, dict[str, Any]]],
         if log.tip:
             tipped.append((log, key, len(calls)))
             calls.append(lambda log=log, key=key: log._put_tip(key))  # type: ignore[misc]
-    results = parallel(calls, any(log.store.side_by_side for log, _, _ in appends))
+    with ExitStack() as together:  # entries made durable together (one commit on a local store)
+        for store in {id(log.store): log.store for log, _, _ in appends}.values():
+            together.enter_context(store.entries_together())
+        results = parallel(calls, any(log.store.side_by_side for log, _, _ in appends))
     for log, key, at in tipped:
         log._settle_tip(key, results[at])
     now = time.time()

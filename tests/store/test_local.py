@@ -451,12 +451,60 @@ def test_a_log_entry_is_named_then_its_data_and_folder_synced_together(tmp_path:
     store.put("log/seed.json", b"{}")
     syncs = _SyncLog(monkeypatch, store.root)
     info = store.create_entry("log/k1.json", b'{"run":"r"}', content_type="application/json")
-    assert syncs.kinds() == ["name", "data", "folder"]
-    assert syncs.events[1][1] == "k1.json"
+    assert syncs.kinds()[0] == "name"
+    assert sorted(syncs.events[1:]) == [("data", "k1.json"), ("folder", str(store.root / "log"))]  # side by side
     assert store.get("log/k1.json").etag == info.etag
     with pytest.raises(PreconditionFailed):
         store.create_entry("log/k1.json", b'{"run":"other"}')
     assert store.get("log/k1.json").body == b'{"run":"r"}'
+
+
+def test_entries_written_together_are_acknowledged_once_all_are_synced_each_folder_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``entries_together``: inside the block each entry only places its name (no sync, no event yet);
+    as the block ends, every entry's data and every folder they touch (a folder made for one of them,
+    in its parent, too) are synced, each folder once, and only then does the block return and tell
+    the listeners."""
+    store = LocalStore(tmp_path / "store")
+    store.put("a/log/seed.json", b"{}")
+    store.put("b/log/seed.json", b"{}")
+    events: list[str] = []
+    store.subscribe(lambda change: events.append(change.key))
+    syncs = _SyncLog(monkeypatch, store.root)
+    with store.entries_together():
+        store.create_entry("a/log/k1.json", b"{}")
+        store.create_entry("b/log/k1.json", b"{}")
+        store.create_entry("b/log/k2.json", b"{}")
+        store.create_entry("c/new/k1.json", b"{}")  # two new folders
+        assert syncs.kinds() == ["name"] * 4
+        assert events == []
+    assert sorted(name for kind, name in syncs.events if kind == "data") == ["k1.json", "k1.json", "k1.json", "k2.json"]
+    folders = [name for kind, name in syncs.events if kind == "folder"]
+    root = store.root
+    assert sorted(folders) == sorted(str(f) for f in (root / "a/log", root / "b/log", root / "c/new", root / "c", root))
+    assert sorted(events) == ["a/log/k1.json", "b/log/k1.json", "b/log/k2.json", "c/new/k1.json"]
+
+
+def test_a_block_of_entries_fails_if_one_of_their_syncs_fails_and_syncs_nothing_if_it_raises(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("log/seed.json", b"{}")
+    syncs = _SyncLog(monkeypatch, store.root)
+    with pytest.raises(RuntimeError):
+        with store.entries_together():
+            store.create_entry("log/k1.json", b"{}")
+            raise RuntimeError("the write failed: nothing in it is acknowledged")
+    assert syncs.kinds() == ["name"]
+
+    def broken(path: Path) -> None:
+        raise OSError(errno.EIO, "I/O error")
+    monkeypatch.setattr(local_module, "_fsync_dir", broken)
+    with pytest.raises(OSError):
+        with store.entries_together():
+            store.create_entry("log/k2.json", b"{}")
+    assert store.get("log/k2.json").body == b"{}"  # named, never acknowledged (the client retries)
+    with pytest.raises(OSError):  # outside a block again: synced (and failing) at once, not left pending
+        store.create_entry("log/k3.json", b"{}")
 
 
 def test_a_failed_data_sync_fails_the_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
