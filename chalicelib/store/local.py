@@ -295,11 +295,15 @@ class LocalStore(ObjectStore):
             raise InvalidKey(f"a parent of {path.relative_to(self.root).as_posix()!r} is an object, "
                              "not a folder") from None
 
-    def _write_tmp(self, path: Path, chunks: Iterator[bytes] | Sequence[bytes],
-                   durable: bool = True) -> tuple[Path, ObjectInfo, Sequence[str]]:
+    def _write_tmp(self, path: Path, chunks: Iterator[bytes] | Sequence[bytes], durable: bool = True,
+                   allocate: int = 0) -> tuple[Path, ObjectInfo, Sequence[str]]:
         """A stamped temporary file beside ``path`` holding ``chunks``, its data durable (``fsync`` on,
         ``durable``), and ``path``'s folder made; its info under ``path``'s key, and the folders to sync
-        once the name is placed (``_sync_folders``): its own, and the parents of those it made."""
+        once the name is placed (``_sync_folders``): its own, and the parents of those it made.
+
+        ``allocate``: the body's size, for a file renamed over another with its data not synced (a
+        hint): its blocks are allocated first, since ext4 (``auto_da_alloc``) writes out a file renamed
+        over another while its blocks are still to be allocated, in the rename (0.3-1.5 ms here)."""
         folder = path.parent
         made: Sequence[Path] = ()
         tmp = folder / f"{_TMP}{uuid.uuid4().hex}"
@@ -311,6 +315,8 @@ class LocalStore(ObjectStore):
             fh = open(tmp, "wb")
         try:
             with fh:
+                if allocate:
+                    _allocate(fh.fileno(), allocate)
                 for chunk in chunks:
                     fh.write(chunk)
                     md5.update(chunk)
@@ -457,7 +463,8 @@ class LocalStore(ObjectStore):
         path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(PUT)  # what the same call costs on S3
         self.meter.moved(written=len(body))
-        tmp, info, folders = self._write_tmp(path, [body], durable)
+        replaces_unsynced = not if_none_match and not (self.fsync and durable)
+        tmp, info, folders = self._write_tmp(path, [body], durable, allocate=len(body) if replaces_unsynced else 0)
         try:
             if if_none_match:
                 try:
@@ -883,6 +890,13 @@ def _is_dir(st: os.stat_result) -> bool:
 def _sync_data(fd: int) -> None:
     """A file's data and the metadata that finds it (size, blocks): ``fdatasync`` (``fsync`` on macOS)."""
     (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
+
+
+def _allocate(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:  # not supported here: the rename may write the data out, as without it
+        pass
 
 
 def _sync_file_data(path: Path) -> None:
