@@ -12,8 +12,11 @@ after (folders the write had to create, in their parents too). Writers into one 
 syncs (``_FolderSyncs``). ``create_entry`` (a log entry, whose readers take a body that does not
 parse for one never written) places the name first and then syncs data and folder: one journal
 commit where metadata is committed in order (ext4 ``data=ordered``, xfs: a crash exposes no stale
-blocks, only an empty or shortened file). ``put_hint`` (a log's tip: a validator readers confirm,
-and they die with the machine) skips the syncs.
+blocks, only an empty or shortened file); inside ``entries_together`` (a tracking write's entries)
+every entry's name is placed first, then all their data and folders are synced side by side as the
+block ends, before the write returns. ``put_hint`` (a log's tip: a validator readers confirm, and
+they die with the machine) skips the syncs. A file renamed over keeps a temporary name until a
+thread of the store frees it, after the write has returned (freeing waits for the disk).
 
 ETags are the MD5 of the content, as S3's (single-part) are, so they change whenever the
 content does, on any filesystem: inode numbers are reused and timestamps can be coarser than
@@ -79,7 +82,7 @@ def _md5_of_fd(fd: int) -> str:
 
 class LocalStore(ObjectStore):
     read_parallelism = 1  # a read is mostly Python work: threads would only trade the GIL
-    side_by_side = False  # likewise a write: its syncs are a fraction of a millisecond each
+    side_by_side = False  # likewise a write's calls (the syncs they wait for go side by side: ``_at_once``)
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,
                  signing_key: bytes | None = None) -> None:
@@ -384,10 +387,10 @@ class LocalStore(ObjectStore):
     @contextmanager
     def entries_together(self) -> Iterator[None]:
         """This thread's ``create_entry`` calls inside the block place their names at once; as the block
-        ends, before it returns, their data is synced, then each of their folders once: a write of
-        several entries costs one journal commit (and one sync of a folder they share), not one each.
-        Their change events follow. If the block raises, nothing in it was acknowledged: nothing more is
-        synced. A nested block is part of the outer one."""
+        ends, before it returns, their data and each of their folders (once) are synced side by side: a
+        write of several entries costs one journal commit (and one sync of a folder they share), not one
+        each. Their change events follow. If the block raises, nothing in it was acknowledged: nothing
+        more is synced. A nested block is part of the outer one."""
         if not self.fsync or getattr(self._together, "pending", None) is not None:
             yield
             return
