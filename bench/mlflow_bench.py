@@ -9,7 +9,7 @@ counting local store). Ratios: the peer's time over ours, whole workload and sea
 client, and as raw HTTP: the servers' time without the client's decoding, which both pay).
 
     .venv/bin/python bench/mlflow_bench.py [--runs 100] [--search-runs 1000] [--skip-mlflow] [--s3]
-        [--baseline DIR] [--peer-search-runs N] [--rounds K]
+        [--baseline DIR] [--peer-search-runs N] [--rounds K] [--paired N]
 
 ``--baseline DIR``: also `stacflow serve` from a checkout of another commit (``git archive <commit> |
 tar -x -C DIR``), same workload, same run. ``--peer-search-runs N``: the at-scale search against
@@ -18,6 +18,9 @@ through its server would take most of an hour). Before the timed workloads the c
 one against every server, so its one-time imports are paid by none of them. Each server's CPU
 time over the workload (its process and children) is reported beside the wall time, and so is the
 client's own CPU time (this process's: JSON, protobuf, ``requests``), which no server can take away.
+
+``--paired N`` (with ``--baseline``): the paired mode, for a change smaller than the noise of a shared
+machine: N runs' calls alternated run by run between the two trees (see ``paired``).
 
 ``--rounds K``: the interleaved mode. Every server is started once and kept up; then K rounds each run
 the whole workload against every server in turn (the order rotated each round), so a change of load
@@ -290,6 +293,66 @@ def interleaved(servers: dict[str, Any], n_runs: int, rounds: int) -> dict[str, 
     return out
 
 
+def user_sys_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def paired(servers: dict[str, Any], n_runs: int) -> dict[str, Any]:
+    """The workload's per-run calls (create_run, the two log_batch, set_terminated) against every server
+    (name -> (server, uri)), alternated run by run (the order swapped each run), so a change of load
+    on a shared machine weighs on each run's pair alike; then the filtered search as raw HTTP, alternated
+    the same way. Per server: each run's wall time (median, mean), its CPU per run (user, system), the
+    search's p50; and the median of the per-run ratios against the first server."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+    names = list(servers)
+    for name, (_, uri) in servers.items():
+        workload(uri, 3, f"{name}-warm")
+    clients = {name: MlflowClient(uri) for name, (_, uri) in servers.items()}
+    exps = {name: client.create_experiment(f"paired-{name}-{time.time_ns()}") for name, client in clients.items()}
+    walls: dict[str, list[float]] = {name: [] for name in names}
+    cpu = {name: [0.0, 0.0] for name in names}
+    now = int(time.time() * 1000)
+    for i in range(n_runs):
+        for name in names if i % 2 == 0 else names[::-1]:
+            client, pid = clients[name], servers[name][0].proc.pid
+            user0, sys0 = user_sys_s(pid)
+            started = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                run_id = client.create_run(exps[name], run_name=f"run-{i}").info.run_id
+                client.log_batch(run_id, params=[Param(f"p{k}", str(i * k)) for k in range(10)],
+                                 tags=[RunTag(f"t{k}", f"v{i % (k + 2)}") for k in range(3)])
+                client.log_batch(run_id, metrics=[Metric(f"m{k}", (i + 1) / (s + 1) + k, now + s, s)
+                                                  for k in range(5) for s in range(100)])
+                client.set_terminated(run_id)
+            walls[name].append(time.perf_counter() - started)
+            user1, sys1 = user_sys_s(pid)
+            cpu[name][0] += user1 - user0
+            cpu[name][1] += sys1 - sys0
+    searches: dict[str, list[float]] = {name: [] for name in names}
+    for j in range(100):
+        for name in names if j % 2 == 0 else names[::-1]:
+            body = json.dumps({"experiment_ids": [exps[name]], "filter": "metrics.m0 > 0.5 and params.p1 != '3'",
+                               "order_by": ["metrics.m1 DESC"], "max_results": 100}).encode()
+            req = urllib.request.Request(f"{servers[name][1]}/api/2.0/mlflow/runs/search", data=body,
+                                         headers={"Content-Type": "application/json"})
+            searches[name].append(elapsed_ms(lambda: urllib.request.urlopen(req).read()))
+    out: dict[str, Any] = {"runs": n_runs}
+    for name in names:
+        out[name] = {"run_wall_median_ms": 1000 * statistics.median(walls[name]),
+                     "run_wall_mean_ms": 1000 * statistics.mean(walls[name]),
+                     "server_user_ms_per_run": 1000 * cpu[name][0] / n_runs,
+                     "server_sys_ms_per_run": 1000 * cpu[name][1] / n_runs,
+                     "search_http_p50_ms": statistics.median(searches[name])}
+    first = names[0]
+    for name in names[1:]:
+        out[f"{name}_over_{first}"] = statistics.median(b / a for a, b in zip(walls[first], walls[name]))
+    return out
+
+
 def main_interleaved(args: argparse.Namespace, codes: dict[str, Path], tmp: str) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         servers: dict[str, Any] = {}
@@ -317,11 +380,24 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=0,
                         help="interleaved mode: K rounds of the workload against every server in turn (no at-scale "
                              "search: --search-runs is not run)")
+    parser.add_argument("--paired", type=int, default=0,
+                        help="paired mode: N runs' calls alternated run by run between this tree and --baseline "
+                             "(no peer): per-run wall and server CPU, and the raw search, side by side")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     py = sys.executable
     report: dict[str, Any] = {"load_average_before": os.getloadavg()}
     codes = {"stacflow": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    if args.paired:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+            servers = {}
+            for name, code in codes.items():
+                server = stack.enter_context(stacflow_serve(f"file://{tmp}/store-{name}", "/mlflow/health", code=code))
+                servers[name] = (server, server.url + "/mlflow")
+            report["paired"] = paired(servers, args.paired)
+        report["load_average_after"] = os.getloadavg()
+        print(json.dumps(report, indent=2))
+        return 0
     if args.rounds:
         with tempfile.TemporaryDirectory() as tmp:
             report["interleaved"] = main_interleaved(args, codes, tmp)

@@ -233,7 +233,7 @@ def delete_tag() -> dict[str, Any]:
 def log_batch() -> dict[str, Any]:
     m = _msg()
     acl.run(_run_id(m), WRITE)
-    _service().log_batch(_run_id(m), m.objects("metrics"), m.objects("params"), m.objects("tags"))
+    _service().log_batch(_run_id(m), m.dicts("metrics"), m.objects("params"), m.objects("tags"))
     return {}
 
 

@@ -112,7 +112,11 @@ class Fields:
         return self._list(field, str, "strings")
 
     def objects(self, field: str) -> list[Fields]:
-        return [Fields(v, f"{self.path}{field}[{i}].") for i, v in enumerate(self._list(field, dict, "objects"))]
+        return [Fields(v, f"{self.path}{field}[{i}].") for i, v in enumerate(self.dicts(field))]
+
+    def dicts(self, field: str) -> list[dict[str, Any]]:
+        """``objects`` as the message's own dicts (a batch's 1,000 metrics need no wrapper each)."""
+        return self._list(field, dict, "objects")
 
     def object(self, field: str, *, required: bool = False) -> Fields | None:
         value = self._get(field, required)
@@ -125,11 +129,21 @@ Objects = Sequence[Union[Fields, dict[str, Any]]]
 
 def fields_of(values: Objects | None, path: str) -> list[Fields]:
     """Objects given to a service method: ``Fields`` from the routes, or plain dicts from other callers."""
+    return [field_of(v, path, i) for i, v in enumerate(listed(values, path))]
+
+
+def field_of(value: Fields | dict[str, Any], path: str, i: int) -> Fields:
+    """Item ``i`` of the objects at ``path`` (see ``fields_of``)."""
+    return value if isinstance(value, Fields) else Fields(value, f"{path}[{i}].")
+
+
+def listed(values: Objects | None, path: str) -> Objects:
+    """Repeated objects given to a service method, checked to be a list (their items are not)."""
     if values is None:
         return []
     if not isinstance(values, (list, tuple)):
         raise bad_value(path, values, "Hint: Value was not a list of objects.")
-    return [v if isinstance(v, Fields) else Fields(v, f"{path}[{i}].") for i, v in enumerate(values)]
+    return values
 
 
 def to_int(value: Any, field: str) -> int | None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
 from .errors import invalid, logged_model_not_found, missing
-from .fields import Fields, Objects, bad_value, fields_of, to_int, type_hint
+from .fields import Fields, Objects, bad_value, field_of, fields_of, listed, to_int, type_hint
 
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
@@ -150,6 +150,29 @@ def metric(m: Fields) -> list[Any]:
         if all(v is None or type(v) is str for v in extra):
             return [key, float(value), timestamp, step or 0, *(v or None for v in extra)]
     return checked_metric(m)
+
+
+_PLAIN_METRIC = frozenset(("key", "value", "timestamp", "step"))
+_NUMBERS = (float, int)
+
+
+def metrics(values: Objects | None, path: str = "metrics") -> list[list[Any]]:
+    """``metric`` of each of a batch's metrics (``Fields``, or the message's own dicts): a plain one
+    (only key, value, timestamp and step, as clients send them) is checked inline, with no wrapper;
+    any other takes ``metric``, which names the bad field (``metrics[i].value``)."""
+    out: list[list[Any]] = []
+    good = _GOOD_NAMES
+    for i, m in enumerate(listed(values, path)):
+        doc = m.doc if type(m) is Fields else m
+        if type(doc) is dict and doc.keys() <= _PLAIN_METRIC:
+            value: Any = doc.get("value")
+            key, timestamp, step = doc.get("key"), doc.get("timestamp"), doc.get("step")
+            if (type(key) is str and key in good and type(value) in _NUMBERS and type(timestamp) is int
+                    and timestamp >= 0 and (step is None or type(step) is int)):
+                out.append([key, float(value), timestamp, step or 0, None, None, None])
+                continue
+        out.append(metric(field_of(m, path, i)))
+    return out
 
 
 def checked_metric(m: Fields) -> list[Any]:

@@ -13,6 +13,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence
 
@@ -238,6 +239,11 @@ class ObjectStore(ABC):
     # GETs a bulk reader (``stacflow check``) should keep in flight: a network store hides its
     # latency behind parallel requests; reads that are CPU work under the GIL gain nothing from it.
     read_parallelism = 16
+    # Whether a caller's independent calls (a write's PUTs, a tail's GETs) go out side by side, on
+    # threads: a network store hides its round trips that way. A local directory's call is a few
+    # system calls and Python work under the GIL: threads only trade the GIL, and each hand-off
+    # costs more wall time than it overlaps (the calls then run one after the other, in order).
+    side_by_side = True
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Change], None]] = []
@@ -337,6 +343,13 @@ class ObjectStore(ABC):
         an entry whose write was not acknowledged may read empty or cut short. S3 stores it like any
         object (the same one PUT)."""
         return self.put(key, body, if_none_match=True, content_type=content_type)
+
+    @contextmanager
+    def entries_together(self) -> Iterator[None]:
+        """A block in which this thread's ``create_entry`` calls may be made durable together, as it
+        ends (``LocalStore``: one commit for a write's entries). Nothing they wrote counts as
+        acknowledged before the block has ended. On S3 each PUT is durable when it returns."""
+        yield
 
     def put_hint(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
         """An unconditional ``put`` of an object that only spares readers work (a cache validator such

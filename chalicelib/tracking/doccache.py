@@ -54,7 +54,8 @@ class DocCache(Generic[T]):
             except NotFound:
                 return None
             return key, (obj.etag, self._parse(obj.json()))
-        fetched = [f for f in parallel([lambda k=k: fetch(k) for k in stale]) if f is not None]  # type: ignore[misc]
+        fetched = [f for f in parallel([lambda k=k: fetch(k) for k in stale], self.store.side_by_side)  # type: ignore[misc]
+                   if f is not None]
         with self._lock:
             self._docs.update(fetched)
             return [self._docs[i.key][1] for i in infos if i.key in self._docs]

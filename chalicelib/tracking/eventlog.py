@@ -56,7 +56,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 import orjson
@@ -84,10 +84,24 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def parallel(calls: list[Callable[[], T]]) -> list[T]:
-    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error."""
+def parallel(calls: list[Callable[[], T]], side_by_side: bool = True) -> list[T]:
+    """Run independent store calls at once (a write's two PUTs, a cold tail's GETs); re-raise the first error.
+
+    Not ``side_by_side`` (the store's ``side_by_side``: a local directory), one after the other on
+    this thread, in order; every call still runs before the first error is re-raised."""
     if len(calls) < 2:
         return [c() for c in calls]
+    if not side_by_side:
+        results: list[T] = []
+        error: BaseException | None = None
+        for call in calls:
+            try:
+                results.append(call())
+            except Exception as err:  # the others still run, as they would side by side
+                error = error or err
+        if error is not None:
+            raise error
+        return results
     futures: list[Future[T]] = [_executor().submit(c) for c in calls[1:]]
     try:
         first = calls[0]()  # on this thread: one hand-off fewer (each costs a scheduling delay under load)
@@ -96,9 +110,17 @@ def parallel(calls: list[Callable[[], T]]) -> list[T]:
     return [first, *(f.result() for f in futures)]
 
 
-def background(call: Callable[[], T]) -> Future[T]:
-    """Start one store call now, to overlap with another (its result is read later)."""
-    return _executor().submit(call)
+def background(call: Callable[[], T], side_by_side: bool = True) -> Future[T]:
+    """Start one store call now, to overlap with another (its result is read later); not
+    ``side_by_side`` (see ``parallel``), made now on this thread."""
+    if side_by_side:
+        return _executor().submit(call)
+    done: Future[T] = Future()
+    try:
+        done.set_result(call())
+    except Exception as err:
+        done.set_exception(err)
+    return done
 
 
 def new_entry_key(after: str | None = None) -> str:
@@ -277,7 +299,7 @@ class FoldedLog:
                 # acknowledged (a complete entry is a JSON object, and no proper prefix of one parses).
                 return None
             return entry if isinstance(entry, dict) else None
-        return parallel([lambda k=k: get(k) for k in keys])  # type: ignore[misc]
+        return parallel([lambda k=k: get(k) for k in keys], self.store.side_by_side)  # type: ignore[misc]
 
     def _maybe_compact(self, listed_at: float) -> None:
         """Fold the tail's settled entries into the snapshot; ``listed_at``: when the last LIST started."""
@@ -386,7 +408,10 @@ def append_all(appends: list[tuple[FoldedLog, str, dict[str, Any]]],
         if log.tip:
             tipped.append((log, key, len(calls)))
             calls.append(lambda log=log, key=key: log._put_tip(key))  # type: ignore[misc]
-    results = parallel(calls)
+    with ExitStack() as together:  # entries made durable together (one commit on a local store)
+        for store in {id(log.store): log.store for log, _, _ in appends}.values():
+            together.enter_context(store.entries_together())
+        results = parallel(calls, any(log.store.side_by_side for log, _, _ in appends))
     for log, key, at in tipped:
         log._settle_tip(key, results[at])
     now = time.time()

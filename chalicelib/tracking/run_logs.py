@@ -93,7 +93,7 @@ class RunLogs:
 
     def lifecycle(self, experiment_id: str) -> Future[tuple[str, str]]:
         """The experiment's lifecycle, fetched alongside the run log's refresh (one conditional GET)."""
-        return background(lambda: self.experiments.lifecycle(experiment_id))
+        return background(lambda: self.experiments.lifecycle(experiment_id), self.store.side_by_side)
 
     def read(self, run_id: str, render: Callable[[dict[str, Any]], T]) -> T:
         """``render`` of the run's folded state (valid only during the call: copy what it keeps)."""

@@ -15,7 +15,7 @@ from ..mlflowapi import pages, search
 from ..mlflowapi import validation as v
 from ..mlflowapi.clock import now_ms
 from ..mlflowapi.errors import MlflowError, invalid, invalid_status, tag_not_found
-from ..mlflowapi.fields import Fields, Objects, fields_of
+from ..mlflowapi.fields import Fields, Objects, fields_of, listed
 from ..store import PreconditionFailed
 from .entities import Metric, Run, RunInfo
 from .eventlog import FoldedLog, append_all, new_entry_key
@@ -164,10 +164,9 @@ class RunService:
         self.logs.write(run_id, {"lifecycle": "active", "deleted_time": None}, require_active=False)
 
     def log_batch(self, run_id: str, metrics: Objects, params: Objects, tags: Objects) -> None:
-        metric_fields, param_fields = fields_of(metrics, "metrics"), fields_of(params, "params")
-        tag_fields = fields_of(tags, "tags")
-        v.batch_limits(len(metric_fields), len(param_fields), len(tag_fields))
-        clean_metrics = [v.metric(m) for m in metric_fields]
+        param_fields, tag_fields = fields_of(params, "params"), fields_of(tags, "tags")
+        v.batch_limits(len(listed(metrics, "metrics")), len(param_fields), len(tag_fields))
+        clean_metrics = v.metrics(metrics)
         clean_params: dict[str, str] = {}
         dupes = []
         for p in param_fields:

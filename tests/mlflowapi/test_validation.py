@@ -73,17 +73,38 @@ def _outcome(fn: Any, f: v.Fields) -> Any:
     return ("error", got.message) if isinstance(got, MlflowError) else ("ok", repr(got))
 
 
-@settings(max_examples=400, deadline=None)
-@given(doc=st.fixed_dictionaries({}, optional={
+METRIC_DOC = st.fixed_dictionaries({}, optional={
     "key": st.sampled_from(["m", "loss", "", "a/../b"]) | JSON,
     "value": st.floats() | st.integers() | JSON, "timestamp": st.integers(min_value=-5) | JSON,
     "step": st.integers() | JSON, "model_id": st.text(max_size=3) | JSON,
-    "dataset_name": st.text(max_size=3) | JSON, "dataset_digest": st.text(max_size=3) | JSON}))
+    "dataset_name": st.text(max_size=3) | JSON, "dataset_digest": st.text(max_size=3) | JSON})
+
+
+@settings(max_examples=400, deadline=None)
+@given(doc=METRIC_DOC)
 def test_a_metrics_inline_check_agrees_with_the_field_by_field_one(doc: dict[str, Any]) -> None:
     v.name("m", "key", "Metric")  # a key seen before: the inline check applies to it
     v.name("loss", "key", "Metric")
     f = v.Fields(doc, "metrics[0].")
     assert _outcome(v.metric, f) == _outcome(v.checked_metric, f)
+
+
+@settings(max_examples=300, deadline=None)
+@given(docs=st.lists(METRIC_DOC | st.fixed_dictionaries({
+    "key": st.sampled_from(["m", "loss"]), "value": st.floats() | st.integers(), "timestamp": st.integers(min_value=-2),
+    "step": st.none() | st.integers()}), max_size=4), wrapped=st.booleans())
+def test_a_batchs_inline_check_agrees_with_the_field_by_field_one(docs: list[dict[str, Any]], wrapped: bool) -> None:
+    """``metrics`` (a whole batch, as the route hands it: the message's own dicts, or ``Fields``) gives
+    what checking each metric field by field gives, or the same first error."""
+    v.name("m", "key", "Metric")
+    v.name("loss", "key", "Metric")
+    given_docs = [v.Fields(d, f"metrics[{i}].") for i, d in enumerate(docs)] if wrapped else docs
+
+    def one_by_one() -> list[list[Any]]:
+        return [v.checked_metric(v.Fields(d, f"metrics[{i}].")) for i, d in enumerate(docs)]
+    got, expected = _call(v.metrics, given_docs), _call(one_by_one)
+    shown = [("error", x.message) if isinstance(x, MlflowError) else ("ok", repr(x)) for x in (got, expected)]
+    assert shown[0] == shown[1]
 
 
 @pytest.mark.parametrize("value,expected", [("7", 7), (7, 7), (7.0, 7), ("-3", -3)])

@@ -337,7 +337,8 @@ class _SyncLog:
 
         def link(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
             real_link(src, dst, *args, **kwargs)
-            self.events.append(("name", str(dst)))
+            if not os.path.basename(dst).startswith(local_module._TMP):  # a replaced file kept a while
+                self.events.append(("name", str(dst)))
 
         def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
             real_replace(src, dst, *args, **kwargs)
@@ -447,6 +448,56 @@ def test_a_hint_is_written_without_syncs(tmp_path: Path, monkeypatch: pytest.Mon
     assert store.get("logs/tip.json").etag == info.etag
 
 
+def test_only_a_file_renamed_over_another_unsynced_has_its_blocks_allocated_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ext4 writes out a file renamed over another while its blocks are still to be allocated, inside
+    the rename (``auto_da_alloc``): a hint's blocks are allocated before its data is written; a synced
+    put's (written out by its own sync) and an entry's (linked, never renamed over) are not."""
+    store = LocalStore(tmp_path / "store")
+    allocated: list[int] = []
+    real = os.posix_fallocate
+
+    def fallocate(fd: int, offset: int, size: int) -> None:
+        allocated.append(size)
+        real(fd, offset, size)
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    store.put_hint("logs/tip.json", b"k1")
+    store.put_hint("logs/tip.json", b"k22")
+    store.put("logs/record.json", b"{}")
+    store.create_entry("logs/entry.json", b"{}")
+    assert allocated == [2, 3]
+    assert store.get("logs/tip.json").body == b"k22"
+
+
+def test_a_file_replaced_is_freed_on_another_thread_after_the_write_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renaming over a file frees it, which waits for its write-out and the journal: the replaced file
+    keeps a temporary name until another thread frees it, after the write has returned."""
+    store = LocalStore(tmp_path / "store")
+    store.put_hint("logs/tip.json", b"k1")
+    held, release = threading.Event(), threading.Event()
+    freed: list[str] = []
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name.startswith("store-later"):
+            held.set()
+            assert release.wait(5)
+            freed.append(os.path.basename(path))
+        real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(os, "unlink", unlink)
+    store.put_hint("logs/tip.json", b"k2")  # returns while the freeing is held
+    assert held.wait(5)
+    assert store.get("logs/tip.json").body == b"k2"
+    kept = [p.name for p in (store.root / "logs").iterdir() if p.name.startswith(local_module._TMP)]
+    assert len(kept) == 1
+    release.set()
+    store._later().submit(lambda: None).result(5)  # the freeing has run
+    assert freed == kept
+    assert [p.name for p in (store.root / "logs").iterdir()] == ["tip.json"]
+    assert [i.key for i in store.list("logs/")] == ["logs/tip.json"]
+
+
 def test_concurrent_durable_writers_lose_and_double_nothing(tmp_path: Path) -> None:
     """Eight threads, each creating entries in one folder and bumping one counter by compare-and-swap,
     with every sync on: each entry is there once, no increment is lost."""
@@ -475,12 +526,60 @@ def test_a_log_entry_is_named_then_its_data_and_folder_synced_together(tmp_path:
     store.put("log/seed.json", b"{}")
     syncs = _SyncLog(monkeypatch, store.root)
     info = store.create_entry("log/k1.json", b'{"run":"r"}', content_type="application/json")
-    assert syncs.kinds() == ["name", "data", "folder"]
-    assert syncs.events[1][1] == "k1.json"
+    assert syncs.kinds()[0] == "name"
+    assert sorted(syncs.events[1:]) == [("data", "k1.json"), ("folder", str(store.root / "log"))]  # side by side
     assert store.get("log/k1.json").etag == info.etag
     with pytest.raises(PreconditionFailed):
         store.create_entry("log/k1.json", b'{"run":"other"}')
     assert store.get("log/k1.json").body == b'{"run":"r"}'
+
+
+def test_entries_written_together_are_acknowledged_once_all_are_synced_each_folder_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``entries_together``: inside the block each entry only places its name (no sync, no event yet);
+    as the block ends, every entry's data and every folder they touch (a folder made for one of them,
+    in its parent, too) are synced, each folder once, and only then does the block return and tell
+    the listeners."""
+    store = LocalStore(tmp_path / "store")
+    store.put("a/log/seed.json", b"{}")
+    store.put("b/log/seed.json", b"{}")
+    events: list[str] = []
+    store.subscribe(lambda change: events.append(change.key))
+    syncs = _SyncLog(monkeypatch, store.root)
+    with store.entries_together():
+        store.create_entry("a/log/k1.json", b"{}")
+        store.create_entry("b/log/k1.json", b"{}")
+        store.create_entry("b/log/k2.json", b"{}")
+        store.create_entry("c/new/k1.json", b"{}")  # two new folders
+        assert syncs.kinds() == ["name"] * 4
+        assert events == []
+    assert sorted(name for kind, name in syncs.events if kind == "data") == ["k1.json", "k1.json", "k1.json", "k2.json"]
+    folders = [name for kind, name in syncs.events if kind == "folder"]
+    root = store.root
+    assert sorted(folders) == sorted(str(f) for f in (root / "a/log", root / "b/log", root / "c/new", root / "c", root))
+    assert sorted(events) == ["a/log/k1.json", "b/log/k1.json", "b/log/k2.json", "c/new/k1.json"]
+
+
+def test_a_block_of_entries_fails_if_one_of_their_syncs_fails_and_syncs_nothing_if_it_raises(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("log/seed.json", b"{}")
+    syncs = _SyncLog(monkeypatch, store.root)
+    with pytest.raises(RuntimeError):
+        with store.entries_together():
+            store.create_entry("log/k1.json", b"{}")
+            raise RuntimeError("the write failed: nothing in it is acknowledged")
+    assert syncs.kinds() == ["name"]
+
+    def broken(path: Path) -> None:
+        raise OSError(errno.EIO, "I/O error")
+    monkeypatch.setattr(local_module, "_fsync_dir", broken)
+    with pytest.raises(OSError):
+        with store.entries_together():
+            store.create_entry("log/k2.json", b"{}")
+    assert store.get("log/k2.json").body == b"{}"  # named, never acknowledged (the client retries)
+    with pytest.raises(OSError):  # outside a block again: synced (and failing) at once, not left pending
+        store.create_entry("log/k3.json", b"{}")
 
 
 def test_a_failed_data_sync_fails_the_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

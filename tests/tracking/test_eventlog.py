@@ -281,6 +281,49 @@ def test_an_append_makes_its_entries_durable_and_writes_the_tip_as_a_hint(tmp_pa
     assert others == []
 
 
+def test_a_write_to_a_local_store_places_its_entries_on_the_calling_thread_then_syncs_them_together(
+        tmp_path, monkeypatch):
+    """On a local directory a write's calls are made on the request's thread, one after the other
+    (thread hand-offs under the GIL cost more than they overlap), and its entries are made durable
+    together: both names placed, then both entries' data and folders synced (one commit), before the
+    write returns."""
+    import os
+
+    from chalicelib.store import local as local_module
+    from chalicelib.store.local import LocalStore
+    store = LocalStore(tmp_path / "store")
+    svc = TrackingService(store)
+    eid = svc.create_experiment("together", None, [])
+    run_id = _run(svc, eid)
+    svc.get_run(run_id)
+    events: list[tuple[str, str, str]] = []
+    real_link, real_fdatasync, real_sync_dir = os.link, os.fdatasync, local_module._fsync_dir
+
+    def link(src, dst, *args, **kwargs):
+        real_link(src, dst, *args, **kwargs)
+        if not os.path.basename(dst).startswith(local_module._TMP):  # not the tip's replaced version, kept a while
+            events.append(("name", threading.current_thread().name, str(dst)))
+
+    def fdatasync(fd):
+        events.append(("data", threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+        real_fdatasync(fd)
+
+    def sync_dir(path):
+        events.append(("folder", threading.current_thread().name, str(path)))
+        real_sync_dir(path)
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(local_module, "_fsync_dir", sync_dir)
+    svc.log_batch(run_id, [_metric("m", 1.0)], [], [])
+    names = [(who, path) for kind, who, path in events if kind == "name"]
+    assert [path.split("/mlflow/")[1].split("/")[0] for _, path in names] == ["runs", "experiment-runs"]
+    assert {who for who, _ in names} == {threading.current_thread().name}
+    assert [kind for kind, _, _ in events[:2]] == ["name", "name"]  # no sync before both are placed
+    assert sorted(path for kind, _, path in events if kind == "data") == sorted(path for _, path in names)
+    assert sorted(path for kind, _, path in events if kind == "folder") == sorted(
+        os.path.dirname(path) for _, path in names)
+
+
 @pytest.mark.parametrize("crash", ["reverted", "lost"])
 def test_a_tip_reverted_or_lost_in_a_crash_hides_no_acknowledged_write(store, crash):
     """After a crash the tip may read as an earlier version, or be absent: the processes that come
