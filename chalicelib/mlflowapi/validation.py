@@ -140,39 +140,37 @@ def registry_max_results(n: int | None, default: int, ceiling: int) -> int:
 
 def metric(m: Fields) -> list[Any]:
     """A validated metric as ``[key, value, timestamp, step, model_id, dataset_name, dataset_digest]``."""
-    doc = m.doc
-    key, value, timestamp, step = doc.get("key"), doc.get("value"), doc.get("timestamp"), doc.get("step")
-    # What clients send (a key seen before, a JSON number, int64s as integers) is checked inline: a
-    # batch holds up to 1,000 metrics. Anything else takes the full check, which names the bad field.
-    if (type(key) is str and key in _GOOD_NAMES and value is not None and type(value) in (float, int)
-            and type(timestamp) is int and timestamp >= 0 and (step is None or type(step) is int)):
-        extra = [doc.get("model_id"), doc.get("dataset_name"), doc.get("dataset_digest")]
-        if all(v is None or type(v) is str for v in extra):
-            return [key, float(value), timestamp, step or 0, *(v or None for v in extra)]
-    return checked_metric(m)
+    return _plain_metric(m.doc) or checked_metric(m)
+
+
+def metrics(values: Objects | None, path: str = "metrics") -> list[list[Any]]:
+    """``metric`` of each of a batch's metrics (``Fields``, or the message's own dicts: up to 1,000
+    need no wrapper each unless one is bad, when its wrapper names the field: ``metrics[i].value``)."""
+    out: list[list[Any]] = []
+    for i, m in enumerate(listed(values, path)):
+        doc = m.doc if type(m) is Fields else m
+        out.append((type(doc) is dict and _plain_metric(doc)) or checked_metric(field_of(m, path, i)))
+    return out
 
 
 _PLAIN_METRIC = frozenset(("key", "value", "timestamp", "step"))
 _NUMBERS = (float, int)
 
 
-def metrics(values: Objects | None, path: str = "metrics") -> list[list[Any]]:
-    """``metric`` of each of a batch's metrics (``Fields``, or the message's own dicts): a plain one
-    (only key, value, timestamp and step, as clients send them) is checked inline, with no wrapper;
-    any other takes ``metric``, which names the bad field (``metrics[i].value``)."""
-    out: list[list[Any]] = []
-    good = _GOOD_NAMES
-    for i, m in enumerate(listed(values, path)):
-        doc = m.doc if type(m) is Fields else m
-        if type(doc) is dict and doc.keys() <= _PLAIN_METRIC:
-            value: Any = doc.get("value")
-            key, timestamp, step = doc.get("key"), doc.get("timestamp"), doc.get("step")
-            if (type(key) is str and key in good and type(value) in _NUMBERS and type(timestamp) is int
-                    and timestamp >= 0 and (step is None or type(step) is int)):
-                out.append([key, float(value), timestamp, step or 0, None, None, None])
-                continue
-        out.append(metric(field_of(m, path, i)))
-    return out
+def _plain_metric(doc: dict[str, Any]) -> list[Any] | None:
+    """``doc`` validated inline if it is what clients send (a key seen before, a JSON number, int64s as
+    integers; a batch holds up to 1,000 metrics), else None: the full check names the bad field."""
+    value: Any = doc.get("value")
+    key, timestamp, step = doc.get("key"), doc.get("timestamp"), doc.get("step")
+    if not (type(key) is str and key in _GOOD_NAMES and type(value) in _NUMBERS and type(timestamp) is int
+            and timestamp >= 0 and (step is None or type(step) is int)):
+        return None
+    if doc.keys() <= _PLAIN_METRIC:
+        return [key, float(value), timestamp, step or 0, None, None, None]
+    extra = [doc.get("model_id"), doc.get("dataset_name"), doc.get("dataset_digest")]
+    if all(v is None or type(v) is str for v in extra):
+        return [key, float(value), timestamp, step or 0, *(v or None for v in extra)]
+    return None
 
 
 def checked_metric(m: Fields) -> list[Any]:
