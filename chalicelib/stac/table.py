@@ -380,15 +380,6 @@ class Codec:
                           zs.ZstdDecompressor(dict_data=data))
         return self._pair
 
-    def encode(self, body: bytes) -> bytes:
-        """An empty body stays empty (a rectangle's geometry frame)."""
-        if self.dictionary is None or not body:
-            return body
-        if not self.dictionary:  # no dictionary: the thread's shared context (small segments are many)
-            return zcompress(body)
-        with self._lock:
-            return self._made()[0].compress(body)  # type: ignore[no-any-return]
-
     def decode(self, frame: bytes) -> bytes:
         if self.dictionary is None or not frame:
             return frame
@@ -398,10 +389,11 @@ class Codec:
             return self._made()[1].decompress(frame)  # type: ignore[no-any-return]
 
     def encode_many(self, bodies: list[bytes]) -> list[bytes]:
-        """``encode`` of each body, under one lock (a segment's bodies are compressed in one pass)."""
+        """Each body compressed, under one lock (a segment's bodies in one pass); an empty body stays empty
+        (a rectangle's geometry frame)."""
         if self.dictionary is None:
             return bodies
-        if not self.dictionary:
+        if not self.dictionary:  # no dictionary: the thread's shared context (small segments are many)
             return [zcompress(b) if b else b for b in bodies]
         with self._lock:
             compress = self._made()[0].compress
