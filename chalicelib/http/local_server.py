@@ -48,9 +48,12 @@ _MAX_LINE = 65536
 _MAX_HEADERS = 100
 # A header line as the email parser reads it without remark: a field name of printable ASCII but
 # ":", a colon, the value (its leading blanks and the line end dropped). Anything else (a folded
-# line, a name with a space) goes through the email parser itself, which has rules for each.
-_PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
-_PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)")  # the same, its CRLF split off
+# line, a name with a space) goes through the email parser itself, which has rules for each. The
+# value starts after the blanks or is empty: were blanks also the value's, a line of blanks ending in
+# a stray CR would take quadratic time to refuse (seconds for one line of 64 KiB).
+_VALUE = rb"[ \t]*((?:[^\r\n \t][^\r\n]*)?)"
+_PLAIN_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+):" + _VALUE + rb"\r?\n")
+_PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):" + _VALUE)  # the same, its CRLF split off
 # A request line the page cache's fast path takes: a GET of a target without blanks, HTTP/1.x.
 _PLAIN_GET = re.compile(rb"GET ([\x21-\x7e]+) (HTTP/1\.[01])")
 

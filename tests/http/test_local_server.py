@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import re
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -121,6 +122,22 @@ def test_a_header_section_over_the_limits_is_refused_and_the_server_goes_on(serv
     conn.request("GET", "/health")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def test_a_header_line_of_blanks_ending_in_a_stray_cr_is_read_in_linear_time(server: LiveServer) -> None:
+    """Both plain-line readers (the read buffer's and ``parse_request``'s) refuse such a line at once
+    and hand it to the email parser: with blanks that could be the value's too, one 60 KiB line took
+    ~40 s of CPU, the 10 s timeout here."""
+    import socket
+    from chalicelib.http.local_server import _read_head
+    hostile = b"X-A:" + b" " * 60_000 + b"\rx"
+    started = time.process_time()  # the read buffer holds 8 KiB
+    assert _read_head(b"GET /stac HTTP/1.1\r\nX-A:" + b" " * 8_000 + b"\rx", "127.0.0.1", frozenset({"/stac"})) is None
+    assert time.process_time() - started < 0.1  # quadratic: ~0.5 s
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + hostile + b"\r\n\r\n")
+        answer = sock.makefile("rb").read()
+    assert answer.split(b"\r\n", 1)[0].split()[1] == b"200"
 
 
 def _parsed(raw_headers: bytes) -> Any:
