@@ -240,7 +240,7 @@ def _formatter() -> logging.Formatter:
         def __init__(self) -> None:
             super().__init__(service=SERVICE)
             self.templates: dict[tuple[Any, ...], _Template] = {}
-            self._encode = _encoder(self.json_serializer)
+            self.encode = _encoder(self.json_serializer)
             self._time: tuple[Any, str | None, str] = (None, None, "")  # (second and format, text around the ms)
 
         def formatTime(self, record: Any, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
@@ -313,7 +313,7 @@ def _formatter() -> logging.Formatter:
             """``template``'s line for ``values`` (its slots by name), stamped at ``stamp``'s time (a
             record, or anything with its ``created`` and ``msecs``); not redacted yet."""
             assert template.parts is not None
-            encode = self._encode
+            encode = self.encode
             return template.form % tuple([encode(self.formatTime(stamp) if slot is None else values[slot])
                                           for slot in template.slots])
 
@@ -325,12 +325,12 @@ def _formatter() -> logging.Formatter:
                 return _Template(snapshot, None)
             copy = logging.makeLogRecord(record.__dict__)
             copy.created, copy.msecs = _STAMP_CREATED, _STAMP_MSECS
-            wanted: dict[str, str | None] = {self._encode(self.formatTime(copy)): None}
+            wanted: dict[str, str | None] = {self.encode(self.formatTime(copy)): None}
             for i, (name, value) in enumerate(extras):
                 if type(value) in _SCALAR:
                     sentinel: Any = {str: f"{_SENTINEL}{i}", int: 987_654_321_000 + i, float: 987_654_321.5 + i}[type(value)]
                     setattr(copy, name, sentinel)
-                    wanted[self._encode(sentinel)] = name
+                    wanted[self.encode(sentinel)] = name
             line = super().format(copy)
             found = []
             for text, slot in wanted.items():
@@ -455,15 +455,79 @@ class Line:
                 self._cuts[shape] = (out, template)
             log.handle(record)
             return
-        line = redact(formatter.fill(cut[1], values, _Stamp(time.time())))
+        self._write(out, redact(formatter.fill(cut[1], values, _Stamp(time.time()))))
+
+    def _write(self, out: logging.StreamHandler[Any], line: str) -> None:
         out.acquire()
         try:
-            out.stream.write(line + out.terminator)
-            out.flush()
+            stream = out.stream
+            stream.write(line + out.terminator)
+            if hasattr(stream, "flush"):  # as ``out.flush()``, whose lock is ours already
+                stream.flush()
         except Exception:  # as StreamHandler.emit: reported, never raised to the caller
-            out.handleError(logging.makeLogRecord({"msg": self.message, "name": log.name}))
+            out.handleError(logging.makeLogRecord({"msg": self.message, "name": SERVICE}))
         finally:
             out.release()
+
+    def prefill(self, fields: Mapping[str, Any], varying: Iterable[str]) -> Prefilled | None:
+        """What ``info(**fields)`` writes in an invocation, with every field but ``varying`` filled in
+        once: for a caller writing many lines that differ only in those, their time and correlation id
+        (``Prefilled.write``). None unless ``info`` has written a line of this shape the short way
+        under the present configuration (the fields' values may differ, their names and types not)."""
+        log = self._log
+        out = None if log is None else _sole_handler(log)
+        values = {**fields, "correlation_id": ""}  # a str, as in an invocation
+        cut = self._cuts.get((*values, *map(type, values.values())))
+        if out is None or cut is None or cut[0] is not out:
+            return None
+        formatter: Any = out.formatter
+        template = cut[1]
+        if not formatter.current(template):
+            return None
+        assert template.parts is not None
+        keep = {*varying, "correlation_id"}
+        parts, slots = [template.parts[0]], []
+        for slot, part in zip(template.slots, template.parts[1:]):
+            if slot is None or slot in keep:
+                slots.append(slot)
+                parts.append(part)
+            else:
+                parts[-1] += formatter.encode(fields[slot]) + part
+        return Prefilled(self, out, template, "%s".join(p.replace("%", "%%") for p in parts), tuple(slots),
+                         {name: type(fields[name]) for name in varying})
+
+
+@dataclass(frozen=True)
+class Prefilled:
+    """A line's template with its fixed fields filled in (``Line.prefill``), for the handler it was cut for."""
+
+    line: Line
+    handler: logging.StreamHandler[Any]
+    template: _Template  # what it was filled from: while that is current, so is this
+    form: str  # the line, "%s" per slot
+    slots: tuple[str | None, ...]  # per slot: a varying field, the correlation id, or None: the time
+    kinds: Mapping[str, type]  # the varying fields' types (another type may be written differently)
+
+    def write(self, correlation: str, **varying: Any) -> bool:
+        """Write what ``line.info(**fields, **varying)`` would in an invocation of ``correlation``;
+        False (nothing written) if the logging configuration has changed since the prefill, or a
+        value's type differs from the prefilled one's: the caller writes the line the usual way."""
+        log, out, kinds = self.line._log, self.handler, self.kinds
+        if log is None or _sole_handler(log) is not out:
+            return False
+        for name, value in varying.items():
+            if type(value) is not kinds.get(name):
+                return False
+        if not log.isEnabledFor(logging.INFO):
+            return True
+        formatter: Any = out.formatter
+        if not formatter.current(self.template):
+            return False
+        varying["correlation_id"] = correlation  # a dict of this call's own
+        encode, stamp = formatter.encode, _Stamp(time.time())
+        self.line._write(out, redact(self.form % tuple([encode(formatter.formatTime(stamp) if slot is None
+                                                               else varying[slot]) for slot in self.slots])))
+        return True
 
 
 # -- traces ----------------------------------------------------------------------------------------

@@ -161,6 +161,7 @@ class _Gateway(LocalGateway):
         self.shared = {path for path, methods in app_object.routes.items()
                        if "GET" in methods and page_cache.is_shared(methods["GET"].view_function)}
         self.pages = page_cache.PageCache(services.settings().page_cache_entries)
+        self.counted = observability.metrics_enabled()  # read once: the cached pages' answers check no more
         # The targets (before any query) of the shared routes that have no captures: where a request
         # may be answered from the read buffer (``RequestHandler._answer_from_buffer``).
         self.shared_targets = frozenset(target for route in self.shared if "{" not in route
@@ -406,7 +407,7 @@ class RequestHandler(ChaliceRequestHandler):
         return True
 
     def _answer_page(self, found: page_cache.CachedPage, request_id: str | None, if_none_match: str | None) -> None:
-        """What the app's middleware does per request: a correlation id, the metrics, the access line;
+        """What the app's middleware does per request: a correlation id, the metrics, the access lines;
         all but the id once the answer has left (or the client has gone)."""
         started = time.perf_counter()
         correlation = observability.new_correlation_id(request_id)
@@ -414,9 +415,8 @@ class RequestHandler(ChaliceRequestHandler):
         try:
             self._send_page(found, correlation, status)
         finally:
-            with observability.invocation(correlation, "http", started) as inv:
-                self.log_request(status)
-                observe.finished(inv, "GET", found.route, status)
+            self.log_request(status)
+            observe.answered_from_cache(found.route, status, correlation, started, self.gateway.counted)
 
     def _send_page(self, found: page_cache.CachedPage, correlation: str, status: int) -> None:
         """A page, or its 304 (the page's headers but its type, and its validator; no body: RFC 9110
