@@ -22,6 +22,7 @@ import math
 import os
 import random
 import re
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -457,11 +458,14 @@ class Line:
             return
         self._write(out, redact(formatter.fill(cut[1], values, _Stamp(time.time()))))
 
-    def _write(self, out: logging.StreamHandler[Any], line: str) -> None:
+    def _write(self, out: logging.StreamHandler[Any], line: str, before: str = "") -> None:
+        if before and out.stream is not sys.stderr:
+            sys.stderr.write(before)
+            before = ""
         out.acquire()
         try:
             stream = out.stream
-            stream.write(line + out.terminator)
+            stream.write(before + line + out.terminator)
             if hasattr(stream, "flush"):  # as ``out.flush()``, whose lock is ours already
                 stream.flush()
         except Exception:  # as StreamHandler.emit: reported, never raised to the caller
@@ -508,10 +512,11 @@ class Prefilled:
     slots: tuple[str | None, ...]  # per slot: a varying field, the correlation id, or None: the time
     kinds: Mapping[str, type]  # the varying fields' types (another type may be written differently)
 
-    def write(self, correlation: str, **varying: Any) -> bool:
-        """Write what ``line.info(**fields, **varying)`` would in an invocation of ``correlation``;
-        False (nothing written) if the logging configuration has changed since the prefill, or a
-        value's type differs from the prefilled one's: the caller writes the line the usual way."""
+    def write(self, correlation: str, before: str = "", **varying: Any) -> bool:
+        """Write what ``line.info(**fields, **varying)`` would in an invocation of ``correlation``,
+        after ``before`` (text for stderr: in the same write when the line goes there too). False
+        (nothing written) if the logging configuration has changed since the prefill, or a value's
+        type differs from the prefilled one's: the caller writes both the usual way."""
         log, out, kinds = self.line._log, self.handler, self.kinds
         if log is None or _sole_handler(log) is not out:
             return False
@@ -519,6 +524,7 @@ class Prefilled:
             if type(value) is not kinds.get(name):
                 return False
         if not log.isEnabledFor(logging.INFO):
+            sys.stderr.write(before)
             return True
         formatter: Any = out.formatter
         if not formatter.current(self.template):
@@ -526,7 +532,7 @@ class Prefilled:
         varying["correlation_id"] = correlation  # a dict of this call's own
         encode, stamp = formatter.encode, _Stamp(time.time())
         self.line._write(out, redact(self.form % tuple([encode(formatter.formatTime(stamp) if slot is None
-                                                               else varying[slot]) for slot in self.slots])))
+                                                               else varying[slot]) for slot in self.slots])), before)
         return True
 
 

@@ -236,6 +236,7 @@ class RequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = 64 * 1024
     _last_head: tuple[bytes, _Head] | None = None  # the last header section read the fast way, and its reading
+    _last_access: tuple[tuple[str, int, str], str] | None = None  # the last access line made by ``_access_line``
 
     def __init__(self, request: Any, client_address: Any, server: Any, gateway: _Gateway) -> None:
         self.gateway = self.local_gateway = gateway
@@ -415,8 +416,18 @@ class RequestHandler(ChaliceRequestHandler):
         try:
             self._send_page(found, correlation, status)
         finally:
-            self.log_request(status)
-            observe.answered_from_cache(found.route, status, correlation, started, self.gateway.counted)
+            observe.answered_from_cache(found.route, status, correlation, started, self.gateway.counted,
+                                        self._access_line(status))
+
+    def _access_line(self, status: int) -> str:
+        """The line ``log_request(status)`` writes (``log_message``'s form, redacted); a connection
+        keeps its last one, for a request repeated within the second."""
+        key = (self.requestline, status, self.log_date_time_string())
+        last = self._last_access
+        if last is None or last[0] != key:
+            message = redact('"%s" %s -' % (self.requestline, status)).translate(self._control_char_table)
+            last = self._last_access = (key, "%s - - [%s] %s\n" % (self.address_string(), key[2], message))
+        return last[1]
 
     def _send_page(self, found: page_cache.CachedPage, correlation: str, status: int) -> None:
         """A page, or its 304 (the page's headers but its type, and its validator; no body: RFC 9110

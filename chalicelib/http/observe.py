@@ -7,6 +7,7 @@ names the route template (``/files/{token}``), never the path or query, so no to
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -50,17 +51,21 @@ def finished(inv: observability.Invocation, method: str, route: str, status: int
                  store_requests=store_requests)
 
 
-def answered_from_cache(route: str, status: int, correlation: str, started: float, counted: bool) -> None:
+def answered_from_cache(route: str, status: int, correlation: str, started: float, counted: bool,
+                        before: str) -> None:
     """``finished`` for a GET that ``stacflow serve`` answered from its page cache (``started``: when
-    it began; ``counted``: whether metrics are on). Without metrics (they would be dropped) the same
-    access line is written from its form for this page and status, prefilled once, with no
-    invocation: a cached page's answer costs little more than the line, and the line as ``finished``
-    writes it was most of that."""
+    it began; ``counted``: whether metrics are on), after ``before`` (its server's own access line,
+    for stderr). Without metrics (they would be dropped) the same access line is written from its
+    form for this page and status, prefilled once, with no invocation, in one write with ``before``:
+    a cached page's answer costs little more than its lines, and the lines as ``finished`` and
+    ``http.server`` write them were most of that."""
     key = (route, status)
     if not counted:
         form = _FORMS.get(key)
-        if form is not None and form.write(correlation, duration_ms=round((time.perf_counter() - started) * 1000, 1)):
+        if form is not None and form.write(correlation, before,
+                                           duration_ms=round((time.perf_counter() - started) * 1000, 1)):
             return
+    sys.stderr.write(before)
     with observability.invocation(correlation, "http", started) as inv:
         finished(inv, "GET", route, status)
     if not counted:
