@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -300,4 +301,80 @@ def test_a_line_is_redacted_the_short_way_too(sole: tuple[logging.Logger, io.Str
     line = observability.Line("request")
     _emit(line, "a", route="/x")
     _emit(line, SECRET, route=f"/files/tok?token={SECRET}")
+    assert SECRET not in sole[1].getvalue()
+
+
+_FIXED = {"http_method": "GET", "store_requests": 0}
+
+
+def _prefilled(line: observability.Line, route: str, status: int) -> observability.Prefilled:
+    _emit(line, "first", **_FIXED, route=route, status=status, duration_ms=0.0)  # the short way's template
+    form = line.prefill({**_FIXED, "route": route, "status": status, "duration_ms": 1.5}, ["duration_ms"])
+    assert form is not None
+    return form
+
+
+@settings(max_examples=150, deadline=None)
+@given(route=st.text(max_size=20), status=st.integers(100, 599), duration=st.floats(allow_nan=False),
+       correlation=st.from_regex(r"[A-Za-z0-9._:-]{1,40}", fullmatch=True), before=st.sampled_from(["", "plain\n"]))
+def test_a_prefilled_line_is_the_line_info_writes_after_the_text_before_it(
+        route: str, status: int, duration: float, correlation: str, before: str) -> None:
+    """Whatever the fixed values (quotes, control characters) and the varying ones: the same line as
+    ``info`` writes in an invocation, in one write after ``before`` when both go to stderr."""
+    with _sole() as (log, buf):
+        log.handlers = [observability.handler()]  # stderr, as ``setup()`` leaves it
+        line = observability.Line("request")
+        form = _prefilled(line, route, status)
+        out = io.StringIO()
+        log.handlers[0].setStream(out)  # type: ignore[attr-defined]
+        real, sys.stderr = sys.stderr, out
+        try:
+            assert form.write(correlation, before, duration_ms=duration) is True
+            _emit(line, correlation, **_FIXED, route=route, status=status, duration_ms=duration)
+        finally:
+            sys.stderr = real
+        written = out.getvalue()
+        assert written.startswith(before)
+        first, second = written[len(before):].split("\n")[:2]
+        assert _without_time(first) == _without_time(second)
+
+
+def test_a_prefilled_line_gives_way_when_the_configuration_or_a_values_type_changes(
+        sole: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
+    log, buf = sole
+    line = observability.Line("request")
+    form = _prefilled(line, "/a", 200)
+    assert form.write("b", duration_ms=1) is False  # an int: json may write it otherwise than a float
+    assert form.write("b", duration_ms=0.5, other=1) is False
+    log.setLevel(logging.WARNING)
+    assert form.write("c", duration_ms=0.5) is True  # written as info would: not at all
+    log.setLevel(logging.INFO)
+    log.handlers[0].formatter.append_keys(extra_key="k")  # type: ignore[union-attr]
+    assert form.write("d", duration_ms=0.5) is False
+    log.handlers[0].formatter.remove_keys(["extra_key"])  # type: ignore[union-attr]
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-abc;Parent=x")
+    assert form.write("e", duration_ms=0.5) is False
+    monkeypatch.delenv("_X_AMZN_TRACE_ID")
+    log.addHandler(observability.handler(io.StringIO()))
+    assert form.write("f", duration_ms=0.5) is False
+    log.removeHandler(log.handlers[-1])
+    assert form.write("g", duration_ms=0.5) is True
+    assert [json.loads(one)["correlation_id"] for one in buf.getvalue().split("\n") if one] == ["first", "g"]
+
+
+def test_no_line_is_prefilled_before_info_has_written_one_of_its_shape(sole: tuple[logging.Logger, io.StringIO]) -> None:
+    line = observability.Line("request")
+    assert line.prefill({"route": "/a"}, []) is None
+    _emit(line, "a", route="/a")
+    assert line.prefill({"route": "/b"}, []) is not None
+    assert line.prefill({"route": 7}, []) is None  # another shape
+
+
+def test_a_prefilled_line_is_redacted_too(sole: tuple[logging.Logger, io.StringIO]) -> None:
+    observability.known_secrets([SECRET])
+    line = observability.Line("request")
+    _emit(line, "a", route="/x", n=1.0)
+    form = line.prefill({"route": f"/files/tok?token={SECRET}", "n": 1.0}, ["n"])
+    assert form is not None
+    assert form.write(SECRET, n=2.0) is True
     assert SECRET not in sole[1].getvalue()

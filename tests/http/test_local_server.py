@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import re
+import sys
 import time
 from typing import Any, Iterator
 
@@ -238,3 +240,51 @@ def test_a_plain_get_of_a_shared_page_is_looked_up_from_the_read_buffer() -> Non
     fast, pages = _buffered(b"GET /stac?a=1 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
     fast._answer_from_buffer()
     assert len(pages.asked) == 1
+
+
+def test_a_page_answered_from_the_cache_is_logged_as_the_app_logs_it(server: LiveServer) -> None:
+    """The first answer is the app's (its lines as the middleware and http.server write them); the
+    next ones come from the page cache: the access line from the invocation, then from the form
+    prefilled for the page, and the 304's from its own. Each has the same two lines as the app's."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    ids, etag = [], ""
+    for i in range(5):
+        conn.request("GET", "/stac/conformance", headers={"If-None-Match": etag} if i >= 3 else {})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == (304 if i >= 3 else 200)
+        ids.append(resp.getheader("X-Request-Id"))
+        etag = resp.getheader("ETag") or ""
+    conn.request("GET", "/health")  # its lines come after all of the above
+    conn.getresponse().read()
+    conn.close()
+    text = open(server.log.name).read()
+    found = [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"message":"request"' in line]
+    pages = [one for one in found if one["route"] == "/stac/conformance"]
+    assert [one["correlation_id"] for one in pages] == ids
+    assert [one["status"] for one in pages] == [200, 200, 200, 304, 304]
+    fixed = [{k: v for k, v in one.items() if k not in ("timestamp", "correlation_id", "duration_ms")} for one in pages]
+    assert fixed[1:3] == fixed[:1] * 2
+    assert fixed[4] == fixed[3] == dict(fixed[0], status=304)
+    plain = re.findall(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /stac/conformance HTTP/1\.1" (\d+) -$', text, re.M)
+    assert plain == ["200", "200", "200", "304", "304"]
+    # Each cached answer's plain line comes just before its JSON line, as http.server and then the app wrote them.
+    lines = [line for line in text.splitlines() if "/stac/conformance" in line]
+    assert [line.startswith("{") for line in lines[2:]] == [False, True] * 4
+
+
+def test_a_connections_access_line_is_the_line_http_server_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.http.local_server import RequestHandler
+    handler = RequestHandler.__new__(RequestHandler)
+    handler.client_address = ("127.0.0.1", 5)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    for line in ["GET /stac HTTP/1.1", "GET /files/secret-token?X-Amz-Signature=abc HTTP/1.1", "GET /\x1b[31m HTTP/1.1",
+                 "GET /stac HTTP/1.1"]:
+        for status in (200, 304):
+            handler.requestline = line
+            ours = handler._access_line(status)
+            handler.log_request(status)
+            assert ours == err.getvalue()
+            err.seek(0)
+            err.truncate()
