@@ -43,16 +43,38 @@ def test_apply_is_visible_to_warm_and_cold_readers(store: ObjectStore) -> None:
     assert len(present(SearchIndex(store))) == second.count
 
 
-def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStore) -> None:
+class _Clock:
+    """The index's clock, moved only by the test: a PUT slowed by a loaded machine is never taken for
+    one slower than ``settle / 2`` (whose entry would be written again, and be too new to compact)."""
+
+    def __init__(self) -> None:
+        self.ns = time.time_ns()
+
+    def time_ns(self) -> int:
+        return self.ns
+
+    def time(self) -> float:
+        return self.ns / 1e9
+
+    def sleep(self, seconds: float) -> None:
+        self.ns += int(seconds * 1e9)
+
+
+def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStore,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.stac import index
+    clock = _Clock()
+    monkeypatch.setattr(index, "time", clock)
     items = make_items(120)
     writer = SearchIndex(store, settle=0.05, compact_entries=4, fanout=2)
     warm = SearchIndex(store, delta_max=1000)
     for i in range(0, 120, 5):
+        clock.sleep(0.001)
         writer.apply(items[i:i + 5], [])
         if i % 20 == 15:
-            time.sleep(0.06)
+            clock.sleep(0.06)
             assert len(present(warm)) == i + 5
-    time.sleep(0.06)
+    clock.sleep(0.06)
     writer.apply([], [(items[0]["collection"], items[0]["id"])])
     manifest = store.get_json(MANIFEST)
     assert manifest["segments"]
@@ -64,7 +86,10 @@ def test_compaction_merges_log_into_segments_and_loses_nothing(store: ObjectStor
     assert set(present(SearchIndex(store))) == set(present(warm))
 
 
-def test_concurrent_apply_from_20_threads(store: ObjectStore) -> None:
+def test_concurrent_apply_from_20_threads(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.stac import index
+    clock = _Clock()
+    monkeypatch.setattr(index, "time", clock)
     items = make_items(40)
     errors: list[BaseException] = []
 
@@ -83,7 +108,7 @@ def test_concurrent_apply_from_20_threads(store: ObjectStore) -> None:
         t.join()
     assert not errors
     assert len(present(SearchIndex(store))) == 40
-    time.sleep(1.05)
+    clock.sleep(1.05)
     SearchIndex(store, settle=1.0, compact_entries=20).apply(make_items(1, seed=9, prefix="last"), [])
     assert len(list(store.list(LOG_PREFIX))) == 1, "everything settled is compacted (not the fresh last entry)"
     assert len(present(SearchIndex(store))) == 41
