@@ -10,6 +10,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -517,7 +518,11 @@ def test_the_files_replaced_while_the_reaper_waits_are_handed_to_it_once(
     handed: list[object] = []
     later = store._later()
     real_submit = later.submit
-    monkeypatch.setattr(later, "submit", lambda fn, *a, **k: handed.append(fn) or real_submit(fn, *a, **k))
+
+    def submit(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        handed.append(fn)
+        return real_submit(fn, *args, **kwargs)
+    monkeypatch.setattr(later, "submit", submit)
     store.put_hint("logs/tip.json", b"k1")
     assert held.wait(5)  # the round is freeing k0's file
     for n in range(2, 6):
