@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 # Lambda's synchronous payload limit, both ways: a deployed function never sees a larger request,
 # and cannot send a larger response.
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -43,7 +45,7 @@ def load_json(raw: bytes | str, *, what: str = "the request body", max_bytes: in
         if size > max_bytes:
             raise InputBoundError(f"{what} is {size} bytes, over the limit of {max_bytes}")
     try:
-        value = json.loads(raw)
+        value, text = _parse(raw)
     except RecursionError:  # json's C scanner stops at the recursion limit, well within the C stack
         raise InputBoundError(f"{what} is nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as err:
@@ -51,8 +53,57 @@ def load_json(raw: bytes | str, *, what: str = "the request body", max_bytes: in
     # Each level opens with a bracket: text with no more brackets than levels allowed needs no walk.
     opening = raw.count("[") + raw.count("{") if isinstance(raw, str) else raw.count(b"[") + raw.count(b"{")
     if opening > max_depth:
-        check_depth(value, what=what, max_depth=max_depth)
+        if text is not None:
+            _check_text_depth(text, what=what, max_depth=max_depth)
+        else:
+            check_depth(value, what=what, max_depth=max_depth)
     return value
+
+
+# Digits as "0", the rest as ".": a run of 19 zeros may be an integer beyond 64 bits, which orjson
+# reads as a float (``json`` as an int).
+_DIGITS = bytes.maketrans(b"0123456789" + bytes(c for c in range(256) if not 48 <= c <= 57),
+                          b"0" * 10 + b"." * 246)
+_LONG_RUN = b"0" * 19
+
+
+def _parse(raw: bytes | str) -> tuple[Any, bytes | None]:
+    """``json.loads(raw)`` (raising what it raises), and, where orjson read it, ``raw`` as UTF-8.
+
+    orjson is ~6x faster and reads the same value from everything it accepts but integers beyond 64
+    bits (kept from it by their digits); it refuses all else that ``json`` reads differently (``NaN``,
+    infinities, overflowing floats, lone surrogates, a BOM, UTF-16/32, nesting past 1,024), which
+    ``json`` then reads, or words the error of."""
+    text = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _LONG_RUN not in text.translate(_DIGITS):
+        try:
+            return orjson.loads(raw), text
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw), None
+
+
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b'"[]{}')
+
+
+def _check_text_depth(text: bytes, *, what: str, max_depth: int) -> None:
+    """``check_depth`` from the UTF-8 text of valid JSON, at C speed. Without its escaped backslashes
+    and quotes (backslashes pair left to right, as escapes do), its quotes bound its strings: of the
+    text, its quotes and brackets (as one kind), less the brackets between quotes. Two adjacent
+    quotes bound nothing: deleting them first leaves only strings holding brackets to split out.
+    Then each pass deletes the innermost pairs, one level: the brackets empty in as many passes as
+    the value nests deep."""
+    skeleton = text.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACKETS, _NOT_BRACKET)
+    skeleton = skeleton.replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
+    for _ in range(max_depth):
+        if not skeleton:
+            return
+        skeleton = skeleton.replace(b"[]", b"")
+    if skeleton:
+        raise InputBoundError(f"{what} is nested deeper than {max_depth} levels")
 
 
 def check_depth(value: Any, *, what: str = "the request body", max_depth: int = MAX_JSON_DEPTH,

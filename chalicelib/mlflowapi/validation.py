@@ -153,7 +153,6 @@ def metrics(values: Objects | None, path: str = "metrics") -> list[list[Any]]:
     return out
 
 
-_PLAIN_METRIC = frozenset(("key", "value", "timestamp", "step"))
 _NUMBERS = (float, int)
 
 
@@ -165,7 +164,9 @@ def _plain_metric(doc: dict[str, Any]) -> list[Any] | None:
     if not (type(key) is str and key in _GOOD_NAMES and type(value) in _NUMBERS and type(timestamp) is int
             and timestamp >= 0 and (step is None or type(step) is int)):
         return None
-    if doc.keys() <= _PLAIN_METRIC:
+    # Key, value and timestamp are there: three fields are those, a fourth is plain if it is the step.
+    fields = len(doc)
+    if fields == 3 or (fields == 4 and "step" in doc):
         return [key, float(value), timestamp, step or 0, None, None, None]
     extra = [doc.get("model_id"), doc.get("dataset_name"), doc.get("dataset_digest")]
     if all(v is None or type(v) is str for v in extra):

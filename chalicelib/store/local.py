@@ -58,6 +58,7 @@ _PAGE = 1000  # keys per LIST page, as S3's ListObjectsV2
 _INTERNAL = ".stacflow"  # locks, signing secret, multipart parts: never listed
 _TMP = ".tmp-"
 _LOCK_STRIPES = 64
+_FREE_AFTER_S = 0.05  # the reaper's wait before a round (a tip is replaced ~4 times in a tracked run's ~50 ms)
 _ROUND = 8192  # files put_many holds open before syncing and linking them (at most half of RLIMIT_NOFILE)
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _MD5_XATTR = "user.stacflow.md5"
@@ -108,6 +109,8 @@ class LocalStore(ObjectStore):
         self._together = threading.local()  # ``pending``: this thread's entries to sync as its block ends
         self._sync_pool: ThreadPoolExecutor | None = None  # made on first use (``_at_once``)
         self._reaper: ThreadPoolExecutor | None = None  # frees replaced files (``_replace``)
+        self._to_free: list[Path] = []  # replaced files awaiting the reaper's next round
+        self._freeing = False  # a round is scheduled: later files join it (no hand-off each)
 
     @property
     def uri(self) -> str:
@@ -504,7 +507,32 @@ class LocalStore(ObjectStore):
         if kept:
             # Freeing a file waits for its pages' write-out and the journal (0.1-2 ms, a tip's every
             # write): done on another thread, after this write has returned.
-            self._later().submit(old.unlink, missing_ok=True)
+            self._free_later(old)
+
+    def _free_later(self, path: Path) -> None:
+        """Free ``path`` on the reaper thread in its next round. Handing work to a thread costs the
+        writer a wake-up (a scheduling delay on a loaded machine): one round frees the files of
+        the writes that land while it waits, with one hand-off."""
+        with self._lock:
+            self._to_free.append(path)
+            if self._freeing:
+                return
+            self._freeing = True
+        self._later().submit(self._free_round)
+
+    def _free_round(self) -> None:
+        time.sleep(_FREE_AFTER_S)  # the next writes' files join this round
+        while True:
+            with self._lock:
+                batch, self._to_free = self._to_free, []
+                if not batch:
+                    self._freeing = False
+                    return
+            for path in batch:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # disk space only: the file is never listed or read
+                    pass
 
     def _later(self) -> ThreadPoolExecutor:
         with self._lock:

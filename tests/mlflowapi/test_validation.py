@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.mlflowapi import validation as v
@@ -82,6 +82,8 @@ METRIC_DOC = st.fixed_dictionaries({}, optional={
 
 @settings(max_examples=400, deadline=None)
 @given(doc=METRIC_DOC)
+@example(doc={"key": "m", "value": 1.0, "timestamp": 1, "model_id": "x"})  # four fields, the fourth not the step
+@example(doc={"key": "m", "value": 1, "timestamp": 1, "step": 2, "dataset_name": "d"})
 def test_a_metrics_inline_check_agrees_with_the_field_by_field_one(doc: dict[str, Any]) -> None:
     v.name("m", "key", "Metric")  # a key seen before: the inline check applies to it
     v.name("loss", "key", "Metric")
