@@ -228,8 +228,12 @@ def test_an_append_whose_tip_was_overwritten_before_its_entry_landed_puts_the_ti
     reader.search_runs([eid], None, None, None, [], None)  # warm
     log = f"mlflow/experiment-runs/{eid}/"
     pause = hooked.pause("before", "PUT", lambda call: call.key.startswith(log + "log/") and b"one" in (call.body or b""))
+    w1_tip = threading.Event()  # W1's tip goes side by side with its entry: it must land before W2's
+    hooked.hooks.append(lambda when, call: w1_tip.set() if (when, call.verb, call.key) == ("after", "PUT", log + "tip.json")
+                        else None)
     thread, errors = _background(w1.log_batch, run_a, [_metric("one", 1.0)], [], [])
     assert pause.reached.wait(5)
+    assert w1_tip.wait(5)
     w2.log_batch(run_b, [_metric("two", 2.0)], [], [])
     assert [r.info.run_id for r in reader.search_runs([eid], "metrics.two = 2", None, None, [], None).items] == [run_b]
     hooked.log.clear()
