@@ -563,7 +563,7 @@ def test_an_item_the_batch_being_flushed_writes_is_written_again_when_a_worker_w
     from chalicelib.stac.publish import _Bulk, _Recent
     key = ("dataset", "x")
     recent = _Recent(size=0, writing={key} if writing else set())
-    outcome = sources.Parsed(items=[(*key, True, (0.0, 0.0, 1.0, 1.0, None, None), b"{}", 1)], written=True)
+    outcome = sources.Parsed(items=[(*key, True, b"[0.0,0.0,1.0,1.0,null,null]", b"{}", 1)], written=True)
     batch = _Bulk()
     batch.take(sources.Task("f"), outcome, recent)
     assert batch.items[key][6] is writing
