@@ -281,6 +281,8 @@ class _Listing:
         per[iid] = summary
 
     def apply(self, store: ObjectStore, pool: Executor) -> None:
+        if not self.summaries:
+            return  # nothing to wait for: the caller goes on while the workers write (the end of a load packs the index)
         self.wait()
         workers = self._workers()
         for cid in sorted(self.summaries):
