@@ -856,16 +856,18 @@ class _LockFiles:
     def fd(self, stripe: int) -> int:
         """The stripe's lock file (called under the stripe's thread lock: one opener per stripe)."""
         if self.pid != os.getpid():  # forked: the parent's files stay the parent's
-            self.fds, self.pid = {}, os.getpid()
+            self.fds = {}  # first: a thread that still sees the old pid only empties it again
+            self.pid = os.getpid()
         fd = self.fds.get(stripe)
         if fd is None:
             fd = self.fds[stripe] = os.open(f"{self.folder}/{stripe}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         return fd
 
-    def __del__(self) -> None:
-        if self.pid == os.getpid():
+    def __del__(self, _getpid: Callable[[], int] = os.getpid, _close: Callable[[int], None] = os.close) -> None:
+        # (``os`` bound early: a store may be freed while the interpreter shuts down)
+        if self.pid == _getpid():
             for fd in self.fds.values():
-                os.close(fd)
+                _close(fd)
 
 
 class _FolderSyncs:

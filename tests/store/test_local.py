@@ -562,6 +562,20 @@ def test_a_forked_process_holds_its_own_lock_files_so_conditional_writes_still_e
     assert store.get("shards/a.json").body == b"child"
 
 
+def test_a_stores_lock_files_are_closed_with_it(tmp_path: Path) -> None:
+    """Lock files stay open for the store's life only: stores made and dropped leak no descriptors."""
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+    before = open_fds()
+    for n in range(20):
+        store = LocalStore(tmp_path / f"store-{n}")
+        for key in ("a.json", "b/c.json", "d.json"):
+            store.put(key, b"1")
+            store.delete(key, if_match=store.head(key).etag)
+        del store
+    assert open_fds() <= before
+
+
 def test_concurrent_durable_writers_lose_and_double_nothing(tmp_path: Path) -> None:
     """Eight threads, each creating entries in one folder and bumping one counter by compare-and-swap,
     with every sync on: each entry is there once, no increment is lost."""
