@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
 BATCH = 7_000  # items (whole parsing tasks) per batch of a bulk load: one manifest swap for its index segments
-LISTING_FLUSH = 100_000  # items whose static catalog summaries a bulk load holds before writing shards (~50 MB)
+LISTING_FLUSH = 100_000  # items whose static catalog summaries a bulk load holds before writing shards (~26 MB as JSON)
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
 # A bulk load merges its index segments into one only up to this many rows (a merge holds them all in
