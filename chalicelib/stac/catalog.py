@@ -240,7 +240,11 @@ def _digest(item_id: str) -> str:
 def shard_path(item_id: str, length: int) -> str:
     """The name of the shard (``length`` 2) or sub-shard (longer) holding the item: its top shard, then
     one digit per split level, ``log2(SHARD_FANOUT)`` bits of the id's hash each."""
-    digest = _digest(item_id)
+    return _path_of(_digest(item_id), length)
+
+
+def _path_of(digest: str, length: int) -> str:
+    """``shard_path`` of the item whose id hashes to ``digest``."""
     if length <= 2:
         return digest[:length]
     per = _DIGITS_PER_HEX
@@ -546,15 +550,18 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     shrank)."""
     cat = _category(cid)
     per_shard: dict[str, dict[str, Summary | None]] = {}
+    digests: dict[str, str] = {}  # each id hashed once, not once per split level (a bulk load's thousands)
     for iid, summary in upserts.items():
-        per_shard.setdefault(shard_of(iid), {})[iid] = summary
+        digest = digests[iid] = _digest(iid)
+        per_shard.setdefault(digest[:2], {})[iid] = summary
     for iid in deletes:
-        per_shard.setdefault(shard_of(iid), {})[iid] = None  # a delete wins over an upsert of the same id
+        digest = digests[iid] = _digest(iid)
+        per_shard.setdefault(digest[:2], {})[iid] = None  # a delete wins over an upsert of the same id
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
 
     def write(entry: tuple[str, dict[str, Summary | None]]) -> Written:
-        return _apply_subtree(store, cat, entry[0], entry[1], _changing)
+        return _apply_subtree(store, cat, entry[0], entry[1], _changing, digests=digests)
 
     shards = sorted(per_shard.items())
     for (hh, _), (before, view) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
@@ -600,10 +607,12 @@ def _seen_split(store: ObjectStore) -> set[tuple[str, str]]:
 
 
 def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping[str, Any],
-                   leaf_change: Callable[[str, Mapping[str, Any]], Change], *, every: bool = False) -> Written:
+                   leaf_change: Callable[[str, Mapping[str, Any]], Change], *, every: bool = False,
+                   digests: Mapping[str, str] | None = None) -> Written:
     """Apply ``batch`` (item id -> what ``leaf_change(shard, batch)`` makes of it) to the shard or, once
     it is split, to its sub-shards, then record their views in it as ``_record`` does in the collection.
-    ``every``: write every shard of the subtree and recompute split ones from their sub-shards (a rebuild)."""
+    ``every``: write every shard of the subtree and recompute split ones from their sub-shards (a rebuild);
+    ``digests``: the batch's ids' hashes (``_digest``), if known."""
     seen = _seen_split(store)
     read: tuple[dict[str, Any], str | None] | None = None
     if every or (cat.id, shard) not in seen:
@@ -615,11 +624,11 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
     depth = len(shard) + 1
     parts: dict[str, dict[str, Any]] = {}
     for iid, value in batch.items():
-        parts.setdefault(shard_path(iid, depth), {})[iid] = value
+        parts.setdefault(_path_of(digests[iid] if digests is not None else _digest(iid), depth), {})[iid] = value
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
     for sub in ([shard + h for h in _digits()] if every else sorted(parts)):
-        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every)
+        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every, digests=digests)
         if before is None or not view.looks_like(before):
             views[sub], befores[sub] = view, before
     if every:

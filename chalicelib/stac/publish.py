@@ -30,6 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+import orjson
+
 from ..store import InvalidKey, NotFound, ObjectStore, PreconditionFailed, StoredObject
 from ..store.base import Usage
 from . import catalog, sources
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 REJECTED_PREFIX = "rejected/"
 BATCH = 7_000  # items (whole parsing tasks) per batch of a bulk load: one manifest swap for its index segments
-LISTING_FLUSH = 50_000  # items whose static catalog summaries a bulk load holds before writing shards
+LISTING_FLUSH = 100_000  # items whose static catalog summaries a bulk load holds before writing shards (~26 MB as JSON)
 WORKERS = 8  # parallel object writes/reads (I/O bound; S3 latency dominates)
 VERIFY_ROUNDS = 3
 # A bulk load merges its index segments into one only up to this many rows (a merge holds them all in
@@ -260,7 +262,7 @@ class _Listing:
     (an item in both: the later summary must land last). Items are sorted into the workers' shares as
     they are recorded (while the load goes on), not when the last application is handed out."""
 
-    summaries: dict[str, list[dict[str, tuple[Any, ...] | None]]] = field(default_factory=dict)
+    summaries: dict[str, list[dict[str, bytes | None]]] = field(default_factory=dict)
     count: int = 0
     procs: sources.Workers | None = None
     running: list[Future[None]] = field(default_factory=list)
@@ -268,7 +270,7 @@ class _Listing:
     def _workers(self) -> Executor | None:
         return self.procs.pool if self.procs is not None else None
 
-    def record(self, cid: str, iid: str, summary: tuple[Any, ...] | None) -> None:
+    def record(self, cid: str, iid: str, summary: bytes | None) -> None:
         shares = self.summaries.get(cid)
         if shares is None:
             count = self.procs.count if self.procs is not None and self._workers() is not None else 1
@@ -279,6 +281,8 @@ class _Listing:
         per[iid] = summary
 
     def apply(self, store: ObjectStore, pool: Executor) -> None:
+        if not self.summaries:
+            return  # nothing to wait for: the caller goes on while the workers write (the end of a load packs the index)
         self.wait()
         workers = self._workers()
         for cid in sorted(self.summaries):
@@ -296,15 +300,16 @@ class _Listing:
             job.result()
 
 
-def _update_listing(store: ObjectStore, cid: str, per: dict[str, tuple[Any, ...] | None],
+def _update_listing(store: ObjectStore, cid: str, per: dict[str, bytes | None],
                     pool: Executor | None = None) -> None:
-    catalog.update(store, cid, {iid: list(s) for iid, s in per.items() if s is not None},
+    """``per``: item id -> its summary as JSON (``sources.Parsed``), None: not listed."""
+    catalog.update(store, cid, {iid: orjson.loads(s) for iid, s in per.items() if s is not None},
                    {iid for iid, s in per.items() if s is None}, pool=pool)
 
 
 # An item of a bulk batch: public, summary, stored body, where it came from (file; line or feature),
 # the batch's part (task) holding its index rows, whether this process writes its file (else a worker did).
-_Entry = tuple[bool, tuple[Any, ...], bytes, str, int | str, int, bool]
+_Entry = tuple[bool, bytes, bytes, str, int | str, int, bool]
 
 
 @dataclass

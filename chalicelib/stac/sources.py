@@ -22,6 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, Sequence
 
+import orjson
+
 from ..store import InvalidKey, ObjectStore
 from ..store.base import Usage
 from .access import is_public
@@ -57,7 +59,8 @@ class Task:
 
 @dataclass
 class Parsed:
-    """One task's valid items, each as (collection, id, public, summary, stored body, where: see
+    """One task's valid items, each as (collection, id, public, summary as JSON (a publisher holds
+    tens of thousands: ~half the memory of a tuple of floats and strings), stored body, where: see
     ``Task.source``), its rejections as (where, reason), and the search index's rows of its items
     (``index.encode_part``: built here, where the items are parsed, not in the publishing process).
 
@@ -65,7 +68,7 @@ class Parsed:
     key its visibility gives it): ``refused`` lists the items the store refused (left out of ``items``,
     their reasons in ``rejected``), ``usage`` the requests the writes made."""
 
-    items: list[tuple[str, str, bool, tuple[Any, ...], bytes, int | str]] = field(default_factory=list)
+    items: list[tuple[str, str, bool, bytes, bytes, int | str]] = field(default_factory=list)
     rejected: list[tuple[int | str, str]] = field(default_factory=list)
     index: bytes = b""
     written: bool = False
@@ -136,7 +139,7 @@ def parse_task(task: Task, collection: str | None, store: ObjectStore | None = N
         except InvalidItem as err:
             out.rejected.append((where, str(err)))
             continue
-        out.items.append((cid, item["id"], is_public(item), tuple(summary), compact_json(item), where))
+        out.items.append((cid, item["id"], is_public(item), orjson.dumps(summary), compact_json(item), where))
         valid.append((item, times))
     if valid:
         from .index import encode_part  # numpy and the index: only for bulk loads, not on import

@@ -15,8 +15,8 @@ commit where metadata is committed in order (ext4 ``data=ordered``, xfs: a crash
 blocks, only an empty or shortened file); inside ``entries_together`` (a tracking write's entries)
 every entry's name is placed first, then all their data and folders are synced side by side as the
 block ends, before the write returns. ``put_hint`` (a log's tip: a validator readers confirm, and
-they die with the machine) skips the syncs. A file renamed over keeps a temporary name until a
-thread of the store frees it, after the write has returned (freeing waits for the disk).
+they die with the machine) skips the syncs. A file a hint renamed over keeps a temporary name until a
+thread of the store frees it, after the write has returned (freeing unsynced data waits for the disk).
 
 ETags are the MD5 of the content, as S3's (single-part) are, so they change whenever the
 content does, on any filesystem: inode numbers are reused and timestamps can be coarser than
@@ -103,6 +103,7 @@ class LocalStore(ObjectStore):
     def _thread_state(self) -> None:
         """The locks and what they guard, this process's own (``for_child_process`` makes them anew)."""
         self._thread_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._lock_files = _LockFiles(f"{self.root}/{_INTERNAL}/locks")
         self._folder_syncs = _FolderSyncs()
         self._lock = threading.Lock()
         self._new_folders: set[str] = set()  # made by a write whose parent sync has not ended yet
@@ -150,12 +151,12 @@ class LocalStore(ObjectStore):
     def _locked(self, key: str) -> Iterator[None]:
         stripe = zlib.crc32(key.encode()) % _LOCK_STRIPES
         with self._thread_locks[stripe]:  # flock is per open file, not per thread
-            with open(self.root / _INTERNAL / "locks" / str(stripe), "a+b") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+            fd = self._lock_files.fd(stripe)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     # -- ETags: content MD5 kept in an xattr -------------------------------------------
     def _stamped(self, target: int | Path, st: os.stat_result) -> str | None:
@@ -479,7 +480,7 @@ class LocalStore(ObjectStore):
                 except FileExistsError:
                     raise PreconditionFailed(key) from None
             else:
-                self._replace(key, tmp, path, if_match)
+                self._replace(key, tmp, path, if_match, defer_free=replaces_unsynced)
         except IsADirectoryError:
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
@@ -488,7 +489,13 @@ class LocalStore(ObjectStore):
             self._sync_folders(folders)  # the new name, before the write is acknowledged
         return info
 
-    def _replace(self, key: str, tmp: Path, path: Path, if_match: str | None) -> None:
+    def _replace(self, key: str, tmp: Path, path: Path, if_match: str | None, *, defer_free: bool = True) -> None:
+        """Rename ``tmp`` over ``path`` (``if_match``: only over that ETag). ``defer_free``: the replaced
+        file may have unsynced data (a hint's): it is freed on another thread, since freeing it waits for
+        its write-out and the journal (0.1-2 ms, a tip's every write); a durable write's predecessor was
+        synced when written, and the rename frees it at once (the hand-off to a thread cost more, ~0.1 ms
+        of CPU, than that: a bulk load's shard pages are thousands of such writes)."""
+        kept = False
         with self._locked(key):
             if if_match is not None:
                 try:
@@ -497,17 +504,16 @@ class LocalStore(ObjectStore):
                     raise PreconditionFailed(key) from None
                 if current != if_match:
                     raise PreconditionFailed(key)
-            old = path.parent / f"{_TMP}{uuid.uuid4().hex}"
-            try:
-                os.link(path, old)  # the replaced file keeps a name: the rename does not free it
-                kept = True
-            except OSError:  # no such file (the rename refuses a folder, as before)
-                kept = False
+            if defer_free:
+                old = f"{path.parent}/{_TMP}{uuid.uuid4().hex}"
+                try:
+                    os.link(path, old)  # the replaced file keeps a name: the rename does not free it
+                    kept = True
+                except OSError:  # no such file (the rename refuses a folder, as before)
+                    pass
             os.replace(tmp, path)
         if kept:
-            # Freeing a file waits for its pages' write-out and the journal (0.1-2 ms, a tip's every
-            # write): done on another thread, after this write has returned.
-            self._free_later(old)
+            self._free_later(Path(old))
 
     def _free_later(self, path: Path) -> None:
         """Free ``path`` on the reaper thread in its next round. Handing work to a thread costs the
@@ -863,6 +869,35 @@ class LocalStore(ObjectStore):
             updir.rmdir()
 
 
+class _LockFiles:
+    """A store's lock files, each opened once (an open per conditional write was ~10 % of its CPU) by the
+    process using it: an ``flock`` belongs to the open file, which a forked process shares with its
+    parent, so a process other than the one that opened them opens its own. Closed with the store."""
+
+    __slots__ = ("folder", "pid", "fds")
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.pid = os.getpid()
+        self.fds: dict[int, int] = {}
+
+    def fd(self, stripe: int) -> int:
+        """The stripe's lock file (called under the stripe's thread lock: one opener per stripe)."""
+        if self.pid != os.getpid():  # forked: the parent's files stay the parent's
+            self.fds = {}  # first: a thread that still sees the old pid only empties it again
+            self.pid = os.getpid()
+        fd = self.fds.get(stripe)
+        if fd is None:
+            fd = self.fds[stripe] = os.open(f"{self.folder}/{stripe}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return fd
+
+    def __del__(self, _getpid: Callable[[], int] = os.getpid, _close: Callable[[int], None] = os.close) -> None:
+        # (``os`` bound early: a store may be freed while the interpreter shuts down)
+        if self.pid == _getpid():
+            for fd in self.fds.values():
+                _close(fd)
+
+
 class _FolderSyncs:
     """``fsync`` of folders, shared by the writers into one folder (group commit).
 
@@ -913,7 +948,7 @@ class _FolderSync:
             covers = self._asked  # every writer that asked before this sync starts
         synced = False
         try:
-            _fsync_dir(Path(folder))
+            _fsync_dir(folder)
             synced = True
         finally:
             with self._cond:  # a failed sync covers no one: the next waiter tries again
@@ -959,7 +994,7 @@ def _sync_file_data(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

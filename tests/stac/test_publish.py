@@ -563,7 +563,7 @@ def test_an_item_the_batch_being_flushed_writes_is_written_again_when_a_worker_w
     from chalicelib.stac.publish import _Bulk, _Recent
     key = ("dataset", "x")
     recent = _Recent(size=0, writing={key} if writing else set())
-    outcome = sources.Parsed(items=[(*key, True, (0.0, 0.0, 1.0, 1.0, None, None), b"{}", 1)], written=True)
+    outcome = sources.Parsed(items=[(*key, True, b"[0.0,0.0,1.0,1.0,null,null]", b"{}", 1)], written=True)
     batch = _Bulk()
     batch.take(sources.Task("f"), outcome, recent)
     assert batch.items[key][6] is writing
@@ -597,3 +597,22 @@ def test_bulk_publish_on_s3_makes_a_bounded_number_of_requests(s3_store, tmp_pat
     assert calls["LIST"] <= batches + 1, calls
     assert catalogued(s3_store) == {("dataset", item["id"]) for item in random_items(n, "dataset")} \
         == indexed(s3_store)
+
+
+def test_a_listing_with_nothing_to_hand_out_does_not_wait_for_the_shards_the_workers_are_writing(
+        tmp_path: Path) -> None:
+    """A load whose last batch handed its shards out: the final application has nothing left, so the
+    publisher goes on (packing the index) while the workers write, and waits for them only at the end."""
+    from chalicelib.stac.publish import _Listing
+    writing: Future[None] = Future()
+    listing = _Listing(running=[writing])
+    applied = threading.Thread(target=listing.apply, args=(LocalStore(tmp_path / "store"), None))
+    applied.start()
+    applied.join(2)
+    try:
+        assert not applied.is_alive()
+        assert listing.running == [writing]
+    finally:
+        writing.set_result(None)
+    listing.wait()
+    assert listing.running == []

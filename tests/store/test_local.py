@@ -535,6 +535,84 @@ def test_the_files_replaced_while_the_reaper_waits_are_handed_to_it_once(
     assert store.get("logs/tip.json").body == b"k5"
 
 
+def test_a_durable_replace_frees_the_replaced_file_in_the_rename_and_only_a_hints_is_handed_to_a_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A durable write's predecessor was synced when written: the rename frees it before the write returns
+    (no temporary name kept, no thread). A hint's replaced file still waits for the store's thread."""
+    store = LocalStore(tmp_path / "store")
+    held, release = threading.Event(), threading.Event()
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name.startswith("store-later") and str(path).startswith(str(store.root)):
+            held.set()
+            assert release.wait(5)
+        real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(os, "unlink", unlink)
+
+    def kept(folder: str) -> list[str]:
+        return [p.name for p in (store.root / folder).iterdir() if p.name.startswith(local_module._TMP)]
+    try:
+        first = store.put("shards/a.json", b"1")
+        store.put("shards/a.json", b"2", if_match=first.etag)
+        store.put("shards/a.json", b"3")
+        assert kept("shards") == []
+        assert not held.is_set()
+        store.put_hint("logs/tip.json", b"k1")
+        store.put_hint("logs/tip.json", b"k2")
+        assert held.wait(5)
+        assert len(kept("logs")) == 1
+    finally:
+        release.set()
+    store._later().submit(lambda: None).result(5)
+    assert kept("logs") == []
+    assert store.get("shards/a.json").body == b"3"
+
+
+def test_a_forked_process_holds_its_own_lock_files_so_conditional_writes_still_exclude_each_other(
+        tmp_path: Path) -> None:
+    """Lock files stay open from one conditional write to the next; a process forked with the store
+    opens its own (an ``flock`` belongs to the open file, which the fork shares): while the parent holds a
+    key's lock, the child's compare-and-swap on that key waits for it."""
+    store = LocalStore(tmp_path / "store")
+    etag = store.put("shards/a.json", b"1").etag
+    store.put("shards/a.json", b"2", if_match=etag)  # the parent's lock file for the key is open now
+    etag = store.head("shards/a.json").etag
+    ctx = multiprocessing.get_context("fork")
+    go, done = ctx.Event(), ctx.Event()
+
+    def child() -> None:
+        go.wait(10)
+        store.put("shards/a.json", b"child", if_match=etag)
+        done.set()
+    proc = ctx.Process(target=child)
+    proc.start()
+    try:
+        with store._locked("shards/a.json"):
+            go.set()
+            assert not done.wait(1.0)  # the child waits for the parent's lock
+        assert done.wait(10)
+    finally:
+        go.set()
+        proc.join(10)
+    assert proc.exitcode == 0
+    assert store.get("shards/a.json").body == b"child"
+
+
+def test_a_stores_lock_files_are_closed_with_it(tmp_path: Path) -> None:
+    """Lock files stay open for the store's life only: stores made and dropped leak no descriptors."""
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+    before = open_fds()
+    for n in range(20):
+        store = LocalStore(tmp_path / f"store-{n}")
+        for key in ("a.json", "b/c.json", "d.json"):
+            store.put(key, b"1")
+            store.delete(key, if_match=store.head(key).etag)
+        del store
+    assert open_fds() <= before
+
+
 def test_concurrent_durable_writers_lose_and_double_nothing(tmp_path: Path) -> None:
     """Eight threads, each creating entries in one folder and bumping one counter by compare-and-swap,
     with every sync on: each entry is there once, no increment is lost."""
