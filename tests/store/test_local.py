@@ -500,12 +500,8 @@ def test_a_file_replaced_is_freed_on_another_thread_after_the_write_returns(
     assert [i.key for i in store.list("logs/")] == ["logs/tip.json"]
 
 
-def test_the_files_replaced_while_the_reaper_waits_are_handed_to_it_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each hand-off to another thread costs the writer a wake-up: the files replaced while a round
-    of frees is pending or running join it, and one hand-off frees them all."""
-    store = LocalStore(tmp_path / "store")
-    store.put_hint("logs/tip.json", b"k0")
+def _hold_the_reaper(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(held, release): the store's thread, freeing one of its files, sets ``held`` and waits for ``release``."""
     held, release = threading.Event(), threading.Event()
     real_unlink = os.unlink
 
@@ -515,6 +511,16 @@ def test_the_files_replaced_while_the_reaper_waits_are_handed_to_it_once(
             assert release.wait(5)
         real_unlink(path, *args, **kwargs)
     monkeypatch.setattr(os, "unlink", unlink)
+    return held, release
+
+
+def test_the_files_replaced_while_the_reaper_waits_are_handed_to_it_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each hand-off to another thread costs the writer a wake-up: the files replaced while a round
+    of frees is pending or running join it, and one hand-off frees them all."""
+    store = LocalStore(tmp_path / "store")
+    store.put_hint("logs/tip.json", b"k0")
+    held, release = _hold_the_reaper(store, monkeypatch)
     handed: list[object] = []
     later = store._later()
     real_submit = later.submit
@@ -540,15 +546,7 @@ def test_a_durable_replace_frees_the_replaced_file_in_the_rename_and_only_a_hint
     """A durable write's predecessor was synced when written: the rename frees it before the write returns
     (no temporary name kept, no thread). A hint's replaced file still waits for the store's thread."""
     store = LocalStore(tmp_path / "store")
-    held, release = threading.Event(), threading.Event()
-    real_unlink = os.unlink
-
-    def unlink(path, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if threading.current_thread().name.startswith("store-later") and str(path).startswith(str(store.root)):
-            held.set()
-            assert release.wait(5)
-        real_unlink(path, *args, **kwargs)
-    monkeypatch.setattr(os, "unlink", unlink)
+    held, release = _hold_the_reaper(store, monkeypatch)
 
     def kept(folder: str) -> list[str]:
         return [p.name for p in (store.root / folder).iterdir() if p.name.startswith(local_module._TMP)]
