@@ -281,3 +281,19 @@ def test_the_collections_page_is_current_after_a_publication(service: LiveServer
     (tmp_path / "items.ndjson").write_text(json.dumps(item) + "\n")
     publish_paths(local_store, [tmp_path / "items.ndjson"], progress=False)
     assert (before[0] == before[1] != bbox, extent()) == (True, bbox)
+
+
+def test_only_a_shared_routes_request_is_keyed(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's key (a SHA-256 of it) is computed only where a page may be cached: an unmarked route's
+    GET is answered by the app without one; a shared route's, kept in the read buffer or not, with one."""
+    keyed: list[str] = []
+    real = page_cache.request_key
+    monkeypatch.setattr(page_cache, "request_key", lambda method, target, *rest: keyed.append(target) or
+                        real(method, target, *rest))
+    served.get("/plain")
+    served.get("/plain", **{"X-Folded": "a"})
+    assert keyed == []
+    served.get("/echo", **{"X-A": "b\tc"})
+    served.get("/echo", **{"X-A": "b\tc"})
+    assert keyed == ["/echo", "/echo"]
+    assert served.calls["echo"] == 1
