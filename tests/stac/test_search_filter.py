@@ -198,3 +198,19 @@ def test_string_comparisons_by_rank_answer_as_comparing_each_string(values: list
     vals, ok = t.view("p", "str")
     want = filter_ext._COMPARE[op](vals, text) & ok
     assert (filter_ext._str_compare(t, "p", op, text) & ok).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("run", [" " * 200_000 + "x", "1 " * 100_000 + "x", "1 , " * 60_000 + ",", "1." * 100_000,
+                                 "1\t\n" * 80_000 + "a", "1" * 250_000 + "e+"])
+def test_a_wkt_literals_coordinates_are_lexed_in_linear_time(run: str) -> None:
+    """The coordinate runs of a WKT literal are read by one regex (``filter._COORDINATES``) whose
+    separators and numbers cannot match a text two ways: a near-limit literal of blanks, digits, dots
+    or separators that ends in something else is read in one pass (~0.15 s at most here, not seconds)."""
+    import time
+
+    from chalicelib.stac.filter import check_text_bounds
+    text = "S_INTERSECTS(geometry, POLYGON((" + run
+    assert len(text) <= 256 * 1024
+    started = time.process_time()
+    check_text_bounds(text)
+    assert time.process_time() - started < 1.5
