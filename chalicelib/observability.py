@@ -497,7 +497,7 @@ class Line:
                 parts.append(part)
             else:
                 parts[-1] += formatter.encode(fields[slot]) + part
-        return Prefilled(self, out, template, "%s".join(p.replace("%", "%%") for p in parts), tuple(slots),
+        return Prefilled(self, out, template, _Template(template.state, tuple(parts), tuple(slots)),
                          {name: type(fields[name]) for name in varying})
 
 
@@ -508,8 +508,7 @@ class Prefilled:
     line: Line
     handler: logging.StreamHandler[Any]
     template: _Template  # what it was filled from: while that is current, so is this
-    form: str  # the line, "%s" per slot
-    slots: tuple[str | None, ...]  # per slot: a varying field, the correlation id, or None: the time
+    filled: _Template  # the line with the fixed fields in; its slots: the varying fields, the correlation id, the time
     kinds: Mapping[str, type]  # the varying fields' types (another type may be written differently)
 
     def write(self, correlation: str, before: str = "", **varying: Any) -> bool:
@@ -530,9 +529,7 @@ class Prefilled:
         if not formatter.current(self.template):
             return False
         varying["correlation_id"] = correlation  # a dict of this call's own
-        encode, stamp = formatter.encode, _Stamp(time.time())
-        self.line._write(out, redact(self.form % tuple([encode(formatter.formatTime(stamp) if slot is None
-                                                               else varying[slot]) for slot in self.slots])), before)
+        self.line._write(out, redact(formatter.fill(self.filled, varying, _Stamp(time.time()))), before)
         return True
 
 
