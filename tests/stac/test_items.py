@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stac_offline import validate_object
 
@@ -137,3 +138,91 @@ def test_an_rfc3339_datetime_is_read_to_the_microsecond_whatever_its_digits_and_
     micro = int(fraction[:6].ljust(6, "0")) if digits else 0
     expected = dt.replace(microsecond=micro, tzinfo=offset).astimezone(timezone.utc)
     assert summary[4] == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- the schema check's fast path ------------------------------------------------------------
+_json = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False, width=16)
+                     | st.sampled_from(["", "x", "Feature", "Point", "Polygon", "1.1.0", "1.0", "https://x.org/v1.json",
+                                        "not a uri", "2021-06-01T00:00:00Z"]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(["type", "href", "rel", "datetime", "x"]), inner, max_size=3), max_leaves=6)
+# Where an item differs from a valid one: each place the schema says something about, and some it does not.
+_PLACES = [("type",), ("id",), ("collection",), ("stac_version",), ("stac_extensions",), ("stac_extensions", 0),
+           ("stac_extensions", 1), ("geometry",), ("geometry", "type"), ("bbox",), ("bbox", 0), ("bbox", 5),
+           ("properties",), ("properties", "datetime"), ("properties", "start_datetime"),
+           ("properties", "end_datetime"), ("properties", "title"), ("links",), ("links", 0), ("links", 0, "rel"),
+           ("links", 0, "href"), ("links", 1), ("assets",), ("assets", "data"), ("assets", "data", "href"),
+           ("assets", "x"), ("x",)]
+
+
+def _changed(item: dict[str, Any], path: tuple[Any, ...], value: Any, drop: bool) -> None:
+    node: Any = item
+    for step in path[:-1]:
+        if isinstance(node, dict) and step in node:
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        else:
+            return
+    last = path[-1]
+    if isinstance(node, dict):
+        if drop:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    elif isinstance(node, list) and isinstance(last, int):
+        if drop and last < len(node):
+            del node[last]
+        elif not drop:
+            node[last:last + 1] = [value]
+
+
+# Values at the edges of the schema's rules, drawn half the time.
+_EDGES = st.sampled_from(["", "x", "Nope", "Point", True, False, None, 0, 1.5, [], {}, ["x", "x"], {"href": ""},
+                          {"href": 1}, {"rel": "x"}, {"type": "Nope"}, {"type": "Point"}, "1.0", "1.1.0", "a b", "x" * 200, "x" * 201])
+
+
+@given(st.lists(st.tuples(st.sampled_from(_PLACES), st.one_of(_EDGES, _EDGES, _json), st.booleans()), max_size=2),
+       st.sampled_from([["https://x.org/v1.json"], ["https://x.org/v1.json", "https://x.org/v1.json"], ["a b"], []]),
+       st.sampled_from(["1.1.0", "1.0.0", "2.0.0", "1.1"]))
+@example([(("id",), "x" * 201, False)], [], "1.1.0")
+@example([(("id",), "", False)], [], "1.1.0")
+@example([(("bbox", 0), True, False)], [], "1.1.0")
+@example([(("assets", "data", "href"), "", False)], [], "1.1.0")
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+def test_the_schema_fast_path_accepts_only_what_the_schema_accepts(changes: list[tuple[tuple[Any, ...], Any, bool]],
+                                                                   extensions: list[str], version: str) -> None:
+    """``_plainly_valid`` may only say yes when the compiled schema does: every other item gets the
+    compiled schema's verdict and reason (its verdicts on earlier items taught it their versions and
+    extensions: some of these are known to it, some not)."""
+    from chalicelib.stac import items
+    schema = items._check_schema()
+    items._check_structure(make_item("seen", size=1))  # "1.1.0" and no extension: accepted before
+    item = make_item("i", size=1, collection="dataset")
+    item["stac_extensions"], item["stac_version"] = list(extensions), version
+    for path, value, drop in changes:
+        _changed(item, path, copy.deepcopy(value), drop)
+    try:
+        schema(copy.deepcopy(item))
+        reason = None
+    except Exception as err:
+        reason = re.sub(r"^data", "item", err.message)  # type: ignore[attr-defined]
+    if items._plainly_valid(item):
+        assert reason is None, item
+    try:
+        items._check_structure(item)
+        got = None
+    except InvalidItem as err:
+        got = str(err)
+    assert got == reason
+
+
+def test_the_schema_fast_path_sees_through_a_bulk_loads_items() -> None:
+    """Worth having: the items a load is made of pass it (once their version and extensions were seen)."""
+    from chalicelib.stac import items
+    plain = make_item("a", size=1)
+    mlm = make_item("m", stac_extensions=["https://stac-extensions.github.io/mlm/v1.4.0/schema.json"])
+    mlm["stac_extensions"] = ["https://stac-extensions.github.io/mlm/v1.4.0/schema.json"]
+    for item in (plain, mlm):
+        normalize(item, "dataset")
+        assert items._plainly_valid(item)
