@@ -179,6 +179,18 @@ def utc_text(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# An RFC 3339 UTC instant already as ``utc_text`` writes it (but for a missing fraction): its text needs no
+# formatting (isoformat: ~1.5 us, twice an item in a bulk load).
+_PLAIN_UTC = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?Z")
+
+
+def _utc_text_of(dt: datetime, text: Any) -> str:
+    """``utc_text(dt)`` of ``dt`` as ``_instant`` read it from ``text``."""
+    if type(text) is str and _PLAIN_UTC.fullmatch(text):
+        return text[:19] + (text[19:26] if len(text) == 27 else ".000000") + "Z"
+    return utc_text(dt)
+
+
 def _interval(props: dict[str, Any]) -> tuple[datetime, datetime, datetime]:
     """(start, end, the instant the item sorts by: its datetime, else its start)."""
     dt = props.get("datetime")
@@ -291,7 +303,8 @@ def normalize_timed(item: Any, collection: str, item_id: str | None = None) \
                           f"{', '.join(sorted(catalog.config().collection_ids))})")
     if item.get("collection", collection) != collection:
         raise InvalidItem(f"collection {item['collection']!r} differs from the collection of the key ({collection!r})")
-    start, end, at = _interval(item["properties"])
+    props = item["properties"]
+    start, end, at = _interval(props)
     bbox = _bbox(item)
 
     out = dict(item)
@@ -305,6 +318,9 @@ def normalize_timed(item: Any, collection: str, item_id: str | None = None) \
     out["links"] = catalog.item_links(iid) + own
     if bbox and bbox[0] > bbox[2]:  # crosses the antimeridian: the extent spans all longitudes
         bbox = [-180.0, bbox[1], 180.0, bbox[3]]
-    summary: catalog.Summary = (list(bbox) if bbox else [None] * 4) + [utc_text(start), utc_text(end)]
+    start_text = props["start_datetime"] if props.get("start_datetime") is not None else props["datetime"]
+    end_text = props["end_datetime"] if props.get("end_datetime") is not None else props["datetime"]
+    summary: catalog.Summary = (list(bbox) if bbox else [None] * 4) + [_utc_text_of(start, start_text),
+                                                                        _utc_text_of(end, end_text)]
     return out, summary, (start.timestamp(), end.timestamp(), at.timestamp())
 

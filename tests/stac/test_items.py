@@ -226,3 +226,18 @@ def test_the_schema_fast_path_sees_through_a_bulk_loads_items() -> None:
     for item in (plain, mlm):
         normalize(item, "dataset")
         assert items._plainly_valid(item)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)), st.sampled_from(["", ".", "6"]),
+       st.sampled_from(["Z", "z", "+00:00", "+01:00"]), st.sampled_from(["T", "t", " "]))
+@settings(max_examples=500, deadline=None)
+def test_an_instants_summary_text_taken_from_its_text_is_the_formatted_one(dt: datetime, fraction: str, zone: str,
+                                                                           sep: str) -> None:
+    from chalicelib.stac.items import _instant, _utc_text_of, utc_text
+    text = dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S").rjust(19, "0") + {"": "", ".": f".{dt.microsecond}",
+                                                                   "6": f".{dt.microsecond:06d}"}[fraction] + zone
+    try:
+        at = _instant(text, "datetime")
+    except InvalidItem:
+        return
+    assert _utc_text_of(at, text) == utc_text(at)
