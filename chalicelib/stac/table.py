@@ -553,14 +553,16 @@ class Bodies:
         """The parts to persist: as they are when each is compressed and they are few and long enough
         for their dictionaries to pay (segments concatenated by a merge: no body is decoded), else all
         rows under one newly trained codec. Adjacent parts with one dictionary become one."""
-        parts: list[tuple[Blobs, Codec]] = []
+        runs: list[tuple[list[Blobs], Codec]] = []
         for blobs, codec in self.parts:
             if not len(blobs):
                 continue
-            if parts and parts[-1][1].dictionary == codec.dictionary:
-                parts[-1] = (Blobs.joined([parts[-1][0], blobs]), parts[-1][1])
+            if runs and runs[-1][1].dictionary == codec.dictionary:
+                runs[-1][0].append(blobs)
             else:
-                parts.append((blobs, codec))
+                runs.append(([blobs], codec))
+        # Each run joined once (joining part by part copied a long run's bytes once per part).
+        parts = [(run[0] if len(run) == 1 else Blobs.joined(run), codec) for run, codec in runs]
         if not parts:
             return [self.compressed()]
         if len(parts) > 1 and (len(parts) > MAX_PARTS or self.n < MIN_DICT_ROWS * len(parts)
