@@ -321,6 +321,7 @@ class _Bulk:
     parts: list[bytes] = field(default_factory=list)
     refused: set[tuple[str, str]] = field(default_factory=set)
     usage: list[Usage] = field(default_factory=list)
+    collection: str | None = None  # of items naming none (``publish_paths``)
 
     def take(self, task: sources.Task, outcome: sources.Parsed, recent: _Recent) -> None:
         """Add a task's outcome. An item a worker wrote is written again here if a task still in flight
@@ -342,6 +343,15 @@ class _Bulk:
             items.pop(key, None)  # its earlier copies are left out as well (see ``_flush``)
             refused.add(key)
         recent.add([*keys, *outcome.refused])
+        # A worker sends no bodies back for NDJSON (``sources._write``): those written again here are parsed again.
+        missing: dict[int, tuple[str, str]] = {}
+        for key in again or ():
+            entry = items.get(key)
+            if entry is not None and not entry[2] and isinstance(entry[4], int):
+                missing[entry[4]] = key
+        for where, body in sources.stored_bodies(task, missing, self.collection).items():
+            entry = items[missing[where]]
+            items[missing[where]] = entry[:2] + (body,) + entry[3:]
 
 
 @dataclass
@@ -413,13 +423,13 @@ def _publish_paths(store: ObjectStore, paths: Sequence[Path], progress: bool, co
                 recent.writing = {key for key, entry in batch.items.items() if entry[6]}
                 return flusher.submit(_flush, store, batch, pool, bar, report, listing)
 
-            batch = _Bulk()
+            batch = _Bulk(collection=collection)
             for task, outcome in chain([first] if first is not None else [], results):
                 report.rejected.extend(Rejection(task.source(where), reason) for where, reason in outcome.rejected)
                 batch.take(task, outcome, recent)
                 if len(batch.items) >= BATCH:
                     flushing = flush(batch)
-                    batch = _Bulk()
+                    batch = _Bulk(collection=collection)
             flush(batch).result()
             listing.apply(store, pool)
             # The index is packed here while the workers write the last shards (both touch nothing of the other).

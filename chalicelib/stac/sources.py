@@ -20,7 +20,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator, Sequence
+from typing import Any, Callable, Collection, Generator, Iterator, Sequence
 
 import orjson
 
@@ -60,8 +60,8 @@ class Task:
 @dataclass
 class Parsed:
     """One task's valid items, each as (collection, id, public, summary as JSON (a publisher holds
-    tens of thousands: ~half the memory of a tuple of floats and strings), stored body, where: see
-    ``Task.source``), its rejections as (where, reason), and the search index's rows of its items
+    tens of thousands: ~half the memory of a tuple of floats and strings), stored body (b"" once written
+    from NDJSON: see ``_write``), where: see ``Task.source``), its rejections as (where, reason), and the search index's rows of its items
     (``index.encode_part``: built here, where the items are parsed, not in the publishing process).
 
     ``written``: the item files are in the store already (the last copy of each item in the task, at the
@@ -130,12 +130,7 @@ def parse_task(task: Task, collection: str | None, store: ObjectStore | None = N
         out.rejected.append((task.label, task.error))
     for where, doc in _docs(task):
         try:
-            if isinstance(doc, InvalidItem):
-                raise doc
-            cid = doc.get("collection", collection) if isinstance(doc, dict) else collection
-            if not isinstance(cid, str):
-                raise InvalidItem("the item has no collection (and no default collection was given)")
-            item, summary, times = normalize_timed(doc, cid)
+            cid, item, summary, times = _normalized(doc, collection)
         except InvalidItem as err:
             out.rejected.append((where, str(err)))
             continue
@@ -145,13 +140,36 @@ def parse_task(task: Task, collection: str | None, store: ObjectStore | None = N
         from .index import encode_part  # numpy and the index: only for bulk loads, not on import
         out.index = encode_part(valid, dictionaries)
     if store is not None:
-        _write(store, out, writers)
+        _write(store, out, writers, keep_bodies=not task.text)
     return out
 
 
-def _write(store: ObjectStore, out: Parsed, writers: int) -> None:
+def _normalized(doc: Any, collection: str | None) -> tuple[str, dict[str, Any], Any, Times]:
+    """(collection, the item as stored, its summary, its times) of a parsed document; raises InvalidItem."""
+    if isinstance(doc, InvalidItem):
+        raise doc
+    cid = doc.get("collection", collection) if isinstance(doc, dict) else collection
+    if not isinstance(cid, str):
+        raise InvalidItem("the item has no collection (and no default collection was given)")
+    item, summary, times = normalize_timed(doc, cid)
+    return cid, item, summary, times
+
+
+def stored_bodies(task: Task, wheres: Collection[int], collection: str | None) -> dict[int, bytes]:
+    """The stored bodies of the items on lines ``wheres`` of an NDJSON task, parsed again from its text:
+    its worker wrote them and sent none back (``_write``), and the publisher writes a few again."""
+    if not wheres:
+        return {}
+    lines = task.text.split(b"\n")
+    return {where: compact_json(_normalized(_parsed(lines[where - task.first_line]), collection)[1])
+            for where in wheres}
+
+
+def _write(store: ObjectStore, out: Parsed, writers: int, *, keep_bodies: bool = True) -> None:
     """Write the last copy of each of ``out``'s items; one the store refuses leaves ``out.items`` (its
-    index rows stay: the publisher drops them from every part of its batch)."""
+    index rows stay: the publisher drops them from every part of its batch). Unless ``keep_bodies``,
+    the items' bodies leave ``out.items`` (b""): sent back, they were most of the bytes the publishing
+    process received and unpickled (~1 KB an item), for the few it writes again (``stored_bodies``)."""
     last = {(cid, iid): n for n, (cid, iid, *_) in enumerate(out.items)}
     writes = [(n, item_key(cid, iid, private=not out.items[n][2])) for (cid, iid), n in last.items()]
     before = store.meter.usage()
@@ -165,7 +183,8 @@ def _write(store: ObjectStore, out: Parsed, writers: int) -> None:
             out.refused.append((cid, iid))
         else:
             keep.append(out.items[n])
-    out.items = keep
+    out.items = keep if keep_bodies else [(cid, iid, public, summary, b"", where)
+                                          for cid, iid, public, summary, _, where in keep]
     out.written = True
 
 
