@@ -61,8 +61,9 @@ class Task:
 class Parsed:
     """One task's valid items, each as (collection, id, public, summary as JSON (a publisher holds
     tens of thousands: ~half the memory of a tuple of floats and strings), stored body (b"" once written
-    from NDJSON: see ``_write``), where: see ``Task.source``), its rejections as (where, reason), and the search index's rows of its items
-    (``index.encode_part``: built here, where the items are parsed, not in the publishing process).
+    from NDJSON: see ``_write``), where: see ``Task.source``), its rejections as (where, reason), and the
+    search index's rows of its items (``index.encode_part``: built here, where the items are parsed, not
+    in the publishing process).
 
     ``written``: the item files are in the store already (the last copy of each item in the task, at the
     key its visibility gives it): ``refused`` lists the items the store refused (left out of ``items``,
