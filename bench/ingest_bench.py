@@ -75,8 +75,8 @@ def _sample_tree(proc: subprocess.Popen[bytes], every: float = 0.05, pss_every: 
     exec), and the summed RSS and PSS of its process tree (the forked parsing workers share pages
     with it: PSS counts each shared page once). The PSS is read every ``pss_every`` only: reading it walks
     each process's page tables under its memory lock (~5 ms of CPU, ~15 ms of wall time per 200 MB process),
-    which every ``every`` took a third of a core from the 2-core load it measured (the peer's load is not
-    sampled); VmHWM is exact however seldom it is read, and RSS is cheap."""
+    which every ``every`` took ~15% of a core from the 2-core load it measured and stalled its processes'
+    page faults (the peer's load is not sampled); VmHWM is exact however seldom it is read, RSS is cheap."""
     import psutil
     peaks, root = {"main_hwm": 0, "tree_rss": 0, "tree_pss": 0}, psutil.Process(proc.pid)
     pss_due = 0.0
