@@ -207,20 +207,25 @@ class LocalStore(ObjectStore):
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
         path = self._path(key)  # an invalid key never reaches S3 either
         self.meter.request(GET)  # what the same call costs on S3
+        # A bare descriptor: a file object would add an ioctl, a seek and a stat to every read.
         try:
-            with open(path, "rb") as fh:
-                fd = fh.fileno()
-                st = os.fstat(fd)
-                etag = self._stamped(fd, st)
-                if etag is not None and if_none_match == etag:
-                    raise NotModified(key)
-                body = fh.read()
-                if etag is None:
-                    etag = self._etag_of_fd(fd, st, body)
-                    if if_none_match == etag:
-                        raise NotModified(key)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, *_FOLDER):
             raise NotFound(key) from None
+        try:
+            st = os.fstat(fd)
+            if _is_dir(st):
+                raise NotFound(key)
+            etag = self._stamped(fd, st)
+            if etag is not None and if_none_match == etag:
+                raise NotModified(key)
+            body = _read_to_end(fd, st.st_size)
+            if etag is None:
+                etag = self._etag_of_fd(fd, st, body)
+                if if_none_match == etag:
+                    raise NotModified(key)
+        finally:
+            os.close(fd)
         self.meter.moved(read=len(body))
         return StoredObject(key=key, body=body, etag=etag, last_modified=st.st_mtime)
 
@@ -316,26 +321,29 @@ class LocalStore(ObjectStore):
         made: Sequence[Path] = ()
         tmp = folder / f"{_TMP}{uuid.uuid4().hex}"
         md5 = hashlib.md5()
+        # A bare descriptor, as ``open(tmp, "wb")`` opens it, without a file object's stat, ioctl and seek.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
-            fh = open(tmp, "wb")
+            fd = os.open(tmp, flags, 0o666)
         except (FileNotFoundError, NotADirectoryError):  # the folder is new (no stat on the common path)
             made = self._make_folders(path)
-            fh = open(tmp, "wb")
+            fd = os.open(tmp, flags, 0o666)
         try:
-            with fh:
+            try:
                 if allocate:
-                    _allocate(fh.fileno(), allocate)
+                    _allocate(fd, allocate)
                 for chunk in chunks:
-                    fh.write(chunk)
+                    _write_all(fd, chunk)
                     md5.update(chunk)
-                fh.flush()
-                st = os.fstat(fh.fileno())
-                self._stamp(fh.fileno(), md5.hexdigest(), st)
+                st = os.fstat(fd)
+                self._stamp(fd, md5.hexdigest(), st)
                 if self.fsync and durable:
                     # The data (and the size that finds it) before the name: a crash after the link
                     # must not leave the key naming a short file. The stamp needs no sync: a file
                     # without it is hashed again on its first read.
-                    _sync_data(fh.fileno())
+                    _sync_data(fd)
+            finally:
+                os.close(fd)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -473,6 +481,7 @@ class LocalStore(ObjectStore):
         self.meter.moved(written=len(body))
         replaces_unsynced = not if_none_match and not (self.fsync and durable)
         tmp, info, folders = self._write_tmp(path, [body], durable, allocate=len(body) if replaces_unsynced else 0)
+        renamed = False
         try:
             if if_none_match:
                 try:
@@ -481,10 +490,12 @@ class LocalStore(ObjectStore):
                     raise PreconditionFailed(key) from None
             else:
                 self._replace(key, tmp, path, if_match, defer_free=replaces_unsynced)
+                renamed = True  # the temporary name is gone: no unlink to fail
         except IsADirectoryError:
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            if not renamed:
+                tmp.unlink(missing_ok=True)
         if durable:
             self._sync_folders(folders)  # the new name, before the write is acknowledged
         return info
@@ -977,6 +988,23 @@ def _is_dir(st: os.stat_result) -> bool:
 def _sync_data(fd: int) -> None:
     """A file's data and the metadata that finds it (size, blocks): ``fdatasync`` (``fsync`` on macOS)."""
     (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
+
+
+def _read_to_end(fd: int, size: int) -> bytes:
+    """The rest of an open file whose size was ``size`` (more if it grew): what ``read()`` returns."""
+    chunk = os.read(fd, size + 1)  # a regular file reads short only at its end
+    if len(chunk) <= size:
+        return chunk
+    chunks = [chunk]
+    while chunk := os.read(fd, CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _allocate(fd: int, size: int) -> None:
