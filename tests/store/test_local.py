@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import os
 import stat as stat_module
@@ -789,6 +790,7 @@ def test_reads_and_writes_hold_no_descriptor_and_read_whole_files(tmp_path: Path
     store.create_entry("log/a.json", b"{}")
     store.put_hint("tip.json", b"t")
     etag = store.get("one.json").etag
+    gc.collect()  # other tests' files closed now, not while this one counts
     fds = len(os.listdir("/proc/self/fd"))
     for _ in range(50):
         for key, body in bodies.items():
@@ -803,5 +805,5 @@ def test_reads_and_writes_hold_no_descriptor_and_read_whole_files(tmp_path: Path
             store.create_entry("log/a.json", b"{}")
         store.put_hint("tip.json", b"t")
         store.put("one.json", b"1")
-    assert len(os.listdir("/proc/self/fd")) == fds
+    assert len(os.listdir("/proc/self/fd")) <= fds  # a leak would hold 50 or more
     assert sorted(p.name for p in (tmp_path / "log").iterdir()) == ["a.json"]  # no temporary file left behind
