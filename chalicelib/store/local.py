@@ -388,14 +388,23 @@ class LocalStore(ObjectStore):
         parent (a chain, from ``_write_tmp``), each folder once, and the data of the files ``data``
         (entries named before their data was synced). All after the names were placed and all at once,
         so that one journal commit (and one device flush) can cover them together."""
-        syncs = [*(functools.partial(_sync_file_data, path) for path in data),
-                 *(functools.partial(self._folder_syncs.sync, folder)
-                   for folder in dict.fromkeys(folder for chain in chains for folder in chain))]
-        if data:
-            self._at_once(syncs)
-        else:  # a put's name: its folder (rarely more), on this thread
-            for sync in syncs:
-                sync()
+        # The files are opened here: a thread that syncs one makes one system call and holds the
+        # interpreter lock once (an open and a close each taken it back, against the other syncs').
+        fds: list[int] = []
+        try:
+            for path in data:
+                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            syncs = [*(functools.partial(_sync_data, fd) for fd in fds),
+                     *(functools.partial(self._folder_syncs.sync, folder)
+                       for folder in dict.fromkeys(folder for chain in chains for folder in chain))]
+            if data:
+                self._at_once(syncs)
+            else:  # a put's name: its folder (rarely more), on this thread
+                for sync in syncs:
+                    sync()
+        finally:
+            for fd in fds:
+                os.close(fd)
         if self._new_folders and any(len(chain) > 1 for chain in chains):
             with self._lock:  # each folder after the first is the parent of the one before it: all synced
                 for chain in chains:
@@ -1023,14 +1032,6 @@ def _allocate(fd: int, size: int) -> None:
         os.posix_fallocate(fd, 0, size)
     except OSError:  # not supported here: the rename may write the data out, as without it
         pass
-
-
-def _sync_file_data(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _sync_data(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: str | Path) -> None:

@@ -807,3 +807,30 @@ def test_reads_and_writes_hold_no_descriptor_and_read_whole_files(tmp_path: Path
         store.put("one.json", b"1")
     assert len(os.listdir("/proc/self/fd")) <= fds  # a leak would hold 50 or more
     assert sorted(p.name for p in (tmp_path / "log").iterdir()) == ["a.json"]  # no temporary file left behind
+
+
+def test_a_block_whose_data_sync_fails_leaves_no_descriptor_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entries' files are opened for their syncs before the syncs start (a sync thread then makes
+    one system call): when one fails, every one is still closed, and the block fails."""
+    store = LocalStore(tmp_path / "store")
+    store.put("a/seed.json", b"{}")
+    store.put("b/seed.json", b"{}")
+    real = os.fdatasync
+    failed: list[int] = []
+
+    def second_fails(fd: int) -> None:
+        if len(failed) % 2:
+            failed.append(fd)
+            raise OSError(errno.EIO, "I/O error")
+        failed.append(fd)
+        real(fd)
+    monkeypatch.setattr(os, "fdatasync", second_fails)
+    gc.collect()
+    fds = len(os.listdir("/proc/self/fd"))
+    for i in range(20):
+        with pytest.raises(OSError):
+            with store.entries_together():
+                store.create_entry(f"a/{i}.json", b"{}")
+                store.create_entry(f"b/{i}.json", b"{}")
+    assert len(os.listdir("/proc/self/fd")) <= fds
+    assert len(failed) == 40  # every entry's data was synced (or tried), not only up to the failure
