@@ -94,7 +94,9 @@ def _check_text_depth(text: bytes, *, what: str, max_depth: int) -> None:
     quotes bound nothing: deleting them first leaves only strings holding brackets to split out.
     Then each pass deletes the innermost pairs, one level: the brackets empty in as many passes as
     the value nests deep."""
-    skeleton = text.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACKETS, _NOT_BRACKET)
+    if b"\\" in text:  # most bodies escape nothing: two passes over them saved
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = text.translate(_BRACKETS, _NOT_BRACKET)
     skeleton = skeleton.replace(b'""', b"")
     if b'"' in skeleton:
         skeleton = b"".join(skeleton.split(b'"')[::2])

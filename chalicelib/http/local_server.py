@@ -228,6 +228,7 @@ class _EverySecond(Generic[T]):
 
 _DATES: _EverySecond[bytes] = _EverySecond()
 _LOG_TIMES: _EverySecond[str] = _EverySecond()
+_HTTP_DATES: _EverySecond[str] = _EverySecond()  # the Date header of answers not from the page cache
 
 
 class RequestHandler(ChaliceRequestHandler):
@@ -271,7 +272,8 @@ class RequestHandler(ChaliceRequestHandler):
         if all(plain):
             for found in plain:
                 assert found is not None
-                headers[found[1].decode("iso-8859-1")] = found[2].decode("iso-8859-1")
+                # As ``headers[name] = value`` stores it under the compat32 policy, without its checks.
+                headers.set_raw(found[1].decode("iso-8859-1"), found[2].decode("iso-8859-1"))
         else:
             headers = email.parser.Parser(_class=HTTPMessage).parsestr(b"".join(lines).decode("iso-8859-1") + "\r\n")
         self.headers = headers
@@ -287,7 +289,7 @@ class RequestHandler(ChaliceRequestHandler):
     def _headers(self) -> dict[str, str]:
         """The request's headers, the first of repeated ones, as Chalice's ``dict(self.headers)``."""
         first: dict[str, tuple[str, str]] = {}
-        for name, value in self.headers.items():
+        for name, value in self.headers.raw_items():  # as items(): text read as Latin-1 has no surrogates
             first.setdefault(name.lower(), (name, value))
         first.pop(PEER_HEADER.lower(), None)
         headers = dict(first.values())
@@ -447,16 +449,24 @@ class RequestHandler(ChaliceRequestHandler):
 
     def _send(self, status: int, headers: dict[str, Any], body: str | bytes | None) -> None:
         self.send_response(status)
+        pairs: list[tuple[str, Any]] = []
         if body is None:
             headers["Content-Length"] = "0"
         else:
             if isinstance(body, str):
                 body = body.encode("utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Content-Type", headers.pop("Content-Type", JSON))
-        for name, value in headers.items():
-            for one in value if isinstance(value, list) else (value,):
-                self.send_header(name, one)
+            pairs += [("Content-Length", str(len(body))), ("Content-Type", headers.pop("Content-Type", JSON))]
+        pairs += [(name, one) for name, value in headers.items()
+                  for one in (value if isinstance(value, list) else (value,))]
+        # What ``send_header`` does for each, in one pass: its line, and a Connection header's effect.
+        if self.request_version != "HTTP/0.9":
+            self._headers_buffer.append("".join(["%s: %s\r\n" % pair for pair in pairs]).encode("latin-1", "strict"))
+        for name, value in pairs:
+            if name.lower() == "connection":
+                if value.lower() == "close":
+                    self.close_connection = True
+                elif value.lower() == "keep-alive":
+                    self.close_connection = False
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
@@ -519,6 +529,11 @@ class RequestHandler(ChaliceRequestHandler):
         if code == 501 and (message or "").startswith("Unsupported method"):
             code = 405
         super().send_error(code, message, explain)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return _HTTP_DATES.now(lambda second: super(RequestHandler, self).date_time_string(second))
 
     def log_date_time_string(self) -> str:
         return _LOG_TIMES.now(lambda second: super(RequestHandler, self).log_date_time_string())

@@ -91,6 +91,7 @@ class LocalStore(ObjectStore):
         every process that opens it)."""
         super().__init__()
         self.root = Path(root).resolve()
+        self._root = str(self.root)  # single objects' paths are strings: a Path costs ~2 µs each step
         self.fsync = fsync
         (self.root / _INTERNAL / "locks").mkdir(parents=True, exist_ok=True)
         self._thread_state()
@@ -110,7 +111,7 @@ class LocalStore(ObjectStore):
         self._together = threading.local()  # ``pending``: this thread's entries to sync as its block ends
         self._sync_pool: ThreadPoolExecutor | None = None  # made on first use (``_at_once``)
         self._reaper: ThreadPoolExecutor | None = None  # frees replaced files (``_replace``)
-        self._to_free: list[Path] = []  # replaced files awaiting the reaper's next round
+        self._to_free: list[str] = []  # replaced files awaiting the reaper's next round
         self._freeing = False  # a round is scheduled: later files join it (no hand-off each)
 
     @property
@@ -139,7 +140,11 @@ class LocalStore(ObjectStore):
         return self._path(key).as_uri()
 
     def _path(self, key: str) -> Path:
-        return self.root / self._checked(key)
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """The file of ``key`` (checked) as a string."""
+        return f"{self._root}/{self._checked(key)}"
 
     def _checked(self, key: str) -> str:
         check_key(key)
@@ -159,7 +164,7 @@ class LocalStore(ObjectStore):
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     # -- ETags: content MD5 kept in an xattr -------------------------------------------
-    def _stamped(self, target: int | Path, st: os.stat_result) -> str | None:
+    def _stamped(self, target: int | str | Path, st: os.stat_result) -> str | None:
         """The ETag stamped on the file (fd or path) if it belongs to the content ``st`` describes."""
         if not self._xattrs:
             return None
@@ -190,7 +195,7 @@ class LocalStore(ObjectStore):
             etag = f'"{digest}"'
         return etag
 
-    def _current(self, path: Path) -> tuple[str, os.stat_result]:
+    def _current(self, path: str | Path) -> tuple[str, os.stat_result]:
         """(ETag, stat) of the file at ``path``; cheap when it is stamped. Raises FileNotFoundError."""
         st = os.stat(path)
         etag = self._stamped(path, st) if not _is_dir(st) else None
@@ -205,22 +210,27 @@ class LocalStore(ObjectStore):
 
     # -- reads -----------------------------------------------------------------------
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject:
-        path = self._path(key)  # an invalid key never reaches S3 either
+        path = self._file(key)  # an invalid key never reaches S3 either
         self.meter.request(GET)  # what the same call costs on S3
+        # A bare descriptor: a file object would add an ioctl, a seek and a stat to every read.
         try:
-            with open(path, "rb") as fh:
-                fd = fh.fileno()
-                st = os.fstat(fd)
-                etag = self._stamped(fd, st)
-                if etag is not None and if_none_match == etag:
-                    raise NotModified(key)
-                body = fh.read()
-                if etag is None:
-                    etag = self._etag_of_fd(fd, st, body)
-                    if if_none_match == etag:
-                        raise NotModified(key)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, *_FOLDER):
             raise NotFound(key) from None
+        try:
+            st = os.fstat(fd)
+            if _is_dir(st):
+                raise NotFound(key)
+            etag = self._stamped(fd, st)
+            if etag is not None and if_none_match == etag:
+                raise NotModified(key)
+            body = _read_to_end(fd, st.st_size)
+            if etag is None:
+                etag = self._etag_of_fd(fd, st, body)
+                if if_none_match == etag:
+                    raise NotModified(key)
+        finally:
+            os.close(fd)
         self.meter.moved(read=len(body))
         return StoredObject(key=key, body=body, etag=etag, last_modified=st.st_mtime)
 
@@ -288,7 +298,7 @@ class LocalStore(ObjectStore):
             if count and count % _PAGE == 0:
                 self.meter.request(LIST)  # the next page
             try:
-                etag, st = self._current(self.root / key)
+                etag, st = self._current(f"{self._root}/{key}")
             except (FileNotFoundError, *_FOLDER):
                 continue  # deleted while listing
             count += 1
@@ -303,8 +313,8 @@ class LocalStore(ObjectStore):
             raise InvalidKey(f"a parent of {path.relative_to(self.root).as_posix()!r} is an object, "
                              "not a folder") from None
 
-    def _write_tmp(self, path: Path, chunks: Iterator[bytes] | Sequence[bytes], durable: bool = True,
-                   allocate: int = 0) -> tuple[Path, ObjectInfo, Sequence[str]]:
+    def _write_tmp(self, path: str, chunks: Iterator[bytes] | Sequence[bytes], durable: bool = True,
+                   allocate: int = 0) -> tuple[str, ObjectInfo, Sequence[str]]:
         """A stamped temporary file beside ``path`` holding ``chunks``, its data durable (``fsync`` on,
         ``durable``), and ``path``'s folder made; its info under ``path``'s key, and the folders to sync
         once the name is placed (``_sync_folders``): its own, and the parents of those it made.
@@ -312,77 +322,89 @@ class LocalStore(ObjectStore):
         ``allocate``: the body's size, for a file renamed over another with its data not synced (a
         hint): its blocks are allocated first, since ext4 (``auto_da_alloc``) writes out a file renamed
         over another while its blocks are still to be allocated, in the rename (0.3-1.5 ms here)."""
-        folder = path.parent
-        made: Sequence[Path] = ()
-        tmp = folder / f"{_TMP}{uuid.uuid4().hex}"
+        folder = os.path.dirname(path)
+        made: Sequence[str] = ()
+        tmp = f"{folder}/{_TMP}{uuid.uuid4().hex}"
         md5 = hashlib.md5()
+        # A bare descriptor, as ``open(tmp, "wb")`` opens it, without a file object's stat, ioctl and seek.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
-            fh = open(tmp, "wb")
+            fd = os.open(tmp, flags, 0o666)
         except (FileNotFoundError, NotADirectoryError):  # the folder is new (no stat on the common path)
             made = self._make_folders(path)
-            fh = open(tmp, "wb")
+            fd = os.open(tmp, flags, 0o666)
         try:
-            with fh:
+            try:
                 if allocate:
-                    _allocate(fh.fileno(), allocate)
+                    _allocate(fd, allocate)
                 for chunk in chunks:
-                    fh.write(chunk)
+                    _write_all(fd, chunk)
                     md5.update(chunk)
-                fh.flush()
-                st = os.fstat(fh.fileno())
-                self._stamp(fh.fileno(), md5.hexdigest(), st)
+                st = os.fstat(fd)
+                self._stamp(fd, md5.hexdigest(), st)
                 if self.fsync and durable:
                     # The data (and the size that finds it) before the name: a crash after the link
                     # must not leave the key naming a short file. The stamp needs no sync: a file
                     # without it is hashed again on its first read.
-                    _sync_data(fh.fileno())
+                    _sync_data(fd)
+            finally:
+                os.close(fd)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise
-        key = path.relative_to(self.root).as_posix()
-        folders = [str(folder)] + [str(m.parent) for m in made or self._unsynced(folder)] if self.fsync else []
+        key = path[len(self._root) + 1:]  # made by ``_file``
+        folders = [folder] + [os.path.dirname(m) for m in made or self._unsynced(folder)] if self.fsync else []
         return (tmp, ObjectInfo(key=key, etag=f'"{md5.hexdigest()}"', size=st.st_size, last_modified=st.st_mtime),
                 folders)
 
-    def _make_folders(self, path: Path) -> Sequence[Path]:
+    def _make_folders(self, path: str) -> Sequence[str]:
         """Make ``path``'s folder and any missing above it; the folders made (until their entries are
         synced, another writer into them syncs those too: ``_unsynced``)."""
         missing = []
-        folder = path.parent
-        while folder != self.root and not os.path.isdir(folder):
+        folder = os.path.dirname(path)
+        while folder != self._root and not os.path.isdir(folder):
             missing.append(folder)
-            folder = folder.parent
+            folder = os.path.dirname(folder)
         if missing and self.fsync:
             with self._lock:
-                self._new_folders.update(str(m) for m in missing)
-        self._mkdir_parent(path)
+                self._new_folders.update(missing)
+        self._mkdir_parent(Path(path))
         return missing
 
-    def _unsynced(self, folder: Path) -> Sequence[Path]:
+    def _unsynced(self, folder: str) -> Sequence[str]:
         """``folder`` and its ancestors whose entries another writer of this process made and has not
         synced yet: a write into them syncs those entries too rather than acknowledge before it."""
         if not self._new_folders:
             return ()
         with self._lock:
             found = []
-            while folder != self.root and str(folder) in self._new_folders:
+            while folder != self._root and folder in self._new_folders:
                 found.append(folder)
-                folder = folder.parent
+                folder = os.path.dirname(folder)
             return found
 
-    def _sync_folders(self, *chains: Sequence[str], data: Sequence[Path] = ()) -> None:
+    def _sync_folders(self, *chains: Sequence[str], data: Sequence[str] = ()) -> None:
         """Make placed names durable: for each name, its folder and each folder made for it in its
         parent (a chain, from ``_write_tmp``), each folder once, and the data of the files ``data``
         (entries named before their data was synced). All after the names were placed and all at once,
         so that one journal commit (and one device flush) can cover them together."""
-        syncs = [*(functools.partial(_sync_file_data, path) for path in data),
-                 *(functools.partial(self._folder_syncs.sync, folder)
-                   for folder in dict.fromkeys(folder for chain in chains for folder in chain))]
-        if data:
-            self._at_once(syncs)
-        else:  # a put's name: its folder (rarely more), on this thread
-            for sync in syncs:
-                sync()
+        # The files are opened here: a thread that syncs one makes one system call and holds the
+        # interpreter lock once (an open and a close each taken it back, against the other syncs').
+        fds: list[int] = []
+        try:
+            for path in data:
+                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            syncs = [*(functools.partial(_sync_data, fd) for fd in fds),
+                     *(functools.partial(self._folder_syncs.sync, folder)
+                       for folder in dict.fromkeys(folder for chain in chains for folder in chain))]
+            if data:
+                self._at_once(syncs)
+            else:  # a put's name: its folder (rarely more), on this thread
+                for sync in syncs:
+                    sync()
+        finally:
+            for fd in fds:
+                os.close(fd)
         if self._new_folders and any(len(chain) > 1 for chain in chains):
             with self._lock:  # each folder after the first is the parent of the one before it: all synced
                 for chain in chains:
@@ -398,7 +420,7 @@ class LocalStore(ObjectStore):
         if not self.fsync or getattr(self._together, "pending", None) is not None:
             yield
             return
-        pending: list[tuple[Path, Sequence[str], Change]] = []
+        pending: list[tuple[str, Sequence[str], Change]] = []
         self._together.pending = pending
         try:
             yield
@@ -406,7 +428,7 @@ class LocalStore(ObjectStore):
             self._together.pending = None
         self._entries_durable(pending)
 
-    def _entries_durable(self, placed: Sequence[tuple[Path, Sequence[str], Change]]) -> None:
+    def _entries_durable(self, placed: Sequence[tuple[str, Sequence[str], Change]]) -> None:
         """Sync placed entries (path, folder chain, event): their data and their folders; then tell."""
         self._sync_folders(*(folders for _, folders, _ in placed), data=[path for path, _, _ in placed])
         for _, _, change in placed:
@@ -435,8 +457,7 @@ class LocalStore(ObjectStore):
     def create_entry(self, key: str, body: bytes, *, content_type: str | None = None) -> ObjectInfo:
         """Linked in place, then its data and its folder synced together: one journal commit where the
         filesystem commits metadata in order (ext4, xfs), instead of one for the data and one for the name."""
-        check_key(key)
-        path = self._path(key)
+        path = self._file(key)
         self.meter.request(PUT)  # what the same call costs on S3
         self.meter.moved(written=len(body))
         tmp, info, folders = self._write_tmp(path, [body], durable=False)
@@ -448,7 +469,7 @@ class LocalStore(ObjectStore):
             except IsADirectoryError:
                 raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
         placed = (path, folders, Change(CREATED, key, info.etag, info.size))
         if not self.fsync:
             self._notify(placed[2])
@@ -468,11 +489,12 @@ class LocalStore(ObjectStore):
 
     def _put(self, key: str, body: bytes, *, if_none_match: bool, if_match: str | None,
              content_type: str | None, durable: bool = True) -> ObjectInfo:
-        path = self._path(key)  # an invalid key never reaches S3 either
+        path = self._file(key)  # an invalid key never reaches S3 either
         self.meter.request(PUT)  # what the same call costs on S3
         self.meter.moved(written=len(body))
         replaces_unsynced = not if_none_match and not (self.fsync and durable)
         tmp, info, folders = self._write_tmp(path, [body], durable, allocate=len(body) if replaces_unsynced else 0)
+        renamed = False
         try:
             if if_none_match:
                 try:
@@ -481,15 +503,17 @@ class LocalStore(ObjectStore):
                     raise PreconditionFailed(key) from None
             else:
                 self._replace(key, tmp, path, if_match, defer_free=replaces_unsynced)
+                renamed = True  # the temporary name is gone: no unlink to fail
         except IsADirectoryError:
             raise InvalidKey(f"{key!r} is a folder of other objects") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            if not renamed:
+                _unlink(tmp)
         if durable:
             self._sync_folders(folders)  # the new name, before the write is acknowledged
         return info
 
-    def _replace(self, key: str, tmp: Path, path: Path, if_match: str | None, *, defer_free: bool = True) -> None:
+    def _replace(self, key: str, tmp: str, path: str, if_match: str | None, *, defer_free: bool = True) -> None:
         """Rename ``tmp`` over ``path`` (``if_match``: only over that ETag). ``defer_free``: the replaced
         file may have unsynced data (a hint's): it is freed on another thread, since freeing it waits for
         its write-out and the journal (0.1-2 ms, a tip's every write); a durable write's predecessor was
@@ -505,7 +529,7 @@ class LocalStore(ObjectStore):
                 if current != if_match:
                     raise PreconditionFailed(key)
             if defer_free:
-                old = f"{path.parent}/{_TMP}{uuid.uuid4().hex}"
+                old = f"{os.path.dirname(path)}/{_TMP}{uuid.uuid4().hex}"
                 try:
                     os.link(path, old)  # the replaced file keeps a name: the rename does not free it
                     kept = True
@@ -513,9 +537,9 @@ class LocalStore(ObjectStore):
                     pass
             os.replace(tmp, path)
         if kept:
-            self._free_later(Path(old))
+            self._free_later(old)
 
-    def _free_later(self, path: Path) -> None:
+    def _free_later(self, path: str) -> None:
         """Free ``path`` on the reaper thread in its next round. Handing work to a thread costs the
         writer a wake-up (a scheduling delay on a loaded machine): one round frees the files of
         the writes that land while it waits, with one hand-off."""
@@ -536,7 +560,7 @@ class LocalStore(ObjectStore):
                     return
             for path in batch:
                 try:
-                    path.unlink(missing_ok=True)
+                    _unlink(path)
                 except OSError:  # disk space only: the file is never listed or read
                     pass
 
@@ -840,14 +864,14 @@ class LocalStore(ObjectStore):
         updir = self._upload_dir(upload_id)
         if not (updir / "key").is_file() or (updir / "key").read_text() != key:
             raise NotFound(f"no such upload {upload_id} for {key}")
-        path = self._path(key)
+        path = self._file(key)
         try:
             tmp, info, folders = self._write_tmp(path, _checked_parts(updir, parts))
             try:
                 with self._locked(key):
                     os.replace(tmp, path)
             finally:
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
             self._sync_folders(folders)
         except FileNotFoundError:
             raise NotFound(f"missing part for upload {upload_id}") from None
@@ -979,19 +1003,35 @@ def _sync_data(fd: int) -> None:
     (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
 
 
+def _read_to_end(fd: int, size: int) -> bytes:
+    """The rest of an open file whose size was ``size`` (more if it grew): what ``read()`` returns."""
+    chunk = os.read(fd, size + 1)  # a regular file reads short only at its end
+    if len(chunk) <= size:
+        return chunk
+    chunks = [chunk]
+    while chunk := os.read(fd, CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _allocate(fd: int, size: int) -> None:
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError:  # not supported here: the rename may write the data out, as without it
         pass
-
-
-def _sync_file_data(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _sync_data(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: str | Path) -> None:

@@ -165,6 +165,7 @@ def test_headers_read_without_the_email_parser_are_what_it_reads(lines: list[tup
     # The same headers, and the header section read to the same end (the body starts there).
     assert (handler.headers.items(), handler.rfile.read(), handler.command, handler.path) == \
         (expected.items(), stream.read(), "GET", "/stac?a=1")
+    assert list(handler.headers.raw_items()) == expected.items()  # what ``_headers`` reads, unconverted
 
 
 class _Pages:
@@ -288,3 +289,52 @@ def test_a_connections_access_line_is_the_line_http_server_writes(monkeypatch: p
             assert ours == err.getvalue()
             err.seek(0)
             err.truncate()
+
+
+def _reference_send(handler: Any, status: int, headers: dict[str, Any], body: str | bytes | None) -> None:
+    """An answer as ``http.server``'s own calls write it (what ``RequestHandler._send`` did header by header)."""
+    handler.send_response(status)
+    if body is None:
+        headers["Content-Length"] = "0"
+    else:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+    for name, value in headers.items():
+        for one in value if isinstance(value, list) else (value,):
+            handler.send_header(name, one)
+    handler.end_headers()
+    if body and handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+@pytest.mark.parametrize("command", ["GET", "HEAD"])
+@pytest.mark.parametrize(("status", "headers", "body"), [
+    (200, {"Content-Type": "application/json", "X-Request-Id": "abc"}, '{"a": "é"}'),
+    (404, {"X-Request-Id": "r"}, b"{}"),
+    (204, {"Vary": ["Origin", "Accept"], "X-Request-Id": "r"}, None),
+    (200, {"Content-Type": "text/plain", "Content-Length": "3", "Connection": "close"}, b"abc"),
+    (200, {"connection": "keep-alive", "ETag": '"x"'}, "ok"),
+    (503, {"Retry-After": "1"}, b'{"error_code": "TEMPORARILY_UNAVAILABLE"}'),
+])
+def test_an_answer_is_written_byte_for_byte_as_http_servers_calls_write_it(
+        monkeypatch: pytest.MonkeyPatch, version: str, command: str, status: int, headers: dict[str, Any],
+        body: str | bytes | None) -> None:
+    """``_send`` writes the header lines in one pass: the same bytes, in the same order, as ``send_response``,
+    ``send_header`` (each) and ``end_headers``, and the same effect of a ``Connection`` header."""
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)
+    written = []
+    for send in ("ours", "reference"):
+        handler = _parsed(b"\r\n")
+        handler.command, handler.request_version = command, version
+        handler.close_connection = version == "HTTP/1.0"
+        handler.client_address = ("127.0.0.1", 1)
+        handler.requestline = f"{command} / {version}"
+        if send == "ours":
+            handler._send(status, dict(headers), body)
+        else:
+            _reference_send(handler, status, dict(headers), body)
+        written.append((handler.wfile.getvalue(), handler.close_connection))
+    assert written[0] == written[1]

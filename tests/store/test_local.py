@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import os
 import stat as stat_module
@@ -776,3 +777,60 @@ def test_a_forked_process_writes_through_its_copy_while_a_thread_here_holds_the_
     assert store.get(key).body == b"from the child"
     assert store.get("new/folder/1.json").body == b"made"
     assert store.meter.usage().requests["PUT"] == 1  # the parent's own
+
+
+def test_reads_and_writes_hold_no_descriptor_and_read_whole_files(tmp_path: Path) -> None:
+    """``get`` and the writes use bare descriptors (no file objects): every one is closed on every way out
+    (a 304, a folder's key, a missing key, a refused create), a folder is no object, and a body is read
+    whole whatever its size (empty, one byte, more than a read chunk)."""
+    store = LocalStore(tmp_path, fsync=True)
+    bodies = {"empty.json": b"", "one.json": b"1", "big.bin": os.urandom(local_module.CHUNK + 12345)}
+    for key, body in bodies.items():
+        store.put(key, body)
+    store.create_entry("log/a.json", b"{}")
+    store.put_hint("tip.json", b"t")
+    etag = store.get("one.json").etag
+    gc.collect()  # other tests' files closed now, not while this one counts
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        for key, body in bodies.items():
+            assert store.get(key).body == body
+        with pytest.raises(local_module.NotModified):
+            store.get("one.json", if_none_match=etag)
+        with pytest.raises(local_module.NotFound):
+            store.get("log")  # a folder
+        with pytest.raises(local_module.NotFound):
+            store.get("missing.json")
+        with pytest.raises(PreconditionFailed):
+            store.create_entry("log/a.json", b"{}")
+        store.put_hint("tip.json", b"t")
+        store.put("one.json", b"1")
+    assert len(os.listdir("/proc/self/fd")) <= fds  # a leak would hold 50 or more
+    assert sorted(p.name for p in (tmp_path / "log").iterdir()) == ["a.json"]  # no temporary file left behind
+
+
+def test_a_block_whose_data_sync_fails_leaves_no_descriptor_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entries' files are opened for their syncs before the syncs start (a sync thread then makes
+    one system call): when one fails, every one is still closed, and the block fails."""
+    store = LocalStore(tmp_path / "store")
+    store.put("a/seed.json", b"{}")
+    store.put("b/seed.json", b"{}")
+    real = os.fdatasync
+    failed: list[int] = []
+
+    def second_fails(fd: int) -> None:
+        if len(failed) % 2:
+            failed.append(fd)
+            raise OSError(errno.EIO, "I/O error")
+        failed.append(fd)
+        real(fd)
+    monkeypatch.setattr(os, "fdatasync", second_fails)
+    gc.collect()
+    fds = len(os.listdir("/proc/self/fd"))
+    for i in range(20):
+        with pytest.raises(OSError):
+            with store.entries_together():
+                store.create_entry(f"a/{i}.json", b"{}")
+                store.create_entry(f"b/{i}.json", b"{}")
+    assert len(os.listdir("/proc/self/fd")) <= fds
+    assert len(failed) == 40  # every entry's data was synced (or tried), not only up to the failure
