@@ -49,7 +49,8 @@ def test_a_worker_writing_an_ndjson_tasks_items_sends_no_body_back_and_one_parse
     task = sources.Task("f.ndjson", 10, text)
     store = LocalStore(tmp_path / "store", fsync=False)
     parsed = sources.parse_task(task, "dataset", store)
-    assert parsed.written and [body for *_, body, _ in parsed.items] == [b"", b"", b""]
+    assert parsed.written
+    assert [body for *_, body, _ in parsed.items] == [b"", b"", b""]
     wheres = [where for *_, where in parsed.items]
     assert wheres == [10, 12, 14]
     assert sources.stored_bodies(task, wheres[1:], "dataset") == {
