@@ -1004,9 +1004,10 @@ def _sync_data(fd: int) -> None:
 
 
 def _read_to_end(fd: int, size: int) -> bytes:
-    """The rest of an open file whose size was ``size`` (more if it grew): what ``read()`` returns."""
-    chunk = os.read(fd, size + 1)  # a regular file reads short only at its end
-    if len(chunk) <= size:
+    """The rest of an open file whose size was ``size``: what ``read()`` returns. One call when it holds
+    what it held; a shorter read is no end (Linux reads at most ~2 GiB a call, some filesystems less)."""
+    chunk = os.read(fd, size + 1)
+    if len(chunk) == size:  # the byte asked beyond it found the end
         return chunk
     chunks = [chunk]
     while chunk := os.read(fd, CHUNK):
