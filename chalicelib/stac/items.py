@@ -60,17 +60,23 @@ def _check_structure(item: dict[str, Any]) -> None:
         raise InvalidItem(re.sub(r"^data", "item", getattr(err, "message", str(err)))) from None
     # Accepted: its stac_version and extensions passed the schema's pattern and uri format.
     if len(_ACCEPTED) < _ACCEPTED_MAX:
-        version, extensions = item.get("stac_version"), item.get("stac_extensions")
-        if type(version) is str:
-            _ACCEPTED.add(("stac_version", version))
+        extensions = item.get("stac_extensions")
+        fresh = [("stac_version", item.get("stac_version"))]
         if type(extensions) is list:
-            _ACCEPTED.update(("stac_extensions", uri) for uri in extensions[:_ACCEPTED_MAX] if type(uri) is str)
+            fresh += [("stac_extensions", uri) for uri in extensions]
+        for pair in fresh:
+            if len(_ACCEPTED) >= _ACCEPTED_MAX:
+                break
+            if type(pair[1]) is str and len(pair[1]) <= _ACCEPTED_LEN:
+                _ACCEPTED.add(pair)
 
 
 # (field, string) pairs the compiled schema accepted, so ``_plainly_valid`` needs no copy of its
-# pattern and uri format; bounded (a load's items share a few versions and extensions).
+# pattern and uri format; bounded in count and length (a load's items share a few short versions and
+# extension URIs; a server must not keep what hostile items send: ~1 MB at most).
 _ACCEPTED: set[tuple[str, str]] = set()
 _ACCEPTED_MAX = 4096
+_ACCEPTED_LEN = 256
 _GEOMETRY_TYPES = frozenset({"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
                              "GeometryCollection"})
 _STRING_OR_NONE = (str, type(None))

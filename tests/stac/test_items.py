@@ -228,6 +228,24 @@ def test_the_schema_fast_path_sees_through_a_bulk_loads_items() -> None:
         assert items._plainly_valid(item)
 
 
+def test_what_the_schema_fast_path_remembers_is_bounded_in_count_and_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items a server is sent may carry long or ever new extension URIs: the accepted strings kept are short
+    and at most ``_ACCEPTED_MAX``, and an item whose URI was not kept still passes (through the schema)."""
+    from chalicelib.stac import items
+    monkeypatch.setattr(items, "_ACCEPTED", set())
+    monkeypatch.setattr(items, "_ACCEPTED_MAX", 10)
+    long = "https://example.org/" + "a" * 10_000 + "/schema.json"
+    item = make_item("long", size=1)
+    item["stac_extensions"] = [long]
+    for _ in range(2):
+        normalize(item, "dataset")
+    assert ("stac_extensions", long) not in items._ACCEPTED
+    assert not items._plainly_valid(item)
+    item["stac_extensions"] = [f"https://example.org/{n}/schema.json" for n in range(50)]
+    normalize(item, "dataset")
+    assert len(items._ACCEPTED) == 10
+
+
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)), st.sampled_from(["", ".", "6"]),
        st.sampled_from(["Z", "z", "+00:00", "+01:00"]), st.sampled_from(["T", "t", " "]))
 @settings(max_examples=500, deadline=None)
