@@ -250,10 +250,14 @@ _NUMBER = (int, float)
 
 
 def _positions(ring: list[Any]) -> bool:
-    """Whether every element of ``ring`` is a position: a list of 2 or 3 finite numbers (one loop, no call per
-    position: a bulk load checks ~5 positions an item)."""
+    """Whether every element of ``ring`` (not empty) is a position of one dimension: a list of 2 or 3
+    finite numbers, as many in each (shapely refuses a ring mixing them). One loop, no call per
+    position: a bulk load checks ~5 positions an item."""
+    dims = len(ring[0]) if type(ring[0]) is list else 0
+    if not 2 <= dims <= 3:
+        return False
     for p in ring:
-        if type(p) is not list or not 2 <= len(p) <= 3:
+        if type(p) is not list or len(p) != dims:
             return False
         for v in p:
             if type(v) not in _NUMBER or not isfinite(v):
