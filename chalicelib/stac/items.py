@@ -61,14 +61,14 @@ def _check_structure(item: dict[str, Any]) -> None:
     # Accepted: its stac_version and extensions passed the schema's pattern and uri format.
     if len(_ACCEPTED) < _ACCEPTED_MAX:
         extensions = item.get("stac_extensions")
-        fresh = [("stac_version", item.get("stac_version"))]
+        fresh: list[tuple[str, Any]] = [("stac_version", item.get("stac_version"))]
         if type(extensions) is list:
             fresh += [("stac_extensions", uri) for uri in extensions]
-        for pair in fresh:
+        for name, value in fresh:
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
                 break
-            if type(pair[1]) is str and len(pair[1]) <= _ACCEPTED_LEN:
-                _ACCEPTED.add(pair)
+            if type(value) is str and len(value) <= _ACCEPTED_LEN:
+                _ACCEPTED.add((name, value))
 
 
 # (field, string) pairs the compiled schema accepted, so ``_plainly_valid`` needs no copy of its
