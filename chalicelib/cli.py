@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import services
 from .settings import Settings
@@ -39,11 +40,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _tune_gc()
     print(f"stacflow serving {services.settings().store_uri} on "
           f"http://{args.host}:{server.server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         server.server.serve_forever()
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    """SIGTERM stops the server as Ctrl-C does: its deferred access lines are written at exit."""
+    raise KeyboardInterrupt
 
 
 def _tune_gc() -> None:

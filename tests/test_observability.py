@@ -362,6 +362,56 @@ def test_a_prefilled_line_gives_way_when_the_configuration_or_a_values_type_chan
     assert [json.loads(one)["correlation_id"] for one in buf.getvalue().split("\n") if one] == ["first", "g"]
 
 
+def test_deferred_lines_are_the_lines_written_at_once_in_their_order_stamped_when_deferred(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is written until ``flush_deferred``; then each line after its text before it, as ``write``
+    writes them, in the order deferred, with the time of its ``defer``."""
+    with _sole() as (log, _):
+        log.handlers = [observability.handler()]  # stderr, as ``setup()`` leaves it
+        line = observability.Line("request")
+        forms = [_prefilled(line, route, 200) for route in ("/a", "/b")]
+        out = io.StringIO()
+        log.handlers[0].setStream(out)  # type: ignore[attr-defined]
+        monkeypatch.setattr(sys, "stderr", out)
+        calls = [(forms[i % 2], f"id{i}", f"before {i}\n", i + 0.5) for i in range(5)]
+        monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)
+        for form, correlation, before, duration in calls:
+            assert form.defer(correlation, before, duration_ms=duration) is True
+        assert out.getvalue() == ""
+        monkeypatch.setattr(time, "time", lambda: 1_800_000_000.75)
+        observability.flush_deferred()
+        deferred = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)
+        for form, correlation, before, duration in calls:
+            assert form.write(correlation, before, duration_ms=duration) is True
+        assert deferred == out.getvalue()
+        assert deferred.count("\n") == 10
+
+
+def test_at_most_so_many_lines_wait_to_be_written(sole: tuple[logging.Logger, io.StringIO]) -> None:
+    _, buf = sole
+    form = _prefilled(observability.Line("request"), "/a", 200)
+    written = len(buf.getvalue().splitlines())
+    for i in range(observability.DEFERRED_LINES - 1):
+        assert form.defer(f"id{i}", duration_ms=0.5) is True
+    assert len(buf.getvalue().splitlines()) == written
+    assert form.defer("last", duration_ms=0.5) is True
+    assert len(buf.getvalue().splitlines()) == written + observability.DEFERRED_LINES
+
+
+def test_a_deferred_line_gives_way_as_a_written_one_does(sole: tuple[logging.Logger, io.StringIO]) -> None:
+    log, buf = sole
+    form = _prefilled(observability.Line("request"), "/a", 200)
+    assert form.defer("b", duration_ms=1) is False  # the type of a value differs
+    log.addHandler(observability.handler(io.StringIO()))
+    assert form.defer("c", duration_ms=0.5) is False
+    log.removeHandler(log.handlers[-1])
+    observability.flush_deferred()
+    assert [json.loads(one)["correlation_id"] for one in buf.getvalue().split("\n") if one] == ["first"]
+
+
 def test_no_line_is_prefilled_before_info_has_written_one_of_its_shape(sole: tuple[logging.Logger, io.StringIO]) -> None:
     line = observability.Line("request")
     assert line.prefill({"route": "/a"}, []) is None

@@ -366,6 +366,7 @@ class RequestHandler(ChaliceRequestHandler):
             self.log_error("Request timed out: %r", e)
             self.close_connection = True
             return
+        observability.flush_deferred()  # cached pages' lines go before the lines of this request
         super().handle_one_request()
 
     def _answer_from_buffer(self) -> bool:
@@ -547,4 +548,12 @@ def make_server(app: Any, host: str, port: int) -> LocalDevServer:
     server = create_local_server(app, config, host, port)  # also makes the app's current_request per thread
     gateway = _Gateway(app, config)
     server.server.RequestHandlerClass = lambda request, address, srv: RequestHandler(request, address, srv, gateway)
+    # Cached pages' access lines are deferred (``Prefilled.defer``): ``serve_forever`` calls
+    # ``service_actions`` at least every half second (whatever is left goes out at exit).
+    actions = server.server.service_actions
+
+    def service_actions() -> None:
+        actions()
+        observability.flush_deferred()
+    server.server.service_actions = service_actions  # type: ignore[method-assign]
     return server

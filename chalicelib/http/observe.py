@@ -56,15 +56,16 @@ def answered_from_cache(route: str, status: int, correlation: str, started: floa
     """``finished`` for a GET that ``stacflow serve`` answered from its page cache (``started``: when
     it began; ``counted``: whether metrics are on), after ``before`` (its server's own access line,
     for stderr). Without metrics (they would be dropped) the same access line is written from its
-    form for this page and status, prefilled once, with no invocation, in one write with ``before``:
-    a cached page's answer costs little more than its lines, and the lines as ``finished`` and
-    ``http.server`` write them were most of that."""
+    form for this page and status, prefilled once, with no invocation, with ``before``, deferred
+    (``Prefilled.defer``: the server flushes them): a cached page's answer costs little more than its
+    lines, and the lines as ``finished`` and ``http.server`` write them were most of that."""
     key = (route, status)
     if not counted:
         form = _FORMS.get(key)
-        if form is not None and form.write(correlation, before,
+        if form is not None and form.defer(correlation, before,
                                            duration_ms=round((time.perf_counter() - started) * 1000, 1)):
             return
+    observability.flush_deferred()  # the lines of earlier answers first
     sys.stderr.write(before)
     with observability.invocation(correlation, "http", started) as inv:
         finished(inv, "GET", route, status)

@@ -274,6 +274,45 @@ def test_a_page_answered_from_the_cache_is_logged_as_the_app_logs_it(server: Liv
     assert [line.startswith("{") for line in lines[2:]] == [False, True] * 4
 
 
+def _cached_answers(server: LiveServer, count: int) -> tuple[http.client.HTTPConnection, list[str]]:
+    """``count`` answers of one page on a connection left open (all but the first two from its access line's form)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    ids = []
+    for _ in range(count):
+        conn.request("GET", "/stac/conformance")
+        resp = conn.getresponse()
+        resp.read()
+        ids.append(resp.getheader("X-Request-Id") or "")
+    return conn, ids
+
+
+def _logged_ids(server: LiveServer) -> list[str]:
+    text = open(server.log.name).read()
+    return [json.loads(line)["correlation_id"] for line in text.splitlines() if line.startswith('{"')
+            and '"route":"/stac/conformance"' in line]
+
+
+def test_a_cached_pages_deferred_lines_are_written_within_a_second_with_no_other_request(server: LiveServer) -> None:
+    conn, ids = _cached_answers(server, 6)
+    deadline = time.monotonic() + 5
+    while _logged_ids(server) != ids and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _logged_ids(server) == ids  # the connection still open, no request since
+    conn.close()
+
+
+def test_sigterm_writes_the_deferred_lines_before_the_server_exits(local_store: ObjectStore) -> None:
+    server = LiveServer(local_store.uri)
+    try:
+        conn, ids = _cached_answers(server, 6)
+        server.proc.terminate()  # at once: the server's next flush is up to half a second away
+        assert server.proc.wait(timeout=10) == 0
+        assert _logged_ids(server) == ids
+        conn.close()
+    finally:
+        server.stop()
+
+
 def test_a_connections_access_line_is_the_line_http_server_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.http.local_server import RequestHandler
     handler = RequestHandler.__new__(RequestHandler)
