@@ -304,10 +304,12 @@ def test_a_cached_pages_deferred_lines_are_written_within_a_second_with_no_other
 def test_sigterm_writes_the_deferred_lines_before_the_server_exits(local_store: ObjectStore) -> None:
     server = LiveServer(local_store.uri)
     try:
-        conn, ids = _cached_answers(server, 6)
+        conn, ids = _cached_answers(server, 7)
         server.proc.terminate()  # at once: the server's next flush is up to half a second away
         assert server.proc.wait(timeout=10) == 0
-        assert _logged_ids(server) == ids
+        # The last answer's line may not have been deferred yet (it is, after the answer has left);
+        # each earlier one was, before the connection's next answer.
+        assert _logged_ids(server)[:6] == ids[:6]
         conn.close()
     finally:
         server.stop()
