@@ -238,27 +238,26 @@ def _digest(item_id: str) -> str:
 
 
 def shard_path(item_id: str, length: int) -> str:
-    """The name of the shard (``length`` 2) or sub-shard (longer) holding the item: its top shard, then
-    one digit per split level, ``log2(SHARD_FANOUT)`` bits of the id's hash each."""
-    return _path_of(_digest(item_id), length)
+    """The name of the shard (``length`` 2) or sub-shard (longer, at most ``SHARD_DEPTH``) holding the item:
+    its top shard, then one digit per split level, ``log2(SHARD_FANOUT)`` bits of the id's hash each."""
+    return _deepest(item_id)[:length]
 
 
-def _path_of(digest: str, length: int) -> str:
-    """``shard_path`` of the item whose id hashes to ``digest``."""
-    if length <= 2:
-        return digest[:length]
-    per = _DIGITS_PER_HEX
-    return digest[:2] + "".join(map(_SUB_DIGITS.__getitem__, digest[2:2 + -(-(length - 2) // per)]))[:length - 2]
+def _deepest(item_id: str) -> str:
+    """The item's deepest ``shard_path`` (``SHARD_DEPTH`` long): every shorter one is a prefix of it, so
+    a bulk load hashes an id once for all the levels it goes down or splits through."""
+    digest = _digest(item_id)
+    return digest[:2] + digest[2:_DEEPEST_HEX].translate(_SUB_DIGITS)
 
 
 # Each hex digit of the id's hash read as sub-shard digits (``log2(SHARD_FANOUT)`` bits each, high bits
-# first): a lookup per hex digit instead of shifting the hash as one integer, as bulk loads do per item
-# and level.
+# first): one ``str.translate`` of the hash instead of shifting it as one integer per item and level.
 _BITS = SHARD_FANOUT.bit_length() - 1
 assert SHARD_FANOUT == 1 << _BITS and 4 % _BITS == 0, "sub-shard digits must split a hex digit evenly"
 _DIGITS_PER_HEX = 4 // _BITS
-_SUB_DIGITS = {h: "".join(_HEX[(v >> (4 - _BITS * (k + 1))) & (SHARD_FANOUT - 1)] for k in range(_DIGITS_PER_HEX))
-               for v, h in enumerate(_HEX)}
+_SUB_DIGITS = str.maketrans({h: "".join(_HEX[(v >> (4 - _BITS * (k + 1))) & (SHARD_FANOUT - 1)]
+                                        for k in range(_DIGITS_PER_HEX)) for v, h in enumerate(_HEX)})
+_DEEPEST_HEX = 2 + -(-(SHARD_DEPTH - 2) // _DIGITS_PER_HEX)  # the hash's hex digits that name the deepest sub-shard
 
 
 def _digits() -> str:
@@ -550,18 +549,18 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     shrank)."""
     cat = _category(cid)
     per_shard: dict[str, dict[str, Summary | None]] = {}
-    digests: dict[str, str] = {}  # each id hashed once, not once per split level (a bulk load's thousands)
+    paths: dict[str, str] = {}  # each id hashed once, not once per split level (a bulk load's thousands)
     for iid, summary in upserts.items():
-        digest = digests[iid] = _digest(iid)
-        per_shard.setdefault(digest[:2], {})[iid] = summary
+        path = paths[iid] = _deepest(iid)
+        per_shard.setdefault(path[:2], {})[iid] = summary
     for iid in deletes:
-        digest = digests[iid] = _digest(iid)
-        per_shard.setdefault(digest[:2], {})[iid] = None  # a delete wins over an upsert of the same id
+        path = paths[iid] = _deepest(iid)
+        per_shard.setdefault(path[:2], {})[iid] = None  # a delete wins over an upsert of the same id
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
 
     def write(entry: tuple[str, dict[str, Summary | None]]) -> Written:
-        return _apply_subtree(store, cat, entry[0], entry[1], _changing, digests=digests)
+        return _apply_subtree(store, cat, entry[0], entry[1], _changing, paths=paths)
 
     shards = sorted(per_shard.items())
     for (hh, _), (before, view) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
@@ -608,27 +607,27 @@ def _seen_split(store: ObjectStore) -> set[tuple[str, str]]:
 
 def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping[str, Any],
                    leaf_change: Callable[[str, Mapping[str, Any]], Change], *, every: bool = False,
-                   digests: Mapping[str, str] | None = None) -> Written:
+                   paths: Mapping[str, str] | None = None) -> Written:
     """Apply ``batch`` (item id -> what ``leaf_change(shard, batch)`` makes of it) to the shard or, once
     it is split, to its sub-shards, then record their views in it as ``_record`` does in the collection.
     ``every``: write every shard of the subtree and recompute split ones from their sub-shards (a rebuild);
-    ``digests``: the batch's ids' hashes (``_digest``), if known."""
+    ``paths``: the batch's ids' deepest shard paths (``_deepest``), if known."""
     seen = _seen_split(store)
     read: tuple[dict[str, Any], str | None] | None = None
     if every or (cat.id, shard) not in seen:
         try:
-            return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every)
+            return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every, paths=paths)
         except _Split as split:
             read = split.doc, split.etag
             seen.add((cat.id, shard))
     depth = len(shard) + 1
     parts: dict[str, dict[str, Any]] = {}
     for iid, value in batch.items():
-        parts.setdefault(_path_of(digests[iid] if digests is not None else _digest(iid), depth), {})[iid] = value
+        parts.setdefault((paths[iid] if paths is not None else _deepest(iid))[:depth], {})[iid] = value
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
     for sub in ([shard + h for h in _digits()] if every else sorted(parts)):
-        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every, digests=digests)
+        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every, paths=paths)
         if before is None or not view.looks_like(before):
             views[sub], befores[sub] = view, before
     if every:
@@ -646,12 +645,13 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
 
 
 def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, always: bool = False,
-                 leaf: bool = True, read: tuple[dict[str, Any], str | None] | None = None) -> Written:
+                 leaf: bool = True, read: tuple[dict[str, Any], str | None] | None = None,
+                 paths: Mapping[str, str] | None = None) -> Written:
     """CAS ``change`` on the shard, bumping its revision; returns (the view of the state it replaced, or
     None when it wrote nothing; the view now). ``always``: write (a new revision) even if nothing changes.
     ``leaf``: a change of its items (``_Split`` if it is split), split after the write if it went over
     ``SHARD_ITEMS``; else a change of a split shard. ``read``: its state as just read (and ETag), for
-    the first attempt.
+    the first attempt. ``paths``: deepest shard paths (``_deepest``) of ids it may hold, if known.
 
     Shards are the largest pages a publish rewrites (~200 bytes per item), so they go through orjson."""
     key = shard_key(cid, shard)
@@ -690,21 +690,25 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, al
 
     before, after, new, etag = DEFAULT.run(attempt, f"updating {key}")
     if leaf and new is not None and len(new.get(ITEMS_FIELD, ())) > SHARD_ITEMS and len(shard) < SHARD_DEPTH:
-        _split(store, cid, shard, new, etag)
+        _split(store, cid, shard, new, etag, after.summary, paths or {})
     return before, after
 
 
-def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: str) -> None:
-    """Split the shard, whose state ``doc`` (ETag ``etag``) this process wrote, into sub-shards; if
-    the shard changed meanwhile, leave it to its next writer. Its view stays as it was (same union
-    and links), so nothing changes for its parent."""
+def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: str, union: Summary | None,
+           paths: Mapping[str, str]) -> None:
+    """Split the shard, whose state ``doc`` (ETag ``etag``; ``union``: the merge of its items) this process
+    wrote, into sub-shards; if the shard changed meanwhile, leave it to its next writer. Its view stays
+    as it was (same union and links), so nothing changes for its parent. ``paths``: deepest shard paths
+    (``_deepest``) of some of its ids; the others are hashed here, once for every level it splits through."""
     rev = int(doc[REV_FIELD])
     depth = len(shard) + 1
     parts: dict[str, dict[str, Summary]] = {shard + h: {} for h in _digits()}
+    deepest: dict[str, str] = {}
     for iid, summary in doc[ITEMS_FIELD].items():
-        parts[shard_path(iid, depth)][iid] = summary
+        path = deepest[iid] = paths.get(iid) or _deepest(iid)
+        parts[path[:depth]][iid] = summary
     entries = {}
-    written: dict[str, tuple[dict[str, Any], str]] = {}
+    written: dict[str, tuple[ShardView, dict[str, Any], str]] = {}
     for sub, items in parts.items():
         got = _write_split_part(store, cid, sub, items, rev)
         if got is None:
@@ -712,17 +716,18 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
         view, wrote = got
         entries[sub] = {"rev": view.rev, "linked": view.linked}
         if wrote is not None:
-            written[sub] = wrote
-    split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, merge(doc[ITEMS_FIELD].values()), shard)
+            written[sub] = (view, *wrote)
+    split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, union, shard)
     split[REV_FIELD] = max(rev + 1, time.time_ns())
     try:
         store.put(shard_key(cid, shard), orjson.dumps(split), if_match=etag, content_type=JSON)
     except PreconditionFailed:
         return  # written meanwhile: its writer, over the limit too, splits it
     _seen_split(store).add((cid, shard))
-    for sub, (part, part_etag) in sorted(written.items()):
+    for sub, (view, part, part_etag) in sorted(written.items()):
         if len(part[ITEMS_FIELD]) > SHARD_ITEMS and len(sub) < SHARD_DEPTH:
-            _split(store, cid, sub, part, part_etag)  # a bulk write can take a shard over many limits at once
+            # a bulk write can take a shard over many limits at once
+            _split(store, cid, sub, part, part_etag, view.summary, deepest)
 
 
 def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, Summary],
