@@ -55,7 +55,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from itertools import chain, islice
+from operator import is_
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 import orjson
 
@@ -395,12 +397,14 @@ class ShardView:
     shrunk: int = 0
 
     @classmethod
-    def of(cls, shard_doc: Mapping[str, Any]) -> ShardView:
+    def of(cls, shard_doc: Mapping[str, Any], since: tuple[Mapping[str, Any], ShardView] | None = None) -> ShardView:
+        """``since``: a state the document was made from, and its view (a write: before and after)."""
         if SHARDS_FIELD in shard_doc:  # split: its sub-shards' views make it, as the collection's shards make it
             return cls(int(shard_doc.get(REV_FIELD, 0)), any(_linked(e) for e in shard_doc[SHARDS_FIELD].values()),
                        shard_doc.get(UNION_FIELD), int(shard_doc.get(SHRUNK_FIELD, 0)))
         items = shard_doc.get(ITEMS_FIELD, {})
-        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items), merge(items.values()),
+        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items),
+                   merge(items.values()) if since is None else _merge_grown(items.values(), *since),
                    int(shard_doc.get(SHRUNK_FIELD, 0)))
 
     def looks_like(self, other: ShardView) -> bool:
@@ -409,6 +413,19 @@ class ShardView:
     def holds(self, other: ShardView) -> bool:
         """Whether this view covers ``other``'s (a change from ``other`` to this one only grew it)."""
         return (self.linked or not other.linked) and covers(self.summary, other.summary)
+
+
+def _merge_grown(summaries: Collection[Summary], old_doc: Mapping[str, Any], old: ShardView) -> Summary | None:
+    """``merge(summaries)``, where ``old`` is the view of the state ``old_doc`` they were made from. When they
+    are that state's summaries, the very objects in the same order, then others (a write that only adds,
+    as a bulk load's are), only the others are merged into ``old``'s summary: ``merge`` is a left fold
+    keeping the first of equal bounds, so the result is the same, to the object (1 and 1.0 print apart)."""
+    held = old_doc.get(ITEMS_FIELD, {}).values()
+    n = len(held)
+    if SHARDS_FIELD in old_doc or len(summaries) < n or not all(map(is_, held, islice(summaries, n))):
+        return merge(summaries)  # changed or dropped a summary: one may have made an edge
+    added = islice(summaries, n, None)
+    return merge(added) if old.summary is None else merge(chain((old.summary,), added))
 
 
 def _rev(entry: Mapping[str, Any] | None) -> int:
@@ -678,7 +695,7 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, al
             new = _fill_shard(dict(doc), shard)
         # Greater than every earlier revision; time-based so a shard deleted by hand restarts above them.
         new[REV_FIELD] = max(int(doc.get(REV_FIELD, 0)) + 1, time.time_ns())
-        after = ShardView.of(new)
+        after = ShardView.of(new, since=(doc, before))
         if not after.holds(before):
             new[SHRUNK_FIELD] = new[REV_FIELD]
             after = replace(after, shrunk=new[REV_FIELD])
