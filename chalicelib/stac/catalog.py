@@ -725,15 +725,14 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
         path = deepest[iid] = paths.get(iid) or _deepest(iid)
         parts[path[:depth]][iid] = summary
     entries = {}
-    written: dict[str, tuple[ShardView, dict[str, Any], str]] = {}
+    written: dict[str, tuple[dict[str, Any], str]] = {}
     for sub, items in parts.items():
         got = _write_split_part(store, cid, sub, items, rev)
         if got is None:
             return  # a later state of the shard is being split
-        view, wrote = got
-        entries[sub] = {"rev": view.rev, "linked": view.linked}
+        entries[sub], wrote = got
         if wrote is not None:
-            written[sub] = (view, *wrote)
+            written[sub] = wrote
     split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, union, shard)
     split[REV_FIELD] = max(rev + 1, time.time_ns())
     try:
@@ -741,23 +740,24 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
     except PreconditionFailed:
         return  # written meanwhile: its writer, over the limit too, splits it
     _seen_split(store).add((cid, shard))
-    for sub, (view, part, part_etag) in sorted(written.items()):
+    for sub, (part, part_etag) in sorted(written.items()):
         if len(part[ITEMS_FIELD]) > SHARD_ITEMS and len(sub) < SHARD_DEPTH:
             # a bulk write can take a shard over many limits at once
-            _split(store, cid, sub, part, part_etag, view.summary, deepest)
+            _split(store, cid, sub, part, part_etag, merge(part[ITEMS_FIELD].values()), deepest)
 
 
 def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, Summary],
-                      rev: int) -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
+                      rev: int) -> tuple[dict[str, Any], tuple[dict[str, Any], str] | None] | None:
     """Write the sub-shard ``sub`` as split from revision ``rev`` of its parent, unless it was split from
-    that revision already or a later one (None). Returns its view, and the state written and its ETag
-    if this call wrote it."""
+    that revision already or a later one (None). Returns its entry in the parent (revision, linked: as
+    ``apply_to_collection`` records a view; the parent's union is its own, so no part's is merged), and
+    the state written and its ETag if this call wrote it."""
     key = shard_key(cid, sub)
 
     new = _fill_shard(dict(empty_shard(cid, sub), **{ITEMS_FIELD: items, FROM_FIELD: rev}), sub)
     tried: list[bool] = []
 
-    def attempt() -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
+    def attempt() -> tuple[dict[str, Any], tuple[dict[str, Any], str] | None] | None:
         old: dict[str, Any] | None = None
         etag = None
         if tried:  # a first split finds no sub-shard: the first attempt creates it without reading
@@ -768,13 +768,16 @@ def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, S
                 pass
         tried.append(True)
         if old is not None and int(old.get(FROM_FIELD, -1)) >= rev:
-            return (ShardView.of(old), None) if int(old[FROM_FIELD]) == rev else None
+            if int(old[FROM_FIELD]) != rev:
+                return None
+            view = ShardView.of(old)
+            return {"rev": view.rev, "linked": view.linked}, None
         new[REV_FIELD] = max(int((old or {}).get(REV_FIELD, 0)) + 1, time.time_ns())
         if etag is None:
             info = store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
         else:
             info = store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
-        return ShardView.of(new), (new, info.etag)
+        return {"rev": new[REV_FIELD], "linked": bool(items)}, (new, info.etag)
 
     return DEFAULT.run(attempt, f"splitting into {key}")
 
