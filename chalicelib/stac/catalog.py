@@ -248,7 +248,7 @@ def shard_path(item_id: str, length: int) -> str:
 def _deepest(item_id: str) -> str:
     """The item's deepest ``shard_path`` (``SHARD_DEPTH`` long): every shorter one is a prefix of it, so
     a bulk load hashes an id once for all the levels it goes down or splits through."""
-    digest = _digest(item_id)
+    digest = hashlib.sha1(item_id.encode()).hexdigest()  # as _digest, without its call: a bulk load's every id
     return digest[:2] + digest[2:_DEEPEST_HEX].translate(_SUB_DIGITS)
 
 
@@ -637,14 +637,17 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
         except _Split as split:
             read = split.doc, split.etag
             seen.add((cat.id, shard))
-    depth = len(shard) + 1
-    parts: dict[str, dict[str, Any]] = {}
+    at = len(shard)  # the sub-shard digit's place in a path
+    parts: dict[str, dict[str, Any]] = {h: {} for h in _digits()}
     for iid, value in batch.items():
-        parts.setdefault((paths[iid] if paths is not None else _deepest(iid))[:depth], {})[iid] = value
+        parts[(paths[iid] if paths is not None else _deepest(iid))[at]][iid] = value
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
-    for sub in ([shard + h for h in _digits()] if every else sorted(parts)):
-        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every, paths=paths)
+    for h, part in parts.items():
+        if not (part or every):
+            continue
+        sub = shard + h
+        before, view = _apply_subtree(store, cat, sub, part, leaf_change, every=every, paths=paths)
         if before is None or not view.looks_like(before):
             views[sub], befores[sub] = view, before
     if every:
@@ -718,15 +721,16 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
     as it was (same union and links), so nothing changes for its parent. ``paths``: deepest shard paths
     (``_deepest``) of some of its ids; the others are hashed here, once for every level it splits through."""
     rev = int(doc[REV_FIELD])
-    depth = len(shard) + 1
-    parts: dict[str, dict[str, Summary]] = {shard + h: {} for h in _digits()}
+    at = len(shard)  # the sub-shard digit's place in a path
+    parts: dict[str, dict[str, Summary]] = {h: {} for h in _digits()}
     deepest: dict[str, str] = {}
     for iid, summary in doc[ITEMS_FIELD].items():
         path = deepest[iid] = paths.get(iid) or _deepest(iid)
-        parts[path[:depth]][iid] = summary
+        parts[path[at]][iid] = summary
     entries = {}
     written: dict[str, tuple[dict[str, Any], str]] = {}
-    for sub, items in parts.items():
+    for h, items in parts.items():
+        sub = shard + h
         got = _write_split_part(store, cid, sub, items, rev)
         if got is None:
             return  # a later state of the shard is being split
