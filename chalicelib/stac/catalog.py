@@ -57,7 +57,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from itertools import chain, islice
 from operator import is_
-from typing import Any, Callable, Collection, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping, cast
 
 import orjson
 
@@ -592,8 +592,11 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
 
 def _changing(shard: str, batch: Mapping[str, Summary | None]) -> Change:
     """The change of a shard that upserts the batch's summaries and deletes its None entries."""
-    return partial(apply_to_shard, shard=shard, upserts={iid: s for iid, s in batch.items() if s is not None},
-                   deletes=[iid for iid, s in batch.items() if s is None])
+    # Without deletes (a bulk load's batches), the batch is the upserts as it is: no pass over it in Python.
+    deletes = [iid for iid, s in batch.items() if s is None] if None in batch.values() else []
+    upserts = {iid: s for iid, s in batch.items() if s is not None} if deletes else \
+        cast("Mapping[str, Summary]", batch)
+    return partial(apply_to_shard, shard=shard, upserts=upserts, deletes=deletes)
 
 
 _SAME = ShardView(0, False, None)  # (_SAME, _SAME): a view left as it was, whatever it is
