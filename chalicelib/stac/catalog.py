@@ -722,7 +722,7 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
     """Split the shard, whose state ``doc`` (ETag ``etag``; ``union``: the merge of its items) this process
     wrote, into sub-shards; if the shard changed meanwhile, leave it to its next writer. Its view stays
     as it was (same union and links), so nothing changes for its parent. ``paths``: deepest shard paths
-    (``_deepest``) of some of its ids; the others are hashed here, once for every level it splits through."""
+    (``_deepest``) of some of its ids; the others are hashed here, once for all the levels it splits through."""
     rev = int(doc[REV_FIELD])
     at = len(shard)  # the sub-shard digit's place in a path
     parts: dict[str, dict[str, Summary]] = {h: {} for h in _digits()}
