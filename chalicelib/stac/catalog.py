@@ -55,7 +55,9 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from itertools import chain, islice
+from operator import is_
+from typing import Any, Callable, Collection, Iterable, Mapping, cast
 
 import orjson
 
@@ -238,27 +240,26 @@ def _digest(item_id: str) -> str:
 
 
 def shard_path(item_id: str, length: int) -> str:
-    """The name of the shard (``length`` 2) or sub-shard (longer) holding the item: its top shard, then
-    one digit per split level, ``log2(SHARD_FANOUT)`` bits of the id's hash each."""
-    return _path_of(_digest(item_id), length)
+    """The name of the shard (``length`` 2) or sub-shard (longer, at most ``SHARD_DEPTH``) holding the item:
+    its top shard, then one digit per split level, ``log2(SHARD_FANOUT)`` bits of the id's hash each."""
+    return _deepest(item_id)[:length]
 
 
-def _path_of(digest: str, length: int) -> str:
-    """``shard_path`` of the item whose id hashes to ``digest``."""
-    if length <= 2:
-        return digest[:length]
-    per = _DIGITS_PER_HEX
-    return digest[:2] + "".join(map(_SUB_DIGITS.__getitem__, digest[2:2 + -(-(length - 2) // per)]))[:length - 2]
+def _deepest(item_id: str) -> str:
+    """The item's deepest ``shard_path`` (``SHARD_DEPTH`` long): every shorter one is a prefix of it, so
+    a bulk load hashes an id once for all the levels it goes down or splits through."""
+    digest = hashlib.sha1(item_id.encode()).hexdigest()  # as _digest, without its call: a bulk load's every id
+    return digest[:2] + digest[2:_DEEPEST_HEX].translate(_SUB_DIGITS)
 
 
 # Each hex digit of the id's hash read as sub-shard digits (``log2(SHARD_FANOUT)`` bits each, high bits
-# first): a lookup per hex digit instead of shifting the hash as one integer, as bulk loads do per item
-# and level.
+# first): one ``str.translate`` of the hash instead of shifting it as one integer per item and level.
 _BITS = SHARD_FANOUT.bit_length() - 1
 assert SHARD_FANOUT == 1 << _BITS and 4 % _BITS == 0, "sub-shard digits must split a hex digit evenly"
 _DIGITS_PER_HEX = 4 // _BITS
-_SUB_DIGITS = {h: "".join(_HEX[(v >> (4 - _BITS * (k + 1))) & (SHARD_FANOUT - 1)] for k in range(_DIGITS_PER_HEX))
-               for v, h in enumerate(_HEX)}
+_SUB_DIGITS = str.maketrans({h: "".join(_HEX[(v >> (4 - _BITS * (k + 1))) & (SHARD_FANOUT - 1)]
+                                        for k in range(_DIGITS_PER_HEX)) for v, h in enumerate(_HEX)})
+_DEEPEST_HEX = 2 + -(-(SHARD_DEPTH - 2) // _DIGITS_PER_HEX)  # the hash's hex digits that name the deepest sub-shard
 
 
 def _digits() -> str:
@@ -396,12 +397,14 @@ class ShardView:
     shrunk: int = 0
 
     @classmethod
-    def of(cls, shard_doc: Mapping[str, Any]) -> ShardView:
+    def of(cls, shard_doc: Mapping[str, Any], since: tuple[Mapping[str, Any], ShardView] | None = None) -> ShardView:
+        """``since``: a state the document was made from, and its view (a write: before and after)."""
         if SHARDS_FIELD in shard_doc:  # split: its sub-shards' views make it, as the collection's shards make it
             return cls(int(shard_doc.get(REV_FIELD, 0)), any(_linked(e) for e in shard_doc[SHARDS_FIELD].values()),
                        shard_doc.get(UNION_FIELD), int(shard_doc.get(SHRUNK_FIELD, 0)))
         items = shard_doc.get(ITEMS_FIELD, {})
-        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items), merge(items.values()),
+        return cls(int(shard_doc.get(REV_FIELD, 0)), bool(items),
+                   merge(items.values()) if since is None else _merge_grown(items.values(), *since),
                    int(shard_doc.get(SHRUNK_FIELD, 0)))
 
     def looks_like(self, other: ShardView) -> bool:
@@ -410,6 +413,19 @@ class ShardView:
     def holds(self, other: ShardView) -> bool:
         """Whether this view covers ``other``'s (a change from ``other`` to this one only grew it)."""
         return (self.linked or not other.linked) and covers(self.summary, other.summary)
+
+
+def _merge_grown(summaries: Collection[Summary], old_doc: Mapping[str, Any], old: ShardView) -> Summary | None:
+    """``merge(summaries)``, where ``old`` is the view of the state ``old_doc`` they were made from. When they
+    are that state's summaries, the very objects in the same order, then others (a write that only adds,
+    as a bulk load's are), only the others are merged into ``old``'s summary: ``merge`` is a left fold
+    keeping the first of equal bounds, so the result is the same, to the object (1 and 1.0 print apart)."""
+    held = old_doc.get(ITEMS_FIELD, {}).values()
+    n = len(held)
+    if SHARDS_FIELD in old_doc or len(summaries) < n or not all(map(is_, held, islice(summaries, n))):
+        return merge(summaries)  # changed or dropped a summary: one may have made an edge
+    added = islice(summaries, n, None)
+    return merge(added) if old.summary is None else merge(chain((old.summary,), added))
 
 
 def _rev(entry: Mapping[str, Any] | None) -> int:
@@ -550,18 +566,18 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
     shrank)."""
     cat = _category(cid)
     per_shard: dict[str, dict[str, Summary | None]] = {}
-    digests: dict[str, str] = {}  # each id hashed once, not once per split level (a bulk load's thousands)
+    paths: dict[str, str] = {}  # each id hashed once, not once per split level (a bulk load's thousands)
     for iid, summary in upserts.items():
-        digest = digests[iid] = _digest(iid)
-        per_shard.setdefault(digest[:2], {})[iid] = summary
+        path = paths[iid] = _deepest(iid)
+        per_shard.setdefault(path[:2], {})[iid] = summary
     for iid in deletes:
-        digest = digests[iid] = _digest(iid)
-        per_shard.setdefault(digest[:2], {})[iid] = None  # a delete wins over an upsert of the same id
+        path = paths[iid] = _deepest(iid)
+        per_shard.setdefault(path[:2], {})[iid] = None  # a delete wins over an upsert of the same id
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
 
     def write(entry: tuple[str, dict[str, Summary | None]]) -> Written:
-        return _apply_subtree(store, cat, entry[0], entry[1], _changing, digests=digests)
+        return _apply_subtree(store, cat, entry[0], entry[1], _changing, paths=paths)
 
     shards = sorted(per_shard.items())
     for (hh, _), (before, view) in zip(shards, (pool.map if pool is not None else map)(write, shards)):
@@ -576,8 +592,11 @@ def update(store: ObjectStore, cid: str, upserts: Mapping[str, Summary], deletes
 
 def _changing(shard: str, batch: Mapping[str, Summary | None]) -> Change:
     """The change of a shard that upserts the batch's summaries and deletes its None entries."""
-    return partial(apply_to_shard, shard=shard, upserts={iid: s for iid, s in batch.items() if s is not None},
-                   deletes=[iid for iid, s in batch.items() if s is None])
+    # Without deletes (a bulk load's batches), the batch is the upserts as it is: no pass over it in Python.
+    deletes = [iid for iid, s in batch.items() if s is None] if None in batch.values() else []
+    upserts = {iid: s for iid, s in batch.items() if s is not None} if deletes else \
+        cast("Mapping[str, Summary]", batch)
+    return partial(apply_to_shard, shard=shard, upserts=upserts, deletes=deletes)
 
 
 _SAME = ShardView(0, False, None)  # (_SAME, _SAME): a view left as it was, whatever it is
@@ -608,27 +627,30 @@ def _seen_split(store: ObjectStore) -> set[tuple[str, str]]:
 
 def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping[str, Any],
                    leaf_change: Callable[[str, Mapping[str, Any]], Change], *, every: bool = False,
-                   digests: Mapping[str, str] | None = None) -> Written:
+                   paths: Mapping[str, str] | None = None) -> Written:
     """Apply ``batch`` (item id -> what ``leaf_change(shard, batch)`` makes of it) to the shard or, once
     it is split, to its sub-shards, then record their views in it as ``_record`` does in the collection.
     ``every``: write every shard of the subtree and recompute split ones from their sub-shards (a rebuild);
-    ``digests``: the batch's ids' hashes (``_digest``), if known."""
+    ``paths``: the batch's ids' deepest shard paths (``_deepest``), if known."""
     seen = _seen_split(store)
     read: tuple[dict[str, Any], str | None] | None = None
     if every or (cat.id, shard) not in seen:
         try:
-            return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every)
+            return _write_shard(store, cat.id, shard, leaf_change(shard, batch), always=every, paths=paths)
         except _Split as split:
             read = split.doc, split.etag
             seen.add((cat.id, shard))
-    depth = len(shard) + 1
-    parts: dict[str, dict[str, Any]] = {}
+    at = len(shard)  # the sub-shard digit's place in a path
+    parts: dict[str, dict[str, Any]] = {h: {} for h in _digits()}
     for iid, value in batch.items():
-        parts.setdefault(_path_of(digests[iid] if digests is not None else _digest(iid), depth), {})[iid] = value
+        parts[(paths[iid] if paths is not None else _deepest(iid))[at]][iid] = value
     views: dict[str, ShardView] = {}
     befores: dict[str, ShardView | None] = {}
-    for sub in ([shard + h for h in _digits()] if every else sorted(parts)):
-        before, view = _apply_subtree(store, cat, sub, parts.get(sub, {}), leaf_change, every=every, digests=digests)
+    for h, part in parts.items():
+        if not (part or every):
+            continue
+        sub = shard + h
+        before, view = _apply_subtree(store, cat, sub, part, leaf_change, every=every, paths=paths)
         if before is None or not view.looks_like(before):
             views[sub], befores[sub] = view, before
     if every:
@@ -646,12 +668,13 @@ def _apply_subtree(store: ObjectStore, cat: Category, shard: str, batch: Mapping
 
 
 def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, always: bool = False,
-                 leaf: bool = True, read: tuple[dict[str, Any], str | None] | None = None) -> Written:
+                 leaf: bool = True, read: tuple[dict[str, Any], str | None] | None = None,
+                 paths: Mapping[str, str] | None = None) -> Written:
     """CAS ``change`` on the shard, bumping its revision; returns (the view of the state it replaced, or
     None when it wrote nothing; the view now). ``always``: write (a new revision) even if nothing changes.
     ``leaf``: a change of its items (``_Split`` if it is split), split after the write if it went over
     ``SHARD_ITEMS``; else a change of a split shard. ``read``: its state as just read (and ETag), for
-    the first attempt.
+    the first attempt. ``paths``: deepest shard paths (``_deepest``) of ids it may hold, if known.
 
     Shards are the largest pages a publish rewrites (~200 bytes per item), so they go through orjson."""
     key = shard_key(cid, shard)
@@ -678,7 +701,7 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, al
             new = _fill_shard(dict(doc), shard)
         # Greater than every earlier revision; time-based so a shard deleted by hand restarts above them.
         new[REV_FIELD] = max(int(doc.get(REV_FIELD, 0)) + 1, time.time_ns())
-        after = ShardView.of(new)
+        after = ShardView.of(new, since=(doc, before))
         if not after.holds(before):
             new[SHRUNK_FIELD] = new[REV_FIELD]
             after = replace(after, shrunk=new[REV_FIELD])
@@ -690,30 +713,34 @@ def _write_shard(store: ObjectStore, cid: str, shard: str, change: Change, *, al
 
     before, after, new, etag = DEFAULT.run(attempt, f"updating {key}")
     if leaf and new is not None and len(new.get(ITEMS_FIELD, ())) > SHARD_ITEMS and len(shard) < SHARD_DEPTH:
-        _split(store, cid, shard, new, etag)
+        _split(store, cid, shard, new, etag, after.summary, paths or {})
     return before, after
 
 
-def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: str) -> None:
-    """Split the shard, whose state ``doc`` (ETag ``etag``) this process wrote, into sub-shards; if
-    the shard changed meanwhile, leave it to its next writer. Its view stays as it was (same union
-    and links), so nothing changes for its parent."""
+def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: str, union: Summary | None,
+           paths: Mapping[str, str]) -> None:
+    """Split the shard, whose state ``doc`` (ETag ``etag``; ``union``: the merge of its items) this process
+    wrote, into sub-shards; if the shard changed meanwhile, leave it to its next writer. Its view stays
+    as it was (same union and links), so nothing changes for its parent. ``paths``: deepest shard paths
+    (``_deepest``) of some of its ids; the others are hashed here, once for all the levels it splits through."""
     rev = int(doc[REV_FIELD])
-    depth = len(shard) + 1
-    parts: dict[str, dict[str, Summary]] = {shard + h: {} for h in _digits()}
+    at = len(shard)  # the sub-shard digit's place in a path
+    parts: dict[str, dict[str, Summary]] = {h: {} for h in _digits()}
+    deepest: dict[str, str] = {}
     for iid, summary in doc[ITEMS_FIELD].items():
-        parts[shard_path(iid, depth)][iid] = summary
+        path = deepest[iid] = paths.get(iid) or _deepest(iid)
+        parts[path[at]][iid] = summary
     entries = {}
     written: dict[str, tuple[dict[str, Any], str]] = {}
-    for sub, items in parts.items():
+    for h, items in parts.items():
+        sub = shard + h
         got = _write_split_part(store, cid, sub, items, rev)
         if got is None:
             return  # a later state of the shard is being split
-        view, wrote = got
-        entries[sub] = {"rev": view.rev, "linked": view.linked}
+        entries[sub], wrote = got
         if wrote is not None:
             written[sub] = wrote
-    split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, merge(doc[ITEMS_FIELD].values()), shard)
+    split = _derive({k: v for k, v in doc.items() if k != ITEMS_FIELD}, entries, union, shard)
     split[REV_FIELD] = max(rev + 1, time.time_ns())
     try:
         store.put(shard_key(cid, shard), orjson.dumps(split), if_match=etag, content_type=JSON)
@@ -722,20 +749,22 @@ def _split(store: ObjectStore, cid: str, shard: str, doc: dict[str, Any], etag: 
     _seen_split(store).add((cid, shard))
     for sub, (part, part_etag) in sorted(written.items()):
         if len(part[ITEMS_FIELD]) > SHARD_ITEMS and len(sub) < SHARD_DEPTH:
-            _split(store, cid, sub, part, part_etag)  # a bulk write can take a shard over many limits at once
+            # a bulk write can take a shard over many limits at once
+            _split(store, cid, sub, part, part_etag, merge(part[ITEMS_FIELD].values()), deepest)
 
 
 def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, Summary],
-                      rev: int) -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
+                      rev: int) -> tuple[dict[str, Any], tuple[dict[str, Any], str] | None] | None:
     """Write the sub-shard ``sub`` as split from revision ``rev`` of its parent, unless it was split from
-    that revision already or a later one (None). Returns its view, and the state written and its ETag
-    if this call wrote it."""
+    that revision already or a later one (None). Returns its entry in the parent (revision, linked: as
+    ``apply_to_collection`` records a view; the parent's union is its own, so no part's is merged), and
+    the state written and its ETag if this call wrote it."""
     key = shard_key(cid, sub)
 
     new = _fill_shard(dict(empty_shard(cid, sub), **{ITEMS_FIELD: items, FROM_FIELD: rev}), sub)
     tried: list[bool] = []
 
-    def attempt() -> tuple[ShardView, tuple[dict[str, Any], str] | None] | None:
+    def attempt() -> tuple[dict[str, Any], tuple[dict[str, Any], str] | None] | None:
         old: dict[str, Any] | None = None
         etag = None
         if tried:  # a first split finds no sub-shard: the first attempt creates it without reading
@@ -746,13 +775,16 @@ def _write_split_part(store: ObjectStore, cid: str, sub: str, items: dict[str, S
                 pass
         tried.append(True)
         if old is not None and int(old.get(FROM_FIELD, -1)) >= rev:
-            return (ShardView.of(old), None) if int(old[FROM_FIELD]) == rev else None
+            if int(old[FROM_FIELD]) != rev:
+                return None
+            view = ShardView.of(old)
+            return {"rev": view.rev, "linked": view.linked}, None
         new[REV_FIELD] = max(int((old or {}).get(REV_FIELD, 0)) + 1, time.time_ns())
         if etag is None:
             info = store.put(key, orjson.dumps(new), if_none_match=True, content_type=JSON)
         else:
             info = store.put(key, orjson.dumps(new), if_match=etag, content_type=JSON)
-        return ShardView.of(new), (new, info.etag)
+        return {"rev": new[REV_FIELD], "linked": bool(items)}, (new, info.etag)
 
     return DEFAULT.run(attempt, f"splitting into {key}")
 

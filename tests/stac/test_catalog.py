@@ -422,3 +422,40 @@ def test_any_sequence_of_publishes_and_deletes_leaves_the_exact_extent_and_links
         assert coll["extent"] == catalog._extent(held.values())
         assert coll[catalog.UNION_FIELD] == catalog.merge(held.values())
         assert reachable(store) == set(held)
+
+
+# Bounds that tie as numbers but print apart (1 and 1.0), so that taking another of equal bounds shows.
+_TIED = st.sampled_from([-1, -1.0, 0, 0.0, 1, 1.0, 2.0])
+_SHARD_SUMMARIES = st.builds(lambda box, t0, t1: (box or [None] * 4) + [t0, t1],
+                             st.none() | st.lists(_TIED, min_size=4, max_size=4),
+                             st.sampled_from([None, "2021-01-01T00:00:00.000000Z", "2022-01-01T00:00:00.000000Z"]),
+                             st.sampled_from([None, "2021-01-01T00:00:00.000000Z", "2023-01-01T00:00:00.000000Z"]))
+# What a write does to an item it held: keeps it, drops it, gives it an equal summary that prints
+# apart (ints and floats swapped), or another one.
+_EDITS = st.sampled_from(["keep", "drop", "retype"]) | _SHARD_SUMMARIES
+
+
+def _retyped(summary: catalog.Summary) -> catalog.Summary:
+    return [float(v) if type(v) is int else int(v) if type(v) is float else v for v in summary]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SHARD_SUMMARIES, max_size=8), st.data())
+def test_the_view_after_a_write_is_the_merge_of_the_whole_shard_to_the_byte(held, data) -> None:
+    """A write's view, merged from the view before when the write only added items, prints as the merge
+    of all the shard's items does, whatever the write did to the items it held."""
+    import orjson
+    old = {f"i{k}": s for k, s in enumerate(held)}
+    only_adds = data.draw(st.booleans(), label="only adds")  # else most writes would touch a held item
+    items: dict[str, catalog.Summary] = {}
+    for iid, summary in old.items():
+        edit = "keep" if only_adds else data.draw(_EDITS, label=iid)
+        if edit != "drop":
+            items[iid] = summary if edit == "keep" else _retyped(summary) if edit == "retype" else edit
+    items |= {f"n{k}": s for k, s in enumerate(data.draw(st.lists(_SHARD_SUMMARIES, max_size=4), label="added"))}
+    doc = catalog.empty_shard("dataset", "3f") | {catalog.ITEMS_FIELD: old, catalog.REV_FIELD: 5}
+    new = doc | {catalog.ITEMS_FIELD: items, catalog.REV_FIELD: 6}
+
+    after = catalog.ShardView.of(new, since=(doc, catalog.ShardView.of(doc)))
+    assert after == catalog.ShardView.of(new)
+    assert orjson.dumps(after.summary) == orjson.dumps(catalog.merge(items.values()))
