@@ -462,7 +462,7 @@ class Line:
     def prefill(self, fields: Mapping[str, Any], varying: Iterable[str]) -> Prefilled | None:
         """What ``info(**fields)`` writes in an invocation, with every field but ``varying`` filled in
         once: for a caller writing many lines that differ only in those, their time and correlation id
-        (``Prefilled.write``). None unless ``info`` has written a line of this shape the short way
+        (``Prefilled.defer``). None unless ``info`` has written a line of this shape the short way
         under the present configuration (the fields' values may differ, their names and types not)."""
         log = self._log
         out = None if log is None else _sole_handler(log)
@@ -515,20 +515,13 @@ class Prefilled:
     filled: _Template  # the line with the fixed fields in; its slots: the varying fields, the correlation id, the time
     kinds: Mapping[str, type]  # the varying fields' types (another type may be written differently)
 
-    def write(self, correlation: str, before: str = "", **varying: Any) -> bool:
-        """Write what ``line.info(**fields, **varying)`` would in an invocation of ``correlation``,
-        after ``before`` (text for stderr: in the same write when the line goes there too). False
-        (nothing written) if the logging configuration has changed since the prefill, or a value's
-        type differs from the prefilled one's: the caller writes both the usual way."""
-        entry = self._entry(correlation, before, varying)
-        if entry is None:
-            return False
-        _write_entries([entry])
-        return True
-
     def defer(self, correlation: str, before: str = "", **varying: Any) -> bool:
-        """``write``, later: the line is formatted and written with others by ``flush_deferred``, or once
-        ``DEFERRED_LINES`` wait, stamped with the time of this call. For a server answering in tens of
+        """Write what ``line.info(**fields, **varying)`` would in an invocation of ``correlation``, after
+        ``before`` (text for stderr: in the same write when the line goes there too), later: the line is
+        formatted and written with others by ``flush_deferred``, or once ``DEFERRED_LINES`` wait, stamped
+        with the time of this call. False (nothing deferred) if the logging configuration has changed
+        since the prefill, or a value's type differs from the prefilled one's: the caller writes both
+        the usual way. For a server answering in tens of
         microseconds (``stacflow serve``'s cached pages): formatting and writing the line on the spot
         took ~20 µs of a ~100 µs answer on its client's clock. Its caller flushes at least every half
         second, before any line it writes the usual way, and at exit."""
@@ -582,7 +575,7 @@ atexit.register(flush_deferred)
 
 
 def _write_entries(entries: list[_Entry]) -> None:
-    """Write the entries' lines in order: one write per run of entries for one handler."""
+    """Write the deferred lines in order: one write per run of them for one handler."""
     out: logging.StreamHandler[Any] | None = None  # None: a run of texts for stderr alone
     text: list[str] = []
     before: list[str] = []

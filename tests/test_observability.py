@@ -329,7 +329,8 @@ def test_a_prefilled_line_is_the_line_info_writes_after_the_text_before_it(
         log.handlers[0].setStream(out)  # type: ignore[attr-defined]
         real, sys.stderr = sys.stderr, out
         try:
-            assert form.write(correlation, before, duration_ms=duration) is True
+            assert form.defer(correlation, before, duration_ms=duration) is True
+            observability.flush_deferred()
             _emit(line, correlation, **_FIXED, route=route, status=status, duration_ms=duration)
         finally:
             sys.stderr = real
@@ -344,28 +345,29 @@ def test_a_prefilled_line_gives_way_when_the_configuration_or_a_values_type_chan
     log, buf = sole
     line = observability.Line("request")
     form = _prefilled(line, "/a", 200)
-    assert form.write("b", duration_ms=1) is False  # an int: json may write it otherwise than a float
-    assert form.write("b", duration_ms=0.5, other=1) is False
+    assert form.defer("b", duration_ms=1) is False  # an int: json may write it otherwise than a float
+    assert form.defer("b", duration_ms=0.5, other=1) is False
     log.setLevel(logging.WARNING)
-    assert form.write("c", duration_ms=0.5) is True  # written as info would: not at all
+    assert form.defer("c", duration_ms=0.5) is True  # written as info would: not at all
     log.setLevel(logging.INFO)
     log.handlers[0].formatter.append_keys(extra_key="k")  # type: ignore[union-attr]
-    assert form.write("d", duration_ms=0.5) is False
+    assert form.defer("d", duration_ms=0.5) is False
     log.handlers[0].formatter.remove_keys(["extra_key"])  # type: ignore[union-attr]
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-abc;Parent=x")
-    assert form.write("e", duration_ms=0.5) is False
+    assert form.defer("e", duration_ms=0.5) is False
     monkeypatch.delenv("_X_AMZN_TRACE_ID")
     log.addHandler(observability.handler(io.StringIO()))
-    assert form.write("f", duration_ms=0.5) is False
+    assert form.defer("f", duration_ms=0.5) is False
     log.removeHandler(log.handlers[-1])
-    assert form.write("g", duration_ms=0.5) is True
+    assert form.defer("g", duration_ms=0.5) is True
+    observability.flush_deferred()
     assert [json.loads(one)["correlation_id"] for one in buf.getvalue().split("\n") if one] == ["first", "g"]
 
 
-def test_deferred_lines_are_the_lines_written_at_once_in_their_order_stamped_when_deferred(
+def test_deferred_lines_wait_for_a_flush_and_keep_their_order_and_the_time_they_were_deferred(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is written until ``flush_deferred``; then each line after its text before it, as ``write``
-    writes them, in the order deferred, with the time of its ``defer``."""
+    """Nothing is written until ``flush_deferred``; then each line after its text before it, in the
+    order deferred, as ``info`` writes it, with the time of its ``defer``."""
     with _sole() as (log, _):
         log.handlers = [observability.handler()]  # stderr, as ``setup()`` leaves it
         line = observability.Line("request")
@@ -380,14 +382,15 @@ def test_deferred_lines_are_the_lines_written_at_once_in_their_order_stamped_whe
         assert out.getvalue() == ""
         monkeypatch.setattr(time, "time", lambda: 1_800_000_000.75)
         observability.flush_deferred()
-        deferred = out.getvalue()
+        deferred = out.getvalue().split("\n")
+        assert deferred[0::2][:5] == [before.rstrip("\n") for _, _, before, _ in calls]
+        monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)
         out.seek(0)
         out.truncate()
-        monkeypatch.setattr(time, "time", lambda: 1_700_000_000.25)
-        for form, correlation, before, duration in calls:
-            assert form.write(correlation, before, duration_ms=duration) is True
-        assert deferred == out.getvalue()
-        assert deferred.count("\n") == 10
+        for form, correlation, _, duration in calls:
+            _emit(line, correlation, **_FIXED, route=["/a", "/b"][forms.index(form)], status=200,
+                  duration_ms=duration)
+        assert deferred[1::2][:5] == out.getvalue().split("\n")[:5]  # the time included
 
 
 def test_at_most_so_many_lines_wait_to_be_written(sole: tuple[logging.Logger, io.StringIO]) -> None:
@@ -399,17 +402,6 @@ def test_at_most_so_many_lines_wait_to_be_written(sole: tuple[logging.Logger, io
     assert len(buf.getvalue().splitlines()) == written
     assert form.defer("last", duration_ms=0.5) is True
     assert len(buf.getvalue().splitlines()) == written + observability.DEFERRED_LINES
-
-
-def test_a_deferred_line_gives_way_as_a_written_one_does(sole: tuple[logging.Logger, io.StringIO]) -> None:
-    log, buf = sole
-    form = _prefilled(observability.Line("request"), "/a", 200)
-    assert form.defer("b", duration_ms=1) is False  # the type of a value differs
-    log.addHandler(observability.handler(io.StringIO()))
-    assert form.defer("c", duration_ms=0.5) is False
-    log.removeHandler(log.handlers[-1])
-    observability.flush_deferred()
-    assert [json.loads(one)["correlation_id"] for one in buf.getvalue().split("\n") if one] == ["first"]
 
 
 def test_no_line_is_prefilled_before_info_has_written_one_of_its_shape(sole: tuple[logging.Logger, io.StringIO]) -> None:
@@ -426,5 +418,6 @@ def test_a_prefilled_line_is_redacted_too(sole: tuple[logging.Logger, io.StringI
     _emit(line, "a", route="/x", n=1.0)
     form = line.prefill({"route": f"/files/tok?token={SECRET}", "n": 1.0}, ["n"])
     assert form is not None
-    assert form.write(SECRET, n=2.0) is True
+    assert form.defer(SECRET, n=2.0) is True
+    observability.flush_deferred()
     assert SECRET not in sole[1].getvalue()
